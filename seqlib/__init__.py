@@ -1,7 +1,7 @@
 """seqlib: the shared library of *Attention in Vision and Sequence Models*.
 
-One module per concept. Chapters import what they need, e.g.
-``from seqlib import profiles, data, train, viz``.
+One module per concept (see DESIGN.md §3). Chapters import what they need, e.g.
+``from seqlib import profiles, train, viz`` and ``from seqlib.data import load_fashion_mnist``.
 """
 
 __version__ = "0.1.0"

@@ -19,12 +19,12 @@ ENV_VAR = "SEQLIB_PROFILE"
 # chapter key -> profile -> sizes. Keys are "chNN"; values are plain numbers/strings.
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "ch01": {
-        "smoke": dict(n_train=10000, n_test=2000, k=16, linear_epochs=6, deep_epochs=6,
-                      batch_size=128, lr=2e-3, noise_std=0.5, overcomplete_width=1024,
-                      overcomplete_epochs=3, expected_minutes=1.5),
-        "full": dict(n_train=60000, n_test=10000, k=32, linear_epochs=40, deep_epochs=40,
-                     batch_size=256, lr=1e-3, noise_std=0.5, overcomplete_width=2048,
-                     overcomplete_epochs=20, expected_minutes=10),
+        "smoke": dict(n_train=10000, n_test=2000, k=8, linear_epochs=30, deep_epochs=10,
+                      batch_size=128, lr=2e-3, linear_lr=1e-2, noise_std=0.5, overcomplete_width=1024,
+                      overcomplete_epochs=5, overcomplete_lr=1e-3, expected_minutes=1.5),
+        "full": dict(n_train=60000, n_test=10000, k=8, linear_epochs=40, deep_epochs=40,
+                     batch_size=256, lr=1e-3, linear_lr=1e-2, noise_std=0.5, overcomplete_width=2048,
+                     overcomplete_epochs=20, overcomplete_lr=1e-3, expected_minutes=10),
     },
 }
 

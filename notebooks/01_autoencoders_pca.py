@@ -1,0 +1,653 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Autoencoders and PCA
+#
+# Every model in this book has the same skeleton: an **encoder** turns the input
+# into an internal representation and a **decoder** turns that representation into
+# the output. Before the decoder produces a sentence or a caption, we study the
+# simplest case, where it has to give back the input itself. That is an
+# autoencoder, and its limits (one small vector must carry everything) are the
+# reason attention exists.
+#
+# **Learning goals.** After this chapter you can
+#
+# - write an autoencoder as encoder → bottleneck → decoder and train it with the mean squared error;
+# - build a deeper autoencoder whose decoder mirrors its encoder;
+# - explain why an over-complete autoencoder can learn a useless copy, and show it;
+# - train a denoising autoencoder and say what the corruption buys;
+# - prove, and check numerically with principal angles, that a linear autoencoder
+#   trained with squared error finds the same subspace as PCA {cite}`baldi1989neural,bourlard1988auto`.
+
+# %%
+# Setup: installs seqlib on Colab; locally the README's commands already did.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("seqlib") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "seqlib @ git+https://github.com/attention-course/attention-book"], check=True)
+
+from seqlib.notebook import start
+
+device = start("ch01")
+
+# %%
+import inspect
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.decomposition import PCA
+
+from seqlib import autoencoder as ae
+from seqlib import profiles, train, viz
+from seqlib.data import FASHION_CLASSES, load_digits, load_fashion_mnist
+
+cfg = profiles.sizes("ch01")
+print(dict(cfg))
+
+# %% [markdown]
+# ## Encoder, bottleneck, decoder
+#
+# An autoencoder is a pair of functions: an encoder $f_\theta$ that maps an input
+# $\mathbf{x} \in \mathbb{R}^D$ to a code $\mathbf{z} \in \mathbb{R}^K$, and a
+# decoder $g_\phi$ that maps the code back to a reconstruction
+# $\hat{\mathbf{x}} \in \mathbb{R}^D$. The target is the input itself, so training
+# needs no labels: we minimise the mean squared error over the $N$ training examples
+#
+# $$
+# \mathcal{L}(\theta, \phi) = \frac{1}{N D} \sum_{n=1}^{N} \big\lVert \mathbf{x}_n - g_\phi(f_\theta(\mathbf{x}_n)) \big\rVert_2^2 .
+# $$ (eq-ae-mse)
+#
+# The code $\mathbf{z}$ is the **bottleneck**. When $K < D$ (under-complete) the
+# network cannot simply copy its input; it has to find the few directions that
+# explain most of the images. Deeper autoencoders stack layers in the encoder and
+# mirror them in the decoder, so that the output has the input's width again. The
+# seqlib version builds both halves from one list of widths:
+
+# %%
+print(inspect.getsource(ae.mlp_autoencoder))
+
+# %%
+model = ae.mlp_autoencoder(784, k=8, hidden=(256, 64))
+print(model)
+x = torch.rand(5, 784)
+print("code:", tuple(model.encode(x).shape), " reconstruction:", tuple(model(x).shape))
+
+# %% [markdown]
+# ## The data: Fashion-MNIST
+#
+# Fashion-MNIST {cite}`xiao2017fashion` has 70 000 greyscale 28×28 images of ten
+# kinds of clothing. We flatten each image to a vector of $D = 784$ pixels in
+# $[0, 1]$. The smoke profile uses a subset so the chapter runs in about two
+# minutes on a laptop CPU.
+
+# %%
+x_train_img, y_train = load_fashion_mnist("train", n=cfg["n_train"])
+x_test_img, y_test = load_fashion_mnist("test", n=cfg["n_test"])
+x_train, x_test = x_train_img.flatten(1), x_test_img.flatten(1)      # (N, 784)
+print("train", tuple(x_train.shape), x_train.dtype, " test", tuple(x_test.shape))
+assert x_train.shape == (cfg["n_train"], 784) and 0.0 <= x_train.min() and x_train.max() <= 1.0
+
+# %%
+first_of_each = [int((y_test == c).nonzero()[0]) for c in range(10)]
+viz.image_grid(x_test_img[first_of_each], ncols=10, titles=[FASHION_CLASSES[c] for c in range(10)],
+               suptitle="One test image per Fashion-MNIST class")
+plt.show()
+
+# %% [markdown]
+# ## PCA, the linear baseline
+#
+# Principal component analysis finds the $K$ orthonormal directions
+# $U_K = [\mathbf{u}_1, \dots, \mathbf{u}_K]$ of largest variance: the top
+# eigenvectors of the covariance $\Sigma = \frac{1}{N}\sum_n (\mathbf{x}_n - \boldsymbol\mu)(\mathbf{x}_n - \boldsymbol\mu)^\top$.
+# Encoding is a projection, decoding the way back:
+#
+# $$
+# \mathbf{z} = U_K^\top(\mathbf{x} - \boldsymbol\mu), \qquad \hat{\mathbf{x}} = \boldsymbol\mu + U_K \mathbf{z} .
+# $$ (eq-pca)
+#
+# By the Eckart–Young theorem no rank-$K$ linear map reconstructs the training data
+# with a smaller squared error. PCA is therefore a linear autoencoder with tied,
+# orthonormal weights, and the best one there is. The eigenvalue spectrum shows how
+# much variance each direction carries.
+
+# %%
+k = cfg["k"]
+pca_all = PCA(n_components=40).fit(x_train.numpy())
+eig = pca_all.explained_variance_
+gaps = eig[:-1] / eig[1:]
+
+fig, ax = plt.subplots(figsize=(7, 3))
+ax.semilogy(np.arange(1, 41), eig, "o-", ms=3)
+ax.axvline(k + 0.5, color="C3", ls="--", label=f"K = {k}: $\\lambda_K/\\lambda_{{K+1}}$ = {gaps[k - 1]:.2f}")
+ax.set(title="Eigenvalues of the Fashion-MNIST covariance", xlabel="component index",
+       ylabel="variance (pixel intensity²)")
+ax.legend()
+plt.show()
+print(f"eigenvalue ratio at K={k}: {gaps[k - 1]:.2f};  at K=16: {gaps[15]:.2f}")
+
+# %% [markdown]
+# We choose $K = 8$, where the spectrum has a clear gap
+# ($\lambda_8/\lambda_9 \approx 1.4$). At $K = 16$ the 16th and 17th eigenvalues
+# differ by only about ten percent; the top-16 *subspace* is then barely
+# determined by the data, and the exercises ask you to find out what that does
+# to a trained autoencoder.
+
+# %%
+pca = PCA(n_components=k).fit(x_train.numpy())
+
+
+def pca_reconstruct(x: torch.Tensor) -> torch.Tensor:
+    """Eq. (eq-pca) with sklearn's fitted PCA: (N, D) → (N, D)."""
+    return torch.from_numpy(pca.inverse_transform(pca.transform(x.numpy())))
+
+
+mse_pca_train = torch.mean((pca_reconstruct(x_train) - x_train) ** 2).item()
+mse_pca_test = torch.mean((pca_reconstruct(x_test) - x_test) ** 2).item()
+print(f"PCA, K={k}: train MSE {mse_pca_train:.4f}, test MSE {mse_pca_test:.4f}")
+
+# %% [markdown]
+# ## The homework: a linear autoencoder finds the PCA subspace
+#
+# Take the autoencoder of Eq. {eq}`eq-ae-mse` with one linear layer each way,
+# $f(\mathbf{x}) = W_e\mathbf{x} + \mathbf{b}_e$ and $g(\mathbf{z}) = W_d\mathbf{z} + \mathbf{b}_d$,
+# with $W_e \in \mathbb{R}^{K\times D}$ and $W_d \in \mathbb{R}^{D\times K}$. Its
+# reconstruction $W_d W_e \mathbf{x} + W_d\mathbf{b}_e + \mathbf{b}_d$ is an affine map
+# of rank at most $K$, so its error can never beat PCA's. Three facts finish the argument:
+#
+# 1. The optimal biases centre the data: $W_d\mathbf{b}_e + \mathbf{b}_d = (I - W_dW_e)\boldsymbol\mu$.
+# 2. For centred data the loss is $\operatorname{tr}\big((I - W_dW_e)\,\Sigma\,(I - W_dW_e)^\top\big)$.
+#    Its minimum over rank-$K$ products is reached when $W_dW_e = U_KU_K^\top$, the
+#    orthogonal projection onto the top-$K$ eigenvectors (Eckart–Young).
+# 3. Baldi and Hornik {cite}`baldi1989neural` showed that this loss has no other
+#    local minima when $\lambda_K > \lambda_{K+1}$: every other critical point is a
+#    saddle, so gradient descent ends at the global minimum.
+#
+# The solution is not unique: for any invertible $A \in \mathbb{R}^{K\times K}$,
+# $W_d A$ and $A^{-1} W_e$ give the same product. So we should not expect the
+# decoder's columns to *equal* the principal components; we should expect them to
+# **span the same subspace**. The right tool to compare two subspaces is the set of
+# **principal angles** between them: with orthonormal bases $Q_a$, $Q_b$ their
+# cosines are the singular values of $Q_a^\top Q_b$. All angles are zero exactly
+# when the subspaces coincide.
+
+# %%
+print(inspect.getsource(ae.principal_angles))
+
+# %% [markdown]
+# Now train the linear autoencoder with Adam on the centred images. Centring is
+# not needed in principle (the biases can learn $\boldsymbol\mu$), but it removes
+# one large, slow direction from the optimisation. After every epoch we record the
+# MSE ratio to PCA and the largest principal angle between $\operatorname{span}(W_d)$
+# and $\operatorname{span}(U_K)$.
+
+# %%
+mu = x_train.mean(0)                                  # (784,)
+xc_train, xc_test = x_train - mu, x_test - mu         # (N, 784)
+pcs = torch.from_numpy(pca.components_.T.copy())      # (784, K), orthonormal columns
+
+
+def mse_step(model, batch):
+    (xb,) = batch
+    return torch.mean((model(xb) - xb) ** 2)
+
+
+def track_linear(model):
+    mse = ae.reconstruction_mse(model, xc_train)
+    angle = ae.principal_angles(model.decoder.weight, pcs).max().item()
+    return {"mse_ratio": mse / mse_pca_train, "max_angle": angle}
+
+
+train.seed_everything(0)
+linear = ae.linear_autoencoder(784, k)
+opt = torch.optim.Adam(linear.parameters(), lr=cfg["linear_lr"])
+steps = cfg["linear_epochs"] * -(-len(x_train) // cfg["batch_size"])
+sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+
+
+t0 = time.perf_counter()
+hist_linear = train.fit(linear, train.minibatches(xc_train, batch_size=cfg["batch_size"]), mse_step,
+                        epochs=cfg["linear_epochs"], optimizer=opt, scheduler=sched, device=torch.device("cpu"),
+                        evaluate=track_linear, desc="linear AE")
+linear_seconds = time.perf_counter() - t0
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2))
+epochs = np.arange(1, len(hist_linear.records) + 1)
+a1.semilogy(epochs, np.array(hist_linear["mse_ratio"]) - 1, "o-")
+a1.set(title="Excess reconstruction error over PCA", xlabel="epoch", ylabel="MSE(AE) / MSE(PCA) − 1")
+a2.plot(epochs, hist_linear["max_angle"], "o-", color="C1")
+a2.axhline(5, color="C3", ls="--", label="5°")
+a2.set(title="Largest principal angle to the PCA subspace", xlabel="epoch", ylabel="degrees")
+a2.legend()
+plt.show()
+print(f"trained in {linear_seconds:.1f} s")
+
+# %% [markdown]
+# The error reaches PCA's within a few epochs, while the subspace keeps turning for
+# longer: the last directions to settle are those whose eigenvalues are closest.
+# Here is the result on the training set, where PCA is provably optimal, and on
+# held-out images:
+
+# %%
+angles = ae.principal_angles(linear.decoder.weight, pcs)
+ratio_train = ae.reconstruction_mse(linear, xc_train) / mse_pca_train
+ratio_test = ae.reconstruction_mse(linear, xc_test) / mse_pca_test
+print(f"largest principal angle < 5°: {angles.max().item() < 5}")
+print(f"MSE ratio AE/PCA on train in [1.00, 1.05]: {1.0 <= ratio_train <= 1.05}")
+assert angles.max().item() < 5.0, angles
+assert 1.0 <= ratio_train <= 1.05, ratio_train
+assert abs(ratio_test - 1.0) < 0.05, ratio_test
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"principal angles (degrees): {np.round(angles.numpy(), 2)}")
+print(f"largest angle {angles.max().item():.2f}°, MSE ratio train {ratio_train:.4f}, test {ratio_test:.4f}")
+
+# %% [markdown]
+# The decoder's columns span the PCA subspace, but they are not the principal
+# components: they are neither orthonormal nor ordered by variance. Projecting
+# each principal component onto $\operatorname{span}(W_d)$ gives it back almost
+# exactly, which is the picture of "same subspace, different basis":
+
+# %%
+wd = linear.decoder.weight.detach().double()                     # (784, K)
+q, _ = torch.linalg.qr(wd)                                       # orthonormal basis of span(W_d)
+pcs_in_span = (q @ (q.T @ pcs.double())).float()                 # (784, K): projections of the PCs
+rows = [pcs.T.reshape(k, 1, 28, 28), pcs_in_span.T.reshape(k, 1, 28, 28), wd.T.float().reshape(k, 1, 28, 28)]
+rescaled = [(r - r.amin(dim=(1, 2, 3), keepdim=True)) / (r.amax(dim=(1, 2, 3), keepdim=True)
+            - r.amin(dim=(1, 2, 3), keepdim=True)) for r in rows]
+viz.reconstruction_rows(rescaled, ["PCA $u_i$", "$u_i$ projected\non span($W_d$)", "decoder\ncolumns"],
+                        title="Principal components, their projections onto the decoder's span, and the decoder's own basis")
+plt.show()
+assert torch.allclose(pcs_in_span, pcs, atol=0.1)
+
+# %% [markdown]
+# ## A deeper, nonlinear autoencoder
+#
+# With ReLU layers the encoder can bend the data manifold before squeezing it, so
+# at the same bottleneck width $K$ a deep autoencoder can beat every linear method.
+# We train the mirrored 784–256–64–8 network of the beginning on the raw images
+# (its sigmoid output stays in $[0, 1]$).
+
+# %%
+train.seed_everything(0)
+deep = ae.mlp_autoencoder(784, k=k, hidden=(256, 64))
+t0 = time.perf_counter()
+hist_deep = train.fit(deep, train.minibatches(x_train, batch_size=cfg["batch_size"], seed=1), mse_step,
+                      epochs=cfg["deep_epochs"], lr=cfg["lr"], device=torch.device("cpu"), desc="deep AE")
+deep_seconds = time.perf_counter() - t0
+mse_deep_test = ae.reconstruction_mse(deep, x_test)
+mse_linear_test = ae.reconstruction_mse(linear, xc_test)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"{'model (K=' + str(k) + ')':<22}{'test MSE':>10}{'train s':>9}")
+print(f"{'PCA':<22}{mse_pca_test:>10.4f}{'':>9}")
+print(f"{'linear AE':<22}{mse_linear_test:>10.4f}{linear_seconds:>9.1f}")
+print(f"{'deep AE 256-64':<22}{mse_deep_test:>10.4f}{deep_seconds:>9.1f}")
+
+# %%
+print("deep AE beats PCA at the same K on test images:", mse_deep_test < mse_pca_test)
+assert mse_deep_test < mse_pca_test
+
+# %%
+idx = first_of_each
+viz.reconstruction_rows(
+    [x_test_img[idx], pca_reconstruct(x_test[idx]).clamp(0, 1).reshape(-1, 1, 28, 28),
+     (linear(xc_test[idx]) + mu).detach().clamp(0, 1).reshape(-1, 1, 28, 28),
+     deep(x_test[idx]).detach().reshape(-1, 1, 28, 28)],
+    ["original", f"PCA, K={k}", "linear AE", "deep AE"],
+    title=f"Reconstructions from an {k}-number code (unseen test images)")
+plt.show()
+
+# %% [markdown]
+# ## Under- and over-complete
+#
+# What if the bottleneck is *wider* than the input? Nothing then forces the network
+# to find structure: it can route each pixel through its own hidden unit and copy.
+# Such an over-complete autoencoder reconstructs its training data well, but for the
+# wrong reason. A telling test is to feed it images that look nothing like clothing:
+# handwritten digits (scikit-learn's 8×8 digits, enlarged to 20×20 and padded to
+# 28×28). A model that learned what clothing looks like should fail on them; a
+# copier reproduces them too.
+
+# %%
+train.seed_everything(0)
+over = ae.Autoencoder(torch.nn.Linear(784, cfg["overcomplete_width"]),
+                      torch.nn.Linear(cfg["overcomplete_width"], 784), d_in=784)
+hist_over = train.fit(over, train.minibatches(x_train, batch_size=cfg["batch_size"], seed=2), mse_step,
+                      epochs=cfg["overcomplete_epochs"], lr=cfg["overcomplete_lr"], device=torch.device("cpu"),
+                      desc="over-complete AE")
+digits_small, _ = load_digits(n=500)                                               # (500, 1, 8, 8)
+digits = F.pad(F.interpolate(digits_small, size=(20, 20), mode="bilinear"), (4, 4, 4, 4))  # (500, 1, 28, 28)
+digits_flat = digits.flatten(1)                                                     # (500, 784)
+table = {
+    f"linear AE, K={k} (under)": (ae.reconstruction_mse(linear, xc_test), ae.reconstruction_mse(linear, digits_flat - mu)),
+    f"deep AE, K={k} (under)": (mse_deep_test, ae.reconstruction_mse(deep, digits_flat)),
+    f"linear, K={cfg['overcomplete_width']} (over)": (ae.reconstruction_mse(over, x_test),
+                                                    ae.reconstruction_mse(over, digits_flat)),
+}
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"{'model':<26}{'MSE clothes':>12}{'MSE digits':>12}")
+for name, (m_img, m_digits) in table.items():
+    print(f"{name:<26}{m_img:>12.4f}{m_digits:>12.4f}")
+
+# %%
+m_over = table[f"linear, K={cfg['overcomplete_width']} (over)"][1]
+m_under = min(v[1] for name, v in table.items() if "under" in name)
+print("over-complete AE reproduces digits at least 5x better than the under-complete ones:", m_over * 5 < m_under)
+assert m_over * 5 < m_under
+
+# %%
+sample = digits_flat[:10]
+viz.reconstruction_rows([sample.reshape(-1, 1, 28, 28), deep(sample).detach().reshape(-1, 1, 28, 28),
+                         over(sample).detach().clamp(0, 1).reshape(-1, 1, 28, 28)],
+                        ["digit input", f"deep AE, K={k}", f"over-complete\nK={cfg['overcomplete_width']}"],
+                        title="Inputs unlike any training image: only the over-complete AE reproduces them")
+plt.show()
+
+# %% [markdown]
+# The under-complete models turn each digit into something clothing-like (their
+# code only has room for clothing), while the over-complete one hands the digit back:
+# it has learned something close to the identity map. Two classic remedies keep
+# a wide code useful: a penalty that makes the code sparse, and the one we turn
+# to now, corrupting the input.
+#
+# ## The denoising autoencoder
+#
+# A denoising autoencoder {cite}`vincent2008extracting` receives a corrupted input
+# $\tilde{\mathbf{x}} = \mathbf{x} + \boldsymbol\epsilon$,
+# $\boldsymbol\epsilon \sim \mathcal{N}(0, \sigma^2 I)$, and is trained to output
+# the **clean** $\mathbf{x}$:
+#
+# $$
+# \mathcal{L}_{\text{DAE}} = \frac{1}{ND}\sum_n \big\lVert \mathbf{x}_n - g_\phi(f_\theta(\tilde{\mathbf{x}}_n)) \big\rVert_2^2 .
+# $$ (eq-dae)
+#
+# Copying is now useless, because the copy would include the noise. We compare it
+# with PCA and the plain deep autoencoder on noisy test images, always measuring
+# the error against the clean image.
+
+# %%
+noise_std = cfg["noise_std"]
+gen = torch.Generator().manual_seed(1)
+x_test_noisy = ae.add_noise(x_test, noise_std, generator=gen)                     # (N, 784)
+noise_gen = torch.Generator().manual_seed(2)
+
+
+def denoise_step(model, batch):
+    (xb,) = batch
+    return torch.mean((model(ae.add_noise(xb, noise_std, generator=noise_gen)) - xb) ** 2)
+
+
+train.seed_everything(0)
+dae = ae.mlp_autoencoder(784, k=k, hidden=(256, 64))
+hist_dae = train.fit(dae, train.minibatches(x_train, batch_size=cfg["batch_size"], seed=3), denoise_step,
+                     epochs=cfg["deep_epochs"], lr=cfg["lr"], device=torch.device("cpu"), desc="denoising AE")
+denoise = {
+    "noisy input itself": torch.mean((x_test_noisy - x_test) ** 2).item(),
+    f"PCA, K={k}": torch.mean((pca_reconstruct(x_test_noisy) - x_test) ** 2).item(),
+    "deep AE (clean training)": ae.reconstruction_mse(deep, x_test_noisy, x_test),
+    "denoising AE": ae.reconstruction_mse(dae, x_test_noisy, x_test),
+}
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"noise std {noise_std}: MSE to the clean test images")
+for name, value in denoise.items():
+    print(f"  {name:<26}{value:.4f}")
+
+# %%
+print("denoising AE beats PCA on noisy images:", denoise["denoising AE"] < denoise[f"PCA, K={k}"])
+print("denoising AE beats the clean-trained AE:", denoise["denoising AE"] < denoise["deep AE (clean training)"])
+assert denoise["denoising AE"] < denoise[f"PCA, K={k}"] < denoise["noisy input itself"]
+assert denoise["denoising AE"] < denoise["deep AE (clean training)"]
+
+# %%
+viz.reconstruction_rows(
+    [x_test_img[idx], x_test_noisy[idx].reshape(-1, 1, 28, 28),
+     pca_reconstruct(x_test_noisy[idx]).clamp(0, 1).reshape(-1, 1, 28, 28),
+     deep(x_test_noisy[idx]).detach().reshape(-1, 1, 28, 28),
+     dae(x_test_noisy[idx]).detach().reshape(-1, 1, 28, 28)],
+    ["clean", f"noisy, σ={noise_std}", f"PCA, K={k}", "deep AE", "denoising AE"],
+    title="Denoising unseen test images")
+plt.show()
+
+# %% [markdown]
+# PCA already removes much of the noise, because white noise spreads evenly over
+# all 784 directions and the projection keeps only 8 of them. The denoising
+# autoencoder goes further: it has learned what clothing looks like and fills in
+# the shapes.
+#
+# ## What this chapter sets up
+#
+# The encoder–decoder is the frame of every model that follows. In the next
+# chapter the encoder reads a *sentence* and the decoder writes a translation, and
+# the bottleneck becomes a problem: one vector of fixed size has to carry a
+# sentence of any length. Attention (chapter 3 onwards) is the way out.
+#
+# ```{admonition} Going further: the full profile
+# :class: tip
+# `SEQLIB_PROFILE=full` trains on all 60 000 images with longer schedules (sizes in
+# `seqlib/profiles.py`). Run it on Colab with a GPU through the launch button, or
+# locally with `SEQLIB_PROFILE=full jupyter nbconvert --to notebook --execute notebooks/01_autoencoders_pca.ipynb`.
+# The measured numbers are on the {doc}`../book/results` page.
+# ```
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{exercise} Non-uniqueness of the linear autoencoder
+# :label: ex01-gauge
+#
+# Show that if $(W_e, W_d)$ minimises the loss of a linear autoencoder, so does
+# $(A^{-1}W_e, W_dA)$ for every invertible $A \in \mathbb{R}^{K\times K}$. Which
+# property of PCA's solution ($W_e = U_K^\top$, $W_d = U_K$) does a trained
+# autoencoder therefore have no reason to share, and which does it share?
+# (depth: derive; about 15 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex01-gauge
+# :class: dropdown
+# ```
+
+# %% [markdown] tags=["solution"]
+# The reconstruction depends on the weights only through the product:
+# $(W_dA)(A^{-1}W_e) = W_dW_e$, and the bias term $W_dA\,A^{-1}\mathbf{b}_e = W_d\mathbf{b}_e$
+# is unchanged too, so the loss is identical. Hence a trained autoencoder has no
+# reason to have orthonormal columns ($W_d^\top W_d = I$), tied weights
+# ($W_e = W_d^\top$) or columns ordered by variance: any $A$ destroys those. What
+# survives every $A$ is the column space of $W_d$ (and the row space of $W_e$),
+# which at the optimum is $\operatorname{span}(U_K)$. That is why the chapter
+# compares subspaces with principal angles instead of comparing weights.
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# :::{exercise} PCA reconstruction from the SVD
+# :label: ex01-pca-svd
+#
+# Implement `pca_reconstruction(x, k)` with `torch.linalg.svd` only (no sklearn):
+# centre the data, take the top-$k$ right singular vectors and return the
+# reconstruction of Eq. {eq}`eq-pca` for the same rows. Then run the check cell.
+# (depth: implement; about 15 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex01-pca-svd
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+def pca_reconstruction(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Reconstruct the rows of ``x`` (N, D) from their top-``k`` principal components."""
+    # BEGIN SOLUTION
+    # HINT: subtract the column mean, take Vh[:k] from torch.linalg.svd, project and add the mean back.
+    mean = x.mean(0, keepdim=True)                                   # (1, D)
+    _, _, vh = torch.linalg.svd(x - mean, full_matrices=False)       # vh: (min(N, D), D)
+    basis = vh[:k]                                                   # (k, D)
+    return (x - mean) @ basis.T @ basis + mean                       # (N, D)
+    # END SOLUTION
+
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```
+
+# %% exercise="ex01-pca-svd" tags=["check"]
+from seqlib.exercises import check_close, check_shape
+
+subset = x_train[:500]
+mine = pca_reconstruction(subset, 8)
+check_shape(mine, (500, 784), name="pca_reconstruction(x, 8)", letters="N, D")
+reference = PCA(n_components=8).fit(subset.numpy())
+check_close(mine, reference.inverse_transform(reference.transform(subset.numpy())), rtol=1e-3, atol=1e-4,
+            name="pca_reconstruction(x, 8)")
+
+# %% [markdown]
+# :::{exercise} Principal angles by hand
+# :label: ex01-angles
+#
+# Implement `largest_principal_angle(a, b)` that returns, in degrees, the largest
+# principal angle between the column spaces of `a` (D×K) and `b` (D×K). Use a QR
+# decomposition and a singular value decomposition, not `seqlib`. Check it on a
+# case you can do by hand, then with the check cell. (depth: implement; about 20 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex01-angles
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+def largest_principal_angle(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest principal angle, in degrees, between span(a) and span(b); a, b: (D, K)."""
+    # BEGIN SOLUTION
+    # HINT: orthonormalise with torch.linalg.qr; the smallest singular value of Qa^T Qb is the cosine.
+    qa, _ = torch.linalg.qr(a.double())
+    qb, _ = torch.linalg.qr(b.double())
+    smallest_cosine = torch.linalg.svdvals(qa.T @ qb).min().clamp(-1, 1)
+    return float(torch.rad2deg(torch.arccos(smallest_cosine)))
+    # END SOLUTION
+
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```
+
+# %% exercise="ex01-angles" tags=["check"]
+from scipy.linalg import subspace_angles
+
+from seqlib.exercises import check_close, check_true
+
+e = torch.eye(3)
+check_close(largest_principal_angle(e[:, :1], e[:, 1:2]), 90.0, atol=1e-6, name="angle(x-axis, y-axis)")
+tilted = torch.tensor([[1.0], [1.0], [0.0]])
+check_close(largest_principal_angle(e[:, :1], tilted), 45.0, atol=1e-6, name="angle(x-axis, x=y line)")
+rng = torch.Generator().manual_seed(0)
+a, b = torch.randn(20, 4, generator=rng), torch.randn(20, 4, generator=rng)
+check_close(largest_principal_angle(a, b), np.degrees(subspace_angles(a.numpy(), b.numpy())).max(),
+            atol=1e-4, name="largest angle of random 4-D subspaces of R^20")
+check_true(largest_principal_angle(a, a @ torch.randn(4, 4, generator=rng)) < 1e-3,
+           "a basis change (a @ M) spans the same subspace: the angle should be 0°")
+
+# %% [markdown]
+# :::{exercise} When the subspace is not determined
+# :label: ex01-eigengap
+#
+# Train the linear autoencoder with $K = 16$ instead of 8, with the same schedule.
+# Report the MSE ratio to PCA and the principal angles. Why can the error be within
+# one percent of PCA's while the largest angle is large? Relate your answer to the
+# eigenvalue ratio $\lambda_{16}/\lambda_{17}$ printed above.
+# (depth: experiment; about 20 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex01-eigengap
+# :class: dropdown
+# ```
+
+# %% [markdown] tags=["solution"]
+# A subspace that differs from the top-16 one by a rotation between $\mathbf{u}_{16}$
+# and $\mathbf{u}_{17}$ by an angle $\theta$ loses $(\lambda_{16} - \lambda_{17})\sin^2\theta$ of
+# captured variance per image. With $\lambda_{16} \approx \lambda_{17}$ that cost is tiny, so
+# the loss surface is almost flat along the rotation: the error is close to optimal
+# long before the angle is small, and gradient descent turns the subspace at a rate
+# proportional to the gap. In the run below the error ratio is near 1 while the
+# largest angle stays far above 5°; only the angles belonging to well-separated
+# eigenvalues are small.
+
+# %% tags=["solution"]
+# NBVAL_IGNORE_OUTPUT
+train.seed_everything(0)
+pca16 = PCA(n_components=16).fit(x_train.numpy())
+lin16 = ae.linear_autoencoder(784, 16)
+hist16 = train.fit(lin16, train.minibatches(xc_train, batch_size=cfg["batch_size"]), mse_step,
+                   epochs=cfg["linear_epochs"], lr=cfg["lr"], device=torch.device("cpu"), desc="K=16")
+mse16_pca = np.mean((pca16.inverse_transform(pca16.transform(x_train.numpy())) - x_train.numpy()) ** 2)
+angles16 = ae.principal_angles(lin16.decoder.weight, torch.from_numpy(pca16.components_.T.copy()))
+print(f"MSE ratio {ae.reconstruction_mse(lin16, xc_train) / mse16_pca:.3f}")
+print("angles:", np.round(angles16.numpy(), 1))
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# :::{exercise} How much noise can a denoising autoencoder remove?
+# :label: ex01-noise
+#
+# Repeat the denoising comparison for $\sigma \in \{0.1, 0.3, 0.5, 0.8\}$ (train
+# one denoising autoencoder per level). Plot the clean-target MSE of the noisy
+# input, PCA and the denoising autoencoder against $\sigma$. Where does the
+# denoising autoencoder's advantage over PCA grow, and why does PCA get *relatively*
+# better as $\sigma$ grows? (depth: experiment; about 30 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex01-noise
+# :class: dropdown
+# ```
+
+# %% [markdown] tags=["solution"]
+# PCA keeps $K$ of $D$ directions, so it removes about $(D-K)/D$ of white noise
+# whatever $\sigma$ is: its error grows like $\frac{K}{D}\sigma^2$ plus its fixed
+# approximation error. The denoising autoencoder must *guess* the clean image from
+# the corrupted one; with little noise the guess is easy and it wins by a wide
+# margin, with heavy noise the guess blurs towards an average garment and the gap
+# narrows. A sketch of the experiment (run it yourself; it takes a few minutes):
+#
+# ```python
+# for std in [0.1, 0.3, 0.5, 0.8]:
+#     noisy = ae.add_noise(x_test, std, generator=torch.Generator().manual_seed(1))
+#     ...  # train a denoising AE with noise_std=std as above and record the three errors
+# ```
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```
