@@ -14,17 +14,8 @@ from seqlib.data.download import (
 )
 from seqlib.data.fashion_mnist import FASHION_CLASSES, load_fashion_mnist, read_idx
 from seqlib.data.images import load_digits, load_sample_photo
-from seqlib.data.parallel import load_multi30k, load_tatoeba
-from seqlib.data.translation import BucketBatches, Pair, TranslationData, Vocab, translation_task
 
 __all__ = [
-    "BucketBatches",
-    "Pair",
-    "TranslationData",
-    "Vocab",
-    "load_multi30k",
-    "load_tatoeba",
-    "translation_task",
     "ChecksumMismatchError",
     "DatasetUnavailableError",
     "FASHION_CLASSES",
