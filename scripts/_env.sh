@@ -37,5 +37,7 @@ if [ ! -f "$STAMP" ]; then
   touch "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
-export KERAS_BACKEND=torch MPLBACKEND=Agg PYTHONHASHSEED=0
+# No MPLBACKEND here: notebook kernels must keep their inline backend so that
+# figures appear in the outputs nbval compares; plain Python picks Agg headless.
+export KERAS_BACKEND=torch PYTHONHASHSEED=0
 cd "$ROOT"

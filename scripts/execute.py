@@ -20,7 +20,7 @@ import nbformat
 from nbclient import NotebookClient
 
 ENV = {"SEQLIB_PROFILE": "smoke", "SEQLIB_THREADS": "1", "SEQLIB_OFFLINE": "1", "CI": "1",
-       "MPLBACKEND": "module://matplotlib_inline.backend_inline", "KERAS_BACKEND": "torch",
+       "KERAS_BACKEND": "torch",
        "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 
 

@@ -8,7 +8,7 @@ start=$SECONDS
 
 say "1/3 seqlib tests, notebook pairs, and nbval on every notebook (pytest, $WORKERS workers)"
 # --dist loadfile keeps each notebook's cells on one worker, in order.
-python -m pytest -n "$WORKERS" --dist loadfile -p no:cacheprovider \
+python -m pytest -n "$WORKERS" --dist loadfile -p no:cacheprovider --durations=15 \
   --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 \
   tests notebooks
 
