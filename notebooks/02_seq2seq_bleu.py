@@ -1,0 +1,593 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # RNN encoder–decoders and BLEU
+#
+# A translation system reads a sentence in one language and writes it in another.
+# This chapter builds the classic neural answer, an *encoder–decoder* of two
+# recurrent networks {cite}`cho2014properties,sutskever2014sequence`, trains it on a small
+# artificial language pair that reorders words the way German or Hindi does, and
+# measures it with BLEU {cite}`papineni2002bleu`, which we derive and then check
+# against sacrebleu {cite}`post2018call`. The experiment at the end shows the
+# weakness that motivates the rest of the book: the whole source must squeeze
+# through one fixed-size vector, and the longer the sentence, the worse the
+# translation.
+#
+# **Learning goals.** After this chapter you can
+#
+# - explain why translation reads the whole source before writing (word order),
+#   and what the context vector of an encoder–decoder is;
+# - write the model's equations, train it with teacher forcing, and decode with
+#   greedy and beam search;
+# - compute BLEU by hand (clipped n-gram precision, brevity penalty, geometric
+#   mean), reproduce sacrebleu's number and report its signature;
+# - show, with a plot, that a fixed context vector loses BLEU as sentences grow.
+
+# %%
+# Setup: installs seqlib on Colab; locally the README's commands already did.
+import importlib.util, subprocess, sys
+if importlib.util.find_spec("seqlib") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "seqlib[keras] @ git+https://github.com/attention-course/attention-book"], check=True)
+from seqlib.notebook import start
+device = start("ch02")
+
+# %%
+import inspect
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from seqlib import metrics, seq2seq
+from seqlib.data import load_multi30k, translation
+from seqlib.data.translation import BucketBatches, make_batch, translation_task
+from seqlib.profiles import sizes
+from seqlib.train import fit, seed_everything
+from seqlib.viz_seq import plot_bleu_by_length
+
+S = sizes("ch02")
+dict(S)
+
+# %% [markdown]
+# ## Translation is sequence to sequence
+#
+# In a *many-to-many* recurrent network that emits one output per input step, the
+# output at step $t$ can only depend on the first $t$ source words. Translation
+# cannot work that way: languages order their words differently, so the word a
+# translation needs next may not have been read yet. The German or Hindi verb, for
+# instance, comes at the end of the clause, after the object that follows it in
+# English. Translation systems therefore **read the whole source first** and only
+# then start writing.
+#
+# The encoder is a recurrent network over the source words $x_1, \dots, x_S$:
+#
+# $$
+# h_j = f(x_j, h_{j-1}), \qquad j = 1, \dots, S,
+# $$ (eq-encoder)
+#
+# and its states are summarised in a single **context vector** $c$. In the
+# simplest (and in this chapter's) model, $c$ is the last state, $c = h_S$; with a
+# bidirectional encoder it is the last forward state next to the last backward one.
+# The decoder is a second recurrent network that writes the target $y_1, \dots,
+# y_T$ one word at a time, conditioned on $c$ at every step
+# {cite}`cho2014properties`:
+#
+# $$
+# s_t = g(s_{t-1}, y_{t-1}, c), \qquad
+# p(y_t \mid y_{<t}, x) = \operatorname{softmax}\big(W_o [s_t; c; E y_{t-1}]\big),
+# $$ (eq-decoder)
+#
+# with $s_0 = \tanh(W_s c)$ and $y_0 = $ `<bos>`. The model is trained to maximise
+# the log-likelihood of the reference translation,
+#
+# $$
+# \mathcal{L} = -\sum_{t=1}^{T} \log p(y_t \mid y_{<t}, x),
+# $$ (eq-nll)
+#
+# where the previous words $y_{<t}$ fed to the decoder are the *true* ones, not the
+# model's own guesses: this is **teacher forcing**. It makes training parallel over
+# the target and stable; the price is *exposure bias*, since at test time the
+# decoder must live with its own mistakes.
+#
+# Everything the decoder knows about the source passes through $c$ in
+# {eq}`eq-decoder`: a vector of fixed size, whether the sentence has 5 words or 40.
+
+# %% [markdown]
+# ## Data: two small languages that reorder words
+#
+# Real corpora need hours of GPU time before the effect we are after shows. We use
+# a generated language pair instead, made to have the difficulties that matter: an
+# English-like source, and a target where every clause is **verb-final**,
+# adjectives **follow** the noun and **agree** with its gender and number,
+# articles mark gender, number and case, and the verb agrees with its subject.
+# Clauses are joined by conjunctions, and some carry a relative clause, so the
+# length of a sentence is ours to choose. A free adverb position and two synonyms
+# give several correct translations of many sentences; they all become BLEU
+# references. Here is the grammar of one clause:
+
+# %%
+print(inspect.getsource(translation._clause))
+
+# %%
+if S["corpus"] == "generated":
+    data = translation_task(S["n_train"], S["n_valid"], S["n_test"], min_len=S["min_len"],
+                            max_len=S["max_len"], seed=0)
+else:  # the full profile: Multi30k, downloaded into the cache on first use
+    data = load_multi30k()
+for pair in data.train[:3]:
+    print("source:   ", " ".join(pair.src))
+    for ref in pair.refs:
+        print("reference:", " ".join(ref))
+    print()
+print(f"{len(data.train)} / {len(data.valid)} / {len(data.test)} pairs; vocabularies: "
+      f"{len(data.src_vocab)} source, {len(data.tgt_vocab)} target tokens")
+
+# %% [markdown]
+# Every clause of every reference ends with its verb, whatever the source order;
+# the check below is the same one the tests run.
+
+# %%
+verbs = {stem + end for _, _, stem in translation.TRANSITIVE + translation.INTRANSITIVE for end in ("t", "en")}
+conjunctions = {tgt for _, tgt in translation.CONJUNCTIONS}
+for pair in data.test if S["corpus"] == "generated" else []:
+    for ref in pair.refs:
+        ends = [ref[i - 1] for i, tok in enumerate(ref) if tok in conjunctions] + [ref[-1]]
+        assert all(tok in verbs for tok in ends), ref
+
+src_lengths = np.array([len(p.src) for p in data.train])
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.hist(src_lengths, bins=np.arange(src_lengths.min(), src_lengths.max() + 2) - 0.5, color="0.4")
+ax.set_xlabel("source sentence length (tokens)")
+ax.set_ylabel("training sentences")
+ax.set_title("Sentence lengths in the training set")
+plt.show()
+
+# %% [markdown]
+# ## Vocabularies, padding and length-aware batches
+#
+# Each language gets its own vocabulary, with four special tokens: `<pad>` (0)
+# fills short sentences up to the batch's longest, `<bos>` starts the decoder,
+# `<eos>` ends every sentence and `<unk>` stands for words never seen in
+# training. The decoder input `tgt_in` is the target shifted right by one step
+# behind `<bos>`; `tgt_out` is what it must predict.
+
+# %%
+batch = make_batch(data.train[:2], data.src_vocab, data.tgt_vocab)
+for key, value in batch.items():
+    print(f"{key:12s} {tuple(value.shape)}")
+print("tgt_in :", data.tgt_vocab.itos[batch["tgt_in"][0, 0]], data.tgt_vocab.decode(batch["tgt_in"][0]))
+print("tgt_out:", data.tgt_vocab.decode(batch["tgt_out"][0]), data.tgt_vocab.itos[2])
+
+# %% [markdown]
+# Padding costs decoder steps for nothing. Batches of sentences of similar length
+# (*bucketing*) waste far less than random batches:
+
+# %%
+def padding_fraction(batches):
+    real = sum(int(b["src_lengths"].sum()) for b in batches)
+    total = sum(b["src"].numel() for b in batches)
+    return 1 - real / total
+
+
+bucketed = BucketBatches(data.train, data.src_vocab, data.tgt_vocab, batch_size=S["batch_size"], seed=0)
+random_batches = BucketBatches(data.train, data.src_vocab, data.tgt_vocab, batch_size=S["batch_size"],
+                               seed=0, pool=1)
+waste_bucketed, waste_random = padding_fraction(list(bucketed)), padding_fraction(list(random_batches))
+print(f"padding: {waste_random:.0%} of source positions in random batches, {waste_bucketed:.0%} when bucketed")
+assert waste_bucketed < waste_random / 3
+
+# %% [markdown]
+# ## The model
+#
+# `seqlib.seq2seq` holds both models of chapters 2 and 3. They share one decoder
+# step, equation {eq}`eq-decoder`; the *plain* decoder's context is the encoder
+# summary, fixed for the whole sentence:
+
+# %%
+print(inspect.getsource(seq2seq.Decoder._advance))
+print(inspect.getsource(seq2seq.Decoder.step))
+print(inspect.getsource(seq2seq.PlainDecoder))
+
+# %%
+seed_everything(0)
+plain = seq2seq.plain_seq2seq(len(data.src_vocab), len(data.tgt_vocab), emb=S["emb"], hidden=S["hidden"])
+n_params = sum(p.numel() for p in plain.parameters())
+print(f"encoder output width D = {plain.encoder.out_dim}; context vector c has {plain.encoder.out_dim} numbers")
+print(f"parameters: {n_params:,}")
+logits = plain(batch["src"], batch["src_lengths"], batch["tgt_in"])
+assert logits.shape == (*batch["tgt_in"].shape, len(data.tgt_vocab))
+print("logits:", tuple(logits.shape), "= (B, T, V)")
+
+# %% [markdown]
+# ## Training with teacher forcing
+#
+# One step of training computes {eq}`eq-nll` on a batch with the true previous
+# words as decoder input:
+
+# %%
+print(inspect.getsource(seq2seq.train_step))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+t0 = time.perf_counter()
+history = fit(plain, bucketed, seq2seq.train_step, epochs=S["epochs"], lr=S["lr"], grad_clip=1.0,
+              device=device, desc="plain")
+train_seconds = time.perf_counter() - t0
+print(f"trained {S['epochs']} epochs in {train_seconds:.0f} s; final training loss {history.last('loss'):.3f}")
+
+# %%
+fig, ax = plt.subplots(figsize=(5, 3))
+ax.plot(range(1, len(history["loss"]) + 1), history["loss"], marker="o")
+ax.set_xlabel("epoch")
+ax.set_ylabel("cross-entropy (nats per target token)")
+ax.set_title("Plain encoder–decoder: training loss")
+plt.show()
+assert history["loss"][-1] < 0.8 * history["loss"][0]
+
+# %% [markdown]
+# ## Decoding: greedy and beam search
+#
+# At test time there is no reference to feed back. **Greedy** decoding takes the
+# most likely word at each step and feeds it in next; it is fast and batched, but a
+# word that looks best now may force a poor continuation. **Beam search** keeps the
+# $k$ best partial translations by total log-probability, extends each by every
+# word, and keeps the $k$ best again. Summing log-probabilities favours short
+# outputs (every word adds a negative term), so finished translations are compared
+# by $\log p / T^{\alpha}$ {cite}`wu2016google`.
+
+# %%
+print(inspect.getsource(seq2seq.beam_decode))
+
+# %%
+test_batches = BucketBatches(data.test, data.src_vocab, data.tgt_vocab, batch_size=256, shuffle=False)
+t0 = time.perf_counter()
+greedy_hyps = seq2seq.translate(plain, test_batches, data.tgt_vocab)
+greedy_seconds = time.perf_counter() - t0
+refs = [p.refs for p in data.test]
+few = data.test[:S["n_beam"]]
+few_batches = BucketBatches(few, data.src_vocab, data.tgt_vocab, batch_size=64, shuffle=False)
+t0 = time.perf_counter()
+beam_hyps = seq2seq.translate(plain, few_batches, data.tgt_vocab, beam_size=S["beam_size"])
+beam_seconds = time.perf_counter() - t0
+bleu_greedy_few = metrics.corpus_bleu(greedy_hyps[:len(few)], refs[:len(few)]).score
+bleu_beam_few = metrics.corpus_bleu(beam_hyps, refs[:len(few)]).score
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+for i in (0, 1):
+    print("source: ", " ".join(data.test[i].src))
+    print("greedy: ", " ".join(greedy_hyps[i]))
+    print("beam:   ", " ".join(beam_hyps[i]))
+    print("ref:    ", " ".join(data.test[i].refs[0]), "\n")
+print(f"BLEU on the first {len(few)} test sentences: greedy {bleu_greedy_few:.1f}, beam {bleu_beam_few:.1f}")
+print(f"time: greedy {greedy_seconds:.1f} s for all {len(data.test)} sentences (batched), "
+      f"beam {beam_seconds:.1f} s for {len(few)} (one sentence at a time)")
+
+# %% [markdown]
+# Beam search finds outputs that the *model* scores higher. Whether that raises
+# BLEU depends on how good the model's scores are: on a model this weak, whose
+# probabilities are unreliable on long sentences, it may not help at all, and no
+# search can recover information the context vector never held.
+
+# %% [markdown]
+# ## BLEU, derived
+#
+# BLEU compares a system's translations with references by counting shared
+# n-grams. For each order $n = 1..4$, the **modified n-gram precision** counts
+# how many of the hypothesis n-grams also appear in a reference, but *clips* each
+# n-gram's count at the largest number of times it occurs in any single
+# reference, so that "the the the the" earns no more than the references allow:
+#
+# $$
+# p_n = \frac{\sum_{\text{sentences}} \sum_{g \in \text{n-grams}(\hat y)}
+#        \min\big(\text{count}_{\hat y}(g),\ \max_{r} \text{count}_{r}(g)\big)}
+#       {\sum_{\text{sentences}} \sum_{g \in \text{n-grams}(\hat y)} \text{count}_{\hat y}(g)} .
+# $$ (eq-pn)
+#
+# Precision alone rewards saying little. The **brevity penalty** punishes a corpus
+# of hypotheses of total length $c$ that is shorter than the effective reference
+# length $r$ (the sum, over sentences, of the reference length closest to the
+# hypothesis length):
+#
+# $$
+# \mathrm{BP} = \begin{cases} 1 & c > r \\ e^{\,1 - r/c} & c \le r \end{cases}
+# $$ (eq-bp)
+#
+# and BLEU is the brevity penalty times the geometric mean of the precisions,
+#
+# $$
+# \mathrm{BLEU} = \mathrm{BP} \cdot \exp\Big(\tfrac{1}{4}\sum_{n=1}^{4} \log p_n\Big).
+# $$ (eq-bleu)
+#
+# The counts are summed over the whole corpus before dividing: BLEU is a corpus
+# metric, not an average of sentence scores. Our hand-written version:
+
+# %%
+print(inspect.getsource(metrics.clipped_matches))
+print(inspect.getsource(metrics.brevity_penalty))
+print(inspect.getsource(metrics.bleu_by_hand))
+
+# %% [markdown]
+# A worked example with two references. The hypothesis repeats "the" three times
+# but no reference has it more than twice, so one of them is clipped; and it is one
+# word shorter than the closest reference, so it pays a brevity penalty.
+
+# %%
+hyp = "the the the cat on mat".split()
+ex_refs = ["the cat is sitting on the mat".split(), "there is a cat sitting on the mat".split()]
+for n in (1, 2, 3, 4):
+    m, t = metrics.clipped_matches(hyp, ex_refs, n)
+    print(f"p_{n} = {m}/{t}")
+r = metrics.closest_ref_length(len(hyp), [len(x) for x in ex_refs])
+print(f"c = {len(hyp)}, r = {r}, BP = exp(1 - {r}/{len(hyp)}) = {metrics.brevity_penalty(len(hyp), r):.4f}")
+print("no 3-gram matches: sacrebleu's default smoothing replaces p_3 = 0 by 1/(2 * 4), p_4 by 1/(4 * 3)")
+mine = metrics.bleu_by_hand([hyp], [ex_refs])
+theirs = metrics.corpus_bleu([hyp], [ex_refs])
+print(f"BLEU by hand {mine.score:.4f}, sacrebleu {theirs.score:.4f}")
+assert abs(mine.score - theirs.score) < 1e-9
+
+# %% [markdown]
+# And on the model's test translations, where several sentences have several
+# references:
+
+# %%
+by_hand = metrics.bleu_by_hand(greedy_hyps, refs)
+reference = metrics.corpus_bleu(greedy_hyps, refs)
+assert abs(by_hand.score - reference.score) < 1e-9
+assert by_hand.precisions == tuple(reference.precisions) or np.allclose(by_hand.precisions, reference.precisions)
+print("hand-written BLEU equals sacrebleu on the test set")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"test BLEU (greedy) = {reference.score:.1f}")
+print("precisions p1..p4 (%):", [round(p, 1) for p in reference.precisions], f" BP = {reference.bp:.3f}")
+print("sacrebleu signature:", reference.signature)
+
+# %% [markdown]
+# Always report the signature: it records the tokenizer, smoothing, number of
+# references and sacrebleu version, without which two BLEU numbers cannot be
+# compared {cite}`post2018call`. Ours says `tok:none` because our sentences are
+# already tokens; on raw text use sacrebleu's default tokenizer.
+
+# %% [markdown]
+# ## The bottleneck, made visible
+#
+# Now the question of the chapter: does the plain model translate long sentences
+# as well as short ones? We split the test set by source length and compute BLEU
+# in each bucket (Cho et al. {cite}`cho2014properties` did the same on
+# English–French, Fig. 4).
+
+# %%
+test_lengths = [len(p.src) for p in data.test]
+rows = metrics.bleu_by_length(greedy_hyps, refs, test_lengths, S["edges"])
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"{'source length':>14s} {'sentences':>9s} {'BLEU':>6s}")
+for row in rows:
+    print(f"{row['bucket']:>14s} {row['n']:>9d} {row['bleu']:>6.1f}")
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3.5))
+plot_bleu_by_length(ax, {"plain encoder–decoder": rows},
+                    title="Plain encoder–decoder: BLEU falls with sentence length")
+plt.show()
+
+# %%
+shortest, longest = rows[0]["bleu"], rows[-1]["bleu"]
+assert longest < shortest, (shortest, longest)
+if S["corpus"] == "generated":  # the thresholds are those of the smoke profile's task
+    assert all(r["n"] >= 30 for r in rows), "every bucket needs enough sentences"
+    assert longest < 0.5 * shortest, (shortest, longest)
+    assert rows[-1]["bleu"] < rows[1]["bleu"] < rows[0]["bleu"]
+    print("BLEU of the longest bucket is less than half that of the shortest")
+
+# %% [markdown]
+# Short sentences come out largely right; long ones fall apart, although the
+# model saw sentences of every length during training. The decoder is not short
+# of capacity to *write* long sentences (its outputs are about as long as the
+# references); what it lacks is the *content*: one vector of 80 numbers
+# cannot hold forty words, their order and their agreement features. Chapter 3 keeps all encoder states and lets the decoder
+# look back at them.
+
+# %% [markdown]
+# ## Going further
+#
+# The full profile runs the same cells on Multi30k {cite}`elliott2016multi30k`
+# (English→German, 29k training pairs) with a wider network on a GPU; the
+# corpus is downloaded once into the cache with SHA-256 checks:
+#
+# ```bash
+# SEQLIB_PROFILE=full jupyter nbconvert --to notebook --execute notebooks/02_seq2seq_bleu.ipynb
+# ```
+#
+# Multi30k's sentences are short (13 words on average), so the length effect is
+# milder than on WMT news, and the buckets are finer. For a Tatoeba/Anki pair file
+# use `seqlib.data.parallel.load_tatoeba` in the data cell.
+
+# %% [markdown]
+# ## Exercises
+
+# %% [markdown]
+# :::{exercise} The brevity penalty
+# :label: ex02-brevity
+#
+# Implement `my_brevity_penalty(c, r)`, equation {eq}`eq-bp`, for a corpus whose
+# hypotheses have total length `c` and whose effective reference length is `r`.
+# An empty output (`c = 0`) gets penalty 0. Then answer: what is the largest BLEU
+# a system can reach if every output is exactly half as long as its reference and
+# all its n-grams are correct? (depth: implement; about 10 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex02-brevity
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+import math
+
+
+def my_brevity_penalty(c: int, r: int) -> float:
+    # BEGIN SOLUTION
+    # HINT: no penalty when the output is longer than the reference; exp(1 - r/c) otherwise.
+    if c > r:
+        return 1.0
+    if c == 0:
+        return 0.0
+    return math.exp(1 - r / c)
+    # END SOLUTION
+
+
+# %% [markdown] tags=["solution"]
+# With $c = r/2$ the penalty is $e^{1 - 2} = e^{-1} \approx 0.37$, so even perfect
+# precisions give at most BLEU ≈ 36.8.
+#
+# ```{solution-end}
+# ```
+
+# %% exercise="ex02-brevity" tags=["check"]
+from seqlib.exercises import check_close, check_shape, check_true
+
+for c, r in [(10, 8), (8, 8), (8, 10), (1, 30), (0, 5), (50, 100)]:
+    check_close(my_brevity_penalty(c, r), metrics.brevity_penalty(c, r), rtol=1e-6, atol=1e-9,
+                name=f"my_brevity_penalty(c={c}, r={r})")
+check_close(my_brevity_penalty(50, 100), math.exp(-1), name="penalty of a half-length corpus")
+
+# %% [markdown]
+# :::{exercise} Clipped n-gram precision
+# :label: ex02-clipping
+#
+# Implement `my_clipped_matches(hyp, refs, n)` that returns the pair `(matches,
+# total)` of equation {eq}`eq-pn` for one sentence: `total` is the number of
+# n-grams of `hyp`, and `matches` counts each of them at most as many times as
+# it occurs in the single reference where it occurs most. Use only the Python
+# standard library. Why does BLEU clip by the *maximum over references* rather
+# than the *sum*? (depth: implement; about 15 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex02-clipping
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+from collections import Counter
+
+
+def my_clipped_matches(hyp: list[str], refs: list[list[str]], n: int) -> tuple[int, int]:
+    # BEGIN SOLUTION
+    # HINT: count n-grams with collections.Counter over tuples; keep, per n-gram, its largest count in one reference.
+    def grams(tokens):
+        return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+
+    counts = grams(hyp)
+    best = Counter()
+    for ref in refs:
+        for gram, count in grams(ref).items():
+            best[gram] = max(best[gram], count)
+    return sum(min(count, best[gram]) for gram, count in counts.items()), sum(counts.values())
+    # END SOLUTION
+
+
+# %% [markdown] tags=["solution"]
+# Summing over references would let a hypothesis that repeats a word collect
+# credit from every reference that contains it once: with four references, "the
+# the the the" would score four unigram matches. The maximum keeps the credit to
+# what *one* correct translation could contain.
+#
+# ```{solution-end}
+# ```
+
+# %% exercise="ex02-clipping" tags=["check"]
+cases = [("the the the the the the the".split(), ["the cat is on the mat".split(), "there is a cat on the mat".split()], 1),
+         ("the cat the cat".split(), ["the cat sat".split()], 2),
+         ("a b c d".split(), ["a b".split(), "c d".split()], 2),
+         ("x".split(), ["x y z".split()], 2)]
+for hyp_, refs_, n_ in cases:
+    got = my_clipped_matches(hyp_, refs_, n_)
+    want = metrics.clipped_matches(hyp_, refs_, n_)
+    check_true(tuple(got) == tuple(want), f"my_clipped_matches({' '.join(hyp_)!r}, n={n_}): expected {want}, got {got}")
+check_true(tuple(my_clipped_matches(*cases[0])) == (2, 7), "the 'the the the' example must give (2, 7)")
+
+# %% [markdown]
+# :::{exercise} Why beam search needs length normalisation
+# :label: ex02-length-norm
+#
+# A decoder assigns every word probability at most $p_{\max} < 1$. Show that,
+# ranked by total log-probability $\sum_t \log p(y_t \mid y_{<t}, x)$, a
+# hypothesis of length $T$ can never beat the best one of length $T' < T$ if
+# the latter's words all have probability at least $p_{\max}^{T/T'}$. What does
+# dividing by $T^\alpha$ change, and what happens to BLEU's brevity penalty when
+# beam search is left unnormalised? (depth: derive; about 15 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex02-length-norm
+# :class: dropdown
+# ```
+
+# %% [markdown] tags=["solution"]
+# The long hypothesis has $\log p \le T \log p_{\max}$. The short one has
+# $\log p \ge T' \cdot \tfrac{T}{T'} \log p_{\max} = T \log p_{\max}$, so it is at
+# least as good: every extra word costs a negative term, and the search prefers to
+# stop early. Dividing by $T^\alpha$ compares *average* log-probabilities per word
+# ($\alpha = 1$) or something in between ($0 < \alpha < 1$), removing the bias
+# towards stopping. Unnormalised beams produce short outputs, $c < r$, and the
+# brevity penalty $e^{1 - r/c}$ then takes a large bite out of BLEU.
+#
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# :::{exercise} Reverse the source
+# :label: ex02-reverse
+#
+# Sutskever et al. {cite}`sutskever2014sequence` found that feeding the source sentence
+# *reversed* to a unidirectional encoder made long sentences much easier. Retrain
+# the plain model with `bidirectional=False`, once on the data as they are and once
+# with every source reversed (build new `Pair`s with `src=p.src[::-1]`), and
+# compare their BLEU-by-length tables. Explain the result with the distance, in
+# encoder steps, between a source word and the output words that need it.
+# (depth: experiment; about 25 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex02-reverse
+# :class: dropdown
+# ```
+
+# %% [markdown] tags=["solution"]
+# ```python
+# from seqlib.data.translation import Pair, TranslationData
+# flip = lambda pairs: [Pair(p.src[::-1], p.tgt, p.refs) for p in pairs]
+# reversed_data = TranslationData.from_splits(flip(data.train), flip(data.valid), flip(data.test))
+# # train plain_seq2seq(..., bidirectional=False) on data and on reversed_data as above,
+# # then metrics.bleu_by_length(...) for each
+# ```
+#
+# Reversal helps mostly on short and medium sentences: the first source words end
+# up last in the encoder, right next to the first output words that need them,
+# which gives short gradient paths at the start of the translation, where errors
+# would otherwise propagate through the rest of the output. The *average*
+# distance between a source word and its translation is unchanged, and in our
+# verb-final target the verb of the first clause still has to travel far, so the
+# long buckets stay poor: reversal shifts the bottleneck, it does not remove it.
+# That is the job of attention, chapter 3.
+#
+# ```{solution-end}
+# ```
