@@ -1,0 +1,695 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The Swin Transformer
+#
+# The ViT of chapter 6 has two properties that make it awkward as a general
+# vision backbone. It is **isotropic**: every block sees the same $N$ tokens at
+# the same width, whereas detection and segmentation want a pyramid of feature
+# maps, fine and cheap at the bottom, coarse and rich at the top, like a CNN's.
+# And global attention over $N = hw$ tokens costs time and memory that grow with
+# $(hw)^2$, which rules out small patches on large images: a 224×224 image cut
+# into 4×4 patches gives a 56×56 grid and an attention matrix with
+# $56^4 \approx 9.8$ million entries per head and layer. Liu et al.'s Swin
+# Transformer {cite}`liu2021swin` fixes both: attention is computed inside small
+# $M\times M$ windows, consecutive blocks **shift** the windows so information
+# crosses their borders, positions enter as a learned **relative bias**, and
+# **patch merging** halves the grid between stages. This chapter builds each
+# piece, draws it, measures its cost against the paper's formulas, and trains a
+# small Swin beside a ViT of the same size.
+#
+# **Learning goals.** After this chapter you can
+#
+# - partition a token grid into windows and back, and say what each window's
+#   attention can and cannot see;
+# - derive $\Omega(\text{MSA}) = 4hwC^2 + 2(hw)^2C$ and
+#   $\Omega(\text{W-MSA}) = 4hwC^2 + 2M^2hwC$, and confirm by measurement that
+#   window attention is linear in the number of tokens;
+# - explain the cyclic shift and build the attention mask that keeps it correct;
+# - index a $(2M-1)^2$ table of relative position biases;
+# - follow the stages $C\times\frac H4\times\frac W4 \to 2C\times\frac H8\times\frac W8
+#   \to 4C\times\frac H{16}\times\frac W{16} \to 8C\times\frac H{32}\times\frac W{32}$.
+
+# %%
+# Setup: installs seqlib on Colab; locally the README's commands already did.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("seqlib") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "seqlib @ git+https://github.com/attention-course/attention-book"], check=True)
+
+from seqlib.notebook import start
+
+device = start("ch07")
+
+# %%
+import inspect
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.colors import ListedColormap
+
+from seqlib import profiles, swin, vit
+from seqlib.attention import MultiHeadAttention
+from seqlib.data import (CIFAR10_CLASSES, FASHION_CLASSES, load_cifar10, load_fashion_mnist,
+                         random_crop_flip)
+
+cfg = profiles.sizes("ch07")
+print(dict(cfg))
+
+# %% [markdown]
+# ## A hierarchy of stages
+#
+# Swin starts like ViT, with a patch embedding, but with 4×4 patches. The first
+# stage works on the $\frac H4 \times \frac W4$ grid at width $C$. Between stages
+# a **patch merging** layer concatenates each 2×2 group of neighbouring tokens
+# ($4C$ numbers), normalises them and projects them to $2C$: the grid halves, the
+# width doubles, exactly as a strided convolution would do in a CNN.
+
+# %%
+print(inspect.getsource(swin.PatchMerging))
+
+# %% [markdown]
+# Swin-T, the smallest model of the paper ($C = 96$, depths 2, 2, 6, 2,
+# $M = 7$), built from this module, has the four feature maps of the paper on a
+# 224×224 image, and exactly the 28,288,354 parameters of the official model:
+
+# %%
+torch.manual_seed(0)
+swin_t = swin.SwinTransformer(swin.SwinConfig(image_size=224, patch_size=4, in_channels=3, num_classes=1000, dim=96,
+                                              depths=(2, 2, 6, 2), heads=(3, 6, 12, 24), window=7, mlp_ratio=4.0))
+with torch.no_grad():
+    pyramid = swin_t.features(torch.rand(1, 3, 224, 224))
+for i, fmap in enumerate(pyramid, start=1):
+    print(f"stage {i}: {tuple(fmap.shape[1:])}  = {fmap.shape[1] // 96}C x H/{224 // fmap.shape[2]} x W/{224 // fmap.shape[3]}")
+print(f"parameters: {vit.count_parameters(swin_t):,}")
+assert [tuple(f.shape[1:]) for f in pyramid] == [(96, 56, 56), (192, 28, 28), (384, 14, 14), (768, 7, 7)]
+assert vit.count_parameters(swin_t) == 28_288_354
+del swin_t, pyramid
+
+# %% [markdown]
+# ## Attention inside windows
+#
+# Inside a stage, the grid of $h \times w$ tokens is cut into non-overlapping
+# windows of $M\times M$ tokens, and self-attention runs in each window
+# separately. The windows of all images form one batch, so the attention layer
+# is the chapter-5 `MultiHeadAttention` applied to $B \cdot \frac{hw}{M^2}$
+# short sequences of $M^2$ tokens. Two small pure functions do the regrouping:
+
+# %%
+print(inspect.getsource(swin.window_partition))
+print(inspect.getsource(swin.window_reverse))
+
+# %%
+x = torch.randn(2, 8, 8, 16)                            # (B, H, W, C)
+windows = swin.window_partition(x, 4)                   # (B·nW, M², C)
+print("grid", tuple(x.shape), "-> windows", tuple(windows.shape))
+identity = torch.equal(swin.window_reverse(windows, 4, 8, 8), x)
+print("window_reverse(window_partition(x)) == x:", identity)
+assert identity and windows.shape == (2 * 4, 16, 16)
+
+# %% [markdown]
+# ### What it costs
+#
+# Count multiply-adds for one layer on an $h\times w$ grid of width $C$. The
+# projections to queries, keys, values and the output are four $C\times C$
+# matrices applied to $hw$ tokens: $4hwC^2$. Global attention then forms
+# $QK^\top$, $(hw)^2$ dot products of length $C$, and the weighted sum of the
+# values, another $(hw)^2C$. In windows, each token meets only the $M^2$ tokens of
+# its own window, so $(hw)^2$ becomes $M^2\,hw$:
+#
+# $$
+# \Omega(\text{MSA}) = 4hwC^2 + 2(hw)^2C, \qquad
+# \Omega(\text{W-MSA}) = 4hwC^2 + 2M^2hwC .
+# $$ (eq-swin-cost)
+#
+# For a fixed window size the second is **linear** in the number of tokens; the
+# total size of all attention matrices drops from $(hw)^2$ to
+# $M^4 \cdot \frac{hw}{M^2} = M^2hw$. At Swin-T's first stage ($hw = 56^2$,
+# $C = 96$, $M = 7$) that is about 14 times fewer operations:
+
+# %%
+print(inspect.getsource(swin.msa_cost))
+print(f"56x56 grid, C=96, M=7: global {swin.msa_cost(56, 56, 96) / 1e9:.2f} G multiply-adds, "
+      f"windows {swin.window_msa_cost(56, 56, 96, 7) / 1e9:.2f} G")
+
+# %% [markdown]
+# Now measure it. We time one global attention layer and one window attention
+# layer (including the partition and its reverse) on grids of
+# $M\times M$ up to $8M\times 8M$ tokens, and record the memory each materialises
+# for its attention weights (the tensors returned with `return_attention=True`).
+# On a GPU the notebook also reads the peak memory the allocator saw.
+
+# %%
+M, C_b, h_b = cfg["bench_window"], cfg["bench_dim"], cfg["bench_heads"]
+torch.manual_seed(0)
+global_attn = MultiHeadAttention(C_b, h_b).to(device).eval()
+window_attn = swin.WindowAttention(C_b, h_b, M).to(device).eval()
+
+
+def run_global(tokens, side):
+    return global_attn(tokens)                                        # (B, hw, C)
+
+
+def run_window(tokens, side):
+    grid_x = tokens.view(-1, side, side, C_b)                         # (B, h, w, C)
+    out = window_attn(swin.window_partition(grid_x, M))              # (B·nW, M², C)
+    return swin.window_reverse(out, M, side, side)                   # (B, h, w, C)
+
+
+def seconds(fn, *args, repeats):
+    """Fastest wall time of fn(*args) over ``repeats`` calls after one warm-up (the minimum is
+    the least disturbed by other processes on a shared machine)."""
+    fn(*args)
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn(*args)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return float(np.min(times))
+
+
+def peak_bytes(fn, *args):
+    """Peak GPU memory of one call beyond what was allocated before it (CUDA only)."""
+    if device.type != "cuda":
+        return float("nan")
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fn(*args)
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base
+
+
+bench = []
+with torch.no_grad():
+    for k in cfg["bench_grids"]:
+        side = k * M
+        tokens = torch.randn(cfg["bench_batch"], side * side, C_b, device=device)        # (B, hw, C)
+        one = tokens[:1]                                                                # memory: one image
+        _, w_global = global_attn(one, return_attention=True)                           # (1, h, hw, hw)
+        windows_k = swin.window_partition(one.view(1, side, side, C_b), M)
+        _, w_window = window_attn(windows_k, return_attention=True)                     # (nW, h, M², M²)
+        bench.append({"side": side, "hw": side * side,
+                      "t_global": seconds(run_global, tokens, side, repeats=cfg["bench_repeats"]),
+                      "t_window": seconds(run_window, tokens, side, repeats=cfg["bench_repeats"]),
+                      "mem_global": w_global.numel() * w_global.element_size(),
+                      "mem_window": w_window.numel() * w_window.element_size(),
+                      "peak_global": peak_bytes(run_global, tokens, side),
+                      "peak_window": peak_bytes(run_window, tokens, side),
+                      "omega_global": swin.msa_cost(side, side, C_b),
+                      "omega_window": swin.window_msa_cost(side, side, C_b, M)})
+        del w_global, w_window
+hw = np.array([b["hw"] for b in bench])
+t_global, t_window = np.array([b["t_global"] for b in bench]), np.array([b["t_window"] for b in bench])
+ratio = t_global / t_window
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"device: {device}; C = {C_b}, heads = {h_b}, M = {M}; time for a batch of {cfg['bench_batch']}, "
+      f"fastest of {cfg['bench_repeats']} runs; attention MB per image")
+print(f"{'grid':>8}{'tokens':>8}{'Ω MSA (M)':>11}{'Ω W-MSA (M)':>13}{'t global ms':>13}{'t window ms':>13}"
+      f"{'ratio':>7}{'attn MB global':>16}{'attn MB window':>16}")
+for b, r in zip(bench, ratio):
+    print(f"{b['side']:>4}x{b['side']:<3}{b['hw']:>8}{b['omega_global'] / 1e6:>11.1f}{b['omega_window'] / 1e6:>13.1f}"
+          f"{1e3 * b['t_global']:>13.2f}{1e3 * b['t_window']:>13.2f}{r:>7.1f}"
+          f"{b['mem_global'] / 2**20:>16.2f}{b['mem_window'] / 2**20:>16.2f}")
+if device.type == "cuda":
+    print("peak GPU MB, global:", [round(b["peak_global"] / 2**20, 1) for b in bench])
+    print("peak GPU MB, window:", [round(b["peak_window"] / 2**20, 1) for b in bench])
+
+# %% [markdown]
+# To lay the formulas over the measurements, convert multiply-adds to seconds
+# with **one** throughput, fitted to the largest global measurement, and use it
+# for both curves. The memory panel needs no fit: the weights are
+# $h\,(hw)^2$ and $h\,M^2hw$ floats of 4 bytes.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+omega_g = np.array([b["omega_global"] for b in bench], dtype=float)
+omega_w = np.array([b["omega_window"] for b in bench], dtype=float)
+per_second = omega_g[-1] / t_global[-1]                                  # multiply-adds per second
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+ax = axes[0]
+ax.loglog(hw, 1e3 * t_global, "o", color="C3", label="global MSA, measured")
+ax.loglog(hw, 1e3 * t_window, "s", color="C0", label="window W-MSA, measured")
+ax.loglog(hw, 1e3 * omega_g / per_second, "-", color="C3", alpha=0.6, label="Ω(MSA) / throughput")
+ax.loglog(hw, 1e3 * omega_w / per_second, "-", color="C0", alpha=0.6, label="Ω(W-MSA) / throughput")
+ax.set(title=f"Time of one attention layer (C={C_b}, M={M})", xlabel="tokens hw", ylabel="time (ms)")
+ax.legend(fontsize=8)
+ax = axes[1]
+mem_g = np.array([b["mem_global"] for b in bench]) / 2**20
+mem_w = np.array([b["mem_window"] for b in bench]) / 2**20
+ax.loglog(hw, mem_g, "o-", color="C3", label="global: h·(hw)² floats")
+ax.loglog(hw, mem_w, "s-", color="C0", label="windows: h·M²·hw floats")
+ax.set(title="Memory of the attention weights", xlabel="tokens hw", ylabel="MiB")
+ax.legend(fontsize=8)
+ax = axes[2]
+ax.semilogx(hw, ratio, "o-", color="C2", label="measured time ratio")
+ax.semilogx(hw, omega_g / omega_w, "--", color="k", label="Ω(MSA) / Ω(W-MSA)")
+ax.set(title="Global / window", xlabel="tokens hw", ylabel="ratio")
+ax.legend(fontsize=8)
+plt.show()
+
+# %%
+slope = np.polyfit(np.log(hw), np.log(ratio), 1)[0]
+grows = bool(ratio[-1] > 3 * ratio[0] and slope > 0.3)
+print("the measured time ratio global/window grows with hw:", grows)
+print("attention memory: global grows as (hw)^2, windows as hw:",
+      bool(np.allclose(mem_g / mem_g[0], (hw / hw[0]) ** 2) and np.allclose(mem_w / mem_w[0], hw / hw[0])))
+assert grows, ratio
+assert np.allclose(mem_g / mem_g[0], (hw / hw[0]) ** 2) and np.allclose(mem_w / mem_w[0], hw / hw[0])
+
+# %% [markdown]
+# At the smallest grid there is one window and the two layers do the same work.
+# As the grid grows, global attention's time bends up towards the $(hw)^2$ line
+# while window attention stays close to linear; the ratio grows with the number
+# of tokens, as Eq. {eq}`eq-swin-cost` predicts (at small sizes fixed overheads
+# blur both curves). The memory panel is exact: a quadratic and a linear law.
+#
+# ## Shifted windows
+#
+# Windows make attention cheap but blind: a token never sees anything outside its
+# window, however many blocks are stacked. Swin therefore alternates two
+# partitions. Block $l$ uses the regular windows; block $l+1$ displaces them by
+# $\lfloor M/2 \rfloor$ tokens in both directions, so each new window straddles
+# four old ones and information flows across the old borders.
+#
+# The displaced partition has more, and smaller, windows at the image border
+# (nine instead of four in the figure). Rather than pad them, Swin **rolls** the
+# grid cyclically by $-\lfloor M/2\rfloor$ along both axes: the displaced windows
+# become a regular partition again and the batch keeps its shape. The price is
+# that the last row and column of windows now contain tokens from opposite sides
+# of the image; a mask forbids attention between them, and the roll is undone
+# afterwards.
+
+# %%
+H = W = 8
+M_demo, s_demo = 4, 2
+rows, cols = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+regular_ids = (rows // M_demo) * (W // M_demo) + cols // M_demo
+shifted_ids = ((rows - s_demo) // M_demo + 1) * 3 + (cols - s_demo) // M_demo + 1    # 3×3 displaced windows
+labels = swin.window_region_ids(H, W, M_demo, s_demo).numpy()                          # regions after the roll
+cmap9 = ListedColormap(plt.get_cmap("tab10").colors[:9])
+
+
+def draw_grid(ax, ids, title, lines=()):
+    ax.imshow(ids, cmap=cmap9, vmin=-0.5, vmax=8.5)
+    for r in range(H):
+        for c in range(W):
+            ax.text(c, r, f"{r * W + c}", ha="center", va="center", fontsize=6.5, color="white")
+    for pos in lines:
+        ax.axhline(pos - 0.5, color="k", lw=2.5)
+        ax.axvline(pos - 0.5, color="k", lw=2.5)
+    ax.set(title=title, xticks=[], yticks=[])
+
+
+fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
+draw_grid(axes[0], regular_ids, f"block l: 4 windows of {M_demo}×{M_demo}", lines=(4,))
+draw_grid(axes[1], shifted_ids, f"block l+1: windows displaced by {s_demo} (9 pieces)", lines=(2, 6))
+rolled_labels = np.roll(np.roll(shifted_ids, -s_demo, 0), -s_demo, 1)
+draw_grid(axes[2], rolled_labels, f"after rolling by −{s_demo}: 4 windows again", lines=(4,))
+for r in range(H):
+    for c in range(W):
+        axes[2].texts[r * W + c].set_text(f"{((r + s_demo) % H) * W + (c + s_demo) % W}")
+fig.suptitle("Token numbers are positions in the original image; colours are the windows of block l+1 (right two)")
+plt.show()
+
+# %% [markdown]
+# In the right panel the bottom-right window holds tokens 54, 55, 62, 63 from the
+# bottom-right corner of the image, 48, 49, 56, 57 from the bottom-left,
+# 6, 7, 14, 15 from the top-right and 0, 1, 8, 9 from the top-left: four pieces
+# that are not neighbours in the image. The mask allows attention only between
+# tokens of the same piece:
+
+# %%
+print(inspect.getsource(swin.window_region_ids))
+print(inspect.getsource(swin.shifted_window_mask))
+
+# %%
+allowed = swin.shifted_window_mask(H, W, M_demo, s_demo)          # (nW, M², M²)
+fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
+for w, ax in enumerate(axes):
+    ax.imshow(allowed[w].numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.set(title=f"window {w}: {int(allowed[w].sum())} of {M_demo ** 4} pairs allowed",
+           xlabel="key token in window", ylabel="query token in window")
+fig.suptitle("Shifted-window attention masks (white = may attend, black = blocked)")
+plt.show()
+print("allowed pairs per window:", allowed.sum((1, 2)).tolist())
+assert allowed[0].all() and allowed.sum((1, 2)).tolist() == [256, 128, 128, 64]
+
+# %% [markdown]
+# Window 0 lies inside the image and needs no mask. Windows 1 and 2 each join two
+# pieces, so half of their pairs are allowed: in window 2 the pieces are the top
+# and bottom halves (two 8×8 blocks, since tokens are numbered row by row), in
+# window 1 the left and right halves, which interleave in row-major order and give
+# the checkerboard. Window 3 joins four pieces. The block that uses the mask:
+
+# %%
+print(inspect.getsource(swin.SwinBlock))
+
+# %% [markdown]
+# ## Relative position bias
+#
+# ViT adds an absolute position embedding to its input. Swin adds nothing to the
+# tokens; instead, each attention score gets a learned bias that depends only on
+# the **relative** position of query and key inside the window
+# {cite}`liu2021swin,shaw2018self`:
+#
+# $$
+# \mathrm{Attention}(Q, K, V) = \mathrm{SoftMax}\!\left(\frac{QK^\top}{\sqrt d} + B\right)V,
+# \qquad Q, K, V \in \mathbb{R}^{M^2\times d},\; B \in \mathbb{R}^{M^2\times M^2}.
+# $$ (eq-swin-bias)
+#
+# Two tokens of an $M\times M$ window are between $-(M-1)$ and $M-1$ rows apart,
+# and the same for columns: only $(2M-1)^2$ different offsets exist. So $B$ is
+# gathered from a small learned table $\hat B \in \mathbb{R}^{(2M-1)\times(2M-1)}$
+# per head, through a fixed index. The same offset gets the same bias in every
+# window and every image, which builds translation invariance back in.
+
+# %%
+print(inspect.getsource(swin.relative_position_index))
+
+# %%
+index3 = swin.relative_position_index(3)                             # (9, 9)
+fig, ax = plt.subplots(figsize=(5.2, 4.4))
+im = ax.imshow(index3.numpy(), cmap="viridis")
+for (i, j), v in np.ndenumerate(index3.numpy()):
+    ax.text(j, i, str(v), ha="center", va="center", fontsize=8, color="w" if v < 12 else "k")
+fig.colorbar(im, ax=ax, label="row of the bias table")
+ax.set(title="relative_position_index(3): table row for each (query, key)", xlabel="key token j (row-major in the 3×3 window)",
+       ylabel="query token i")
+plt.show()
+print("values in [0, 25):", int(index3.min()) == 0 and int(index3.max()) == 24,
+      " diagonal is the centre row 12:", bool((index3.diagonal() == 12).all()))
+assert int(index3.max()) == (2 * 3 - 1) ** 2 - 1 and torch.equal(index3 + index3.T, torch.full_like(index3, 24))
+
+# %% [markdown]
+# The window attention layer owns the table and its index, and calls the book's
+# one `MultiHeadAttention` with the gathered bias as `attn_bias`:
+
+# %%
+print(inspect.getsource(swin.WindowAttention))
+
+# %% [markdown]
+# ## Swin against ViT on Fashion-MNIST
+#
+# A small Swin for 32×32 inputs (Fashion-MNIST padded by two black pixels on
+# each side): 4×4 patches give an 8×8 grid, windows of $M = 4$ (four windows,
+# shifted by 2 in every second block), then 4×4 and 2×2 grids that fit in one
+# window, widths 20 → 40 → 80. Beside it, chapter 6's ViT (7×7 patches, 16
+# tokens, $D = 64$), trained here with the same recipe. Swin can afford four times
+# as many tokens at the first stage because its attention is local.
+
+# %%
+if cfg["dataset"] == "cifar10":
+    x_train, y_train = load_cifar10("train", n=cfg["n_train"])
+    x_test, y_test = load_cifar10("test", n=cfg["n_test"])
+    class_names = CIFAR10_CLASSES
+else:
+    x_train, y_train = load_fashion_mnist("train", n=cfg["n_train"])
+    x_test, y_test = load_fashion_mnist("test", n=cfg["n_test"])
+    class_names = FASHION_CLASSES
+C_in, H_img, W_img = x_train.shape[1:]
+pad = (32 - H_img) // 2                                                  # 2 for Fashion-MNIST, 0 for CIFAR-10
+
+
+def to_32(images: torch.Tensor) -> torch.Tensor:
+    """Pad (B, C, 28, 28) to (B, C, 32, 32) with background; CIFAR-10 is already 32×32."""
+    return F.pad(images, (pad, pad, pad, pad)) if pad else images
+
+
+augment = (lambda x: random_crop_flip(x, padding=4)) if cfg["augment"] else None
+models = {
+    "ViT": (lambda: vit.ViT(vit.ViTConfig(image_size=H_img, patch_size=cfg["vit_patch"], in_channels=C_in,
+                                          num_classes=len(class_names), dim=cfg["vit_dim"], depth=cfg["vit_depth"],
+                                          heads=cfg["vit_heads"], mlp_ratio=cfg["mlp_ratio"], dropout=cfg["dropout"])),
+            lambda x: x),
+    "Swin": (lambda: swin.SwinTransformer(swin.SwinConfig(
+        image_size=32, patch_size=cfg["swin_patch"], in_channels=C_in, num_classes=len(class_names),
+        dim=cfg["swin_dim"], depths=cfg["swin_depths"], heads=cfg["swin_heads"], window=cfg["window"],
+        mlp_ratio=cfg["mlp_ratio"], dropout=cfg["dropout"])), to_32),
+}
+swin_model = models["Swin"][0]()
+with torch.no_grad():
+    stage_shapes = [tuple(f.shape[1:]) for f in swin_model.features(to_32(x_test[:2]))]
+print("Swin stages (C, H, W):", stage_shapes)
+print("windows per stage:", [s.window for s in swin_model.stages], " shifts:",
+      [[b.shift for b in s.blocks] for s in swin_model.stages])
+assert all(b[0] == 2 * a[0] and b[1] == -(-a[1] // 2) for a, b in zip(stage_shapes, stage_shapes[1:]))
+
+# %%
+results = {}
+for name, (make, prepare) in models.items():
+    torch.manual_seed(0)
+    model = make()
+    t0 = time.perf_counter()
+    hist = vit.train_classifier(model, prepare(x_train), y_train, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+                                lr=cfg["lr"], weight_decay=cfg["weight_decay"], augment=augment, device=device,
+                                desc=name)
+    results[name] = {"model": model, "params": vit.count_parameters(model), "seconds": time.perf_counter() - t0,
+                     "acc": vit.accuracy(model, prepare(x_test), y_test), "train_acc": hist.last("acc")}
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"{'model':<6}{'params':>10}{'test acc':>10}{'train acc':>11}{'seconds':>9}   ({len(x_train)} training images)")
+for name, r in results.items():
+    print(f"{name:<6}{r['params']:>10,}{r['acc']:>10.3f}{r['train_acc']:>11.3f}{r['seconds']:>9.1f}")
+
+# %%
+size_ratio = results["Swin"]["params"] / results["ViT"]["params"]
+print("models of similar size (within 25 %):", abs(size_ratio - 1) < 0.25)
+print("both learn the task (test accuracy > 0.6):", all(r["acc"] > 0.6 for r in results.values()))
+assert abs(size_ratio - 1) < 0.25 and all(r["acc"] > 0.6 for r in results.values())
+
+# %% [markdown]
+# At this scale the two are close; what Swin buys is not mainly accuracy on
+# 28×28 images but the *shape* of its computation: fine 4×4-pixel tokens at a cost
+# linear in their number, and a pyramid of feature maps that detection and
+# segmentation heads can use, which is why Swin replaced CNN backbones in many
+# dense-prediction systems.
+#
+# Finally, what did the relative position bias learn? Each head of the first
+# stage's first block has a $(2M-1)\times(2M-1)$ table; the centre is offset
+# $(0, 0)$, the query itself.
+
+# %%
+swin_trained = results["Swin"]["model"].cpu()
+table = swin_trained.stages[0].blocks[0].attn.bias_table.detach()             # ((2M−1)², h)
+Mw = swin_trained.stages[0].window
+fig, axes = plt.subplots(1, table.shape[1], figsize=(4.6 * table.shape[1], 4))
+for head, ax in enumerate(np.atleast_1d(axes)):
+    im = ax.imshow(table[:, head].view(2 * Mw - 1, 2 * Mw - 1).numpy(), cmap="coolwarm",
+                   extent=(-(Mw - 1) - 0.5, Mw - 0.5, Mw - 0.5, -(Mw - 1) - 0.5))
+    fig.colorbar(im, ax=ax, label="bias added to the score")
+    ax.set(title=f"head {head + 1}", xlabel="column offset (query − key)", ylabel="row offset (query − key)",
+           xticks=range(-(Mw - 1), Mw), yticks=range(-(Mw - 1), Mw))
+fig.suptitle("Learned relative position bias, stage 1, block 1 (trained Swin)")
+plt.show()
+
+# %% [markdown]
+# ```{admonition} Going further: the full profile
+# :class: tip
+# `SEQLIB_PROFILE=full` trains on CIFAR-10 {cite}`krizhevsky2009learning` with random
+# crops and flips: a Swin with 2×2 patches, $C = 48$, depths 2, 2, 6, 2, windows of
+# 4 (grids 16 → 8 → 4 → 2, 6.9 M parameters) against the 2.7 M-parameter ViT of
+# chapter 6, 100 epochs each, and times attention on grids up to $16M \times 16M$
+# tokens at $C = 96$ with peak GPU memory. Reference points from the literature
+# are 80–90 % for small vision Transformers trained from scratch on CIFAR-10 with
+# augmentation. Measured numbers, with device and date, are on the
+# {doc}`../book/results` page.
+# ```
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{exercise} Window partition with reshape and permute
+# :label: ex07-partition
+#
+# Implement `partition(x, M)` that turns a (B, H, W, C) grid into
+# (B·(H/M)·(W/M), M·M, C) windows with `view`/`reshape` and `permute` only (no
+# einops, no seqlib), windows of image 0 first, row-major within and across
+# windows. (depth: implement; about 15 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex07-partition
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+def partition(x: torch.Tensor, M: int) -> torch.Tensor:
+    """(B, H, W, C) -> (B·nW, M·M, C), as seqlib.swin.window_partition."""
+    # BEGIN SOLUTION
+    # HINT: view as (B, H/M, M, W/M, M, C), then bring the two window axes next to B.
+    B, H, W, C = x.shape
+    x = x.view(B, H // M, M, W // M, M, C)                            # (B, nh, M, nw, M, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, M * M, C)          # (B·nW, M², C)
+    # END SOLUTION
+
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```
+
+# %% exercise="ex07-partition" tags=["check"]
+from seqlib.exercises import check_close, check_shape
+
+grid_x = torch.randn(2, 8, 12, 3, generator=torch.Generator().manual_seed(0))
+mine = partition(grid_x, 4)
+check_shape(mine, (12, 16, 3), name="partition(x, 4)", letters="B·nW, M², C")
+check_close(mine, swin.window_partition(grid_x, 4), name="partition vs seqlib.swin.window_partition")
+
+# %% [markdown]
+# :::{exercise} The mask from coordinates
+# :label: ex07-mask
+#
+# Build the shifted-window mask a second way. Take the original (row, column)
+# of every token, roll the grid by $-s$, partition it into windows, and allow the
+# pair (i, j) of a window exactly when the two tokens were less than $M$ apart
+# in both directions in the original image (tokens that wrapped around are far
+# apart). Implement `mask_from_coordinates(H, W, M, s)` returning a bool
+# (nW, M², M²) tensor; you may use `swin.window_partition` and `torch.roll`.
+# (depth: implement; about 20 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex07-mask
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+def mask_from_coordinates(H: int, W: int, M: int, s: int) -> torch.Tensor:
+    """(nW, M², M²) bool: True where two tokens of a shifted window were neighbours in the image."""
+    # BEGIN SOLUTION
+    # HINT: coordinates of shape (1, H, W, 2); after the roll and the partition, compare |Δrow| and |Δcol| with M.
+    rows, cols = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    coords = torch.stack([rows, cols], dim=-1)[None]                             # (1, H, W, 2)
+    rolled = torch.roll(coords, shifts=(-s, -s), dims=(1, 2))
+    win = swin.window_partition(rolled, M)                                      # (nW, M², 2)
+    delta = (win[:, :, None, :] - win[:, None, :, :]).abs()                     # (nW, M², M², 2)
+    return (delta < M).all(-1)
+    # END SOLUTION
+
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```
+
+# %% exercise="ex07-mask" tags=["check"]
+from seqlib.exercises import check_shape, check_true
+
+for H_, W_, M_, s_ in ((8, 8, 4, 2), (12, 8, 4, 2), (14, 14, 7, 3)):
+    mine = mask_from_coordinates(H_, W_, M_, s_)
+    check_shape(mine, (H_ * W_ // M_ ** 2, M_ ** 2, M_ ** 2), name=f"mask {H_}x{W_}, M={M_}", letters="nW, M², M²")
+    check_true(torch.equal(mine, swin.shifted_window_mask(H_, W_, M_, s_)),
+               f"mask_from_coordinates({H_}, {W_}, {M_}, {s_}) differs from seqlib.swin.shifted_window_mask")
+
+# %% [markdown]
+# :::{exercise} Where the two costs cross
+# :label: ex07-cost
+#
+# Using Eq. {eq}`eq-swin-cost`: (a) show that the ratio
+# $\Omega(\text{MSA})/\Omega(\text{W-MSA})$ depends on $hw$, $C$ and $M$ only
+# through $(4C + 2hw)/(4C + 2M^2)$; (b) for Swin-T's first stage ($C = 96$,
+# $M = 7$) find the grid side $\sqrt{hw}$ at which global attention costs twice as
+# much as window attention; (c) explain why the ratio is 1 when $hw = M^2$.
+# (depth: derive; about 15 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex07-cost
+# :class: dropdown
+# ```
+
+# %% [markdown] tags=["solution"]
+# (a) Divide both costs by $hwC$: $\Omega(\text{MSA})/(hwC) = 4C + 2hw$ and
+# $\Omega(\text{W-MSA})/(hwC) = 4C + 2M^2$. (b) Ratio 2 means
+# $4C + 2hw = 2(4C + 2M^2)$, i.e. $hw = 2C + 2M^2 = 192 + 98 = 290$, a grid of about
+# 17×17 tokens: Swin-T's 56×56 first stage is far beyond it. (c) With $hw = M^2$
+# the only window is the whole grid, so both layers compute the same thing.
+
+# %% tags=["solution"]
+C_, M_ = 96, 7
+hw_star = 2 * C_ + 2 * M_ ** 2
+side = int(np.ceil(np.sqrt(hw_star)))
+print(f"hw* = {hw_star}, grid side about {np.sqrt(hw_star):.1f}")
+assert swin.msa_cost(side, side, C_) >= 2 * swin.window_msa_cost(side, side, C_, M_)
+assert swin.msa_cost(side - 1, side - 1, C_) < 2 * swin.window_msa_cost(side - 1, side - 1, C_, M_)
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# :::{exercise} How far can a token see?
+# :label: ex07-receptive
+#
+# In a stack of Swin blocks at one resolution, with windows of $M$ and shifts of
+# $M/2$ in every second block, how many tokens away can information travel after
+# $k$ blocks? Check your answer experimentally: change one token of an input grid
+# and record which outputs change after 1, 2, 3 and 4 blocks of an untrained
+# `swin.SwinStage`. What would happen without the shift? (depth: experiment; about 20 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex07-receptive
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+torch.manual_seed(0)
+side_r, M_r = 16, 4
+reach = {}
+for shifted in (True, False):
+    stage = swin.SwinStage(8, depth=4, heads=2, window=M_r, grid=side_r).eval()
+    if not shifted:
+        for block in stage.blocks:
+            block.shift = 0
+    grid_in = torch.randn(1, side_r, side_r, 8)
+    poked = grid_in.clone()
+    poked[0, 5, 5] += torch.randn(8)
+    reached = []
+    with torch.no_grad():
+        a, b = grid_in, poked
+        for block in stage.blocks:
+            a, b = block(a), block(b)
+            changed = ((a - b).abs().sum(-1)[0] > 1e-6).nonzero()
+            reached.append(int((changed - torch.tensor([5, 5])).abs().max()))
+    reach["with shift" if shifted else "without shift"] = reached
+print("largest row/column distance reached after 1..4 blocks:", reach)
+assert reach["without shift"] == [reach["without shift"][0]] * 4 and reach["with shift"][-1] > reach["without shift"][-1]
+
+# %% [markdown] tags=["solution"]
+# Without the shift the change never leaves its window (here at most 2 rows or
+# columns away, since token (5, 5) sits in the window covering rows and columns
+# 4–7). With the shift each shifted block can carry it about $M/2$ further into
+# the neighbouring window and each regular block across the rest of a window, so the
+# reach grows linearly with depth, like the receptive field of a stack of
+# convolutions; patch merging then doubles the distance each token stands for.
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```
