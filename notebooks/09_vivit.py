@@ -1,0 +1,749 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # ViViT: tokenising video, factorising space and time
+#
+# A video is a stack of images, so the obvious way to classify one with a
+# Transformer is to cut every frame into ViT patches and let all of them attend to
+# each other. Two questions make this harder than it sounds. The first is cost: a
+# clip of 8 frames has 8 times the tokens of one image, and attention is quadratic
+# in the number of tokens. The second is time itself: attention treats its input
+# as a *set*, so unless something tells the model which frame a token came from, a
+# film and the same film played backwards look identical. The lecture that opens
+# this part of the course asks exactly this, whether a model trained on ordinary
+# videos can tell them from reversed ones, the *arrow of time*
+# {cite}`wei2018learning`. ViViT {cite}`arnab2021vivit` answers the first question
+# with four ways of factorising attention over space and time, and this chapter
+# builds all four.
+#
+# **Learning goals.** After this chapter you can
+#
+# - tokenise a clip by uniform frame sampling or by tubelet embedding (a 3D
+#   convolution), and count its tokens, e.g. 27 tokens for a 28×28×28 volume cut
+#   into 8×8×8 tubelets;
+# - write the four ViViT encoders (joint spatio-temporal attention, factorised
+#   encoder, factorised self-attention, factorised dot-product attention) with one
+#   attention layer, and count what each pays in attention scores;
+# - explain, prove and measure why a model without temporal positions cannot tell a
+#   clip from its reversal;
+# - initialise a video model from an image ViT by inflating its patch embedding
+#   (central-frame or averaged), and regularise a Transformer trained on few clips.
+
+# %%
+# Setup: installs seqlib on Colab; locally the README's commands already did.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("seqlib") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "seqlib @ git+https://github.com/attention-course/attention-book"], check=True)
+
+from seqlib.notebook import start
+
+device = start("ch09")
+
+# %%
+import inspect
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from einops import rearrange
+from matplotlib.patches import Rectangle
+
+from seqlib import profiles, vit, vivit
+from seqlib.data import FASHION_CLASSES, load_fashion_mnist, load_organmnist3d, make_arrow_of_time, reverse_time
+from seqlib.train import fit, minibatches
+
+cfg = profiles.sizes("ch09")
+print(dict(cfg))
+
+# %% [markdown]
+# ## A clip as tokens
+#
+# A clip is a tensor of shape $(F, C, H, W)$: $F$ frames of $C$ channels. ViT
+# {cite}`dosovitskiy2021image` cuts an image into $P \times P$ patches and projects
+# each flattened patch with one matrix $E$. ViViT has two ways to extend this to
+# time.
+#
+# **Uniform frame sampling** takes $n_t$ frames spread evenly over the video and
+# embeds each one as ViT would; the tokens of all frames are then concatenated.
+# No token mixes information from two frames; everything temporal is left to the
+# Transformer.
+#
+# **Tubelet embedding** cuts the clip into non-overlapping $t \times P \times P$
+# blocks and projects each with one matrix, which is a 3D convolution whose kernel
+# and stride are both $(t, P, P)$. Each token now already sees $t$ frames, so it
+# can encode local motion, and there are $t$ times fewer tokens. Along an axis of
+# length $L$ a convolution with kernel $k$, stride $s$ and padding $p$ produces
+#
+# $$
+# n = \left\lfloor \frac{L + 2p - k}{s} \right\rfloor + 1
+# $$ (eq-vivit-grid)
+#
+# tokens, and the clip becomes $N = n_t \cdot n_h \cdot n_w$ tokens of width $D$.
+# The report that this chapter follows trains on OrganMNIST3D volumes of
+# $28 \times 28 \times 28$ voxels with $8 \times 8 \times 8$ tubelets, stride 8 and
+# no padding: {eq}`eq-vivit-grid` gives $\lfloor 20/8 \rfloor + 1 = 3$ per axis (the
+# last 4 voxels are dropped), so $3 \cdot 3 \cdot 3 = 27$ tokens of width 128. Both
+# embeddings in seqlib return the tokens as a grid $(B, n_t, n_s, D)$ with
+# $n_s = n_h n_w$, so that the models can tell space from time:
+
+# %%
+print(inspect.getsource(vivit.tubelet_grid))
+print(inspect.getsource(vivit.TubeletEmbedding.forward))
+print(inspect.getsource(vivit.FrameEmbedding.forward))
+
+# %%
+tubelets = vivit.TubeletEmbedding(frames=28, image_size=28, tubelet=(8, 8), in_channels=1, dim=128)
+volume = torch.rand(2, 28, 1, 28, 28)  # (B, F, C, H, W): a 28³ volume is a clip of 28 slices
+tokens = tubelets(volume)
+print("tokens per axis:", vivit.tubelet_grid(28, 8, 8))
+print("token grid (B, n_t, n_s, D):", tuple(tokens.shape))
+print("tokens per volume:", tokens.shape[1] * tokens.shape[2], "of width", tokens.shape[-1])
+assert vivit.tubelet_grid(28, 8, 8) == 3 and tokens.shape == (2, 3, 9, 128)
+
+# %% [markdown]
+# A tubelet of one frame is frame sampling: the 3D kernel of depth 1 is the 2D
+# kernel. We check it with the same weights:
+
+# %%
+frame_embed = vivit.FrameEmbedding(image_size=28, patch_size=7, in_channels=1, dim=16)
+one_frame_tubes = vivit.TubeletEmbedding.inflate(frame_embed.patch, frames=8, t=1)
+clip = torch.rand(1, 8, 1, 28, 28)
+same = torch.allclose(frame_embed(clip), one_frame_tubes(clip), atol=1e-5)
+print("frame sampling == tubelets of one frame:", same)
+assert same
+
+# %% [markdown]
+# ## A task that only the order of frames can solve
+#
+# To study time we need clips whose label no single frame reveals.
+# `make_arrow_of_time` drops a shrunken Fashion-MNIST {cite}`xiao2017fashion` item
+# from rest: after a fraction $\tau$ of the clip it has fallen $L \tau^2$ pixels,
+# faster and faster, as under gravity. Label 0 is that clip; label 1 is the same
+# clip played backwards, an item that shoots upwards and slows to a halt. Each clip
+# is generated together with its reversal, so the two classes contain exactly the
+# same frames; only their order differs.
+
+# %%
+x_fm, y_fm = load_fashion_mnist("train", n=max(cfg["vit_n_train"], 4000))
+x_fm_test, y_fm_test = load_fashion_mnist("test", n=1000)
+clip_kw = dict(frames=cfg["frames"], size=cfg["size"], item_size=cfg["item_size"])
+train = make_arrow_of_time(cfg["n_train"], items=x_fm[:2000], item_labels=y_fm[:2000], seed=0, **clip_kw)
+test = make_arrow_of_time(cfg["n_test"], items=x_fm_test, item_labels=y_fm_test, seed=1, **clip_kw)
+print("train clips (N, F, C, H, W):", tuple(train.videos.shape), " test clips:", tuple(test.videos.shape))
+print("classes:", train.classes, " balanced:", train.labels.float().mean().item() == 0.5)
+paired = torch.equal(train.videos[train.pair], reverse_time(train.videos))
+print("every clip's partner is its reversal:", paired)
+assert paired and torch.equal(train.labels[train.pair], 1 - train.labels)
+
+# %%
+i = int((train.labels == 0).nonzero()[0])
+fig, axes = plt.subplots(2, cfg["frames"], figsize=(1.2 * cfg["frames"], 3.0))
+for row, (idx, name) in enumerate(((i, "forward"), (int(train.pair[i]), "reversed"))):
+    for f in range(cfg["frames"]):
+        axes[row, f].imshow(train.videos[idx, f, 0], vmin=0, vmax=1)
+        axes[row, f].set_xticks([])
+        axes[row, f].set_yticks([])
+        axes[0, f].set_title(f"frame {f}", fontsize=8)
+    axes[row, 0].set_ylabel(name)
+fig.suptitle(f"One clip and its reversal (a {FASHION_CLASSES[int(train.item_labels[i])].lower()} falling)")
+plt.show()
+
+# %% [markdown]
+# Here are the two tokenisations of that clip, with the smoke profile's sizes:
+# $7 \times 7$ patches give $n_s = 16$ tokens per frame; frame sampling keeps all
+# $n_t = 8$ frames ($N = 128$), tubelets of $t = 2$ frames pair them up ($n_t = 4$,
+# $N = 64$). Each coloured box is one token.
+
+# %%
+P, t_frames = cfg["patch"], cfg["tubelet"]
+fig, axes = plt.subplots(2, cfg["frames"], figsize=(1.2 * cfg["frames"], 3.2))
+colours = plt.cm.tab10(np.arange(10))
+titles = ("uniform frame sampling: 8 × 16 tokens", f"tubelets of {t_frames} frames: 4 × 16 tokens")
+for row, title in enumerate(titles):
+    for f in range(cfg["frames"]):
+        ax = axes[row, f]
+        ax.imshow(train.videos[i, f, 0], vmin=0, vmax=1)
+        colour = colours[f % 10] if row == 0 else colours[(f // t_frames) % 10]
+        for r in range(0, cfg["size"], P):
+            for c in range(0, cfg["size"], P):
+                ax.add_patch(Rectangle((c - 0.5, r - 0.5), P, P, fill=False, lw=0.8, ec=colour))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"frame {f}", fontsize=8)
+    axes[row, 0].set_ylabel("frames" if row == 0 else "tubelets")
+    axes[row, cfg["frames"] // 2].set_xlabel(title)
+fig.suptitle("Tokenisations: one colour per temporal index n_t (boxes: 7×7-pixel patches)")
+plt.show()
+
+# %% [markdown]
+# ## Four ways to attend across space and time
+#
+# Let the tokens be $z \in \mathbb{R}^{n_t \times n_s \times D}$, $h$ heads and $L$
+# blocks. All four encoders are built from the book's one
+# `MultiHeadAttention` (chapter 5) and differ only in *which* tokens a token
+# attends to.
+#
+# 1. **Spatio-temporal (joint) attention.** Flatten the grid to $N = n_t n_s$ tokens
+#    and run the chapter-6 encoder. Every token sees every other from the first
+#    block on, at a cost of $N^2$ scores per head and block.
+# 2. **Factorised encoder.** A spatial encoder runs on each frame's $n_s$ tokens
+#    alone; each frame is summarised (here by the mean of its tokens); a temporal
+#    encoder of $L_t$ blocks then attends over the $n_t$ summaries. Space and time
+#    interact only at the end ("late fusion").
+# 3. **Factorised self-attention.** Every block has two attention layers: first
+#    over space ($n_s$ tokens of the same frame), then over time ($n_t$ tokens at the
+#    same place), then the MLP. After one block information has travelled along both
+#    axes.
+# 4. **Factorised dot-product attention.** One attention layer of $h$ heads: half
+#    of the heads use as keys the tokens of the same frame, the other half the
+#    tokens at the same place; their outputs are concatenated as usual. It has the
+#    parameters of model 1 and the cost of model 3's two layers at half the heads.
+#
+# Counting query–key pairs per clip, summed over heads and blocks:
+#
+# $$
+# \begin{aligned}
+# C_1 &= hL\,(n_t n_s)^2, &
+# C_2 &= h\,\big(L\,n_t n_s^2 + L_t\,n_t^2\big),\\
+# C_3 &= hL\,\big(n_t n_s^2 + n_s n_t^2\big), &
+# C_4 &= \tfrac{h}{2} L\,\big(n_t n_s^2 + n_s n_t^2\big).
+# \end{aligned}
+# $$ (eq-vivit-cost)
+#
+# For $n_t = n_s = n$ the joint model pays $n^4$ where the factorised ones pay
+# about $2n^3$. Model 4 is the least familiar, so here it is; the reshapes put
+# space or time in the sequence axis of the attention:
+
+# %%
+print(inspect.getsource(vivit.FactorisedDotProductAttention.forward))
+
+# %% [markdown]
+# The same layer can be written as one dense `MultiHeadAttention` over all $N$
+# tokens with a different mask per head (same frame for the first half of the
+# heads, same place for the second). That version does all $N^2$ products and
+# throws most away; the factorised one never computes them. Same weights, same
+# output:
+
+# %%
+torch.manual_seed(0)
+nt_, ns_, D_, h_ = 3, 4, 8, 4
+layer = vivit.FactorisedDotProductAttention(D_, h_).eval()
+z = torch.randn(2, nt_, ns_, D_)
+frame_of, place_of = torch.arange(nt_ * ns_) // ns_, torch.arange(nt_ * ns_) % ns_
+masks = torch.stack([frame_of[:, None] == frame_of] * (h_ // 2) + [place_of[:, None] == place_of] * (h_ // 2))
+dense = layer.attn(rearrange(z, "b t s d -> b (t s) d"), attn_mask=masks[None].expand(2, -1, -1, -1))
+match = torch.allclose(layer(z), rearrange(dense, "b (t s) d -> b t s d", t=nt_), atol=1e-5)
+print("factorised dot-product == masked multi-head attention:", match)
+assert match
+
+# %% [markdown]
+# ### The four variants on the arrow-of-time task
+#
+# We train each variant with tubelets of two frames, the same width, depth and
+# number of heads, the same recipe (AdamW, one-cycle schedule, `vit.train_classifier`
+# from chapter 6) and the same clips, and measure the test accuracy, the training
+# time and the attention cost of {eq}`eq-vivit-cost`.
+
+# %%
+base = dict(frames=cfg["frames"], image_size=cfg["size"], patch_size=cfg["patch"], dim=cfg["dim"],
+            depth=cfg["depth"], heads=cfg["heads"], mlp_ratio=cfg["mlp_ratio"])
+
+
+def train_and_test(model, data, labels, test_videos, test_labels, *, epochs, lr, batch_size, weight_decay=0.05,
+                   augment=None, desc="train"):
+    """Train with chapter 6's recipe; return test accuracy, training accuracy and seconds.
+
+    The training accuracy is measured after training, in evaluation mode, on the clean
+    training clips (not the running mean over augmented batches with dropout).
+    """
+    start_time = time.perf_counter()
+    vit.train_classifier(model, data, labels, epochs=epochs, batch_size=batch_size, lr=lr,
+                         weight_decay=weight_decay, augment=augment, device=device, desc=desc)
+    seconds = time.perf_counter() - start_time
+    return {"acc": vit.accuracy(model, test_videos, test_labels), "train_acc": vit.accuracy(model, data, labels),
+            "seconds": seconds, "params": vit.count_parameters(model)}
+
+
+variants = {}
+for variant in vivit.VARIANTS:
+    torch.manual_seed(0)
+    model = vivit.vivit_tiny(variant=variant, embedding="tubelet", tubelet_frames=cfg["tubelet"], **base)
+    variants[variant] = train_and_test(model, train.videos, train.labels, test.videos, test.labels,
+                                       epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"], desc=variant)
+    variants[variant]["cost"] = vivit.attention_cost(model.config)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"{'variant':<27}{'parameters':>11}{'attention cost':>16}{'test acc':>10}{'train acc':>11}{'seconds':>9}")
+for name, r in variants.items():
+    print(f"{name:<27}{r['params']:>11,}{r['cost']:>16,}{r['acc']:>10.3f}{r['train_acc']:>11.3f}{r['seconds']:>9.1f}")
+
+# %%
+costs = {name: r["cost"] for name, r in variants.items()}
+print("attention cost (score entries per clip):", costs)
+print("every variant learns the arrow of time (test accuracy > 0.8):", all(r["acc"] > 0.8 for r in variants.values()))
+print("joint attention is the most expensive:", max(costs, key=costs.get) == "joint")
+print("dot-product factorisation has the joint model's parameters:",
+      variants["factorised_dot_product"]["params"] == variants["joint"]["params"])
+assert all(r["acc"] > 0.8 for r in variants.values())
+assert max(costs, key=costs.get) == "joint" and costs["factorised_dot_product"] * 2 == costs["factorised_self_attention"]
+
+# %% [markdown]
+# At this size every variant solves the task, so accuracy does not separate them;
+# cost does. The joint model computes several times more attention scores than any
+# factorised one, and its time grows with $N^2$: at the 16 frames and 196 patches
+# of a real ViViT on Kinetics the ratio $C_1 / C_3$ is about 15 (exercise
+# {ref}`ex09-cost`). The
+# factorised self-attention model buys its efficiency with more parameters (a
+# second attention per block); the dot-product variant does not, but its heads are
+# each blind to one axis. Arnab et al. found the joint model the most accurate on
+# their largest dataset and the factorised encoder the best trade-off between
+# accuracy and cost; on smaller datasets the joint model, with the most
+# interactions to learn, overfits more easily.
+#
+# ## The arrow of time
+#
+# Self-attention is *permutation equivariant*: permuting its input tokens permutes
+# its outputs in the same way (chapter 5). The MLP acts on each token alone, so a
+# whole encoder is equivariant too, and the mean of its output tokens is
+# *invariant*. The only thing that ties a token to its frame is the temporal
+# position embedding $p^{\text{time}}_{\tau}$ added to every token of frame
+# $\tau$. Take it away, tokenise with single frames, and reversing the clip
+# reorders the tokens but changes no token: the prediction for a clip and for its
+# reversal must be identical. Since our test set holds both, exactly one of each
+# pair is classified correctly, and the accuracy is exactly
+#
+# $$
+# \text{acc}_{\text{no time positions}} = \tfrac{1}{2}.
+# $$ (eq-vivit-chance)
+#
+# The seqlib models pool by averaging (as the report does) rather than with a class
+# token, so the argument holds for all four variants; the tests check it for each.
+# We train the joint model with frame sampling (coarse $14 \times 14$ patches keep it
+# cheap) with and without temporal positions:
+
+# %%
+arrow = {}
+for with_time in (False, True):
+    torch.manual_seed(0)
+    model = vivit.vivit_tiny(variant="joint", embedding="frame", temporal_position=with_time,
+                             **{**base, "patch_size": cfg["arrow_patch"]})
+    arrow[with_time] = train_and_test(model, train.videos, train.labels, test.videos, test.labels,
+                                      epochs=cfg["arrow_epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
+                                      desc=f"time positions: {with_time}")
+    with torch.no_grad():
+        model.eval()
+        same = (model(test.videos).argmax(-1) == model(reverse_time(test.videos)).argmax(-1)).float().mean()
+    arrow[with_time]["same_on_reversal"] = same.item()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+for with_time, r in arrow.items():
+    print(f"temporal positions {str(with_time):<5}: test acc {r['acc']:.3f}, train acc {r['train_acc']:.3f}, "
+          f"same prediction for a clip and its reversal on {100 * r['same_on_reversal']:.0f} % of clips")
+
+# %%
+blind, aware = arrow[False], arrow[True]
+print("without temporal positions: the same prediction for every clip and its reversal:",
+      blind["same_on_reversal"] == 1.0)
+print("without temporal positions: test accuracy within 0.02 of chance:", abs(blind["acc"] - 0.5) <= 0.02)
+print("with temporal positions: test accuracy above 0.75:", aware["acc"] > 0.75)
+assert blind["same_on_reversal"] == 1.0 and abs(blind["acc"] - 0.5) <= 0.02
+assert aware["acc"] > 0.75
+
+# %% [markdown]
+# The margins. Without time positions {eq}`eq-vivit-chance` is exact; the 0.02
+# only absorbs floating-point ties, and the model indeed gives each clip and its
+# reversal the same answer. With them, a model that guessed would score
+# $0.5 \pm 0.5/\sqrt{n}$ for $n$ test clips, i.e. $\pm 0.025$ for the smoke profile's
+# 400; 0.75 is ten standard deviations above chance. The model with time positions reads the
+# direction of the fall (high in early frames and low in late ones, or the
+# reverse). Note the condition "with single frames": a tubelet spans $t$ frames
+# in a fixed order, so a tubelet model knows a little about time even without
+# positions (exercise {ref}`ex09-tubelet-order`).
+#
+# ## Starting from an image model
+#
+# Video Transformers have more tokens and fewer labelled examples than image ones.
+# ViViT's answer is to start from a ViT trained on images (section 3.4 of the paper):
+# the spatial positions and the Transformer blocks are copied, and the 2D patch
+# embedding $E \in \mathbb{R}^{D \times C \times P \times P}$ is *inflated* to a
+# tubelet kernel $E' \in \mathbb{R}^{D \times C \times t \times P \times P}$, in one
+# of two ways:
+#
+# $$
+# E'_{\text{avg}}[:, :, \tau] = \tfrac{1}{t} E \quad (\tau = 0, \dots, t-1), \qquad
+# E'_{\text{central}}[:, :, \tau] = \begin{cases} E & \tau = \lfloor t/2 \rfloor \\ 0 & \text{otherwise.}\end{cases}
+# $$ (eq-vivit-inflate)
+#
+# On a static clip (every frame the same image) averaging gives back the 2D
+# embedding exactly; the central-frame kernel does that on any clip for its middle
+# frame, so the video model starts as frame sampling and can learn to use the other
+# frames. First the image model: a ViT of the video model's width, trained here on
+# Fashion-MNIST images.
+
+# %%
+print(inspect.getsource(vivit.inflate_weight))
+
+# %%
+torch.manual_seed(0)
+image_model = vit.vit_tiny(dim=cfg["dim"], depth=cfg["depth"], heads=cfg["heads"], mlp_ratio=cfg["mlp_ratio"],
+                           patch_size=cfg["patch"])
+image_run = train_and_test(image_model, x_fm[:cfg["vit_n_train"]], y_fm[:cfg["vit_n_train"]], x_fm_test, y_fm_test,
+                           epochs=cfg["vit_epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"], desc="ViT")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"ViT on Fashion-MNIST: test acc {image_run['acc']:.3f} after {cfg['vit_epochs']} epochs "
+      f"({image_run['params']:,} parameters, {image_run['seconds']:.1f} s)")
+
+# %%
+image = x_fm_test[:4]
+static = image[:, None].expand(4, cfg["frames"], 1, 28, 28)  # (B, F, C, H, W): a clip that does not move
+exact = {}
+for method in ("average", "central"):
+    tube = vivit.TubeletEmbedding.inflate(image_model.patch_embed, frames=cfg["frames"], t=cfg["tubelet"],
+                                          method=method)
+    exact[method] = torch.allclose(tube(static)[:, 0], image_model.patch_embed(image), atol=1e-5)
+print("on a static clip the inflated embeddings reproduce the 2D one:", exact)
+assert all(exact.values())
+
+# %% [markdown]
+# To test what the image model brings we need a video task about *what* is in
+# the clip: the class of the falling item. Items are larger here (24 pixels, close
+# to the images the ViT saw), and the video model gets only a few labelled clips.
+# Both models are identical joint ViViTs with tubelets; one starts from random
+# weights, the other from the ViT through `init_from_vit` (averaged inflation).
+
+# %%
+what_kw = dict(clip_kw, item_size=cfg["what_item_size"], min_drop=cfg["size"] - cfg["what_item_size"])
+small = make_arrow_of_time(cfg["n_small"], items=x_fm[:2000], item_labels=y_fm[:2000], seed=5, **what_kw)
+what_test = make_arrow_of_time(cfg["n_test"], items=x_fm_test, item_labels=y_fm_test, seed=6, **what_kw)
+tube_kw = dict(base, embedding="tubelet", tubelet_frames=cfg["tubelet"], num_classes=10)
+init_runs = {}
+for start_from in ("scratch", "ViT"):
+    torch.manual_seed(0)
+    model = vivit.vivit_tiny(**tube_kw)
+    if start_from == "ViT":
+        print("copied from the ViT:", vivit.init_from_vit(model, image_model, method="average"))
+    init_runs[start_from] = train_and_test(model, small.videos, small.item_labels, what_test.videos,
+                                           what_test.item_labels, epochs=cfg["small_epochs"], lr=cfg["small_lr"],
+                                           batch_size=16, desc=start_from)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+for name, r in init_runs.items():
+    print(f"from {name:<8}: test acc {r['acc']:.3f}, train acc {r['train_acc']:.3f} ({len(small)} training clips)")
+
+# %%
+gain = init_runs["ViT"]["acc"] - init_runs["scratch"]["acc"]
+print("starting from the ViT beats starting from scratch:", gain > 0)
+assert gain > 0
+
+# %% [markdown]
+# With this little data the image model's features help: it already knows what
+# the items look like, and the video model only has to learn to read them from
+# tubelets. In the smoke run the gain is several points of accuracy from a ViT
+# trained for seconds on 4 000 images; the paper's models start from ViTs
+# pre-trained on ImageNet-21k, and without that start its video Transformers
+# trained on small datasets fall far behind.
+#
+# ## Regularising a Transformer on few clips
+#
+# The report's second lever for small datasets is regularisation: dropout,
+# weight decay, and data augmentation. Augmentations must keep the label. For *what
+# falls*, flipping the clip left–right and even reversing time are both harmless,
+# and they quadruple the number of distinct clips; for the arrow-of-time task,
+# reversing time would flip the label. We fine-tune the ViT-initialised model on
+# only 100 clips, without and with all three.
+
+
+# %%
+def flip_and_reverse(videos: torch.Tensor) -> torch.Tensor:
+    """Label-preserving augmentation for 'what falls': random left-right flips and time reversals.
+
+    Args:
+        videos: (B, F, C, H, W) clips; returns the same shape.
+    """
+    flip = torch.rand(videos.shape[0], 1, 1, 1, 1) < 0.5
+    videos = torch.where(flip, videos.flip(-1), videos)
+    backwards = torch.rand(videos.shape[0], 1, 1, 1, 1) < 0.5
+    return torch.where(backwards, reverse_time(videos), videos)
+
+
+tiny = make_arrow_of_time(cfg["n_tiny"], items=x_fm[:2000], item_labels=y_fm[:2000], seed=7, **what_kw)
+reg_runs = {}
+for regularised in (False, True):
+    torch.manual_seed(0)
+    model = vivit.vivit_tiny(**{**tube_kw, "dropout": 0.1 if regularised else 0.0})
+    vivit.init_from_vit(model, image_model)
+    reg_runs[regularised] = train_and_test(model, tiny.videos, tiny.item_labels, what_test.videos,
+                                           what_test.item_labels, epochs=cfg["tiny_epochs"], lr=cfg["small_lr"],
+                                           batch_size=16, weight_decay=0.1 if regularised else 0.0,
+                                           augment=flip_and_reverse if regularised else None,
+                                           desc=f"regularised: {regularised}")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+for regularised, r in reg_runs.items():
+    name = "dropout 0.1, weight decay 0.1, flips + reversals" if regularised else "no regularisation"
+    print(f"{name:<50}: train acc {r['train_acc']:.3f}, test acc {r['acc']:.3f}, "
+          f"gap {r['train_acc'] - r['acc']:.3f}")
+
+# %%
+gaps = {k: r["train_acc"] - r["acc"] for k, r in reg_runs.items()}
+print("the regularised model is more accurate on test clips:", reg_runs[True]["acc"] > reg_runs[False]["acc"])
+print("regularisation narrows the gap between training and test accuracy:", gaps[True] < gaps[False])
+assert reg_runs[True]["acc"] > reg_runs[False]["acc"] and gaps[True] < gaps[False]
+
+# %% [markdown]
+# Regularisation narrows the gap between the training clips and new ones and gains
+# a few points of test accuracy. Treat the size of the effect with care: this is
+# one seed and 100 clips, and a different seed would move each number by a few
+# points. Both models still fit their training clips much better than they
+# generalise; with this little data a Transformer mostly needs a pre-trained start
+# and more data, and regularisation and augmentation make the most of the data
+# there is. They matter most in long runs, where an unregularised model memorises
+# its training set.
+#
+# ## OrganMNIST3D: the report's setup
+#
+# The report trains the joint model on OrganMNIST3D {cite}`yang2023medmnist`: 971
+# training CT volumes of $28^3$ voxels in 11 organ classes, tubelets of $8^3$ voxels
+# (27 tokens of width 128, as computed above), 8 blocks of 8 heads, mean pooling,
+# dropout 0.1, Adam with learning rate $10^{-4}$ and weight decay $10^{-5}$, batch
+# size 32, 60 epochs, and reports 77 % test accuracy. `vivit.vivit_organmnist3d()`
+# is that model; a volume is treated as a clip of 28 slices. The data loader reads
+# MedMNIST's published `.npz` file. This part runs in the full profile only.
+
+# %%
+organ = vivit.vivit_organmnist3d(dropout=cfg["organ_dropout"])
+print("tokens per volume:", organ.nt * organ.ns, " parameters:", f"{vit.count_parameters(organ):,}")
+assert organ.nt * organ.ns == 27
+if cfg["organ_epochs"] > 0:
+    organ_train, organ_test = load_organmnist3d("train"), load_organmnist3d("test")
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(organ.parameters(), lr=cfg["organ_lr"], weight_decay=cfg["organ_weight_decay"])
+
+    def organ_step(m, batch):
+        volumes, labels = batch
+        logits = m(volumes)  # (B, 11)
+        acc = (logits.argmax(-1) == labels).float().mean().item()
+        return torch.nn.functional.cross_entropy(logits, labels), {"acc": acc}
+
+    fit(organ, minibatches(*organ_train, batch_size=cfg["organ_batch_size"], seed=0), organ_step,
+        epochs=cfg["organ_epochs"], optimizer=optimizer, device=device, desc="OrganMNIST3D")
+    organ_acc = vit.accuracy(organ.to(device), organ_test[0], organ_test[1])
+    print(f"OrganMNIST3D test accuracy: {organ_acc:.3f} (report: 0.77; MedMNIST v2's 3D ResNet-18: 0.907)")
+else:
+    print("OrganMNIST3D training runs in the full profile (SEQLIB_PROFILE=full)")
+
+# %% [markdown]
+# ```{admonition} Going further: the full profile
+# :class: tip
+# `SEQLIB_PROFILE=full` runs the same experiments with 10 000 training clips, a wider
+# and deeper model ($D = 64$, 4 blocks) and more epochs, pre-trains the ViT on all
+# 60 000 Fashion-MNIST images, and trains the report's model on OrganMNIST3D
+# {cite}`yang2023medmnist` (downloaded once from Zenodo into the seqlib cache; see
+# `seqlib.data.load_organmnist3d`, whose error message says what to fetch by hand
+# when there is no network). Reference points: the report's 77 % test accuracy
+# with this exact model, and about 90.7 % for the 3D ResNet-18 baseline of the
+# MedMNIST v2 paper. The measured numbers, with device and date, are on the
+# {doc}`../book/results` page.
+# ```
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{exercise} Reshaping for factorised attention
+# :label: ex09-reshape
+#
+# Implement `space_batches(z)` and `time_batches(z)` for a token grid `z` of shape
+# (B, n_t, n_s, D): the first returns (B·n_t, n_s, D), one sequence per frame (the
+# input of a spatial attention), the second (B·n_s, n_t, D), one sequence per place
+# (the input of a temporal attention). Use `reshape`/`permute` (or einops), and make
+# sure that row `b·n_s + s` of `time_batches` holds the tokens of clip `b` at place
+# `s` in frame order. (depth: implement; about 15 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex09-reshape
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+def space_batches(z: torch.Tensor) -> torch.Tensor:
+    """(B, n_t, n_s, D) -> (B·n_t, n_s, D): one sequence per frame."""
+    # BEGIN SOLUTION
+    # HINT: frames are already next to the batch axis, so only a reshape is needed.
+    B, nt, ns, D = z.shape
+    return z.reshape(B * nt, ns, D)  # (B·n_t, n_s, D)
+    # END SOLUTION
+
+
+def time_batches(z: torch.Tensor) -> torch.Tensor:
+    """(B, n_t, n_s, D) -> (B·n_s, n_t, D): one sequence per place, in frame order."""
+    # BEGIN SOLUTION
+    # HINT: swap the n_t and n_s axes first (permute), then merge B with n_s.
+    B, nt, ns, D = z.shape
+    return z.permute(0, 2, 1, 3).reshape(B * ns, nt, D)  # (B·n_s, n_t, D)
+    # END SOLUTION
+
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```
+
+# %% exercise="ex09-reshape" tags=["check"]
+from seqlib.exercises import check_close, check_shape
+
+grid = torch.arange(2 * 3 * 4 * 5.0).reshape(2, 3, 4, 5)
+check_shape(space_batches(grid), (6, 4, 5), name="space_batches", letters="B·n_t, n_s, D")
+check_close(space_batches(grid), rearrange(grid, "b t s d -> (b t) s d"), name="space_batches")
+check_shape(time_batches(grid), (8, 3, 5), name="time_batches", letters="B·n_s, n_t, D")
+check_close(time_batches(grid), rearrange(grid, "b t s d -> (b s) t d"), name="time_batches")
+
+# %% [markdown]
+# :::{exercise} Counting tubelet tokens
+# :label: ex09-tokens
+#
+# Implement `count_tokens(frames, size, t, p, stride_t, stride_p, padding)`: the
+# number of tokens a tubelet embedding with kernel $(t, p, p)$, stride
+# $(s_t, s_p, s_p)$ and the same zero padding on every axis produces for a clip of
+# `frames` square frames of side `size`, using {eq}`eq-vivit-grid`. Check it on the
+# report's volume (27 tokens). How many tokens does a 32-frame 224×224 clip give
+# with ViViT-B's 2×16×16 tubelets, and how many scores does joint attention then
+# compute per head and block? (depth: implement; about 10 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex09-tokens
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+def count_tokens(frames: int, size: int, t: int, p: int, stride_t: int, stride_p: int, padding: int = 0) -> int:
+    """Tokens of a tubelet embedding: n_t · n_h · n_w from floor((L + 2·pad − k) / s) + 1 per axis."""
+    # BEGIN SOLUTION
+    # HINT: apply the formula once for time (frames, t, stride_t) and once per spatial axis (size, p, stride_p).
+    n_t = (frames + 2 * padding - t) // stride_t + 1
+    n_side = (size + 2 * padding - p) // stride_p + 1
+    return n_t * n_side * n_side
+    # END SOLUTION
+
+
+# %% tags=["solution"]
+kinetics = count_tokens(32, 224, 2, 16, 2, 16)
+print("ViViT-B on a 32-frame 224×224 clip:", kinetics, "tokens;", f"{kinetics ** 2:,}",
+      "scores per head and block")
+
+# %% [markdown] tags=["solution"]
+# 16 × 14 × 14 = 3136 tokens, so joint attention computes about 9.8 million scores
+# per head and block, which is why the factorised models exist.
+#
+# ```{solution-end}
+# ```
+
+# %% exercise="ex09-tokens" tags=["check"]
+from seqlib.exercises import check_true
+
+check_true(count_tokens(28, 28, 8, 8, 8, 8) == 27, "the report's 28³ volume with 8³ tubelets gives 27 tokens")
+check_true(count_tokens(8, 28, 2, 7, 2, 7) == 64, "8 frames of 28×28 with 2×7×7 tubelets give 4·16 = 64 tokens")
+check_true(count_tokens(28, 28, 8, 8, 4, 4) == 6 ** 3, "overlapping tubelets (stride 4) give 6 per axis")
+check_true(count_tokens(28, 28, 8, 8, 8, 8, padding=2) == 4 ** 3, "padding 2 gives 4 per axis")
+
+# %% [markdown]
+# :::{exercise} When does factorising pay?
+# :label: ex09-cost
+#
+# Using {eq}`eq-vivit-cost`, write the ratio $C_1 / C_3$ of the joint model's
+# attention cost to the factorised self-attention model's for the same $h$ and $L$,
+# as a function of $n_t$ and $n_s$. For which grids is the joint model *cheaper*?
+# Evaluate the ratio for the smoke profile's tubelet grid and for ViViT-B on
+# Kinetics ($n_t = 16$, $n_s = 196$). (depth: derive; about 10 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex09-cost
+# :class: dropdown
+# ```
+#
+# $$
+# \frac{C_1}{C_3} = \frac{n_t^2 n_s^2}{n_t n_s^2 + n_s n_t^2} = \frac{n_t n_s}{n_s + n_t},
+# $$
+#
+# the product of the two token counts over their sum (half their harmonic mean).
+# It is below 1 only when $n_t n_s < n_t + n_s$, i.e. when one of the two
+# axes has a single token ($n_t = 1$ or $n_s = 1$, where both models do the same
+# thing up to the extra layer); for any real grid the joint model costs more. For
+# the smoke grid ($n_t = 4$, $n_s = 16$) the ratio is $64/20 = 3.2$; for ViViT-B on
+# Kinetics it is $3136 / 212 \approx 14.8$, and compared with the factorised
+# dot-product model (half the heads on each axis) twice that.
+
+# %% tags=["solution"]
+for nt, ns in ((4, 16), (16, 196)):
+    c1 = vivit.attention_cost(vivit.ViViTConfig(variant="joint", frames=nt, image_size=int(ns ** 0.5), patch_size=1,
+                                                embedding="frame"))
+    c3 = vivit.attention_cost(vivit.ViViTConfig(variant="factorised_self_attention", frames=nt,
+                                                image_size=int(ns ** 0.5), patch_size=1, embedding="frame"))
+    print(f"n_t={nt}, n_s={ns}: C1/C3 = {c1 / c3:.2f} (formula {nt * ns / (nt + ns):.2f})")
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# :::{exercise} Do tubelets know the arrow of time?
+# :label: ex09-tubelet-order
+#
+# The proof of {eq}`eq-vivit-chance` assumed single-frame tokens. Build a joint
+# ViViT with tubelets of two frames and *no* temporal positions. Is it still
+# invariant to reversing the clip? Argue why or why not, check it on a few test
+# clips with an untrained model, then (optionally) train it on the arrow-of-time
+# task as above and compare with the two models of that section.
+# (depth: experiment; about 20 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex09-tubelet-order
+# :class: dropdown
+# ```
+#
+# No. Reversing the clip does two things to a tubelet model: it reorders the
+# tubelets (which, without positions, the model cannot see) *and* it reverses the
+# frames inside each tubelet. The 3D kernel weighs frame 0 and frame 1 of its block
+# differently, so a reversed tubelet is a different token. The model is invariant
+# only to permutations of whole tubelets. Trained, it reads the direction of motion
+# inside each tubelet (down for falling clips, up for reversed ones) and solves the
+# task without any temporal position.
+
+# %% tags=["solution"]
+torch.manual_seed(0)
+tube_blind = vivit.vivit_tiny(variant="joint", embedding="tubelet", tubelet_frames=2, temporal_position=False,
+                              **base).eval()
+with torch.no_grad():
+    forward_logits, reversed_logits = tube_blind(test.videos[:8]), tube_blind(reverse_time(test.videos[:8]))
+print("tubelet model without time positions gives the same logits for a clip and its reversal:",
+      torch.allclose(forward_logits, reversed_logits, atol=1e-5))
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```
