@@ -149,7 +149,10 @@ def _kernel_env() -> dict[str, str]:
     """
     root = str(Path(__file__).resolve().parents[2])
     paths = [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "MPLBACKEND": "Agg"}
+    # One torch thread and no progress bars unless the instructor says otherwise: several
+    # threads on a busy grading machine oversubscribe the cores and run several times slower.
+    defaults = {"SEQLIB_THREADS": "1", "OMP_NUM_THREADS": "1", "SEQLIB_QUIET": "1"}
+    return {**defaults, **os.environ, "PYTHONPATH": os.pathsep.join(paths), "MPLBACKEND": "Agg"}
 
 
 _TIMEOUT_SENTINEL = "seqlib-grade: cell timed out"
