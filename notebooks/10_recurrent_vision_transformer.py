@@ -1,0 +1,800 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Recurrent Vision Transformers
+#
+# The ViT and Swin models of chapters 6 and 7 look at one image at a time. A
+# camera, though, delivers a stream, and some questions about the stream cannot
+# be answered from the newest frame: where is the car that just stopped behind
+# the bus, what was the object that no longer moves? An **event camera** makes
+# the point sharply: it reports only pixels whose brightness *changes*, so a
+# still object vanishes from its output. Gehrig and Scaramuzza's Recurrent Vision
+# Transformer (RVT) {cite}`gehrig2023recurrent` answers with two ingredients per
+# stage: attention that is cheap enough to run on every frame (MaxViT-style
+# *block* and *grid* attention {cite}`tu2022maxvit`), and an LSTM
+# {cite}`hochreiter1997long` at every position of the feature map that carries a
+# memory from frame to frame.
+#
+# The chapter starts from the RVT block as this course's slides present it, built in
+# Keras 3 {cite}`chollet2015keras` and drawn in the slides' six visualisations.
+# That block uses the names of the paper for convolutional layers, and we say
+# exactly what it computes. Then we build the real stage in PyTorch, look at its
+# attention over a frame, and test the claim that matters: on a task where the
+# last frame holds no information, the LSTM is what makes the answer possible.
+#
+# **Learning goals.** After this chapter you can
+#
+# - say what the slides' "block" and "grid self-attention" compute (a sigmoid gate
+#   from two convolutions, a dilated convolution) and why that is not self-attention;
+# - partition a feature map into $P\times P$ blocks and into a dilated $G\times G$
+#   grid, and prove that one block layer followed by one grid layer reaches every pixel
+#   when $PG \ge H$;
+# - write the 1×1 ConvLSTM update and carry its state across calls, with a reset;
+# - show, with and without the LSTM, that a task whose last frame is silent needs memory;
+# - measure why multi-axis attention, not global attention, is what runs per frame.
+
+# %%
+# Setup: installs seqlib on Colab; locally the README's commands already did.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("seqlib") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "seqlib @ git+https://github.com/attention-course/attention-book"], check=True)
+
+from seqlib.notebook import start
+
+device = start("ch10")
+
+# %%
+import inspect
+import math
+import os
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from seqlib import profiles, rvt, train
+from seqlib import rvt_keras as rk
+from seqlib.attention import MultiHeadAttention
+from seqlib.data import FASHION_CLASSES, load_event_clips
+from seqlib.swin import window_partition
+
+import keras  # noqa: E402  (after seqlib.rvt_keras chose the torch backend)
+from keras import ops  # noqa: E402
+
+cfg = profiles.sizes("ch10")
+print(dict(cfg))
+notebook_start = time.perf_counter()
+
+# %% [markdown]
+# ## 1. The slides' RVT block
+#
+# The slides assemble a block from four parts and run it over a sequence, one
+# time step after another. For a frame $x_t$ (height $H$, width $W$, $C_\text{in}$
+# channels) it computes
+#
+# $$
+# \begin{aligned}
+# u_t &= \operatorname{ReLU}(\operatorname{conv}_{3\times3}(x_t)) &&\text{(conv2d\_input)}\\
+# a_t &= \sigma\big(\operatorname{conv}'_{3\times3}(\operatorname{ReLU}(\operatorname{conv}_{3\times3}(u_t)))\big),\quad b_t = a_t \odot u_t &&\text{("block self-attention")}\\
+# g_t &= \operatorname{ReLU}(\operatorname{conv}^{\text{dil}=2}_{3\times3}(u_t)) &&\text{("grid self-attention")}\\
+# m_t &= \operatorname{MLP}(b_t), \qquad z_t = m_t + g_t &&\text{(MLP block, combined features)}\\
+# (o_t, h_t, c_t) &= \operatorname{LSTM}\big(\operatorname{flatten}(z_t);\ h_{t-1}, c_{t-1}\big) &&\text{(LSTM block)}
+# \end{aligned}
+# $$ (eq-slides-block)
+#
+# Read the two "attention" lines with care. Self-attention compares a query with
+# keys at *other* positions and takes a softmax-weighted sum of their values; the
+# weights depend on the content of both. Here nothing of the kind happens: $a_t$
+# is a **sigmoid gate**, a number in $(0, 1)$ per pixel and channel computed by
+# fixed kernels from a 5×5 neighbourhood, and it only rescales the feature at
+# that same pixel. The grid part is a **dilated convolution**: its 3×3 taps sit
+# two pixels apart, so it sees a 5×5 window with holes. Both are useful layers;
+# neither is attention, and neither reaches across the image. The LSTM step is
+# genuine: the caller passes in $(h_{t-1}, c_{t-1})$ and receives $(h_t, c_t)$,
+# and for a single LSTM step its output $o_t$ *is* $h_t$. The Keras code:
+
+# %%
+print(inspect.getsource(rk.BlockSelfAttention.call))
+print(inspect.getsource(rk.GridSelfAttention.__init__))
+print(inspect.getsource(rk.RVTBlock.features))
+print(inspect.getsource(rk.RVTBlock.call))
+
+# %% [markdown]
+# ### The walk-through on random data
+#
+# As in the slides: 2 samples, sequences of 2 frames, 3×3 images with 1 channel,
+# and a block with 4 output channels and an 8-unit LSTM. The helper
+# `run_sequence` loops over time and hands each step's $(h_t, c_t)$ to the next.
+
+# %%
+keras.utils.set_random_seed(0)
+walk = np.random.default_rng(0).random((2, 2, 3, 3, 1), dtype=np.float32)  # (B, T, H, W, C)
+block = rk.RVTBlock(input_channels=1, output_channels=cfg["keras_channels"], lstm_hidden_size=cfg["keras_lstm"])
+rec = rk.run_sequence(block, walk)
+for key, values in rec.items():
+    print(f"{key:9s} {len(values)} steps of {tuple(values[0].shape)}")
+
+# %%
+gate = ops.convert_to_numpy(rec["gate"][0])
+assert gate.min() > 0 and gate.max() < 1                                  # a sigmoid gate, not a softmax
+np.testing.assert_allclose(ops.convert_to_numpy(rec["block"][0]),
+                           ops.convert_to_numpy(rec["conv"][0]) * gate, rtol=1e-6)
+np.testing.assert_allclose(ops.convert_to_numpy(rec["out"][1]), ops.convert_to_numpy(rec["h"][1]))
+fresh = block(walk[:, 1])                                                 # step 2 from zero states
+carried = not np.allclose(ops.convert_to_numpy(fresh[1]), ops.convert_to_numpy(rec["h"][1]))
+print("gate in (0, 1):", True, "| LSTM output equals hidden state:", True, "| state changes step 2:", carried)
+assert carried
+
+# %% [markdown]
+# A direct test of the "not attention" claim, on a larger frame: change one pixel
+# far away from a chosen position and see whether the gate at that position
+# moves. A self-attention layer would react (every position is a key for every
+# query); the gate cannot, because its receptive field is 5×5.
+
+# %%
+frame = np.random.default_rng(1).random((1, 12, 12, 1), dtype=np.float32)
+probe = rk.BlockSelfAttention(cfg["keras_channels"])
+u = block.conv2d_input(frame)
+far = frame.copy()
+far[0, 11, 11, 0] += 5.0                                                  # 11 pixels away from (0, 0)
+_, gate_a = probe(u, return_attention=True)
+_, gate_b = probe(block.conv2d_input(far), return_attention=True)
+gate_a, gate_b = ops.convert_to_numpy(gate_a), ops.convert_to_numpy(gate_b)
+same_far = bool(np.allclose(gate_a[0, :5, :5], gate_b[0, :5, :5]))
+moved_near = bool(not np.allclose(gate_a[0, 9:, 9:], gate_b[0, 9:, 9:]))
+print("gate near (0, 0) unchanged by the far pixel:", same_far, "| gate near (11, 11) changed:", moved_near)
+assert same_far and moved_near
+
+# %% [markdown]
+# ### The six visualisations
+#
+# The slides draw six views of one pass: (1) the convolutional features in
+# *viridis*, (2) the block "attention" map (the gate, averaged over channels) in
+# *hot*, (3) how that map evolves over the time steps, (4) the grid branch in
+# *hot*, (5) the combined features in *gray*, and (6) the LSTM outputs and hidden
+# states over time in green and purple. The block is untrained, as in the slides,
+# so these pictures show how the layers transform the input, not what a trained
+# model has learned.
+
+# %%
+def slides_figures(rec: dict, *, sample: int = 0, title: str = "") -> None:
+    """The slides' six views of one :func:`run_sequence` record, for one sample."""
+    npy = {k: [ops.convert_to_numpy(v)[sample] for v in vals] for k, vals in rec.items()}
+    T, C = len(npy["conv"]), npy["conv"][0].shape[-1]
+    fig = plt.figure(figsize=(13, 9.5))
+    grid = fig.add_gridspec(4, max(C, T, 4))
+    for c in range(C):                                                    # 1: conv features
+        ax = fig.add_subplot(grid[0, c])
+        im = ax.imshow(npy["conv"][0][..., c], cmap="viridis")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        ax.set(title=f"1. conv feature {c} (t=0)", xlabel="x (pixel)", ylabel="y (pixel)")
+    for t in range(T):                                                    # 3: gate over time
+        ax = fig.add_subplot(grid[1, t])
+        im = ax.imshow(npy["gate"][t].mean(-1), cmap="hot", vmin=0, vmax=1)
+        fig.colorbar(im, ax=ax, fraction=0.046, label="gate")
+        ax.set(title=("2. block map" if t == 0 else "3. block map") + f", t={t}", xlabel="x (pixel)",
+               ylabel="y (pixel)")
+    ax = fig.add_subplot(grid[2, 0])                                      # 4: grid branch
+    im = ax.imshow(npy["grid"][0].mean(-1), cmap="hot")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set(title="4. grid branch (t=0)", xlabel="x (pixel)", ylabel="y (pixel)")
+    for c in range(min(C, grid.ncols - 1)):                               # 5: combined features
+        ax = fig.add_subplot(grid[2, c + 1])
+        ax.imshow(npy["combined"][0][..., c], cmap="gray")
+        ax.set(title=f"5. combined ch {c} (t=0)", xlabel="x (pixel)", ylabel="y (pixel)")
+    ax = fig.add_subplot(grid[3, :])                                      # 6: LSTM over time
+    out, hid = np.stack(npy["out"]), np.stack(npy["h"])                   # (T, U)
+    for u in range(out.shape[1]):
+        ax.plot(range(T), hid[:, u], color="purple", lw=2.5, alpha=0.5, label="hidden state $h_t$" if u == 0 else None)
+        ax.plot(range(T), out[:, u], color="green", ls="--", marker="o", label="LSTM output $o_t$" if u == 0 else None)
+    ax.set(title="6. LSTM outputs (green) and hidden states (purple), one line per unit", xlabel="time step t",
+           ylabel="activation", xticks=range(T))
+    ax.legend(loc="upper left")
+    fig.suptitle(title)
+    plt.show()
+
+
+slides_figures(rec, title="The slides' block on the walk-through's random data (2 × 2 × 3×3×1), sample 0")
+
+# %% [markdown]
+# On 3×3 inputs every map is tiny and the "same" padding dominates: the pictures
+# are mostly border effects. Panel 6 shows the point the slides leave implicit:
+# the green and purple curves coincide, because an LSTM's output at a step is its
+# hidden state. What changes from $t=0$ to $t=1$ is the state carried in.
+#
+# Now the same block on real frames: a Fashion-MNIST item moving over a dark
+# canvas (the scenes behind the event clips of section 3), shrunk to
+# 16×16 pixels.
+
+# %%
+real = load_event_clips("test", n=2, seed=7, frames=cfg["frames"], moving_frames=cfg["moving_frames"],
+                        canvas=cfg["canvas"], item=cfg["item"], classes=cfg["classes"])
+scenes = F.interpolate(real.frames.flatten(0, 1), size=cfg["keras_frame"], mode="area")   # (B·F, 1, h, w)
+scenes = scenes.view(2, cfg["frames"], 1, cfg["keras_frame"], cfg["keras_frame"]).permute(0, 1, 3, 4, 2)
+keras.utils.set_random_seed(0)
+block_real = rk.RVTBlock(input_channels=1, output_channels=cfg["keras_channels"],
+                         lstm_hidden_size=cfg["keras_lstm"])
+rec_real = rk.run_sequence(block_real, scenes.numpy())                    # (B, F, h, w, 1) channels-last
+print("frames:", tuple(scenes.shape), "| LSTM input per step:", tuple(rec_real["flat"][0].shape))
+slides_figures(rec_real, title=f"The slides' block on a moving {FASHION_CLASSES[real.classes[int(real.labels[0])]]}, "
+                               f"{cfg['keras_frame']}×{cfg['keras_frame']} frames")
+
+# %% [markdown]
+# On a real frame the gate follows edges and the item's outline, and the gate
+# maps move with the item from step to step (panel 3): they are functions of the
+# local pixels, recomputed at each step. Once the item stops (frame 2 on, in the
+# smoke profile) the block's maps stop changing, while the LSTM state keeps
+# evolving because it still integrates the unchanged input.
+
+# %% [markdown]
+# ## 2. The real RVT stage: block and grid attention, then a ConvLSTM
+#
+# RVT's stage turns a frame into a map of $H\times W$ tokens with a strided
+# convolution and then mixes them with real multi-head self-attention, twice.
+# **Block attention** cuts the map into non-overlapping $P\times P$ windows,
+# exactly Swin's window partition of chapter 7, and attends inside each.
+# **Grid attention** forms groups of $G\times G$ tokens spread over the whole map:
+# token $(i, j)$ joins group $(i \bmod H/G,\ j \bmod W/G)$, so the members of a
+# group sit $H/G$ rows and $W/G$ columns apart. With $N = HW$ tokens of width $C$
+# the cost of the attention products is
+#
+# $$
+# \Omega_\text{block} = 2NP^2C, \qquad \Omega_\text{grid} = 2NG^2C, \qquad
+# \Omega_\text{global} = 2N^2C ,
+# $$ (eq-rvt-cost)
+#
+# linear in $N$ for fixed $P$ and $G$. The price of locality is paid back by the
+# grid: output $i$ of the grid layer reads tokens $k \equiv i \pmod{H/G}$, and each
+# of those has already read its whole $P\times P$ block. If the blocks are at least
+# as wide as the grid spacing, $P \ge H/G$, some block around every pixel contains
+# one of the $k$, so
+#
+# $$
+# P\,G \ge H \quad\Longrightarrow\quad \text{block, then grid, connects every pair of pixels.}
+# $$ (eq-rvt-reach)
+#
+# The stage ends with an LSTM cell at every position (a ConvLSTM with 1×1 kernels):
+#
+# $$
+# [i; f; o; g] = W\,[x_t; h_{t-1}] + b,\quad
+# c_t = \sigma(f)\odot c_{t-1} + \sigma(i)\odot\tanh(g),\quad
+# h_t = \sigma(o)\odot\tanh(c_t),
+# $$ (eq-convlstm)
+#
+# and $h_t$ is both the stage's output and the state handed to the next frame.
+# The block partition is imported from `seqlib.swin`; the grid partition is new:
+
+# %%
+print(inspect.getsource(rvt.grid_partition))
+print(inspect.getsource(rvt.PartitionAttention.forward))
+print(inspect.getsource(rvt.ConvLSTM1x1.forward))
+print(inspect.getsource(rvt.RVTStage.forward))
+
+# %% [markdown]
+# Which tokens share a window? Below, each token of an 8×8 map is coloured by the
+# block ($P = 4$) and by the grid group ($G = 4$) it belongs to; the right panel
+# measures what one layer of each kind can see from the top-left token, as the
+# gradient of that token's output with respect to every input token.
+
+# %%
+H = 8
+ids = torch.arange(H * H, dtype=torch.float32).view(1, H, H, 1)
+block_id = torch.zeros(H * H)
+grid_id = torch.zeros(H * H)
+for w, members in enumerate(window_partition(ids, 4)[..., 0].long()):
+    block_id[members] = w
+for w, members in enumerate(rvt.grid_partition(ids, 4)[..., 0].long()):
+    grid_id[members] = w
+torch.manual_seed(0)
+layers = {"block": rvt.PartitionAttention(8, 2, 4, mode="block"), "grid": rvt.PartitionAttention(8, 2, 4, mode="grid")}
+layers["block → grid"] = torch.nn.Sequential(layers["block"], layers["grid"])
+reach = {}
+for name, layer in layers.items():
+    x = torch.randn(1, H, H, 8, requires_grad=True)
+    layer(x)[0, 0, 0].sum().backward()
+    reach[name] = x.grad[0].abs().sum(-1) > 1e-7                          # (H, W) bool
+fig, axes = plt.subplots(1, 5, figsize=(17, 3.6))
+for ax, ids_, name in ((axes[0], block_id, "block partition, P=4"), (axes[1], grid_id, "grid partition, G=4")):
+    ax.imshow(ids_.view(H, H), cmap="tab20")
+    for (r, c), v in np.ndenumerate(ids_.view(H, H).numpy()):
+        ax.text(c, r, int(v), ha="center", va="center", fontsize=8)
+    ax.set(title=name, xlabel="token column", ylabel="token row")
+for ax, (name, r) in zip(axes[2:], reach.items()):
+    ax.imshow(r.numpy(), cmap="Greens", vmin=0, vmax=1.3)
+    ax.plot(0, 0, "r*", ms=12)
+    ax.set(title=f"reach of token (0,0): {name}", xlabel="token column", ylabel="token row")
+plt.show()
+print({name: int(r.sum()) for name, r in reach.items()})
+assert not reach["block"][4:, 4:].any() and reach["grid"][4:, 4:].any()     # grid crosses the map
+assert reach["block → grid"].all()                                          # P·G = 16 ≥ H = 8
+
+# %% [markdown]
+# One block layer sees its 16 tokens, one grid layer sees 16 tokens spread over
+# the whole map (including the opposite corner, which no block layer reaches),
+# and the pair sees all 64, as {eq}`eq-rvt-reach` promises.
+#
+# ## 3. A task that needs memory
+#
+# The data mimic an event camera. A Fashion-MNIST item appears on an empty
+# 32×32 canvas, moves for a few frames and stops. Each frame records
+# where the brightness rose (on events) or fell (off events) by more than a
+# threshold, plus 1 % of spurious events. Once the item stops, the frames hold only
+# noise, so the question "what is the object?" asked at the **last** frame
+# can only be answered by remembering.
+
+# %%
+print(inspect.getsource(rvt.RVT.step))
+common = dict(frames=cfg["frames"], moving_frames=cfg["moving_frames"], canvas=cfg["canvas"], item=cfg["item"],
+              noise=cfg["noise"], classes=cfg["classes"])
+train_set = load_event_clips("train", n=cfg["n_train"], seed=0, **common)
+test_set = load_event_clips("test", n=cfg["n_test"], seed=1, **common)
+names = [FASHION_CLASSES[c] for c in train_set.classes]
+print("events:", tuple(train_set.events.shape), "| classes:", names)
+silent = train_set.events[:, cfg["moving_frames"]:].mean().item()
+print(f"event rate after the item stops: {silent:.3f} (the noise level is {cfg['noise']})")
+assert abs(silent - cfg["noise"]) < 0.002
+
+# %%
+clip = 0
+fig, axes = plt.subplots(2, cfg["frames"], figsize=(2.6 * cfg["frames"], 5.4))
+for t in range(cfg["frames"]):
+    axes[0, t].imshow(train_set.frames[clip, t, 0], cmap="gray", vmin=0, vmax=1)
+    ev = train_set.events[clip, t]
+    axes[1, t].imshow(ev[0] - ev[1], cmap="bwr", vmin=-1, vmax=1)
+    state = "moving" if train_set.moving[clip, t] else "stopped"
+    axes[0, t].set(title=f"scene, frame {t} ({state})", xlabel="x (pixel)", ylabel="y (pixel)")
+    axes[1, t].set(title=f"events, frame {t}", xlabel="x (pixel)", ylabel="y (pixel)")
+fig.suptitle(f"A training clip ({names[int(train_set.labels[clip])]}): red on, blue off events")
+plt.show()
+
+# %% [markdown]
+# Two RVTs, identical but for the ConvLSTM: the second (`lstm=False`) passes each
+# stage's attention output straight on and so sees one frame at a time. Both
+# read the clip frame by frame and classify after the last frame.
+
+# %%
+def make_model(lstm: bool) -> rvt.RVT:
+    train.seed_everything(0)
+    return rvt.rvt_tiny(image_size=cfg["canvas"], in_channels=2, dims=cfg["dims"], strides=cfg["strides"],
+                        heads=cfg["heads"], block=cfg["block"], grid=cfg["grid"], depth=cfg["depth"],
+                        num_classes=len(cfg["classes"]), lstm=lstm)
+
+
+def step(model, batch):
+    clips, labels = batch
+    logits = model(clips)
+    return F.cross_entropy(logits, labels), {"acc": (logits.argmax(-1) == labels).float().mean().item()}
+
+
+@torch.no_grad()
+def test_accuracy(model) -> float:
+    model.eval()
+    return (model(test_set.events.to(device)).argmax(-1).cpu() == test_set.labels).float().mean().item()
+
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+results, models = {}, {}
+for lstm in (True, False):
+    model = make_model(lstm)
+    batches = train.minibatches(train_set.events, train_set.labels, batch_size=cfg["batch_size"], seed=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.01)
+    t0 = time.perf_counter()
+    train.fit(model, batches, step, epochs=cfg["epochs"], optimizer=optimizer, device=device,
+              desc=f"lstm={lstm}")
+    results[lstm] = dict(acc=test_accuracy(model), seconds=time.perf_counter() - t0,
+                         params=sum(p.numel() for p in model.parameters()))
+    models[lstm] = model
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+for lstm, r in results.items():
+    print(f"{'with' if lstm else 'without'} LSTM: test accuracy {r['acc']:.3f}, "
+          f"{r['params']:,} parameters, trained in {r['seconds']:.0f} s")
+
+# %% [markdown]
+# What margin should we demand? Without memory the last frame is noise that is
+# independent of the label, so the best a per-frame model can do is guess: its
+# expected accuracy is the share of the most frequent class, about
+# $1/K = 25\,\%$ for $K = 4$ balanced classes, with a binomial standard error of
+# $\sqrt{0.25 \cdot 0.75 / n}$ on $n$ test clips (2.2 points for $n = 400$).
+# We assert that the model without LSTM stays within four standard errors of
+# chance, and that the LSTM model beats it by at least 20 points, i.e. nine
+# standard errors: a gap no seed or sampling luck produces.
+
+# %%
+chance = np.bincount(test_set.labels.numpy()).max() / len(test_set.labels)
+se = math.sqrt(0.25 * 0.75 / len(test_set.labels))
+with_lstm, without = results[True]["acc"], results[False]["acc"]
+print("without LSTM within 4 SE of chance:", without < chance + 4 * se)
+print("with LSTM at least 20 points better:", with_lstm >= without + 0.20)
+assert without < chance + 4 * se
+assert with_lstm >= without + 0.20
+
+# %% [markdown]
+# When does the LSTM model know the answer? Stepping through the test clips one
+# frame at a time (the streaming use, state carried by `step`) and reading its
+# prediction after every frame:
+
+# %%
+@torch.no_grad()
+def accuracy_per_frame(model: rvt.RVT, events: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    model.eval()
+    model.reset()
+    accs = [(model.step(events[:, t]).argmax(-1) == labels).float().mean().item() for t in range(events.shape[1])]
+    model.reset()
+    return accs
+
+
+per_frame = {lstm: accuracy_per_frame(models[lstm], test_set.events, test_set.labels) for lstm in (True, False)}
+fig, ax = plt.subplots(figsize=(7, 3.8))
+for lstm, color in ((True, "tab:green"), (False, "tab:gray")):
+    ax.plot(range(cfg["frames"]), per_frame[lstm], "o-", color=color, label=f"{'with' if lstm else 'without'} LSTM")
+ax.axvspan(cfg["moving_frames"] - 0.5, cfg["frames"] - 0.5, color="0.9", label="item stopped: noise only")
+ax.axhline(chance, color="k", ls=":", label="chance")
+ax.set(title="Accuracy of the prediction after each frame (test clips)", xlabel="frame",
+       ylabel="accuracy", ylim=(0, 1), xticks=range(cfg["frames"]))
+ax.legend(loc="center right", fontsize=8)
+plt.show()
+
+# %% [markdown]
+# Both models were trained only on the prediction after the last frame, yet the
+# LSTM model's prediction is already good on the moving frames and stays good on
+# the silent ones. The per-frame model stays at chance everywhere: the only frame
+# it was trained on is noise, so its loss never carried information about the
+# item and it never learned to recognise one. Memory is what turns the label
+# into a learning signal for the early frames.
+#
+# ### Attention over a frame
+#
+# The trained model's first stage turns the 32×32 event frame into an 8×8 token
+# map. For one query token on the item, the left panels show where its block
+# attention and its grid attention go (mean over heads), overlaid on the event
+# frame; each token covers 4×4 pixels.
+
+# %%
+model = models[True].eval()
+t_show = 1
+sample = int((test_set.labels == 1).nonzero()[0]) if (test_set.labels == 1).any() else 0
+frame_ev = test_set.events[sample:sample + 1, t_show]                    # (1, 2, S, S)
+with torch.no_grad():
+    model.reset()
+    for t in range(t_show):
+        model.step(test_set.events[sample:sample + 1, t])
+    stage = model.stages[0]
+    _, _, maps = stage(frame_ev, model.states[0], return_attention=True)
+    model.reset()
+r0, c0 = (test_set.positions[sample, t_show] + cfg["item"] // 2).tolist()  # item centre, pixels
+stride = cfg["strides"][0]
+hw = cfg["canvas"] // stride
+query = (min(r0 // stride, hw - 1), min(c0 // stride, hw - 1))
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+picture = (frame_ev[0, 0] - frame_ev[0, 1]).numpy()
+axes[0].imshow(picture, cmap="bwr", vmin=-1, vmax=1)
+axes[0].set(title=f"event frame {t_show} ({names[int(test_set.labels[sample])]})", xlabel="x (pixel)",
+            ylabel="y (pixel)")
+for ax, mode in zip(axes[1:], ("block", "grid")):
+    size = stage.blocks[0].block.size if mode == "block" else stage.blocks[0].grid.size
+    amap = rvt.attention_to_map(maps[0][mode], query, mode=mode, size=size, height=hw, width=hw)
+    assert torch.isclose(amap.sum(), torch.tensor(1.0), atol=1e-5)
+    ax.imshow(np.abs(picture), cmap="gray", vmin=0, vmax=1)
+    im = ax.imshow(amap.numpy(), cmap="hot", alpha=0.6, extent=(-0.5, cfg["canvas"] - 0.5, cfg["canvas"] - 0.5, -0.5))
+    ax.plot(query[1] * stride + stride / 2 - 0.5, query[0] * stride + stride / 2 - 0.5, "c*", ms=14)
+    fig.colorbar(im, ax=ax, label="attention weight")
+    ax.set(title=f"{mode} attention of the query ★", xlabel="x (pixel)", ylabel="y (pixel)")
+plt.show()
+
+# %% [markdown]
+# The block map is confined to the query's 16×16-pixel window; the grid map is a
+# lattice of 16 tokens spread over the whole frame, 8 pixels apart. Together they
+# give every token a view of the whole event frame at the cost of two small
+# attentions, which is what makes attention affordable on every frame.
+#
+# ## 4. Per-frame latency: block + grid vs global attention
+#
+# A detector runs on every frame, so the latency of one frame is what counts. We
+# time the attention of one frame of $N = S^2$ tokens (width 32, 2 heads, batch
+# of one frame, one CPU thread): one global attention over all $N$ tokens against
+# block attention ($P = 8$) followed by grid attention ($G = 8$), the same token
+# count, through the same `MultiHeadAttention`.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+def median_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
+mha = MultiHeadAttention(cfg["bench_dim"], cfg["bench_heads"]).eval()
+P = cfg["bench_window"]
+latency = []
+with torch.no_grad():
+    for S in cfg["bench_sizes"]:
+        x = torch.randn(1, S, S, cfg["bench_dim"])
+        multi = median_ms(lambda: (mha(window_partition(x, P)), mha(rvt.grid_partition(x, P))), cfg["bench_repeats"])
+        glob = median_ms(lambda: mha(x.reshape(1, S * S, -1)), cfg["bench_repeats"])
+        latency.append((S, S * S, multi, glob))
+print(f"{'map':>7} {'tokens':>7} {'block+grid ms':>14} {'global ms':>10} {'global / block+grid':>20}")
+for S, N, multi, glob in latency:
+    print(f"{S:>3}×{S:<3} {N:>7} {multi:>14.2f} {glob:>10.2f} {glob / multi:>20.1f}")
+
+# %%
+fig, ax = plt.subplots(figsize=(6.5, 4))
+tokens = [row[1] for row in latency]
+ax.loglog(tokens, [row[2] for row in latency], "o-", label=f"block ({P}×{P}) + grid ({P}×{P}) attention")
+ax.loglog(tokens, [row[3] for row in latency], "s-", label="global attention")
+ax.set(title="Attention latency per frame (1 CPU thread, C = 32)", xlabel="tokens per frame N",
+       ylabel="milliseconds")
+ax.legend()
+plt.show()
+ratio_largest = latency[-1][3] / latency[-1][2]
+print("global attention is more than 3× slower on the largest map:", ratio_largest > 3)
+assert ratio_largest > 3
+
+# %% [markdown]
+# At 64 tokens one block already is the whole map, so block + grid does twice the
+# work of one global layer. From there the global curve grows as $N^2$ and the
+# multi-axis one as $N$, as in {eq}`eq-rvt-cost`: the predicted ratio is
+# $N / (2P^2)$, 32 at 4096 tokens. The measured ratio is smaller, because at these
+# sizes the projections (linear in $N$ for both) still take a good part of the
+# time, and timings on a shared CPU are noisy; we only assert a factor of 3.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"notebook so far: {time.perf_counter() - notebook_start:.0f} s")
+
+# %% [markdown]
+# ```{admonition} Going further: the full profile
+# :class: tip
+# `SEQLIB_PROFILE=full` uses all ten classes on 64×64 canvases with 28×28 items,
+# clips of 8 frames of which 5 are silent, 20 000 training clips, three stages
+# (widths 32, 64, 128; strides 4, 2, 2; two multi-axis blocks per stage) for 20
+# epochs, a Keras block on 32×32 frames, and latencies up to 128×128 tokens. The
+# published RVT {cite}`gehrig2023recurrent` trains four stages on the Gen1 and
+# 1 Mpx event-camera detection datasets with sequences of 21 event
+# representations and truncated backpropagation through time, carrying the LSTM
+# states across training windows and resetting them at sequence boundaries, the
+# same `step`/`reset` pattern as here. Measured full-profile numbers, with device
+# and date, are on the {doc}`../book/results` page.
+# ```
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{exercise} Grid partition with reshape and permute
+# :label: ex10-grid
+#
+# Implement `grid_groups(x, G)` that turns a (B, H, W, C) map into
+# (B·(H/G)·(W/G), G·G, C) grid groups using only `view`/`reshape` and `permute`
+# (no einops, no seqlib): token $(i, j)$ belongs to group $(i \bmod H/G,\ j \bmod W/G)$,
+# groups of image 0 first, row-major over groups and inside each group.
+# (depth: implement; about 15 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex10-grid
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+def grid_groups(x: torch.Tensor, G: int) -> torch.Tensor:
+    """(B, H, W, C) -> (B·nG, G·G, C), as seqlib.rvt.grid_partition."""
+    # BEGIN SOLUTION
+    # HINT: view as (B, G, H/G, G, W/G, C); the axes of size H/G and W/G pick the group.
+    B, H, W, C = x.shape
+    x = x.view(B, G, H // G, G, W // G, C)                                # (B, g1, h, g2, w, C)
+    return x.permute(0, 2, 4, 1, 3, 5).reshape(-1, G * G, C)              # (B·nG, G², C)
+    # END SOLUTION
+
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```
+
+# %% exercise="ex10-grid" tags=["check"]
+from seqlib.exercises import check_close, check_shape
+
+grid_x = torch.randn(2, 8, 12, 3, generator=torch.Generator().manual_seed(0))
+mine = grid_groups(grid_x, 4)
+check_shape(mine, (12, 16, 3), name="grid_groups(x, 4)", letters="B·nG, G², C")
+check_close(mine, rvt.grid_partition(grid_x, 4), name="grid_groups vs seqlib.rvt.grid_partition")
+
+# %% [markdown]
+# :::{exercise} One step of the 1×1 ConvLSTM
+# :label: ex10-lstm
+#
+# Implement `convlstm_step(x, h, c, weight, bias)` for maps $x, h, c$ of shape
+# (B, H, W, C), with `weight` (4C, 2C) and `bias` (4C,) whose rows are the gates
+# $i, f, o, g$ in that order and whose columns multiply $[x; h]$. Follow
+# Eq. {eq}`eq-convlstm` and return the new `(h, c)`. (depth: implement; about 15 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex10-lstm
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+def convlstm_step(x, h, c, weight, bias):
+    """One ConvLSTM step with 1×1 kernels on channels-last maps; returns (h, c)."""
+    # BEGIN SOLUTION
+    # HINT: a 1×1 convolution on a channels-last map is torch.cat([x, h], -1) @ weight.T + bias.
+    gates = torch.cat([x, h], dim=-1) @ weight.T + bias                   # (B, H, W, 4C)
+    i, f, o, g = gates.chunk(4, dim=-1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+    # END SOLUTION
+
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```
+
+# %% exercise="ex10-lstm" tags=["check"]
+from seqlib.exercises import check_close
+
+torch.manual_seed(0)
+cell = rvt.ConvLSTM1x1(3)
+xs = [torch.randn(2, 4, 4, 3) for _ in range(3)]
+with torch.no_grad():
+    ref = cell(xs[0], (xs[1], xs[2]))
+    mine = convlstm_step(xs[0], xs[1], xs[2], cell.to_gates.weight, cell.to_gates.bias)
+check_close(mine[0], ref[0], atol=1e-6, name="new hidden state h")
+check_close(mine[1], ref[1], atol=1e-6, name="new cell state c")
+
+# %% [markdown]
+# :::{exercise} When do block and grid see everything?
+# :label: ex10-reach
+#
+# (a) Prove Eq. {eq}`eq-rvt-reach`: on an $H\times H$ map with blocks of $P$ and a grid of $G$
+# (both dividing $H$), one block layer followed by one grid layer connects every
+# input token to every output token when $PG \ge H$. (b) Show that the condition is
+# also necessary. (c) What changes if the grid layer comes first? (d) RVT's first
+# stage on a 1 Mpx event camera (720×1280 pixels, stride 4) uses $P = G = 7$ on
+# its first stage; does a single block–grid pair reach the whole map there?
+# (depth: derive; about 20 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex10-reach
+# :class: dropdown
+# ```
+
+# %% [markdown] tags=["solution"]
+# (a) Work along one axis (the two axes are independent). Output $i$ of the grid
+# layer reads the tokens $k \equiv i \pmod{H/G}$; token $k$ of the block layer read
+# its whole block. Input $j$ reaches output $i$ iff some $k \equiv i \pmod{H/G}$ lies
+# in $j$'s block. A block holds $P$ consecutive indices, which cover all $H/G$
+# residues when $P \ge H/G$, i.e. $PG \ge H$. (b) If $P < H/G$ the block of $j = 0$
+# covers residues $0..P-1$ only, so output $i = P$ (residue $P$) never reads it.
+# (c) Grid first, then block: output $i$ reads its block, each member $k$ read the
+# tokens $\equiv k \pmod{H/G}$; the $P$ consecutive $k$ cover all residues under
+# the same condition, so the answer is symmetric. (d) The map is 180×320 tokens;
+# $PG = 49 < 180$, so no: one pair reaches only part of the map, and the later stages
+# (smaller maps) together with stacking finish the job. The check below runs (a)–(b)
+# on small cases through gradients.
+
+# %% tags=["solution"]
+def pair_reaches_all(H: int, P: int, G: int) -> bool:
+    torch.manual_seed(0)
+    pair = torch.nn.Sequential(rvt.PartitionAttention(4, 1, P, mode="block"),
+                               rvt.PartitionAttention(4, 1, G, mode="grid"))
+    x = torch.randn(1, H, H, 4, requires_grad=True)
+    pair(x)[0].sum(-1).flatten()[torch.randint(0, H * H, (1,))].sum().backward()
+    return bool((x.grad[0].abs().sum(-1) > 0).all())
+
+
+for H_, P_, G_ in ((8, 4, 2), (8, 2, 4), (12, 3, 4), (12, 2, 3), (12, 4, 2)):
+    print(f"H={H_}, P={P_}, G={G_}: P·G ≥ H is {P_ * G_ >= H_}, one pair reaches all: {pair_reaches_all(H_, P_, G_)}")
+    assert pair_reaches_all(H_, P_, G_) == (P_ * G_ >= H_)
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# :::{exercise} How long does the memory last?
+# :label: ex10-silence
+#
+# The LSTM model was trained on clips that end with a fixed number of silent frames (two in the smoke profile).
+# Evaluate it, without retraining, on test clips with 1 to 6 silent frames (same
+# seed, more frames) and plot the accuracy after the last frame against the number
+# of silent frames. Does the memory fade? What in Eq. {eq}`eq-convlstm` would let it
+# last forever, and why does training on short silences not force that?
+# (depth: experiment; about 15 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex10-silence
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+silences = range(1, 7)
+accs = []
+for s in silences:
+    longer = load_event_clips("test", n=200, seed=1, **{**common, "frames": cfg["moving_frames"] + s})
+    accs.append(accuracy_per_frame(models[True], longer.events, longer.labels)[-1])
+fig, ax = plt.subplots(figsize=(6, 3.5))
+ax.plot(list(silences), accs, "o-", color="tab:green", label="with LSTM")
+ax.axhline(chance, color="k", ls=":", label="chance")
+ax.axvline(cfg["frames"] - cfg["moving_frames"], color="0.6", ls="--", label="silence seen in training")
+ax.set(title="Memory after the item stops", xlabel="silent frames at the end", ylabel="accuracy", ylim=(0, 1))
+ax.legend()
+plt.show()
+
+# %% [markdown] tags=["solution"]
+# A memory lasts forever when the forget gate is open ($\sigma(f) \to 1$) and the
+# input gate closed ($\sigma(i) \to 0$) on silent frames, so that $c_t = c_{t-1}$.
+# Noise events still reach the gates, and nothing in a loss on two silent frames
+# penalises a slow drift of $c$ over six; the accuracy curve shows how much of
+# the memory survives. Training on longer and varied silences (the full profile
+# uses 5) is the remedy, as RVT's training on long sequences is.
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# :::{exercise} The slides' block under a permutation
+# :label: ex10-permute
+#
+# Self-attention without positional information is permutation-equivariant:
+# shuffling the tokens shuffles its output the same way (chapter 5). Take the slides'
+# `BlockSelfAttention` on a 6×6 random map, apply a random permutation of the 36
+# pixels before and its inverse after the layer, and compare with the layer's
+# plain output. Explain the result from Eq. {eq}`eq-slides-block`.
+# (depth: experiment; about 10 minutes)
+# :::
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex10-permute
+# :class: dropdown
+# ```
+
+# %% tags=["solution"]
+x6 = np.random.default_rng(3).random((1, 6, 6, 4), dtype=np.float32)
+perm = np.random.default_rng(4).permutation(36)
+inverse = np.argsort(perm)
+gate_layer = rk.BlockSelfAttention(4)
+plain = ops.convert_to_numpy(gate_layer(x6))
+shuffled = x6.reshape(1, 36, 4)[:, perm].reshape(1, 6, 6, 4)
+back = ops.convert_to_numpy(gate_layer(shuffled)).reshape(1, 36, 4)[:, inverse].reshape(1, 6, 6, 4)
+print("equivariant under a pixel permutation:", bool(np.allclose(plain, back, atol=1e-5)))
+
+# %% [markdown] tags=["solution"]
+# It is not: the gate is a convolution, whose output at a pixel depends on *which*
+# pixels are its neighbours, so shuffling the pixels changes the result. A
+# self-attention layer would give the same output up to the shuffle, because its
+# weights depend only on the content of the tokens, not on where they are.
+# Convolutions build locality in; attention has to be told about positions.
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```

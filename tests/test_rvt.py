@@ -1,0 +1,130 @@
+"""Tests for seqlib.rvt: partitions, receptive fields of block vs grid attention, carried LSTM state."""
+
+import pytest
+import torch
+
+from seqlib import rvt
+from seqlib.swin import window_partition, window_reverse
+
+
+def test_block_and_grid_partitions_reverse_to_identity():
+    x = torch.randn(2, 8, 12, 3)
+    torch.testing.assert_close(window_reverse(window_partition(x, 4), 4, 8, 12), x)
+    groups = rvt.grid_partition(x, 4)
+    assert groups.shape == (2 * 2 * 3, 16, 3)
+    torch.testing.assert_close(rvt.grid_reverse(groups, 4, 8, 12), x)
+
+
+def test_grid_groups_are_dilated_across_the_map():
+    # coordinates as features: group 0 of an 8×8 map with G=4 holds rows and columns 0, 2, 4, 6
+    rows, cols = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
+    coords = torch.stack([rows, cols], -1)[None].float()  # (1, 8, 8, 2)
+    first = rvt.grid_partition(coords, 4)[0]  # (16, 2)
+    assert sorted(set(first[:, 0].tolist())) == [0, 2, 4, 6]
+    assert sorted(set(first[:, 1].tolist())) == [0, 2, 4, 6]
+    block = window_partition(coords, 4)[0]
+    assert sorted(set(block[:, 0].tolist())) == [0, 1, 2, 3]
+
+
+def test_partition_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="multiple of the grid size"):
+        rvt.grid_partition(torch.randn(1, 6, 8, 2), 4)
+    with pytest.raises(ValueError, match="expected"):
+        rvt.grid_partition(torch.randn(6, 8, 2), 2)
+
+
+def _corner_gradient(layer: torch.nn.Module) -> torch.Tensor:
+    """|d out[top-left pixel] / d x| over the bottom-right 4×4 corner of an 8×8 map."""
+    x = torch.randn(1, 8, 8, 8, requires_grad=True)
+    layer(x)[0, 0, 0].sum().backward()
+    return x.grad[0, 4:, 4:].abs().sum(-1)  # (4, 4)
+
+
+def test_grid_attention_connects_opposite_corners_block_attention_does_not():
+    torch.manual_seed(0)
+    block = rvt.PartitionAttention(8, 2, 4, mode="block")
+    grid = rvt.PartitionAttention(8, 2, 4, mode="grid")
+    assert _corner_gradient(block).sum() == 0.0  # a different 4×4 block: unreachable
+    reach = _corner_gradient(grid) > 1e-6
+    # G=4 on 8×8: pixel (0, 0)'s grid group is rows and columns {0, 2, 4, 6}, which include
+    # (4, 4), (4, 6), (6, 4), (6, 6) in the opposite corner block, and nothing else there
+    expected = torch.zeros(4, 4, dtype=torch.bool)
+    expected[::2, ::2] = True
+    assert torch.equal(reach, expected)
+
+
+def test_attention_weights_rows_sum_to_one():
+    layer = rvt.MultiAxisAttention(8, 2, block=4, grid=2)
+    out, maps = layer(torch.randn(2, 8, 8, 8), return_attention=True)
+    assert out.shape == (2, 8, 8, 8)
+    assert maps["block"].shape == (2 * 4, 2, 16, 16)  # (B·nW, h, P², P²)
+    assert maps["grid"].shape == (2 * 16, 2, 4, 4)  # (B·nG, h, G², G²)
+    torch.testing.assert_close(maps["grid"].sum(-1), torch.ones(32, 2, 4))
+
+
+def test_attention_to_map_puts_weights_where_the_tokens_are():
+    torch.manual_seed(0)
+    grid = rvt.PartitionAttention(8, 2, 4, mode="grid")
+    _, w = grid(torch.randn(2, 8, 8, 8), return_attention=True)
+    m = rvt.attention_to_map(w, (1, 3), mode="grid", size=4, height=8, width=8, image=1)
+    assert m.shape == (8, 8) and torch.isclose(m.sum(), torch.tensor(1.0))
+    nonzero = m > 0
+    assert nonzero[1::2, 1::2].all() and nonzero.sum() == 16  # rows ≡ 1, columns ≡ 3 ≡ 1 (mod 2)
+    block = rvt.PartitionAttention(8, 2, 4, mode="block")
+    _, w = block(torch.randn(1, 8, 8, 8), return_attention=True)
+    m = rvt.attention_to_map(w, (5, 2), mode="block", size=4, height=8, width=8)
+    assert (m[4:, :4] > 0).all() and m[4:, :4].sum().isclose(torch.tensor(1.0)) and m.sum().isclose(torch.tensor(1.0))
+
+
+def test_convlstm_matches_lstm_cell_per_position():
+    torch.manual_seed(0)
+    cell = rvt.ConvLSTM1x1(4)
+    ref = torch.nn.LSTMCell(4, 4)
+    W = cell.to_gates.weight  # rows i, f, o, g; columns [x; h]
+    order = torch.cat([torch.arange(0, 8), torch.arange(12, 16), torch.arange(8, 12)])  # torch: i, f, g, o
+    with torch.no_grad():
+        ref.weight_ih.copy_(W[order, :4])
+        ref.weight_hh.copy_(W[order, 4:])
+        ref.bias_ih.copy_(cell.to_gates.bias[order])
+        ref.bias_hh.zero_()
+    x, h, c = torch.randn(3, 2, 2, 4), torch.randn(3, 2, 2, 4), torch.randn(3, 2, 2, 4)
+    h1, c1 = cell(x, (h, c))
+    h2, c2 = ref(x.reshape(-1, 4), (h.reshape(-1, 4), c.reshape(-1, 4)))
+    torch.testing.assert_close(h1.reshape(-1, 4), h2)
+    torch.testing.assert_close(c1.reshape(-1, 4), c2)
+
+
+def test_state_is_carried_across_calls_and_reset_restores():
+    torch.manual_seed(0)
+    model = rvt.rvt_tiny(image_size=16, dims=(8, 8), strides=(2, 2), heads=(2, 2), block=4, grid=2).eval()
+    a, b = torch.randn(2, 2, 16, 16), torch.randn(2, 2, 16, 16)
+    with torch.no_grad():
+        fresh = model.step(b)
+        model.reset()
+        model.step(a)
+        after_a = model.step(b)  # same frame, but the state remembers a
+        model.reset()
+        again = model.step(b)
+    assert not torch.allclose(fresh, after_a, atol=1e-4)
+    torch.testing.assert_close(fresh, again)
+    with torch.no_grad():
+        clip_logits = model(torch.stack([a, b], 1))
+    torch.testing.assert_close(clip_logits, after_a)
+    assert model.states == [None, None]
+
+
+def test_without_lstm_the_output_ignores_the_past():
+    model = rvt.rvt_tiny(image_size=16, dims=(8, 8), strides=(2, 2), block=4, grid=2, lstm=False).eval()
+    a, b = torch.randn(1, 2, 16, 16), torch.randn(1, 2, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(model(torch.stack([a, b], 1)), model(b[:, None]))
+
+
+def test_config_and_input_errors():
+    with pytest.raises(ValueError, match="one entry per stage"):
+        rvt.RVTConfig(dims=(8,), strides=(2, 2), heads=(2, 2))
+    with pytest.raises(ValueError, match="multiple of the block"):
+        rvt.RVTConfig(image_size=24, strides=(4, 2), block=4)
+    model = rvt.rvt_tiny()
+    with pytest.raises(ValueError, match="clip"):
+        model(torch.randn(2, 3, 1, 32, 32))
