@@ -101,7 +101,7 @@ print(dict(cfg))
 # $$
 # \mathbf{h}_t = \operatorname{LSTM}\big([E y_{t-1}; \mathbf{c}_t], \mathbf{h}_{t-1}\big), \qquad
 # p(y_t \mid y_{<t}, \mathbf{a}) = \operatorname{softmax}\big(W_o [\mathbf{h}_t; \mathbf{c}_t; E y_{t-1}]\big),
-# $$ (eq-decoder)
+# $$ (eq-caption-decoder)
 #
 # so $y_t = g(y_{t-1}, \mathbf{h}_{t-1}, \mathbf{c}_t)$: a new context at every word. The
 # initial state is computed from the mean region, $\mathbf{h}_0 = \tanh(W_h \bar{\mathbf{a}})$,
@@ -118,7 +118,7 @@ print(inspect.getsource(cap.SmallCNN))
 print(inspect.getsource(cap.regions))
 
 # %% [markdown]
-# The decoder is chapter 3's decoder step ({class}`seqlib.seq2seq.Decoder`): same
+# The decoder is chapter 3's decoder step (`seqlib.seq2seq.Decoder`): same
 # embedding, recurrent cell and output layer, with an LSTM, the initial state of
 # the paper, and the attention of Eq. {eq}`eq-context` over regions. Its
 # `attention` method also implements the hard variant discussed below.
@@ -311,7 +311,7 @@ assert hard_hist["ce"][-1] < 0.65 * hard_hist["ce"][0]
 # ## Captions for unseen scenes, and BLEU
 #
 # Decoding reuses chapter 2's search: greedy (batched) and beam search
-# ({func}`seqlib.seq2seq.beam_decode`, here with the width from the profile).
+# (`seqlib.seq2seq.beam_decode`, here with the width from the profile).
 # BLEU-$n$ is the brevity penalty times the geometric mean of the modified
 # $1..n$-gram precisions, computed by sacrebleu against *all* references of a
 # scene; captioning papers report BLEU-1 to BLEU-4.

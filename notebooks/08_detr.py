@@ -122,7 +122,7 @@ plt.show()
 # %% [markdown]
 # ## The data: scenes of Fashion-MNIST items
 #
-# Chapter 4's generator ({mod}`seqlib.data.scenes`) pastes 1 to 3 Fashion-MNIST
+# Chapter 4's generator (`seqlib.data.scenes`) pastes 1 to 3 Fashion-MNIST
 # items of distinct classes at random places and sizes on a 48×48 canvas, without
 # overlap, and records each item's class and tight box. The test scenes are built
 # from Fashion-MNIST *test* items, so the detector sees unseen garments. We keep six
@@ -174,7 +174,7 @@ plt.show()
 # \mathrm{GIoU}(A, B) = \frac{|A\cap B|}{|A\cup B|} - \frac{|C \setminus (A\cup B)|}{|C|} \in (-1, 1] .
 # $$ (eq-giou)
 #
-# It is 1 for equal boxes and tends to $-1$ as they move apart. {mod}`seqlib.boxes`
+# It is 1 for equal boxes and tends to $-1$ as they move apart. `seqlib.boxes`
 # computes it for all pairs at once:
 
 # %%
@@ -234,7 +234,7 @@ print(inspect.getsource(matcher.set_loss))
 # %% [markdown]
 # ## The model
 #
-# {class}`seqlib.detr.DETR` reuses chapter 5's Transformer blocks (pre-norm, the
+# `seqlib.detr.DETR` reuses chapter 5's Transformer blocks (pre-norm, the
 # book's one `MultiHeadAttention`). As in the short reference implementation at the
 # end of the DETR paper, the positional code is added once to the encoder input and
 # the object queries are the decoder's input; the full model adds them to the queries
