@@ -1,7 +1,7 @@
 """The first code cell of every chapter: seed, threads, device, and a report.
 
 ``start("ch01")`` makes a notebook behave the same on a laptop, on Colab and in
-CI: it seeds every generator, caps CPU threads (``SEQLIB_THREADS``; CI runs one
+CI: it seeds every generator from ``SEQLIB_SEED``, caps CPU threads (``SEQLIB_THREADS``; CI runs one
 notebook per core), picks the device, sets a readable figure style and prints
 the profile with the run time to expect.
 """
@@ -14,15 +14,14 @@ import matplotlib
 import torch
 
 from seqlib import profiles
-from seqlib.train import pick_device, seed_everything
+from seqlib.train import base_seed, pick_device, seed_everything, seed_for
 
 
-def start(chapter: str, *, seed: int = 0) -> torch.device:
+def start(chapter: str) -> torch.device:
     """Prepare a chapter notebook and print what will run.
 
     Args:
         chapter: the chapter key used in :mod:`seqlib.profiles`, e.g. ``"ch01"``.
-        seed: seed for Python, NumPy and torch.
 
     Returns:
         The device the chapter trains on (cuda, mps or cpu).
@@ -30,7 +29,7 @@ def start(chapter: str, *, seed: int = 0) -> torch.device:
     threads = os.environ.get("SEQLIB_THREADS")
     if threads:
         torch.set_num_threads(int(threads))
-    seed_everything(seed)
+    seed_everything(seed_for(0))
     device = pick_device()
     profile = profiles.current_profile()
     minutes = profiles.sizes(chapter).get("expected_minutes")
@@ -39,6 +38,7 @@ def start(chapter: str, *, seed: int = 0) -> torch.device:
     where = "GPU" if device.type == "cuda" else device.type.upper()
     print(f"profile: {profile} (set SEQLIB_PROFILE=full for the real-data run)")
     print(f"device:  {where}")
+    print(f"seed:    SEQLIB_SEED={base_seed()} (every random choice of the chapter derives from it)")
     if minutes is not None:
         print(f"expected run time: about {minutes:g} min on {'a GPU' if profile == 'full' else '2 CPU cores'}")
     return device

@@ -21,6 +21,38 @@ from torch import nn
 StepFn = Callable[[nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, dict[str, float]]"]
 
 
+SEED_ENV = "SEQLIB_SEED"
+
+
+def base_seed() -> int:
+    """The run's seed knob: ``SEQLIB_SEED`` (default 0), a non-negative integer.
+
+    Every random choice of a chapter (data generation, initialisation, batching,
+    sampling) derives its seed from this one number through :func:`seed_for`.
+    """
+    raw = os.environ.get(SEED_ENV, "0").strip() or "0"
+    try:
+        seed = int(raw)
+    except ValueError:
+        raise ValueError(f"{SEED_ENV} must be a non-negative integer, got {raw!r}") from None
+    if seed < 0:
+        raise ValueError(f"{SEED_ENV} must be a non-negative integer, got {seed}")
+    return seed
+
+
+def seed_for(stream: int = 0) -> int:
+    """The seed of random stream ``stream`` (0-999) under the run's ``SEQLIB_SEED``.
+
+    Streams keep independent choices apart (the training data, the test data,
+    each model's initialisation and batch order); ``SEQLIB_SEED`` moves all of
+    them at once. The seed is ``stream + 1000 * SEQLIB_SEED``, so with the
+    default ``SEQLIB_SEED=0`` stream ``k`` is seeded with ``k``.
+    """
+    if not isinstance(stream, int) or not 0 <= stream < 1000:
+        raise ValueError(f"stream must be an int in [0, 1000), got {stream!r}")
+    return stream + 1000 * base_seed()
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) with ``seed``."""
     if not isinstance(seed, int) or seed < 0:
