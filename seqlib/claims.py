@@ -26,7 +26,8 @@ from seqlib.train import base_seed
 FILE_ENV = "SEQLIB_CLAIMS_FILE"
 SOFT_ENV = "SEQLIB_CLAIMS_SOFT"
 ID_PATTERN = re.compile(r"^ch(0[1-9]|1[01])-[a-z0-9]+(-[a-z0-9]+)*$")
-_CONDITION = re.compile(r"^\s*(?:(<=|>=|<|>)\s*(\S+)|in\s*\[\s*(\S+)\s*,\s*(\S+)\s*\])\s*$")
+_NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+_CONDITION = re.compile(rf"^\s*(?:(<=|>=|<|>)\s*{_NUMBER}|in\s*\[\s*{_NUMBER}\s*,\s*{_NUMBER}\s*\])\s*$")
 
 
 @dataclass(frozen=True)
