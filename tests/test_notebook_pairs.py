@@ -1,4 +1,4 @@
-"""Each chapter notebook and its jupytext .py pair hold the same cells (DESIGN.md §5)."""
+"""Each chapter notebook and its jupytext .py pair hold the same cells, and the stored outputs come from a clean run."""
 
 from pathlib import Path
 
