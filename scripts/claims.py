@@ -114,17 +114,21 @@ def render(records: list[dict], seeds: list[int], seconds: float, command: str) 
         "Spread is the sample standard deviation over the seeds.",
         "",
     ]
+    held_all = sum(all(c["held_on"].get(s) for s in seeds) and len(c["values"]) == len(seeds)
+                   for c in by_claim.values())
+    lines += [f"**{held_all} of {len(by_claim)} claims held on every seed.**", ""]
     if errors:
         lines += ["```{warning}", "These runs did not finish:", ""] + [f"- {e}" for e in errors] + ["```", ""]
     for chapter in sorted({c["chapter"] for c in by_claim.values()}):
         nn = chapter[2:]
         stem = next(p.stem for p in notebooks([nn]))
+        times = ", ".join(f"{r['seconds']:.0f} s" for r in records if r["notebook"] == stem)
         lines += [f"(claims-{chapter})=", f"## {int(nn)}. {TITLES[nn]}", "",
-                  f"Chapter: {{doc}}`../notebooks/{stem}`", "",
+                  f"Chapter: {{doc}}`../notebooks/{stem}`. Run time per seed: {times}.", "",
                   "| claim | statement | condition | " + " | ".join(f"seed {s}" for s in seeds)
                   + " | mean ± spread | held |",
                   "|---|---|---|" + "---|" * len(seeds) + "---|---|"]
-        for cid, c in sorted(by_claim.items()):
+        for cid, c in by_claim.items():   # in the order the chapter checks them
             if c["chapter"] != chapter:
                 continue
             values = [c["values"].get(s) for s in seeds]
