@@ -57,8 +57,9 @@ import torch.nn.functional as F
 from sklearn.decomposition import PCA
 
 from seqlib import autoencoder as ae
-from seqlib import profiles, train, viz
+from seqlib import claims, profiles, train, viz
 from seqlib.data import FASHION_CLASSES, load_digits, load_fashion_mnist
+from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch01")
 print(dict(cfg))
@@ -143,6 +144,7 @@ ax.set(title="Eigenvalues of the Fashion-MNIST covariance", xlabel="component in
 ax.legend()
 plt.show()
 print(f"eigenvalue ratio at K={k}: {gaps[k - 1]:.2f};  at K=16: {gaps[15]:.2f}")
+assert 1.3 < gaps[k - 1] < 1.5 and gaps[15] < 1.15, gaps   # the fixed data's spectrum, not a training result
 
 # %% [markdown]
 # We choose $K = 8$, where the spectrum has a clear gap
@@ -216,7 +218,10 @@ def track_linear(model):
     return {"mse_ratio": mse / mse_pca_train, "max_angle": angle}
 
 
-train.seed_everything(0)
+# Random streams (seed_for): 0 initialises every model (re-seeded before each); 4, 1, 2, 3 order
+# the minibatches of the linear, deep, over-complete and denoising AEs; 5 and 6 draw the test and
+# training noise; 7 and 8 belong to the exercises.
+train.seed_everything(seed_for(0))
 linear = ae.linear_autoencoder(784, k)
 opt = torch.optim.Adam(linear.parameters(), lr=cfg["linear_lr"])
 steps = cfg["linear_epochs"] * -(-len(x_train) // cfg["batch_size"])
@@ -224,13 +229,20 @@ sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
 
 
 t0 = time.perf_counter()
-hist_linear = train.fit(linear, train.minibatches(xc_train, batch_size=cfg["batch_size"]), mse_step,
+hist_linear = train.fit(linear, train.minibatches(xc_train, batch_size=cfg["batch_size"], seed=seed_for(4)), mse_step,
                         epochs=cfg["linear_epochs"], optimizer=opt, scheduler=sched, device=torch.device("cpu"),
                         evaluate=track_linear, desc="linear AE")
 linear_seconds = time.perf_counter() - t0
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+first_close = next(i for i, r in enumerate(hist_linear["mse_ratio"]) if r < 1.05)   # first epoch within 5%
+claims.check("ch01-linear-error-close-early",
+             "The linear autoencoder's training error comes within 5% of PCA's in the first 8 epochs",
+             first_close + 1, "<= 8")
+claims.check("ch01-linear-subspace-lags-error",
+             "When its error first comes within 5% of PCA's, the linear autoencoder's subspace is still more than 20° away",
+             hist_linear["max_angle"][first_close], "> 20")
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2))
 epochs = np.arange(1, len(hist_linear.records) + 1)
 a1.semilogy(epochs, np.array(hist_linear["mse_ratio"]) - 1, "o-")
@@ -241,22 +253,34 @@ a2.set(title="Largest principal angle to the PCA subspace", xlabel="epoch", ylab
 a2.legend()
 plt.show()
 print(f"trained in {linear_seconds:.1f} s")
+print(f"first within 5% of PCA's error after epoch {first_close + 1}, "
+      f"when the largest angle was still {hist_linear['max_angle'][first_close]:.0f}°")
 
 # %% [markdown]
-# The error reaches PCA's within a few epochs, while the subspace keeps turning for
-# longer: the last directions to settle are those whose eigenvalues are closest.
-# Here is the result on the training set, where PCA is provably optimal, and on
-# held-out images:
+# The error approaches PCA's long before the subspace does. On seeds 0–2 it comes
+# within 5% of PCA's after 3 to 5 epochs, when the largest angle is still between
+# 36° and 87° (the line under the plot gives this run's numbers). Turning the
+# subspace between two directions of almost equal variance changes the error very
+# little, so the loss pulls only weakly on those last directions; exercise
+# {ref}`ex01-eigengap` makes this extreme. Here is the result at the end of
+# training, on the training set, where PCA is provably optimal, and on held-out
+# images:
 
 # %%
 angles = ae.principal_angles(linear.decoder.weight, pcs)
 ratio_train = ae.reconstruction_mse(linear, xc_train) / mse_pca_train
 ratio_test = ae.reconstruction_mse(linear, xc_test) / mse_pca_test
+claims.check("ch01-linear-ae-pca-angle",
+             "The subspace a linear autoencoder learns is within 5° of the top-K principal subspace",
+             angles.max().item(), "< 5", flagship=True)
+claims.check("ch01-linear-ae-pca-mse-ratio",
+             "A linear autoencoder's training MSE is within 5% of PCA's, never below it",
+             ratio_train, "in [1.0, 1.05]", flagship=True)
+claims.check("ch01-linear-ae-pca-test-ratio",
+             "On held-out images the linear autoencoder's MSE is within 5% of PCA's",
+             ratio_test, "in [0.95, 1.05]")
 print(f"largest principal angle < 5°: {angles.max().item() < 5}")
 print(f"MSE ratio AE/PCA on train in [1.00, 1.05]: {1.0 <= ratio_train <= 1.05}")
-assert angles.max().item() < 5.0, angles
-assert 1.0 <= ratio_train <= 1.05, ratio_train
-assert abs(ratio_test - 1.0) < 0.05, ratio_test
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -264,22 +288,35 @@ print(f"principal angles (degrees): {np.round(angles.numpy(), 2)}")
 print(f"largest angle {angles.max().item():.2f}°, MSE ratio train {ratio_train:.4f}, test {ratio_test:.4f}")
 
 # %% [markdown]
+# On seeds 0–2 the largest principal angle ends between 0.46° and 0.59°, and the
+# MSE ratio to PCA is 1.00003–1.00004 on the training set and 1.00006–1.00009 on
+# held-out images: the flagship result of this chapter, listed with its spread on
+# the {ref}`claims-ch01` page.
+#
 # The decoder's columns span the PCA subspace, but they are not the principal
-# components: they are neither orthonormal nor ordered by variance. Projecting
-# each principal component onto $\operatorname{span}(W_d)$ gives it back almost
-# exactly, which is the picture of "same subspace, different basis":
+# components: they are not orthonormal (on seeds 0–2 each is about 5 to 6 long,
+# not 1), and nothing orders them by variance. Projecting each principal component
+# onto $\operatorname{span}(W_d)$ moves it by less than 0.01 (it is a unit vector),
+# which is the picture of "same subspace, different basis":
 
 # %%
 wd = linear.decoder.weight.detach().double()                     # (784, K)
 q, _ = torch.linalg.qr(wd)                                       # orthonormal basis of span(W_d)
 pcs_in_span = (q @ (q.T @ pcs.double())).float()                 # (784, K): projections of the PCs
+residual = (pcs - pcs_in_span).norm(dim=0).max().item()          # largest ||u_i - its projection||; ||u_i|| = 1
+lengths = wd.norm(dim=0)                                           # (K,) lengths of the decoder's columns
+claims.check("ch01-pcs-in-decoder-span",
+             "Projecting a principal component (a unit vector) onto the decoder's span moves it by less than 0.05",
+             residual, "< 0.05")
+claims.check("ch01-decoder-not-orthonormal",
+             "The linear autoencoder's decoder columns are far from unit length (the shortest is longer than 2)",
+             lengths.min().item(), "> 2")
 rows = [pcs.T.reshape(k, 1, 28, 28), pcs_in_span.T.reshape(k, 1, 28, 28), wd.T.float().reshape(k, 1, 28, 28)]
 rescaled = [(r - r.amin(dim=(1, 2, 3), keepdim=True)) / (r.amax(dim=(1, 2, 3), keepdim=True)
             - r.amin(dim=(1, 2, 3), keepdim=True)) for r in rows]
 viz.reconstruction_rows(rescaled, ["PCA $u_i$", "$u_i$ projected\non span($W_d$)", "decoder\ncolumns"],
                         title="Principal components, their projections onto the decoder's span, and the decoder's own basis")
 plt.show()
-assert torch.allclose(pcs_in_span, pcs, atol=0.1)
 
 # %% [markdown]
 # ## A deeper, nonlinear autoencoder
@@ -287,13 +324,14 @@ assert torch.allclose(pcs_in_span, pcs, atol=0.1)
 # With ReLU layers the encoder can bend the data manifold before squeezing it, so
 # at the same bottleneck width $K$ a deep autoencoder can beat every linear method.
 # We train the mirrored 784–256–64–8 network of the beginning on the raw images
-# (its sigmoid output stays in $[0, 1]$).
+# (its sigmoid output stays in $[0, 1]$). On seeds 0–2 its test MSE ends 27–30%
+# below PCA's at the same $K$.
 
 # %%
-train.seed_everything(0)
+train.seed_everything(seed_for(0))
 deep = ae.mlp_autoencoder(784, k=k, hidden=(256, 64))
 t0 = time.perf_counter()
-hist_deep = train.fit(deep, train.minibatches(x_train, batch_size=cfg["batch_size"], seed=1), mse_step,
+hist_deep = train.fit(deep, train.minibatches(x_train, batch_size=cfg["batch_size"], seed=seed_for(1)), mse_step,
                       epochs=cfg["deep_epochs"], lr=cfg["lr"], device=torch.device("cpu"), desc="deep AE")
 deep_seconds = time.perf_counter() - t0
 mse_deep_test = ae.reconstruction_mse(deep, x_test)
@@ -307,8 +345,10 @@ print(f"{'linear AE':<22}{mse_linear_test:>10.4f}{linear_seconds:>9.1f}")
 print(f"{'deep AE 256-64':<22}{mse_deep_test:>10.4f}{deep_seconds:>9.1f}")
 
 # %%
+claims.check("ch01-deep-ae-beats-pca",
+             "At the same K, the deep autoencoder's test MSE is at least 15% below PCA's (ratio deep/PCA)",
+             mse_deep_test / mse_pca_test, "< 0.85")
 print("deep AE beats PCA at the same K on test images:", mse_deep_test < mse_pca_test)
-assert mse_deep_test < mse_pca_test
 
 # %%
 idx = first_of_each
@@ -332,10 +372,10 @@ plt.show()
 # copier reproduces them too.
 
 # %%
-train.seed_everything(0)
+train.seed_everything(seed_for(0))
 over = ae.Autoencoder(torch.nn.Linear(784, cfg["overcomplete_width"]),
                       torch.nn.Linear(cfg["overcomplete_width"], 784), d_in=784)
-hist_over = train.fit(over, train.minibatches(x_train, batch_size=cfg["batch_size"], seed=2), mse_step,
+hist_over = train.fit(over, train.minibatches(x_train, batch_size=cfg["batch_size"], seed=seed_for(2)), mse_step,
                       epochs=cfg["overcomplete_epochs"], lr=cfg["overcomplete_lr"], device=torch.device("cpu"),
                       desc="over-complete AE")
 digits_small, _ = load_digits(n=500)                                               # (500, 1, 8, 8)
@@ -357,8 +397,13 @@ for name, (m_img, m_digits) in table.items():
 # %%
 m_over = table[f"linear, K={cfg['overcomplete_width']} (over)"][1]
 m_under = min(v[1] for name, v in table.items() if "under" in name)
+claims.check("ch01-overcomplete-copies-digits",
+             "On unseen digits the over-complete autoencoder's MSE is at least 5 times lower than the best under-complete one's",
+             m_under / m_over, "> 5")
+claims.check("ch01-undercomplete-fails-on-digits",
+             "Both under-complete autoencoders reconstruct digits at least 20% worse than clothes (MSE ratio digits/clothes)",
+             min(v[1] / v[0] for name, v in table.items() if "under" in name), "> 1.2")
 print("over-complete AE reproduces digits at least 5x better than the under-complete ones:", m_over * 5 < m_under)
-assert m_over * 5 < m_under
 
 # %%
 sample = digits_flat[:10]
@@ -371,7 +416,10 @@ plt.show()
 # %% [markdown]
 # The under-complete models turn each digit into something clothing-like (their
 # code only has room for clothing), while the over-complete one hands the digit back:
-# it has learned something close to the identity map. Two classic remedies keep
+# it has learned something close to the identity map. On seeds 0–2 both
+# under-complete models reconstruct digits about 40% worse than clothes, while the
+# over-complete model's error on digits is 9–11 times lower than the better
+# under-complete model's. Two classic remedies keep
 # a wide code useful: a penalty that makes the code sparse, and the one we turn
 # to now, corrupting the input.
 #
@@ -392,9 +440,9 @@ plt.show()
 
 # %%
 noise_std = cfg["noise_std"]
-gen = torch.Generator().manual_seed(1)
+gen = torch.Generator().manual_seed(seed_for(5))
 x_test_noisy = ae.add_noise(x_test, noise_std, generator=gen)                     # (N, 784)
-noise_gen = torch.Generator().manual_seed(2)
+noise_gen = torch.Generator().manual_seed(seed_for(6))
 
 
 def denoise_step(model, batch):
@@ -402,9 +450,9 @@ def denoise_step(model, batch):
     return torch.mean((model(ae.add_noise(xb, noise_std, generator=noise_gen)) - xb) ** 2)
 
 
-train.seed_everything(0)
+train.seed_everything(seed_for(0))              # the deep AE's initial weights: a paired comparison
 dae = ae.mlp_autoencoder(784, k=k, hidden=(256, 64))
-hist_dae = train.fit(dae, train.minibatches(x_train, batch_size=cfg["batch_size"], seed=3), denoise_step,
+hist_dae = train.fit(dae, train.minibatches(x_train, batch_size=cfg["batch_size"], seed=seed_for(3)), denoise_step,
                      epochs=cfg["deep_epochs"], lr=cfg["lr"], device=torch.device("cpu"), desc="denoising AE")
 denoise = {
     "noisy input itself": torch.mean((x_test_noisy - x_test) ** 2).item(),
@@ -420,10 +468,20 @@ for name, value in denoise.items():
     print(f"  {name:<26}{value:.4f}")
 
 # %%
+claims.check("ch01-dae-beats-pca",
+             "On noisy test images the denoising autoencoder's error is at least 20% below PCA's (MSE ratio DAE/PCA)",
+             denoise["denoising AE"] / denoise[f"PCA, K={k}"], "< 0.8", flagship=True)
+claims.check("ch01-pca-removes-noise",
+             "PCA's projection removes more than half of the noisy input's error (MSE ratio PCA/noisy input)",
+             denoise[f"PCA, K={k}"] / denoise["noisy input itself"], "< 0.5")
+claims.check("ch01-clean-ae-worse-than-pca-on-noise",
+             "On noisy images the deep autoencoder trained on clean images does worse than PCA (MSE ratio PCA/clean AE)",
+             denoise[f"PCA, K={k}"] / denoise["deep AE (clean training)"], "< 0.85")
+claims.check("ch01-dae-beats-clean-ae",
+             "On noisy images the denoising autoencoder's error is less than 60% of the clean-trained network's",
+             denoise["denoising AE"] / denoise["deep AE (clean training)"], "< 0.6")
 print("denoising AE beats PCA on noisy images:", denoise["denoising AE"] < denoise[f"PCA, K={k}"])
 print("denoising AE beats the clean-trained AE:", denoise["denoising AE"] < denoise["deep AE (clean training)"])
-assert denoise["denoising AE"] < denoise[f"PCA, K={k}"] < denoise["noisy input itself"]
-assert denoise["denoising AE"] < denoise["deep AE (clean training)"]
 
 # %%
 viz.reconstruction_rows(
@@ -437,9 +495,13 @@ plt.show()
 
 # %% [markdown]
 # PCA already removes much of the noise, because white noise spreads evenly over
-# all 784 directions and the projection keeps only 8 of them. The denoising
-# autoencoder goes further: it has learned what clothing looks like and fills in
-# the shapes.
+# all 784 directions and the projection keeps only 8 of them: on seeds 0–2 its
+# error is about 35% of the noisy input's. The deep autoencoder trained on clean
+# images does worse than PCA here (PCA's error is 59–71% of its own): it never saw
+# a noisy input. The denoising autoencoder goes further: its error is 60–61% of
+# PCA's and 36–43% of the clean-trained network's, a flagship result of the
+# chapter ({ref}`claims-ch01`). It has learned what clothing looks like and fills
+# in the shapes.
 #
 # ## What this chapter sets up
 #
@@ -453,7 +515,8 @@ plt.show()
 # `SEQLIB_PROFILE=full` trains on all 60 000 images with longer schedules (sizes in
 # `seqlib/profiles.py`). Run it on Colab with a GPU through the launch button, or
 # locally with `SEQLIB_PROFILE=full jupyter nbconvert --to notebook --execute notebooks/01_autoencoders_pca.ipynb`.
-# The measured numbers are on the {doc}`../book/results` page.
+# No full-profile run has been recorded yet; when one is, the
+# {doc}`../book/results` page will list it.
 # ```
 
 # %% [markdown]
@@ -525,7 +588,7 @@ from seqlib.exercises import check_close, check_shape
 subset = x_train[:500]
 mine = pca_reconstruction(subset, 8)
 check_shape(mine, (500, 784), name="pca_reconstruction(x, 8)", letters="N, D")
-reference = PCA(n_components=8).fit(subset.numpy())
+reference = PCA(n_components=8, svd_solver="full").fit(subset.numpy())
 check_close(mine, reference.inverse_transform(reference.transform(subset.numpy())), rtol=1e-3, atol=1e-4,
             name="pca_reconstruction(x, 8)")
 
@@ -569,7 +632,7 @@ e = torch.eye(3)
 check_close(largest_principal_angle(e[:, :1], e[:, 1:2]), 90.0, atol=1e-6, name="angle(x-axis, y-axis)")
 tilted = torch.tensor([[1.0], [1.0], [0.0]])
 check_close(largest_principal_angle(e[:, :1], tilted), 45.0, atol=1e-6, name="angle(x-axis, x=y line)")
-rng = torch.Generator().manual_seed(0)
+rng = torch.Generator().manual_seed(seed_for(8))
 a, b = torch.randn(20, 4, generator=rng), torch.randn(20, 4, generator=rng)
 check_close(largest_principal_angle(a, b), np.degrees(subspace_angles(a.numpy(), b.numpy())).max(),
             atol=1e-4, name="largest angle of random 4-D subspaces of R^20")
@@ -580,7 +643,7 @@ check_true(largest_principal_angle(a, a @ torch.randn(4, 4, generator=rng)) < 1e
 # :::{exercise} When the subspace is not determined
 # :label: ex01-eigengap
 #
-# Train the linear autoencoder with $K = 16$ instead of 8, with the same schedule.
+# Train the linear autoencoder with $K = 16$ instead of 8, for the same number of epochs.
 # Report the MSE ratio to PCA and the principal angles. Why can the error be within
 # one percent of PCA's while the largest angle is large? Relate your answer to the
 # eigenvalue ratio $\lambda_{16}/\lambda_{17}$ printed above.
@@ -598,20 +661,29 @@ check_true(largest_principal_angle(a, a @ torch.randn(4, 4, generator=rng)) < 1e
 # captured variance per image. With $\lambda_{16} \approx \lambda_{17}$ that cost is tiny, so
 # the loss surface is almost flat along the rotation: the error is close to optimal
 # long before the angle is small, and gradient descent turns the subspace at a rate
-# proportional to the gap. In the run below the error ratio is near 1 while the
-# largest angle stays far above 5°; only the angles belonging to well-separated
-# eigenvalues are small.
+# proportional to the gap. In the run below, and on seeds 0–2
+# ({ref}`claims-ch01`), the error ratio stays within 1% of PCA's (1.005–1.008)
+# while the largest angle stays far above 5° (27°–54°); most angles are small
+# (the median is about 1°).
 
 # %% tags=["solution"]
 # NBVAL_IGNORE_OUTPUT
-train.seed_everything(0)
+train.seed_everything(seed_for(0))
 pca16 = PCA(n_components=16).fit(x_train.numpy())
 lin16 = ae.linear_autoencoder(784, 16)
-hist16 = train.fit(lin16, train.minibatches(xc_train, batch_size=cfg["batch_size"]), mse_step,
+hist16 = train.fit(lin16, train.minibatches(xc_train, batch_size=cfg["batch_size"], seed=seed_for(7)), mse_step,
                    epochs=cfg["linear_epochs"], lr=cfg["lr"], device=torch.device("cpu"), desc="K=16")
 mse16_pca = np.mean((pca16.inverse_transform(pca16.transform(x_train.numpy())) - x_train.numpy()) ** 2)
 angles16 = ae.principal_angles(lin16.decoder.weight, torch.from_numpy(pca16.components_.T.copy()))
-print(f"MSE ratio {ae.reconstruction_mse(lin16, xc_train) / mse16_pca:.3f}")
+ratio16 = ae.reconstruction_mse(lin16, xc_train) / mse16_pca
+claims.check("ch01-k16-error-near-pca", "With K = 16 the linear autoencoder's training MSE is within 1% of PCA's",
+             ratio16, "< 1.01")
+claims.check("ch01-k16-angle-large",
+             "With K = 16 the largest principal angle to the PCA subspace stays far above 5° (above 10°)",
+             angles16.max().item(), "> 10")
+claims.check("ch01-k16-most-angles-small", "With K = 16 the median principal angle is below 2°",
+             angles16.median().item(), "< 2")
+print(f"MSE ratio {ratio16:.3f}")
 print("angles:", np.round(angles16.numpy(), 1))
 
 # %% [markdown] tags=["solution"]
@@ -624,9 +696,9 @@ print("angles:", np.round(angles16.numpy(), 1))
 #
 # Repeat the denoising comparison for $\sigma \in \{0.1, 0.3, 0.5, 0.8\}$ (train
 # one denoising autoencoder per level). Plot the clean-target MSE of the noisy
-# input, PCA and the denoising autoencoder against $\sigma$. Where does the
-# denoising autoencoder's advantage over PCA grow, and why does PCA get *relatively*
-# better as $\sigma$ grows? (depth: experiment; about 30 minutes)
+# input, PCA and the denoising autoencoder against $\sigma$. How does the
+# denoising autoencoder's advantage over PCA change with $\sigma$, and why?
+# (depth: experiment; about 30 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -638,13 +710,19 @@ print("angles:", np.round(angles16.numpy(), 1))
 # PCA keeps $K$ of $D$ directions, so it removes about $(D-K)/D$ of white noise
 # whatever $\sigma$ is: its error grows like $\frac{K}{D}\sigma^2$ plus its fixed
 # approximation error. The denoising autoencoder must *guess* the clean image from
-# the corrupted one; with little noise the guess is easy and it wins by a wide
-# margin, with heavy noise the guess blurs towards an average garment and the gap
-# narrows. A sketch of the experiment (run it yourself; it takes a few minutes):
+# the corrupted one. This notebook measures only two points of the curve: at
+# $\sigma = 0$ a denoising autoencoder is the plain deep one, whose error is 27–30%
+# below PCA's, and at $\sigma = 0.5$ its error is 39–40% below PCA's (seeds 0–2).
+# The rest is a prediction for you to test, not a measured result: as $\sigma$
+# grows the guess has less to go on and blurs towards an average garment, so the
+# denoising autoencoder's error should rise towards that of a blurry mean image,
+# while PCA's keeps growing with $\sigma^2$; where the ratio of the two is
+# smallest is what your plot will show. A sketch of the experiment (run it
+# yourself; it takes a few minutes):
 #
 # ```python
 # for std in [0.1, 0.3, 0.5, 0.8]:
-#     noisy = ae.add_noise(x_test, std, generator=torch.Generator().manual_seed(1))
+#     noisy = ae.add_noise(x_test, std, generator=torch.Generator().manual_seed(seed_for(5)))
 #     ...  # train a denoising AE with noise_std=std as above and record the three errors
 # ```
 
