@@ -166,3 +166,15 @@ def test_claims_page_says_how_it_was_made():
         assert needed in text, f"book/claims.md lacks {needed!r}"
     for chapter in range(1, 12):
         assert f"(claims-ch{chapter:02d})=" in text, f"book/claims.md has no section for chapter {chapter}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_stored_output_shows_a_claim_object(path):
+    """A cell ending in ``claims.check(...)`` would display the Claim, whose float value
+    differs between CPUs, in an output nbval compares; end such cells with a print."""
+    import nbformat
+
+    nb = nbformat.read(path.with_suffix(".ipynb"), as_version=4)
+    shown = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
+             for out in cell.get("outputs", []) if "Claim(id=" in str(out.get("data", {}).get("text/plain", ""))]
+    assert not shown, f"{path.with_suffix('.ipynb').name}: cells {shown} display a Claim object"
