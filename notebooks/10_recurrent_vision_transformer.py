@@ -73,11 +73,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seqlib import profiles, rvt, train
+from seqlib import claims, profiles, rvt, train
 from seqlib import rvt_keras as rk
 from seqlib.attention import MultiHeadAttention
 from seqlib.data import FASHION_CLASSES, load_event_clips
 from seqlib.swin import window_partition
+from seqlib.train import seed_for
 
 import keras  # noqa: E402  (after seqlib.rvt_keras chose the torch backend)
 from keras import ops  # noqa: E402
@@ -128,8 +129,8 @@ print(inspect.getsource(rk.RVTBlock.call))
 # `run_sequence` loops over time and hands each step's $(h_t, c_t)$ to the next.
 
 # %%
-keras.utils.set_random_seed(0)
-walk = np.random.default_rng(0).random((2, 2, 3, 3, 1), dtype=np.float32)  # (B, T, H, W, C)
+keras.utils.set_random_seed(seed_for(0))
+walk = np.random.default_rng(seed_for(0)).random((2, 2, 3, 3, 1), dtype=np.float32)  # (B, T, H, W, C)
 block = rk.RVTBlock(input_channels=1, output_channels=cfg["keras_channels"], lstm_hidden_size=cfg["keras_lstm"])
 rec = rk.run_sequence(block, walk)
 for key, values in rec.items():
@@ -153,7 +154,7 @@ assert carried
 # query); the gate cannot, because its receptive field is 5×5.
 
 # %%
-frame = np.random.default_rng(1).random((1, 12, 12, 1), dtype=np.float32)
+frame = np.random.default_rng(seed_for(1)).random((1, 12, 12, 1), dtype=np.float32)
 probe = rk.BlockSelfAttention(cfg["keras_channels"])
 u = block.conv2d_input(frame)
 far = frame.copy()
@@ -228,24 +229,30 @@ slides_figures(rec, title="The slides' block on the walk-through's random data (
 # 16×16 pixels.
 
 # %%
-real = load_event_clips("test", n=2, seed=7, frames=cfg["frames"], moving_frames=cfg["moving_frames"],
+real = load_event_clips("test", n=2, seed=seed_for(7), frames=cfg["frames"], moving_frames=cfg["moving_frames"],
                         canvas=cfg["canvas"], item=cfg["item"], classes=cfg["classes"])
 scenes = F.interpolate(real.frames.flatten(0, 1), size=cfg["keras_frame"], mode="area")   # (B·F, 1, h, w)
 scenes = scenes.view(2, cfg["frames"], 1, cfg["keras_frame"], cfg["keras_frame"]).permute(0, 1, 3, 4, 2)
-keras.utils.set_random_seed(0)
+keras.utils.set_random_seed(seed_for(0))
 block_real = rk.RVTBlock(input_channels=1, output_channels=cfg["keras_channels"],
                          lstm_hidden_size=cfg["keras_lstm"])
 rec_real = rk.run_sequence(block_real, scenes.numpy())                    # (B, F, h, w, 1) channels-last
 print("frames:", tuple(scenes.shape), "| LSTM input per step:", tuple(rec_real["flat"][0].shape))
+gates_real = [ops.convert_to_numpy(g) for g in rec_real["gate"]]
+hidden_real = [ops.convert_to_numpy(h) for h in rec_real["h"]]
+stopped = range(cfg["moving_frames"], cfg["frames"])                      # the scene no longer changes here
+assert all(np.allclose(gates_real[t], gates_real[cfg["moving_frames"] - 1]) for t in stopped)
+assert not np.allclose(hidden_real[-1], hidden_real[-2])                 # the LSTM state still moves
 slides_figures(rec_real, title=f"The slides' block on a moving {FASHION_CLASSES[real.classes[int(real.labels[0])]]}, "
                                f"{cfg['keras_frame']}×{cfg['keras_frame']} frames")
 
 # %% [markdown]
 # On a real frame the gate follows edges and the item's outline, and the gate
 # maps move with the item from step to step (panel 3): they are functions of the
-# local pixels, recomputed at each step. Once the item stops (frame 2 on, in the
-# smoke profile) the block's maps stop changing, while the LSTM state keeps
-# evolving because it still integrates the unchanged input.
+# local pixels, recomputed at each step. Once the item stops (after frame 1, in the
+# smoke profile) the frames are identical, so the block's maps stop changing, while
+# the LSTM state keeps evolving because it still integrates the unchanged input
+# (both checked in the cell above).
 
 # %% [markdown]
 # ## 2. The real RVT stage: block and grid attention, then a ConvLSTM
@@ -264,8 +271,10 @@ slides_figures(rec_real, title=f"The slides' block on a moving {FASHION_CLASSES[
 # \Omega_\text{global} = 2N^2C ,
 # $$ (eq-rvt-cost)
 #
-# linear in $N$ for fixed $P$ and $G$. The price of locality is paid back by the
-# grid: output $i$ of the grid layer reads tokens $k \equiv i \pmod{H/G}$, and each
+# so the number of multiply–adds in the attention products is linear in $N$ for
+# fixed $P$ and $G$ (section 4 measures what that does and does not say about
+# time). The price of locality is paid back by the grid: output $i$ of the grid
+# layer reads tokens $k \equiv i \pmod{H/G}$, and each
 # of those has already read its whole $P\times P$ block. If the blocks are at least
 # as wide as the grid spacing, $P \ge H/G$, some block around every pixel contains
 # one of the $k$, so
@@ -306,7 +315,7 @@ for w, members in enumerate(window_partition(ids, 4)[..., 0].long()):
     block_id[members] = w
 for w, members in enumerate(rvt.grid_partition(ids, 4)[..., 0].long()):
     grid_id[members] = w
-torch.manual_seed(0)
+torch.manual_seed(seed_for(0))
 layers = {"block": rvt.PartitionAttention(8, 2, 4, mode="block"), "grid": rvt.PartitionAttention(8, 2, 4, mode="grid")}
 layers["block → grid"] = torch.nn.Sequential(layers["block"], layers["grid"])
 reach = {}
@@ -347,8 +356,8 @@ assert reach["block → grid"].all()                                          # 
 print(inspect.getsource(rvt.RVT.step))
 common = dict(frames=cfg["frames"], moving_frames=cfg["moving_frames"], canvas=cfg["canvas"], item=cfg["item"],
               noise=cfg["noise"], classes=cfg["classes"])
-train_set = load_event_clips("train", n=cfg["n_train"], seed=0, **common)
-test_set = load_event_clips("test", n=cfg["n_test"], seed=1, **common)
+train_set = load_event_clips("train", n=cfg["n_train"], seed=seed_for(0), **common)
+test_set = load_event_clips("test", n=cfg["n_test"], seed=seed_for(1), **common)
 names = [FASHION_CLASSES[c] for c in train_set.classes]
 print("events:", tuple(train_set.events.shape), "| classes:", names)
 silent = train_set.events[:, cfg["moving_frames"]:].mean().item()
@@ -371,11 +380,16 @@ plt.show()
 # %% [markdown]
 # Two RVTs, identical but for the ConvLSTM: the second (`lstm=False`) passes each
 # stage's attention output straight on and so sees one frame at a time. Both
-# read the clip frame by frame and classify after the last frame.
+# read the clip frame by frame and classify after the last frame, and both start
+# from the same seed and see the same batches. They train for at least six epochs,
+# not the smoke profile's three: the label reaches the frames that show the item
+# only through the LSTM's steps over the silent frames, so the LSTM model can need
+# a few epochs before its loss leaves its starting value $\ln 4 \approx 1.386$, and
+# how many varies with the seed (the loss after each epoch is printed below).
 
 # %%
 def make_model(lstm: bool) -> rvt.RVT:
-    train.seed_everything(0)
+    train.seed_everything(seed_for(0))                                    # the same start for both models
     return rvt.rvt_tiny(image_size=cfg["canvas"], in_channels=2, dims=cfg["dims"], strides=cfg["strides"],
                         heads=cfg["heads"], block=cfg["block"], grid=cfg["grid"], depth=cfg["depth"],
                         num_classes=len(cfg["classes"]), lstm=lstm)
@@ -396,14 +410,15 @@ def test_accuracy(model) -> float:
 # %%
 # NBVAL_IGNORE_OUTPUT
 results, models = {}, {}
+epochs = max(cfg["epochs"], 6)                                            # the smoke profile's 3 are too few
 for lstm in (True, False):
     model = make_model(lstm)
-    batches = train.minibatches(train_set.events, train_set.labels, batch_size=cfg["batch_size"], seed=0)
+    batches = train.minibatches(train_set.events, train_set.labels, batch_size=cfg["batch_size"], seed=seed_for(0))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.01)
     t0 = time.perf_counter()
-    train.fit(model, batches, step, epochs=cfg["epochs"], optimizer=optimizer, device=device,
-              desc=f"lstm={lstm}")
-    results[lstm] = dict(acc=test_accuracy(model), seconds=time.perf_counter() - t0,
+    history = train.fit(model, batches, step, epochs=epochs, optimizer=optimizer, device=device,
+                        desc=f"lstm={lstm}")
+    results[lstm] = dict(acc=test_accuracy(model), seconds=time.perf_counter() - t0, loss=history["loss"],
                          params=sum(p.numel() for p in model.parameters()))
     models[lstm] = model
 
@@ -412,27 +427,38 @@ for lstm in (True, False):
 for lstm, r in results.items():
     print(f"{'with' if lstm else 'without'} LSTM: test accuracy {r['acc']:.3f}, "
           f"{r['params']:,} parameters, trained in {r['seconds']:.0f} s")
+    print("    training loss per epoch:", " ".join(f"{v:.3f}" for v in r["loss"]))
 
 # %% [markdown]
 # What margin should we demand? Without memory the last frame is noise that is
 # independent of the label, so the best a per-frame model can do is guess: its
-# expected accuracy is the share of the most frequent class, about
+# expected accuracy is at most the share of the most frequent class, about
 # $1/K = 25\,\%$ for $K = 4$ balanced classes, with a binomial standard error of
 # $\sqrt{0.25 \cdot 0.75 / n}$ on $n$ test clips (2.2 points for $n = 400$).
-# We assert that the model without LSTM stays within four standard errors of
-# chance, and that the LSTM model beats it by at least 20 points, i.e. nine
-# standard errors: a gap no seed or sampling luck produces.
+# We check that the model without LSTM is no better than chance by more than four
+# standard errors, and that the LSTM model beats it by at least 20 points, i.e.
+# nine standard errors: far more than sampling the test clips can produce.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 chance = np.bincount(test_set.labels.numpy()).max() / len(test_set.labels)
 se = math.sqrt(0.25 * 0.75 / len(test_set.labels))
 with_lstm, without = results[True]["acc"], results[False]["acc"]
-print("without LSTM within 4 SE of chance:", without < chance + 4 * se)
-print("with LSTM at least 20 points better:", with_lstm >= without + 0.20)
-assert without < chance + 4 * se
-assert with_lstm >= without + 0.20
+claims.check("ch10-no-memory-chance", "Without the LSTM the test accuracy after the last frame is within four "
+             "standard errors of chance", without - chance, f"< {4 * se:.4f}")
+claims.check("ch10-lstm-memory-gain", "With the ConvLSTM the RVT classifies the item after the silent frames at "
+             "least 20 points better than without it", with_lstm - without, ">= 0.20", flagship=True)
+print(f"chance (most frequent class): {chance:.3f}, 4 standard errors: {4 * se:.3f}")
+print(f"without LSTM − chance: {without - chance:+.3f} | with LSTM − without: {with_lstm - without:+.3f}")
 
 # %% [markdown]
+# On seeds 0–2 the model with the ConvLSTM beats the one without by 37 to 65
+# points, while the one without stays within four standard errors of chance (its
+# accuracy minus chance is between −5 and 0 points). The gap moves a lot with the
+# seed, but its smallest value is still far above the 20 points we demand. This is
+# the chapter's flagship result; the values per seed are on the Claims page,
+# {ref}`claims-ch10`.
+#
 # When does the LSTM model know the answer? Stepping through the test clips one
 # frame at a time (the streaming use, state carried by `step`) and reading its
 # prediction after every frame:
@@ -448,6 +474,13 @@ def accuracy_per_frame(model: rvt.RVT, events: torch.Tensor, labels: torch.Tenso
 
 
 per_frame = {lstm: accuracy_per_frame(models[lstm], test_set.events, test_set.labels) for lstm in (True, False)}
+last_moving = cfg["moving_frames"] - 1
+claims.check("ch10-lstm-early", "With the LSTM the prediction is already at least 20 points above chance at the "
+             "last frame in which the item moves", per_frame[True][last_moving] - chance, ">= 0.20")
+claims.check("ch10-lstm-keeps", "With the LSTM the accuracy drops by less than 10 points over the silent frames",
+             per_frame[True][last_moving] - per_frame[True][-1], "< 0.10")
+claims.check("ch10-no-memory-every-frame", "Without the LSTM the accuracy after every frame is within four "
+             "standard errors of chance", max(per_frame[False]) - chance, f"< {4 * se:.4f}")
 fig, ax = plt.subplots(figsize=(7, 3.8))
 for lstm, color in ((True, "tab:green"), (False, "tab:gray")):
     ax.plot(range(cfg["frames"]), per_frame[lstm], "o-", color=color, label=f"{'with' if lstm else 'without'} LSTM")
@@ -460,16 +493,21 @@ plt.show()
 
 # %% [markdown]
 # Both models were trained only on the prediction after the last frame, yet the
-# LSTM model's prediction is already good on the moving frames and stays good on
-# the silent ones. The per-frame model stays at chance everywhere: the only frame
-# it was trained on is noise, so its loss never carried information about the
-# item and it never learned to recognise one. Memory is what turns the label
-# into a learning signal for the early frames.
+# LSTM model's prediction is already well above chance at the last frame in which
+# the item moves (by 26 to 61 points on seeds 0–2), and it keeps its answer over
+# the silent frames that follow: from that frame to the last its accuracy rose by
+# 3 to 9 points on seeds 0–2 (we assert only that it drops by less than 10). The
+# per-frame model is within four standard
+# errors of chance after every frame, moving or not, on all three seeds: the only
+# frame it was trained on is noise, so its loss never carried information about the
+# item and it never learned to recognise one. Memory is what turns the label into a
+# learning signal for the early frames. (Claims `ch10-lstm-early`,
+# `ch10-lstm-keeps` and `ch10-no-memory-every-frame` on {ref}`claims-ch10`.)
 #
 # ### Attention over a frame
 #
 # The trained model's first stage turns the 32×32 event frame into an 8×8 token
-# map. For one query token on the item, the left panels show where its block
+# map. For one query token on the item, the two right panels show where its block
 # attention and its grid attention go (mean over heads), overlaid on the event
 # frame; each token covers 4×4 pixels.
 
@@ -553,17 +591,42 @@ ax.set(title="Attention latency per frame (1 CPU thread, C = 32)", xlabel="token
        ylabel="milliseconds")
 ax.legend()
 plt.show()
-ratio_largest = latency[-1][3] / latency[-1][2]
-print("global attention is more than 3× slower on the largest map:", ratio_largest > 3)
-assert ratio_largest > 3
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ratio_smallest = latency[0][3] / latency[0][2]                           # global / block+grid, 8×8 map
+ratio_largest = latency[-1][3] / latency[-1][2]                          # the same on the largest map
+growth_ratio = (latency[-1][3] / latency[0][3]) / (latency[-1][2] / latency[0][2])
+claims.check("ch10-small-map-global-faster", "On an 8×8 map (64 tokens), where one block is the whole map, one "
+             "global attention layer is faster than block + grid attention", ratio_smallest, "< 1")
+claims.check("ch10-global-slower-largest", "On the largest map (4096 tokens) global attention takes more than 3× "
+             "the time of block + grid attention, but less than the 32× that the operation count predicts",
+             ratio_largest, "in [3, 32]", flagship=True)
+claims.check("ch10-global-grows-faster", "From 64 to 4096 tokens the time of global attention grows more than 4× "
+             "as much as that of block + grid attention", growth_ratio, "> 4")
+print(f"global / block+grid: {ratio_smallest:.1f} on {latency[0][1]} tokens, {ratio_largest:.1f} on "
+      f"{latency[-1][1]} tokens; growth of global time / growth of block+grid time: {growth_ratio:.0f}")
 
 # %% [markdown]
-# At 64 tokens one block already is the whole map, so block + grid does twice the
-# work of one global layer. From there the global curve grows as $N^2$ and the
-# multi-axis one as $N$, as in {eq}`eq-rvt-cost`: the predicted ratio is
-# $N / (2P^2)$, 32 at 4096 tokens. The measured ratio is smaller, because at these
-# sizes the projections (linear in $N$ for both) still take a good part of the
-# time, and timings on a shared CPU are noisy; we only assert a factor of 3.
+# What does this measure? Eq. {eq}`eq-rvt-cost` counts the multiply–adds of the
+# attention products, and for block + grid that count is linear in $N$. The table
+# times something else: whole attention layers (projections, reshapes, memory
+# allocation and the attention itself) on one CPU thread, and that time is **not**
+# linear in $N$ here. On small maps fixed per-call costs dominate, and at 64 tokens
+# one block already is the whole map, so block + grid runs two layers where global
+# attention runs one and is the slower of the two. On larger maps the block + grid
+# time can grow by much more than the number of tokens between neighbouring sizes
+# (compare the rows for 1024 and 4096 tokens in your own run); we have not isolated
+# why (memory allocation and caches are candidates), and the jump differs from run to
+# run. The predicted ratio global / block+grid, from the operation counts alone, is
+# $N / (2P^2)$, 32 at 4096 tokens; the measured one is smaller, because the
+# projections cost the same for both. Timings depend on the machine and on what else
+# it is doing, so the chapter asserts only three comparisons with wide margins: on
+# the smallest map global attention is faster, on the largest it is more than 3×
+# slower (but less than 32×), and over the range its time grows more than 4× as much
+# as block + grid's. On seeds 0–2 the three ratios were 0.43–0.46, 7–14 and 17–32
+# (values per seed on the Claims page, {ref}`claims-ch10`; expect other numbers on
+# your machine).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -580,8 +643,9 @@ print(f"notebook so far: {time.perf_counter() - notebook_start:.0f} s")
 # 1 Mpx event-camera detection datasets with sequences of 21 event
 # representations and truncated backpropagation through time, carrying the LSTM
 # states across training windows and resetting them at sequence boundaries, the
-# same `step`/`reset` pattern as here. Measured full-profile numbers, with device
-# and date, are on the {doc}`../book/results` page.
+# same `step`/`reset` pattern as here. No full-profile run of this chapter has been
+# recorded yet; when one is, its numbers, device and date go on the
+# {doc}`../book/results` page.
 # ```
 
 # %% [markdown]
@@ -620,7 +684,7 @@ def grid_groups(x: torch.Tensor, G: int) -> torch.Tensor:
 # %% exercise="ex10-grid" tags=["check"]
 from seqlib.exercises import check_close, check_shape
 
-grid_x = torch.randn(2, 8, 12, 3, generator=torch.Generator().manual_seed(0))
+grid_x = torch.randn(2, 8, 12, 3, generator=torch.Generator().manual_seed(seed_for(0)))
 mine = grid_groups(grid_x, 4)
 check_shape(mine, (12, 16, 3), name="grid_groups(x, 4)", letters="B·nG, G², C")
 check_close(mine, rvt.grid_partition(grid_x, 4), name="grid_groups vs seqlib.rvt.grid_partition")
@@ -659,7 +723,7 @@ def convlstm_step(x, h, c, weight, bias):
 # %% exercise="ex10-lstm" tags=["check"]
 from seqlib.exercises import check_close
 
-torch.manual_seed(0)
+torch.manual_seed(seed_for(0))
 cell = rvt.ConvLSTM1x1(3)
 xs = [torch.randn(2, 4, 4, 3) for _ in range(3)]
 with torch.no_grad():
@@ -702,7 +766,7 @@ check_close(mine[1], ref[1], atol=1e-6, name="new cell state c")
 
 # %% tags=["solution"]
 def pair_reaches_all(H: int, P: int, G: int) -> bool:
-    torch.manual_seed(0)
+    torch.manual_seed(seed_for(0))
     pair = torch.nn.Sequential(rvt.PartitionAttention(4, 1, P, mode="block"),
                                rvt.PartitionAttention(4, 1, G, mode="grid"))
     x = torch.randn(1, H, H, 4, requires_grad=True)
@@ -739,7 +803,7 @@ for H_, P_, G_ in ((8, 4, 2), (8, 2, 4), (12, 3, 4), (12, 2, 3), (12, 4, 2)):
 silences = range(1, 7)
 accs = []
 for s in silences:
-    longer = load_event_clips("test", n=200, seed=1, **{**common, "frames": cfg["moving_frames"] + s})
+    longer = load_event_clips("test", n=200, seed=seed_for(1), **{**common, "frames": cfg["moving_frames"] + s})
     accs.append(accuracy_per_frame(models[True], longer.events, longer.labels)[-1])
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(list(silences), accs, "o-", color="tab:green", label="with LSTM")
@@ -754,8 +818,9 @@ plt.show()
 # input gate closed ($\sigma(i) \to 0$) on silent frames, so that $c_t = c_{t-1}$.
 # Noise events still reach the gates, and nothing in a loss on two silent frames
 # penalises a slow drift of $c$ over six; the accuracy curve shows how much of
-# the memory survives. Training on longer and varied silences (the full profile
-# uses 5) is the remedy, as RVT's training on long sequences is.
+# the memory survives in your run (it varies with the seed). Training on longer and
+# varied silences (the full profile uses 5) should be the remedy, as RVT's training
+# on long sequences is; that is a prediction, which no cell here tests.
 
 # %% [markdown] tags=["solution"]
 # ```{solution-end}
@@ -779,8 +844,8 @@ plt.show()
 # ```
 
 # %% tags=["solution"]
-x6 = np.random.default_rng(3).random((1, 6, 6, 4), dtype=np.float32)
-perm = np.random.default_rng(4).permutation(36)
+x6 = np.random.default_rng(seed_for(3)).random((1, 6, 6, 4), dtype=np.float32)
+perm = np.random.default_rng(seed_for(4)).permutation(36)
 inverse = np.argsort(perm)
 gate_layer = rk.BlockSelfAttention(4)
 plain = ops.convert_to_numpy(gate_layer(x6))

@@ -73,9 +73,10 @@ import torch
 import torch.nn.functional as F
 from keras import ops
 
-from seqlib import profiles, tlb, vit
+from seqlib import claims, profiles, tlb, vit
 from seqlib import tlb_keras as tk
 from seqlib.data import CIFAR10_CLASSES, FASHION_CLASSES, load_cifar10, load_fashion_mnist
+from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch11")
 print("Keras", keras.__version__, "on the", keras.backend.backend(), "backend")
@@ -131,10 +132,12 @@ print(dict(cfg))
 #
 # Why chunks and a *small* $L$? Attention inside a chunk costs $K^2$ per chunk,
 # so $NK$ over the image instead of a ViT's $N^2$; the slow stream's reads and
-# writes add $2NL$. And the bottleneck is the point, not a compromise: a state of
-# $L \ll N$ vectors cannot store every token, so the model has to keep what is
-# useful for later chunks, the inductive bias towards compressed representations
-# that RNNs have and Transformers lack. Latents that read a long input through
+# writes add $2NL$. And the bottleneck, the paper argues, is the point, not a
+# compromise: a state of $L \ll N$ vectors cannot store every token, so the model
+# has to keep what is useful for later chunks, the inductive bias towards compressed
+# representations that RNNs have and Transformers lack. (This chapter's small
+# experiments do not test that argument: they measure accuracy at one short
+# training budget, and cost.) Latents that read a long input through
 # cross-attention are also the idea of the Perceiver {cite}`jaegle2021perceiver`;
 # the TLB adds the recurrence over chunks.
 #
@@ -178,7 +181,7 @@ config = tlb.TLBConfig(**{k: cfg[k] for k in tlb.TLBConfig.__dataclass_fields__ 
                        num_classes=len(class_names))
 print(config)
 
-keras.utils.set_random_seed(0)
+keras.utils.set_random_seed(seed_for(0))
 demo = tk.TemporalLatentBottleneck(**{**config.__dict__, "image_size": 28, "patch_size": 4, "in_channels": 1,
                                       "chunk_size": 7, "num_latents": 7})
 pair = load_fashion_mnist("test", n=2)[0].permute(0, 2, 3, 1)       # (2, 28, 28, 1): Keras is channels-last
@@ -222,9 +225,9 @@ from_zeros, from_learned = zeros, slow
 for t in range(7):
     from_zeros = cell.step(chunks[:, t], from_zeros)[1]
     from_learned = cell.step(chunks[:, t], from_learned)[1]
-print(f"after 7 chunks, latent spread from zeros: {latent_spread(from_zeros):.1e}, "
-      f"from learned starts: {latent_spread(from_learned):.2f}")
-assert latent_spread(from_zeros) < 1e-5 < latent_spread(from_learned)
+print("after 7 chunks, latents started from zeros are equal (spread < 1e-5):", latent_spread(from_zeros) < 1e-5)
+print("after 7 chunks, latents from learned starts differ (spread > 0.1):", latent_spread(from_learned) > 0.1)
+assert latent_spread(from_zeros) < 1e-5 and latent_spread(from_learned) > 0.1
 
 # %% [markdown]
 # ## Training in Keras
@@ -265,12 +268,12 @@ def compile_tlb(model: tk.TemporalLatentBottleneck, steps: int) -> None:
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
 
 
-keras.utils.set_random_seed(0)
+keras.utils.set_random_seed(seed_for(0))
 model = tk.TemporalLatentBottleneck.from_tlb_config(config)
 steps_per_epoch = -(-len(x_train) // cfg["batch_size"])
 compile_tlb(model, cfg["epochs"] * steps_per_epoch)
 x_test_k, y_test_np = to_keras(prepare(x_test)), y_test.numpy()
-augment_rng = torch.Generator().manual_seed(0)
+augment_rng = torch.Generator().manual_seed(seed_for(0))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -287,14 +290,17 @@ test_out = [model(x_test_k[i:i + 500], training=False, return_attention=True) fo
 logits_test = np.concatenate([ops.convert_to_numpy(lg) for lg, _ in test_out])          # (N_test, classes)
 maps_test = torch.cat([torch.from_numpy(ops.convert_to_numpy(w)) for _, w in test_out])  # (N_test, T, h, L, K)
 tlb_acc = float((logits_test.argmax(-1) == y_test_np).mean())
+if profiles.current_profile() == "smoke":  # a claim about the smoke run (CIFAR-10 in the full profile is harder)
+    claims.check("ch11-tlb-learns", "After 3 epochs (90 steps) the Keras TLB reaches more than 60 % test accuracy "
+                 "on the 10 Fashion-MNIST classes", tlb_acc, "> 0.6")
 print(f"TLB (Keras): {model.count_params():,} parameters, test accuracy {tlb_acc:.3f}, "
       f"trained in {keras_seconds:.0f} s")
 
-# %%
-print("the TLB learns (test accuracy > 0.6):", tlb_acc > 0.6)
-assert tlb_acc > 0.6
-
 # %% [markdown]
+# After these 90 steps the TLB's test accuracy is between 0.70 and 0.73 on seeds
+# 0–2, well above the 0.1 of guessing (claim `ch11-tlb-learns` on
+# {ref}`claims-ch11`).
+#
 # Saving writes the configuration (from `get_config`) and the weights into one
 # `.keras` file; loading rebuilds the model from the registered classes and gives
 # the same outputs to the last bit.
@@ -366,19 +372,22 @@ patch_ink = F.avg_pool2d(prepare(x_test).mean(1, keepdim=True), cfg["patch_size"
 per_token = maps_test.amax(3).mean(2).flatten(1)                    # (N_test, N): as in the heatmap
 on_object = patch_ink > 0.05
 ratio = float(per_token[on_object].mean() / per_token[~on_object].mean())
+claims.check("ch11-slow-selective", "The slow stream is selective: a latent's largest weight in a chunk averages "
+             "more than 1.2/K", selectivity, "> 1.2")
+claims.check("ch11-slow-not-garment", "After the short training the slow stream does not favour garment patches: "
+             "their mean weight is below that of background patches", ratio, "< 1")
 print(f"largest weight per latent, in units of 1/K: {selectivity:.2f} (of at most {K})")
 print(f"mean weight on object patches / on background patches: {ratio:.2f}")
 
-# %%
-print("the slow stream is selective (largest weight > 1.2/K on average):", selectivity > 1.2)
-assert selectivity > 1.2
-
 # %% [markdown]
-# The slow stream is selective, but after this short training it does *not* favour
-# the garment: the ratio above is below one, so background patches get at least as
-# much weight as patches with ink. Background tokens differ only by their position
-# code, so a latent that wants to know *where* a row's garment ends can read that
-# from the empty patches as well as from the full ones. A heat map shows where the
+# The slow stream is selective (on seeds 0–2 the largest weight averages
+# 2.0 to 2.6 times $1/K$), but after this short training it does *not* favour the
+# garment: the ratio above is below one on all three seeds (0.56 to 0.82), so
+# background patches get more weight on average than patches with ink (claims
+# `ch11-slow-selective` and `ch11-slow-not-garment` on {ref}`claims-ch11`). One
+# possible reason, which no cell here tests: background tokens differ only by their
+# position code, so a latent that wants to know *where* a row's garment ends can read
+# that from the empty patches as well as from the full ones. A heat map shows where the
 # weights are, not why, the caution of chapter 3 about alignments as
 # explanations; exercise {ref}`ex11-readout` asks what the latents actually retain.
 
@@ -404,21 +413,19 @@ k_logits, k_maps = (torch.from_numpy(ops.convert_to_numpy(v))
 diff_logits = float((t_logits - k_logits).abs().max())
 diff_maps = float((t_maps - k_maps).abs().max())
 print(f"parameters: Keras {model.count_params():,}, PyTorch {tlb.count_parameters(twin):,}")
-print("same logits and attention within 1e-4:", diff_logits < 1e-4 and diff_maps < 1e-4)
-assert diff_logits < 1e-4 and diff_maps < 1e-4 and model.count_params() == tlb.count_parameters(twin)
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-print(f"largest difference: logits {diff_logits:.1e}, attention weights {diff_maps:.1e} (float32)")
+print("largest difference below 1e-5 (float32 rounding): logits", diff_logits < 1e-5, "| attention weights",
+      diff_maps < 1e-5)
+assert diff_logits < 1e-5 and diff_maps < 1e-5 and model.count_params() == tlb.count_parameters(twin)
 
 # %% [markdown]
 # ## TLB against a ViT of the same size
 #
 # The comparison model is chapter 6's ViT with the same width and about as many
 # parameters, trained on the same images with the same number of epochs, batch
-# size, peak learning rate, warm-up and weight decay. Accuracy comes from the Keras
-# training above; time and memory are measured on the PyTorch twin, so both models
-# run in the same framework.
+# size, peak learning rate and weight decay, and a schedule of the same shape
+# (10 % warm-up, then cosine decay; PyTorch's and Keras's versions differ in detail).
+# Accuracy comes from the Keras training above; time and memory are measured on the
+# PyTorch twin, so both models run in the same framework.
 
 # %%
 def make_vit(image_size: int = cfg["image_size"]) -> vit.ViT:
@@ -429,15 +436,18 @@ def make_vit(image_size: int = cfg["image_size"]) -> vit.ViT:
 
 
 def train_torch(m: torch.nn.Module, desc: str) -> None:
-    """Chapter 6's recipe (AdamW, warm-up + cosine) with the chapter's data, epochs, batch and learning rate."""
+    """Chapter 6's recipe (AdamW, warm-up + cosine) with the chapter's data, epochs, batch and learning rate.
+
+    Every model trained with it sees the same batches in the same order (``seed_for(0)``).
+    """
     augment = (lambda b: resize_crop_flip(b, cfg["image_size"], pad_to=cfg["image_size"] + 4,
                                           generator=augment_rng)) if cfg["augment"] else None
     vit.train_classifier(m, x_train if cfg["augment"] else prepare(x_train), y_train, epochs=cfg["epochs"],
                          batch_size=cfg["batch_size"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
-                         augment=augment, device=device, desc=desc)
+                         seed=seed_for(0), augment=augment, device=device, desc=desc)
 
 
-torch.manual_seed(0)
+torch.manual_seed(seed_for(0))
 vit_model = make_vit()
 start_time = time.perf_counter()
 train_torch(vit_model, "ViT")
@@ -446,6 +456,13 @@ vit_acc = vit.accuracy(vit_model, prepare(x_test), y_test)
 n_tlb, n_vit = model.count_params(), vit.count_parameters(vit_model)
 print(f"parameters: TLB {n_tlb:,}, ViT {n_vit:,} (ratio {n_vit / n_tlb:.2f})")
 assert abs(n_vit / n_tlb - 1) < 0.1
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+n_steps = cfg["epochs"] * steps_per_epoch
+claims.check("ch11-tlb-beats-vit", f"After the same short training ({n_steps} steps) the Keras TLB is at least "
+             "20 points more accurate than a ViT of the same size", tlb_acc - vit_acc, ">= 0.20", flagship=True)
+print(f"test accuracy after {n_steps} steps: TLB (Keras) {tlb_acc:.3f}, ViT (PyTorch) {vit_acc:.3f}")
 
 # %% [markdown]
 # Cost is measured for one training step (forward and backward) on a batch of
@@ -503,11 +520,11 @@ def tlb_at(image_size: int, chunk_size: int = cfg["chunk_size"]) -> tlb.Temporal
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-gen = torch.Generator().manual_seed(0)
+gen = torch.Generator().manual_seed(seed_for(0))
 scaling = []
 for size in cfg["scaling_sizes"]:
     x = torch.rand(cfg["timing_batch"], cfg["in_channels"], size, size, generator=gen).to(device)
-    torch.manual_seed(0)
+    torch.manual_seed(seed_for(0))
     models = {"TLB": tlb_at(size), "ViT": make_vit(size), "ViT, explicit attention": explicit_attention(make_vit(size))}
     models = {name: m.to(device) for name, m in models.items()}
     row = {"N": (size // cfg["patch_size"]) ** 2}
@@ -532,6 +549,10 @@ for name, n, acc, seconds, framework in (("TLB", n_tlb, tlb_acc, keras_seconds, 
                                          ("ViT", n_vit, vit_acc, vit_seconds, "PyTorch")):
     print(f"{name:<5}{n:>9,}{acc:>10.3f}{seconds:>9.0f}{'  (' + framework + ')':<14}{cost[name][0]:>16.0f}"
           f"{cost[name][1]:>13.1f}")
+keras_overhead = keras_seconds / (n_steps * cost["TLB"][0] / 1000)
+claims.check("ch11-keras-overhead", "The Keras fit of the TLB takes more than 1.5× as long as the same number of "
+             "forward and backward passes of its PyTorch twin", keras_overhead, "> 1.5")
+print(f"Keras fit / {n_steps} forward + backward passes of the PyTorch twin: {keras_overhead:.1f}")
 
 # %%
 n_tokens = np.array([r["N"] for r in scaling])
@@ -561,41 +582,70 @@ print("ViT memory with explicit attention grows faster than N (> 3x N):", growth
       > 3 * token_growth)
 print("at the largest N the TLB keeps less than the explicit ViT:",
       scaling[-1]["TLB", "MB"] < scaling[-1]["ViT, explicit attention", "MB"])
+print("the fused ViT keeps less than the TLB at every size:", all(r["ViT", "MB"] < r["TLB", "MB"] for r in scaling))
 assert growth["TLB"] < 1.5 * token_growth and growth["ViT, explicit attention"] > 3 * token_growth
 assert scaling[-1]["TLB", "MB"] < scaling[-1]["ViT, explicit attention", "MB"]
+assert all(r["ViT", "MB"] < r["TLB", "MB"] for r in scaling)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fused_speedup = min(r["TLB", "ms"] / r["ViT", "ms"] for r in scaling)
+time_growth = {name: scaling[-1][name, "ms"] / scaling[0][name, "ms"] for name in ("TLB", "ViT, explicit attention")}
+explicit_vs_tlb = scaling[-1]["ViT, explicit attention", "ms"] / scaling[-1]["TLB", "ms"]
+claims.check("ch11-fused-vit-faster", "With PyTorch's fused attention the ViT's training step is faster than the "
+             "TLB's at every size measured", fused_speedup, "> 1")
+claims.check("ch11-explicit-vit-time-grows", "With explicit attention the ViT's step time grows more than 1.5× as "
+             "much as the TLB's from 49 to 784 tokens", time_growth["ViT, explicit attention"] / time_growth["TLB"],
+             "> 1.5")
+claims.check("ch11-explicit-vit-like-tlb-largest", "At 784 tokens the ViT with explicit attention takes about as "
+             "long as the TLB (within a factor of 2 either way)", explicit_vs_tlb, "in [0.5, 2]")
+print(f"TLB time / fused ViT time, smallest over the sizes: {fused_speedup:.1f}")
+print(f"time growth from N = {scaling[0]['N']} to {scaling[-1]['N']}: TLB {time_growth['TLB']:.0f}x, "
+      f"explicit ViT {time_growth['ViT, explicit attention']:.0f}x")
+print(f"explicit ViT time / TLB time at N = {scaling[-1]['N']}: {explicit_vs_tlb:.1f}")
 
 # %% [markdown]
-# What the numbers say, at this scale and on a CPU (the tables above are from the
-# run stored with this page; timings vary from machine to machine, the memory
-# figures do not):
+# What the numbers say, at this scale and on a CPU. The memory figures are byte
+# counts and the same on every machine; the timings differ between machines and
+# runs, so the sentences below state only comparisons that held on seeds 0–2 (their
+# values are on the Claims page, {ref}`claims-ch11`):
 #
-# - **Accuracy.** After the same short training the TLB is clearly ahead (checked
-#   below). Part of the reason is inductive bias: attention inside a chunk is
-#   attention inside one row of patches, a locality prior that chapter 6's ViT does
-#   not have and must learn from data, which at 90 steps it has not yet done
-#   (peak learning rates from $10^{-3}$ to $10^{-2}$ do not change that: we tried).
-# - **Memory.** The TLB's activation memory grows linearly in $N$: each chunk's
-#   attention is $K\times K$ and $L\times K$, whatever the image size. A ViT that
-#   stores its attention weights grows with $N^2$ and is above the TLB from a few
-#   hundred tokens on. With PyTorch's fused kernel, which recomputes the weights in
-#   the backward pass instead of storing them, the ViT is linear too, and at equal
-#   parameters it keeps slightly *less* than the TLB, whose three layer norms per
-#   attention and extra cross-attention blocks store more per token.
-# - **Time.** With the fused kernel the ViT is faster at every size measured, by a
-#   factor of two to four here. The TLB runs $T = N/K$ small steps one after the other, each too small
-#   to keep a CPU (let alone a GPU) busy, while the ViT does a few large matrix
-#   products, and at $D = 32$ and $N \le 784$ the ViT's $N^2$ term is not yet large
-#   next to its $N D^2$ terms. With explicit attention the ViT's time grows faster
-#   than $N$, and at the largest size it is about as slow as the TLB. Keras adds its own
-#   per-layer overhead: the Keras fit took longer than the same steps in PyTorch.
+# - **Accuracy.** After the same short training, 90 steps in the smoke profile, the
+#   Keras TLB is ahead of the ViT by 35 to 41 points on seeds 0–2 (the chapter's
+#   flagship claim, `ch11-tlb-beats-vit`). That is a comparison at one fixed, short
+#   budget: it says which model learns faster under this recipe, not which is
+#   better once trained, and no cell here trains longer. Nor does it say *why*. Attention inside
+#   a chunk of one row is a locality prior the ViT lacks, but the chunk-size sweep
+#   below shows that the TLB with a single chunk of all 49 tokens (no locality, no
+#   recurrence), trained with the ViT's own PyTorch recipe and batches, is already
+#   23 to 26 points ahead of the ViT. On every seed, therefore, most of the gap
+#   comes from differences that have nothing to do with chunks: the TLB is 2 layers
+#   deep where the ViT is 4, normalises every attention input separately, averages
+#   its fast stream instead of reading a class token and reads learned latents, and
+#   the Keras model is trained with Keras's optimiser and schedule. The experiments
+#   here do not separate those.
+# - **Memory** (the MB columns of the table, and the checks above). The TLB's
+#   activation memory grows linearly in $N$: each chunk's attention is $K\times K$
+#   and $L\times K$, whatever the image size. A ViT that stores its attention
+#   weights grows faster than $N$ (its $N\times N$ weights take over as $N$ grows)
+#   and is above the TLB at every size measured. With PyTorch's fused kernel, which
+#   recomputes the weights in the backward pass instead of storing them, the ViT is
+#   linear too, and at equal parameters it keeps slightly *less* than the TLB at
+#   every size, presumably because the TLB's three layer norms per attention and
+#   extra cross-attention blocks store more per token.
+# - **Time.** With the fused kernel the ViT's training step is faster than the TLB's
+#   at every size measured, by a factor of at least 2.4 on seeds 0–2. A likely
+#   reason, not isolated here: the TLB runs $T = N/K$ small steps one after the
+#   other, each too small to keep a CPU (let alone a GPU) busy, while the ViT does a
+#   few large matrix products. With explicit attention the ViT's time grows faster
+#   than the TLB's (3.4 to 5.7 times as much from 49 to 784 tokens), and at 784
+#   tokens the two take about the same time (explicit ViT / TLB was 1.0 to 1.5 on
+#   seeds 0–2). Keras adds its own overhead: the Keras fit took 2.4 to 2.7 times as
+#   long as the same number of forward and backward passes of the PyTorch twin.
 #
 # The TLB's case is therefore not speed on short inputs but a bounded state: it can
 # read a sequence of any length with memory that does not depend on what it has
 # already read, and it has to compress as it goes.
-
-# %%
-print("after the same training the TLB is more accurate than the ViT:", tlb_acc > vit_acc)
-assert tlb_acc > vit_acc
 
 # %% [markdown]
 # ## What the chunk size trades
@@ -606,7 +656,12 @@ assert tlb_acc > vit_acc
 # whole image and the slow stream never carries anything forward. In between, each
 # chunk costs $K^2$ attention, there are $N/K$ sequential steps, and the slow stream
 # is written $N/K$ times. We keep the $L$ latents fixed and measure, at
-# $N = 49$, cost for every $K$ and accuracy for the chunk sizes the profile trains.
+# $N = 49$, cost for every $K$. For accuracy we train the chapter's $K$ and the
+# profile's other chunk sizes in PyTorch with the ViT's recipe: the parameters do
+# not depend on $K$, so every model starts from the *same* weights and sees the same
+# batches, and only the chunk size differs. (The $K = 7$ row is therefore not the
+# Keras model above: same architecture, but trained with the other framework's
+# optimiser and schedule.)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -614,13 +669,11 @@ x = torch.rand(cfg["timing_batch"], cfg["in_channels"], cfg["image_size"], cfg["
 x = x.to(device)
 sweep = []
 for K in cfg["chunk_sweep"]:
-    torch.manual_seed(0)
+    torch.manual_seed(seed_for(0))                                       # the same initial weights for every K
     m = tlb_at(cfg["image_size"], K).to(device)
     row = {"K": K, "T": config.num_patches // K, "params": tlb.count_parameters(m),
            "MB": saved_activation_bytes(m, x) / 2 ** 20, "ms": 1000 * step_seconds(m, x, cfg["timing_repeats"])}
-    if K == cfg["chunk_size"]:
-        row["acc"] = tlb_acc
-    elif K in cfg["sweep_train"]:
+    if K == cfg["chunk_size"] or K in cfg["sweep_train"]:
         train_torch(m, f"TLB K={K}")
         row["acc"] = vit.accuracy(m, prepare(x_test), y_test)
     sweep.append(row)
@@ -645,30 +698,54 @@ plt.show()
 
 # %%
 by_k = {r["K"]: r for r in sweep}
-print("fewer, larger chunks are faster here (ms at the largest K < at the smallest):",
-      by_k[max(by_k)]["ms"] < by_k[min(by_k)]["ms"])
 print("every chunk size has the same number of parameters:", len({r["params"] for r in sweep}) == 1)
-assert by_k[max(by_k)]["ms"] < by_k[min(by_k)]["ms"] and len({r["params"] for r in sweep}) == 1
+assert len({r["params"] for r in sweep}) == 1
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ks_sorted = sorted(by_k)
+larger_faster = min(by_k[a]["ms"] / by_k[b]["ms"] for a, b in zip(ks_sorted, ks_sorted[1:]))
+claims.check("ch11-larger-chunks-faster", "At 49 tokens, each larger chunk size in the sweep makes a training step "
+             "more than 1.5× faster", larger_faster, "> 1.5")
+print(f"time per step, next smaller K / next larger K, smallest over the sweep: {larger_faster:.1f}")
 
 # %% [markdown]
 # The parameters do not depend on $K$ (attention and FFN weights are shared by all
 # positions), so the sweep changes only how the computation is arranged. Small
-# chunks mean many sequential steps, which is slow, and a slow stream that has to
-# summarise the image in small pieces; one chunk of all $N$ tokens is fast but
-# leaves the slow stream nothing to carry. The paper and the Keras example sit in
-# between, with chunks of a row or so. In the smoke run the chapter's chunks of one
-# row are more accurate than a single chunk of the whole image, which is a small
-# Transformer with latents and no recurrence (checked below); exercise
-# {ref}`ex11-chunks` asks whether that survives longer training.
+# chunks mean many sequential steps, and each larger chunk size in the sweep made a
+# step faster on seeds 0–2, by a factor of at least 4.3 from one size to the next
+# (claim `ch11-larger-chunks-faster` on {ref}`claims-ch11`); one chunk of all $N$
+# tokens is the fastest but leaves the slow stream nothing to carry. The paper and
+# the Keras example sit in between, with chunks of a row or so.
+#
+# In accuracy, from the same initial weights and batches, chunks of one row beat a
+# single chunk of the whole image by 7 to 9 points on seeds 0–2, and the
+# single chunk still beats the ViT by 23 to 26 points (claims
+# `ch11-row-chunks-beat-one-chunk` and `ch11-one-chunk-beats-vit` on
+# {ref}`claims-ch11`). What the first comparison changes is more than one
+# thing. With $K = 7$ self-attention stays inside a row, the slow stream carries a
+# summary from row to row, and the classifier averages only the last row's fast
+# stream, which sees the other rows through the latents. With $K = 49$ attention
+# spans the whole image, the fast stream's cross-attention reads only the learned
+# start latents (the slow stream is written once and never read), and the classifier
+# averages all 49 tokens. The experiment does not say which of these differences
+# matters, and like the comparison with the ViT it is a comparison after 90 steps;
+# exercise {ref}`ex11-chunks` asks whether the ranking survives longer training.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 trained = {r["K"]: r["acc"] for r in sweep if "acc" in r}
 one_chunk = max(trained)
-print(f"chunks of {cfg['chunk_size']} more accurate than one chunk of {one_chunk}:",
-      trained[cfg["chunk_size"]] > trained[one_chunk])
-if profiles.current_profile() == "smoke":  # a claim about the smoke run; the full profile reports its own
-    assert trained[cfg["chunk_size"]] > trained[one_chunk]
-#
+print(f"PyTorch, same start and batches: K = {cfg['chunk_size']} {trained[cfg['chunk_size']]:.3f}, "
+      f"K = {one_chunk} {trained[one_chunk]:.3f}, ViT {vit_acc:.3f}")
+if profiles.current_profile() == "smoke":  # claims about the smoke run; the full profile reports its own
+    claims.check("ch11-row-chunks-beat-one-chunk", "From the same initial weights and batches, the TLB with chunks of "
+                 "one row is more accurate than with one chunk of the whole image",
+                 trained[cfg["chunk_size"]] - trained[one_chunk], "> 0")
+    claims.check("ch11-one-chunk-beats-vit", "With one chunk of the whole image (no recurrence) and the ViT's "
+                 "recipe and batches, the TLB is more accurate than the ViT", trained[one_chunk] - vit_acc, "> 0")
+
+# %% [markdown]
 # ```{admonition} Going further: the full profile
 # :class: tip
 # `SEQLIB_PROFILE=full` runs the Keras example's CIFAR-10 configuration
@@ -678,12 +755,13 @@ if profiles.current_profile() == "smoke":  # a claim about the smoke run; the fu
 # (N = 144 tokens, 18 chunks of 8), width 64, 8 latents, 4 fast layers with a
 # cross-attention every 2, one head, dropout 0.2, AdamW with learning rate and
 # weight decay 10⁻⁴, batch 2048, 30 epochs. The example reports 48.9 % validation
-# accuracy after 30 epochs at about 60 s per step (some nine and a half hours); a
-# GPU should get there in minutes. The profile also trains a ViT of the same size,
+# accuracy after 30 epochs at about 60 s per step (some nine and a half hours); we
+# expect a GPU to need minutes. The profile also trains a ViT of the same size,
 # sweeps chunk sizes 4–144 and measures up to N = 1296 tokens. Run it with a GPU on
 # Colab or locally with `SEQLIB_PROFILE=full jupyter nbconvert --to notebook --execute
 # notebooks/11_temporal_latent_bottleneck.ipynb`; the loader downloads CIFAR-10
-# (163 MB) once. Measured numbers go on the {doc}`../book/results` page.
+# (163 MB) once. No full-profile run of this chapter has been recorded yet; when one
+# is, its numbers, device and date go on the {doc}`../book/results` page.
 # ```
 
 # %% [markdown]
@@ -830,9 +908,12 @@ check_true(float((final[:, 0] - final[:, 1]).abs().max()) > 1e-4, "the latents o
 # %% [markdown] tags=["solution"]
 # The slow-stream readout sees the image only through the bottleneck, so its accuracy
 # measures how much the $L$ latents retain; the fast-stream readout sees the last row
-# of patches in full plus what it reads from $H_{T-1}$. In short runs the two are
-# close; the slow readout gains more from a larger $L$, because its only
-# input is the latents, while the fast readout can partly bypass them.
+# of patches in full plus what it reads from $H_{T-1}$. What to expect (a prediction:
+# no cell in this chapter runs the experiment): the slow readout should gain more
+# from a larger $L$, because its only input is the latents, while the fast readout
+# can partly bypass them. How far apart the two readouts are after a short run is
+# what your experiment measures; compare it over a few seeds (`SEQLIB_SEED`) before
+# reading much into a small difference.
 
 # %% [markdown] tags=["solution"]
 # The experiment (a few minutes on a CPU, so not run here):
@@ -853,7 +934,7 @@ check_true(float((final[:, 0] - final[:, 1]).abs().max()) > 1e-4, "the latents o
 # readout_acc = {}
 # for name, make in (("fast (last chunk)", lambda: tlb.TemporalLatentBottleneck(config)),
 #                    ("slow (H_T)", lambda: SlowReadout(tlb.TemporalLatentBottleneck(config)))):
-#     torch.manual_seed(0)
+#     torch.manual_seed(seed_for(0))
 #     m = make()
 #     train_torch(m, name)
 #     readout_acc[name] = vit.accuracy(m, prepare(x_test), y_test)
@@ -881,22 +962,24 @@ check_true(float((final[:, 0] - final[:, 1]).abs().max()) > 1e-4, "the latents o
 
 # %% [markdown] tags=["solution"]
 # A sketch of the experiment (it takes several minutes on a CPU, so it is not run
-# here). Expect $K = 1$ to be slowest to train, both in wall time ($N$ sequential
-# steps) and in epochs, since the fast stream has no context at all and everything
-# must pass through the latents; $K = 49$ behaves like a small ViT; $K = 7$ is
-# usually as accurate as the best with a slow stream that carries information between
-# rows. With $L = 1$ the slow stream is a single vector, an RNN state in all but name,
-# and accuracy drops measurably; from $L$ of a few latents on it stops mattering at
-# this data size.
+# here, and what follows are predictions, not results). Expect $K = 1$ to be the
+# slowest in wall time, since it makes $N$ sequential steps (the chunk-size sweep
+# above measured that cost), and probably also in epochs, since its fast stream has
+# no context at all and everything must pass through the latents. $K = 49$ is a
+# small Transformer over the whole image with no recurrence; the chapter's 90-step
+# comparison put $K = 7$ ahead of it, and the question is whether longer training
+# closes that gap. With $L = 1$ the slow stream is a single vector, an RNN state in
+# all but name, and one would expect accuracy to suffer; at which $L$ it stops
+# mattering at this data size is what the second part measures.
 #
 # ```python
 # results = {}
 # for epochs in (2, 5, 10):
 #     for K in (1, 7, 49):
-#         torch.manual_seed(0)
+#         torch.manual_seed(seed_for(0))
 #         m = tlb_at(cfg["image_size"], K)
 #         vit.train_classifier(m, prepare(x_train), y_train, epochs=epochs, batch_size=cfg["batch_size"],
-#                              lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+#                              lr=cfg["lr"], weight_decay=cfg["weight_decay"], seed=seed_for(0))
 #         results[epochs, K] = vit.accuracy(m, prepare(x_test), y_test)
 # ```
 
