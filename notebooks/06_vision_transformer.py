@@ -25,7 +25,7 @@
 # Transformer (ViT) is the chapter-5 encoder with a different first layer. This
 # chapter builds it from those parts, trains it against a small CNN with the same
 # number of parameters, and looks at what it learned: its position embeddings,
-# its attention maps, and how much data it needs compared with the CNN.
+# its attention maps, and whether, at this small scale, its need for data shows.
 #
 # **Learning goals.** After this chapter you can
 #
@@ -36,8 +36,8 @@
 # - explain what the class token and the learned position embedding are for, and
 #   read a figure of position-embedding similarity;
 # - compute attention rollout {cite}`abnar2020quantifying` and overlay it on the image;
-# - explain inductive bias and data hunger, and measure them: ViT against a CNN of
-#   equal size as the training set grows.
+# - explain inductive bias and data hunger, and test for them at small scale: ViT
+#   against a CNN of equal size as the training set grows, over several seeds.
 
 # %%
 # Setup: installs seqlib on Colab; locally the README's commands already did.
@@ -62,9 +62,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seqlib import profiles, vit
+from seqlib import claims, profiles, vit
 from seqlib.data import (CIFAR10_CLASSES, FASHION_CLASSES, load_cifar10, load_fashion_mnist, load_sample_photo,
                          random_crop_flip)
+from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch06")
 print(dict(cfg))
@@ -141,7 +142,9 @@ if cfg["dataset"] == "cifar10":
     class_names = CIFAR10_CLASSES
 else:
     x_train_all, y_train_all = load_fashion_mnist("train", n=cfg["n_train"])
-    x_test, y_test = load_fashion_mnist("test", n=cfg["n_test"])
+    # all 10,000 test images, whatever the profile: evaluation is cheap, and the
+    # differences this chapter compares are a few points, too small for 1,000
+    x_test, y_test = load_fashion_mnist("test")
     class_names = FASHION_CLASSES
 C_in, H_img, W_img = x_train_all.shape[1:]
 P = cfg["patch"]
@@ -183,8 +186,9 @@ plt.show()
 #
 # - **Why a class token?** Every patch token attends to every other, so any of
 #   them could carry the summary; a dedicated token with no image content of its
-#   own gives the head one fixed place to read, as BERT's `[CLS]` does. (Averaging
-#   all patch tokens works about as well.)
+#   own gives the head one fixed place to read, as BERT's `[CLS]` does. (The ViT
+#   paper reports that averaging all patch tokens works about as well; this
+#   notebook does not test it.)
 # - **Why a position embedding?** Self-attention is permutation equivariant
 #   (chapter 5): without $p$, shuffling the patches would leave the class token's
 #   output unchanged, so a shirt and its scrambled pieces would get the same label.
@@ -201,7 +205,7 @@ print(inspect.getsource(vit.PatchEmbedding))
 print(inspect.getsource(vit.UnfoldPatchEmbedding))
 
 # %%
-torch.manual_seed(0)
+torch.manual_seed(seed_for(0))
 conv_embed = vit.PatchEmbedding(image_size=H_img, patch_size=P, in_channels=C_in, dim=cfg["dim"])
 unfold_embed = vit.UnfoldPatchEmbedding.from_conv(conv_embed)      # E = conv weight reshaped to (D, C·P·P)
 batch = x_test[:64]
@@ -240,7 +244,9 @@ assert abs(n_cnn / n_vit - 1) < 0.1
 # then global average pooling and a linear head, with its last width chosen so it
 # has as many parameters as the ViT. Both get the same recipe: AdamW with weight
 # decay, a one-cycle learning-rate schedule with warm-up, the same epochs and
-# batches.
+# batches. Every accuracy in this chapter is measured on the 10,000 test images
+# of Fashion-MNIST: the differences we compare are a few points, and on 1,000
+# images the sampling error of one accuracy alone would exceed a point.
 
 # %%
 print(inspect.getsource(vit.train_classifier))
@@ -251,12 +257,12 @@ augment = (lambda x: random_crop_flip(x, padding=4)) if cfg["augment"] else None
 
 def run(make, n: int, epochs: int, desc: str) -> dict:
     """Train a fresh model on the first n training images; return it with test accuracy and time."""
-    torch.manual_seed(0)
+    torch.manual_seed(seed_for(0))
     model = make()
     start_time = time.perf_counter()
     hist = vit.train_classifier(model, x_train_all[:n], y_train_all[:n], epochs=epochs,
                                 batch_size=cfg["batch_size"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
-                                augment=augment, device=device, desc=desc)
+                                seed=seed_for(0), augment=augment, device=device, desc=desc)
     seconds = time.perf_counter() - start_time
     return {"model": model, "acc": vit.accuracy(model, x_test, y_test), "train_acc": hist.last("acc"),
             "seconds": seconds, "params": vit.count_parameters(model)}
@@ -274,10 +280,22 @@ for (name, n), r in results.items():
 
 # %%
 vit_big, cnn_big = results["ViT", cfg["n_train"]], results["CNN", cfg["n_train"]]
-print("both models learn (test accuracy > 0.6):", vit_big["acc"] > 0.6 and cnn_big["acc"] > 0.6)
-print("the CNN is more accurate at this data size:", cnn_big["acc"] > vit_big["acc"])
-assert vit_big["acc"] > 0.6 and cnn_big["acc"] > 0.6
-assert cnn_big["acc"] > vit_big["acc"]
+claims.check("ch06-both-learn", f"Both models learn the task: test accuracy above 0.6 with {cfg['n_train']} "
+             "training images", min(vit_big["acc"], cnn_big["acc"]), "> 0.6")
+claims.check("ch06-cnn-beats-vit", f"With {cfg['n_train']} training images the CNN is more accurate than the ViT "
+             "of the same size", cnn_big["acc"] - vit_big["acc"], "> 0.05", flagship=True)
+claims.check("ch06-vit-fits-less", f"With {cfg['n_train']} training images the CNN fits its training data better "
+             "than the ViT (training accuracy in the last epoch)", cnn_big["train_acc"] - vit_big["train_acc"], "> 0.05")
+print("both models learn (test accuracy > 0.6): True")
+print("the CNN is more accurate at this data size: True")
+
+# %% [markdown]
+# The run above is one seed. On seeds 0–2 (the knob `SEQLIB_SEED`; see
+# {ref}`claims-ch06` for every value) the CNN is ahead of the ViT by 0.11–0.14
+# in test accuracy, with about the same number of parameters and the same data
+# and steps. The ViT also fits its training data less well (its training
+# accuracy in the last epoch is lower by 0.16–0.19): after four epochs it is
+# still limited by optimisation more than the CNN is.
 
 # %% [markdown]
 # ## Inductive bias and data hunger
@@ -299,8 +317,9 @@ assert cnn_big["acc"] > vit_big["acc"]
 # report {cite}`arnab2021vivit` makes the same point for video and answers it with
 # heavy regularisation and pre-trained image weights.
 #
-# We can watch the effect at small scale: train both models again on a quarter
-# of the data, for more epochs so that each sees a comparable number of batches.
+# We can look for the effect at small scale: train both models again on a
+# quarter of the data, for more epochs so that each sees a comparable number of
+# batches (320 steps instead of 500 in the smoke profile).
 
 # %%
 for name, make in (("ViT", make_vit), ("CNN", make_cnn)):
@@ -325,16 +344,30 @@ for name in ("ViT", "CNN"):
 # %%
 gain = {name: results[name, cfg["n_train"]]["acc"] - results[name, cfg["n_small"]]["acc"] for name in ("ViT", "CNN")}
 gap_small = results["CNN", cfg["n_small"]]["acc"] - results["ViT", cfg["n_small"]]["acc"]
-print("with little data the CNN wins:", gap_small > 0)
-print("the ViT gains more from more data than the CNN:", gain["ViT"] > gain["CNN"])
-assert gap_small > 0 and gain["ViT"] > gain["CNN"]
+claims.check("ch06-cnn-wins-small", f"With {cfg['n_small']} training images the CNN is more accurate than the ViT",
+             gap_small, "> 0.05", flagship=True)
+# Data hunger predicts gain["ViT"] > gain["CNN"]. At this scale the difference is smaller than its spread over
+# seeds (its sign changes with the seed), so what is asserted is only that it is small next to the CNN's lead.
+claims.check("ch06-gain-difference-small", f"At this scale the CNN's lead barely changes from {cfg['n_small']} to "
+             f"{cfg['n_train']} training images: the ViT's gain minus the CNN's is within ±0.05",
+             gain["ViT"] - gain["CNN"], "in [-0.05, 0.05]")
+print("with little data the CNN wins: True")
+print(f"the CNN's lead changes by less than 0.05 between {cfg['n_small']} and {cfg['n_train']} images: True")
 
 # %% [markdown]
-# The CNN is better at both sizes here, and far better with little data; the ViT
-# closes part of the gap when it gets more. That is data hunger: the
-# curve of the model with the weaker prior is steeper, and at a large enough scale
-# (far beyond this notebook) it crosses the CNN's. The prior is not free either:
-# once there is enough data, an assumption such as "only neighbours matter in the
+# On seeds 0–2 the CNN is better at both sizes, by 0.13–0.15 with 1000 images
+# and by 0.11–0.14 with 4000 ({ref}`claims-ch06`). Does the ViT gain more from
+# the extra data, as data hunger predicts? On these three seeds its gain
+# exceeded the CNN's by 0.01–0.03, but on two further seeds we tried
+# (`SEQLIB_SEED=3` and `4`) it fell short by 0.01 and 0.02. The difference is
+# no larger than its seed-to-seed spread, so all this notebook can assert is
+# that the CNN's lead changes by less than 0.05 between the two sizes: at 1000
+# to 4000 images the ViT's steeper curve does not show. Dosovitskiy et al.
+# needed millions of images before the ViT overtook the ResNets; an experiment
+# that fits in three minutes on a CPU is far from that regime. (Nor is the
+# comparison purely one of data: the runs on 4000 images also take more
+# optimisation steps, 500 against 320.) The prior is not free either: once
+# there is enough data, an assumption such as "only neighbours matter in the
 # first layers" is a constraint the data could have relaxed.
 #
 # ## What the position embedding learned
@@ -367,12 +400,18 @@ rows, cols = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij
 rc = torch.stack([rows.flatten(), cols.flatten()], 1)                 # (N, 2)
 dist = (rc[:, None] - rc[None]).abs().sum(-1)                          # (N, N) Manhattan distance in patches
 near, far = sim[dist == 1].mean().item(), sim[dist >= grid].mean().item()
-print("neighbouring patches have more similar embeddings than distant ones:", near > far)
-assert near > far
+claims.check("ch06-pos-neighbours", f"Neighbouring patches have more similar learned position embeddings than "
+             f"patches {grid} or more steps apart (difference of mean cosine similarity)", near - far, "> 0.05")
+print("neighbouring patches have more similar embeddings than distant ones: True")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(f"mean cosine similarity: neighbours {near:.3f}, patches >= {grid} steps apart {far:.3f}")
+
+# %% [markdown]
+# On seeds 0–2 the neighbours' mean similarity exceeds that of patches four or
+# more steps apart by 0.19–0.38 ({ref}`claims-ch06`): the rough 2-D layout has
+# been learned from the data alone, from a random start.
 
 # %% [markdown]
 # ## Attention maps and attention rollout
@@ -391,7 +430,8 @@ print(f"mean cosine similarity: neighbours {near:.3f}, patches >= {grid} steps a
 #
 # Row 0 of $R$ (without its first entry) is the class token's rollout over the
 # patches. It is a heuristic: it ignores the values and the MLPs, but it is
-# cheap and usually more telling than any single layer.
+# cheap, and Abnar and Zuidema found it more faithful to the model than the raw
+# attention of any single layer.
 
 # %%
 print(inspect.getsource(vit.attention_rollout))
@@ -447,14 +487,20 @@ mass_on_object = (roll_all * content).sum(-1).mean().item()
 share_of_object = content.float().mean().item()
 print(f"rollout mass on object patches {mass_on_object:.3f}; object patches are {share_of_object:.3f} of all "
       f"(ratio {mass_on_object / share_of_object:.3f})")
+claims.check("ch06-rollout-not-on-object", "The class token's rollout spreads over object and background patches "
+             "about in proportion to their share (mass on object patches / their share within 10 % of 1)",
+             mass_on_object / share_of_object, "in [0.9, 1.1]");
 
 # %% [markdown]
-# For this small model the preference is weak: with 16 tokens, most of which
-# show some of the garment, and four epochs of training, the class token reads
-# almost everything, and the residual term of Eq. {eq}`eq-rollout` pulls every
-# rollout towards uniform. Rollout is a picture of information flow, not a
-# segmentation; the single-layer maps above are often more peaked than the
-# rollout for the same reason.
+# For this small model there is no preference to speak of: on seeds 0–2 the
+# ratio lies between 0.97 and 1.01 ({ref}`claims-ch06`), so the rollout spreads
+# over object and background patches about in proportion to their share. With
+# 16 tokens, most of which show some of the garment, and a short training run,
+# the class token reads almost everything, and the residual term of
+# Eq. {eq}`eq-rollout` pulls every rollout towards uniform. Rollout is a
+# picture of information flow, not a segmentation. A single layer's map is not
+# mixed with the identity in this way, so it can be more peaked than the
+# rollout; compare the two rows of the figure above.
 
 # %% [markdown]
 # ## What comes next
@@ -472,10 +518,13 @@ print(f"rollout mass on object patches {mass_on_object:.3f}; object patches are 
 # (downloaded once, SHA-256 checked; see `seqlib.data.load_cifar10`) with random
 # crops and flips, a ViT with 4×4 patches ($N = 64$), $D = 192$, 9 blocks and 12
 # heads (2.7 M parameters), a CNN of equal size, 100 epochs, and 5 000 against
-# 50 000 training images for the data-hunger comparison. On a GPU it takes about
-# an hour; reference points from the literature are about 80–90 % for ViTs of this
-# size trained from scratch with augmentation, and about 92 % on Fashion-MNIST.
-# The measured numbers, with device and date, are on the {doc}`../book/results` page.
+# 50 000 training images for the data-hunger comparison; it is sized for a GPU
+# (about an hour expected). No full-profile run has been recorded yet: when one
+# is, its numbers, with device and date, will be on the {doc}`../book/results`
+# page, and nothing in this chapter's prose comes from such a run. For
+# orientation, the literature reports about 80–90 % for ViTs of this size
+# trained from scratch on CIFAR-10 with augmentation, and about 92 % on
+# Fashion-MNIST.
 # ```
 
 # %% [markdown]
@@ -516,7 +565,7 @@ def embed_patches(images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
 # %% exercise="ex06-unfold" tags=["check"]
 from seqlib.exercises import check_close, check_shape
 
-gen = torch.Generator().manual_seed(0)
+gen = torch.Generator().manual_seed(seed_for(0))
 imgs = torch.randn(2, 3, 12, 12, generator=gen)
 w, b = torch.randn(5, 3, 4, 4, generator=gen), torch.randn(5, generator=gen)
 mine = embed_patches(imgs, w, b, 4)
@@ -608,7 +657,7 @@ def rollout(maps: list[torch.Tensor]) -> torch.Tensor:
 # %% exercise="ex06-rollout" tags=["check"]
 from seqlib.exercises import check_close, check_shape, check_true
 
-gen = torch.Generator().manual_seed(1)
+gen = torch.Generator().manual_seed(seed_for(1))
 layer_maps = [torch.softmax(torch.randn(3, 5, 5, generator=gen) * 2, dim=-1) for _ in range(4)]
 mine = rollout(layer_maps)
 check_shape(mine, (5, 5), name="rollout", letters="N, N")
@@ -633,9 +682,10 @@ check_close(mine, vit.attention_rollout([m[None] for m in layer_maps])[0], rtol=
 # ```
 
 # %% tags=["solution"]
+# NBVAL_IGNORE_OUTPUT
 import copy
 
-perm = torch.randperm(grid * grid, generator=torch.Generator().manual_seed(0))
+perm = torch.randperm(grid * grid, generator=torch.Generator().manual_seed(seed_for(0)))
 shuffled = vit.unpatchify(vit.patchify(x_test, P)[:, perm], P, H_img, W_img)     # same patches, other places
 no_pos = copy.deepcopy(model_vit)
 with torch.no_grad():
@@ -645,16 +695,26 @@ table = {(name, order): vit.accuracy(m, imgs, y_test)
          for order, imgs in (("original", x_test), ("shuffled", shuffled))}
 for key, acc in table.items():
     print(f"{key[0]:<7} {key[1]:<9} accuracy {acc:.3f}")
-assert table["p = 0", "original"] == table["p = 0", "shuffled"]
+assert table["p = 0", "original"] == table["p = 0", "shuffled"]      # permutation invariance: exact
+claims.check("ch06-positions-used", "Setting the trained ViT's position table to zero lowers its test accuracy",
+             table["with p", "original"] - table["p = 0", "original"], "> 0.05")
+claims.check("ch06-set-above-chance", "Without positions the ViT still classifies far above chance (0.1)",
+             table["p = 0", "original"], "> 0.25")
+claims.check("ch06-shuffle-hurts-most", "Shuffling the patches hurts the trained ViT more than removing its "
+             "positions", table["p = 0", "shuffled"] - table["with p", "shuffled"], "> 0");
 
 # %% [markdown] tags=["solution"]
 # Without $p$ the class token's output is a function of the *set* of patch tokens,
-# so shuffling changes nothing: the two $p = 0$ numbers are identical (exactly,
-# up to floating point). They are lower than the trained model's, because the
-# model learned to use positions, but often well above chance: the set of
-# patches alone (how much sleeve, how much sole) says a lot about a garment. With
-# the trained $p$, shuffling hurts most: each patch now carries the position code
-# of the place it was moved to, so the model sees a scrambled garment.
+# so shuffling changes nothing: the two $p = 0$ numbers are identical (the
+# `assert` checks it; only the order of some floating-point sums changes). They
+# are lower than the trained model's, because the model learned to use
+# positions: on seeds 0–2 zeroing the table costs 0.16–0.28 of accuracy. Yet
+# they stay far above the 0.1 of chance (0.47–0.59): the set of patches alone
+# (how much sleeve, how much sole) says a lot about a garment. With the trained
+# $p$, shuffling hurts most: each patch now carries the position code of the
+# place it was moved to, so the model sees a scrambled garment. On seeds 0–2
+# the shuffled images score 0.08–0.29 below the $p = 0$ model; how much depends
+# on the permutation, which moves with the seed ({ref}`claims-ch06`).
 
 # %% [markdown] tags=["solution"]
 # ```{solution-end}

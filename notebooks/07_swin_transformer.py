@@ -29,15 +29,16 @@
 # crosses their borders, positions enter as a learned **relative bias**, and
 # **patch merging** halves the grid between stages. This chapter builds each
 # piece, draws it, measures its cost against the paper's formulas, and trains a
-# small Swin beside a ViT of the same size.
+# small Swin beside a ViT of similar size.
 #
 # **Learning goals.** After this chapter you can
 #
 # - partition a token grid into windows and back, and say what each window's
 #   attention can and cannot see;
 # - derive $\Omega(\text{MSA}) = 4hwC^2 + 2(hw)^2C$ and
-#   $\Omega(\text{W-MSA}) = 4hwC^2 + 2M^2hwC$, and confirm by measurement that
-#   window attention is linear in the number of tokens;
+#   $\Omega(\text{W-MSA}) = 4hwC^2 + 2M^2hwC$, measure how the time and memory
+#   of each grow with the number of tokens, and say which part of a timing
+#   a formula predicts and which part it does not;
 # - explain the cyclic shift and build the attention mask that keeps it correct;
 # - index a $(2M-1)^2$ table of relative position biases;
 # - follow the stages $C\times\frac H4\times\frac W4 \to 2C\times\frac H8\times\frac W8
@@ -67,10 +68,11 @@ import torch
 import torch.nn.functional as F
 from matplotlib.colors import ListedColormap
 
-from seqlib import profiles, swin, vit
+from seqlib import claims, profiles, swin, vit
 from seqlib.attention import MultiHeadAttention
 from seqlib.data import (CIFAR10_CLASSES, FASHION_CLASSES, load_cifar10, load_fashion_mnist,
                          random_crop_flip)
+from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch07")
 print(dict(cfg))
@@ -93,7 +95,7 @@ print(inspect.getsource(swin.PatchMerging))
 # 224×224 image, and exactly the 28,288,354 parameters of the official model:
 
 # %%
-torch.manual_seed(0)
+torch.manual_seed(seed_for(0))
 swin_t = swin.SwinTransformer(swin.SwinConfig(image_size=224, patch_size=4, in_channels=3, num_classes=1000, dim=96,
                                               depths=(2, 2, 6, 2), heads=(3, 6, 12, 24), window=7, mlp_ratio=4.0))
 with torch.no_grad():
@@ -156,11 +158,13 @@ print(f"56x56 grid, C=96, M=7: global {swin.msa_cost(56, 56, 96) / 1e9:.2f} G mu
 # layer (including the partition and its reverse) on grids of
 # $M\times M$ up to $8M\times 8M$ tokens, and record the memory each materialises
 # for its attention weights (the tensors returned with `return_attention=True`).
-# On a GPU the notebook also reads the peak memory the allocator saw.
+# On a GPU the notebook also reads the peak memory the allocator saw. The
+# multiply-adds and the memory are exact and the same on every machine; the
+# times are not, so they get a table of their own.
 
 # %%
 M, C_b, h_b = cfg["bench_window"], cfg["bench_dim"], cfg["bench_heads"]
-torch.manual_seed(0)
+torch.manual_seed(seed_for(0))
 global_attn = MultiHeadAttention(C_b, h_b).to(device).eval()
 window_attn = swin.WindowAttention(C_b, h_b, M).to(device).eval()
 
@@ -227,15 +231,20 @@ t_global, t_window = np.array([b["t_global"] for b in bench]), np.array([b["t_wi
 ratio = t_global / t_window
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-print(f"device: {device}; C = {C_b}, heads = {h_b}, M = {M}; time for a batch of {cfg['bench_batch']}, "
-      f"fastest of {cfg['bench_repeats']} runs; attention MB per image")
-print(f"{'grid':>8}{'tokens':>8}{'Ω MSA (M)':>11}{'Ω W-MSA (M)':>13}{'t global ms':>13}{'t window ms':>13}"
-      f"{'ratio':>7}{'attn MB global':>16}{'attn MB window':>16}")
-for b, r in zip(bench, ratio):
+print(f"C = {C_b}, heads = {h_b}, M = {M}; multiply-adds Ω (millions) and MB of attention weights per image")
+print(f"{'grid':>8}{'tokens':>8}{'Ω MSA (M)':>11}{'Ω W-MSA (M)':>13}{'Ω ratio':>9}{'attn MB global':>16}"
+      f"{'attn MB window':>16}")
+for b in bench:
     print(f"{b['side']:>4}x{b['side']:<3}{b['hw']:>8}{b['omega_global'] / 1e6:>11.1f}{b['omega_window'] / 1e6:>13.1f}"
-          f"{1e3 * b['t_global']:>13.2f}{1e3 * b['t_window']:>13.2f}{r:>7.1f}"
-          f"{b['mem_global'] / 2**20:>16.2f}{b['mem_window'] / 2**20:>16.2f}")
+          f"{b['omega_global'] / b['omega_window']:>9.1f}{b['mem_global'] / 2**20:>16.2f}{b['mem_window'] / 2**20:>16.2f}")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"device: {device}; time for a batch of {cfg['bench_batch']}, fastest of {cfg['bench_repeats']} runs "
+      "(these numbers differ from machine to machine and from run to run)")
+print(f"{'grid':>8}{'tokens':>8}{'t global ms':>13}{'t window ms':>13}{'ratio':>7}")
+for b, r in zip(bench, ratio):
+    print(f"{b['side']:>4}x{b['side']:<3}{b['hw']:>8}{1e3 * b['t_global']:>13.2f}{1e3 * b['t_window']:>13.2f}{r:>7.1f}")
 if device.type == "cuda":
     print("peak GPU MB, global:", [round(b["peak_global"] / 2**20, 1) for b in bench])
     print("peak GPU MB, window:", [round(b["peak_window"] / 2**20, 1) for b in bench])
@@ -274,20 +283,47 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %%
-slope = np.polyfit(np.log(hw), np.log(ratio), 1)[0]
-grows = bool(ratio[-1] > 3 * ratio[0] and slope > 0.3)
-print("the measured time ratio global/window grows with hw:", grows)
-print("attention memory: global grows as (hw)^2, windows as hw:",
-      bool(np.allclose(mem_g / mem_g[0], (hw / hw[0]) ** 2) and np.allclose(mem_w / mem_w[0], hw / hw[0])))
-assert grows, ratio
-assert np.allclose(mem_g / mem_g[0], (hw / hw[0]) ** 2) and np.allclose(mem_w / mem_w[0], hw / hw[0])
+exact_memory = bool(np.allclose(mem_g / mem_g[0], (hw / hw[0]) ** 2) and np.allclose(mem_w / mem_w[0], hw / hw[0]))
+print("attention memory: global grows as (hw)^2, windows as hw:", exact_memory)
+assert exact_memory
+# time ∝ (hw)^k between the smallest and the largest grid: the effective exponent k of each layer
+span = np.log(hw[-1] / hw[0])
+k_global, k_window = np.log(t_global[-1] / t_global[0]) / span, np.log(t_window[-1] / t_window[0]) / span
+claims.check("ch07-window-faster", f"On the largest grid ({hw[-1]} tokens) window attention is more than 3 times "
+             "faster than global attention", ratio[-1], "> 3", flagship=True)
+claims.check("ch07-window-overhead", f"On the smallest grid (one window of {hw[0]} tokens) window attention is "
+             "slower than global attention: partition, reverse and bias cost extra time", ratio[0], "< 1")
+claims.check("ch07-ratio-grows", "The time ratio global/window on the largest grid is more than 5 times the ratio "
+             "on the smallest", ratio[-1] / ratio[0], "> 5")
+claims.check("ch07-global-exponent", "Global attention's time grows faster than the number of tokens: "
+             "time ∝ (hw)^k with k above 1.3 between the smallest and the largest grid", k_global, "> 1.3")
+claims.check("ch07-window-exponent", "Window attention's time grows no faster than about linearly: "
+             "time ∝ (hw)^k with k below 1.3 between the smallest and the largest grid", k_window, "< 1.3")
+print("window attention is faster on the largest grid, and the ratio grows with hw: True")
 
 # %% [markdown]
-# At the smallest grid there is one window and the two layers do the same work.
-# As the grid grows, global attention's time bends up towards the $(hw)^2$ line
-# while window attention stays close to linear; the ratio grows with the number
-# of tokens, as Eq. {eq}`eq-swin-cost` predicts (at small sizes fixed overheads
-# blur both curves). The memory panel is exact: a quadratic and a linear law.
+# The memory panel is exact, on any machine: a quadratic and a linear law. The
+# times are measurements, and they say less than the formulas. At the smallest
+# grid there is one window and the two layers do the same arithmetic, yet window
+# attention is the slower one (it took 1.6–1.8 times as long in the three runs
+# of seeds 0–2 on one CPU, {ref}`claims-ch07`): the partition, its reverse and
+# the gathered bias cost time that Eq. {eq}`eq-swin-cost` does not count. Such
+# fixed costs dominate both layers on small grids and flatten both curves there.
+# Summarised as time $\propto (hw)^k$ between the smallest and the largest grid,
+# the same three runs gave $k$ = 1.57–1.66 for global attention, well above 1
+# but short of the 2 of its formula, and $k$ = 0.73–0.87 for window attention,
+# below 1 because of those fixed costs. Window time is therefore "linear" only
+# in a loose sense: its per-token cost is not constant from grid to grid. Its
+# attention weights, $h\,M^2hw$ floats, grow with the grid too, and a working
+# set that outgrows a CPU cache costs more per element, so between two
+# neighbouring grids its time can grow faster than the number of tokens. What
+# held on every run is the shape of the comparison: on the largest grid window
+# attention was 16–19 times faster, and the ratio global/window there was
+# 26–33 times its value on the smallest grid. Over the whole range the ratio
+# grows with the number of tokens, as Eq. {eq}`eq-swin-cost` predicts, though
+# not always from one grid to the next, since every time is a single noisy
+# measurement. Expect other factors on your machine, and on a GPU, where layers
+# this small mostly measure kernel-launch overheads.
 #
 # ## Shifted windows
 #
@@ -430,7 +466,9 @@ if cfg["dataset"] == "cifar10":
     class_names = CIFAR10_CLASSES
 else:
     x_train, y_train = load_fashion_mnist("train", n=cfg["n_train"])
-    x_test, y_test = load_fashion_mnist("test", n=cfg["n_test"])
+    # all 10,000 test images, whatever the profile: evaluation is cheap, and the
+    # difference we compare is a few points, too small for 1,000
+    x_test, y_test = load_fashion_mnist("test")
     class_names = FASHION_CLASSES
 C_in, H_img, W_img = x_train.shape[1:]
 pad = (32 - H_img) // 2                                                  # 2 for Fashion-MNIST, 0 for CIFAR-10
@@ -463,12 +501,12 @@ assert all(b[0] == 2 * a[0] and b[1] == -(-a[1] // 2) for a, b in zip(stage_shap
 # %%
 results = {}
 for name, (make, prepare) in models.items():
-    torch.manual_seed(0)
+    torch.manual_seed(seed_for(0))
     model = make()
     t0 = time.perf_counter()
     hist = vit.train_classifier(model, prepare(x_train), y_train, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-                                lr=cfg["lr"], weight_decay=cfg["weight_decay"], augment=augment, device=device,
-                                desc=name)
+                                lr=cfg["lr"], weight_decay=cfg["weight_decay"], seed=seed_for(0), augment=augment,
+                                device=device, desc=name)
     results[name] = {"model": model, "params": vit.count_parameters(model), "seconds": time.perf_counter() - t0,
                      "acc": vit.accuracy(model, prepare(x_test), y_test), "train_acc": hist.last("acc")}
 
@@ -480,16 +518,26 @@ for name, r in results.items():
 
 # %%
 size_ratio = results["Swin"]["params"] / results["ViT"]["params"]
-print("models of similar size (within 25 %):", abs(size_ratio - 1) < 0.25)
-print("both learn the task (test accuracy > 0.6):", all(r["acc"] > 0.6 for r in results.values()))
-assert abs(size_ratio - 1) < 0.25 and all(r["acc"] > 0.6 for r in results.values())
+print(f"Swin has {size_ratio:.3f} times the ViT's parameters (within 25 %):", abs(size_ratio - 1) < 0.25)
+assert abs(size_ratio - 1) < 0.25
+claims.check("ch07-both-learn", "Both models learn the task: test accuracy above 0.6",
+             min(r["acc"] for r in results.values()), "> 0.6")
+claims.check("ch07-swin-beats-vit", f"With {len(x_train)} training images the small Swin is more accurate than the "
+             "ViT of chapter 6, by more than 0.02", results["Swin"]["acc"] - results["ViT"]["acc"], "> 0.02",
+             flagship=True)
+print("both learn the task (test accuracy > 0.6): True")
+print("Swin is more accurate than the ViT: True")
 
 # %% [markdown]
-# At this scale the two are close; what Swin buys is not mainly accuracy on
-# 28×28 images but the *shape* of its computation: fine 4×4-pixel tokens at a cost
-# linear in their number, and a pyramid of feature maps that detection and
-# segmentation heads can use, which is why Swin replaced CNN backbones in many
-# dense-prediction systems.
+# On seeds 0–2 the small Swin is more accurate than the ViT by 0.05–0.08
+# ({ref}`claims-ch07`; the ViT is chapter 6's, trained with the same data, seed
+# and recipe). It is not a contest of exact equals: Swin has 12 % more
+# parameters and four times as many tokens at its first stage. What Swin is
+# designed for is not mainly accuracy on 28×28 images but the *shape* of its
+# computation: fine 4×4-pixel tokens at a cost that grows only linearly with
+# their number (in multiply-adds, Eq. {eq}`eq-swin-cost`), and a pyramid of
+# feature maps that detection and segmentation heads can use, which is why Swin
+# replaced CNN backbones in many dense-prediction systems.
 #
 # Finally, what did the relative position bias learn? Each head of the first
 # stage's first block has a $(2M-1)\times(2M-1)$ table; the centre is offset
@@ -518,8 +566,9 @@ plt.show()
 # chapter 6, 100 epochs each, and times attention on grids up to $16M \times 16M$
 # tokens at $C = 96$ with peak GPU memory. Reference points from the literature
 # are 80–90 % for small vision Transformers trained from scratch on CIFAR-10 with
-# augmentation. Measured numbers, with device and date, are on the
-# {doc}`../book/results` page.
+# augmentation. No full-profile run has been recorded yet: when one is, its
+# numbers, with device and date, will be on the {doc}`../book/results` page, and
+# nothing in this chapter's prose comes from such a run.
 # ```
 
 # %% [markdown]
@@ -557,7 +606,7 @@ def partition(x: torch.Tensor, M: int) -> torch.Tensor:
 # %% exercise="ex07-partition" tags=["check"]
 from seqlib.exercises import check_close, check_shape
 
-grid_x = torch.randn(2, 8, 12, 3, generator=torch.Generator().manual_seed(0))
+grid_x = torch.randn(2, 8, 12, 3, generator=torch.Generator().manual_seed(seed_for(0)))
 mine = partition(grid_x, 4)
 check_shape(mine, (12, 16, 3), name="partition(x, 4)", letters="B·nW, M², C")
 check_close(mine, swin.window_partition(grid_x, 4), name="partition vs seqlib.swin.window_partition")
@@ -660,7 +709,7 @@ assert swin.msa_cost(side - 1, side - 1, C_) < 2 * swin.window_msa_cost(side - 1
 # ```
 
 # %% tags=["solution"]
-torch.manual_seed(0)
+torch.manual_seed(seed_for(0))
 side_r, M_r = 16, 4
 reach = {}
 for shifted in (True, False):
@@ -681,6 +730,7 @@ for shifted in (True, False):
     reach["with shift" if shifted else "without shift"] = reached
 print("largest row/column distance reached after 1..4 blocks:", reach)
 assert reach["without shift"] == [reach["without shift"][0]] * 4 and reach["with shift"][-1] > reach["without shift"][-1]
+assert reach["with shift"] == [2, 4, 6, 8]          # M/2 = 2 tokens further with every block
 
 # %% [markdown] tags=["solution"]
 # Without the shift the change never leaves its window (here at most 2 rows or
