@@ -33,7 +33,10 @@
 #   down-weighted "no object" class, L1 and generalised IoU {cite}`rezatofighi2019generalized`);
 # - evaluate a detector with mAP@0.5 and COCO's mAP@[.5:.95];
 # - read the decoder's cross-attention as "where each object query looks";
-# - explain, and show, why DETR needs no NMS, and why it converges slowly.
+# - explain why one-to-one matching, not NMS, is what removes duplicate boxes in
+#   principle, and measure how far a short run gets: far fewer duplicates than the same
+#   network trained with a one-to-many assignment, yet still a gain from NMS;
+# - explain why DETR converges slowly.
 
 # %%
 # Setup: installs seqlib on Colab; locally the README's commands already did.
@@ -61,10 +64,11 @@ from matplotlib.patches import FancyBboxPatch, Rectangle
 from scipy.optimize import linear_sum_assignment
 
 from seqlib import boxes as bx
-from seqlib import detr, matcher, profiles, viz
+from seqlib import claims, detr, matcher, profiles, viz
 from seqlib.data import SceneConfig, load_scenes
 from seqlib.data.scenes import NOUNS
 from seqlib.metrics import mean_average_precision
+from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch08")
 print(dict(cfg))
@@ -132,8 +136,8 @@ plt.show()
 # %%
 scene_cfg = SceneConfig(canvas=cfg["canvas"], min_objects=cfg["min_objects"], max_objects=cfg["max_objects"],
                         min_size=cfg["min_size"], max_size=cfg["max_size"], classes=cfg["classes"], n_refs=1)
-train_set = load_scenes("train", cfg["n_train"], config=scene_cfg, seed=0, pool=cfg["pool"])
-test_set = load_scenes("test", cfg["n_test"], config=scene_cfg, seed=1, pool=cfg["pool"] // 3)
+train_set = load_scenes("train", cfg["n_train"], config=scene_cfg, seed=seed_for(0), pool=cfg["pool"])
+test_set = load_scenes("test", cfg["n_test"], config=scene_cfg, seed=seed_for(1), pool=cfg["pool"] // 3)
 train_targets = train_set.detection_targets()  # per scene {"labels": (K,), "boxes": (K, 4) cxcywh in [0, 1]}
 test_gt = [{"labels": l, "boxes": b} for l, b in zip(test_set.labels, test_set.boxes)]  # pixel xyxy, for mAP
 n_objects = np.array([len(l) for l in train_set.labels])
@@ -226,7 +230,8 @@ print(inspect.getsource(matcher.hungarian_match))
 # where $c_i$ is the class of the object matched to query $i$ (or $\varnothing$) and the
 # weight $w_\varnothing = 0.1$ keeps the many empty queries from drowning the few
 # matched ones. Because each object is the target of *one* query, a second query that
-# predicts the same object is told "no object": the loss itself forbids duplicates.
+# predicts the same object is told "no object": the loss itself penalises duplicates,
+# which is why, in principle, DETR needs no NMS.
 
 # %%
 print(inspect.getsource(matcher.set_loss))
@@ -247,7 +252,7 @@ print(inspect.getsource(detr.DETR.encode))
 print(inspect.getsource(detr.DETR.decode))
 
 # %%
-torch.manual_seed(0)
+torch.manual_seed(seed_for(0))
 model = detr.detr_tiny(10, num_queries=cfg["num_queries"], channels=tuple(cfg["channels"]), dim=cfg["dim"],
                        heads=cfg["heads"], ff_dim=cfg["ff_dim"], enc_layers=cfg["enc_layers"],
                        dec_layers=cfg["dec_layers"], dropout=cfg["dropout"]).to(device)
@@ -294,7 +299,7 @@ def curve_map(net, n):
 
 
 optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=1e-4)
-g = torch.Generator().manual_seed(0)
+g = torch.Generator().manual_seed(seed_for(0))
 history = {"step": [0], "map50": [curve_map(model, cfg["n_curve"])], "loss": [float("nan")]}
 steps_log, match_seconds, step_seconds, window = [], 0.0, 0.0, []
 start_time = time.perf_counter()
@@ -314,7 +319,10 @@ train_seconds = time.perf_counter() - start_time
 print(f"training: {train_seconds:.0f} s; matcher {match_seconds:.1f} s of {step_seconds:.1f} s in training steps")
 
 # %% [markdown]
-# The matcher is cheap here: its share of a training step is small (printed below).
+# The matcher is cheap here: we assert that it takes less than half of a training
+# step, and on seeds 0–2 it took about 6 % (a timing, so it varies a little from run
+# to run; every claim of this chapter, with its value on each seed, is on the Claims
+# page, {ref}`claims-ch08`).
 # The Hungarian algorithm is cubic in $Q$, but $Q$ is small, and the real cost of a
 # step is the forward and backward pass of the network.
 
@@ -325,7 +333,9 @@ print(f"matcher share of a training step: {100 * match_share:.1f} % "
       f"({1000 * match_seconds / cfg['steps']:.1f} ms of {1000 * step_seconds / cfg['steps']:.1f} ms per step)")
 
 # %%
-assert match_share < 0.5
+# NBVAL_IGNORE_OUTPUT
+claims.check("ch08-matcher-share", "The Hungarian matcher takes less than half of a training step's time",
+             match_share, "< 0.5")
 print("the matcher takes less than half of a training step:", match_share < 0.5)
 
 # %% [markdown]
@@ -361,7 +371,7 @@ freq = {c: float((all_train_labels == c).float().mean()) for c in cfg["classes"]
 mean_box = all_train_boxes.mean(0)
 constant = [{"boxes": mean_box.expand(len(freq), 4), "scores": torch.tensor(list(freq.values())),
              "labels": torch.tensor(list(freq))} for _ in test_gt]
-gr = torch.Generator().manual_seed(1)
+gr = torch.Generator().manual_seed(seed_for(1))
 
 
 def random_detections(n=cfg["num_queries"]):
@@ -377,20 +387,26 @@ for name, res in baselines.items():
     print(f"{name:14s}: mAP@0.5 = {res.map50:.3f}   mAP@[.5:.95] = {res.map:.3f}")
 
 # %% [markdown]
-# The floor we assert: mAP@0.5 of at least 0.30. Both image-blind baselines score
-# essentially zero (below 0.05): objects cover a small part of the canvas and vary in
-# size and place, so a box that ignores the image almost never reaches IoU 0.5. Our
-# smoke runs reached 0.52 to 0.65 (the value printed above is this run's); the short
-# training amplifies tiny numerical differences between runs and machines, so the
-# floor keeps a wide margin while still demanding a detector that finds and places
-# objects far better than chance.
+# The floor we assert: mAP@0.5 above 0.30. On seeds 0–2 the smoke run reached 0.52
+# to 0.59 (the value printed above is this run's; {ref}`claims-ch08` lists each
+# seed's). Both image-blind baselines score essentially zero (below 0.05 asserted,
+# below 0.001 on seeds 0–2): objects cover a small part of the canvas and vary in
+# size and place, so a box that ignores the image almost never reaches IoU 0.5. The
+# short training amplifies tiny numerical differences between seeds and machines, so
+# the floor keeps a wide margin while still demanding a detector that finds and
+# places objects far better than chance.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 best_baseline = max(res.map50 for res in baselines.values())
 MAP50_FLOOR = 0.30
-assert best_baseline < 0.05 and result.map50 > MAP50_FLOOR
-assert result.map < result.map50  # stricter IoU thresholds can only lose matches
-print(f"mAP@0.5 above the floor {MAP50_FLOOR}, baselines below 0.05:", result.map50 > MAP50_FLOOR)
+claims.check("ch08-map50-floor", "After the smoke run DETR reaches mAP@0.5 above 0.30 on the unseen test scenes",
+             result.map50, f"> {MAP50_FLOOR}", flagship=True)
+claims.check("ch08-baselines-blind", "Both image-blind baselines (constant box, random boxes) score mAP@0.5 below 0.05",
+             best_baseline, "< 0.05")
+assert result.map <= result.map50  # stricter IoU thresholds can only lose matches
+print(f"mAP@0.5 above the floor {MAP50_FLOOR}, baselines below 0.05:",
+      result.map50 > MAP50_FLOOR and best_baseline < 0.05)
 
 # %% [markdown]
 # ### Predictions on unseen scenes
@@ -415,9 +431,10 @@ plt.show()
 # Take one test scene and the trained model's ten predictions. The cost matrix of
 # Eq. {eq}`eq-detr-match` has one row per query and one column per object; the
 # Hungarian algorithm picks one cell per column, no two in the same row (white
-# squares). The chosen queries are the ones whose boxes sit on the objects; all the
-# other queries are trained towards $\varnothing$ (each row label gives the query's
-# probability of "no object").
+# squares). The chosen queries are the ones whose boxes sit on the objects (we assert
+# a mean IoU above 0.5 between each matched box and its object; it is 0.74 to 0.79 on
+# seeds 0–2, {ref}`claims-ch08`); all the other queries are trained towards
+# $\varnothing$ (each row label gives the query's probability of "no object").
 
 # %%
 scene = next(i for i in range(len(test_set)) if len(test_set.labels[i]) == 3)
@@ -452,6 +469,11 @@ unmatched[q_idx] = False
 print("matched queries:", q_idx.tolist(), "-> objects", [NOUNS[int(test_set.labels[scene][t])] for t in t_idx])
 print("p(no object) of the matched queries:", [round(float(v), 3) for v in p_none[q_idx]])
 print(f"p(no object) of the other queries: min {float(p_none[unmatched].min()):.3f}")
+matched_iou = bx.box_iou(pred_px[q_idx], test_set.boxes[scene][t_idx])[0].diagonal()  # (K,)
+claims.check("ch08-matched-boxes-on-objects",
+             "On the shown test scene the boxes of the matched queries overlap their objects (mean IoU above 0.5)",
+             matched_iou.mean(), "> 0.5")
+print("IoU of each matched query's box with its object:", [round(float(v), 2) for v in matched_iou])
 
 # %%
 assert sorted(t_idx.tolist()) == list(range(len(target["labels"]))) and len(set(q_idx.tolist())) == len(t_idx)
@@ -465,7 +487,10 @@ print("every object has exactly one query:", True)
 # which part of the image a query reads before it writes its box. In the DETR paper
 # the decoder attends to the *extremities* of objects (their edges), because the
 # encoder has already separated the instances; on our coarse grid we can at least
-# check that a query looks at its own object.
+# check that a query looks at its own object. The check after the figure sums each
+# matched query's attention over the cells of its own object's box and compares it
+# with the share of the image those cells cover: we assert more than 1.5 times that
+# share, and on seeds 0–2 it is 3.0 to 4.1 times ({ref}`claims-ch08`).
 
 # %%
 Hf, Wf = o["feature_size"]
@@ -501,20 +526,23 @@ print("attention inside own object (+half a cell):", [round(v, 2) for v in insid
       " vs area share:", [round(v, 2) for v in area_share])
 
 # %%
-assert np.mean(inside_share) > 1.5 * np.mean(area_share)
-print("matched queries attend to their own object more than its area would explain:",
-      np.mean(inside_share) > 1.5 * np.mean(area_share))
+# NBVAL_IGNORE_OUTPUT
+attention_ratio = np.mean(inside_share) / np.mean(area_share)
+claims.check("ch08-attention-in-box", "The matched queries put more than 1.5 times as much cross-attention inside "
+             "their own object as the object's share of the image would give", attention_ratio, "> 1.5")
+print(f"attention inside the own object / area share: {attention_ratio:.1f}")
 
 # %% [markdown]
-# ## Why there is no NMS
+# ## Why DETR can do without NMS
 #
 # A detector trained with a *one-to-many* assignment, where every prediction
-# learns the object it is closest to (as anchor-based detectors do), puts several
-# confident boxes on each object, and needs NMS to delete all but one. DETR's
+# learns the object it is closest to (as anchor-based detectors do), is taught to put
+# several confident boxes on each object, and needs NMS to delete all but one. DETR's
 # one-to-one matching instead tells every query but one "no object". To see the
 # difference, we continue training a copy of our model for a few hundred steps with
 # exactly the same loss, changing only the assignment: each query is matched to its
-# cheapest object, with no competition between queries.
+# cheapest object, with no competition between queries. We count the confident boxes
+# (score above 0.5) on each test object and measure mAP@0.5 without and with NMS.
 
 # %%
 def one_to_many(cost, sizes):
@@ -552,7 +580,7 @@ def duplicates_per_object(preds, gts, score=0.5, iou=0.5):
 # NBVAL_IGNORE_OUTPUT
 many = copy.deepcopy(model)
 opt_many = torch.optim.AdamW(many.parameters(), lr=cfg["lr"], weight_decay=1e-4)
-g_many = torch.Generator().manual_seed(1)
+g_many = torch.Generator().manual_seed(seed_for(1))
 for step in range(cfg["one_to_many_steps"]):
     batch = torch.randint(0, len(train_set), (cfg["batch_size"],), generator=g_many)
     detr.train_step(many, opt_many, train_set.images[batch].to(device), [train_targets[i] for i in batch],
@@ -567,25 +595,41 @@ for name, row in rows.items():
     print(f"{name:18s}", "   ".join(f"{k} {v:.2f}" for k, v in row.items()))
 
 # %% [markdown]
-# Our DETR is young (1000 steps): some objects still get a second confident box, and
-# NMS still raises its mAP noticeably. The paper sees the same in the first decoder
-# layers of its fully trained model, while in the last layers the gain vanishes and NMS
-# even costs a little AP by deleting true positives (its Fig. 4). The contrast shows
-# where the suppression comes from: the same network, with the same loss but without
-# the one-to-one matching, puts several confident boxes on every object, its mAP
-# collapses because every duplicate is a false positive, and NMS becomes
-# indispensable.
+# This is what the run measures, on each of seeds 0–2 ({ref}`claims-ch08`).
+#
+# - **Our DETR still benefits from NMS.** It is young (1000 steps): it still puts more
+#   than one confident box on an object on average (1.3 to 1.6 boxes per object), and
+#   NMS raises its mAP@0.5 by 0.10 to 0.18. So this short run does *not* show that
+#   DETR needs no NMS. The paper sees the same in the first decoder layers of its
+#   fully trained model, while in the last layers the gain vanishes and NMS even
+#   costs a little AP by deleting true positives (its Fig. 4).
+# - **One-to-one matching is what removes duplicates.** The same network, with the
+#   same loss but without the one-to-one matching, puts 2.5 to 3.5 times as many
+#   confident boxes on each object as DETR; without NMS its mAP@0.5 collapses (DETR's
+#   is 4.9 to 6.4 times higher) because every duplicate is a false positive, and NMS
+#   multiplies it by 3.9 to 4.3.
+#
+# So the suppression comes from the matching, not from a post-processing step; how
+# completely it works depends on how long DETR has trained.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 one, many_row = rows["one-to-one (DETR)"], rows["one-to-many"]
-assert many_row["boxes per object"] > 1.5 * one["boxes per object"]
-assert one["mAP@0.5"] > 2 * many_row["mAP@0.5"] and many_row["mAP@0.5 after NMS"] > 2 * many_row["mAP@0.5"]
-print("one-to-many puts more confident boxes on each object:",
-      many_row["boxes per object"] > 1.5 * one["boxes per object"])
-print("without NMS, one-to-one matching scores more than twice the mAP of one-to-many:",
-      one["mAP@0.5"] > 2 * many_row["mAP@0.5"])
-print("one-to-many needs NMS (it more than doubles its mAP):",
-      many_row["mAP@0.5 after NMS"] > 2 * many_row["mAP@0.5"])
+claims.check("ch08-one-to-many-duplicates", "Trained one-to-many, the same network puts more than 1.5 times as many "
+             "confident boxes on each object as DETR", many_row["boxes per object"] / one["boxes per object"], "> 1.5",
+             flagship=True)
+claims.check("ch08-no-nms-one-to-one-wins", "Without NMS, one-to-one matching scores more than twice the mAP@0.5 "
+             "of the one-to-many model", one["mAP@0.5"] / max(many_row["mAP@0.5"], 1e-3), "> 2")
+claims.check("ch08-one-to-many-needs-nms", "NMS more than doubles the mAP@0.5 of the one-to-many model",
+             many_row["mAP@0.5 after NMS"] / max(many_row["mAP@0.5"], 1e-3), "> 2")
+claims.check("ch08-detr-nms-gain", "After the smoke run's 1000 steps, NMS still raises DETR's mAP@0.5",
+             one["mAP@0.5 after NMS"] - one["mAP@0.5"], "> 0.05")
+claims.check("ch08-detr-duplicates", "After the smoke run's 1000 steps, DETR still puts more than one confident "
+             "box on an object on average", one["boxes per object"], "> 1")
+for name, row in rows.items():
+    print(f"{name}: mAP@0.5 gain from NMS {row['mAP@0.5 after NMS'] - row['mAP@0.5']:+.2f}")
+print(f"confident boxes per object, one-to-many / one-to-one: "
+      f"{many_row['boxes per object'] / one['boxes per object']:.1f}")
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(11, 3))
@@ -601,15 +645,21 @@ plt.show()
 # %% [markdown]
 # ## Slow convergence, and what came after
 #
-# The curves below are the price of that elegance. The loss falls fastest at the
-# start, but mAP stays near zero for the first couple of hundred steps and is still
-# climbing when the smoke run stops: the queries must first spread over
+# The curves below are the price of that elegance. The mAP@0.5 on the curve's test
+# scenes is still below 0.05 after the first 100 steps (below 0.01 on seeds 0–2) and
+# still climbing when the smoke run stops (it gains 0.16 to 0.26 over the second half
+# of training on seeds 0–2, {ref}`claims-ch08`): the queries must first spread over
 # the image and the matching is unstable while predictions are poor (a query matched to
 # one object at one step may be matched to another at the next). The original DETR
 # trains for 500 epochs on COCO, ten times longer than a Faster R-CNN, and is weak on
 # small objects because it attends over a single low-resolution feature map.
 
 # %%
+half = len(history["step"]) // 2
+claims.check("ch08-curve-slow-start", f"After the first {history['step'][1]} training steps mAP@0.5 on the curve's "
+             "test scenes is still below 0.05", history["map50"][1], "< 0.05")
+claims.check("ch08-curve-still-rising", "mAP@0.5 on the curve's test scenes is higher at the end of training than "
+             "halfway through", history["map50"][-1] - history["map50"][half], "> 0")
 fig, ax = plt.subplots(1, 2, figsize=(10, 3.2))
 ax[0].plot(history["step"][1:], history["loss"][1:], "o-")
 ax[0].set(title="Training loss (final + auxiliary layers)", xlabel="training step", ylabel="set loss")
@@ -638,7 +688,8 @@ plt.show()
 # 30 000 steps on a GPU (sizes in `seqlib/profiles.py`). Run it on Colab through the
 # launch button, or locally with
 # `SEQLIB_PROFILE=full jupyter nbconvert --to notebook --execute notebooks/08_detr.ipynb`.
-# The measured numbers are on the {doc}`../book/results` page.
+# No full-profile run of this chapter has been recorded yet; when one is, its numbers
+# will be on the {doc}`../book/results` page.
 # ```
 
 # %% [markdown]
@@ -692,7 +743,7 @@ check_close(giou(sq, torch.tensor([[1.0, 1.0, 3.0, 3.0]])), torch.tensor([[1 / 7
             name="giou of two 2x2 squares overlapping in a 1x1 square")
 check_close(giou(sq, torch.tensor([[2.0, 0.0, 4.0, 2.0]])), torch.zeros(1, 1), atol=1e-6,
             name="giou of two squares touching at an edge")
-gen = torch.Generator().manual_seed(0)
+gen = torch.Generator().manual_seed(seed_for(0))
 corners = torch.rand(7, 2, generator=gen)
 boxes_a = torch.cat([corners, corners + torch.rand(7, 2, generator=gen) + 0.01], 1)
 corners = torch.rand(5, 2, generator=gen)
@@ -769,9 +820,10 @@ for i, t in enumerate(tgts):
 # %% [markdown] tags=["solution"]
 # On average 8 of 10 queries have target $\varnothing$: 80 % of the terms. With weight
 # 0.1 they carry $8 \cdot 0.1 / (8 \cdot 0.1 + 2) \approx 29\,\%$ of the total weight, so
-# the two matched queries dominate. With $w_\varnothing = 0$ nothing ever teaches a query
-# to say "no object": unmatched queries keep whatever class they drift to, every query
-# fires with some confidence, and duplicates and false positives appear (mAP falls
+# the two matched queries dominate. What to expect (a prediction from the loss; the
+# notebook does not train these variants): with $w_\varnothing = 0$ nothing ever teaches
+# a query to say "no object": unmatched queries keep whatever class they drift to, every
+# query fires with some confidence, and duplicates and false positives appear (mAP falls
 # through precision). With $w_\varnothing = 1$ the easy answer "no object" is right 80 %
 # of the time; the model becomes shy, scores of true objects drop and some objects are
 # missed (recall falls). The paper's 0.1 balances the two.
@@ -802,8 +854,11 @@ for i, t in enumerate(tgts):
 # matching of the first layer's queries is never enforced. With them, each layer must
 # already produce a usable set of boxes, so each layer's output is a refinement of the
 # previous one's, which is what the shared heads (and the shared final norm) assume:
-# all layers speak the same "language" of class and box. In our runs the curve without
-# auxiliary losses rises later; on small budgets the difference is a few points of mAP.
+# all layers speak the same "language" of class and box. What to expect (a prediction:
+# the notebook does not run this experiment): without auxiliary losses the curve
+# should rise later, and on a budget as small as ours the difference may be only a
+# few points of mAP, comparable to what another seed changes, so compare on two or
+# three seeds (`SEQLIB_SEED`) before concluding.
 
 # %% [markdown] tags=["solution"]
 # ```{solution-end}
@@ -831,13 +886,16 @@ for thr in (0.3, 0.5, 0.7, 0.9):
 print(f"no NMS:        mAP@0.5 {result.map50:.3f}  mAP@[.5:.95] {result.map:.3f}")
 
 # %% [markdown] tags=["solution"]
-# After our short training NMS still helps, because some duplicates survive; for
-# the last decoder layers of the fully trained DETR the paper finds that NMS no
-# longer helps and even costs a little AP. NMS can only delete boxes, so it hurts
-# when two *different* objects of the same class overlap more than the threshold
-# (crowds), and, with a low threshold, when a confident wrong box suppresses a
-# slightly less confident right one. Our scenes have no overlapping objects, so we
-# only see the first effect.
+# After our short training NMS still helps, because some duplicates survive: at
+# threshold 0.5 it raises mAP@0.5 on each of seeds 0–2 (claim `ch08-detr-nms-gain`).
+# A higher threshold suppresses only boxes that overlap more, so its gain should
+# shrink towards zero as the threshold approaches 1; compare the rows printed
+# above. For the last decoder layers of the fully trained DETR the paper finds that
+# NMS no longer helps and even costs a little AP. NMS can only delete boxes, so it
+# hurts when two *different* objects of the same class overlap more than the
+# threshold (crowds), and, with a low threshold, when a confident wrong box
+# suppresses a slightly less confident right one. Our scenes have no overlapping
+# objects, so only the second can happen here.
 
 # %% [markdown] tags=["solution"]
 # ```{solution-end}

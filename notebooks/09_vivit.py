@@ -40,7 +40,8 @@
 # - explain, prove and measure why a model without temporal positions cannot tell a
 #   clip from its reversal;
 # - initialise a video model from an image ViT by inflating its patch embedding
-#   (central-frame or averaged), and regularise a Transformer trained on few clips.
+#   (central-frame or averaged), and measure what regularisation does, and does not
+#   do, for a Transformer trained on few clips.
 
 # %%
 # Setup: installs seqlib on Colab; locally the README's commands already did.
@@ -66,9 +67,9 @@ import torch
 from einops import rearrange
 from matplotlib.patches import Rectangle
 
-from seqlib import profiles, vit, vivit
+from seqlib import claims, profiles, vit, vivit
 from seqlib.data import FASHION_CLASSES, load_fashion_mnist, load_organmnist3d, make_arrow_of_time, reverse_time
-from seqlib.train import fit, minibatches
+from seqlib.train import fit, minibatches, seed_for
 
 cfg = profiles.sizes("ch09")
 print(dict(cfg))
@@ -145,8 +146,8 @@ assert same
 x_fm, y_fm = load_fashion_mnist("train", n=max(cfg["vit_n_train"], 4000))
 x_fm_test, y_fm_test = load_fashion_mnist("test", n=1000)
 clip_kw = dict(frames=cfg["frames"], size=cfg["size"], item_size=cfg["item_size"])
-train = make_arrow_of_time(cfg["n_train"], items=x_fm[:2000], item_labels=y_fm[:2000], seed=0, **clip_kw)
-test = make_arrow_of_time(cfg["n_test"], items=x_fm_test, item_labels=y_fm_test, seed=1, **clip_kw)
+train = make_arrow_of_time(cfg["n_train"], items=x_fm[:2000], item_labels=y_fm[:2000], seed=seed_for(0), **clip_kw)
+test = make_arrow_of_time(cfg["n_test"], items=x_fm_test, item_labels=y_fm_test, seed=seed_for(1), **clip_kw)
 print("train clips (N, F, C, H, W):", tuple(train.videos.shape), " test clips:", tuple(test.videos.shape))
 print("classes:", train.classes, " balanced:", train.labels.float().mean().item() == 0.5)
 paired = torch.equal(train.videos[train.pair], reverse_time(train.videos))
@@ -243,7 +244,7 @@ print(inspect.getsource(vivit.FactorisedDotProductAttention.forward))
 # output:
 
 # %%
-torch.manual_seed(0)
+torch.manual_seed(seed_for(0))
 nt_, ns_, D_, h_ = 3, 4, 8, 4
 layer = vivit.FactorisedDotProductAttention(D_, h_).eval()
 z = torch.randn(2, nt_, ns_, D_)
@@ -267,15 +268,15 @@ base = dict(frames=cfg["frames"], image_size=cfg["size"], patch_size=cfg["patch"
             depth=cfg["depth"], heads=cfg["heads"], mlp_ratio=cfg["mlp_ratio"])
 
 
-def train_and_test(model, data, labels, test_videos, test_labels, *, epochs, lr, batch_size, weight_decay=0.05,
-                   augment=None, desc="train"):
+def train_and_test(model, data, labels, test_videos, test_labels, *, epochs, lr, batch_size, seed,
+                   weight_decay=0.05, augment=None, desc="train"):
     """Train with chapter 6's recipe; return test accuracy, training accuracy and seconds.
 
     The training accuracy is measured after training, in evaluation mode, on the clean
     training clips (not the running mean over augmented batches with dropout).
     """
     start_time = time.perf_counter()
-    vit.train_classifier(model, data, labels, epochs=epochs, batch_size=batch_size, lr=lr,
+    vit.train_classifier(model, data, labels, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                          weight_decay=weight_decay, augment=augment, device=device, desc=desc)
     seconds = time.perf_counter() - start_time
     return {"acc": vit.accuracy(model, test_videos, test_labels), "train_acc": vit.accuracy(model, data, labels),
@@ -284,10 +285,11 @@ def train_and_test(model, data, labels, test_videos, test_labels, *, epochs, lr,
 
 variants = {}
 for variant in vivit.VARIANTS:
-    torch.manual_seed(0)
+    torch.manual_seed(seed_for(0))
     model = vivit.vivit_tiny(variant=variant, embedding="tubelet", tubelet_frames=cfg["tubelet"], **base)
     variants[variant] = train_and_test(model, train.videos, train.labels, test.videos, test.labels,
-                                       epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"], desc=variant)
+                                       epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
+                                       seed=seed_for(0), desc=variant)
     variants[variant]["cost"] = vivit.attention_cost(model.config)
 
 # %%
@@ -299,22 +301,32 @@ for name, r in variants.items():
 # %%
 costs = {name: r["cost"] for name, r in variants.items()}
 print("attention cost (score entries per clip):", costs)
-print("every variant learns the arrow of time (test accuracy > 0.8):", all(r["acc"] > 0.8 for r in variants.values()))
 print("joint attention is the most expensive:", max(costs, key=costs.get) == "joint")
 print("dot-product factorisation has the joint model's parameters:",
       variants["factorised_dot_product"]["params"] == variants["joint"]["params"])
-assert all(r["acc"] > 0.8 for r in variants.values())
-assert max(costs, key=costs.get) == "joint" and costs["factorised_dot_product"] * 2 == costs["factorised_self_attention"]
+assert max(costs, key=costs.get) == "joint"
+assert costs["factorised_dot_product"] * 2 == costs["factorised_self_attention"]
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+accs = [r["acc"] for r in variants.values()]
+claims.check("ch09-variants-learn-arrow", "Every one of the four ViViT variants learns the arrow of time "
+             "(test accuracy above 0.8)", min(accs), "> 0.8", flagship=True)
+claims.check("ch09-variants-close", "The four variants' test accuracies lie within 0.05 of each other",
+             max(accs) - min(accs), "< 0.05")
+print(f"test accuracy of the four variants: {min(accs):.3f} to {max(accs):.3f}")
 
 # %% [markdown]
-# At this size every variant solves the task, so accuracy does not separate them;
-# cost does. The joint model computes several times more attention scores than any
-# factorised one, and its time grows with $N^2$: at the 16 frames and 196 patches
+# At this size every variant solves the task: each of the four reaches a test
+# accuracy above 0.8 (at least 0.98 on seeds 0–2), and the four lie within 0.05 of
+# each other (within 0.02 on seeds 0–2; the Claims page, {ref}`claims-ch09`, lists
+# every seed's values). Accuracy does not separate them; cost does. The joint model
+# computes several times more attention scores than any factorised one (the counts
+# above are exact), and its cost grows with $N^2$: at the 16 frames and 196 patches
 # of a real ViViT on Kinetics the ratio $C_1 / C_3$ is about 15 (exercise
-# {ref}`ex09-cost`). The
-# factorised self-attention model buys its efficiency with more parameters (a
-# second attention per block); the dot-product variant does not, but its heads are
-# each blind to one axis. Arnab et al. found the joint model the most accurate on
+# {ref}`ex09-cost`). The factorised self-attention model buys its efficiency with
+# more parameters (a second attention per block); the dot-product variant does not,
+# but its heads are each blind to one axis. Arnab et al. found the joint model the most accurate on
 # their largest dataset and the factorised encoder the best trade-off between
 # accuracy and cost; on smaller datasets the joint model, with the most
 # interactions to learn, overfits more easily.
@@ -343,12 +355,12 @@ assert max(costs, key=costs.get) == "joint" and costs["factorised_dot_product"] 
 # %%
 arrow = {}
 for with_time in (False, True):
-    torch.manual_seed(0)
+    torch.manual_seed(seed_for(0))
     model = vivit.vivit_tiny(variant="joint", embedding="frame", temporal_position=with_time,
                              **{**base, "patch_size": cfg["arrow_patch"]})
     arrow[with_time] = train_and_test(model, train.videos, train.labels, test.videos, test.labels,
                                       epochs=cfg["arrow_epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
-                                      desc=f"time positions: {with_time}")
+                                      seed=seed_for(0), desc=f"time positions: {with_time}")
     with torch.no_grad():
         model.eval()
         same = (model(test.videos).argmax(-1) == model(reverse_time(test.videos)).argmax(-1)).float().mean()
@@ -365,16 +377,21 @@ blind, aware = arrow[False], arrow[True]
 print("without temporal positions: the same prediction for every clip and its reversal:",
       blind["same_on_reversal"] == 1.0)
 print("without temporal positions: test accuracy within 0.02 of chance:", abs(blind["acc"] - 0.5) <= 0.02)
+assert blind["same_on_reversal"] == 1.0 and abs(blind["acc"] - 0.5) <= 0.02  # exact by Eq. eq-vivit-chance
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+claims.check("ch09-time-positions-arrow", "With temporal positions the joint model tells a clip from its reversal "
+             "(test accuracy above 0.75)", aware["acc"], "> 0.75", flagship=True)
 print("with temporal positions: test accuracy above 0.75:", aware["acc"] > 0.75)
-assert blind["same_on_reversal"] == 1.0 and abs(blind["acc"] - 0.5) <= 0.02
-assert aware["acc"] > 0.75
 
 # %% [markdown]
 # The margins. Without time positions {eq}`eq-vivit-chance` is exact; the 0.02
 # only absorbs floating-point ties, and the model indeed gives each clip and its
 # reversal the same answer. With them, a model that guessed would score
 # $0.5 \pm 0.5/\sqrt{n}$ for $n$ test clips, i.e. $\pm 0.025$ for the smoke profile's
-# 400; 0.75 is ten standard deviations above chance. The model with time positions reads the
+# 400; the asserted 0.75 is ten standard deviations above chance, and on seeds 0–2
+# the model with time positions reaches 0.94 to 0.97 ({ref}`claims-ch09`). It reads the
 # direction of the fall (high in early frames and low in late ones, or the
 # reverse). Note the condition "with single frames": a tubelet spans $t$ frames
 # in a fixed order, so a tubelet model knows a little about time even without
@@ -404,11 +421,12 @@ assert aware["acc"] > 0.75
 print(inspect.getsource(vivit.inflate_weight))
 
 # %%
-torch.manual_seed(0)
+torch.manual_seed(seed_for(0))
 image_model = vit.vit_tiny(dim=cfg["dim"], depth=cfg["depth"], heads=cfg["heads"], mlp_ratio=cfg["mlp_ratio"],
                            patch_size=cfg["patch"])
 image_run = train_and_test(image_model, x_fm[:cfg["vit_n_train"]], y_fm[:cfg["vit_n_train"]], x_fm_test, y_fm_test,
-                           epochs=cfg["vit_epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"], desc="ViT")
+                           epochs=cfg["vit_epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"], seed=seed_for(0),
+                           desc="ViT")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -435,18 +453,18 @@ assert all(exact.values())
 
 # %%
 what_kw = dict(clip_kw, item_size=cfg["what_item_size"], min_drop=cfg["size"] - cfg["what_item_size"])
-small = make_arrow_of_time(cfg["n_small"], items=x_fm[:2000], item_labels=y_fm[:2000], seed=5, **what_kw)
-what_test = make_arrow_of_time(cfg["n_test"], items=x_fm_test, item_labels=y_fm_test, seed=6, **what_kw)
+small = make_arrow_of_time(cfg["n_small"], items=x_fm[:2000], item_labels=y_fm[:2000], seed=seed_for(5), **what_kw)
+what_test = make_arrow_of_time(cfg["n_test"], items=x_fm_test, item_labels=y_fm_test, seed=seed_for(6), **what_kw)
 tube_kw = dict(base, embedding="tubelet", tubelet_frames=cfg["tubelet"], num_classes=10)
 init_runs = {}
 for start_from in ("scratch", "ViT"):
-    torch.manual_seed(0)
+    torch.manual_seed(seed_for(0))
     model = vivit.vivit_tiny(**tube_kw)
     if start_from == "ViT":
         print("copied from the ViT:", vivit.init_from_vit(model, image_model, method="average"))
     init_runs[start_from] = train_and_test(model, small.videos, small.item_labels, what_test.videos,
                                            what_test.item_labels, epochs=cfg["small_epochs"], lr=cfg["small_lr"],
-                                           batch_size=16, desc=start_from)
+                                           batch_size=16, seed=seed_for(0), desc=start_from)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -454,14 +472,17 @@ for name, r in init_runs.items():
     print(f"from {name:<8}: test acc {r['acc']:.3f}, train acc {r['train_acc']:.3f} ({len(small)} training clips)")
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 gain = init_runs["ViT"]["acc"] - init_runs["scratch"]["acc"]
-print("starting from the ViT beats starting from scratch:", gain > 0)
-assert gain > 0
+claims.check("ch09-vit-init-gain", "On 200 training clips, starting from the image ViT gives higher test accuracy "
+             "than starting from scratch", gain, "> 0")
+print(f"starting from the ViT instead of scratch: {gain:+.3f} test accuracy")
 
 # %% [markdown]
 # With this little data the image model's features help: it already knows what
 # the items look like, and the video model only has to learn to read them from
-# tubelets. In the smoke run the gain is several points of accuracy from a ViT
+# tubelets. On seeds 0–2 the ViT start gains 0.08 to 0.14 of test accuracy over
+# the start from scratch (one pair of runs per seed, {ref}`claims-ch09`), from a ViT
 # trained for seconds on 4 000 images; the paper's models start from ViTs
 # pre-trained on ImageNet-21k, and without that start its video Transformers
 # trained on small datasets fall far behind.
@@ -473,7 +494,11 @@ assert gain > 0
 # falls*, flipping the clip left–right and even reversing time are both harmless,
 # and they quadruple the number of distinct clips; for the arrow-of-time task,
 # reversing time would flip the label. We fine-tune the ViT-initialised model on
-# only 100 clips, without and with all three.
+# only 100 clips, without and with all three, for three times the epochs of the
+# runs above, so that the unregularised model has the time to fit its clips. A
+# single run per setting would compare two noisy numbers, so we run three *pairs*:
+# within a pair both models start from the same weights and see the same batches,
+# and we average over the three pairs.
 
 
 # %%
@@ -489,40 +514,58 @@ def flip_and_reverse(videos: torch.Tensor) -> torch.Tensor:
     return torch.where(backwards, reverse_time(videos), videos)
 
 
-tiny = make_arrow_of_time(cfg["n_tiny"], items=x_fm[:2000], item_labels=y_fm[:2000], seed=7, **what_kw)
-reg_runs = {}
-for regularised in (False, True):
-    torch.manual_seed(0)
-    model = vivit.vivit_tiny(**{**tube_kw, "dropout": 0.1 if regularised else 0.0})
-    vivit.init_from_vit(model, image_model)
-    reg_runs[regularised] = train_and_test(model, tiny.videos, tiny.item_labels, what_test.videos,
-                                           what_test.item_labels, epochs=cfg["tiny_epochs"], lr=cfg["small_lr"],
-                                           batch_size=16, weight_decay=0.1 if regularised else 0.0,
-                                           augment=flip_and_reverse if regularised else None,
-                                           desc=f"regularised: {regularised}")
+tiny = make_arrow_of_time(cfg["n_tiny"], items=x_fm[:2000], item_labels=y_fm[:2000], seed=seed_for(7), **what_kw)
+reg_epochs = 3 * cfg["tiny_epochs"]  # long enough for the unregularised model to fit most of its 100 clips
+reg_streams = (0, 21, 22)  # three paired runs: each pair shares its initial weights and batch order
+reg_runs = {False: [], True: []}
+for stream in reg_streams:
+    for regularised in (False, True):
+        torch.manual_seed(seed_for(stream))
+        model = vivit.vivit_tiny(**{**tube_kw, "dropout": 0.1 if regularised else 0.0})
+        vivit.init_from_vit(model, image_model)
+        reg_runs[regularised].append(
+            train_and_test(model, tiny.videos, tiny.item_labels, what_test.videos, what_test.item_labels,
+                           epochs=reg_epochs, lr=cfg["small_lr"], batch_size=16, seed=seed_for(stream),
+                           weight_decay=0.1 if regularised else 0.0,
+                           augment=flip_and_reverse if regularised else None, desc=f"regularised: {regularised}"))
+reg = {k: {m: float(np.mean([r[m] for r in runs])) for m in ("train_acc", "acc")} for k, runs in reg_runs.items()}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-for regularised, r in reg_runs.items():
+for regularised, r in reg.items():
     name = "dropout 0.1, weight decay 0.1, flips + reversals" if regularised else "no regularisation"
     print(f"{name:<50}: train acc {r['train_acc']:.3f}, test acc {r['acc']:.3f}, "
-          f"gap {r['train_acc'] - r['acc']:.3f}")
+          f"gap {r['train_acc'] - r['acc']:.3f}   (mean of {len(reg_streams)} runs)")
 
 # %%
-gaps = {k: r["train_acc"] - r["acc"] for k, r in reg_runs.items()}
-print("the regularised model is more accurate on test clips:", reg_runs[True]["acc"] > reg_runs[False]["acc"])
-print("regularisation narrows the gap between training and test accuracy:", gaps[True] < gaps[False])
-assert reg_runs[True]["acc"] > reg_runs[False]["acc"] and gaps[True] < gaps[False]
+# NBVAL_IGNORE_OUTPUT
+gaps = {k: r["train_acc"] - r["acc"] for k, r in reg.items()}
+claims.check("ch09-tiny-overfits", f"Without regularisation, after {reg_epochs} epochs on 100 clips the model's "
+             "training accuracy exceeds its test accuracy by more than 0.3", gaps[False], "> 0.3")
+claims.check("ch09-reg-lowers-train-acc", "Regularisation lowers the accuracy on the 100 training clips",
+             reg[True]["train_acc"] - reg[False]["train_acc"], "< 0")
+claims.check("ch09-reg-narrows-gap", "Regularisation narrows the gap between training and test accuracy",
+             gaps[True] - gaps[False], "< 0")
+claims.check("ch09-reg-test-unchanged", "Regularisation changes the test accuracy by less than 0.08 either way",
+             reg[True]["acc"] - reg[False]["acc"], "in [-0.08, 0.08]")
+print(f"regularised minus unregularised: train acc {reg[True]['train_acc'] - reg[False]['train_acc']:+.3f}, "
+      f"test acc {reg[True]['acc'] - reg[False]['acc']:+.3f}, gap {gaps[True] - gaps[False]:+.3f}")
 
 # %% [markdown]
-# Regularisation narrows the gap between the training clips and new ones and gains
-# a few points of test accuracy. Treat the size of the effect with care: this is
-# one seed and 100 clips, and a different seed would move each number by a few
-# points. Both models still fit their training clips much better than they
-# generalise; with this little data a Transformer mostly needs a pre-trained start
-# and more data, and regularisation and augmentation make the most of the data
-# there is. They matter most in long runs, where an unregularised model memorises
-# its training set.
+# Without regularisation the model now fits its 100 clips far better than new
+# ones: its training accuracy exceeds its test accuracy by more than 0.3 (by 0.45 to
+# 0.54 on seeds 0–2). Regularisation does to the training clips what it is meant
+# to do: they become harder to fit (the training accuracy falls, by 0.09 to 0.11 on
+# seeds 0–2), and so the gap narrows (by 0.06 to 0.11). But it buys no test accuracy
+# here: the test accuracy changes by less than 0.08 either way, and by −0.04 to 0.00
+# on seeds 0–2 ({ref}`claims-ch09`). A narrower gap is not by itself a better
+# model. With 100 clips of ten classes the test errors most likely come from
+# garments the training clips never show, which flips and reversals of the same 100
+# items cannot supply; dropout and weight decay only keep the model from memorising.
+# The pre-trained start of the previous section gained far more. The ViViT paper
+# adds its regularisers (stochastic depth, RandAugment, label smoothing, mixup) to
+# far larger models trained far longer, and gains accuracy on its smaller datasets;
+# at our scale, this lever has to be measured before it is trusted.
 #
 # ## OrganMNIST3D: the report's setup
 #
@@ -540,7 +583,7 @@ print("tokens per volume:", organ.nt * organ.ns, " parameters:", f"{vit.count_pa
 assert organ.nt * organ.ns == 27
 if cfg["organ_epochs"] > 0:
     organ_train, organ_test = load_organmnist3d("train"), load_organmnist3d("test")
-    torch.manual_seed(0)
+    torch.manual_seed(seed_for(0))
     optimizer = torch.optim.Adam(organ.parameters(), lr=cfg["organ_lr"], weight_decay=cfg["organ_weight_decay"])
 
     def organ_step(m, batch):
@@ -549,7 +592,7 @@ if cfg["organ_epochs"] > 0:
         acc = (logits.argmax(-1) == labels).float().mean().item()
         return torch.nn.functional.cross_entropy(logits, labels), {"acc": acc}
 
-    fit(organ, minibatches(*organ_train, batch_size=cfg["organ_batch_size"], seed=0), organ_step,
+    fit(organ, minibatches(*organ_train, batch_size=cfg["organ_batch_size"], seed=seed_for(0)), organ_step,
         epochs=cfg["organ_epochs"], optimizer=optimizer, device=device, desc="OrganMNIST3D")
     organ_acc = vit.accuracy(organ.to(device), organ_test[0], organ_test[1])
     print(f"OrganMNIST3D test accuracy: {organ_acc:.3f} (report: 0.77; MedMNIST v2's 3D ResNet-18: 0.907)")
@@ -566,8 +609,9 @@ else:
 # `seqlib.data.load_organmnist3d`, whose error message says what to fetch by hand
 # when there is no network). Reference points: the report's 77 % test accuracy
 # with this exact model, and about 90.7 % for the 3D ResNet-18 baseline of the
-# MedMNIST v2 paper. The measured numbers, with device and date, are on the
-# {doc}`../book/results` page.
+# MedMNIST v2 paper. No full-profile run of this chapter has been recorded yet; when
+# one is, its numbers, with device and date, will be on the {doc}`../book/results`
+# page.
 # ```
 
 # %% [markdown]
@@ -731,12 +775,15 @@ for nt, ns in ((4, 16), (16, 196)):
 # tubelets (which, without positions, the model cannot see) *and* it reverses the
 # frames inside each tubelet. The 3D kernel weighs frame 0 and frame 1 of its block
 # differently, so a reversed tubelet is a different token. The model is invariant
-# only to permutations of whole tubelets. Trained, it reads the direction of motion
-# inside each tubelet (down for falling clips, up for reversed ones) and solves the
-# task without any temporal position.
+# only to permutations of whole tubelets. The cell below checks this on an untrained
+# model: its logits for a clip and for its reversal differ. Trained, we
+# expect it to read the direction of motion inside each tubelet (down for falling
+# clips, up for reversed ones) and so to solve the task without any temporal
+# position; this is a prediction, as the notebook does not run that training. If
+# you run it, compare its test accuracy with the two models of that section.
 
 # %% tags=["solution"]
-torch.manual_seed(0)
+torch.manual_seed(seed_for(0))
 tube_blind = vivit.vivit_tiny(variant="joint", embedding="tubelet", tubelet_frames=2, temporal_position=False,
                               **base).eval()
 with torch.no_grad():
