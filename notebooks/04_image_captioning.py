@@ -62,9 +62,10 @@ import numpy as np
 import torch
 
 from seqlib import captioning as cap
-from seqlib import profiles, train
+from seqlib import claims, profiles, train
 from seqlib.data import scenes as sc
 from seqlib.data.translation import Vocab
+from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch04")
 print(dict(cfg))
@@ -142,8 +143,8 @@ print(inspect.getsource(cap.AttentionLSTMDecoder.forward))
 # %%
 scene_cfg = sc.SceneConfig(canvas=cfg["canvas"], min_size=cfg["min_size"], max_size=cfg["max_size"],
                            max_objects=cfg["max_objects"], classes=cfg["classes"])
-train_scenes = sc.load_scenes("train", cfg["n_train"], config=scene_cfg, seed=0)
-test_scenes = sc.load_scenes("test", cfg["n_test"], config=scene_cfg, seed=1)
+train_scenes = sc.load_scenes("train", cfg["n_train"], config=scene_cfg, seed=seed_for(0))
+test_scenes = sc.load_scenes("test", cfg["n_test"], config=scene_cfg, seed=seed_for(1))
 H = W = cfg["canvas"]
 print("train images", tuple(train_scenes.images.shape), " test images", tuple(test_scenes.images.shape))
 example = test_scenes[3]
@@ -198,7 +199,8 @@ assert inside and consistent and (counts > 0).all()
 vocab = Vocab.build([c for caps in train_scenes.captions for c in caps])
 model_cfg = cap.CaptionerConfig(vocab=len(vocab), channels=cfg["channels"], emb=cfg["emb"], hidden=cfg["hidden"])
 probe = cap.Captioner(model_cfg)
-batch = next(iter(cap.caption_batches(train_scenes.images, train_scenes.captions, vocab, batch_size=8)()))
+batch = next(iter(cap.caption_batches(train_scenes.images, train_scenes.captions, vocab, batch_size=8,
+                                      seed=seed_for(0))()))
 memory, grid = probe.encode(batch["images"])
 out = probe(batch["images"], batch["tgt_in"])
 print("vocabulary:", len(vocab), "words:", vocab.itos[4:])
@@ -238,17 +240,22 @@ def soft_step(model, b):
     return cap.soft_attention_loss(model(b["images"], b["tgt_in"]), b["tgt_out"], lam=cfg["lam_ds"])
 
 
-train.seed_everything(0)
+train.seed_everything(seed_for(0))
 soft = cap.Captioner(model_cfg)
 t0 = time.perf_counter()
 soft_hist = train.fit(soft, cap.caption_batches(train_scenes.images, train_scenes.captions, vocab,
-                                                batch_size=cfg["batch_size"], seed=0),
+                                                batch_size=cfg["batch_size"], seed=seed_for(0)),
                       soft_step, epochs=cfg["epochs"], lr=cfg["lr"], grad_clip=5.0, device=device, desc="soft")
 soft_seconds = time.perf_counter() - t0
 print(f"soft attention: {soft_seconds:.0f} s; cross-entropy per epoch:", [round(v, 3) for v in soft_hist["ce"]])
+print(f"doubly stochastic penalty per epoch (weight lambda = {cfg['lam_ds']} in the loss):",
+      [round(v, 2) for v in soft_hist["ds"]])
 
 # %%
-assert soft_hist["ce"][-1] < 0.6 * soft_hist["ce"][0]
+soft_learns = claims.check("ch04-soft-learns", "Training the soft-attention captioner cuts its cross-entropy per word "
+                           "by more than 40% (last epoch / first epoch)", soft_hist["ce"][-1] / soft_hist["ce"][0],
+                           "< 0.6")
+print("soft attention: cross-entropy of the last epoch below 0.6 x the first:", soft_learns.held)
 
 # %% [markdown]
 # ## Hard attention, trained with REINFORCE
@@ -288,11 +295,11 @@ def hard_step(model, b):
                                    lam_entropy=cfg["lam_entropy"], lam_ds=cfg["lam_ds"])
 
 
-train.seed_everything(0)
+train.seed_everything(seed_for(0))
 hard = cap.Captioner(dataclasses.replace(model_cfg, hard=True))
 t0 = time.perf_counter()
 hard_hist = train.fit(hard, cap.caption_batches(train_scenes.images, train_scenes.captions, vocab,
-                                                batch_size=cfg["batch_size"], seed=0),
+                                                batch_size=cfg["batch_size"], seed=seed_for(0)),
                       hard_step, epochs=cfg["hard_epochs"], lr=cfg["lr"], grad_clip=5.0, device=device, desc="hard")
 hard_seconds = time.perf_counter() - t0
 print(f"hard attention: {hard_seconds:.0f} s; cross-entropy per epoch:", [round(v, 3) for v in hard_hist["ce"]])
@@ -305,7 +312,15 @@ ax.plot(range(1, len(hard_hist["ce"]) + 1), hard_hist["ce"], "s-", label="hard a
 ax.set(title="Training cross-entropy", xlabel="epoch", ylabel="nats per word")
 ax.legend()
 plt.show()
-assert hard_hist["ce"][-1] < 0.65 * hard_hist["ce"][0]
+hard_learns = claims.check("ch04-hard-learns", "Training the hard-attention captioner with REINFORCE cuts its "
+                           "cross-entropy per word by more than 35% (last epoch / first epoch)",
+                           hard_hist["ce"][-1] / hard_hist["ce"][0], "< 0.65")
+same_epoch = len(hard_hist["ce"])  # compare the two models after the same number of epochs
+soft_ahead = claims.check("ch04-soft-learns-faster", f"After {same_epoch} epochs the soft model's training "
+                          "cross-entropy is lower than the hard model's (hard minus soft, nats per word)",
+                          hard_hist["ce"][same_epoch - 1] - soft_hist["ce"][same_epoch - 1], "> 0")
+print("hard attention: cross-entropy of the last epoch below 0.65 x the first:", hard_learns.held)
+print(f"after {same_epoch} epochs the soft model's cross-entropy is the lower one:", soft_ahead.held)
 
 # %% [markdown]
 # ## Captions for unseen scenes, and BLEU
@@ -331,16 +346,32 @@ for name, row in table.items():
     print(f"{name:16s}" + "".join(f"{v:9.1f}" for v in row.values()))
 
 # %% [markdown]
-# The printed values vary a little between machines; the cell below checks what
-# we claim about them. Beam search changes little here (exercise {ref}`ex04-beam`
-# asks why).
+# The printed values vary a little between machines and from seed to seed; the
+# cell below checks what we claim about them, and the Claims page
+# ({ref}`claims-ch04`) lists every claim's value on seeds 0, 1 and 2. At this
+# budget soft attention writes the better captions: on seeds 0–2 its BLEU-4 is
+# 9–22 points above the hard model's. Beam search changes little here: it moves
+# the soft model's BLEU-4 by +0.4 to +1.1 points on seeds 0–2 (exercise
+# {ref}`ex04-beam` asks why).
 
 # %%
 for name, row in table.items():
-    assert row["BLEU-1"] >= row["BLEU-2"] >= row["BLEU-3"] >= row["BLEU-4"], name
-print("soft BLEU-4 > 30:", table["soft, greedy"]["BLEU-4"] > 30,
-      "| hard BLEU-4 > 15:", table["hard, greedy"]["BLEU-4"] > 15)
-assert table["soft, greedy"]["BLEU-4"] > 30 and table["hard, greedy"]["BLEU-4"] > 15
+    assert row["BLEU-1"] >= row["BLEU-2"] >= row["BLEU-3"] >= row["BLEU-4"], name   # true of BLEU by construction
+beam_row = table[f"soft, beam {cfg['beam_size']}"]
+bleu_claims = [
+    claims.check("ch04-soft-bleu", "The soft-attention captioner reaches BLEU-4 above 30 on unseen test scenes "
+                 "(greedy decoding)", table["soft, greedy"]["BLEU-4"], "> 30"),
+    claims.check("ch04-hard-bleu", "The hard-attention captioner reaches BLEU-4 above 15 on unseen test scenes "
+                 "(greedy decoding)", table["hard, greedy"]["BLEU-4"], "> 15"),
+    claims.check("ch04-soft-beats-hard-bleu", "At this training budget soft attention writes better captions than "
+                 "hard attention (BLEU-4, soft minus hard, greedy decoding)",
+                 table["soft, greedy"]["BLEU-4"] - table["hard, greedy"]["BLEU-4"], "> 0"),
+    claims.check("ch04-beam-changes-little", f"Beam search (width {cfg['beam_size']}) changes the soft model's "
+                 "BLEU-4 by at most 3 points (beam minus greedy)",
+                 beam_row["BLEU-4"] - table["soft, greedy"]["BLEU-4"], "in [-3, 3]"),
+]
+for c in bleu_claims:
+    print(f"{c.id}: {c.held}")
 
 # %%
 fig, axes = plt.subplots(2, 4, figsize=(13, 7))
@@ -361,6 +392,8 @@ plt.show()
 # Xu et al.'s figures. The box of every object the caption names is outlined.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
+# (the figure's size, printed in its text form, follows the lengths of the generated captions)
 def attention_row(axes, scene, words, weights, title):
     """One panel per generated word: the canvas with that word's attention overlaid (bilinear)."""
     maps = cap.upsample_attention(weights, grid, (H, W), mode="bilinear")  # (T, H, W)
@@ -441,14 +474,25 @@ for ax, (name, c) in zip(axes, checks.items()):
 plt.show()
 
 # %%
-soft_check, hard_check = checks["soft"], checks["hard"]
-print("soft: in-box mass more than twice chance:", soft_check["ratio"] > 2,
-      "| above chance for 80% of the nouns:", soft_check["above"] > 0.8, "| enough nouns:", soft_check["nouns"] > 100)
-assert soft_check["nouns"] > 100 and soft_check["ratio"] > 2 and soft_check["above"] > 0.8
-read_check = checks["hard, region read"]
-print("hard: in-box mass above chance:", hard_check["ratio"] > 1,
-      "| region it reads: more than twice chance:", read_check["ratio"] > 2)
-assert hard_check["ratio"] > 1 and read_check["ratio"] > 2
+soft_check, hard_check, read_check = checks["soft"], checks["hard"], checks["hard, region read"]
+assert soft_check["nouns"] > 100 and hard_check["nouns"] > 100, "too few named objects for the test to mean much"
+box_claims = [
+    claims.check("ch04-soft-attention-in-box", "For a generated noun, soft attention puts more than twice the "
+                 "chance mass inside the box of the object it names (mean mass / mean box share)",
+                 soft_check["ratio"], "> 2", flagship=True),
+    claims.check("ch04-soft-above-chance-most-nouns", "Soft attention's mass inside the named box is above chance "
+                 "for more than 80% of the generated nouns", soft_check["above"], "> 0.8"),
+    claims.check("ch04-hard-alpha-flat", "The hard model's attention distribution puts only a little more than the "
+                 "chance mass in the named box (between 1 and 2 times chance)", hard_check["ratio"], "in [1, 2]"),
+    claims.check("ch04-hard-read-in-box", "The single region the hard model reads for a noun lies in the named "
+                 "object's box more than 1.5 times as often as chance (mean mass / mean box share)",
+                 read_check["ratio"], "> 1.5"),
+    claims.check("ch04-hard-read-beats-alpha", "The region the hard model reads lands in the named box more often "
+                 "than its attention distribution's mass there suggests (ratio of the two in-box ratios)",
+                 read_check["ratio"] / hard_check["ratio"], "> 1.3"),
+]
+for c in box_claims:
+    print(f"{c.id}: {c.held}")
 
 # %% [markdown]
 # The relations the captions state can be checked the same way: we parse each
@@ -468,40 +512,61 @@ for name, (ok, stated) in rel.items():
           f"stated relations that are true {100 * ok / max(stated, 1):.0f}% ({ok} of {stated})")
 
 # %%
-print("soft: nouns are right far more often than relations:", noun_precision["soft"] > 2 * rel["soft"][0] / rel["soft"][1])
-assert noun_precision["soft"] > 2 * rel["soft"][0] / rel["soft"][1]
+relation_true = {name: ok / max(stated, 1) for name, (ok, stated) in rel.items()}
+assert rel["soft"][1] > 100, "too few stated relations for the comparison to mean much"
+what_where = [
+    claims.check("ch04-nouns-beat-relations", "The soft model's nouns name a present object more than twice as "
+                 "often as its stated relations are true (ratio of the two fractions)",
+                 noun_precision["soft"] / relation_true["soft"], "> 2"),
+    claims.check("ch04-relations-weak", "Fewer than half of the relations the soft model states are true of the "
+                 "boxes", relation_true["soft"], "< 0.5"),
+    claims.check("ch04-hard-more-absent-nouns", "The hard model names absent objects more often than the soft model "
+                 "(fraction of nouns naming a present object, soft minus hard)",
+                 noun_precision["soft"] - noun_precision["hard"], "> 0"),
+]
+for c in what_where:
+    print(f"{c.id}: {c.held}")
 
 # %% [markdown]
-# The small model has learned *what* is in a scene much better than *where*
-# things are relative to each other. A relation word is harder than a noun: when
-# the decoder writes "left" in "a top left of a dress" it has not yet named the
-# second object, so it must already have chosen it and compared the two
-# positions, and a single attention distribution per word makes that comparison
-# awkward. More data and longer training (the full profile) help; so would a
-# grammar that names both objects before the relation.
+# The small model has learned *what* is in a scene much better than *where* things
+# are relative to each other: on seeds 0–2 only 20–22% of the relations the soft
+# model states are true of the boxes, while the share of its nouns that name an
+# object in the scene is 3.6–4.0 times higher ({ref}`claims-ch04`). A relation
+# word is harder than a noun: when the decoder writes "left" in "a top left of a
+# dress" it has not yet named the second object, so it must already have chosen it
+# and compared the two positions, and a single attention distribution per word
+# makes that comparison awkward. More data and longer training may help (the full
+# profile trains on ten times more scenes, but no full-profile run has been
+# recorded yet, see the {doc}`../book/results` page); so would a grammar that
+# names both objects before the relation.
 
 # %% [markdown]
 # ## Soft versus hard
 #
-# Both models learn to caption the scenes, and both look at the object they
-# name far more than chance would. Soft attention puts about two and a half
-# times the chance mass in the named box (smoke run), above chance for almost
-# every noun. The hard model's distribution $\alpha_t$ is nearly flat, only a
-# little above chance, yet the single region it reads, the mode of that
-# distribution, lies in the named object's box several times more often than
-# chance: REINFORCE has moved the peak to the right place without making it
-# sharp, since the entropy bonus and the soft-context captions keep the
-# distribution spread. Soft attention learns more per epoch, and more smoothly:
-# its gradient is exact, while REINFORCE estimates the attention gradient from
-# one sample per word, so at the same budget the hard model writes worse
-# captions (lower BLEU, more nouns for absent objects). In Xu et al.'s
-# experiments, trained much longer, the two reach similar BLEU.
+# Both models learn to caption the scenes, and both look at the object they name
+# more than chance would. This is the chapter's main result, and it holds on every
+# seed we ran: soft attention puts 2.4–2.6 times the chance mass in the named box
+# on seeds 0–2, above chance for 97–98% of the nouns (every seed's values are on
+# the Claims page, {ref}`claims-ch04`). The hard model's distribution $\alpha_t$
+# is nearly flat, 1.1–1.4 times chance on seeds 0–2, yet the single region it
+# reads, the mode of that distribution, lies in the named object's box 1.9–3.8
+# times as often as chance would: REINFORCE has moved the peak to the right place
+# without making it sharp, since the entropy bonus and the soft-context captions
+# keep the distribution spread. Soft attention learns more per epoch: after 8
+# epochs, all the hard model gets, the soft model's training cross-entropy is the
+# lower one on every seed, by 0.11 nats per word. A likely reason is that the soft
+# model's gradient is exact, while REINFORCE estimates the attention gradient from
+# one sample per word. At this budget (10 epochs of soft and 8 of hard training)
+# the hard model writes worse captions on seeds 0–2: BLEU-4 lower by 9–22 points,
+# and 18–20 percentage points fewer of its nouns name a present object. In Xu et
+# al.'s experiments, trained much longer, the two reach similar BLEU.
 #
 # ```{admonition} Going further: the full profile
 # :class: tip
 # `SEQLIB_PROFILE=full` draws 30 000 scenes on a 64×64 canvas with all ten classes and
 # trains wider models for longer (sizes in `seqlib/profiles.py`); run it on a GPU through
-# the launch button.
+# the launch button. No full-profile run of this chapter has been recorded yet (see the
+# {doc}`../book/results` page), so this chapter states no full-profile result.
 #
 # For real photos, `seqlib.data.load_flickr8k` reads Flickr8k in its published format
 # (`Flickr8k.token.txt` with `image.jpg#k<TAB>caption`, and the split files) and
@@ -552,7 +617,7 @@ stare = torch.zeros(1, 4, 4)
 stare[..., 0] = 1
 check_close(penalty(stare, torch.tensor([[True, True, False, False]])), 4.0, atol=1e-6,
             name="two real steps on region 0: (1-2)^2 + 3")
-w = torch.softmax(torch.randn(3, 5, 7, generator=torch.Generator().manual_seed(0)), -1)
+w = torch.softmax(torch.randn(3, 5, 7, generator=torch.Generator().manual_seed(seed_for(0))), -1)
 m = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
 check_close(penalty(w, m), cap.doubly_stochastic_penalty(w, m), rtol=1e-5, name="penalty on random weights")
 
@@ -599,7 +664,7 @@ def box_mass(weights: torch.Tensor, grid: tuple[int, int], box, size: tuple[int,
 # %% exercise="ex04-box-mass" tags=["check"]
 from seqlib.exercises import check_close
 
-w = torch.softmax(torch.randn(36, generator=torch.Generator().manual_seed(1)), -1)
+w = torch.softmax(torch.randn(36, generator=torch.Generator().manual_seed(seed_for(1))), -1)
 for box in ([0, 0, 48, 48], [8, 16, 16, 24], [3, 5, 29, 41], [40, 0, 48, 7]):
     want = cap.mass_in_box(cap.upsample_attention(w[None], (6, 6), (48, 48))[0], torch.tensor(box))
     check_close(box_mass(w, (6, 6), box, (48, 48)), float(want), rtol=1e-4, atol=1e-6, name=f"box_mass for {box}")
@@ -692,12 +757,16 @@ for k in (1, 2, 3, 5):
     print(f"beam {k}: BLEU-4 {cap.bleu_1_to_4(hyps, refs[:100])['BLEU-4']:.1f}")
 
 # %% [markdown] tags=["solution"]
-# The gain, if any, is small. Beam search finds captions that are more likely
+# Expect small changes either way. The main text's claim
+# `ch04-beam-changes-little` checks on all 300 test scenes, on seeds 0–2, that
+# beam 3 stays within 3 points of greedy decoding ({ref}`claims-ch04`); on only
+# 100 scenes, as here, differences of a few points between widths are within the
+# noise of so small a test set. Beam search finds captions that are more likely
 # under the model, but here many captions are equally correct (any order of the
-# objects, any true relation), so the probability mass is split among them and
-# the best single caption is not much better than the greedy one. BLEU against
-# several references rewards any of them. In translation, where one word choice
-# early on constrains the rest of the sentence, beam search matters more.
+# objects, any true relation), so the probability mass is split among them and the
+# best single caption is not much better than the greedy one. BLEU against several
+# references rewards any of them. In translation, where one word choice early on
+# constrains the rest of the sentence, beam search tends to matter more.
 
 # %% [markdown] tags=["solution"]
 # ```{solution-end}
