@@ -111,7 +111,9 @@ def render(records: list[dict], seeds: list[int], seconds: float, command: str) 
         f"- **Device:** {device()}; PyTorch {torch.__version__}; Python {platform.python_version()}.",
         f"- **Seeds:** {', '.join(map(str, seeds))}.",
         "",
-        "Spread is the sample standard deviation over the seeds.",
+        "Spread is the sample standard deviation over the seeds. Run times are the",
+        "wall-clock seconds of each run; runs that shared the cores with other runs",
+        "(`--jobs`, or other work on the machine) took longer than a run alone.",
         "",
     ]
     held_all = sum(all(c["held_on"].get(s) for s in seeds) and len(c["values"]) == len(seeds)
