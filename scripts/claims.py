@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import platform
 import statistics
 import subprocess
@@ -77,8 +78,15 @@ def device() -> str:
     return f"{cpu}, {os.cpu_count()} cores, one PyTorch thread per run"
 
 
-def fmt(x: float) -> str:
-    return "—" if x is None else f"{x:.3g}" if abs(x) < 1e4 else f"{x:.3e}"
+def digits(mean: float | None, spread: float) -> int:
+    """Significant digits that show the seed-to-seed spread of a value (3 to 7)."""
+    if mean is None or spread == 0 or mean == 0:
+        return 3
+    return max(3, min(7, 1 + math.ceil(math.log10(abs(mean) / spread))))
+
+
+def fmt(x: float | None, d: int = 3) -> str:
+    return "—" if x is None else f"{x:.{d}g}"
 
 
 def render(records: list[dict], seeds: list[int], seconds: float, command: str) -> str:
@@ -140,9 +148,10 @@ def render(records: list[dict], seeds: list[int], seconds: float, command: str) 
             held = len(present) == len(seeds) and all(c["held_on"].get(s) for s in seeds)
             n_held = sum(bool(c["held_on"].get(s)) for s in seeds)
             star = " ★" if c["flagship"] else ""
+            d = digits(mean, spread)
             lines.append(f"| `{cid}`{star} | {c['statement']} | {c['condition'].replace('|', '/')} | "
-                         + " | ".join(fmt(v) for v in values)
-                         + f" | {fmt(mean)} ± {fmt(spread)} | {'yes' if held else f'{n_held} of {len(seeds)}'} |")
+                         + " | ".join(fmt(v, d) for v in values)
+                         + f" | {fmt(mean, d)} ± {fmt(spread, 2)} | {'yes' if held else f'{n_held} of {len(seeds)}'} |")
         lines.append("")
     return "\n".join(lines)
 
