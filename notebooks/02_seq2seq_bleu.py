@@ -99,9 +99,16 @@ dict(S)
 # $$ (eq-nll)
 #
 # where the previous words $y_{<t}$ fed to the decoder are the *true* ones, not the
-# model's own guesses: this is **teacher forcing**. It makes training parallel over
-# the target and stable; the price is *exposure bias*, since at test time the
-# decoder must live with its own mistakes.
+# model's own guesses: this is **teacher forcing**. At step $t$ the decoder gets the
+# reference word $y_{t-1}$ instead of its own prediction, so training always sees
+# correct prefixes, needs no sampling or decoding, and obtains the loss of every
+# target position in one pass of the decoder over the reference. That pass is
+# still a loop over time: the GRU needs $s_{t-1}$ before it can compute $s_t$, so
+# the steps run one after another (`seq2seq.Decoder.forward` loops over the target
+# positions). Training that is parallel across the target needs a decoder without
+# recurrence, the Transformer of chapter 5. The price of teacher forcing is
+# *exposure bias*: at test time the decoder must live with its own mistakes,
+# prefixes it never saw in training.
 #
 # Everything the decoder knows about the source passes through $c$ in
 # {eq}`eq-decoder`: a vector of fixed size, whether the sentence has 5 words or 40.
@@ -221,6 +228,24 @@ print("logits:", tuple(logits.shape), "= (B, T, V)")
 # %% [markdown]
 # ## Training with teacher forcing
 #
+# A recurrent network is trained by backpropagation through time. The gradient of
+# the loss at step $t$ with respect to an earlier state $s_k$ contains a product of
+# one Jacobian $\partial s_i / \partial s_{i-1}$ for every step in between. If
+# these Jacobians shrink vectors, the product decays exponentially with the
+# distance $t - k$: **vanishing gradients**, so the loss barely trains the model to
+# use inputs far back {cite}`bengio1994learning`. If they stretch vectors, it grows
+# exponentially: **exploding gradients**, rare but huge gradients that throw the
+# weights far off in a single update {cite}`pascanu2013difficulty`. Gated cells
+# such as the GRU ease the first problem (their state update is an interpolation,
+# which gives the gradient a path that is not squashed at every step); they do not
+# prevent the second. The usual guard is **gradient clipping**
+# {cite}`pascanu2013difficulty`: when the norm of the whole gradient (all
+# parameters together) exceeds a threshold $\tau$, rescale it to norm $\tau$ and
+# keep its direction, $g \leftarrow g \cdot \min(1, \tau / \lVert g \rVert)$.
+# `seqlib.train.fit` does this with PyTorch's `clip_grad_norm_` after every
+# backward pass when it gets `grad_clip`; this chapter and the next use
+# $\tau = 1$ (`grad_clip=1.0` below).
+#
 # One step of training computes {eq}`eq-nll` on a batch with the true previous
 # words as decoder input:
 
@@ -257,7 +282,16 @@ plt.show()
 # $k$ best partial translations by total log-probability, extends each by every
 # word, and keeps the $k$ best again. Summing log-probabilities favours short
 # outputs (every word adds a negative term), so finished translations are compared
-# by $\log p / T^{\alpha}$ {cite}`wu2016google`.
+# by a length-normalised score. Wu et al. {cite}`wu2016google` divide the
+# log-probability by the length penalty $\mathrm{lp}(Y) = \big((5 + |Y|)/6\big)^{\alpha}$.
+# `beam_decode` uses the simpler $\log p / T^{\alpha}$ with $\alpha = 0.7$, where $T$
+# counts the output's words and its `<eos>`: the same idea without the offset 5.
+# Both leave the order of equally long hypotheses unchanged and differ only in how
+# strongly they reward length. The constant $6^{\alpha}$ changes no ranking, and the
+# offset makes Wu et al.'s penalty grow more slowly than $T^{\alpha}$ for short
+# outputs, so it favours length less. The normalisation applies only to finished
+# translations; the $k$ unfinished ones all have the same length, and raw
+# log-probability ranks them.
 
 # %%
 print(inspect.getsource(seq2seq.beam_decode))

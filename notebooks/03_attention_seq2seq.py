@@ -111,13 +111,34 @@ print(inspect.getsource(attention.attend))
 # | location (Luong) | $(W_a s)_j$ | $W_a$ | where to look, from $s$ alone |
 # | general (Luong) | $s^\top W_a h_j$ | $W_a$ | bilinear: a learned comparison |
 # | dot (Luong) | $s^\top h_j$ | none | needs equal widths |
-# | scaled dot (Vaswani) | $s^\top h_j / \sqrt{d}$ | none | keeps the logits' variance at 1 |
+# | scaled dot (Vaswani) | $s^\top h_j / \sqrt{d}$ | none | keeps the logits' variance at 1 (for unit-variance entries) |
 #
 # The scaled dot product divides by $\sqrt{d}$, the square root of the *vector
-# width*: if the entries of $s$ and $h$ are independent with unit variance, $s^\top
-# h$ has variance $d$, and large logits saturate the softmax. Each score is a small
-# module whose `prepare` does the work that depends on the keys only, once per
-# sentence (for the additive score, $U_a h_j$):
+# width* $d$ of the query and the key (80 in this chapter's smoke profile). One
+# sometimes sees the factor written as $\sqrt{n}$, with $n$ the number of inputs
+# (keys) attended over; the right quantity is $d$. The argument is about the $d$
+# coordinates inside one dot product: if the entries of $s$ and $h$ are independent
+# with mean 0 and unit variance, $s^\top h$ has variance $d$ (exercise
+# {ref}`ex03-scaling`), and large logits saturate the softmax. The number of keys
+# plays no part in it. The premise of unit-variance entries matters too, and it
+# does not hold for the GRU states used here; we come back to this when we
+# compare the scores.
+#
+# **Where the query comes from.** Luong et al. {cite}`luong2015effective` compute
+# their scores (general, dot, location) and the local-p position from the
+# *current* decoder state $h_t$, after the recurrent step. They then form an
+# attentional state $\tilde h_t = \tanh(W_c[c_t; h_t])$ for the output and feed
+# $\tilde h_{t-1}$ into the next step (*input feeding*). This chapter does not
+# follow them. Every score here, Luong's included, compares the *previous* state
+# $s_{t-1}$ with the encoder states, as in {eq}`eq-attention`, and the context
+# $c_t$ is an input of the recurrent step, as in Bahdanau et al.'s decoder
+# (`Decoder._advance` computes the context from the state before it calls the
+# GRU). So "general", "dot" and "location" below are Luong's score functions
+# inside Bahdanau's decoder. One decoder for all six scores keeps the comparison
+# about the score alone, but it is not a test of Luong et al.'s architecture.
+#
+# Each score is a small module whose `prepare` does the work that depends on the
+# keys only, once per sentence (for the additive score, $U_a h_j$):
 
 # %%
 print(inspect.getsource(attention.AdditiveScore))
@@ -393,24 +414,37 @@ if S["corpus"] == "generated":
 # and scaled dot scores (by 7–20 BLEU), and its handicap shows on the longest
 # sentences, where it trails each of dot, general and cosine by 10–16 BLEU.
 #
-# A likely reason for the scaled dot product's slow start: with a single query
-# and key of width 80, rather than many heads of width 64, the $1/\sqrt{d}$
-# factor makes the initial weights nearly uniform, and it takes a while for the
-# states to grow. What each score costs can be read off its formula rather than
-# a stopwatch: the dot-family scores take one product per source position, the
-# additive score a small network applied to every (output step, source
-# position) pair, and the location score one linear map per output step that
-# never looks at the keys.
+# Why does the scaled dot product start so slowly? Not because of its width: the
+# factor $1/\sqrt{80}$ used here and the $1/\sqrt{64}$ of a typical Transformer
+# head are almost the same. The likely reason is the premise behind the factor.
+# Dividing by $\sqrt{d}$ assumes query and key entries of unit variance, so that
+# $s^\top h$ has variance $d$. Our queries and keys are GRU states, whose entries
+# lie in $(-1, 1)$: each product $s_i h_i$ then has a mean square below 1, often
+# far below, and $s^\top h / \sqrt{d}$ has a spread below 1 unless the states grow
+# large and line up. Such logits give a softmax close to uniform, a context close
+# to the plain average of the encoder states, and gradients towards sharper
+# weights that are scaled down by the same factor. The score has no parameter
+# that could undo the division, so the states themselves must change. The
+# unscaled dot product starts with logits $\sqrt{d} \approx 9$ times larger, and
+# the general and cosine scores can learn their scale ($W_a$, and $\beta$, which
+# starts at 10). We have not measured the logits' spread in these runs, so this
+# explanation remains a hypothesis.
+#
+# What each score costs can be read off its formula rather than a stopwatch: the
+# dot-family scores take one product per source position, the additive score a
+# small network applied to every (output step, source position) pair, and the
+# location score one linear map per output step that never looks at the keys.
 
 # %% [markdown]
 # ## Attention as an explanation: alignments
 #
 # The weights $\alpha_{tj}$ say which source words the model read while writing
 # each output word. Drawn as a matrix (output words down, source words across) they
-# form an **alignment**, like the lecture's *European Economic Area* example where
-# the French *zone économique européenne* lights up in reverse order. In our
-# language pair the verb moves to the end of its clause and adjectives move behind
-# their noun, so a good alignment leaves the diagonal exactly there. We draw the
+# form an **alignment**, like the *European Economic Area* example of Bahdanau et
+# al.'s Fig. 3 {cite}`bahdanau2015neural`, where the French *zone économique
+# européenne* lights up in reverse order. In our language pair the verb moves to
+# the end of its clause and adjectives move behind their noun, so a good
+# alignment leaves the diagonal exactly there. We draw the
 # weights of the score with the best BLEU in the table above.
 
 # %%
@@ -544,9 +578,11 @@ assert set(weights[0].unique().tolist()) <= {0.0, 1.0}
 # p_t = (n - 1)\,\sigma\big(v_p^\top \tanh(W_p s_{t-1})\big),
 # $$ (eq-local-p)
 #
-# ($n$ the source length), then attends only inside the window $[p_t - D, p_t + D]$,
-# with a Gaussian prior $\exp(-(j - p_t)^2 / 2\sigma^2)$, $\sigma = D/2$, that keeps
-# $p_t$ trainable. We add the Gaussian's logarithm to the scores before the
+# ($n$ the source length; Luong et al. compute $p_t$ from the current state $h_t$,
+# and we use $s_{t-1}$, as for every score in this chapter), then attends only
+# inside the window $[p_t - D, p_t + D]$, with a Gaussian prior
+# $\exp(-(j - p_t)^2 / 2\sigma^2)$, $\sigma = D/2$, that keeps $p_t$ trainable.
+# We add the Gaussian's logarithm to the scores before the
 # softmax, which renormalises Luong's product inside the window.
 
 # %%
@@ -722,7 +758,10 @@ check_close(got, attention.masked_softmax(scores_ex, mask_ex[:, None, :].expand(
 # so it has mean 0 and variance $d$. Its standard deviation grows like $\sqrt{d}$: the
 # largest of $S$ scores soon dominates, the softmax approaches a one-hot vector, and its
 # Jacobian $\operatorname{diag}(\alpha) - \alpha\alpha^\top$ approaches zero, so the
-# scores stop learning. Dividing by $\sqrt{d}$ restores unit variance for any width.
+# scores stop learning. Dividing by $\sqrt{d}$ restores unit variance for any width,
+# as long as the entries have unit variance; the comparison of scores in this
+# chapter discusses what may happen when they do not. The number of scores $S$ does not
+# enter the variance, which is why the factor is $\sqrt{d}$ and not $\sqrt{S}$.
 
 # %% tags=["solution"]
 # NBVAL_IGNORE_OUTPUT

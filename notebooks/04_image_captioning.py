@@ -29,8 +29,10 @@
 #
 # - explain why a captioner keeps the CNN's $m \times n \times C$ feature map instead of one
 #   pooled vector, and unroll it into $N = mn$ region vectors;
-# - write the decoder step $y_t = g(y_{t-1}, h_{t-1}, c_t)$ with soft attention over regions
-#   and the doubly stochastic regulariser, and decode with greedy and beam search;
+# - write the decoder step $y_t = g(y_{t-1}, h_{t-1}, c_t)$ with soft attention over regions,
+#   and decode with greedy and beam search;
+# - explain the doubly stochastic regulariser: what it penalises, why Xu et al. added it,
+#   and which attention patterns it prefers;
 # - train *hard* attention, which samples one region per word, with REINFORCE and a
 #   moving-average baseline {cite}`williams1992simple`, and compare it with soft attention;
 # - score captions with BLEU-1..4 against several references {cite}`papineni2002bleu,post2018call`;
@@ -75,8 +77,9 @@ print(dict(cfg))
 #
 # The captioner of the lecture's first slide pools the CNN's output into one
 # vector and hands it to the decoder, the same bottleneck as the plain
-# encoder–decoder of chapter 2. The pooled vector has also forgotten *where*
-# things are. Show, Attend and Tell keeps the last convolutional feature map,
+# encoder–decoder of chapter 2. Pooling also throws away the map's layout:
+# whatever the vector still knows about *where* things are must be squeezed into
+# its channels. Show, Attend and Tell keeps the last convolutional feature map,
 # $m \times n \times C$, instead. Each of its $m n$ positions is a $C$-dimensional
 # vector computed from one patch of the image (its receptive field), so the map
 # unrolls into a set of $N = mn$ **region vectors** (*annotation vectors* in the paper)
@@ -216,20 +219,30 @@ assert torch.allclose(out.weights.sum(-1), torch.ones(out.weights.shape[:2]))
 # backpropagation on the cross-entropy of the reference words (teacher forcing,
 # as in chapter 2). Each row $\alpha_t$ sums to one over regions by construction.
 # Xu et al. add a penalty that pushes each region's weight *summed over the
-# caption's $T$ words* towards one as well, so that over a caption the model
-# looks at every part of the image:
+# caption's $T$ words* towards one as well:
 #
 # $$
 # \mathcal{L} = -\sum_{t=1}^{T} \log p(y_t \mid y_{<t}, \mathbf{a})
 #   + \lambda \sum_{i=1}^{N} \Big(1 - \sum_{t=1}^{T} \alpha_{ti}\Big)^2 .
 # $$ (eq-doubly-stochastic)
 #
-# In the paper it improved BLEU and made captions richer. Our captions are short
-# ($T \approx 10$) and the grid has $N = 36$ regions, so each region can collect at
-# most about $T/N$ of the attention, and the penalty pulls the attention towards
-# spreading out rather than fixing on the object (exercise {ref}`ex04-coverage`
-# works out why). We keep $\lambda$ from the profile (zero in the smoke profile)
-# and print the penalty as a diagnostic.
+# The name comes from matrices whose rows *and* columns all sum to one. Here the
+# $T \times N$ matrix of weights has rows that sum to one, so all its entries add
+# up to $T$; its columns could all sum to one only if $T = N$. That is why the
+# condition is a penalty and not a constraint. Xu et al. added it to encourage the
+# decoder to attend to every part of the image over the course of a caption,
+# instead of returning to the same few regions for every word; in their
+# experiments it improved BLEU and, judged by eye, gave richer captions.
+#
+# Our captions are short ($T \approx 10$) and the grid has $N = 36$ regions. The
+# attention of a whole caption adds up to $T$, so a region gets $T/N$ of it *on
+# average*; one region can collect up to $T$, if every word looks at it. With
+# $T < N$ the regions' sums cannot all reach one, and the penalty is smallest when
+# the attention is spread evenly over all regions, not when each word fixes on its
+# own object (exercise {ref}`ex04-coverage` works this out, and compares our
+# setting with Xu et al.'s). Both of our profiles set $\lambda = 0$, so this chapter
+# does not measure what the penalty does to our captions; we only print its value
+# as a diagnostic.
 
 # %%
 print(inspect.getsource(cap.doubly_stochastic_penalty))
@@ -539,6 +552,29 @@ for c in what_where:
 # profile trains on ten times more scenes, but no full-profile run has been
 # recorded yet, see the {doc}`../book/results` page); so would a grammar that
 # names both objects before the relation.
+#
+# These numbers also show what BLEU cannot see. On seeds 0–2 the soft model's
+# BLEU-4 is 55–57, a score that looks good, while only 20–22% of the relations it
+# states are true. BLEU counts the $n$-grams a caption shares with the
+# references; it never asks whether the caption is true of the image. A caption
+# can name the right objects, in fluent order, and still put them in the wrong
+# place: "a top right of a dress" and the reference "a top left of a dress" differ
+# in one word of six, so five of their six words and three of their five bigrams
+# still match. With several references per scene, the false phrase "right of a"
+# may even occur in another true reference that names the objects the other way
+# round ("a dress right of a top"). And the grammar's glue ("a", "of a", "and a")
+# matches in almost every caption. BLEU measures how much a caption sounds like
+# the references; whether it says true things needs a check against the scene,
+# like the one above.
+#
+# Nor do these numbers tell us how far the relation words are from guessing. The
+# objects of a scene do not overlap, so for any two different objects at least
+# one of the four relations is true, and at most two: a relation word picked at
+# random would be true a quarter to a half of the time when both objects are in
+# the scene. Our 20–22% also counts relations that involve an object not in the
+# scene, which are false whatever the word, so it cannot be set against that
+# range directly. A chance baseline computed on the same captions would settle
+# it; this chapter does not compute one.
 
 # %% [markdown]
 # ## Soft versus hard
@@ -572,7 +608,8 @@ for c in what_where:
 # (`Flickr8k.token.txt` with `image.jpg#k<TAB>caption`, and the split files) and
 # `seqlib.data.flickr8k.load_image` loads a photo. With photos a pretrained encoder is
 # the right choice: `CaptionerConfig(encoder="vgg16", pretrained=True, in_channels=3)` keeps
-# VGG-16's conv5_3 map (14×14×512 at 224 px, as in the paper), `"resnet50"` gives 7×7×2048
+# VGG-16's conv5_3 map (14×14×512 at 224 px), the same size as the map Xu et al. used, which
+# is the conv5_4 map of the deeper VGG-19 {cite}`simonyan2015very`; `"resnet50"` gives 7×7×2048
 # and `"resnet18"` 7×7×512 (cheaper). These need `torchvision` and download ImageNet
 # weights on first use; the encoder is usually frozen for the first epochs.
 # ```
@@ -695,11 +732,35 @@ check_close(box_mass(torch.full((36,), 1 / 36), (6, 6), [3, 5, 29, 41], (48, 48)
 # $(N - T) - (N - T)^2/N = T (N - T) / N > 0$: the penalty prefers spread-out
 # attention, and with $\sum_i \sum_t \alpha_{ti} = T$ fixed, the uniform pattern is in
 # fact its minimum (a sum of squares with a fixed sum is smallest when the terms
-# are equal). It cannot reach zero unless $T \ge N$. For our scenes the gap per
-# caption is $10 \cdot 26 / 36 \approx 7$, of the same order as the cross-entropy
-# of a whole caption, so a large $\lambda$ fights focused attention; for Xu et
-# al. the pressure per region is weaker relative to the many regions, and its
-# effect is mostly to stop a few regions from taking all the attention.
+# are equal). It cannot reach zero unless $T \ge N$.
+#
+# A cleaner way to see what the penalty measures: write $s_i = \sum_t \alpha_{ti}$ for
+# region $i$'s share of the caption's attention. Since $\sum_i s_i = T$,
+# $\sum_i (1 - s_i)^2 = N - 2T + \sum_i s_i^2$: up to a constant, the penalty is
+# $\sum_i s_i^2$, which is large when the caption's attention piles up on a few
+# regions. It is $T^2/N$ for (b), $T$ for (a), and $T^2$ for (c), every word
+# staring at the same region. So focusing each word on its own region costs
+# $T(1 - T/N)$, always less than $T$, more than spreading; staring costs
+# $T(T - 1)$ more than focusing.
+#
+# The numbers. Ours ($T = 10$, $N = 36$, $T/N \approx 0.28$): (a) 26, (b)
+# $26^2/36 \approx 18.8$, a gap of $10 \cdot 26/36 \approx 7$, and staring costs 90 more
+# than (a). Xu et al.'s ($T = 12$, $N = 196$, $T/N \approx 0.06$): (a) 184, (b)
+# $184^2/196 \approx 172.7$, a gap of $12 \cdot 184/196 \approx 11$, and staring costs 132
+# more. The pull away from focused attention is therefore not weaker in their
+# setting but a little stronger: with more regions the average share $T/N$ lies
+# further below the target of one, and the gap $T(1 - T/N)$ comes closer to its
+# bound $T$. In neither setting can all regions reach a share of one: at most $T$
+# of the $N$ can, 10 of 36 for us and 12 of 196 for them. What the two settings
+# share is the balance of the costs: measured from the minimum (b), focusing costs
+# $T(1 - T/N)$ and staring $T^2(1 - 1/N)$, about 13 times as much in both (97
+# against 7 for us, 143 against 11 for Xu et al.). A moderate $\lambda$
+# therefore mainly stops a caption from returning to the same regions word after
+# word, which is what Xu et al. wanted; a large $\lambda$ also flattens each word's
+# attention, in their setting no less than in ours. For scale, in
+# Eq. {eq}`eq-doubly-stochastic` the cross-entropy is summed over the words, and
+# after training ours is about 0.6 nats per word, so about 6 nats for a 10-word
+# caption: the gap of 7 is of the same order.
 
 # %% [markdown] tags=["solution"]
 # ```{solution-end}

@@ -34,8 +34,11 @@
 # - mask attention so that a decoder cannot see the future, and verify it;
 # - explain multi-head attention as heads concatenated to $N \times h\cdot d$ and
 #   projected, and test an implementation against PyTorch's;
-# - build encoder and decoder blocks, and measure how their time grows with the
-#   sequence length compared with an RNN's, and what they pay (attention memory $N\times M$);
+# - build encoder and decoder blocks, measure how their time grows with the
+#   sequence length compared with an RNN's, and count what attention costs in memory
+#   ($N\times M$ weights per head);
+# - explain why a Transformer decoder still generates one token at a time, and what a
+#   key/value cache saves;
 # - train a Transformer on chapter 3's translation task and compare its BLEU
 #   against the RNN with attention, by sentence length.
 
@@ -75,6 +78,48 @@ S = sizes("ch05")
 print(dict(S))
 
 # %% [markdown]
+# ## Queries, keys and values: two ways to read attention
+#
+# Before any projection, take attention with its three ingredients given: a
+# query $\mathbf{q}$ and $N$ pairs of a key $\mathbf{k}_j$ and a value $\mathbf{v}_j$,
+# all vectors. Two readings of what it computes help with everything that follows.
+#
+# **A soft dictionary lookup.** A Python `dict` finds the one key equal to the
+# query and returns that key's value. Attention makes the lookup soft: it scores
+# the query against every key, here by a scaled dot product
+# $e_j = \mathbf{q}^\top \mathbf{k}_j / \sqrt{D_k}$, turns the scores into weights that
+# sum to one, and returns a weighted blend of the values:
+#
+# $$
+# \mathbf{y} = \sum_{j=1}^{N} \alpha_j \mathbf{v}_j, \qquad
+# \alpha_j = \frac{\exp e_j}{\sum_{l=1}^{N} \exp e_l} .
+# $$
+#
+# When one score is far above the others the weights are nearly one-hot, and this
+# is an ordinary lookup; otherwise it mixes the values of several keys that match
+# in part. Unlike a `dict` it is differentiable, so what to ask for (the query)
+# and what to be found by (the keys) can both be learned.
+#
+# **Kernel regression.** Given $N$ examples $(\mathbf{k}_j, \mathbf{v}_j)$, the
+# Nadaraya–Watson estimator (Nadaraya, 1964; Watson, 1964) predicts the value at a
+# new point $\mathbf{q}$ as a weighted average of the examples' values, the weights
+# coming from a similarity kernel $\kappa$:
+#
+# $$
+# \hat{\mathbf{v}}(\mathbf{q}) = \sum_{j=1}^{N}
+# \frac{\kappa(\mathbf{q}, \mathbf{k}_j)}{\sum_{l=1}^{N} \kappa(\mathbf{q}, \mathbf{k}_l)}\, \mathbf{v}_j .
+# $$
+#
+# With the kernel $\kappa(\mathbf{q}, \mathbf{k}) = \exp(\mathbf{q}^\top \mathbf{k} / \sqrt{D_k})$ the
+# normalised weights are exactly the softmax above: attention is kernel regression
+# whose kernel is the exponential of a scaled dot product. The familiar Gaussian
+# kernel is a close relative: $\exp(-\lVert\mathbf{q} - \mathbf{k}\rVert^2 / 2\sigma^2)$ is
+# $\exp(\mathbf{q}^\top\mathbf{k} / \sigma^2)$ times a factor in $\lVert\mathbf{q}\rVert$, which
+# cancels in the normalisation, and one in $\lVert\mathbf{k}\rVert$, which cancels too
+# when all keys have the same length. What attention adds to the classical
+# estimator is that queries, keys and values are not given data but learned
+# projections of token vectors. That is the next step.
+#
 # ## From the general attention layer to self-attention
 #
 # Chapter 3's attention, with the RNN taken away, is a layer with two inputs:
@@ -96,8 +141,19 @@ print(dict(S))
 # softmax does not saturate.
 #
 # In **self-attention** the queries come from the same inputs, $Q = X W_Q$, so
-# $M = N$ and every token asks a question of every other token. The two layers side
-# by side:
+# $M = N$ and every token asks a question of every other token.
+#
+# The idea is older than the Transformer. Cheng et al.'s long short-term
+# memory-network {cite}`cheng2016long` reads a sentence with an LSTM whose single
+# memory cell is replaced by one memory slot per word read so far, and at each new
+# word attends over the words before it (*intra-attention*): reading "chasing"
+# in "The FBI is chasing a criminal on the run", it attends strongly to "FBI",
+# the one doing the chasing.
+# The Transformer keeps this attention of a sequence over itself, lets every token
+# attend to all the others (a decoder only to the earlier ones), and drops the
+# recurrence.
+#
+# The two layers side by side:
 #
 # | | general attention layer | self-attention layer |
 # |---|---|---|
@@ -121,9 +177,12 @@ print(inspect.getsource(attention.scaled_dot_product_attention))
 # %% [markdown]
 # The function has two paths: the **teaching path** writes out Eq.
 # {eq}`eq-general-attention` and the masked softmax of chapter 3; the **fast path**
-# calls `torch.nn.functional.scaled_dot_product_attention`, which fuses the steps
-# (and on a GPU never stores the $M\times N$ matrix). Both give the same numbers; the
-# tests assert it. Now the shapes of the table, made concrete:
+# calls `torch.nn.functional.scaled_dot_product_attention`, which hands the work to
+# one of several kernels. Its flash and memory-efficient kernels fuse the steps and
+# never store the $M\times N$ matrix, but they do not accept every mask or device;
+# with a bool or float mask PyTorch often falls back to its math kernel, which
+# computes the steps one by one and does store it. Both paths give the same
+# numbers; the tests assert it. Now the shapes of the table, made concrete:
 
 # %%
 torch.manual_seed(seed_for(0))
@@ -438,7 +497,7 @@ print(inspect.getsource(transformer.DecoderBlock.forward))
 # |---|---|---|
 # | long sequences | works reasonably (LSTM), information passes through $N$ steps | every token sees every token in one step |
 # | order | built in: inputs must come in sequence | none: sets, or sequences with positional encodings |
-# | computation | sequential: $h_t$ needs $h_{t-1}$ | parallel over all positions |
+# | computation | sequential: $h_t$ needs $h_{t-1}$ | parallel over all positions (generating output is still one token at a time) |
 # | memory | $O(N)$ states | $O(N\cdot M)$ weights per head and layer |
 #
 # We time one forward and backward pass of a two-layer GRU and of two encoder
@@ -551,8 +610,14 @@ plt.show()
 # %% [markdown]
 # The memory side is exact arithmetic: one head of self-attention stores an
 # $N\times N$ weight matrix per sequence, cross-attention an $N\times M$ one, and
-# backpropagation keeps them (the fused kernels of the fast path avoid storing them,
-# which is why they exist). We measure the bytes of the weight tensor the layer returns.
+# backpropagation keeps them. PyTorch's flash and memory-efficient kernels avoid
+# storing them (the backward pass recomputes what it needs), which is why they
+# exist; with a bool or float mask PyTorch often falls back to its math kernel,
+# which stores them. The table below counts the bytes of the weight tensor the
+# layer returns. Its size is fixed by its shape, $B\cdot h\cdot N\cdot M$ float32
+# numbers of 4 bytes each, so the table is that arithmetic made concrete, not a
+# measurement of the layer's peak memory, which would also include $Q$, $K$, $V$,
+# the scores before the softmax and, in training, whatever autograd keeps.
 
 # %%
 mem_mha = MultiHeadAttention(64, 4)
@@ -688,12 +753,39 @@ plt.show()
 # Transformer's step is parallel over the sentence, as in the timing plot above,
 # but it is also the larger model. Greedy decoding, one word at a time, is 3.6–3.9
 # times slower with the Transformer, where each new word passes through more and
-# wider layers than in the RNN. The Transformer's strengths are not visible at
+# wider layers than in the RNN, and where this code repeats some work at every
+# step (next paragraphs). The Transformer's strengths are not visible at
 # this scale: a training step that is parallel over the whole sentence (which a
 # GPU exploits far better than one CPU thread) and a capacity that keeps paying
 # off as data and model grow {cite}`vaswani2017attention`. The full profile
 # (Multi30k and a wider Transformer) is meant to show that other end, but no
 # full-profile run has been recorded yet (see the {doc}`../book/results` page).
+#
+# **Generating is sequential, even for a Transformer.** In training, teacher
+# forcing hands the decoder the whole target sentence at once, and the causal mask
+# of Eq. {eq}`eq-causal` keeps each position from reading the later ones, so all
+# $T$ positions are computed in one parallel pass. At inference there is no target
+# to hand over: word $t+1$ depends on word $t$, so the decoder runs $T$ times, one
+# new token per step, exactly like the RNN. Run naively, step $t$ pushes the whole
+# prefix of $t$ tokens through every decoder layer again, although the outputs at
+# the earlier positions cannot change (the mask hides the new token from them). A
+# **key/value cache** avoids that: each layer keeps the keys and values it computed
+# for the earlier positions, and a step projects only the new token and lets its
+# query attend over the cache. Even with a cache, step $t$ still attends over $t$
+# positions, so a Transformer's cost per generated token grows with the length of
+# the output, while an RNN's step costs the same at every $t$.
+#
+# seqlib's decoder caches less than a key/value cache. `Seq2SeqTransformer.greedy`
+# feeds only the newest token, and each `DecoderBlock.step` keeps the normalised
+# inputs its self-attention read at earlier steps, so the earlier positions are not
+# pushed through the layers again. But it keeps these inputs, not the keys and
+# values: at every step the block projects the whole cached prefix to keys and
+# values once more, and its cross-attention projects the encoder's output, all $S$
+# source positions, to keys and values once more, work that a key/value cache
+# would do once per sentence. These repeated projections and the deeper, wider
+# stack are both costs the Transformer pays for every generated word; we have not
+# measured how much of the 3.6–3.9-fold gap on seeds 0–2
+# (`ch05-transformer-decodes-slower`, {ref}`claims-ch05`) each accounts for.
 #
 # The cross-attention of the last decoder block, averaged over its heads, can be
 # drawn like chapter 3's alignment between output and source words. Here it is for
@@ -735,8 +827,11 @@ for beam in (1, S["beam_size"]):
 #   The sinusoids meet the four desiderata, a learned table does not extend.
 # - A causal mask hides the future; multi-head attention runs $h$ attentions in
 #   $D/h$-dimensional subspaces and concatenates them.
-# - Pre-norm blocks of attention and feed-forward layers make the Transformer; it
-#   trades the RNN's $N$ sequential steps for $N \times M$ weights per head.
+# - Pre-norm blocks of attention and feed-forward layers make the Transformer; in
+#   training and in the encoder it trades the RNN's $N$ sequential steps for
+#   $N \times M$ weights per head. Generating output is still one token per step; a
+#   key/value cache saves recomputing the prefix's keys and values (seqlib caches
+#   the self-attention inputs instead, and projects them again at each step).
 #
 # ```{admonition} Going further: the full profile
 # :class: tip
@@ -747,6 +842,23 @@ for beam in (1, S["beam_size"]):
 # `SEQLIB_PROFILE=full jupyter nbconvert --to notebook --execute notebooks/05_self_attention_transformer.ipynb`.
 # No full-profile run of this chapter has been recorded yet; when one is, its
 # numbers will be on the {doc}`../book/results` page.
+# ```
+#
+# ```{admonition} Going further: self-attention inside a CNN
+# :class: tip
+# Self-attention needs no sentence: any set of vectors will do, such as the positions
+# of a CNN's feature map, the regions of chapter 4. Zhang et al.'s self-attention GAN
+# (SAGAN) {cite}`zhang2019self` inserts one self-attention layer between convolutions:
+# the $C \times H \times W$ map is read as $N = HW$ position vectors, $1\times 1$
+# convolutions give each position a query, a key and a value, and every position
+# attends to all the others ($N \times N$ weights). The result $\mathbf{o}$ is added to the
+# convolutional features through a learned scalar gate,
+# $\mathbf{y} = \gamma\,\mathbf{o} + \mathbf{x}$, with $\gamma$ initialised at 0: the network
+# starts as the plain CNN, relying on local cues, and learns to give weight to the
+# attention gradually.
+# Convolutions see a small neighbourhood per layer; the attention layer relates distant
+# parts of the image in one step. Chapter 6 goes further and builds the whole network
+# from attention.
 # ```
 
 # %% [markdown]
@@ -775,6 +887,9 @@ def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor |
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])        # (..., T, S)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
+    # Caution: a query whose keys are all masked gets NaN weights here (the softmax of a row
+    # of -inf); seqlib.attention.masked_softmax fills with the most negative finite float and
+    # multiplies by the mask, so such a row gets zeros.
     weights = torch.softmax(scores, dim=-1)                            # (..., T, S)
     return weights @ v, weights                                        # (..., T, d_v), (..., T, S)
     # END SOLUTION

@@ -92,7 +92,14 @@ print(inspect.getsource(swin.PatchMerging))
 # %% [markdown]
 # Swin-T, the smallest model of the paper ($C = 96$, depths 2, 2, 6, 2,
 # $M = 7$), built from this module, has the four feature maps of the paper on a
-# 224×224 image, and exactly the 28,288,354 parameters of the official model:
+# 224×224 image, and exactly the 28,288,354 parameters of the official model.
+# One detail of the classification head differs. The official model applies
+# the final LayerNorm to every token of the last stage, then averages the
+# tokens, then applies the linear head; seqlib averages the tokens first and
+# normalises the pooled vector. It is the same LayerNorm, with the same $2 \cdot 8C$
+# parameters, so the count agrees, but the computation does not: each token is
+# normalised with its own mean and variance, so the average of the normalised
+# tokens is not the normalised average.
 
 # %%
 torch.manual_seed(seed_for(0))
@@ -112,9 +119,15 @@ del swin_t, pyramid
 #
 # Inside a stage, the grid of $h \times w$ tokens is cut into non-overlapping
 # windows of $M\times M$ tokens, and self-attention runs in each window
-# separately. The windows of all images form one batch, so the attention layer
-# is the chapter-5 `MultiHeadAttention` applied to $B \cdot \frac{hw}{M^2}$
-# short sequences of $M^2$ tokens. Two small pure functions do the regrouping:
+# separately. This is the image version of chapter 3's choice between global and
+# local attention. ViT's attention is global: each output position attends to
+# all $hw$ positions of the grid. Window attention is local: each output position
+# attends only to a neighbourhood, the $M\times M$ window that contains it. Unlike
+# Luong's window, which is centred on a predicted position, Swin's windows are
+# fixed tiles: a token at a window's edge sees nothing beyond it in that block,
+# which the shifted windows below address. The windows of all images form one
+# batch, so the attention layer is the chapter-5 `MultiHeadAttention` applied to
+# $B \cdot \frac{hw}{M^2}$ short sequences of $M^2$ tokens. Two small pure functions do the regrouping:
 
 # %%
 print(inspect.getsource(swin.window_partition))
@@ -562,13 +575,15 @@ plt.show()
 # :class: tip
 # `SEQLIB_PROFILE=full` trains on CIFAR-10 {cite}`krizhevsky2009learning` with random
 # crops and flips: a Swin with 2×2 patches, $C = 48$, depths 2, 2, 6, 2, windows of
-# 4 (grids 16 → 8 → 4 → 2, 6.9 M parameters) against the 2.7 M-parameter ViT of
-# chapter 6, 100 epochs each, and times attention on grids up to $16M \times 16M$
-# tokens at $C = 96$ with peak GPU memory. Reference points from the literature
-# are 80–90 % for small vision Transformers trained from scratch on CIFAR-10 with
-# augmentation. No full-profile run has been recorded yet: when one is, its
-# numbers, with device and date, will be on the {doc}`../book/results` page, and
-# nothing in this chapter's prose comes from such a run.
+# 4 (grids 16 → 8 → 4 → 2, 4.7 M parameters) against the 2.7 M-parameter ViT of
+# chapter 6, 100 epochs each. With these sizes the two models are not matched:
+# Swin has 1.8 times the ViT's parameters. The profile also times attention on
+# grids up to $16M \times 16M$ tokens at $C = 96$ with peak GPU memory. Reference
+# points from the literature are 80–90 % for small vision Transformers trained
+# from scratch on CIFAR-10 with augmentation. No full-profile run has been
+# recorded yet: when one is, its numbers, with device and date, will be on the
+# {doc}`../book/results` page, and nothing in this chapter's prose comes from
+# such a run.
 # ```
 
 # %% [markdown]

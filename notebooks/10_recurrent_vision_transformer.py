@@ -32,8 +32,8 @@
 # Keras 3 {cite}`chollet2015keras` and drawn in the slides' six visualisations.
 # That block uses the names of the paper for convolutional layers, and we say
 # exactly what it computes. Then we build the real stage in PyTorch, look at its
-# attention over a frame, and test the claim that matters: on a task where the
-# last frame holds no information, the LSTM is what makes the answer possible.
+# attention over a frame, and test what the LSTM adds: on a task where the last
+# frame holds no information, we train the same RVT with and without it.
 #
 # **Learning goals.** After this chapter you can
 #
@@ -43,7 +43,8 @@
 #   grid, and prove that one block layer followed by one grid layer reaches every pixel
 #   when $PG \ge H$;
 # - write the 1×1 ConvLSTM update and carry its state across calls, with a reset;
-# - show, with and without the LSTM, that a task whose last frame is silent needs memory;
+# - show, with and without the LSTM, that a model that sees one frame at a time
+#   cannot solve a task whose last frame is silent, and that the LSTM lets it;
 # - measure why multi-axis attention, not global attention, is what runs per frame.
 
 # %%
@@ -351,6 +352,15 @@ assert reach["block → grid"].all()                                          # 
 # threshold, plus 1 % of spurious events. Once the item stops, the frames hold only
 # noise, so the question "what is the object?" asked at the **last** frame
 # can only be answered by remembering.
+#
+# Two parts of the published RVT are left out. Its input is richer: the events of
+# each frame's time window are binned into a histogram of 2 polarities × $T$ time
+# bins ($T = 10$ in the paper), counts per pixel, so one frame already carries some
+# timing; ours is a single on/off map per frame (2 channels, one bin, 0 or 1). And
+# RVT is a detector: the feature maps of its last three stages feed, through a
+# feature pyramid, a YOLOX detection head (Ge et al., 2021) that predicts boxes and
+# classes at every frame.
+# Here the last stage's map is averaged and a linear layer classifies the item.
 
 # %%
 print(inspect.getsource(rvt.RVT.step))
@@ -504,6 +514,14 @@ plt.show()
 # learning signal for the early frames. (Claims `ch10-lstm-early`,
 # `ch10-lstm-keeps` and `ch10-no-memory-every-frame` on {ref}`claims-ch10`.)
 #
+# What the comparison shows, and what it does not. Without the ConvLSTM this model
+# sees one frame at a time, so removing it removes the only path from the frames in
+# which the item moves to the answer. The experiment shows that *some* memory of
+# past frames is needed; it does not show that it has to be a recurrent one. A
+# feed-forward model that sees all frames at once (for instance, the frames stacked
+# as channels) also has the moving frames in view; no cell here trains one, so how
+# it would compare is open.
+#
 # ### Attention over a frame
 #
 # The trained model's first stage turns the 32×32 event frame into an 8×8 token
@@ -640,8 +658,9 @@ print(f"notebook so far: {time.perf_counter() - notebook_start:.0f} s")
 # (widths 32, 64, 128; strides 4, 2, 2; two multi-axis blocks per stage) for 20
 # epochs, a Keras block on 32×32 frames, and latencies up to 128×128 tokens. The
 # published RVT {cite}`gehrig2023recurrent` trains four stages on the Gen1 and
-# 1 Mpx event-camera detection datasets with sequences of 21 event
-# representations and truncated backpropagation through time, carrying the LSTM
+# 1 Mpx event-camera detection datasets with sequences of event representations (in
+# the authors' released configuration, 21 per sequence on Gen1 and 5 on 1 Mpx)
+# and truncated backpropagation through time, carrying the LSTM
 # states across training windows and resetting them at sequence boundaries, the
 # same `step`/`reset` pattern as here. No full-profile run of this chapter has been
 # recorded yet; when one is, its numbers, device and date go on the
@@ -739,10 +758,13 @@ check_close(mine[1], ref[1], atol=1e-6, name="new cell state c")
 # (a) Prove Eq. {eq}`eq-rvt-reach`: on an $H\times H$ map with blocks of $P$ and a grid of $G$
 # (both dividing $H$), one block layer followed by one grid layer connects every
 # input token to every output token when $PG \ge H$. (b) Show that the condition is
-# also necessary. (c) What changes if the grid layer comes first? (d) RVT's first
-# stage on a 1 Mpx event camera (720×1280 pixels, stride 4) uses $P = G = 7$ on
-# its first stage; does a single block–grid pair reach the whole map there?
-# (depth: derive; about 20 minutes)
+# also necessary. (c) What changes if the grid layer comes first? (d) The authors'
+# released configuration for the 1 Mpx event camera (720×1280 pixels) first halves
+# the input to 360×640 and pads it to 384×640; the stride-4 patch embedding then
+# gives the first stage a 96×160 token map, and every stage uses blocks and grids of
+# 6×10 tokens (6 rows by 10 columns). Applying the condition to each axis, does a
+# single block–grid pair reach the whole map on the first stage? On which of the four
+# stages (strides 4, 8, 16, 32) does it? (depth: derive; about 20 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -759,10 +781,14 @@ check_close(mine[1], ref[1], atol=1e-6, name="new cell state c")
 # covers residues $0..P-1$ only, so output $i = P$ (residue $P$) never reads it.
 # (c) Grid first, then block: output $i$ reads its block, each member $k$ read the
 # tokens $\equiv k \pmod{H/G}$; the $P$ consecutive $k$ cover all residues under
-# the same condition, so the answer is symmetric. (d) The map is 180×320 tokens;
-# $PG = 49 < 180$, so no: one pair reaches only part of the map, and the later stages
-# (smaller maps) together with stacking finish the job. The check below runs (a)–(b)
-# on small cases through gradients.
+# the same condition, so the answer is symmetric. (d) Along each axis the condition
+# is (block side) × (grid side) ≥ (map side). On the first stage (96×160 tokens)
+# $6 \cdot 6 = 36 < 96$ and $10 \cdot 10 = 100 < 160$, so no: one pair reaches only
+# part of the map. On the second stage (48×80) the columns pass ($100 \ge 80$) but
+# the rows do not ($36 < 48$). From the third stage on (24×40, then 12×20) both axes
+# pass, so there one pair reaches the whole map; stacking blocks and the later stages
+# finish what the early ones cannot. The check below runs (a)–(b) on small cases
+# through gradients.
 
 # %% tags=["solution"]
 def pair_reaches_all(H: int, P: int, G: int) -> bool:

@@ -112,10 +112,13 @@ print(dict(cfg))
 #
 # $$
 # F^{(i)} = \operatorname{Block}^{\text{self}}_i\big(F^{(i-1)}, F^{(i-1)}\big),
-# \qquad F^{(i)} \leftarrow \operatorname{Block}^{\text{cross}}_i\big(F^{(i)}, H_{t-1}\big)\ \text{ if } i \bmod r = 0,
+# \qquad F^{(i)} \leftarrow \operatorname{Block}^{\text{cross}}_i\big(F^{(i)}, H_{t-1}\big)\ \text{ if } (i - 1) \bmod r = 0,
 # $$ (eq-tlb-fast)
 #
-# and then the slow stream reads the chunk's result once:
+# for $i = 1, \dots, \ell$: a cross-attention follows self-attention layers
+# $1, r + 1, 2r + 1, \dots$, so $\ell$ layers have $\lceil \ell / r \rceil$ of them,
+# each block with its own weights and its own FFN. Then the slow stream reads the
+# chunk's result once:
 #
 # $$
 # H_t = \operatorname{Block}^{\text{slow}}\big(H_{t-1}, F_t\big), \qquad t = 1, \dots, T .
@@ -158,6 +161,21 @@ print(inspect.getsource(tk.NormedAttention))
 # one vector per example. The cell returns the slow stream's attention weights as
 # part of its *output*: nothing is stored on a layer, so the weights belong to the
 # call that computed them.
+#
+# This cell computes {eq}`eq-tlb-fast` and so differs from the Keras example's cell,
+# although both take the same settings. The example's constructor builds one list
+# for the fast stream: a self-attention module per layer, with a cross-attention
+# module inserted after layers $0, r, 2r, \dots$ (counting from 0). Its `call` then
+# loops over the *whole* list, cross modules included, calls every module as
+# self-attention, and calls the modules at list positions $0, r, 2r, \dots$ a second
+# time as cross-attention to the slow stream. With the CIFAR-10 settings ($\ell = 4$,
+# $r = 2$) the list is self 0, cross 0, self 1, self 2, cross 2, self 3, so each chunk
+# passes through 6 self-attention and 3 cross-attention sub-layers, and a module's
+# two calls share one FFN (in the current Keras 3 version they have separate
+# attention weights; in the first, TensorFlow version they shared those too). The
+# cell here builds 4 self-attention and 2 cross-attention blocks, each with its own
+# FFN. Both are TLBs, but not the same network, so results of one do not transfer
+# exactly to the other.
 
 # %%
 print(inspect.getsource(tk.TLBCell.step))
@@ -322,9 +340,12 @@ assert same
 # token of each chunk. To draw them over the image, take for every token the largest
 # weight any latent gave it, average the heads, lay the $T\cdot K = N$ values out on
 # the patch grid (chunks are consecutive runs of the row-major grid), and upsample
-# bilinearly to the image size. The Keras example meant to do this but collected the
-# scores as a side effect on the layers and then read attribute names the cell does
-# not define; here they are an output, so there is nothing to get out of sync.
+# bilinearly to the image size. The Keras example draws the same map but collects
+# the scores as a side effect: each attention layer keeps its latest scores as an
+# attribute, and the cell appends them to a list when a flag is set, which in the
+# current version means running a second model instance eagerly, with unrolled loops,
+# to fill the list. Here the scores are an output, so there is nothing to get out of
+# sync.
 
 # %%
 print(inspect.getsource(tk.slow_stream_heatmap))
@@ -748,8 +769,10 @@ if profiles.current_profile() == "smoke":  # claims about the smoke run; the ful
 # %% [markdown]
 # ```{admonition} Going further: the full profile
 # :class: tip
-# `SEQLIB_PROFILE=full` runs the Keras example's CIFAR-10 configuration
-# {cite}`krizhevsky2009learning`: 40 000 training images (the example keeps the other
+# `SEQLIB_PROFILE=full` runs the Keras example's CIFAR-10 settings
+# {cite}`krizhevsky2009learning` with this chapter's cell (4 self-attention and 2
+# cross-attention blocks per chunk, not the example's 6 and 3; see the section on
+# the Keras implementation): 40 000 training images (the example keeps the other
 # 10 000 for validation; we evaluate on the 10 000 test images),
 # resized to 52×52 and randomly cropped to 48×48 with random flips, patches of 4
 # (N = 144 tokens, 18 chunks of 8), width 64, 8 latents, 4 fast layers with a
