@@ -135,9 +135,8 @@ def render(records: list[dict], seeds: list[int], seconds: float, command: str) 
         times = ", ".join(f"{r['seconds']:.0f} s" for r in records if r["notebook"] == stem)
         lines += [f"(claims-{chapter})=", f"## {int(nn)}. {TITLES[nn]}", "",
                   f"Chapter: {{doc}}`../notebooks/{stem}`. Run time per seed: {times}.", "",
-                  "| claim | statement | condition | " + " | ".join(f"seed {s}" for s in seeds)
-                  + " | mean ± spread | held |",
-                  "|---|---|---|" + "---|" * len(seeds) + "---|---|"]
+                  "| claim | condition | seeds " + " / ".join(map(str, seeds)) + " | mean ± spread | held |",
+                  "|---|---|---|---|---|"]
         for cid, c in by_claim.items():   # in the order the chapter checks them
             if c["chapter"] != chapter:
                 continue
@@ -149,8 +148,8 @@ def render(records: list[dict], seeds: list[int], seconds: float, command: str) 
             n_held = sum(bool(c["held_on"].get(s)) for s in seeds)
             star = " ★" if c["flagship"] else ""
             d = digits(mean, spread)
-            lines.append(f"| `{cid}`{star} | {c['statement']} | {c['condition'].replace('|', '/')} | "
-                         + " | ".join(fmt(v, d) for v in values)
+            lines.append(f"| {c['statement']} `{cid}`{star} | {c['condition'].replace('|', '/')} | "
+                         + " / ".join(fmt(v, d) for v in values)
                          + f" | {fmt(mean, d)} ± {fmt(spread, 2)} | {'yes' if held else f'{n_held} of {len(seeds)}'} |")
         lines.append("")
     return "\n".join(lines)

@@ -43,7 +43,7 @@ def notebook_claims(path: Path) -> dict[str, bool]:
 
 
 def page_claims() -> dict[str, bool]:
-    rows = re.findall(r"^\| `(ch\d\d-[a-z0-9-]+)`( ★)? \|", PAGE.read_text(encoding="utf-8"), flags=re.M)
+    rows = re.findall(r"^\| [^|]*`(ch\d\d-[a-z0-9-]+)`( ★)? \|", PAGE.read_text(encoding="utf-8"), flags=re.M)
     return {cid: bool(star) for cid, star in rows}
 
 
