@@ -18,6 +18,7 @@ import argparse
 import datetime
 import json
 import math
+import os
 import platform
 import statistics
 import subprocess
@@ -73,8 +74,6 @@ def device() -> str:
                 break
     except OSError:
         pass
-    import os
-
     return f"{cpu}, {os.cpu_count()} cores, one PyTorch thread per run"
 
 
@@ -87,6 +86,11 @@ def digits(mean: float | None, spread: float) -> int:
 
 def fmt(x: float | None, d: int = 3) -> str:
     return "—" if x is None else f"{x:.{d}g}"
+
+
+def held_on_every(claim: dict, seeds: list[int]) -> bool:
+    """True when the claim was measured on every seed and held on each."""
+    return all(claim["held_on"].get(s) for s in seeds)
 
 
 def render(records: list[dict], seeds: list[int], seconds: float, command: str) -> str:
@@ -124,8 +128,7 @@ def render(records: list[dict], seeds: list[int], seconds: float, command: str) 
         "(`--jobs`, or other work on the machine) took longer than a run alone.",
         "",
     ]
-    held_all = sum(all(c["held_on"].get(s) for s in seeds) and len(c["values"]) == len(seeds)
-                   for c in by_claim.values())
+    held_all = sum(held_on_every(c, seeds) for c in by_claim.values())
     lines += [f"**{held_all} of {len(by_claim)} claims held on every seed.**", ""]
     if errors:
         lines += ["```{warning}", "These runs did not finish:", ""] + [f"- {e}" for e in errors] + ["```", ""]
@@ -144,7 +147,7 @@ def render(records: list[dict], seeds: list[int], seconds: float, command: str) 
             present = [v for v in values if v is not None]
             mean = statistics.fmean(present) if present else None
             spread = statistics.stdev(present) if len(present) > 1 else 0.0
-            held = len(present) == len(seeds) and all(c["held_on"].get(s) for s in seeds)
+            held = held_on_every(c, seeds)
             n_held = sum(bool(c["held_on"].get(s)) for s in seeds)
             star = " ★" if c["flagship"] else ""
             d = digits(mean, spread)
@@ -178,11 +181,12 @@ def main(argv: list[str]) -> int:
     failed += [f"{r['notebook']} seed {r['seed']}: claim {c['id']} = {c['value']:.4g}, expected {c['condition']}"
                for r in records for c in r["claims"] if not c["held"]]
     if not args.no_page:
-        every = [cached(py, s) for py in notebooks(None) for s in args.seeds]
-        missing = [f"{py.stem} seed {s}" for py in notebooks(None) for s in args.seeds if not cached(py, s)]
+        found = {(py.stem, s): cached(py, s) for py in notebooks(None) for s in args.seeds}
+        missing = [f"{stem} seed {s}" for (stem, s), record in found.items() if record is None]
         if missing:
             print("page not written; runs missing or out of date:", ", ".join(missing))
         else:
+            every = list(found.values())
             ran = sum(r["seconds"] for r in every)
             command = "python scripts/claims.py --seeds " + " ".join(map(str, args.seeds))
             PAGE.write_text(render(every, args.seeds, ran, command) + "\n", encoding="utf-8")
