@@ -452,15 +452,37 @@ class MultiHeadAttention(nn.Module):
         mask = self._mask(B, T, S, key_padding_mask, attn_mask, causal, query.device)
         if attn_bias is not None:
             _check_bias(attn_bias, (B, self.heads, T, S))
-        q = rearrange(self.to_q(query), "b t (h d) -> b h t d", h=self.heads)  # (B, h, T, d)
+        k, v = self.keys_values(key, value)  # (B, h, S, d) each
+        only_causal = causal and T == S and key_padding_mask is None and attn_mask is None
+        return self.attend(query, k, v, mask=mask, bias=attn_bias, causal=only_causal,
+                           return_attention=return_attention)
+
+    def keys_values(self, key: torch.Tensor, value: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The projected keys and values, split into heads: ``(B, S, kdim) -> 2 × (B, h, S, d)``.
+
+        A decoder's key/value cache stores these, so that each step projects only
+        its new token (:meth:`seqlib.transformer.DecoderBlock.step`).
+        """
+        value = key if value is None else value
         k = rearrange(self.to_k(key), "b s (h d) -> b h s d", h=self.heads)  # (B, h, S, d)
         v = rearrange(self.to_v(value), "b s (h d) -> b h s d", h=self.heads)  # (B, h, S, d)
+        return k, v
+
+    def attend(self, query: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, mask: torch.Tensor | None = None,
+               bias: torch.Tensor | None = None, causal: bool = False, return_attention: bool = False):
+        """Attend from ``query`` (B, T, D) to keys and values from :meth:`keys_values`.
+
+        ``mask`` is bool, broadcastable to ``(B, h, T, S)`` (True = may attend).
+        ``causal=True`` declares that ``mask`` is only the causal mask (T = S), so the
+        fused causal kernel may stand in for it. Returns ``(B, T, D)``, and the
+        weights ``(B, h, T, S)`` with ``return_attention``.
+        """
+        q = rearrange(self.to_q(query), "b t (h d) -> b h t d", h=self.heads)  # (B, h, T, d)
         p = self.dropout if self.training else 0.0
-        only_causal = causal and T == S and key_padding_mask is None and attn_mask is None
-        if self.fast and only_causal and attn_bias is None and not return_attention:
+        if self.fast and causal and bias is None and not return_attention:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)  # (B, h, T, d), fused
         else:
-            out = scaled_dot_product_attention(q, k, v, mask=mask, bias=attn_bias, dropout_p=p,
+            out = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias, dropout_p=p,
                                                fast=self.fast, return_attention=return_attention)
         out, weights = out if return_attention else (out, None)
         out = self.proj(rearrange(out, "b h t d -> b t (h d)"))  # (B, T, D)

@@ -35,7 +35,9 @@ from seqlib.shapes import expect_dtype, expect_shape
 # Encoders a GPU user would pick for real photos (Flickr8k), all from torchvision:
 # name -> (constructor, layers kept, channels C of the kept map, map side at 224 px).
 TORCHVISION_ENCODERS = {
-    "vgg16": ("vgg16", "features[:-1]", 512, 14),  # conv5_3 before the last pool: Xu et al.'s 14x14x512
+    # VGG-16's conv5_3 before the last pool: a 14x14x512 map, the shape of Xu et al.'s
+    # encoder (they used VGG-19's conv5_4; torchvision's vgg19 gives the same shape).
+    "vgg16": ("vgg16", "features[:-1]", 512, 14),
     "resnet18": ("resnet18", "children[:-2]", 512, 7),
     "resnet50": ("resnet50", "children[:-2]", 2048, 7),
 }

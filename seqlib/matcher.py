@@ -2,8 +2,11 @@
 
 DETR predicts a fixed set of Q (class, box) pairs per image; the image has K <= Q
 objects. Training first finds the one-to-one assignment σ of queries to objects
-with the lowest total cost (Eq. 1 of the paper), a linear assignment problem
-solved exactly by the Hungarian algorithm (``scipy.optimize.linear_sum_assignment``).
+with the lowest total cost (Eq. 1 of the paper), a linear assignment problem.
+The paper, like most texts, names Kuhn's Hungarian algorithm for it; we call
+``scipy.optimize.linear_sum_assignment``, an exact solver of the same problem by
+a different algorithm (a shortest augmenting path method of the Jonker–Volgenant
+family, Crouse 2016). Any exact solver returns a minimum-cost assignment.
 The pairwise cost of query i and object j is
 
     C_ij = -w_class · p_i(c_j) + w_l1 · ||b_i - b_j||_1 - w_giou · GIoU(b_i, b_j),
@@ -74,6 +77,9 @@ def matching_cost(logits: torch.Tensor, boxes: torch.Tensor, targets: Sequence[T
 def hungarian_match(cost: torch.Tensor, sizes: Sequence[int]) -> list[Match]:
     """Optimal one-to-one assignment of queries to objects, image by image.
 
+    Named after the Hungarian algorithm as in DETR; the solver is SciPy's
+    shortest-augmenting-path ``linear_sum_assignment``, exact like the Hungarian method.
+
     Args:
         cost: ``(B, Q, ΣK)`` from :func:`matching_cost`.
         sizes: ``K_b`` objects of each image (they sum to ΣK), each at most Q.
@@ -88,7 +94,7 @@ def hungarian_match(cost: torch.Tensor, sizes: Sequence[int]) -> list[Match]:
     blocks = cost.detach().cpu().split(list(sizes), dim=-1)  # B tensors (B, Q, K_b)
     out = []
     for b, block in enumerate(blocks):
-        rows, cols = linear_sum_assignment(block[b].numpy())  # the Hungarian algorithm, exact
+        rows, cols = linear_sum_assignment(block[b].numpy())  # exact; Jonker–Volgenant-type, not Kuhn's method
         out.append((torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)))
     return out
 

@@ -33,7 +33,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                       dropout=0.0, bench_window=7, bench_grids=(1, 2, 4, 6, 8), bench_dim=32, bench_heads=2,
                       bench_batch=4, bench_repeats=5, expected_minutes=3),
         "full": dict(dataset="cifar10", n_train=50000, n_test=10000, epochs=100, batch_size=128, lr=1e-3,
-                     weight_decay=0.05, augment=True, swin_dim=48, swin_depths=(2, 2, 6, 2), swin_heads=(3, 6, 12, 24),
+                     weight_decay=0.05, augment=True, swin_dim=36, swin_depths=(2, 2, 6, 2), swin_heads=(3, 6, 12, 24),
                      swin_patch=2, window=4, vit_dim=192, vit_depth=9, vit_heads=12, vit_patch=4, mlp_ratio=2.0,
                      dropout=0.1, bench_window=7, bench_grids=(1, 2, 4, 8, 12, 16), bench_dim=96, bench_heads=3,
                      bench_batch=8, bench_repeats=10, expected_minutes=120),

@@ -296,7 +296,7 @@ class SwinConfig:
 
 
 class SwinTransformer(nn.Module):
-    """Patch embedding, then stages of Swin blocks separated by patch merging, then mean pool and head."""
+    """Patch embedding, stages of Swin blocks separated by patch merging, then norm, mean pool and head."""
 
     def __init__(self, config: SwinConfig) -> None:
         super().__init__()
@@ -332,7 +332,8 @@ class SwinTransformer(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) → logits (B, classes)."""
         last = self.features(images)[-1]  # (B, C_last, H_last, W_last)
-        pooled = self.norm(last.mean(dim=(2, 3)))  # (B, C_last)
+        tokens = self.norm(rearrange(last, "b c h w -> b h w c"))  # (B, H_last, W_last, C_last)
+        pooled = tokens.mean(dim=(1, 2))  # (B, C_last): the official order, norm every token then average
         return self.head(pooled)  # (B, classes)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -128,26 +129,54 @@ class DecoderBlock(nn.Module):
         x, _ = self.res_ffn(x, self.ffn)
         return (x, w_self, w_cross) if ra else x
 
-    def step(self, x: torch.Tensor, past: torch.Tensor | None, memory: torch.Tensor, *,
+    def step(self, x: torch.Tensor, past: KVCache | None, memory: torch.Tensor, *,
              memory_padding_mask: torch.Tensor | None = None):
-        """One decoding step with a cache: the new token ``x`` (B, 1, D) attends to ``past``.
+        """One decoding step with a key/value cache: the new token ``x`` (B, 1, D) attends to the past.
 
-        ``past`` (B, t, D) holds what the self-attention read at earlier steps (its
-        input after the norm, in pre-norm), so nothing before step t is recomputed.
-        Returns the output (B, 1, D), the grown cache (B, t + 1, D) and the
-        cross-attention weights (B, h, 1, S).
+        ``past`` holds the self-attention keys and values of steps 0..t-1 (each
+        ``(B, h, t, d)``) and the cross-attention keys and values of ``memory``. The
+        step projects only the new token and appends its key and value; the
+        encoder's keys and values are projected once, at step 0. So a step's
+        projections cost the same at every t; only the attention itself, over the
+        t + 1 cached positions, grows with t. Returns the output (B, 1, D), the
+        grown cache and the cross-attention weights (B, h, 1, S).
         """
-        seen = []
+        cache = {}
 
         def attend_past(y):
-            seen.append(y if past is None else torch.cat([past, y], 1))  # (B, t + 1, D)
-            return self.self_attn(y, seen[0])  # no mask: every cached position is in the past
+            k, v = self.self_attn.keys_values(y)  # (B, h, 1, d) each
+            if past is not None:
+                k, v = torch.cat([past.k, k], 2), torch.cat([past.v, v], 2)  # (B, h, t + 1, d)
+            cache["k"], cache["v"] = k, v
+            return self.self_attn.attend(y, k, v)  # no mask: every cached position is in the past
+
+        def attend_memory(y):
+            mk, mv = self.cross_attn.keys_values(memory) if past is None else (past.memory_k, past.memory_v)
+            cache["memory_k"], cache["memory_v"] = mk, mv
+            mask = None if memory_padding_mask is None else memory_padding_mask[:, None, None, :]  # (B, 1, 1, S)
+            return self.cross_attn.attend(y, mk, mv, mask=mask, return_attention=True)
 
         x, _ = self.res_self(x, attend_past)
-        x, w_cross = self.res_cross(x, lambda y: self.cross_attn(y, memory, key_padding_mask=memory_padding_mask,
-                                                                 return_attention=True))
+        x, w_cross = self.res_cross(x, attend_memory)
         x, _ = self.res_ffn(x, self.ffn)
-        return x, seen[0], w_cross
+        return x, KVCache(**cache), w_cross
+
+
+class KVCache(NamedTuple):
+    """One decoder block's cache: self-attention keys and values so far, and the encoder's.
+
+    ``k``, ``v``: ``(B, h, t, d)``, grown by one position per step;
+    ``memory_k``, ``memory_v``: ``(B, h, S, d)``, computed once.
+    """
+
+    k: torch.Tensor
+    v: torch.Tensor
+    memory_k: torch.Tensor
+    memory_v: torch.Tensor
+
+    def select(self, rows: torch.Tensor) -> "KVCache":
+        """The cache of the batch rows ``rows`` (beam search keeps each beam's parent)."""
+        return KVCache(*(t[rows] for t in self))
 
 
 class TransformerEncoder(nn.Module):
@@ -194,7 +223,7 @@ class TransformerDecoder(nn.Module):
                 cross.append(out[2])
         return (self.norm(x), cross) if return_attention else self.norm(x)
 
-    def step(self, x: torch.Tensor, past: list[torch.Tensor] | None, memory: torch.Tensor, *,
+    def step(self, x: torch.Tensor, past: list[KVCache] | None, memory: torch.Tensor, *,
              memory_padding_mask: torch.Tensor | None = None):
         """Cached step of every block: ``x`` (B, 1, D) -> (B, 1, D), caches, last cross weights."""
         new_past = []
@@ -250,7 +279,7 @@ class Seq2SeqTransformer(nn.Module):
         memory, mask = self.encode(src, src_lengths)
         return self.decode(tgt_in, memory, mask, return_attention=return_attention)
 
-    def decode_step(self, y_prev: torch.Tensor, t: int, past: list[torch.Tensor] | None, memory: torch.Tensor,
+    def decode_step(self, y_prev: torch.Tensor, t: int, past: list[KVCache] | None, memory: torch.Tensor,
                     memory_mask: torch.Tensor):
         """Logits (B, V) for position ``t`` given token ``y_prev`` (B,) and the caches of steps < t.
 
@@ -266,8 +295,8 @@ class Seq2SeqTransformer(nn.Module):
                eos_id: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
         """Batched greedy decoding: ids (B, T') and the last block's cross-attention (B, T', S).
 
-        Each step feeds only the newest token and reuses the cached self-attention
-        inputs of the earlier ones (:meth:`decode_step`).
+        Each step feeds only the newest token and reuses the cached keys and values
+        of the earlier ones (:meth:`decode_step`).
         """
         memory, mask = self.encode(src, src_lengths)
         y = torch.full((src.shape[0],), bos_id, dtype=torch.long, device=src.device)  # (B,)
@@ -318,7 +347,7 @@ class Seq2SeqTransformer(nn.Module):
             beams = torch.tensor([b for b, _, _ in keep], device=src.device)
             new = torch.tensor([[tok] for _, tok, _ in keep], device=src.device)
             hyps, logp = torch.cat([hyps[beams], new], 1), torch.tensor([s for _, _, s in keep], device=src.device)
-            past = [cache[beams] for cache in past]  # each beam keeps its parent's cache
+            past = [cache.select(beams) for cache in past]  # each beam keeps its parent's cache
         if not finished:  # nothing ended within max_len: take the best unfinished one
             finished = [(float(logp[0]) / hyps.shape[1] ** alpha, hyps[0, 1:].tolist())]
         return max(finished, key=lambda f: f[0])[1]

@@ -174,3 +174,15 @@ def test_cost_formulas_and_swin_t_size():
                                                  dim=96, depths=(2, 2, 6, 2), heads=(3, 6, 12, 24), window=7,
                                                  mlp_ratio=4.0))
     assert sum(p.numel() for p in model.parameters()) == 28_288_354
+
+
+def test_the_head_normalises_every_token_before_pooling_as_the_official_model():
+    torch.manual_seed(0)
+    model = swin.swin_tiny().eval()
+    images = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        last = model.features(images)[-1].permute(0, 2, 3, 1)  # (B, H, W, C)
+        official = model.head(model.norm(last).mean(dim=(1, 2)))
+        pooled_first = model.head(model.norm(last.mean(dim=(1, 2))))
+        torch.testing.assert_close(model(images), official)
+    assert not torch.allclose(official, pooled_first, atol=1e-4)  # the order matters

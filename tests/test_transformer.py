@@ -184,3 +184,20 @@ def test_config_is_frozen_and_bad_input_raises():
         model(src, lengths, tgt[:2])
     with pytest.raises(ValueError, match="src_lengths"):
         model(src, lengths[:2], tgt)
+
+
+def test_the_cache_projects_only_the_new_token_and_the_memory_once():
+    model = _model().eval()
+    src, lengths, tgt = _batch()
+    memory, mask = model.encode(src, lengths)
+    block = model.decoder.blocks[0]
+    rows = {"self": [], "cross": []}
+    block.self_attn.to_k.register_forward_hook(lambda m, i, o: rows["self"].append(i[0].shape[1]))
+    block.cross_attn.to_k.register_forward_hook(lambda m, i, o: rows["cross"].append(i[0].shape[1]))
+    past = None
+    for t in range(tgt.shape[1]):
+        _, past, _ = model.decode_step(tgt[:, t], t, past, memory, mask)
+        B, h, n, d = past[0].k.shape
+        assert n == t + 1 and past[0].memory_k.shape == (B, h, memory.shape[1], d)
+    assert rows["self"] == [1] * tgt.shape[1]  # one new position per step, never the prefix
+    assert rows["cross"] == [memory.shape[1]]  # the encoder's keys: once, at step 0
