@@ -93,13 +93,12 @@ print(inspect.getsource(swin.PatchMerging))
 # Swin-T, the smallest model of the paper ($C = 96$, depths 2, 2, 6, 2,
 # $M = 7$), built from this module, has the four feature maps of the paper on a
 # 224×224 image, and exactly the 28,288,354 parameters of the official model.
-# One detail of the classification head differs. The official model applies
-# the final LayerNorm to every token of the last stage, then averages the
-# tokens, then applies the linear head; seqlib averages the tokens first and
-# normalises the pooled vector. It is the same LayerNorm, with the same $2 \cdot 8C$
-# parameters, so the count agrees, but the computation does not: each token is
-# normalised with its own mean and variance, so the average of the normalised
-# tokens is not the normalised average.
+# Its classification head follows the official order too: the final LayerNorm
+# is applied to every token of the last stage, then the tokens are averaged,
+# then the linear head maps the average to class scores. The order matters even
+# though the parameters would be the same either way: each token is normalised
+# with its own mean and variance, so the average of the normalised tokens is
+# not the normalised average.
 
 # %%
 torch.manual_seed(seed_for(0))
@@ -318,21 +317,21 @@ print("window attention is faster on the largest grid, and the ratio grows with 
 # The memory panel is exact, on any machine: a quadratic and a linear law. The
 # times are measurements, and they say less than the formulas. At the smallest
 # grid there is one window and the two layers do the same arithmetic, yet window
-# attention is the slower one (it took 1.6–1.8 times as long in the three runs
+# attention is the slower one (it took 1.66–1.74 times as long in the three runs
 # of seeds 0–2 on one CPU, {ref}`claims-ch07`): the partition, its reverse and
 # the gathered bias cost time that Eq. {eq}`eq-swin-cost` does not count. Such
 # fixed costs dominate both layers on small grids and flatten both curves there.
 # Summarised as time $\propto (hw)^k$ between the smallest and the largest grid,
-# the same three runs gave $k$ = 1.57–1.66 for global attention, well above 1
-# but short of the 2 of its formula, and $k$ = 0.73–0.87 for window attention,
+# the same three runs gave $k$ = 1.63–1.79 for global attention, well above 1
+# but short of the 2 of its formula, and $k$ = 0.73–0.94 for window attention,
 # below 1 because of those fixed costs. Window time is therefore "linear" only
 # in a loose sense: its per-token cost is not constant from grid to grid. Its
 # attention weights, $h\,M^2hw$ floats, grow with the grid too, and a working
 # set that outgrows a CPU cache costs more per element, so between two
 # neighbouring grids its time can grow faster than the number of tokens. What
 # held on every run is the shape of the comparison: on the largest grid window
-# attention was 16–19 times faster, and the ratio global/window there was
-# 26–33 times its value on the smallest grid. Over the whole range the ratio
+# attention was 20–25 times faster, and the ratio global/window there was
+# 34–42 times its value on the smallest grid. Over the whole range the ratio
 # grows with the number of tokens, as Eq. {eq}`eq-swin-cost` predicts, though
 # not always from one grid to the next, since every time is a single noisy
 # measurement. Expect other factors on your machine, and on a GPU, where layers
@@ -542,7 +541,7 @@ print("both learn the task (test accuracy > 0.6):", learn.held)
 print("Swin is more accurate than the ViT:", beats.held)
 
 # %% [markdown]
-# On seeds 0–2 the small Swin is more accurate than the ViT by 0.05–0.08
+# On seeds 0–2 the small Swin is more accurate than the ViT by 0.04–0.06
 # ({ref}`claims-ch07`; the ViT is chapter 6's, trained with the same data, seed
 # and recipe). It is not a contest of exact equals: Swin has 12 % more
 # parameters and four times as many tokens at its first stage. What Swin is
@@ -571,13 +570,84 @@ fig.suptitle("Learned relative position bias, stage 1, block 1 (trained Swin)")
 plt.show()
 
 # %% [markdown]
+# ### Global and local attention on an image
+#
+# Chapter 3 compared global attention, where the decoder weighs every source
+# word, with local attention, which looks only inside a window. The same choice,
+# drawn on an image with the two trained models: for one query token (the cyan
+# square, around the red cross), the colour shows its attention weights,
+# averaged over heads. The ViT's first layer may weigh every patch of the image.
+# Swin's first block weighs only the $M \times M$ tokens of the query's window,
+# and its second block those of the displaced window; every other token gets
+# exactly zero, which the cell checks. Stacking blocks is what lets Swin's
+# information travel further, one window at a time.
+
+# %%
+def window_weights_on_grid(weights: torch.Tensor, query: tuple[int, int], grid: int, window: int,
+                           shift: int) -> np.ndarray:
+    """One query token's window-attention weights (mean over heads) placed on the (grid, grid) token grid.
+
+    ``weights`` (nW, h, M², M²) come from a (shifted) window block and ``query`` is the
+    token's (row, column) in image coordinates. A shifted block attends on the grid
+    rolled by −shift, so positions are rolled there and back.
+    """
+    r, c = (query[0] - shift) % grid, (query[1] - shift) % grid                 # on the rolled grid
+    w = weights[(r // window) * (grid // window) + c // window].mean(0)        # (M², M²) of the query's window
+    out = np.zeros((grid, grid))
+    r0, c0 = r // window * window, c // window * window
+    for j, value in enumerate(w[(r % window) * window + c % window].tolist()):
+        out[(r0 + j // window + shift) % grid, (c0 + j % window + shift) % grid] = value
+    return out
+
+
+def on_pixels(token_map: np.ndarray, patch: int, offset: int, size: int) -> np.ndarray:
+    """Blow a token map up to pixels (each token covers patch×patch) and crop ``offset`` of padding."""
+    return np.kron(token_map, np.ones((patch, patch)))[offset:offset + size, offset:offset + size]
+
+
+vit_trained = results["ViT"]["model"].cpu().eval()
+image = x_test[3:4]                                                          # (1, C, H, W)
+pixel = (H_img * 5 // 8, H_img * 3 // 8)                                     # the query: the token holding this pixel
+with torch.no_grad():
+    _, vit_maps = vit_trained(image, return_attention=True)                  # L × (1, h, N+1, N+1)
+    g = swin_trained.patch_embed.grid
+    tokens = swin_trained.embed_norm(swin_trained.patch_embed(to_32(image)).reshape(1, g, g, -1))  # (1, g, g, C)
+    _, swin_maps = swin_trained.stages[0](tokens, return_attention=True)     # per block: (nW, h, M², M²)
+gv = vit_trained.grid
+pv, ps = H_img // gv, 32 // g                                                # pixels per token side
+q_vit = 1 + (pixel[0] // pv) * gv + pixel[1] // pv                           # position 0 is the class token
+q_swin = ((pixel[0] + pad) // ps, (pixel[1] + pad) // ps)
+panels = [("ViT, layer 1: global", on_pixels(vit_maps[0][0].mean(0)[q_vit, 1:].view(gv, gv).numpy(), pv, 0, H_img),
+           pv, (pixel[0] // pv * pv, pixel[1] // pv * pv))]
+for b, name in enumerate(["window", "shifted window"]):
+    block = swin_trained.stages[0].blocks[b]
+    on_grid = window_weights_on_grid(swin_maps[b], q_swin, g, block.window, block.shift)
+    assert np.count_nonzero(on_grid) <= block.window ** 2 and abs(on_grid.sum() - 1) < 1e-4
+    panels.append((f"Swin, block {b + 1}: {name}", on_pixels(on_grid, ps, pad, H_img), ps,
+                   (q_swin[0] * ps - pad, q_swin[1] * ps - pad)))
+shown = image[0].permute(1, 2, 0).squeeze(-1).numpy()
+fig, axes = plt.subplots(1, 4, figsize=(11, 3.3))
+axes[0].imshow(shown, cmap="gray")
+axes[0].plot(pixel[1], pixel[0], "r+", ms=12, mew=2)
+axes[0].set(title="test image and query pixel", xticks=[], yticks=[])
+for ax, (title, weights, patch, (top, left)) in zip(axes[1:], panels):
+    ax.imshow(shown, cmap="gray")
+    ax.imshow(np.ma.masked_equal(weights, 0), cmap="magma", alpha=0.75, vmin=0)
+    ax.add_patch(plt.Rectangle((left - 0.5, top - 0.5), patch, patch, fill=False, ec="cyan", lw=2))
+    ax.set(title=title, xticks=[], yticks=[])
+fig.suptitle("Where one query token looks: its attention weights (colour, mean over heads); uncoloured = weight 0")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ```{admonition} Going further: the full profile
 # :class: tip
 # `SEQLIB_PROFILE=full` trains on CIFAR-10 {cite}`krizhevsky2009learning` with random
-# crops and flips: a Swin with 2×2 patches, $C = 48$, depths 2, 2, 6, 2, windows of
-# 4 (grids 16 → 8 → 4 → 2, 4.7 M parameters) against the 2.7 M-parameter ViT of
-# chapter 6, 100 epochs each. With these sizes the two models are not matched:
-# Swin has 1.8 times the ViT's parameters. The profile also times attention on
+# crops and flips: a Swin with 2×2 patches, $C = 36$, depths 2, 2, 6, 2, windows of
+# 4 (grids 16 → 8 → 4 → 2, 2.67 M parameters) against the 2.70 M-parameter ViT of
+# chapter 6, 100 epochs each. The two models are matched in size: Swin has 0.99
+# times the ViT's parameters (the cell below builds both, without training, and
+# counts them). The profile also times attention on
 # grids up to $16M \times 16M$ tokens at $C = 96$ with peak GPU memory. Reference
 # points from the literature are 80–90 % for small vision Transformers trained
 # from scratch on CIFAR-10 with augmentation. No full-profile run has been
@@ -585,6 +655,24 @@ plt.show()
 # {doc}`../book/results` page, and nothing in this chapter's prose comes from
 # such a run.
 # ```
+
+# %%
+full = profiles.sizes("ch07", "full")
+full_models = {
+    "ViT": vit.ViT(vit.ViTConfig(image_size=32, patch_size=full["vit_patch"], in_channels=3, num_classes=10,
+                                 dim=full["vit_dim"], depth=full["vit_depth"], heads=full["vit_heads"],
+                                 mlp_ratio=full["mlp_ratio"], dropout=full["dropout"])),
+    "Swin": swin.SwinTransformer(swin.SwinConfig(
+        image_size=32, patch_size=full["swin_patch"], in_channels=3, num_classes=10, dim=full["swin_dim"],
+        depths=full["swin_depths"], heads=full["swin_heads"], window=full["window"], mlp_ratio=full["mlp_ratio"],
+        dropout=full["dropout"])),
+}
+full_params = {name: vit.count_parameters(m) for name, m in full_models.items()}
+full_ratio = full_params["Swin"] / full_params["ViT"]
+print("full profile, CIFAR-10:", {name: f"{n:,}" for name, n in full_params.items()},
+      f" Swin/ViT = {full_ratio:.3f} (within 25 %: {abs(full_ratio - 1) < 0.25})")
+assert abs(full_ratio - 1) < 0.25
+del full_models
 
 # %% [markdown]
 # ## Exercises
