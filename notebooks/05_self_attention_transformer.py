@@ -35,10 +35,10 @@
 # - explain multi-head attention as heads concatenated to $N \times h\cdot d$ and
 #   projected, and test an implementation against PyTorch's;
 # - build encoder and decoder blocks, measure how their time grows with the
-#   sequence length compared with an RNN's, and count what attention costs in memory
-#   ($N\times M$ weights per head);
-# - explain why a Transformer decoder still generates one token at a time, and what a
-#   key/value cache saves;
+#   sequence length compared with an RNN's, and measure what attention costs in
+#   memory ($N\times M$ weights per head, unless a fused kernel avoids storing them);
+# - explain why a Transformer decoder still generates one token at a time, what a
+#   key/value cache saves, and measure it;
 # - train a Transformer on chapter 3's translation task and compare its BLEU
 #   against the RNN with attention, by sentence length.
 
@@ -57,14 +57,17 @@ from seqlib.notebook import start
 device = start("ch05")
 
 # %%
+import contextlib
 import inspect
 import math
+import os
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 
 from seqlib import attention, claims, metrics, positional, seq2seq, transformer
 from seqlib.attention import GeneralAttention, MultiHeadAttention, SelfAttention, causal_mask, padding_mask
@@ -178,11 +181,12 @@ print(inspect.getsource(attention.scaled_dot_product_attention))
 # The function has two paths: the **teaching path** writes out Eq.
 # {eq}`eq-general-attention` and the masked softmax of chapter 3; the **fast path**
 # calls `torch.nn.functional.scaled_dot_product_attention`, which hands the work to
-# one of several kernels. Its flash and memory-efficient kernels fuse the steps and
-# never store the $M\times N$ matrix, but they do not accept every mask or device;
-# with a bool or float mask PyTorch often falls back to its math kernel, which
-# computes the steps one by one and does store it. Both paths give the same
-# numbers; the tests assert it. Now the shapes of the table, made concrete:
+# one of several kernels. Only its flash and memory-efficient kernels fuse the steps
+# and never store the $M\times N$ matrix; they do not accept every device, data
+# type or mask, and where none of them does, for instance with some bool or float
+# masks, PyTorch falls back to its math kernel, which computes the steps one by one
+# and does store it. Which kernel runs is measured later in this chapter. Both paths
+# give the same numbers; the tests assert it. Now the shapes of the table, made concrete:
 
 # %%
 torch.manual_seed(seed_for(0))
@@ -498,7 +502,7 @@ print(inspect.getsource(transformer.DecoderBlock.forward))
 # | long sequences | works reasonably (LSTM), information passes through $N$ steps | every token sees every token in one step |
 # | order | built in: inputs must come in sequence | none: sets, or sequences with positional encodings |
 # | computation | sequential: $h_t$ needs $h_{t-1}$ | parallel over all positions (generating output is still one token at a time) |
-# | memory | $O(N)$ states | $O(N\cdot M)$ weights per head and layer |
+# | memory | $O(N)$ states | $O(N\cdot M)$ weights per head and layer (unless a fused kernel avoids storing them) |
 #
 # We time one forward and backward pass of a two-layer GRU and of two encoder
 # blocks of similar size on a batch of random sequences, as the length grows. On
@@ -513,10 +517,10 @@ print(inspect.getsource(transformer.DecoderBlock.forward))
 # What depends far less on the machine is the trend. On one CPU thread we measure
 # the CPU time of the notebook's process, which other programs running on the
 # machine do not inflate (on a GPU, or with several threads, wall time). From
-# $N=64$ to $N=512$ the GRU's time grew as $N^{1.09}$ to $N^{1.11}$ on seeds 0–2,
-# about in proportion to $N$, the Transformer's as $N^{1.44}$ to $N^{1.51}$,
+# $N=64$ to $N=512$ the GRU's time grew as $N^{1.02}$ to $N^{1.06}$ on seeds 0–2,
+# about in proportion to $N$, the Transformer's as $N^{1.43}$ to $N^{1.44}$,
 # faster than in proportion because attention's cost has a term in $N^2$; so the
-# GRU / Transformer time ratio at $N=512$ was only 0.42–0.49 of the one at $N=64$
+# GRU / Transformer time ratio at $N=512$ was only 0.42–0.46 of the one at $N=64$
 # (the values of every seed are on the Claims page, {ref}`claims-ch05`). On a GPU
 # we expect the balance to move towards attention, because the $N$ steps of the
 # RNN cannot use the GPU's parallelism while attention can.
@@ -608,30 +612,135 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# The memory side is exact arithmetic: one head of self-attention stores an
-# $N\times N$ weight matrix per sequence, cross-attention an $N\times M$ one, and
-# backpropagation keeps them. PyTorch's flash and memory-efficient kernels avoid
-# storing them (the backward pass recomputes what it needs), which is why they
-# exist; with a bool or float mask PyTorch often falls back to its math kernel,
-# which stores them. The table below counts the bytes of the weight tensor the
-# layer returns. Its size is fixed by its shape, $B\cdot h\cdot N\cdot M$ float32
-# numbers of 4 bytes each, so the table is that arithmetic made concrete, not a
-# measurement of the layer's peak memory, which would also include $Q$, $K$, $V$,
-# the scores before the softmax and, in training, whatever autograd keeps.
+# **Memory, measured.** The teaching path stores the scores and the weights of
+# every head, $B\cdot h\cdot N\cdot M$ numbers each, so its memory should grow as
+# $N^2$ in self-attention. A fused kernel need not store them: the flash and
+# memory-efficient kernels compute the softmax block by block and keep only running
+# sums. Which kernel `F.scaled_dot_product_attention` picks depends on the device,
+# the data type, the mask and the PyTorch version; where none of the fused kernels
+# accepts the inputs (on a GPU, the flash kernel takes no arbitrary mask, for
+# instance) PyTorch falls back to its math kernel, which does store the matrix. So
+# rather than count, we measure: the peak memory allocated while one attention call
+# runs (no gradients), for the teaching path and for the fused function, without a
+# mask and with a causal mask, given as a bool matrix or as `is_causal=True`. On a
+# GPU the CUDA allocator records its peak; on a CPU we let PyTorch's profiler
+# (`profile_memory=True`) record every allocation and release of its allocator and
+# take the peak of their running sum. Python's own `tracemalloc` would see none of
+# it: PyTorch allocates outside Python's allocator.
 
 # %%
-mem_mha = MultiHeadAttention(64, 4)
-memory_rows = []
+# NBVAL_IGNORE_OUTPUT
+@contextlib.contextmanager
+def stderr_silenced():
+    """Send this process's stderr (file descriptor 2) to /dev/null: the profiler logs a line when it starts and stops."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def peak_and_kernel(fn) -> tuple[int, str]:
+    """Peak of the bytes PyTorch allocated while ``fn()`` ran (above what was allocated before), and the attention kernel that ran."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - before, "(not recorded on cuda)"
+    with stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = prof.profiler.kineto_results.events()
+    # Every allocation (+ bytes) and release (- bytes) of PyTorch's CPU allocator, in time order.
+    changes = sorted((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]")
+    running = peak = 0
+    for _, nbytes in changes:
+        running += nbytes
+        peak = max(peak, running)
+    kernels = sorted({e.name() for e in events if e.name().startswith("aten::_scaled_dot_product")})
+    return peak, ", ".join(kernels) or "none (separate operations)"
+
+
+mem_batch, mem_heads, mem_d = 2, 4, 16
+mem_lengths = (128, 256, 512, 1024)
+mem_paths = {
+    "teaching": lambda q, k, v, m: attention.scaled_dot_product_attention(q, k, v, fast=False),
+    "teaching, causal": lambda q, k, v, m: attention.scaled_dot_product_attention(q, k, v, mask=m, fast=False),
+    "fused": lambda q, k, v, m: torch.nn.functional.scaled_dot_product_attention(q, k, v),
+    "fused, is_causal": lambda q, k, v, m: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),
+    "fused, bool mask": lambda q, k, v, m: torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m),
+}
+torch.manual_seed(seed_for(4))
+peak_mib, matrix_mib, kernel = {}, {}, {}
 with torch.no_grad():
-    for n_q, n_k in [(64, 64), (128, 128), (256, 256), (512, 512), (128, 32), (128, 64), (128, 256)]:
-        _, w = mem_mha(torch.randn(8, n_q, 64), torch.randn(8, n_k, 64), return_attention=True)  # (B, h, N, M)
-        memory_rows.append((n_q, n_k, w.nelement() * w.element_size()))
-print(f"{'N':>5s} {'M':>5s} {'weights (B=8, h=4), MiB':>24s}")
-for n_q, n_k, nbytes in memory_rows:
-    print(f"{n_q:>5d} {n_k:>5d} {nbytes / 2 ** 20:>24.2f}")
-    assert nbytes == 8 * 4 * n_q * n_k * 4                  # B · h · N · M float32 numbers
-print("quadrupled when N = M doubles:", memory_rows[1][2] == 4 * memory_rows[0][2],
-      "; doubled when only M doubles:", memory_rows[5][2] == 2 * memory_rows[4][2])
+    for n_tokens in mem_lengths:
+        q_m, k_m, v_m = (torch.randn(mem_batch, mem_heads, n_tokens, mem_d, device=device) for _ in range(3))
+        causal_m = causal_mask(n_tokens).to(device)
+        matrix_mib[n_tokens] = mem_batch * mem_heads * n_tokens * n_tokens * 4 / 2 ** 20   # one float32 B·h·N×N tensor
+        for name, path in mem_paths.items():
+            nbytes, kernel[name] = peak_and_kernel(lambda: path(q_m, k_m, v_m, causal_m))
+            peak_mib[name, n_tokens] = nbytes / 2 ** 20
+print(f"peak memory of one attention call (MiB), B = {mem_batch}, h = {mem_heads}, d = {mem_d}, {device.type}, "
+      f"PyTorch {torch.__version__}")
+print(f"{'N':>5s} {'B·h·N² floats':>14s}" + "".join(f" {name:>17s}" for name in mem_paths))
+for n_tokens in mem_lengths:
+    print(f"{n_tokens:>5d} {matrix_mib[n_tokens]:>14.2f}"
+          + "".join(f" {peak_mib[name, n_tokens]:>17.2f}" for name in mem_paths))
+
+
+def memory_exponent(name: str) -> float:
+    """a in peak ~ N**a from the shortest to the longest length."""
+    n0, n1 = mem_lengths[0], mem_lengths[-1]
+    return math.log(peak_mib[name, n1] / peak_mib[name, n0]) / math.log(n1 / n0)
+
+
+n_mem = mem_lengths[-1]
+print("growth exponents:", {name: round(memory_exponent(name), 2) for name in mem_paths})
+for name in mem_paths:
+    print(f"{name:>17s}: {kernel[name]}")
+# Which kernel runs, and so what the fused function stores, depends on the device: claims are for the CPU only.
+if device.type == "cpu":
+    memory_claims = [
+        claims.check("ch05-memory-teaching-quadratic", f"The teaching path's peak memory grows as N^2: the exponent "
+                     f"a of peak ~ N^a from N = {mem_lengths[0]} to {n_mem}", memory_exponent("teaching"),
+                     "in [1.8, 2.1]"),
+        claims.check("ch05-memory-fused-no-matrix", f"On the CPU, F.scaled_dot_product_attention without a mask "
+                     f"never holds the N x N weights: its peak at N = {n_mem} as a fraction of one float32 "
+                     f"B·h·N x N tensor", peak_mib["fused", n_mem] / matrix_mib[n_mem], "< 0.25"),
+        claims.check("ch05-memory-fused-bool-mask", f"On the CPU, F.scaled_dot_product_attention with a bool causal "
+                     f"mask does not fall back to storing the weights either: its peak at N = {n_mem} as a fraction "
+                     f"of one float32 B·h·N x N tensor", peak_mib["fused, bool mask", n_mem] / matrix_mib[n_mem],
+                     "< 0.5"),
+        claims.check("ch05-memory-cpu-flash-kernel", "On the CPU all three fused calls (no mask, is_causal, bool "
+                     "mask) ran PyTorch's CPU flash kernel: how many did",
+                     sum(kernel[name] == "aten::_scaled_dot_product_flash_attention_for_cpu"
+                         for name in mem_paths if name.startswith("fused")), ">= 3"),
+    ]
+    for c in memory_claims:
+        print(f"{c.id}: {c.held}")
+
+# %% [markdown]
+# On the CPU of our runs (seeds 0–2, {ref}`claims-ch05`) the teaching path's peak
+# grew as $N^2$: its exponent from $N = 128$ to $N = 1024$ was 1.97 on every seed
+# (`ch05-memory-teaching-quadratic`). It holds the scores and the weights, and more
+# with the causal mask, whose filled scores and masked weights are new tensors too.
+# All three fused calls ran PyTorch's CPU flash kernel
+# (`ch05-memory-cpu-flash-kernel`), and without a mask or with `is_causal=True` their
+# peak at $N = 1024$ was 3% of one $B\cdot h\cdot N\times N$ float32 tensor
+# (`ch05-memory-fused-no-matrix`): no $N\times N$ matrix was stored. With the bool
+# causal mask the kernel did not fall back to the math kernel either; its peak was
+# 16% of one such tensor (`ch05-memory-fused-bool-mask`), above the maskless
+# call's by the size of one $N\times N$ float32 tensor, which fits the kernel
+# turning the bool mask into a float one, shared by all sentences and heads. That is one machine and one PyTorch version: on
+# another device, with another mask or data type, the fused function may fall back
+# to the math kernel and store the matrix, and the table of your own run shows what
+# yours did. In training, autograd also keeps what the backward pass needs: the
+# teaching path keeps the weights, the fused kernels keep only a few numbers per
+# query and recompute the rest.
 
 # %% [markdown]
 # ## A Transformer for chapter 3's translation task
@@ -740,7 +849,7 @@ plt.show()
 # sentences than on the shortest (by at least 17 points for each model on seeds
 # 0–2). In the smoke profile (four epochs on 3 000 sentence pairs) the RNN with
 # attention is ahead on every seed we ran, by a margin that varies a lot: its test
-# BLEU is 0.7–8.0 points above the Transformer's on seeds 0–2 (this is the
+# BLEU is 3.4–8.2 points above the Transformer's on seeds 0–2 (this is the
 # chapter's main comparison; every seed's values are on the Claims page,
 # {ref}`claims-ch05`). Where along the length axis the lead is largest changes
 # from seed to seed, so we claim nothing about that; the plot shows this run's.
@@ -749,12 +858,12 @@ plt.show()
 #
 # In time, measured as CPU time on one CPU thread like the timings above, the RNN
 # does not lose either. Training takes comparable time for the two (the RNN's four
-# epochs took 0.83–0.91 times as long as the Transformer's on seeds 0–2): the
+# epochs took 0.83–0.89 times as long as the Transformer's on seeds 0–2): the
 # Transformer's step is parallel over the sentence, as in the timing plot above,
-# but it is also the larger model. Greedy decoding, one word at a time, is 3.6–3.9
-# times slower with the Transformer, where each new word passes through more and
-# wider layers than in the RNN, and where this code repeats some work at every
-# step (next paragraphs). The Transformer's strengths are not visible at
+# but it is also the larger model. Greedy decoding, one word at a time, is
+# 2.0–2.2 times slower with the Transformer on seeds 0–2
+# (`ch05-transformer-decodes-slower`); the next paragraphs measure why. The
+# Transformer's strengths are not visible at
 # this scale: a training step that is parallel over the whole sentence (which a
 # GPU exploits far better than one CPU thread) and a capacity that keeps paying
 # off as data and model grow {cite}`vaswani2017attention`. The full profile
@@ -765,27 +874,152 @@ plt.show()
 # forcing hands the decoder the whole target sentence at once, and the causal mask
 # of Eq. {eq}`eq-causal` keeps each position from reading the later ones, so all
 # $T$ positions are computed in one parallel pass. At inference there is no target
-# to hand over: word $t+1$ depends on word $t$, so the decoder runs $T$ times, one
-# new token per step, exactly like the RNN. Run naively, step $t$ pushes the whole
-# prefix of $t$ tokens through every decoder layer again, although the outputs at
-# the earlier positions cannot change (the mask hides the new token from them). A
+# to hand over: word $t+1$ depends on word $t$, so generating $T$ words takes $T$
+# dependent steps, one new token per step, exactly like the RNN, and the
+# Transformer's parallelism over positions is of no use. Run naively, step $t$
+# pushes the whole prefix of $t$ tokens through every decoder layer again, although
+# the outputs at the earlier positions cannot change (the mask hides the new token
+# from them), so a sentence of $T$ words costs about $T^2/2$ token passes. A
 # **key/value cache** avoids that: each layer keeps the keys and values it computed
 # for the earlier positions, and a step projects only the new token and lets its
-# query attend over the cache. Even with a cache, step $t$ still attends over $t$
-# positions, so a Transformer's cost per generated token grows with the length of
-# the output, while an RNN's step costs the same at every $t$.
+# query attend over the cache.
 #
-# seqlib's decoder caches less than a key/value cache. `Seq2SeqTransformer.greedy`
-# feeds only the newest token, and each `DecoderBlock.step` keeps the normalised
-# inputs its self-attention read at earlier steps, so the earlier positions are not
-# pushed through the layers again. But it keeps these inputs, not the keys and
-# values: at every step the block projects the whole cached prefix to keys and
-# values once more, and its cross-attention projects the encoder's output, all $S$
-# source positions, to keys and values once more, work that a key/value cache
-# would do once per sentence. These repeated projections and the deeper, wider
-# stack are both costs the Transformer pays for every generated word; we have not
-# measured how much of the 3.6–3.9-fold gap on seeds 0–2
-# (`ch05-transformer-decodes-slower`, {ref}`claims-ch05`) each accounts for.
+# That is what seqlib's decoder does. `Seq2SeqTransformer.greedy` feeds only the
+# newest token; each `DecoderBlock.step` projects it to a query, a key and a value,
+# appends the key and the value to the block's `KVCache` (tensors of shape
+# $B\times h\times t\times d$ that grow by one position per step), and attends over
+# the $t+1$ cached positions. Its cross-attention projects the encoder's output to
+# keys and values once, at step 0, and reuses them at every later step:
+
+# %%
+print(inspect.getsource(transformer.DecoderBlock.step))
+
+# %% [markdown]
+# So a step's projections and feed-forward layers cost the same at every $t$; only
+# the self-attention over the $t+1$ cached positions grows with $t$. We time three
+# things on the test set: the RNN's greedy decoding, the Transformer's with the
+# cache, and the Transformer's without it, re-running `decode` on the whole prefix
+# at every step and keeping the last position's logits (a helper written here). Then
+# one decoding step of each model on a batch of test sentences: how many PyTorch
+# operators it calls and how long it takes, for the Transformer early ($t = 5$) and
+# late ($t = 40$) in the sentence.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+class GreedyWithoutCache(nn.Module):
+    """``model.greedy`` without the cache: each step runs ``model.decode`` on the whole prefix."""
+
+    def __init__(self, model: transformer.Seq2SeqTransformer):
+        super().__init__()
+        self.model = model
+
+    @torch.no_grad()
+    def greedy(self, src, src_lengths, *, max_len: int, bos_id: int = 1, eos_id: int = 2):
+        memory, mask = self.model.encode(src, src_lengths)
+        prefix = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)    # (B, 1): <bos>
+        done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
+        for _ in range(max_len):
+            y = self.model.decode(prefix, memory, mask)[:, -1].argmax(-1).masked_fill(done, 0)  # (B,)
+            prefix = torch.cat([prefix, y[:, None]], 1)                                         # (B, t + 2)
+            done |= y == eos_id
+            if bool(done.all()):
+                break
+        return prefix[:, 1:], None                                                              # (B, T')
+
+
+decoders = {"RNN + attention": rnn, "Transformer, cache": tf, "Transformer, no cache": GreedyWithoutCache(tf)}
+decode_seconds, decode_hyps = {}, {}
+for name, model in decoders.items():
+    start_time = clock()
+    decode_hyps[name] = seq2seq.translate(model, test_batches, data.tgt_vocab)
+    decode_seconds[name] = clock() - start_time
+same_output = np.mean([a == b for a, b in zip(decode_hyps["Transformer, cache"], decode_hyps["Transformer, no cache"])])
+print("greedy decoding of the test set: " + ", ".join(f"{name} {sec:.2f} s" for name, sec in decode_seconds.items()))
+print(f"same translations with and without the cache: {same_output:.1%} of the sentences")
+
+# One decoding step on the first test batch, after a few steps have filled the state and the cache.
+step_batch = next(iter(test_batches))
+step_src, step_lengths = step_batch["src"].to(device), step_batch["src_lengths"].to(device)
+
+
+def step_cost(step, n_repeats: int = 20) -> tuple[float, int]:
+    """Best time of one call of ``step()`` (ms, see ``clock``) and the operators it calls at the top level."""
+    times = []
+    for _ in range(n_repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start_time = clock()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(clock() - start_time)
+    with stderr_silenced(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    n_ops = sum(e.cpu_parent is None and e.name.startswith("aten::") for e in prof.events())
+    return 1e3 * min(times), n_ops
+
+
+with torch.no_grad():
+    rnn.eval()
+    tf.eval()
+    y_step = torch.full((step_src.shape[0],), 4, dtype=torch.long, device=device)  # any token: the cost is the same
+    rnn_memory = rnn.decoder.prepare(rnn.encode(step_src, step_lengths))
+    rnn_state = rnn.decoder.init_state(rnn_memory)
+    for _ in range(5):
+        _, rnn_state, _ = rnn.decoder.step(y_step, rnn_state, rnn_memory)
+    step_ms = {"RNN": step_cost(lambda: rnn.decoder.step(y_step, rnn_state, rnn_memory))}
+    tf_memory, tf_mask = tf.encode(step_src, step_lengths)
+    past = None
+    for t in range(41):
+        if t in (5, 40):
+            step_ms[f"Transformer, t = {t}"] = step_cost(lambda: tf.decode_step(y_step, t, past, tf_memory, tf_mask))
+        _, past, _ = tf.decode_step(y_step, t, past, tf_memory, tf_mask)
+print(f"one decoding step, batch of {step_src.shape[0]} sentences:")
+for name, (ms, n_ops) in step_ms.items():
+    print(f"  {name:<20s} {ms:6.2f} ms, {n_ops:4d} operators")
+
+decode_claims = [
+    claims.check("ch05-cache-same-translations", "Greedy decoding with and without the key/value cache writes the "
+                 "same translations (fraction of identical test sentences)", same_output, ">= 0.98"),
+    claims.check("ch05-decoder-step-more-ops", "One Transformer decoding step calls several times as many PyTorch "
+                 "operators as one step of the RNN decoder (ratio of the counts)",
+                 step_ms["Transformer, t = 5"][1] / step_ms["RNN"][1], "> 3"),
+]
+if one_cpu_thread:
+    decode_claims += [
+        claims.check("ch05-cache-saves-time", "On one CPU thread greedy decoding of the test set without the "
+                     "key/value cache takes longer than with it (seconds without / seconds with)",
+                     decode_seconds["Transformer, no cache"] / decode_seconds["Transformer, cache"], "> 2"),
+        claims.check("ch05-decoder-step-slower", "On one CPU thread one Transformer decoding step (at t = 5) takes "
+                     "longer than one RNN step (Transformer ms / RNN ms)",
+                     step_ms["Transformer, t = 5"][0] / step_ms["RNN"][0], "> 1.2"),
+        claims.check("ch05-cached-step-grows", "On one CPU thread a cached Transformer step takes longer late in the "
+                     "sentence than early, because it attends over more cached positions (ms at t = 40 / ms at t = 5)",
+                     step_ms["Transformer, t = 40"][0] / step_ms["Transformer, t = 5"][0], "> 1.05"),
+    ]
+for c in decode_claims:
+    print(f"{c.id}: {c.held}")
+
+# %% [markdown]
+# Without the cache, decoding the test set took 4.5–4.6 times as long as with it on
+# seeds 0–2 (`ch05-cache-saves-time`), and it wrote the same translations, every
+# test sentence in our runs (`ch05-cache-same-translations`): the cache changes the
+# cost, not the result. With the cache the Transformer still decodes 2.0–2.2 times
+# more slowly than the RNN, and one step shows why. Both take one dependent step per
+# generated word. The RNN decoder's step is an embedding lookup, one additive
+# attention over the $S$ source states, one GRU cell and the output layer; the
+# Transformer's step passes the new token through two blocks, each with three layer
+# norms, a self-attention over the cache, a cross-attention over the source and a
+# feed-forward layer, and then the output layer. That is about five times as many
+# PyTorch operators (`ch05-decoder-step-more-ops`; the counts are in the output
+# above), each on small matrices (a few hundred sentences of width 64), so on one
+# CPU thread the fixed cost of every operator call adds up. One Transformer step took
+# 2.2–3.1 times as long as one RNN step (`ch05-decoder-step-slower`), and a cached
+# step late in the sentence ($t = 40$) took 1.2–1.4 times as long as an early one
+# ($t = 5$) (`ch05-cached-step-grows`): the cache removes the repeated projections,
+# not the attention over a prefix that grows with every word, while the RNN's step
+# costs the same at every $t$. Every seed's values are on the Claims page,
+# {ref}`claims-ch05`.
 #
 # The cross-attention of the last decoder block, averaged over its heads, can be
 # drawn like chapter 3's alignment between output and source words. Here it is for
@@ -829,9 +1063,12 @@ for beam in (1, S["beam_size"]):
 #   $D/h$-dimensional subspaces and concatenates them.
 # - Pre-norm blocks of attention and feed-forward layers make the Transformer; in
 #   training and in the encoder it trades the RNN's $N$ sequential steps for
-#   $N \times M$ weights per head. Generating output is still one token per step; a
-#   key/value cache saves recomputing the prefix's keys and values (seqlib caches
-#   the self-attention inputs instead, and projects them again at each step).
+#   $N \times M$ weights per head, which the teaching path stores and, on our CPU,
+#   PyTorch's fused flash kernel does not. Generating output is still $T$ dependent
+#   steps, one token each; a key/value cache, which seqlib's decoder keeps, saves
+#   pushing the prefix through the layers again at every step (projecting only the
+#   new token, and the encoder's keys and values once per sentence), but each step
+#   still attends over all earlier positions.
 #
 # ```{admonition} Going further: the full profile
 # :class: tip
@@ -871,7 +1108,9 @@ for beam in (1, S["beam_size"]):
 # `v` (…, S, d_v) and an optional boolean mask broadcastable to (…, T, S), True
 # where attending is allowed. Return the output and the weights. Use only
 # `torch.matmul`, `torch.softmax` and `masked_fill`; masked positions must get
-# weight exactly 0. (depth: implement; about 15 minutes)
+# weight exactly 0, and a query whose keys are all masked must get zero weights
+# and a zero output, never NaN (as `seqlib.attention.masked_softmax` and
+# chapter 3's exercise {ref}`ex03-masked-softmax`). (depth: implement; about 15 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -883,14 +1122,13 @@ for beam in (1, S["beam_size"]):
 def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None):
     """Scaled dot-product attention: returns ``(..., T, d_v)`` outputs and ``(..., T, S)`` weights."""
     # BEGIN SOLUTION
-    # HINT: scores = q @ k^T / sqrt(d); fill the disallowed scores with -inf before the softmax.
+    # HINT: scores = q @ k^T / sqrt(d); fill masked scores with torch.finfo(dtype).min (not -inf), softmax, * mask.
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])        # (..., T, S)
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    # Caution: a query whose keys are all masked gets NaN weights here (the softmax of a row
-    # of -inf); seqlib.attention.masked_softmax fills with the most negative finite float and
-    # multiplies by the mask, so such a row gets zeros.
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
     weights = torch.softmax(scores, dim=-1)                            # (..., T, S)
+    if mask is not None:
+        weights = weights * mask   # masked weights exactly 0; a fully masked row becomes all zeros, not NaN
     return weights @ v, weights                                        # (..., T, d_v), (..., T, S)
     # END SOLUTION
 
@@ -904,13 +1142,19 @@ from seqlib.exercises import check_close, check_shape, check_true
 
 g = torch.Generator().manual_seed(seed_for(0))
 q_, k_, v_ = torch.randn(2, 3, 4, 8, generator=g), torch.randn(2, 3, 6, 8, generator=g), torch.randn(2, 3, 6, 5, generator=g)
-mask_ = causal_mask(4, 6)
+mask_ = causal_mask(4, 6).repeat(2, 1, 1, 1)                     # (B, 1, T, S): causal for every head
+mask_[1, 0, 2] = False                                            # query 2 of sentence 1 may attend to nothing
 out_, w_ = sdpa(q_, k_, v_, mask_)
+ref_out = attention.scaled_dot_product_attention(q_, k_, v_, mask=mask_, fast=False)   # the zero-row contract
+alive_ = mask_.any(-1).expand(2, 3, 4)                            # (B, h, T): queries with at least one key
 check_shape(out_, (2, 3, 4, 5), name="sdpa output", letters="B, h, T, d_v")
-check_close(out_, torch.nn.functional.scaled_dot_product_attention(q_, k_, v_, attn_mask=mask_), rtol=1e-4, atol=1e-5,
-            name="sdpa output vs torch")
-check_close(w_.sum(-1), torch.ones(2, 3, 4), atol=1e-5, name="weights sum to one")
-check_true(bool((w_[..., ~mask_] == 0).all()), "masked positions must get weight exactly 0")
+check_true(bool(torch.isfinite(out_).all() and torch.isfinite(w_).all()),
+           "sdpa: NaN or inf in the output (a fully masked row? fill with a finite number, not -inf)")
+torch_out = torch.nn.functional.scaled_dot_product_attention(q_, k_, v_, attn_mask=mask_)
+check_close(out_[alive_], torch_out[alive_], rtol=1e-4, atol=1e-5, name="sdpa output vs torch (queries with a key)")
+check_close(out_, ref_out, rtol=1e-4, atol=1e-5, name="sdpa output vs seqlib (zero for the fully masked query)")
+check_close(w_.sum(-1), alive_.float(), atol=1e-5, name="weights sum to one (zero for a fully masked row)")
+check_true(bool((w_[~mask_.expand_as(w_)] == 0).all()), "masked positions must get weight exactly 0")
 
 # %% [markdown]
 # :::{exercise} The sinusoidal encoding
