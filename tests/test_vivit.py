@@ -47,6 +47,16 @@ def test_frame_sampling_is_the_vit_embedding_per_frame_and_a_tubelet_of_one_fram
     assert torch.equal(vivit.uniform_frame_indices(28, 8), torch.tensor([0, 4, 8, 12, 15, 19, 23, 27]))
 
 
+def test_uniform_frame_indices_span_the_clip_with_near_equal_gaps():
+    idx = vivit.uniform_frame_indices(32, 8)  # the chapter's choice of 8 frames out of 32
+    assert idx.tolist() == [0, 4, 9, 13, 18, 22, 27, 31]
+    assert set(idx.diff().tolist()) <= {4, 5}  # gaps of about 31 / 7 ≈ 4.4
+    assert torch.equal(vivit.uniform_frame_indices(8, 8), torch.arange(8))  # a full budget keeps every frame
+    assert vivit.uniform_frame_indices(8, 1).tolist() == [0]
+    with pytest.raises(ValueError, match="num_frames"):
+        vivit.uniform_frame_indices(4, 5)
+
+
 def test_averaged_inflation_reproduces_the_2d_embedding_on_a_static_video():
     torch.manual_seed(0)
     patch = vit.PatchEmbedding(image_size=8, patch_size=4, in_channels=1, dim=6)
