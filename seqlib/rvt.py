@@ -9,6 +9,8 @@ across the whole map, as in MaxViT, Tu et al. 2022), each followed by an MLP,
 and ends with a 1×1 ConvLSTM: an LSTM cell applied at every position whose hidden
 and cell states are carried from one frame to the next. Two attention layers
 therefore reach every token of the map, and the LSTM gives the stage a memory.
+:func:`frame_window` builds the input of the stateless baseline that sees the
+last k frames at once instead.
 The attention is the book's one :class:`seqlib.attention.MultiHeadAttention`.
 Shape letters: B batch, F frames, C channels, H/W map size, P block side,
 G grid side, N tokens per window (P² or G²), h heads.
@@ -282,6 +284,30 @@ class RVT(nn.Module):
             logits = self.step(clip[:, t])
         self.reset()  # do not keep the graph of this clip alive
         return logits
+
+
+def frame_window(clip: torch.Tensor, k: int) -> torch.Tensor:
+    """The last ``k`` frames of each clip stacked along the channel axis, oldest first.
+
+    The input of a feed-forward baseline that sees a fixed window of ``k`` frames
+    at once and carries no state: an :class:`RVT` with ``lstm=False`` and
+    ``in_channels = k·C`` reads it as a one-frame clip. Frames before the clip's
+    start (when ``k`` > F) are zeros.
+
+    Args:
+        clip: (B, F, C, H, W).
+        k: the window length, at least 1.
+
+    Returns:
+        (B, k·C, H, W): channels ``[(k-1)·C, k·C)`` hold the last frame, ``[0, C)`` frame F-k.
+    """
+    dims = expect_shape(clip, ("B", "F", "C", "H", "W"), name="clip")
+    if k < 1:
+        raise ValueError(f"the window length k must be at least 1, got {k}")
+    missing = max(0, k - dims["F"])
+    pad = clip.new_zeros(dims["B"], missing, dims["C"], dims["H"], dims["W"])
+    window = torch.cat([pad, clip[:, dims["F"] - (k - missing):]], dim=1)  # (B, k, C, H, W)
+    return rearrange(window, "b k c h w -> b (k c) h w")  # (B, k·C, H, W)
 
 
 def rvt_tiny(**overrides) -> RVT:

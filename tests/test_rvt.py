@@ -128,3 +128,26 @@ def test_config_and_input_errors():
     model = rvt.rvt_tiny()
     with pytest.raises(ValueError, match="clip"):
         model(torch.randn(2, 3, 1, 32, 32))
+
+
+def test_frame_window_stacks_the_last_k_frames_oldest_first():
+    clip = torch.arange(2 * 3 * 2 * 4 * 4, dtype=torch.float32).view(2, 3, 2, 4, 4)  # (B, F, C, H, W)
+    two = rvt.frame_window(clip, 2)
+    assert two.shape == (2, 4, 4, 4)
+    torch.testing.assert_close(two[:, :2], clip[:, 1])  # frame F-2 first
+    torch.testing.assert_close(two[:, 2:], clip[:, 2])  # the last frame last
+    torch.testing.assert_close(rvt.frame_window(clip, 1), clip[:, -1])
+    five = rvt.frame_window(clip, 5)  # longer than the clip: zeros before its start
+    assert five.shape == (2, 10, 4, 4)
+    assert (five[:, :4] == 0).all()
+    torch.testing.assert_close(five[:, 4:], clip.flatten(1, 2))
+    with pytest.raises(ValueError, match="at least 1"):
+        rvt.frame_window(clip, 0)
+
+
+def test_window_model_reads_the_window_as_one_frame():
+    model = rvt.rvt_tiny(in_channels=6, lstm=False)
+    clip = torch.rand(2, 4, 2, 32, 32)
+    logits = model(rvt.frame_window(clip, 3).unsqueeze(1))  # a one-frame clip of 3·2 channels
+    assert logits.shape == (2, 4)
+    assert model.states == [None, None]
