@@ -186,6 +186,29 @@ class AttentionLSTMDecoder(Decoder):
         return CaptionOutput(logits, torch.stack(ws, 1), log_probs)  # weights (B, T, N)
 
 
+class PooledLSTMDecoder(AttentionLSTMDecoder):
+    """The captioner without attention: one mean-pooled vector conditions every step.
+
+    The lecture's first captioner: the CNN's map is mean-pooled into one vector
+    ``a_bar`` (B, C) that gives ``h_0, m_0`` (as in :class:`AttentionLSTMDecoder`) and is
+    the context at every step, ``c_t = a_bar``. Everything else (embedding, LSTM,
+    output layer) is the attention decoder's, so comparing the two measures what
+    attention adds. The returned weights are uniform (1/N per region): pooling is
+    soft attention that looks everywhere equally, always.
+    """
+
+    def __init__(self, vocab: int, emb: int, hidden: int, d_regions: int):
+        super().__init__(vocab, emb, hidden, d_regions)
+        self.score = None  # no attention parameters
+
+    def prepare(self, memory: Memory) -> Memory:
+        return memory
+
+    def attention(self, query: torch.Tensor, memory: Memory, expected: torch.Tensor | None = None):
+        B, N, _ = memory.states.shape
+        return memory.final, memory.states.new_full((B, N), 1.0 / N), None  # (B, C), (B, N) uniform, None
+
+
 # --- the model ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CaptionerConfig:
@@ -200,12 +223,13 @@ class CaptionerConfig:
     hard: bool = False
     p_expected: float = 0.5  # hard attention: share of training captions that use the soft context
     gate: bool = False  # Xu et al.'s gating scalar beta_t on the context
+    pooled: bool = False  # no attention: the mean-pooled map is the context at every step (PooledLSTMDecoder)
     encoder: str = "small"  # "small" or a key of TORCHVISION_ENCODERS (full profile)
     pretrained: bool = False
 
 
 class Captioner(nn.Module):
-    """CNN encoder -> regions (B, N, C) -> attention LSTM decoder."""
+    """CNN encoder -> regions (B, N, C) -> attention LSTM decoder (or, ``pooled=True``, the pooled decoder)."""
 
     def __init__(self, config: CaptionerConfig):
         super().__init__()
@@ -215,6 +239,11 @@ class Captioner(nn.Module):
         else:
             self.encoder = torchvision_encoder(c.encoder, pretrained=c.pretrained)
         d = self.encoder.out_channels
+        if c.pooled:
+            if c.hard or c.gate:
+                raise ValueError("pooled=True has no attention: it cannot be combined with hard=True or gate=True")
+            self.decoder = PooledLSTMDecoder(c.vocab, c.emb, c.hidden, d)
+            return
         self.decoder = AttentionLSTMDecoder(c.vocab, c.emb, c.hidden, d, score=c.score, hard=c.hard,
                                             p_expected=c.p_expected, gate=c.gate)
 
@@ -424,6 +453,53 @@ def attention_on_named_objects(words, weights: torch.Tensor, boxes: dict, grid: 
     maps = upsample_attention(weights, grid, size)  # (T, H, W), exact masses
     return [{"word": w, "step": t, "mass": float(mass_in_box(maps[t], boxes[w])), "chance": box_share(boxes[w], size)}
             for t, w in enumerate(words) if w in boxes and t < maps.shape[0]]
+
+
+def region_totals(weights: torch.Tensor, n_steps: int | None = None) -> torch.Tensor:
+    """Each region's attention summed over a caption's steps, ``s_i = sum_t alpha_ti``: (T, N) -> (N,).
+
+    ``n_steps`` keeps only the first steps (e.g. the words, without ``<eos>``). The
+    doubly stochastic penalty of the caption is ``((1 - s) ** 2).sum()``.
+    """
+    expect_shape(weights, ("T", "N"), name="weights (T, N)")
+    return weights[:n_steps].sum(0)  # (N,)
+
+
+def relation_baselines(captions, scenes) -> dict[str, float]:
+    """The relation triples that generated captions state, scored against the scenes' boxes, with baselines.
+
+    For every stated triple ``(a, rel, b)`` (:func:`seqlib.data.scenes.parse_caption`):
+    is it true; are both objects in the scene; and what would the relation word
+    score if it were chosen another way, for the same two nouns: at random among the
+    four relations (expected value: the number of true relations / 4), or always the
+    same word (each of the four; ``best_fixed`` is the best of them in hindsight,
+    an upper bound for any rule that ignores the image).
+
+    Returns:
+        ``stated``, ``present`` (triples whose two objects are both in the scene)
+        counts, and fractions of ``stated``: ``true``, ``random``, ``best_fixed``,
+        plus ``true_if_present`` / ``random_if_present``: the same among ``present``.
+    """
+    from seqlib.data.scenes import RELATIONS, parse_caption, relations
+
+    words = tuple(RELATIONS)
+    stated = present = true = 0
+    random_hits, fixed = 0.0, dict.fromkeys(words, 0)
+    for tokens, scene in zip(captions, scenes):
+        box = dict(zip(scene.nouns, scene.boxes.tolist()))
+        for a, rel, b in parse_caption(tokens)[1]:
+            stated += 1
+            if a not in box or b not in box or a == b:
+                continue  # a relation with an absent object (or an object with itself) is false whatever the word
+            holds = relations(box[a], box[b])
+            present += 1
+            true += rel in holds
+            random_hits += len(holds) / len(words)
+            for w in holds:
+                fixed[w] += 1
+    n, k = max(stated, 1), max(present, 1)
+    return {"stated": stated, "present": present, "true": true / n, "random": random_hits / n,
+            "best_fixed": max(fixed.values()) / n, "true_if_present": true / k, "random_if_present": random_hits / k}
 
 
 def bleu_1_to_4(hypotheses, references) -> dict[str, float]:

@@ -284,3 +284,48 @@ def test_wider_beam_finds_captions_at_least_as_likely_as_greedy():
         greedy = model.beam_search(images[b], beam_size=1, max_len=8, alpha=0.0)
         wide = model.beam_search(images[b], beam_size=4, max_len=8, alpha=0.0)
         assert log_prob(images[b], wide) >= log_prob(images[b], greedy) - 1e-5
+
+
+def test_pooled_captioner_has_no_attention():
+    """The pooled decoder reads the mean region at every step: uniform weights, no score parameters."""
+    torch.manual_seed(0)
+    model = cap.Captioner(cap.CaptionerConfig(vocab=V, channels=(4, 8, 8), emb=8, hidden=16, pooled=True))
+    assert isinstance(model.decoder, cap.PooledLSTMDecoder) and model.decoder.score is None
+    images, tgt = batch()
+    out = model(images, tgt)
+    N = (H // 8) ** 2
+    assert out.logits.shape == (B, T, V) and out.log_probs is None
+    torch.testing.assert_close(out.weights, torch.full((B, T, N), 1 / N))
+    memory, _ = model.encode(images)
+    c, w, _ = model.decoder.attention(torch.zeros(B, 16), memory)
+    torch.testing.assert_close(c, memory.states.mean(1))  # the pooled vector is the context
+    ids, attn = model.greedy(images, max_len=4)
+    assert ids.shape[0] == B and attn.shape[-1] == N
+    assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in tiny().parameters())
+    with pytest.raises(ValueError, match="pooled=True has no attention"):
+        cap.Captioner(cap.CaptionerConfig(vocab=V, pooled=True, hard=True))
+
+
+def test_region_totals_and_the_penalty():
+    w = torch.tensor([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.2, 0.2, 0.6]])  # (T=3, N=3), last row <eos>
+    torch.testing.assert_close(cap.region_totals(w, 2), torch.tensor([0.5, 1.5, 0.0]))
+    torch.testing.assert_close(cap.region_totals(w), torch.tensor([0.7, 1.7, 0.6]))
+    s = cap.region_totals(w)
+    torch.testing.assert_close(((1 - s) ** 2).sum(), cap.doubly_stochastic_penalty(w[None]))
+
+
+def test_relation_baselines_by_hand():
+    from seqlib.data.scenes import Scene
+
+    # top (label 0) at the left, dress (label 3) at the right and lower: "top left of dress" and "top above dress" hold
+    scene = Scene(torch.zeros(1, 48, 48), torch.tensor([0, 3]),
+                  torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]]), ())
+    caps = [("a", "top", "left", "of", "a", "dress"),  # true
+            ("a", "top", "below", "a", "dress"),  # false; 2 of 4 words would be true
+            ("a", "bag", "right", "of", "a", "dress"),  # bag absent: false whatever the word
+            ("a", "top",)]  # no relation stated
+    r = cap.relation_baselines(caps, [scene] * 4)
+    assert r["stated"] == 3 and r["present"] == 2
+    assert r["true"] == pytest.approx(1 / 3) and r["true_if_present"] == pytest.approx(1 / 2)
+    assert r["random"] == pytest.approx((0.5 + 0.5) / 3) and r["random_if_present"] == pytest.approx(0.5)
+    assert r["best_fixed"] == pytest.approx(2 / 3)  # "left" (or "above") is true for both present pairs
