@@ -98,13 +98,20 @@ class DETR(nn.Module):
         self.class_head = nn.Linear(c.dim, c.num_classes + 1)
         self.box_head = BoxHead(c.dim)
 
-    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Images ``(B, C_in, H, W)`` -> encoded cells ``(B, N, D)`` and the feature grid ``(H', W')``."""
+    def encode(self, images: torch.Tensor, *, return_attention: bool = False):
+        """Images ``(B, C_in, H, W)`` -> encoded cells ``(B, N, D)`` and the feature grid ``(H', W')``.
+
+        With ``return_attention`` also one self-attention ``(B, h, N, N)`` per encoder layer
+        (row: the attending cell, column: the cell attended to, both in row-major grid order).
+        """
         expect_shape(images, ("B", self.config.in_channels, "H", "W"), name="images")
         features = self.input_proj(self.backbone(images))  # (B, D, H', W')
         _, D, Hf, Wf = features.shape
         pos = sinusoidal_encoding_2d(Hf, Wf, D, normalize=True).to(features)  # (H', W', D)
         tokens = features.flatten(2).transpose(1, 2) + pos.view(1, Hf * Wf, D)  # (B, N, D)
+        if return_attention:
+            memory, weights = self.encoder(tokens, return_attention=True)
+            return memory, (Hf, Wf), weights
         return self.encoder(tokens), (Hf, Wf)
 
     def decode(self, memory: torch.Tensor, *, return_attention: bool = False):
@@ -129,21 +136,22 @@ class DETR(nn.Module):
 
         Args:
             images: ``(B, C_in, H, W)``.
-            return_attention: also return the decoder's cross-attention weights.
+            return_attention: also return the attention weights of encoder and decoder.
 
         Returns:
             ``{"logits": (B, Q, C+1), "boxes": (B, Q, 4)}`` of the last layer, ``"aux"``: the
-            same for every earlier layer (if ``aux_loss``), and with ``return_attention``
-            ``"cross_attention"``: per layer ``(B, h, Q, N)``, and ``"feature_size"``: ``(H', W')``.
+            same for every earlier decoder layer, in order (if ``aux_loss``), and with
+            ``return_attention`` ``"cross_attention"``: per decoder layer ``(B, h, Q, N)``,
+            ``"encoder_attention"``: per encoder layer ``(B, h, N, N)``, and ``"feature_size"``: ``(H', W')``.
         """
-        memory, grid = self.encode(images)  # (B, N, D)
+        memory, grid, *enc = self.encode(images, return_attention=return_attention)  # (B, N, D)
         outputs, cross = self.decode(memory, return_attention=return_attention)
         heads = [{"logits": self.class_head(o), "boxes": self.box_head(o)} for o in outputs]
         result = dict(heads[-1])
         if self.config.aux_loss:
             result["aux"] = heads[:-1]
         if return_attention:
-            result.update(cross_attention=cross, feature_size=grid)
+            result.update(cross_attention=cross, encoder_attention=enc[0], feature_size=grid)
         return result
 
 

@@ -32,6 +32,30 @@ def test_attention_weights_do_not_change_the_output():
     assert torch.allclose(a["logits"], b["logits"], atol=1e-5) and torch.allclose(a["boxes"], b["boxes"], atol=1e-5)
 
 
+def test_encoder_attention_one_map_per_cell_and_layer():
+    model = _tiny(enc_layers=3)
+    x = torch.rand(2, 1, 24, 32)
+    out = model(x, return_attention=True)
+    assert len(out["encoder_attention"]) == 3
+    w = out["encoder_attention"][-1]
+    assert w.shape == (2, 2, 48, 48)  # (B, h, N, N), N = H'W' = 6 * 8
+    assert torch.allclose(w.sum(-1), torch.ones(2, 2, 48), atol=1e-5)
+    memory, grid, weights = model.encode(x, return_attention=True)
+    plain, grid_plain = model.encode(x)
+    assert grid == grid_plain == (6, 8) and torch.allclose(memory, plain, atol=1e-5)
+    assert all(torch.equal(a, b) for a, b in zip(weights, out["encoder_attention"]))
+
+
+def test_aux_outputs_are_the_heads_on_each_decoder_layer():
+    model = _tiny(dec_layers=3)
+    x = torch.rand(2, 1, 16, 16)
+    out = model(x)
+    with torch.no_grad():
+        layers, _ = model.decode(model.encode(x)[0])
+    for o, head in zip(layers, out["aux"] + [{"logits": out["logits"], "boxes": out["boxes"]}]):
+        assert torch.allclose(head["logits"], model.class_head(o), atol=1e-6)
+        assert torch.allclose(head["boxes"], model.box_head(o), atol=1e-6)
+
 def test_object_queries_are_a_set():
     """No positions among the queries: permuting them permutes the predictions and nothing else."""
     model = _tiny()
