@@ -2,18 +2,47 @@
 
 Didolkar et al. (2022), "Temporal Latent Bottleneck: Synthesis of Fast and Slow
 Processing Mechanisms in Sequence Learning". Image patches are embedded and cut
-into chunks of K tokens. A *fast stream* (a small Transformer) reads one chunk
-at a time, with self-attention over the chunk and, every r layers,
-cross-attention to the *slow stream*; the slow stream is L latent vectors,
-updated once per chunk by cross-attention to what the fast stream produced, and
-carried from chunk to chunk like the state of an RNN. Every attention reads
+into T chunks of K tokens. A *fast stream* (a small Transformer) reads one chunk
+at a time, with self-attention inside the chunk and cross-attention from the
+chunk to the *slow stream*; the slow stream is L latent vectors, updated once per
+chunk by one cross-attention from the latents to what the fast stream produced,
+and carried from chunk to chunk like the state of an RNN. Every attention reads
 layer-normed queries, keys and values and adds its result to the (un-normed)
-query. The modules, their names and their weights mirror the Keras version
-one-to-one, so :func:`copy_keras_weights` can load a trained Keras model here and
-a test can check that both give the same logits. Images are ``(B, C, H, W)`` as
-everywhere in seqlib (Keras takes ``(B, H, W, C)``). Shape letters: B batch,
-C channels, H/W image size, P patch side, N patches, K tokens per chunk,
-T = N/K chunks, L latents, D width, h heads.
+query; every attention is followed by a residual FFN.
+
+Two layouts of the fast stream (``TLBConfig.layout``), for ``num_layers`` = ℓ
+and a cross-attention every r layers:
+
+``"separate"`` (the default, the one chapter 11 trains)
+    ℓ self-attention blocks; after blocks 0, r, 2r, ... (counting from 0) one
+    cross-attention block, ⌈ℓ/r⌉ in all. Every block has its own attention and
+    its own FFN. ℓ = 4, r = 2: self 0, cross 0, self 1, self 2, cross 2, self 3
+    (4 self-attention and 2 cross-attention sub-layers per chunk, 6 FFNs).
+``"keras-example"``
+    the sub-layer order and FFN sharing of the Keras example "When Recurrence
+    meets Transformers" (Gosthipaty and Mukherjee, keras.io, Keras 3 version).
+    Its list of fast-stream modules is the list above (ℓ + ⌈ℓ/r⌉ modules), but
+    the cell runs *every* module of the list as self-attention, and the modules
+    at list positions 0, r, 2r, ... a second time, right after, as
+    cross-attention to the slow stream; a module's two calls have separate
+    attention weights and share the module's one FFN. ℓ = 4, r = 2: 6
+    self-attention and 3 cross-attention sub-layers per chunk, 6 FFNs, 3
+    attention sub-layers more than ``"separate"``.
+
+Other differences from the Keras example remain in both layouts: there the slow
+stream has L = K latents that start from zeros (the Keras RNN default; here L is
+free and the start latents are learned and distinct), its head pools the last
+chunk without a final layer norm (here a layer norm comes first), its FFN drops
+out after the output projection (here after the GELU), its attention heads have
+width D whatever h (here D/h; the same for its h = 1), and it trains in mixed
+precision.
+
+The modules, their names and their weights mirror the Keras version one-to-one,
+so :func:`copy_keras_weights` can load a trained Keras model here and a test can
+check that both give the same logits. Images are ``(B, C, H, W)`` as everywhere
+in seqlib (Keras takes ``(B, H, W, C)``). Shape letters: B batch, C channels,
+H/W image size, P patch side, N patches, K tokens per chunk, T = N/K chunks,
+L latents, D width, h heads.
 """
 
 from __future__ import annotations
@@ -48,9 +77,11 @@ class TLBConfig:
     attn_dropout: float = 0.0
     ffn_dropout: float = 0.0
     num_classes: int = 10
+    layout: str = "separate"
 
     def __post_init__(self) -> None:
-        check_config(self.image_size, self.patch_size, self.dim, self.chunk_size, self.num_heads, self.r)
+        check_config(self.image_size, self.patch_size, self.dim, self.chunk_size, self.num_heads, self.r,
+                     self.layout)
 
     @property
     def num_patches(self) -> int:
@@ -63,7 +94,12 @@ class TLBConfig:
         return self.num_patches // self.chunk_size
 
 
-def check_config(image_size: int, patch_size: int, dim: int, chunk_size: int, num_heads: int, r: int) -> None:
+LAYOUTS = ("separate", "keras-example")
+"""The fast-stream layouts (see the module docstring and :func:`fast_stream_calls`)."""
+
+
+def check_config(image_size: int, patch_size: int, dim: int, chunk_size: int, num_heads: int, r: int,
+                 layout: str = "separate") -> None:
     """Raise ``ValueError`` for sizes that do not fit together (shared with the Keras version)."""
     if patch_size < 1 or image_size % patch_size:
         raise ValueError(f"image_size={image_size} must be a multiple of patch_size={patch_size}")
@@ -74,6 +110,8 @@ def check_config(image_size: int, patch_size: int, dim: int, chunk_size: int, nu
         raise ValueError(f"num_heads={num_heads} must divide dim={dim}")
     if r < 1:
         raise ValueError(f"r (one cross-attention every r layers) must be >= 1, got {r}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
 
 
 def tlb_tiny(**overrides) -> "TemporalLatentBottleneck":
@@ -84,17 +122,23 @@ def tlb_tiny(**overrides) -> "TemporalLatentBottleneck":
 CIFAR_CONFIG = dict(image_size=48, patch_size=4, in_channels=3, dim=64, chunk_size=8, num_latents=8,
                     num_layers=4, r=2, num_heads=1, ffn_expansion=4, attn_dropout=0.2, ffn_dropout=0.2,
                     num_classes=10)
-"""The Keras example's CIFAR-10 configuration: 48×48 crops, N = 144 patches, 18 chunks of 8."""
+"""The sizes of the Keras example's CIFAR-10 model: 48×48 crops, N = 144 patches, 18 chunks of 8, D = 64,
+ℓ = 4, r = 2 (the example has L = K = 8 latents too). The layout stays the default ``"separate"`` unless
+``layout="keras-example"`` is added."""
 
 
 def tlb_cifar(**overrides) -> "TemporalLatentBottleneck":
-    """The Keras example's CIFAR-10 model (about 0.4 M parameters)."""
+    """A TLB with the Keras example's CIFAR-10 sizes (about 0.36 M parameters with the default layout).
+
+    With ``layout="keras-example"`` the fast stream has the example's sub-layer order and FFN sharing
+    (about 0.41 M parameters); the other differences listed in the module docstring remain.
+    """
     return TemporalLatentBottleneck(TLBConfig(**{**CIFAR_CONFIG, **overrides}))
 
 
 # --- blocks -------------------------------------------------------------------------------------
 class PatchEmbedding(nn.Module):
-    """Patches → tokens (a strided convolution), + learned positions, layer norm, cut into chunks."""
+    """Patches → N tokens (a strided convolution), + learned positions, layer norm, cut into T chunks of K."""
 
     def __init__(self, *, image_size: int, patch_size: int, in_channels: int, dim: int, chunk_size: int):
         super().__init__()
@@ -111,7 +155,7 @@ class PatchEmbedding(nn.Module):
 
 
 class FeedForwardBlock(nn.Module):
-    """``x + FFN(LN(x))`` with a GELU FFN of width ``expansion·D`` (chapter 5's :class:`FeedForward`)."""
+    """``x + W_2 drop(GELU(W_1 LN(x)))``, ``W_1`` of width ``expansion·D`` (chapter 5's :class:`FeedForward`)."""
 
     def __init__(self, dim: int, *, expansion: int = 4, dropout: float = 0.0):
         super().__init__()
@@ -145,7 +189,13 @@ class NormedAttention(nn.Module):
 
 
 class AttentionBlock(nn.Module):
-    """:class:`NormedAttention` then :class:`FeedForwardBlock`: one layer of either stream."""
+    """:class:`NormedAttention` then :class:`FeedForwardBlock`, ``FFN(Att(query, key, value))``.
+
+    A fast-stream sub-layer of the ``"separate"`` layout (self-attention with
+    query = key = value = the chunk, or cross-attention with keys and values from
+    the slow stream), and in both layouts the slow-stream update (queries = the
+    latents, keys and values = the chunk).
+    """
 
     def __init__(self, dim: int, *, num_heads: int, ffn_expansion: int = 4, attn_dropout: float = 0.0,
                  ffn_dropout: float = 0.0):
@@ -164,28 +214,99 @@ class AttentionBlock(nn.Module):
 
 # --- the recurrent cell -------------------------------------------------------------------------
 def cross_layers(num_layers: int, r: int) -> list[int]:
-    """Indices of the fast-stream layers followed by a cross-attention to the slow stream."""
+    """Indices of the fast-stream layers followed by a cross-attention to the slow stream: 0, r, 2r, ..."""
     return [i for i in range(num_layers) if i % r == 0]
+
+
+def keras_example_modules(num_layers: int, r: int) -> list[str]:
+    """Names of the Keras example's fast-stream modules, in list order: a self module per layer, a cross
+    module after layers 0, r, 2r, ...; ℓ = 4, r = 2 → self_0, cross_0, self_1, self_2, cross_2, self_3."""
+    names = []
+    for i in range(num_layers):
+        names.append(f"self_{i}")
+        if i in cross_layers(num_layers, r):
+            names.append(f"cross_{i}")
+    return names
+
+
+def fast_stream_calls(num_layers: int, r: int, layout: str = "separate") -> list[tuple[str, str]]:
+    """The sub-layers one chunk passes through, in order: ``(kind, module)``, kind "self" or "cross".
+
+    ``"separate"``: each module once, self modules as self-attention, cross modules as cross-attention.
+    ``"keras-example"``: every module of :func:`keras_example_modules` as self-attention, and the one at
+    list position j again as cross-attention when j % r == 0. Each sub-layer ends with its module's FFN.
+    """
+    check_config(1, 1, 1, 1, 1, r, layout)
+    modules = keras_example_modules(num_layers, r)
+    if layout == "separate":
+        return [(name.split("_")[0], name) for name in modules]
+    calls = []
+    for j, name in enumerate(modules):
+        calls.append(("self", name))
+        if j % r == 0:
+            calls.append(("cross", name))
+    return calls
+
+
+class PerceptualModule(nn.Module):
+    """One module of the Keras example's fast-stream list (``layout="keras-example"``).
+
+    ``FFN(query + MHA(LN(query), LN(key), LN(value)))`` with the module's self-attention, or with its
+    cross-attention when ``cross=True``; both calls go through the module's one :class:`FeedForwardBlock`.
+    ``has_cross`` says whether the cell ever calls the module as cross-attention (only then does it have
+    cross-attention weights). Queries (B, M, D), keys and values (B, S, D) → (B, M, D).
+    """
+
+    def __init__(self, dim: int, *, has_cross: bool, num_heads: int, ffn_expansion: int = 4,
+                 attn_dropout: float = 0.0, ffn_dropout: float = 0.0):
+        super().__init__()
+        self.attention = NormedAttention(dim, num_heads=num_heads, dropout=attn_dropout)
+        self.cross_attention = NormedAttention(dim, num_heads=num_heads, dropout=attn_dropout) if has_cross \
+            else None
+        self.ffn = FeedForwardBlock(dim, expansion=ffn_expansion, dropout=ffn_dropout)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
+                cross: bool = False) -> torch.Tensor:
+        """(B, M, D), (B, S, D), (B, S, D) → (B, M, D)."""
+        if cross and self.cross_attention is None:
+            raise ValueError("this module has no cross-attention (the cell never calls it as one)")
+        attention = self.cross_attention if cross else self.attention
+        return self.ffn(attention(query, key, value))  # (B, M, D): the same FFN after either attention
 
 
 class TLBCell(nn.Module):
     """One step of the recurrence: a chunk through the fast stream, then one slow-stream update.
 
+    The fast stream is laid out as ``layout`` says (see the module docstring and
+    :func:`fast_stream_calls`): ``"separate"`` builds ``self_blocks`` (ℓ) and
+    ``cross_blocks`` (⌈ℓ/r⌉) of :class:`AttentionBlock`, each with its own FFN;
+    ``"keras-example"`` builds ``perceptual_module``, the example's list of
+    ℓ + ⌈ℓ/r⌉ :class:`PerceptualModule`. In both, ``bottleneck`` is the
+    slow-stream update, an :class:`AttentionBlock` whose queries are the latents.
+
     Args:
         dim: width D of both streams.
         num_latents: L, the size of the slow stream (the bottleneck).
-        num_layers: fast-stream self-attention layers.
+        num_layers: ℓ, fast-stream self-attention layers.
         r: a cross-attention from the fast to the slow stream after layers 0, r, 2r, ...
+        layout: ``"separate"`` or ``"keras-example"``.
     """
 
     def __init__(self, *, dim: int, num_latents: int, num_layers: int, r: int, num_heads: int,
-                 ffn_expansion: int = 4, attn_dropout: float = 0.0, ffn_dropout: float = 0.0):
+                 ffn_expansion: int = 4, attn_dropout: float = 0.0, ffn_dropout: float = 0.0,
+                 layout: str = "separate"):
         super().__init__()
+        check_config(1, 1, dim, 1, num_heads, r, layout)
         block = dict(num_heads=num_heads, ffn_expansion=ffn_expansion, attn_dropout=attn_dropout,
                      ffn_dropout=ffn_dropout)
-        self.r = r
-        self.self_blocks = nn.ModuleList(AttentionBlock(dim, **block) for _ in range(num_layers))
-        self.cross_blocks = nn.ModuleList(AttentionBlock(dim, **block) for _ in cross_layers(num_layers, r))
+        self.r, self.layout = r, layout
+        if layout == "separate":
+            self.self_blocks = nn.ModuleList(AttentionBlock(dim, **block) for _ in range(num_layers))
+            self.cross_blocks = nn.ModuleList(AttentionBlock(dim, **block) for _ in cross_layers(num_layers, r))
+        else:
+            self.perceptual_module = nn.ModuleList(
+                PerceptualModule(dim, has_cross=j % r == 0, **block)
+                for j in range(len(keras_example_modules(num_layers, r))))
         self.bottleneck = AttentionBlock(dim, **block)
         # Learned, distinct start latents: from identical (e.g. zero) latents every update is identical too.
         self.initial_latents = nn.Parameter(torch.randn(num_latents, dim) * 0.02)  # (L, D)
@@ -193,6 +314,20 @@ class TLBCell(nn.Module):
     def initial_state(self, batch_size: int) -> torch.Tensor:
         """The slow stream before the first chunk: (B, L, D)."""
         return self.initial_latents.expand(batch_size, -1, -1)  # (B, L, D)
+
+    def fast_stream(self, fast: torch.Tensor, slow: torch.Tensor) -> torch.Tensor:
+        """The chunk (B, K, D) through the fast stream, reading the slow stream (B, L, D) → (B, K, D)."""
+        if self.layout == "keras-example":
+            for j, module in enumerate(self.perceptual_module):
+                fast = module(fast, fast, fast)  # (B, K, D): every module as self-attention
+                if j % self.r == 0:
+                    fast = module(fast, slow, slow, cross=True)  # (B, K, D): again, reading the slow stream
+            return fast
+        for i, block in enumerate(self.self_blocks):
+            fast = block(fast, fast, fast)  # (B, K, D): self-attention within the chunk
+            if i % self.r == 0:
+                fast = self.cross_blocks[i // self.r](fast, slow, slow)  # (B, K, D): read the slow stream
+        return fast
 
     def forward(self, fast: torch.Tensor, slow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Process one chunk.
@@ -206,17 +341,20 @@ class TLBCell(nn.Module):
             (B, L, D), and the update's attention weights (B, h, L, K): how much
             each latent read from each token of the chunk.
         """
-        for i, block in enumerate(self.self_blocks):
-            fast = block(fast, fast, fast)  # (B, K, D): self-attention within the chunk
-            if i % self.r == 0:
-                fast = self.cross_blocks[i // self.r](fast, slow, slow)  # (B, K, D): read the slow stream
+        fast = self.fast_stream(fast, slow)  # (B, K, D)
         slow, weights = self.bottleneck(slow, fast, fast, return_attention=True)  # (B, L, D), (B, h, L, K)
         return fast, slow, weights
 
 
 # --- the model ----------------------------------------------------------------------------------
 class TemporalLatentBottleneck(nn.Module):
-    """Patch embedding, the cell run over the chunks, layer norm, mean over the last chunk, linear head."""
+    """A TLB image classifier: (B, C, H, W) → logits (B, classes).
+
+    Patch embedding into T chunks of K tokens; :class:`TLBCell` run over the chunks
+    in order, carrying the slow stream (B, L, D); then a layer norm on the last
+    chunk's fast stream (B, K, D), its mean over the K tokens, and a linear head.
+    The fast stream's layout is ``config.layout``.
+    """
 
     def __init__(self, config: TLBConfig):
         super().__init__()
@@ -225,7 +363,7 @@ class TemporalLatentBottleneck(nn.Module):
                                               in_channels=c.in_channels, dim=c.dim, chunk_size=c.chunk_size)
         self.cell = TLBCell(dim=c.dim, num_latents=c.num_latents, num_layers=c.num_layers, r=c.r,
                             num_heads=c.num_heads, ffn_expansion=c.ffn_expansion, attn_dropout=c.attn_dropout,
-                            ffn_dropout=c.ffn_dropout)
+                            ffn_dropout=c.ffn_dropout, layout=c.layout)
         self.norm = nn.LayerNorm(c.dim)
         self.head = nn.Linear(c.dim, c.num_classes)
 
@@ -285,14 +423,19 @@ def _copy_dense(k_dense, t_linear: nn.Linear) -> None:
     _put(t_linear.bias, k_dense.bias.value.detach().reshape(-1))
 
 
-def _copy_block(k_block, t_block: AttentionBlock) -> None:
-    ka, ta = k_block.attention, t_block.attention
+def _copy_attention(ka, ta: NormedAttention) -> None:
     for name in ("query_norm", "key_norm", "value_norm"):
         _copy_norm(getattr(ka, name), getattr(ta, name))
     mha = ka.attention
     for k_dense, t_linear in ((mha.query_dense, ta.attention.to_q), (mha.key_dense, ta.attention.to_k),
                               (mha.value_dense, ta.attention.to_v), (mha.output_dense, ta.attention.proj)):
         _copy_dense(k_dense, t_linear)
+
+
+def _copy_block(k_block, t_block: AttentionBlock | PerceptualModule) -> None:
+    _copy_attention(k_block.attention, t_block.attention)
+    if isinstance(t_block, PerceptualModule) and t_block.cross_attention is not None:
+        _copy_attention(k_block.cross_attention, t_block.cross_attention)
     _copy_norm(k_block.ffn.norm, t_block.ffn.norm)
     _copy_dense(k_block.ffn.hidden, t_block.ffn.ffn.net[0])
     _copy_dense(k_block.ffn.out, t_block.ffn.ffn.net[-1])
@@ -302,9 +445,11 @@ def _copy_block(k_block, t_block: AttentionBlock) -> None:
 def copy_keras_weights(keras_model, model: TemporalLatentBottleneck) -> TemporalLatentBottleneck:
     """Load a built :class:`seqlib.tlb_keras.TemporalLatentBottleneck` into its PyTorch twin.
 
-    The two share layer names, so the copy walks both trees in step; only the
-    layouts differ (Conv2D kernels are (P, P, C, D), Dense kernels (in, out),
-    attention kernels (D, h, d) and (h, d, D)). Needs the Keras torch backend.
+    The two share layer names, so the copy walks both trees in step; both must have
+    the same sizes and the same fast-stream ``layout`` (``ValueError`` otherwise).
+    Only the weights' memory layouts differ (Conv2D kernels are (P, P, C, D), Dense
+    kernels (in, out), attention kernels (D, h, d) and (h, d, D)). Needs the Keras
+    torch backend.
     """
     k_embed, t_embed = keras_model.patch_embedding, model.patch_embedding
     _put(t_embed.patches.proj.weight, k_embed.proj.kernel.value.detach().permute(3, 2, 0, 1))  # (D, C, P, P)
@@ -312,7 +457,11 @@ def copy_keras_weights(keras_model, model: TemporalLatentBottleneck) -> Temporal
     _put(t_embed.position_embedding.table, k_embed.position_embedding.value.detach())
     _copy_norm(k_embed.norm, t_embed.norm)
     k_cell, t_cell = keras_model.cell, model.cell
-    for k_list, t_list in ((k_cell.self_blocks, t_cell.self_blocks), (k_cell.cross_blocks, t_cell.cross_blocks)):
+    if k_cell.layout != t_cell.layout:
+        raise ValueError(f"the models differ: layout {k_cell.layout!r} vs {t_cell.layout!r}")
+    pairs = ([(k_cell.perceptual_module, t_cell.perceptual_module)] if t_cell.layout == "keras-example"
+             else [(k_cell.self_blocks, t_cell.self_blocks), (k_cell.cross_blocks, t_cell.cross_blocks)])
+    for k_list, t_list in pairs:
         if len(k_list) != len(t_list):
             raise ValueError(f"the models differ: {len(k_list)} vs {len(t_list)} blocks")
         for k_block, t_block in zip(k_list, t_list):

@@ -5,8 +5,17 @@ into T = N/K chunks of K. :class:`TLBCell` is a Keras RNN cell: at each step it
 runs one chunk through the *fast stream* (self-attention inside the chunk and,
 every r layers, cross-attention to the slow stream), then updates the *slow
 stream*, L latent vectors, by one cross-attention from the latents to the
-chunk. ``keras.layers.RNN`` carries the slow stream from chunk to chunk as the
-cell's state. Attention weights are not stored on layers: the cell *emits* the
+chunk. The fast stream has two layouts (``layout``), described in
+:mod:`seqlib.tlb`: ``"separate"`` (the default and the one chapter 11 trains:
+ℓ self-attention and ⌈ℓ/r⌉ cross-attention blocks, each with its own FFN; 4
+and 2 for ℓ = 4, r = 2) and ``"keras-example"`` (the sub-layer order and FFN
+sharing of the Keras example "When Recurrence meets Transformers": every module
+of its list of ℓ + ⌈ℓ/r⌉ runs as self-attention and every r-th again as
+cross-attention, with one FFN per module; 6 and 3 for ℓ = 4, r = 2). Neither is
+the example's whole model (:mod:`seqlib.tlb` lists the other differences: its
+L = K latents start from zeros, it has no final layer norm, ...).
+``keras.layers.RNN`` carries the slow stream from chunk to chunk as the cell's
+state. Attention weights are not stored on layers: the cell *emits* the
 slow-stream update's weights as part of its output, and
 ``model(images, return_attention=True)`` returns them. Only ``keras.ops`` and
 Keras layers are used, so the module runs on the torch backend without
@@ -25,7 +34,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
-from seqlib.tlb import TLBConfig, check_config, cross_layers  # noqa: E402
+from seqlib.tlb import LAYOUTS, TLBConfig, check_config, cross_layers, keras_example_modules  # noqa: E402,F401
 
 if keras.backend.backend() != "torch":
     raise ImportError(f"seqlib.tlb_keras needs KERAS_BACKEND=torch (set it before importing keras), "
@@ -165,6 +174,46 @@ class AttentionBlock(layers.Layer):
                 "ffn_dropout": self.ffn_dropout}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PerceptualModule(layers.Layer):
+    """One module of the Keras example's fast-stream list (``layout="keras-example"``).
+
+    ``FFN(Att(query, key, value))`` with the module's self-attention ``attention``,
+    or with ``cross_attention`` when ``cross=True``; both calls use the module's one
+    :class:`FeedForwardBlock` ``ffn``. Only modules the cell calls as cross-attention
+    (``has_cross``) have cross-attention weights. (B, M, D), (B, S, D), (B, S, D) → (B, M, D).
+    """
+
+    def __init__(self, *, dim: int, num_heads: int, has_cross: bool, ffn_expansion: int = 4,
+                 attn_dropout: float = 0.0, ffn_dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.dim, self.num_heads, self.has_cross, self.ffn_expansion = dim, num_heads, has_cross, ffn_expansion
+        self.attn_dropout, self.ffn_dropout = attn_dropout, ffn_dropout
+        self.attention = NormedAttention(dim=dim, num_heads=num_heads, dropout=attn_dropout, name="attention")
+        self.cross_attention = NormedAttention(dim=dim, num_heads=num_heads, dropout=attn_dropout,
+                                               name="cross_attention") if has_cross else None
+        self.ffn = FeedForwardBlock(dim=dim, expansion=ffn_expansion, dropout=ffn_dropout, name="ffn")
+
+    def build(self, query_shape, key_shape=None, value_shape=None):
+        """Self-attention on ``query_shape``; cross-attention from it to ``key_shape`` (the latents)."""
+        self.attention.build(query_shape)
+        if self.cross_attention is not None:
+            self.cross_attention.build(query_shape, key_shape, value_shape)
+        self.ffn.build(query_shape)
+
+    def call(self, query, key, value, cross=False, training=None):
+        """(B, M, D), (B, S, D), (B, S, D) → (B, M, D)."""
+        if cross and self.cross_attention is None:
+            raise ValueError("this module has no cross-attention (the cell never calls it as one)")
+        attention = self.cross_attention if cross else self.attention
+        return self.ffn(attention(query, key, value, training=training), training=training)  # the same FFN
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim, "num_heads": self.num_heads, "has_cross": self.has_cross,
+                "ffn_expansion": self.ffn_expansion, "attn_dropout": self.attn_dropout,
+                "ffn_dropout": self.ffn_dropout}
+
+
 # --- the recurrent cell -------------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class TLBCell(layers.Layer):
@@ -176,34 +225,50 @@ class TLBCell(layers.Layer):
     ``K·D + h·L·K``: the chunk after the fast stream and the update's attention
     weights; :func:`split_cell_output` unpacks them.
 
+    The fast stream is ``self_blocks`` and ``cross_blocks`` (:class:`AttentionBlock`)
+    in the ``"separate"`` layout, ``perceptual_module`` (:class:`PerceptualModule`,
+    named after the example's modules) in the ``"keras-example"`` layout;
+    ``bottleneck`` is the slow-stream update in both.
+
     Args:
         dim: width D of both streams.
         chunk_size: K, tokens per chunk (one RNN step).
         num_latents: L, the size of the slow stream (the bottleneck).
-        num_layers: fast-stream self-attention layers.
+        num_layers: ℓ, fast-stream self-attention layers.
         r: a cross-attention from the fast to the slow stream after layers 0, r, 2r, ...
+        layout: ``"separate"`` or ``"keras-example"`` (see :mod:`seqlib.tlb`).
     """
 
     def __init__(self, *, dim: int, chunk_size: int, num_latents: int, num_layers: int, r: int, num_heads: int,
-                 ffn_expansion: int = 4, attn_dropout: float = 0.0, ffn_dropout: float = 0.0, **kwargs):
+                 ffn_expansion: int = 4, attn_dropout: float = 0.0, ffn_dropout: float = 0.0,
+                 layout: str = "separate", **kwargs):
         super().__init__(**kwargs)
+        check_config(1, 1, dim, 1, num_heads, r, layout)
         self.dim, self.chunk_size, self.num_latents, self.num_layers = dim, chunk_size, num_latents, num_layers
-        self.r, self.num_heads, self.ffn_expansion = r, num_heads, ffn_expansion
+        self.r, self.num_heads, self.ffn_expansion, self.layout = r, num_heads, ffn_expansion, layout
         self.attn_dropout, self.ffn_dropout = attn_dropout, ffn_dropout
         block = dict(dim=dim, num_heads=num_heads, ffn_expansion=ffn_expansion, attn_dropout=attn_dropout,
                      ffn_dropout=ffn_dropout)
-        self.self_blocks = [AttentionBlock(**block, name=f"self_{i}") for i in range(num_layers)]
-        self.cross_blocks = [AttentionBlock(**block, name=f"cross_{i}") for i in cross_layers(num_layers, r)]
+        if layout == "separate":
+            self.self_blocks = [AttentionBlock(**block, name=f"self_{i}") for i in range(num_layers)]
+            self.cross_blocks = [AttentionBlock(**block, name=f"cross_{i}") for i in cross_layers(num_layers, r)]
+        else:
+            self.perceptual_module = [PerceptualModule(**block, has_cross=j % r == 0, name=name)
+                                      for j, name in enumerate(keras_example_modules(num_layers, r))]
         self.bottleneck = AttentionBlock(**block, name="bottleneck")
         self.state_size = num_latents * dim
         self.output_size = chunk_size * dim + num_heads * num_latents * chunk_size
 
     def build(self, input_shape):
         chunk, latents = (None, self.chunk_size, self.dim), (None, self.num_latents, self.dim)
-        for block in self.self_blocks:
-            block.build(chunk)
-        for block in self.cross_blocks:
-            block.build(chunk, latents, latents)
+        if self.layout == "separate":
+            for block in self.self_blocks:
+                block.build(chunk)
+            for block in self.cross_blocks:
+                block.build(chunk, latents, latents)
+        else:
+            for module in self.perceptual_module:
+                module.build(chunk, latents, latents)
         self.bottleneck.build(latents, chunk, chunk)
         # Learned, distinct start latents: from identical (e.g. zero) latents every update is identical too.
         self.initial_latents = self.add_weight(shape=(self.num_latents, self.dim), name="initial_latents",
@@ -216,13 +281,24 @@ class TLBCell(layers.Layer):
 
     def step(self, fast, slow, training=None):
         """The cell in readable form: (B, K, D), (B, L, D) → (B, K, D), (B, L, D), weights (B, h, L, K)."""
-        for i, block in enumerate(self.self_blocks):
-            fast = block(fast, fast, fast, training=training)  # (B, K, D): self-attention within the chunk
-            if i % self.r == 0:
-                fast = self.cross_blocks[i // self.r](fast, slow, slow, training=training)  # read the slow stream
+        if self.layout == "keras-example":
+            fast = self.keras_example_fast_stream(fast, slow, training=training)  # (B, K, D)
+        else:
+            for i, block in enumerate(self.self_blocks):
+                fast = block(fast, fast, fast, training=training)  # (B, K, D): self-attention within the chunk
+                if i % self.r == 0:
+                    fast = self.cross_blocks[i // self.r](fast, slow, slow, training=training)  # read the slow stream
         slow, weights = self.bottleneck(slow, fast, fast, return_attention=True,
                                         training=training)  # (B, L, D), (B, h, L, K)
         return fast, slow, weights
+
+    def keras_example_fast_stream(self, fast, slow, training=None):
+        """The example's fast stream: every module as self-attention, every r-th again as cross-attention."""
+        for j, module in enumerate(self.perceptual_module):
+            fast = module(fast, fast, fast, training=training)  # (B, K, D): self-attention within the chunk
+            if j % self.r == 0:
+                fast = module(fast, slow, slow, cross=True, training=training)  # (B, K, D): same FFN, reads slow
+        return fast
 
     def call(self, inputs, states, training=None):
         """One RNN step: chunk (B, K, D) and state [(B, L·D)] → output (B, K·D + h·L·K), [(B, L·D)]."""
@@ -237,7 +313,7 @@ class TLBCell(layers.Layer):
         return {**super().get_config(), "dim": self.dim, "chunk_size": self.chunk_size,
                 "num_latents": self.num_latents, "num_layers": self.num_layers, "r": self.r,
                 "num_heads": self.num_heads, "ffn_expansion": self.ffn_expansion,
-                "attn_dropout": self.attn_dropout, "ffn_dropout": self.ffn_dropout}
+                "attn_dropout": self.attn_dropout, "ffn_dropout": self.ffn_dropout, "layout": self.layout}
 
 
 def split_cell_output(outputs, *, chunk_size: int, dim: int, num_heads: int, num_latents: int):
@@ -253,7 +329,9 @@ def split_cell_output(outputs, *, chunk_size: int, dim: int, num_heads: int, num
 class TemporalLatentBottleneck(keras.Model):
     """Patch embedding, the cell inside ``keras.layers.RNN``, layer norm, mean over the last chunk, head.
 
-    The head returns logits (train with ``from_logits=True``); the number of classes
+    (B, H, W, C) → logits (B, classes). The fast stream's layout is ``layout``
+    (``"separate"`` or ``"keras-example"``, see :mod:`seqlib.tlb`). The head
+    returns logits (train with ``from_logits=True``); the number of classes
     is a constructor argument. The keyword arguments are the fields of
     :class:`seqlib.tlb.TLBConfig`, so ``TemporalLatentBottleneck(**asdict(config))``.
     """
@@ -261,18 +339,18 @@ class TemporalLatentBottleneck(keras.Model):
     def __init__(self, *, image_size: int = 28, patch_size: int = 4, in_channels: int = 1, dim: int = 32,
                  chunk_size: int = 7, num_latents: int = 7, num_layers: int = 2, r: int = 1, num_heads: int = 2,
                  ffn_expansion: int = 4, attn_dropout: float = 0.0, ffn_dropout: float = 0.0,
-                 num_classes: int = 10, **kwargs):
+                 num_classes: int = 10, layout: str = "separate", **kwargs):
         super().__init__(**kwargs)
-        check_config(image_size, patch_size, dim, chunk_size, num_heads, r)
+        check_config(image_size, patch_size, dim, chunk_size, num_heads, r, layout)
         self.sizes = dict(image_size=image_size, patch_size=patch_size, in_channels=in_channels, dim=dim,
                           chunk_size=chunk_size, num_latents=num_latents, num_layers=num_layers, r=r,
                           num_heads=num_heads, ffn_expansion=ffn_expansion, attn_dropout=attn_dropout,
-                          ffn_dropout=ffn_dropout, num_classes=num_classes)
+                          ffn_dropout=ffn_dropout, num_classes=num_classes, layout=layout)
         self.patch_embedding = PatchEmbedding(image_size=image_size, patch_size=patch_size, dim=dim,
                                               chunk_size=chunk_size, name="patch_embedding")
         cell = TLBCell(dim=dim, chunk_size=chunk_size, num_latents=num_latents, num_layers=num_layers, r=r,
                        num_heads=num_heads, ffn_expansion=ffn_expansion, attn_dropout=attn_dropout,
-                       ffn_dropout=ffn_dropout, name="cell")
+                       ffn_dropout=ffn_dropout, layout=layout, name="cell")
         self.rnn = layers.RNN(cell, return_sequences=True, name="rnn")  # carries the slow stream
         self.norm = _layer_norm("norm")
         self.head = layers.Dense(num_classes, name="head")

@@ -85,9 +85,82 @@ def test_bad_input_raises_clear_errors():
         TLBConfig(r=0)
 
 
+# --- the two fast-stream layouts ------------------------------------------------------------------
+def record_fast_stream(cell: tlb.TLBCell) -> list[tuple[str, int]]:
+    """Run the cell on one chunk; return, in order, every fast-stream sub-layer call as (kind, id):
+    ("self"/"cross", id of the attention module) and ("ffn", id of the FFN module)."""
+    events = []
+    fast_modules = cell.perceptual_module if cell.layout == "keras-example" else [*cell.self_blocks,
+                                                                                  *cell.cross_blocks]
+    hooks = []
+    for module in fast_modules:
+        for attention in (module.attention, getattr(module, "cross_attention", None)):
+            if attention is not None:
+                hooks.append(attention.register_forward_hook(
+                    lambda m, args, out: events.append(("self" if args[1] is args[0] else "cross", id(m)))))
+        hooks.append(module.ffn.register_forward_hook(lambda m, args, out: events.append(("ffn", id(m)))))
+    with torch.no_grad():
+        cell(torch.randn(2, 4, cell.bottleneck.ffn.norm.normalized_shape[0]),
+             cell.initial_state(2))  # one chunk (B, K, D) and the slow stream (B, L, D)
+    for hook in hooks:
+        hook.remove()
+    return events
+
+
+def test_fast_stream_calls_of_both_layouts():
+    assert tlb.keras_example_modules(4, 2) == ["self_0", "cross_0", "self_1", "self_2", "cross_2", "self_3"]
+    separate = tlb.fast_stream_calls(4, 2)
+    example = tlb.fast_stream_calls(4, 2, "keras-example")
+    assert [k for k, _ in separate].count("self") == 4 and [k for k, _ in separate].count("cross") == 2
+    assert [k for k, _ in example].count("self") == 6 and [k for k, _ in example].count("cross") == 3
+    assert example == [("self", "self_0"), ("cross", "self_0"), ("self", "cross_0"), ("self", "self_1"),
+                       ("cross", "self_1"), ("self", "self_2"), ("self", "cross_2"), ("cross", "cross_2"),
+                       ("self", "self_3")]
+    with pytest.raises(ValueError, match="layout"):
+        tlb.fast_stream_calls(4, 2, "paper")
+
+
+@pytest.mark.parametrize("layout, n_self, n_cross, n_ffn", [("separate", 4, 2, 6), ("keras-example", 6, 3, 6)])
+def test_sublayers_per_chunk_are_counted_by_running_the_cell(layout, n_self, n_cross, n_ffn):
+    """ℓ = 4, r = 2: the Keras example's layout runs 6 self- and 3 cross-attention sub-layers per chunk."""
+    cell = tiny(num_layers=4, r=2, layout=layout).cell
+    events = record_fast_stream(cell)
+    kinds = [kind for kind, _ in events]
+    assert kinds.count("self") == n_self and kinds.count("cross") == n_cross
+    assert kinds.count("ffn") == n_self + n_cross  # an FFN after every attention sub-layer
+    assert len({i for kind, i in events if kind == "ffn"}) == n_ffn  # distinct FFN modules used
+    assert [k for k, _ in tlb.fast_stream_calls(4, 2, layout)] == [k for k in kinds if k != "ffn"]
+
+
+def test_keras_example_layout_shares_one_ffn_between_self_and_cross_calls():
+    cell = tiny(num_layers=4, r=2, layout="keras-example").cell
+    assert len(cell.perceptual_module) == 6
+    assert [m.cross_attention is not None for m in cell.perceptual_module] == [True, False, True, False, True,
+                                                                              False]
+    events = record_fast_stream(cell)
+    owner = {id(m.attention): j for j, m in enumerate(cell.perceptual_module)}
+    owner |= {id(m.cross_attention): j for j, m in enumerate(cell.perceptual_module)
+              if m.cross_attention is not None}
+    ffn_of = {id(m.ffn): j for j, m in enumerate(cell.perceptual_module)}
+    pairs = [(kind, owner[a], ffn_of[f]) for (kind, a), (_, f) in zip(events[::2], events[1::2])]
+    assert all(module == ffn for _, module, ffn in pairs)  # every sub-layer ends with its own module's FFN
+    assert [m for kind, m, _ in pairs if kind == "cross"] == [0, 2, 4]  # the same FFN as the self call before
+    # parameters: 3 attention sub-layers more than "separate" (9 + 1 against 6 + 1), the same 6 + 1 FFNs
+    separate = tiny(num_layers=4, r=2).cell
+    attention = tlb.count_parameters(separate.bottleneck.attention)
+    assert tlb.count_parameters(cell) - tlb.count_parameters(separate) == 3 * attention
+    with pytest.raises(ValueError, match="no cross-attention"):
+        cell.perceptual_module[1](torch.zeros(1, 4, 8), torch.zeros(1, 3, 8), torch.zeros(1, 3, 8), cross=True)
+
+
 def test_presets():
     assert tlb.tlb_cifar().config.num_patches == 144 and tlb.tlb_cifar().config.num_chunks == 18
     assert tlb.TLBConfig().num_chunks == 7
+    assert tlb.tlb_cifar().config.layout == "separate"
+    assert 0.35e6 < tlb.count_parameters(tlb.tlb_cifar()) < 0.37e6
+    assert 0.40e6 < tlb.count_parameters(tlb.tlb_cifar(layout="keras-example")) < 0.42e6
+    with pytest.raises(ValueError, match="layout"):
+        TLBConfig(layout="interleaved")
 
 
 # --- parity with the Keras version ---------------------------------------------------------------
@@ -98,7 +171,9 @@ def test_parity_with_keras_given_the_same_weights():
     import numpy as np
 
     keras.utils.set_random_seed(1)
-    for config in (TINY, TLBConfig(**{**TINY.__dict__, "num_heads": 1, "r": 1, "num_layers": 2})):
+    for config in (TINY, TLBConfig(**{**TINY.__dict__, "num_heads": 1, "r": 1, "num_layers": 2}),
+                   TLBConfig(**{**TINY.__dict__, "num_layers": 4, "layout": "keras-example"}),
+                   TLBConfig(**{**TINY.__dict__, "r": 1, "layout": "keras-example"})):
         k_model = tk.TemporalLatentBottleneck.from_tlb_config(config)
         x = np.random.default_rng(1).random((3, 8, 8, 3), dtype=np.float32)  # (B, H, W, C)
         k_logits, k_weights = k_model(x, return_attention=True)
@@ -117,3 +192,5 @@ def test_copy_refuses_a_different_architecture():
     k_model(np.zeros((1, 8, 8, 3), dtype=np.float32))
     with pytest.raises(ValueError):
         tlb.copy_keras_weights(k_model, tiny(num_layers=2))
+    with pytest.raises(ValueError, match="layout"):
+        tlb.copy_keras_weights(k_model, tiny(layout="keras-example"))

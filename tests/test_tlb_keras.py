@@ -43,6 +43,39 @@ def test_cross_attention_every_r_layers():
     assert len(tiny(r=1).cell.cross_blocks) == 3
 
 
+def test_keras_example_layout_counts_sublayers_and_shares_ffns(monkeypatch):
+    """ℓ = 4, r = 2: per chunk 6 self- and 3 cross-attention sub-layers, each module's FFN used after both."""
+    cell = tiny(num_layers=4, r=2, layout="keras-example").cell
+    assert [m.name for m in cell.perceptual_module] == ["self_0", "cross_0", "self_1", "self_2", "cross_2",
+                                                        "self_3"]
+    events = []
+    attention_call, ffn_call = tk.NormedAttention.call, tk.FeedForwardBlock.call
+
+    def spy_attention(layer, query, key, value, *args, **kwargs):
+        events.append(("self" if key is query else "cross", layer.name))
+        return attention_call(layer, query, key, value, *args, **kwargs)
+
+    def spy_ffn(layer, x, *args, **kwargs):
+        events.append(("ffn", id(layer)))
+        return ffn_call(layer, x, *args, **kwargs)
+
+    monkeypatch.setattr(tk.NormedAttention, "call", spy_attention)
+    monkeypatch.setattr(tk.FeedForwardBlock, "call", spy_ffn)
+    chunk, slow = ops.ones((2, 4, 8)), ops.ones((2, 3, 8))  # (B, K, D), (B, L, D)
+    cell.keras_example_fast_stream(chunk, slow)
+    kinds = [kind for kind, _ in events]
+    assert kinds.count("self") == 6 and kinds.count("cross") == 3 and kinds.count("ffn") == 9
+    ffn_ids = [i for kind, i in events if kind == "ffn"]
+    assert len(set(ffn_ids)) == 6  # 9 FFN calls on 6 FFNs: the cross calls reuse their module's
+    modules = [id(m.ffn) for m in cell.perceptual_module]
+    assert ffn_ids == [modules[j] for j in (0, 0, 1, 2, 2, 3, 4, 4, 5)]
+    # 3 attention sub-layers more than the "separate" layout (whose 4 + 2 blocks have 6 FFNs too)
+    example, separate = tiny(num_layers=4, r=2, layout="keras-example"), tiny(num_layers=4, r=2)
+    example(images()), separate(images())  # build
+    attention = separate.cell.bottleneck.attention.count_params()
+    assert example.count_params() - separate.count_params() == 3 * attention
+
+
 def test_num_classes_configurable():
     assert tuple(tiny(num_classes=3)(images()).shape) == (4, 3)
     assert tuple(tiny(num_classes=100)(images()).shape) == (4, 100)
@@ -96,7 +129,10 @@ def test_layer_configs_round_trip():
                   tk.FeedForwardBlock(dim=8, expansion=3, dropout=0.1),
                   tk.NormedAttention(dim=8, num_heads=2, dropout=0.1),
                   tk.AttentionBlock(dim=8, num_heads=2, ffn_expansion=2, attn_dropout=0.1, ffn_dropout=0.2),
-                  tk.TLBCell(dim=8, chunk_size=4, num_latents=3, num_layers=3, r=2, num_heads=2)]:
+                  tk.PerceptualModule(dim=8, num_heads=2, has_cross=True, ffn_expansion=2, attn_dropout=0.1),
+                  tk.TLBCell(dim=8, chunk_size=4, num_latents=3, num_layers=3, r=2, num_heads=2),
+                  tk.TLBCell(dim=8, chunk_size=4, num_latents=3, num_layers=3, r=2, num_heads=2,
+                             layout="keras-example")]:
         config = layer.get_config()
         assert type(layer).from_config(config).get_config() == config
 
@@ -112,8 +148,9 @@ def test_model_from_config_round_trip_gives_same_outputs():
     np.testing.assert_allclose(np_(clone(images())), expected, atol=1e-6)
 
 
-def test_save_and_load_trained_model(tmp_path):
-    model = tiny()
+@pytest.mark.parametrize("layout", ["separate", "keras-example"])
+def test_save_and_load_trained_model(tmp_path, layout):
+    model = tiny(layout=layout)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     model.fit(images(16), np.arange(16) % 5, batch_size=8, epochs=1, verbose=0)
@@ -140,5 +177,7 @@ def test_bad_input_raises_clear_errors():
         tk.TemporalLatentBottleneck(image_size=8, patch_size=2, chunk_size=5)
     with pytest.raises(ValueError, match="num_heads"):
         tk.TemporalLatentBottleneck(dim=10, num_heads=3)
+    with pytest.raises(ValueError, match="layout"):
+        tk.TemporalLatentBottleneck(layout="keras")
     with pytest.raises(ValueError, match="multiple of patch_size"):
         tk.TemporalLatentBottleneck(image_size=30, patch_size=4)
