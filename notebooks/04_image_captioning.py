@@ -252,17 +252,27 @@ print(inspect.getsource(cap.doubly_stochastic_penalty))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+def train_captioner(config: cap.CaptionerConfig, step, epochs: int, desc: str):
+    """Train one captioner variant on the training scenes: (model, history, seconds).
+
+    Every variant starts from the same initialisation seed and sees the same batches
+    in the same order (stream 0), so two variants differ only in what their configs
+    and loss steps change: the comparisons in this chapter are paired.
+    """
+    train.seed_everything(seed_for(0))
+    model = cap.Captioner(config)
+    t0 = time.perf_counter()
+    hist = train.fit(model, cap.caption_batches(train_scenes.images, train_scenes.captions, vocab,
+                                                batch_size=cfg["batch_size"], seed=seed_for(0)),
+                     step, epochs=epochs, lr=cfg["lr"], grad_clip=5.0, device=device, desc=desc)
+    return model, hist, time.perf_counter() - t0
+
+
 def soft_step(model, b):
     return cap.soft_attention_loss(model(b["images"], b["tgt_in"]), b["tgt_out"], lam=cfg["lam_ds"])
 
 
-train.seed_everything(seed_for(0))
-soft = cap.Captioner(model_cfg)
-t0 = time.perf_counter()
-soft_hist = train.fit(soft, cap.caption_batches(train_scenes.images, train_scenes.captions, vocab,
-                                                batch_size=cfg["batch_size"], seed=seed_for(0)),
-                      soft_step, epochs=cfg["epochs"], lr=cfg["lr"], grad_clip=5.0, device=device, desc="soft")
-soft_seconds = time.perf_counter() - t0
+soft, soft_hist, soft_seconds = train_captioner(model_cfg, soft_step, cfg["epochs"], "soft")
 print(f"soft attention: {soft_seconds:.0f} s; cross-entropy per epoch:", [round(v, 3) for v in soft_hist["ce"]])
 print(f"doubly stochastic penalty per epoch (weight lambda = {cfg['lam_ds']} in the loss):",
       [round(v, 2) for v in soft_hist["ds"]])
@@ -311,13 +321,8 @@ def hard_step(model, b):
                                    lam_entropy=cfg["lam_entropy"], lam_ds=cfg["lam_ds"])
 
 
-train.seed_everything(seed_for(0))
-hard = cap.Captioner(dataclasses.replace(model_cfg, hard=True))
-t0 = time.perf_counter()
-hard_hist = train.fit(hard, cap.caption_batches(train_scenes.images, train_scenes.captions, vocab,
-                                                batch_size=cfg["batch_size"], seed=seed_for(0)),
-                      hard_step, epochs=cfg["hard_epochs"], lr=cfg["lr"], grad_clip=5.0, device=device, desc="hard")
-hard_seconds = time.perf_counter() - t0
+hard, hard_hist, hard_seconds = train_captioner(dataclasses.replace(model_cfg, hard=True), hard_step,
+                                                cfg["hard_epochs"], "hard")
 print(f"hard attention: {hard_seconds:.0f} s; cross-entropy per epoch:", [round(v, 3) for v in hard_hist["ce"]])
 print("reward per epoch:", [round(v, 3) for v in hard_hist["reward"]])
 
@@ -649,15 +654,9 @@ print(inspect.getsource(cap.PooledLSTMDecoder.attention))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Same initialisation seed and batch order (stream 0) as the soft model: a paired comparison in which only the
-# decoder's context differs.
-train.seed_everything(seed_for(0))
-pooled = cap.Captioner(dataclasses.replace(model_cfg, pooled=True))
-t0 = time.perf_counter()
-pooled_hist = train.fit(pooled, cap.caption_batches(train_scenes.images, train_scenes.captions, vocab,
-                                                    batch_size=cfg["batch_size"], seed=seed_for(0)),
-                        soft_step, epochs=cfg["epochs"], lr=cfg["lr"], grad_clip=5.0, device=device, desc="pooled")
-pooled_seconds = time.perf_counter() - t0
+# Paired with the soft model (same initialisation and batches): only the decoder's context differs.
+pooled, pooled_hist, pooled_seconds = train_captioner(dataclasses.replace(model_cfg, pooled=True), soft_step,
+                                                      cfg["epochs"], "pooled")
 print(f"pooled vector, no attention: {pooled_seconds:.0f} s; cross-entropy per epoch:",
       [round(v, 3) for v in pooled_hist["ce"]])
 
@@ -749,14 +748,8 @@ def soft_step_ds(model, b):
     return cap.soft_attention_loss(model(b["images"], b["tgt_in"]), b["tgt_out"], lam=lam_on)
 
 
-train.seed_everything(seed_for(0))  # the soft model's initialisation and batches (stream 0): only lambda differs
-soft_ds = cap.Captioner(model_cfg)
-t0 = time.perf_counter()
-soft_ds_hist = train.fit(soft_ds, cap.caption_batches(train_scenes.images, train_scenes.captions, vocab,
-                                                      batch_size=cfg["batch_size"], seed=seed_for(0)),
-                         soft_step_ds, epochs=cfg["epochs"], lr=cfg["lr"], grad_clip=5.0, device=device,
-                         desc="soft, lambda > 0")
-ds_seconds = time.perf_counter() - t0
+# Paired with the soft model (same initialisation and batches): only lambda differs.
+soft_ds, soft_ds_hist, ds_seconds = train_captioner(model_cfg, soft_step_ds, cfg["epochs"], "soft, lambda > 0")
 print(f"soft attention, lambda = {lam_on}: {ds_seconds:.0f} s; cross-entropy per epoch:",
       [round(v, 3) for v in soft_ds_hist["ce"]])
 print("doubly stochastic penalty per epoch, lambda = 0:  ", [round(v, 2) for v in soft_hist["ds"]])

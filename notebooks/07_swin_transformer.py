@@ -317,21 +317,21 @@ print("window attention is faster on the largest grid, and the ratio grows with 
 # The memory panel is exact, on any machine: a quadratic and a linear law. The
 # times are measurements, and they say less than the formulas. At the smallest
 # grid there is one window and the two layers do the same arithmetic, yet window
-# attention is the slower one (it took 1.66–1.74 times as long in the three runs
+# attention is the slower one (it took 1.7–1.8 times as long in the three runs
 # of seeds 0–2 on one CPU, {ref}`claims-ch07`): the partition, its reverse and
 # the gathered bias cost time that Eq. {eq}`eq-swin-cost` does not count. Such
 # fixed costs dominate both layers on small grids and flatten both curves there.
 # Summarised as time $\propto (hw)^k$ between the smallest and the largest grid,
-# the same three runs gave $k$ = 1.63–1.79 for global attention, well above 1
-# but short of the 2 of its formula, and $k$ = 0.73–0.94 for window attention,
+# the same three runs gave $k$ = 1.47–1.48 for global attention, well above 1
+# but short of the 2 of its formula, and $k$ = 0.61–0.63 for window attention,
 # below 1 because of those fixed costs. Window time is therefore "linear" only
 # in a loose sense: its per-token cost is not constant from grid to grid. Its
 # attention weights, $h\,M^2hw$ floats, grow with the grid too, and a working
 # set that outgrows a CPU cache costs more per element, so between two
 # neighbouring grids its time can grow faster than the number of tokens. What
 # held on every run is the shape of the comparison: on the largest grid window
-# attention was 20–25 times faster, and the ratio global/window there was
-# 34–42 times its value on the smallest grid. Over the whole range the ratio
+# attention was 20–21 times faster, and the ratio global/window there was
+# 35–37 times its value on the smallest grid. Over the whole range the ratio
 # grows with the number of tokens, as Eq. {eq}`eq-swin-cost` predicts, though
 # not always from one grid to the next, since every time is a single noisy
 # measurement. Expect other factors on your machine, and on a GPU, where layers

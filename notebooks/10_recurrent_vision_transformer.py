@@ -774,7 +774,7 @@ print(f"global / block+grid: {ratio_smallest:.1f} on {latency[0][1]} tokens, {ra
 # it is doing, so the chapter asserts only three comparisons with wide margins: on
 # the smallest map global attention is faster, on the largest it is more than 3×
 # slower (but less than 32×), and over the range its time grows more than 4× as much
-# as block + grid's. On seeds 0–2 the three ratios were 0.38–0.47, 9–15 and 23–34
+# as block + grid's. On seeds 0–2 the three ratios were 0.43–0.47, 14 and 31–33
 # (values per seed on the Claims page, {ref}`claims-ch10`; expect other numbers on
 # your machine).
 
