@@ -425,14 +425,25 @@ def test_accuracy(model) -> float:
 # NBVAL_IGNORE_OUTPUT
 results, models = {}, {}
 epochs = max(cfg["epochs"], 6)                                            # the smoke profile's 3 are too few
-for lstm in (True, False):
-    model = make_model(lstm)
-    batches = train.minibatches(train_set.events, train_set.labels, batch_size=cfg["batch_size"], seed=seed_for(0))
+
+
+def train_model(model: rvt.RVT, inputs: torch.Tensor, desc: str) -> tuple[dict, float]:
+    """Train ``model`` on ``inputs`` (N, F, C, S, S) and the training labels: (history, seconds).
+
+    Every model of the chapter gets the same recipe: the same batches in the same
+    order (stream 0), AdamW with the same settings, the same number of epochs.
+    """
+    batches = train.minibatches(inputs, train_set.labels, batch_size=cfg["batch_size"], seed=seed_for(0))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.01)
     t0 = time.perf_counter()
-    history = train.fit(model, batches, step, epochs=epochs, optimizer=optimizer, device=device,
-                        desc=f"lstm={lstm}")
-    results[lstm] = dict(acc=test_accuracy(model), seconds=time.perf_counter() - t0, loss=history["loss"],
+    history = train.fit(model, batches, step, epochs=epochs, optimizer=optimizer, device=device, desc=desc)
+    return history, time.perf_counter() - t0
+
+
+for lstm in (True, False):
+    model = make_model(lstm)
+    history, seconds = train_model(model, train_set.events, f"lstm={lstm}")
+    results[lstm] = dict(acc=test_accuracy(model), seconds=seconds, loss=history["loss"],
                          params=sum(p.numel() for p in model.parameters()))
     models[lstm] = model
 
@@ -557,11 +568,8 @@ windowed = {}
 for k in window_sizes:
     model = make_model(False, window=k)
     inputs = rvt.frame_window(train_set.events, k).unsqueeze(1)          # (N, 1, 2k, S, S): one stacked frame
-    batches = train.minibatches(inputs, train_set.labels, batch_size=cfg["batch_size"], seed=seed_for(0))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.01)
-    t0 = time.perf_counter()
-    history = train.fit(model, batches, step, epochs=epochs, optimizer=optimizer, device=device, desc=f"window {k}")
-    windowed[k] = dict(model=model, seconds=time.perf_counter() - t0, loss=history["loss"],
+    history, seconds = train_model(model, inputs, f"window {k}")
+    windowed[k] = dict(model=model, seconds=seconds, loss=history["loss"],
                        acc=last_frame_accuracy(model, test_set.events, test_set.labels, k),
                        longer=last_frame_accuracy(model, longer_set.events, longer_set.labels, k))
 for lstm in (True, False):
@@ -774,7 +782,7 @@ print(f"global / block+grid: {ratio_smallest:.1f} on {latency[0][1]} tokens, {ra
 # it is doing, so the chapter asserts only three comparisons with wide margins: on
 # the smallest map global attention is faster, on the largest it is more than 3×
 # slower (but less than 32×), and over the range its time grows more than 4× as much
-# as block + grid's. On seeds 0–2 the three ratios were 0.43–0.47, 14 and 31–33
+# as block + grid's. On seeds 0–2 the three ratios were 0.39–0.41, 13–14 and 32–35
 # (values per seed on the Claims page, {ref}`claims-ch10`; expect other numbers on
 # your machine).
 
