@@ -64,7 +64,7 @@ from seqlib.data import FASHION_CLASSES, load_digits, load_fashion_mnist
 from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch01")
-print(dict(cfg))
+print(cfg)
 
 # %% [markdown]
 # ## Encoder, bottleneck, decoder
@@ -103,11 +103,11 @@ print("code:", tuple(model.encode(x).shape), " reconstruction:", tuple(model(x).
 # minutes on a laptop CPU.
 
 # %%
-x_train_img, y_train = load_fashion_mnist("train", n=cfg["n_train"])
-x_test_img, y_test = load_fashion_mnist("test", n=cfg["n_test"])
+x_train_img, y_train = load_fashion_mnist("train", n=cfg.n_train)
+x_test_img, y_test = load_fashion_mnist("test", n=cfg.n_test)
 x_train, x_test = x_train_img.flatten(1), x_test_img.flatten(1)      # (N, 784)
 print("train", tuple(x_train.shape), x_train.dtype, " test", tuple(x_test.shape))
-assert x_train.shape == (cfg["n_train"], 784) and 0.0 <= x_train.min() and x_train.max() <= 1.0
+assert x_train.shape == (cfg.n_train, 784) and 0.0 <= x_train.min() and x_train.max() <= 1.0
 
 # %%
 first_of_each = [int((y_test == c).nonzero()[0]) for c in range(10)]
@@ -133,7 +133,7 @@ plt.show()
 # much variance each direction carries.
 
 # %%
-k = cfg["k"]
+k = cfg.k
 pca_all = PCA(n_components=40).fit(x_train.numpy())
 eig = pca_all.explained_variance_
 gaps = eig[:-1] / eig[1:]
@@ -231,14 +231,14 @@ def track_linear(model):
 # training noise; 7 and 8 belong to the exercises.
 train.seed_everything(seed_for(0))
 linear = ae.linear_autoencoder(784, k)
-opt = torch.optim.Adam(linear.parameters(), lr=cfg["linear_lr"])
-steps = cfg["linear_epochs"] * -(-len(x_train) // cfg["batch_size"])
+opt = torch.optim.Adam(linear.parameters(), lr=cfg.linear_lr)
+steps = cfg.linear_epochs * -(-len(x_train) // cfg.batch_size)
 sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
 
 
 t0 = time.perf_counter()
-hist_linear = train.fit(linear, train.minibatches(xc_train, batch_size=cfg["batch_size"], seed=seed_for(4)), mse_step,
-                        epochs=cfg["linear_epochs"], optimizer=opt, scheduler=sched, device=torch.device("cpu"),
+hist_linear = train.fit(linear, train.minibatches(xc_train, batch_size=cfg.batch_size, seed=seed_for(4)), mse_step,
+                        epochs=cfg.linear_epochs, optimizer=opt, scheduler=sched, device=torch.device("cpu"),
                         evaluate=track_linear, desc="linear AE")
 linear_seconds = time.perf_counter() - t0
 
@@ -339,8 +339,8 @@ plt.show()
 train.seed_everything(seed_for(0))
 deep = ae.mlp_autoencoder(784, k=k, hidden=(256, 64))
 t0 = time.perf_counter()
-hist_deep = train.fit(deep, train.minibatches(x_train, batch_size=cfg["batch_size"], seed=seed_for(1)), mse_step,
-                      epochs=cfg["deep_epochs"], lr=cfg["lr"], device=torch.device("cpu"), desc="deep AE")
+hist_deep = train.fit(deep, train.minibatches(x_train, batch_size=cfg.batch_size, seed=seed_for(1)), mse_step,
+                      epochs=cfg.deep_epochs, lr=cfg.lr, device=torch.device("cpu"), desc="deep AE")
 deep_seconds = time.perf_counter() - t0
 mse_deep_test = ae.reconstruction_mse(deep, x_test)
 mse_linear_test = ae.reconstruction_mse(linear, xc_test)
@@ -387,10 +387,10 @@ plt.show()
 
 # %%
 train.seed_everything(seed_for(0))
-over = ae.Autoencoder(torch.nn.Linear(784, cfg["overcomplete_width"]),
-                      torch.nn.Linear(cfg["overcomplete_width"], 784), d_in=784)
-hist_over = train.fit(over, train.minibatches(x_train, batch_size=cfg["batch_size"], seed=seed_for(2)), mse_step,
-                      epochs=cfg["overcomplete_epochs"], lr=cfg["overcomplete_lr"], device=torch.device("cpu"),
+over = ae.Autoencoder(torch.nn.Linear(784, cfg.overcomplete_width),
+                      torch.nn.Linear(cfg.overcomplete_width, 784), d_in=784)
+hist_over = train.fit(over, train.minibatches(x_train, batch_size=cfg.batch_size, seed=seed_for(2)), mse_step,
+                      epochs=cfg.overcomplete_epochs, lr=cfg.overcomplete_lr, device=torch.device("cpu"),
                       desc="over-complete AE")
 digits_small, _ = load_digits(n=500)                                               # (500, 1, 8, 8)
 digits = F.pad(F.interpolate(digits_small, size=(20, 20), mode="bilinear"), (4, 4, 4, 4))  # (500, 1, 28, 28)
@@ -398,7 +398,7 @@ digits_flat = digits.flatten(1)                                                 
 table = {
     f"linear AE, K={k} (under)": (ae.reconstruction_mse(linear, xc_test), ae.reconstruction_mse(linear, digits_flat - mu)),
     f"deep AE, K={k} (under)": (mse_deep_test, ae.reconstruction_mse(deep, digits_flat)),
-    f"linear, K={cfg['overcomplete_width']} (over)": (ae.reconstruction_mse(over, x_test),
+    f"linear, K={cfg.overcomplete_width} (over)": (ae.reconstruction_mse(over, x_test),
                                                     ae.reconstruction_mse(over, digits_flat)),
 }
 
@@ -409,7 +409,7 @@ for name, (m_img, m_digits) in table.items():
     print(f"{name:<26}{m_img:>12.4f}{m_digits:>12.4f}")
 
 # %%
-m_over = table[f"linear, K={cfg['overcomplete_width']} (over)"][1]
+m_over = table[f"linear, K={cfg.overcomplete_width} (over)"][1]
 m_under = min(v[1] for name, v in table.items() if "under" in name)
 claims.check("ch01-overcomplete-copies-digits",
              "On unseen digits the over-complete autoencoder's MSE is at least 5 times lower than the best under-complete one's",
@@ -423,7 +423,7 @@ print("over-complete AE reproduces digits at least 5x better than the under-comp
 sample = digits_flat[:10]
 viz.reconstruction_rows([sample.reshape(-1, 1, 28, 28), deep(sample).detach().reshape(-1, 1, 28, 28),
                          over(sample).detach().clamp(0, 1).reshape(-1, 1, 28, 28)],
-                        ["digit input", f"deep AE, K={k}", f"over-complete\nK={cfg['overcomplete_width']}"],
+                        ["digit input", f"deep AE, K={k}", f"over-complete\nK={cfg.overcomplete_width}"],
                         title="Inputs unlike any training image: only the over-complete AE reproduces them")
 plt.show()
 
@@ -554,7 +554,7 @@ plt.show()
 # the error against the clean image.
 
 # %%
-noise_std = cfg["noise_std"]
+noise_std = cfg.noise_std
 gen = torch.Generator().manual_seed(seed_for(5))
 x_test_noisy = ae.add_noise(x_test, noise_std, generator=gen)                     # (N, 784)
 noise_gen = torch.Generator().manual_seed(seed_for(6))
@@ -567,8 +567,8 @@ def denoise_step(model, batch):
 
 train.seed_everything(seed_for(0))              # the deep AE's initial weights: a paired comparison
 dae = ae.mlp_autoencoder(784, k=k, hidden=(256, 64))
-hist_dae = train.fit(dae, train.minibatches(x_train, batch_size=cfg["batch_size"], seed=seed_for(3)), denoise_step,
-                     epochs=cfg["deep_epochs"], lr=cfg["lr"], device=torch.device("cpu"), desc="denoising AE")
+hist_dae = train.fit(dae, train.minibatches(x_train, batch_size=cfg.batch_size, seed=seed_for(3)), denoise_step,
+                     epochs=cfg.deep_epochs, lr=cfg.lr, device=torch.device("cpu"), desc="denoising AE")
 denoise = {
     "noisy input itself": torch.mean((x_test_noisy - x_test) ** 2).item(),
     f"PCA, K={k}": torch.mean((pca_reconstruct(x_test_noisy) - x_test) ** 2).item(),
@@ -816,8 +816,8 @@ check_true(largest_principal_angle(a, a @ torch.randn(4, 4, generator=rng)) < 1e
 train.seed_everything(seed_for(0))
 pca16 = PCA(n_components=16).fit(x_train.numpy())
 lin16 = ae.linear_autoencoder(784, 16)
-hist16 = train.fit(lin16, train.minibatches(xc_train, batch_size=cfg["batch_size"], seed=seed_for(7)), mse_step,
-                   epochs=cfg["linear_epochs"], lr=cfg["lr"], device=torch.device("cpu"), desc="K=16")
+hist16 = train.fit(lin16, train.minibatches(xc_train, batch_size=cfg.batch_size, seed=seed_for(7)), mse_step,
+                   epochs=cfg.linear_epochs, lr=cfg.lr, device=torch.device("cpu"), desc="K=16")
 mse16_pca = np.mean((pca16.inverse_transform(pca16.transform(x_train.numpy())) - x_train.numpy()) ** 2)
 angles16 = ae.principal_angles(lin16.decoder.weight, torch.from_numpy(pca16.components_.T.copy()))
 ratio16 = ae.reconstruction_mse(lin16, xc_train) / mse16_pca

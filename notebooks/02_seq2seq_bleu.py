@@ -60,7 +60,7 @@ from seqlib.train import fit, seed_everything, seed_for
 from seqlib.viz_seq import plot_bleu_by_length
 
 S = sizes("ch02")
-dict(S)
+S
 
 # %% [markdown]
 # ## Translation is sequence to sequence
@@ -132,9 +132,9 @@ print(inspect.getsource(translation._clause))
 # %%
 # Random streams (seed_for): 0 and 1 generate and split the data (0 also initialises the model),
 # 2 orders the training batches, 3 the random batches below, 4 and 5 the (unshuffled) test batches.
-if S["corpus"] == "generated":
-    data = translation_task(S["n_train"], S["n_valid"], S["n_test"], min_len=S["min_len"],
-                            max_len=S["max_len"], seed=seed_for(0))
+if S.corpus == "generated":
+    data = translation_task(S.n_train, S.n_valid, S.n_test, min_len=S.min_len,
+                            max_len=S.max_len, seed=seed_for(0))
 else:  # the full profile: Multi30k, downloaded into the cache on first use
     data = load_multi30k()
 for pair in data.train[:3]:
@@ -152,7 +152,7 @@ print(f"{len(data.train)} / {len(data.valid)} / {len(data.test)} pairs; vocabula
 # %%
 verbs = {stem + end for _, _, stem in translation.TRANSITIVE + translation.INTRANSITIVE for end in ("t", "en")}
 conjunctions = {tgt for _, tgt in translation.CONJUNCTIONS}
-for pair in data.test if S["corpus"] == "generated" else []:
+for pair in data.test if S.corpus == "generated" else []:
     for ref in pair.refs:
         ends = [ref[i - 1] for i, tok in enumerate(ref) if tok in conjunctions] + [ref[-1]]
         assert all(tok in verbs for tok in ends), ref
@@ -193,9 +193,9 @@ def padding_fraction(batches):
     return 1 - real / total
 
 
-bucketed = BucketBatches(data.train, data.src_vocab, data.tgt_vocab, batch_size=S["batch_size"],
+bucketed = BucketBatches(data.train, data.src_vocab, data.tgt_vocab, batch_size=S.batch_size,
                          seed=seed_for(2))
-random_batches = BucketBatches(data.train, data.src_vocab, data.tgt_vocab, batch_size=S["batch_size"],
+random_batches = BucketBatches(data.train, data.src_vocab, data.tgt_vocab, batch_size=S.batch_size,
                                seed=seed_for(3), pool=1)
 waste_bucketed, waste_random = padding_fraction(list(bucketed)), padding_fraction(list(random_batches))
 claims.check("ch02-bucketing-cuts-padding",
@@ -217,7 +217,7 @@ print(inspect.getsource(seq2seq.PlainDecoder))
 
 # %%
 seed_everything(seed_for(0))
-plain = seq2seq.plain_seq2seq(len(data.src_vocab), len(data.tgt_vocab), emb=S["emb"], hidden=S["hidden"])
+plain = seq2seq.plain_seq2seq(len(data.src_vocab), len(data.tgt_vocab), emb=S.emb, hidden=S.hidden)
 n_params = sum(p.numel() for p in plain.parameters())
 print(f"encoder output width D = {plain.encoder.out_dim}; context vector c has {plain.encoder.out_dim} numbers")
 print(f"parameters: {n_params:,}")
@@ -255,10 +255,10 @@ print(inspect.getsource(seq2seq.train_step))
 # %%
 # NBVAL_IGNORE_OUTPUT
 t0 = time.perf_counter()
-history = fit(plain, bucketed, seq2seq.train_step, epochs=S["epochs"], lr=S["lr"], grad_clip=1.0,
+history = fit(plain, bucketed, seq2seq.train_step, epochs=S.epochs, lr=S.lr, grad_clip=1.0,
               device=device, desc="plain")
 train_seconds = time.perf_counter() - t0
-print(f"trained {S['epochs']} epochs in {train_seconds:.0f} s; final training loss {history.last('loss'):.3f}")
+print(f"trained {S.epochs} epochs in {train_seconds:.0f} s; final training loss {history.last('loss'):.3f}")
 
 # %%
 fig, ax = plt.subplots(figsize=(5, 3))
@@ -303,14 +303,14 @@ t0 = time.perf_counter()
 greedy_hyps = seq2seq.translate(plain, test_batches, data.tgt_vocab)
 greedy_seconds = time.perf_counter() - t0
 refs = [p.refs for p in data.test]
-few = data.test[:S["n_beam"]]
+few = data.test[:S.n_beam]
 few_batches = BucketBatches(few, data.src_vocab, data.tgt_vocab, batch_size=64, shuffle=False, seed=seed_for(5))
 t0 = time.perf_counter()
-beam_hyps = seq2seq.translate(plain, few_batches, data.tgt_vocab, beam_size=S["beam_size"])
+beam_hyps = seq2seq.translate(plain, few_batches, data.tgt_vocab, beam_size=S.beam_size)
 beam_seconds = time.perf_counter() - t0
 bleu_greedy_few = metrics.corpus_bleu(greedy_hyps[:len(few)], refs[:len(few)]).score
 bleu_beam_few = metrics.corpus_bleu(beam_hyps, refs[:len(few)]).score
-if S["corpus"] == "generated":  # the smoke profile's weak model
+if S.corpus == "generated":  # the smoke profile's weak model
     claims.check("ch02-beam-no-better-than-greedy",
                  "On the weak smoke-profile model, beam search raises BLEU over greedy decoding by less than 1.5 points",
                  bleu_beam_few - bleu_greedy_few, "< 1.5")
@@ -423,7 +423,7 @@ print("sacrebleu signature:", reference.signature)
 
 # %%
 test_lengths = [len(p.src) for p in data.test]
-rows = metrics.bleu_by_length(greedy_hyps, refs, test_lengths, S["edges"])
+rows = metrics.bleu_by_length(greedy_hyps, refs, test_lengths, S.edges)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -441,7 +441,7 @@ plt.show()
 shortest, longest = rows[0]["bleu"], rows[-1]["bleu"]
 long_idx = [i for i, n in enumerate(test_lengths) if rows[-1]["lo"] <= n < rows[-1]["hi"]]
 long_bleu = metrics.corpus_bleu([greedy_hyps[i] for i in long_idx], [refs[i] for i in long_idx])
-if S["corpus"] == "generated":  # the claims are about the smoke profile's task
+if S.corpus == "generated":  # the claims are about the smoke profile's task
     assert all(r["n"] >= 30 for r in rows), "every bucket needs enough sentences"
     claims.check("ch02-bleu-falls-with-length",
                  "The plain encoder-decoder's BLEU on the longest sentences is less than half its BLEU on the shortest",

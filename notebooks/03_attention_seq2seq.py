@@ -66,7 +66,7 @@ from seqlib.train import fit, seed_everything, seed_for
 from seqlib.viz_seq import plot_alignment, plot_bleu_by_length
 
 S = sizes("ch03")
-dict(S)
+S
 
 # %% [markdown]
 # ## The context vector as a weighted sum
@@ -176,9 +176,9 @@ assert torch.allclose(ours, F.scaled_dot_product_attention(q, k, v, attn_mask=ma
 print(inspect.getsource(seq2seq.AttentionDecoder))
 
 # %%
-if S["corpus"] == "generated":
-    data = translation_task(S["n_train"], S["n_valid"], S["n_test"], min_len=S["min_len"],
-                            max_len=S["max_len"], seed=seed_for(0))
+if S.corpus == "generated":
+    data = translation_task(S.n_train, S.n_valid, S.n_test, min_len=S.min_len,
+                            max_len=S.max_len, seed=seed_for(0))
 else:  # the full profile: Multi30k, downloaded into the cache on first use
     data = load_multi30k()
 max_src = max(len(p.src) for p in data.train + data.valid + data.test) + 1  # + <eos>
@@ -205,18 +205,18 @@ class Run:
 clock = time.perf_counter if device.type == "cuda" else time.process_time
 
 
-def train_and_test(budgets=(S["epochs"],), **config) -> dict[int, Run]:
+def train_and_test(budgets=(S.epochs,), **config) -> dict[int, Run]:
     """Train one model and test it after each number of epochs in ``budgets``.
 
     Every model starts from the same seed and sees the same batches in the same
     order, so two models differ only in their configuration.
     """
     seed_everything(seed_for(0))
-    cfg = seq2seq.Seq2SeqConfig(len(data.src_vocab), len(data.tgt_vocab), emb=S["emb"], hidden=S["hidden"],
+    cfg = seq2seq.Seq2SeqConfig(len(data.src_vocab), len(data.tgt_vocab), emb=S.emb, hidden=S.hidden,
                                 max_src_len=max_src, **config)
     model = seq2seq.Seq2Seq(cfg).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=S["lr"])
-    batches = BucketBatches(data.train, data.src_vocab, data.tgt_vocab, batch_size=S["batch_size"],
+    optimizer = torch.optim.Adam(model.parameters(), lr=S.lr)
+    batches = BucketBatches(data.train, data.src_vocab, data.tgt_vocab, batch_size=S.batch_size,
                             seed=seed_for(0))
     tested, seconds, done = {}, 0.0, 0
     for epochs in budgets:  # training goes on from where the previous budget stopped
@@ -226,12 +226,12 @@ def train_and_test(budgets=(S["epochs"],), **config) -> dict[int, Run]:
         seconds, done = seconds + clock() - t0, epochs
         hyps = seq2seq.translate(model, test_batches, data.tgt_vocab)
         tested[epochs] = Run(copy.deepcopy(model), seconds, hyps, metrics.corpus_bleu(hyps, refs).score,
-                             metrics.bleu_by_length(hyps, refs, test_lengths, S["edges"]))
+                             metrics.bleu_by_length(hyps, refs, test_lengths, S.edges))
     return tested
 
 
 # Two budgets for the flagship comparison: the chapter's short one and a longer one.
-short, long = S["epochs"], (8 if S["corpus"] == "generated" else 2 * S["epochs"])  # smoke: 3 and 8
+short, long = S.epochs, (8 if S.corpus == "generated" else 2 * S.epochs)  # smoke: 3 and 8
 by_budget = {name: train_and_test(budgets=(short, long), attention=score)
             for name, score in [("plain", None), ("additive", "additive")]}
 runs = {name: tested[short] for name, tested in by_budget.items()}  # every later comparison is at `short`
@@ -308,7 +308,7 @@ def show(*checked):
 plain_rows, attn_rows = runs["plain"].rows, runs["additive"].rows
 P3, A3 = by_budget["plain"][short], by_budget["additive"][short]
 P8, A8 = by_budget["plain"][long], by_budget["additive"][long]
-if S["corpus"] == "generated":  # the claims are about the smoke profile's generated task
+if S.corpus == "generated":  # the claims are about the smoke profile's generated task
     assert all(r["n"] >= 30 for r in plain_rows), "every bucket needs enough sentences"
     show(
         claims.check("ch03-plain-falls-with-length", "After 3 and after 8 epochs alike, the plain model keeps less "
@@ -346,7 +346,7 @@ if S["corpus"] == "generated":  # the claims are about the smoke profile's gener
 # the order of magnitude, and we draw no conclusion from their differences.
 
 # %%
-for name in S["scores"]:
+for name in S.scores:
     if name not in runs:
         runs[name] = train_and_test(attention=name)[short]
 
@@ -356,7 +356,7 @@ formula = {"cosine": "β cos(s, h)", "additive": "v·tanh(Ws + Uh)", "location":
            "general": "sᵀ W h", "dot": "sᵀ h", "scaled_dot": "sᵀ h / √d"}
 print(f"{'score':>10s} {'formula':>16s} {'score params':>12s} {'BLEU':>6s} {'BLEU ' + plain_rows[-1]['bucket']:>11s} "
       f"{'train s':>8s}")
-for name in ["plain"] + list(S["scores"]):
+for name in ["plain"] + list(S.scores):
     run = runs[name]
     dec = run.model.decoder
     n_score = sum(p.numel() for p in dec.score.parameters()) if name != "plain" else 0
@@ -370,11 +370,11 @@ def bleu(name, longest=False):
 
 
 dot_family = ("dot", "general", "cosine")
-if S["corpus"] == "generated":
+if S.corpus == "generated":
     show(
         claims.check("ch03-every-score-beats-plain-long", "After 3 epochs every attention score beats the plain "
                      "model on the longest sentences by more than 10 BLEU (the smallest gap)",
-                     min(bleu(n, True) for n in S["scores"]) - bleu("plain", True), "> 10"),
+                     min(bleu(n, True) for n in S.scores) - bleu("plain", True), "> 10"),
         claims.check("ch03-dot-family-beats-additive", "After 3 epochs each of the dot, general and cosine scores "
                      "beats the additive score by more than 15 BLEU (the smallest gap)",
                      min(bleu(n) for n in dot_family) - bleu("additive"), "> 15"),
@@ -390,7 +390,7 @@ if S["corpus"] == "generated":
                      "than 25 BLEU", bleu("dot") - bleu("scaled_dot"), "> 25"),
         claims.check("ch03-additive-catches-up", "After 8 epochs the additive model's BLEU is above the BLEU of "
                      "every score after 3 epochs (additive at 8 minus the best at 3)",
-                     A8.bleu - max(bleu(n) for n in S["scores"]), "> 0"),
+                     A8.bleu - max(bleu(n) for n in S.scores), "> 0"),
     )
 
 # %% [markdown]
@@ -464,8 +464,8 @@ def logit_stats(model):
 
 
 seed_everything(seed_for(0))  # the initial weights every model of this chapter starts from
-initial = seq2seq.Seq2Seq(seq2seq.Seq2SeqConfig(len(data.src_vocab), len(data.tgt_vocab), emb=S["emb"],
-                                                hidden=S["hidden"], max_src_len=max_src,
+initial = seq2seq.Seq2Seq(seq2seq.Seq2SeqConfig(len(data.src_vocab), len(data.tgt_vocab), emb=S.emb,
+                                                hidden=S.hidden, max_src_len=max_src,
                                                 attention="scaled_dot")).to(device)
 logits = {"scaled dot, untrained": logit_stats(initial),
           f"scaled dot, {short} epochs": logit_stats(runs["scaled_dot"].model),
@@ -479,7 +479,7 @@ for name, st in logits.items():
     print(f"{name:>22s} {st['var']:>9.3g} {st['d']:>4d} {st['var_scaled']:>12.3g} {st['q_sq']:>10.3f} "
           f"{st['k_sq']:>10.3f} {st['flatness']:>9.3f}")
 untrained, scaled3, dot3 = logits.values()
-if S["corpus"] == "generated":
+if S.corpus == "generated":
     show(
         claims.check("ch03-scaled-logits-flat-at-start", "Before training, the scaled dot logits s·h/√d have a "
                      "variance below 0.05, not the 1 that the premise of unit-variance entries promises",
@@ -540,7 +540,7 @@ def show_alignment(ax, pair, hyp, weights, title):
     plot_alignment(ax, weights, list(pair.src) + ["<eos>"], (hyp + ["<eos>"])[:len(weights)], title=title)
 
 
-best = max(S["scores"], key=lambda name: runs[name].bleu)
+best = max(S.scores, key=lambda name: runs[name].bleu)
 model = runs[best].model
 examples = [next(i for i, p in enumerate(data.test) if 9 <= len(p.src) <= 12 and p.src[-1] != "today"),
             next(i for i, p in enumerate(data.test) if 18 <= len(p.src) <= 22)]
@@ -589,12 +589,12 @@ def alignment_hit_rate(model, pairs, max_pairs=200):
     return hits / total
 
 
-hit_rate = alignment_hit_rate(model, data.test) if S["corpus"] == "generated" else float("nan")
+hit_rate = alignment_hit_rate(model, data.test) if S.corpus == "generated" else float("nan")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(f"attention peak on (or next to) the translated source word: {hit_rate:.0%} of content words")
-if S["corpus"] == "generated":
+if S.corpus == "generated":
     show(claims.check("ch03-alignment-hits", "For more than 70% of the output's content words, the best score's "
                       "attention peaks on the source word they translate or on its neighbour", hit_rate, "> 0.7"))
 
@@ -629,7 +629,7 @@ print(f"soft additive: BLEU {runs['additive'].bleu:.1f} (longest bucket {attn_ro
       f"{runs['additive'].seconds:.0f} s")
 print(f"hard additive: BLEU {runs['hard'].bleu:.1f} (longest bucket {runs['hard'].rows[-1]['bleu']:.1f}), "
       f"{runs['hard'].seconds:.0f} s")
-if S["corpus"] == "generated":
+if S.corpus == "generated":
     show(
         claims.check("ch03-hard-beats-plain-long", "After 3 epochs hard attention beats the plain model on the "
                      "longest sentences by more than 10 BLEU", bleu("hard", True) - bleu("plain", True), "> 10"),
@@ -676,15 +676,15 @@ assert set(weights[0].unique().tolist()) <= {0.0, 1.0}
 print(inspect.getsource(attention.LocalWindow.forward))
 
 # %%
-runs["local"] = train_and_test(attention="general", local_window=S["local_window"])[short]
+runs["local"] = train_and_test(attention="general", local_window=S.local_window)[short]
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(f"global general: BLEU {runs['general'].bleu:.1f} (longest {runs['general'].rows[-1]['bleu']:.1f}), "
       f"{runs['general'].seconds:.0f} s")
-print(f"local-p general (D = {S['local_window']}): BLEU {runs['local'].bleu:.1f} "
+print(f"local-p general (D = {S.local_window}): BLEU {runs['local'].bleu:.1f} "
       f"(longest {runs['local'].rows[-1]['bleu']:.1f}), {runs['local'].seconds:.0f} s")
-if S["corpus"] == "generated":
+if S.corpus == "generated":
     show(
         claims.check("ch03-global-beats-local", "After 3 epochs global attention with the general score beats "
                      "local-p attention with the same score by more than 10 BLEU", bleu("general") - bleu("local"),
@@ -697,9 +697,9 @@ hyps, weights = seq2seq.translate(runs["local"].model, [make_batch([data.test[i]
                                   data.tgt_vocab, return_attention=True)
 fig, ax = plt.subplots(figsize=(8, 6))
 show_alignment(ax, data.test[i], hyps[0], weights[0],
-               title=f"Local-p attention (D = {S['local_window']}): a window that must move")
+               title=f"Local-p attention (D = {S.local_window}): a window that must move")
 plt.show()
-assert ((weights[0] > 0).sum(-1) <= 2 * S["local_window"] + 1).all()  # at most 2D + 1 positions
+assert ((weights[0] > 0).sum(-1) <= 2 * S.local_window + 1).all()  # at most 2D + 1 positions
 
 # %% [markdown]
 # Luong et al. designed the window for long sentences whose alignment is nearly

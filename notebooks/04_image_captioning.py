@@ -72,7 +72,7 @@ from seqlib.data.translation import Vocab
 from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch04")
-print(dict(cfg))
+print(cfg)
 
 # %% [markdown]
 # ## From one vector to regions
@@ -146,11 +146,11 @@ print(inspect.getsource(cap.AttentionLSTMDecoder.forward))
 # items, so the model never saw those pictures.
 
 # %%
-scene_cfg = sc.SceneConfig(canvas=cfg["canvas"], min_size=cfg["min_size"], max_size=cfg["max_size"],
-                           max_objects=cfg["max_objects"], classes=cfg["classes"])
-train_scenes = sc.load_scenes("train", cfg["n_train"], config=scene_cfg, seed=seed_for(0))
-test_scenes = sc.load_scenes("test", cfg["n_test"], config=scene_cfg, seed=seed_for(1))
-H = W = cfg["canvas"]
+scene_cfg = sc.SceneConfig(canvas=cfg.canvas, min_size=cfg.min_size, max_size=cfg.max_size,
+                           max_objects=cfg.max_objects, classes=cfg.classes)
+train_scenes = sc.load_scenes("train", cfg.n_train, config=scene_cfg, seed=seed_for(0))
+test_scenes = sc.load_scenes("test", cfg.n_test, config=scene_cfg, seed=seed_for(1))
+H = W = cfg.canvas
 print("train images", tuple(train_scenes.images.shape), " test images", tuple(test_scenes.images.shape))
 example = test_scenes[3]
 print("nouns:", example.nouns)
@@ -186,7 +186,7 @@ plt.show()
 inside = all(bool(((b >= 0) & (b <= H)).all()) for b in train_scenes.boxes)
 consistent = all(sc.relation_accuracy(c, train_scenes[i])[0] == sc.relation_accuracy(c, train_scenes[i])[1]
                  for i in range(len(train_scenes)) for c in train_scenes.captions[i])
-counts = np.bincount([len(lab) for lab in train_scenes.labels], minlength=cfg["max_objects"] + 1)[1:]
+counts = np.bincount([len(lab) for lab in train_scenes.labels], minlength=cfg.max_objects + 1)[1:]
 refs_per_scene = np.mean([len(c) for c in train_scenes.captions])
 print("boxes inside the canvas:", inside, "| captions consistent with the layout:", consistent)
 print("scenes with 1..4 objects:", counts.tolist(), "| references per scene (mean):", round(float(refs_per_scene), 2))
@@ -202,7 +202,7 @@ assert inside and consistent and (counts > 0).all()
 
 # %%
 vocab = Vocab.build([c for caps in train_scenes.captions for c in caps])
-model_cfg = cap.CaptionerConfig(vocab=len(vocab), channels=cfg["channels"], emb=cfg["emb"], hidden=cfg["hidden"])
+model_cfg = cap.CaptionerConfig(vocab=len(vocab), channels=cfg.channels, emb=cfg.emb, hidden=cfg.hidden)
 probe = cap.Captioner(model_cfg)
 batch = next(iter(cap.caption_batches(train_scenes.images, train_scenes.captions, vocab, batch_size=8,
                                       seed=seed_for(0))()))
@@ -263,18 +263,18 @@ def train_captioner(config: cap.CaptionerConfig, step, epochs: int, desc: str):
     model = cap.Captioner(config)
     t0 = time.perf_counter()
     hist = train.fit(model, cap.caption_batches(train_scenes.images, train_scenes.captions, vocab,
-                                                batch_size=cfg["batch_size"], seed=seed_for(0)),
-                     step, epochs=epochs, lr=cfg["lr"], grad_clip=5.0, device=device, desc=desc)
+                                                batch_size=cfg.batch_size, seed=seed_for(0)),
+                     step, epochs=epochs, lr=cfg.lr, grad_clip=5.0, device=device, desc=desc)
     return model, hist, time.perf_counter() - t0
 
 
 def soft_step(model, b):
-    return cap.soft_attention_loss(model(b["images"], b["tgt_in"]), b["tgt_out"], lam=cfg["lam_ds"])
+    return cap.soft_attention_loss(model(b["images"], b["tgt_in"]), b["tgt_out"], lam=cfg.lam_ds)
 
 
-soft, soft_hist, soft_seconds = train_captioner(model_cfg, soft_step, cfg["epochs"], "soft")
+soft, soft_hist, soft_seconds = train_captioner(model_cfg, soft_step, cfg.epochs, "soft")
 print(f"soft attention: {soft_seconds:.0f} s; cross-entropy per epoch:", [round(v, 3) for v in soft_hist["ce"]])
-print(f"doubly stochastic penalty per epoch (weight lambda = {cfg['lam_ds']} in the loss):",
+print(f"doubly stochastic penalty per epoch (weight lambda = {cfg.lam_ds} in the loss):",
       [round(v, 2) for v in soft_hist["ds"]])
 
 # %%
@@ -318,11 +318,11 @@ baseline = cap.MovingAverageBaseline(momentum=0.9)
 
 def hard_step(model, b):
     return cap.hard_attention_loss(model(b["images"], b["tgt_in"]), b["tgt_out"], baseline,
-                                   lam_entropy=cfg["lam_entropy"], lam_ds=cfg["lam_ds"])
+                                   lam_entropy=cfg.lam_entropy, lam_ds=cfg.lam_ds)
 
 
 hard, hard_hist, hard_seconds = train_captioner(dataclasses.replace(model_cfg, hard=True), hard_step,
-                                                cfg["hard_epochs"], "hard")
+                                                cfg.hard_epochs, "hard")
 print(f"hard attention: {hard_seconds:.0f} s; cross-entropy per epoch:", [round(v, 3) for v in hard_hist["ce"]])
 print("reward per epoch:", [round(v, 3) for v in hard_hist["reward"]])
 
@@ -355,9 +355,9 @@ print(f"after {same_epoch} epochs the soft model's cross-entropy is the lower on
 # %%
 soft_caps, soft_attn = cap.caption_images(soft, test_scenes.images, vocab)
 hard_caps, hard_attn = cap.caption_images(hard, test_scenes.images, vocab)
-soft_beam, _ = cap.caption_images(soft, test_scenes.images, vocab, beam_size=cfg["beam_size"])
+soft_beam, _ = cap.caption_images(soft, test_scenes.images, vocab, beam_size=cfg.beam_size)
 refs = test_scenes.captions
-table = {"soft, greedy": cap.bleu_1_to_4(soft_caps, refs), f"soft, beam {cfg['beam_size']}": cap.bleu_1_to_4(soft_beam, refs),
+table = {"soft, greedy": cap.bleu_1_to_4(soft_caps, refs), f"soft, beam {cfg.beam_size}": cap.bleu_1_to_4(soft_beam, refs),
          "hard, greedy": cap.bleu_1_to_4(hard_caps, refs)}
 
 # %%
@@ -378,7 +378,7 @@ for name, row in table.items():
 # %%
 for name, row in table.items():
     assert row["BLEU-1"] >= row["BLEU-2"] >= row["BLEU-3"] >= row["BLEU-4"], name   # true of BLEU by construction
-beam_row = table[f"soft, beam {cfg['beam_size']}"]
+beam_row = table[f"soft, beam {cfg.beam_size}"]
 bleu_claims = [
     claims.check("ch04-soft-bleu", "The soft-attention captioner reaches BLEU-4 above 30 on unseen test scenes "
                  "(greedy decoding)", table["soft, greedy"]["BLEU-4"], "> 30"),
@@ -387,7 +387,7 @@ bleu_claims = [
     claims.check("ch04-soft-beats-hard-bleu", "At this training budget soft attention writes better captions than "
                  "hard attention (BLEU-4, soft minus hard, greedy decoding)",
                  table["soft, greedy"]["BLEU-4"] - table["hard, greedy"]["BLEU-4"], "> 0"),
-    claims.check("ch04-beam-changes-little", f"Beam search (width {cfg['beam_size']}) changes the soft model's "
+    claims.check("ch04-beam-changes-little", f"Beam search (width {cfg.beam_size}) changes the soft model's "
                  "BLEU-4 by at most 3 points (beam minus greedy)",
                  beam_row["BLEU-4"] - table["soft, greedy"]["BLEU-4"], "in [-3, 3]"),
 ]
@@ -656,7 +656,7 @@ print(inspect.getsource(cap.PooledLSTMDecoder.attention))
 # NBVAL_IGNORE_OUTPUT
 # Paired with the soft model (same initialisation and batches): only the decoder's context differs.
 pooled, pooled_hist, pooled_seconds = train_captioner(dataclasses.replace(model_cfg, pooled=True), soft_step,
-                                                      cfg["epochs"], "pooled")
+                                                      cfg.epochs, "pooled")
 print(f"pooled vector, no attention: {pooled_seconds:.0f} s; cross-entropy per epoch:",
       [round(v, 3) for v in pooled_hist["ce"]])
 
@@ -740,7 +740,7 @@ for c in pooled_claims:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# The profiles keep lambda = 0 (cfg["lam_ds"]) for the main model; this experiment sets its own weight here.
+# The profiles keep lambda = 0 (cfg.lam_ds) for the main model; this experiment sets its own weight here.
 lam_on = 0.1
 
 
@@ -749,7 +749,7 @@ def soft_step_ds(model, b):
 
 
 # Paired with the soft model (same initialisation and batches): only lambda differs.
-soft_ds, soft_ds_hist, ds_seconds = train_captioner(model_cfg, soft_step_ds, cfg["epochs"], "soft, lambda > 0")
+soft_ds, soft_ds_hist, ds_seconds = train_captioner(model_cfg, soft_step_ds, cfg.epochs, "soft, lambda > 0")
 print(f"soft attention, lambda = {lam_on}: {ds_seconds:.0f} s; cross-entropy per epoch:",
       [round(v, 3) for v in soft_ds_hist["ce"]])
 print("doubly stochastic penalty per epoch, lambda = 0:  ", [round(v, 2) for v in soft_hist["ds"]])

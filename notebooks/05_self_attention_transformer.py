@@ -78,7 +78,7 @@ from seqlib.train import fit, seed_everything, seed_for
 from seqlib.viz_seq import plot_alignment, plot_bleu_by_length
 
 S = sizes("ch05")
-print(dict(S))
+print(S)
 
 # %% [markdown]
 # ## Queries, keys and values: two ways to read attention
@@ -557,14 +557,14 @@ def forward_backward_seconds(model: nn.Module, x: torch.Tensor, repeats: int) ->
 
 
 torch.manual_seed(seed_for(0))
-width, batch = 64, S["timing_batch"]
+width, batch = 64, S.timing_batch
 rnn_net = nn.GRU(width, width, num_layers=2, batch_first=True).to(device)
 tf_net = transformer.TransformerEncoder(2, width, 4, 2 * width, dropout=0.0).to(device)
 n_params = {name: sum(p.numel() for p in m.parameters()) for name, m in [("GRU", rnn_net), ("Transformer", tf_net)]}
 timing = []
-for n_tokens in S["timing_lengths"]:
+for n_tokens in S.timing_lengths:
     xs = torch.randn(batch, n_tokens, width, device=device)
-    repeats = S["timing_repeats"] * max(1, 256 // n_tokens)      # more repeats where a pass is cheap and noisy
+    repeats = S.timing_repeats * max(1, 256 // n_tokens)      # more repeats where a pass is cheap and noisy
     timing.append((n_tokens, forward_backward_seconds(rnn_net, xs, repeats),
                    forward_backward_seconds(tf_net, xs, repeats)))
 print(f"parameters: {n_params}; batch {batch}, width {width}, device {device.type}, "
@@ -757,9 +757,9 @@ if device.type == "cpu":
 print(inspect.getsource(transformer.TransformerConfig))
 
 # %%
-if S["corpus"] == "generated":
-    data = translation_task(S["n_train"], S["n_valid"], S["n_test"], min_len=S["min_len"],
-                            max_len=S["max_len"], seed=seed_for(0))
+if S.corpus == "generated":
+    data = translation_task(S.n_train, S.n_valid, S.n_test, min_len=S.min_len,
+                            max_len=S.max_len, seed=seed_for(0))
 else:  # the full profile: Multi30k, downloaded into the cache on first use
     data = load_multi30k()
 max_src = max(len(p.src) for p in data.train + data.valid + data.test) + 1      # + <eos>
@@ -771,25 +771,25 @@ print(f"{len(data.train)} training pairs, {len(data.test)} test pairs, "
 
 
 def train_batches():
-    return BucketBatches(data.train, data.src_vocab, data.tgt_vocab, batch_size=S["batch_size"], seed=seed_for(0))
+    return BucketBatches(data.train, data.src_vocab, data.tgt_vocab, batch_size=S.batch_size, seed=seed_for(0))
 
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 seed_everything(seed_for(0))
-rnn = seq2seq.attention_seq2seq(len(data.src_vocab), len(data.tgt_vocab), "additive", emb=S["rnn_emb"],
-                                hidden=S["rnn_hidden"], max_src_len=max_src)
+rnn = seq2seq.attention_seq2seq(len(data.src_vocab), len(data.tgt_vocab), "additive", emb=S.rnn_emb,
+                                hidden=S.rnn_hidden, max_src_len=max_src)
 start_time = clock()
-rnn_history = fit(rnn, train_batches(), seq2seq.train_step, epochs=S["epochs"], lr=S["rnn_lr"], grad_clip=1.0,
+rnn_history = fit(rnn, train_batches(), seq2seq.train_step, epochs=S.epochs, lr=S.rnn_lr, grad_clip=1.0,
                   device=device, desc="RNN + attention")
 train_seconds = {"RNN + attention": clock() - start_time}
 
 seed_everything(seed_for(0))
-tf = transformer.transformer_tiny(len(data.src_vocab), len(data.tgt_vocab), dim=S["dim"], heads=S["heads"],
-                                  ff_dim=S["ff_dim"], enc_layers=S["layers"], dec_layers=S["layers"],
-                                  dropout=S["dropout"], max_len=2 * max_src + 20)
+tf = transformer.transformer_tiny(len(data.src_vocab), len(data.tgt_vocab), dim=S.dim, heads=S.heads,
+                                  ff_dim=S.ff_dim, enc_layers=S.layers, dec_layers=S.layers,
+                                  dropout=S.dropout, max_len=2 * max_src + 20)
 start_time = clock()
-tf_history = fit(tf, train_batches(), seq2seq.train_step, epochs=S["epochs"], lr=S["lr"], grad_clip=1.0,
+tf_history = fit(tf, train_batches(), seq2seq.train_step, epochs=S.epochs, lr=S.lr, grad_clip=1.0,
                  device=device, desc="Transformer")
 train_seconds["Transformer"] = clock() - start_time
 for name, model, hist in [("RNN + attention", rnn, rnn_history), ("Transformer", tf, tf_history)]:
@@ -806,7 +806,7 @@ for name, model in [("RNN + attention", rnn), ("Transformer", tf)]:
     hyps = seq2seq.translate(model, test_batches, data.tgt_vocab)
     runs[name] = dict(hyps=hyps, seconds=clock() - start_time,
                       bleu=metrics.corpus_bleu(hyps, refs).score,
-                      rows=metrics.bleu_by_length(hyps, refs, test_lengths, S["edges"]))
+                      rows=metrics.bleu_by_length(hyps, refs, test_lengths, S.edges))
 print(f"{'source length':>14s} {'sentences':>9s} {'RNN + attention':>16s} {'Transformer':>12s}")
 for r_row, t_row in zip(runs["RNN + attention"]["rows"], runs["Transformer"]["rows"]):
     print(f"{r_row['bucket']:>14s} {r_row['n']:>9d} {r_row['bleu']:>16.1f} {t_row['bleu']:>12.1f}")
@@ -1042,10 +1042,10 @@ assert torch.allclose(weights[0].sum(-1), torch.ones(len(hyp[0]) + 1), atol=1e-5
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-few = data.test[:S["n_beam"]]
+few = data.test[:S.n_beam]
 few_batches = [make_batch(few, data.src_vocab, data.tgt_vocab)]
 few_refs = [p.refs for p in few]
-for beam in (1, S["beam_size"]):
+for beam in (1, S.beam_size):
     start_time = clock()
     hyps = seq2seq.translate(tf, few_batches, data.tgt_vocab, beam_size=beam)
     print(f"Transformer, beam {beam}: BLEU {metrics.corpus_bleu(hyps, few_refs).score:.1f} on {len(few)} sentences "

@@ -68,7 +68,7 @@ from seqlib.data import (CIFAR10_CLASSES, FASHION_CLASSES, load_cifar10, load_fa
 from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch06")
-print(dict(cfg))
+print(cfg)
 
 # %% [markdown]
 # ## An image as a sequence of patches
@@ -136,18 +136,18 @@ plt.show()
 # attention cost grows with $N^2$ and the smoke profile runs on a laptop CPU.
 
 # %%
-if cfg["dataset"] == "cifar10":
-    x_train_all, y_train_all = load_cifar10("train", n=cfg["n_train"])
-    x_test, y_test = load_cifar10("test", n=cfg["n_test"])
+if cfg.dataset == "cifar10":
+    x_train_all, y_train_all = load_cifar10("train", n=cfg.n_train)
+    x_test, y_test = load_cifar10("test", n=cfg.n_test)
     class_names = CIFAR10_CLASSES
 else:
-    x_train_all, y_train_all = load_fashion_mnist("train", n=cfg["n_train"])
+    x_train_all, y_train_all = load_fashion_mnist("train", n=cfg.n_train)
     # all 10,000 test images, whatever the profile: evaluation is cheap, and the
     # differences this chapter compares are a few points, too small for 1,000
     x_test, y_test = load_fashion_mnist("test")
     class_names = FASHION_CLASSES
 C_in, H_img, W_img = x_train_all.shape[1:]
-P = cfg["patch"]
+P = cfg.patch
 grid = H_img // P
 print(f"train {tuple(x_train_all.shape)}  test {tuple(x_test.shape)}  patch {P} -> {grid}x{grid} = {grid ** 2} tokens")
 assert H_img % P == 0 and W_img % P == 0
@@ -206,7 +206,7 @@ print(inspect.getsource(vit.UnfoldPatchEmbedding))
 
 # %%
 torch.manual_seed(seed_for(0))
-conv_embed = vit.PatchEmbedding(image_size=H_img, patch_size=P, in_channels=C_in, dim=cfg["dim"])
+conv_embed = vit.PatchEmbedding(image_size=H_img, patch_size=P, in_channels=C_in, dim=cfg.dim)
 unfold_embed = vit.UnfoldPatchEmbedding.from_conv(conv_embed)      # E = conv weight reshaped to (D, C·P·P)
 batch = x_test[:64]
 same = torch.allclose(conv_embed(batch), unfold_embed(batch), atol=1e-5)
@@ -224,13 +224,13 @@ print(inspect.getsource(vit.ViT))
 def make_vit() -> vit.ViT:
     """The chapter's ViT, sized by the profile."""
     return vit.ViT(vit.ViTConfig(image_size=H_img, patch_size=P, in_channels=C_in, num_classes=len(class_names),
-                                 dim=cfg["dim"], depth=cfg["depth"], heads=cfg["heads"],
-                                 mlp_ratio=cfg["mlp_ratio"], dropout=cfg["dropout"]))
+                                 dim=cfg.dim, depth=cfg.depth, heads=cfg.heads,
+                                 mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout))
 
 
 def make_cnn() -> torch.nn.Module:
     """The baseline CNN, its last width chosen to match the ViT's parameter count."""
-    return vit.small_cnn(in_channels=C_in, num_classes=len(class_names), widths=cfg["cnn_widths"])
+    return vit.small_cnn(in_channels=C_in, num_classes=len(class_names), widths=cfg.cnn_widths)
 
 
 n_vit, n_cnn = vit.count_parameters(make_vit()), vit.count_parameters(make_cnn())
@@ -252,7 +252,7 @@ assert abs(n_cnn / n_vit - 1) < 0.1
 print(inspect.getsource(vit.train_classifier))
 
 # %%
-augment = (lambda x: random_crop_flip(x, padding=4)) if cfg["augment"] else None
+augment = (lambda x: random_crop_flip(x, padding=4)) if cfg.augment else None
 
 
 def run(make, n: int, epochs: int, desc: str) -> dict:
@@ -261,7 +261,7 @@ def run(make, n: int, epochs: int, desc: str) -> dict:
     model = make()
     start_time = time.perf_counter()
     hist = vit.train_classifier(model, x_train_all[:n], y_train_all[:n], epochs=epochs,
-                                batch_size=cfg["batch_size"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
+                                batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                 seed=seed_for(0), augment=augment, device=device, desc=desc)
     seconds = time.perf_counter() - start_time
     return {"model": model, "acc": vit.accuracy(model, x_test, y_test), "train_acc": hist.last("acc"),
@@ -270,7 +270,7 @@ def run(make, n: int, epochs: int, desc: str) -> dict:
 
 results = {}
 for name, make in (("ViT", make_vit), ("CNN", make_cnn)):
-    results[name, cfg["n_train"]] = run(make, cfg["n_train"], cfg["epochs"], f"{name}, n={cfg['n_train']}")
+    results[name, cfg.n_train] = run(make, cfg.n_train, cfg.epochs, f"{name}, n={cfg.n_train}")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -279,12 +279,12 @@ for (name, n), r in results.items():
     print(f"{name:<6}{r['params']:>10,}{n:>14}{r['acc']:>10.3f}{r['train_acc']:>11.3f}{r['seconds']:>9.1f}")
 
 # %%
-vit_big, cnn_big = results["ViT", cfg["n_train"]], results["CNN", cfg["n_train"]]
-learn = claims.check("ch06-both-learn", f"Both models learn the task: test accuracy above 0.6 with {cfg['n_train']} "
+vit_big, cnn_big = results["ViT", cfg.n_train], results["CNN", cfg.n_train]
+learn = claims.check("ch06-both-learn", f"Both models learn the task: test accuracy above 0.6 with {cfg.n_train} "
              "training images", min(vit_big["acc"], cnn_big["acc"]), "> 0.6")
-lead = claims.check("ch06-cnn-beats-vit", f"With {cfg['n_train']} training images the CNN is more accurate than the ViT "
+lead = claims.check("ch06-cnn-beats-vit", f"With {cfg.n_train} training images the CNN is more accurate than the ViT "
              "of the same size", cnn_big["acc"] - vit_big["acc"], "> 0.05", flagship=True)
-claims.check("ch06-vit-fits-less", f"With {cfg['n_train']} training images the CNN fits its training data better "
+claims.check("ch06-vit-fits-less", f"With {cfg.n_train} training images the CNN fits its training data better "
              "than the ViT (training accuracy in the last epoch)", cnn_big["train_acc"] - vit_big["train_acc"], "> 0.05")
 print("both models learn (test accuracy > 0.6):", learn.held)
 print("the CNN is more accurate at this data size:", lead.held)
@@ -325,11 +325,11 @@ print("the CNN is more accurate at this data size:", lead.held)
 
 # %%
 for name, make in (("ViT", make_vit), ("CNN", make_cnn)):
-    results[name, cfg["n_small"]] = run(make, cfg["n_small"], cfg["small_epochs"], f"{name}, n={cfg['n_small']}")
+    results[name, cfg.n_small] = run(make, cfg.n_small, cfg.small_epochs, f"{name}, n={cfg.n_small}")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-sizes = [cfg["n_small"], cfg["n_train"]]
+sizes = [cfg.n_small, cfg.n_train]
 fig, ax = plt.subplots(figsize=(6, 3.6))
 for name, marker in (("ViT", "o"), ("CNN", "s")):
     ax.plot(sizes, [100 * results[name, n]["acc"] for n in sizes], marker=marker, label=f"{name} ({results[name, sizes[0]]['params']:,} parameters)")
@@ -344,17 +344,17 @@ for name in ("ViT", "CNN"):
     print(f"{name:<6}" + "".join(f"{a:>10.3f}" for a in accs) + f"{accs[1] - accs[0]:>+8.3f}")
 
 # %%
-gain = {name: results[name, cfg["n_train"]]["acc"] - results[name, cfg["n_small"]]["acc"] for name in ("ViT", "CNN")}
-gap_small = results["CNN", cfg["n_small"]]["acc"] - results["ViT", cfg["n_small"]]["acc"]
-wins = claims.check("ch06-cnn-wins-small", f"With {cfg['n_small']} training images the CNN is more accurate than the ViT",
+gain = {name: results[name, cfg.n_train]["acc"] - results[name, cfg.n_small]["acc"] for name in ("ViT", "CNN")}
+gap_small = results["CNN", cfg.n_small]["acc"] - results["ViT", cfg.n_small]["acc"]
+wins = claims.check("ch06-cnn-wins-small", f"With {cfg.n_small} training images the CNN is more accurate than the ViT",
              gap_small, "> 0.05", flagship=True)
 # Data hunger predicts gain["ViT"] > gain["CNN"]. At this scale the difference is smaller than its spread over
 # seeds (its sign changes with the seed), so what is asserted is only that it is small next to the CNN's lead.
-steady = claims.check("ch06-gain-difference-small", f"At this scale the CNN's lead barely changes from {cfg['n_small']} to "
-             f"{cfg['n_train']} training images: the ViT's gain minus the CNN's is within ±0.05",
+steady = claims.check("ch06-gain-difference-small", f"At this scale the CNN's lead barely changes from {cfg.n_small} to "
+             f"{cfg.n_train} training images: the ViT's gain minus the CNN's is within ±0.05",
              gain["ViT"] - gain["CNN"], "in [-0.05, 0.05]")
 print("with little data the CNN wins:", wins.held)
-print(f"the CNN's lead changes by less than 0.05 between {cfg['n_small']} and {cfg['n_train']} images:", steady.held)
+print(f"the CNN's lead changes by less than 0.05 between {cfg.n_small} and {cfg.n_train} images:", steady.held)
 
 # %% [markdown]
 # On seeds 0–2 the CNN is better at both sizes, by 0.13–0.15 with 1000 images
@@ -381,7 +381,7 @@ print(f"the CNN's lead changes by less than 0.05 between {cfg['n_small']} and {c
 # $i$, column $j$ and those of all patches.
 
 # %%
-model_vit = results["ViT", cfg["n_train"]]["model"].cpu().eval()
+model_vit = results["ViT", cfg.n_train]["model"].cpu().eval()
 pos = model_vit.pos.table.detach()[1:]                 # (N, D): drop the class token's row
 sim = vit.position_similarity(pos)                     # (N, N)
 fig, axes = plt.subplots(grid, grid, figsize=(1.3 * grid + 1, 1.3 * grid), layout="constrained")

@@ -75,7 +75,7 @@ from seqlib.data import (CIFAR10_CLASSES, FASHION_CLASSES, load_cifar10, load_fa
 from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch07")
-print(dict(cfg))
+print(cfg)
 
 # %% [markdown]
 # ## A hierarchy of stages
@@ -175,7 +175,7 @@ print(f"56x56 grid, C=96, M=7: global {swin.msa_cost(56, 56, 96) / 1e9:.2f} G mu
 # times are not, so they get a table of their own.
 
 # %%
-M, C_b, h_b = cfg["bench_window"], cfg["bench_dim"], cfg["bench_heads"]
+M, C_b, h_b = cfg.bench_window, cfg.bench_dim, cfg.bench_heads
 torch.manual_seed(seed_for(0))
 global_attn = MultiHeadAttention(C_b, h_b).to(device).eval()
 window_attn = swin.WindowAttention(C_b, h_b, M).to(device).eval()
@@ -221,16 +221,16 @@ def peak_bytes(fn, *args):
 
 bench = []
 with torch.no_grad():
-    for k in cfg["bench_grids"]:
+    for k in cfg.bench_grids:
         side = k * M
-        tokens = torch.randn(cfg["bench_batch"], side * side, C_b, device=device)        # (B, hw, C)
+        tokens = torch.randn(cfg.bench_batch, side * side, C_b, device=device)        # (B, hw, C)
         one = tokens[:1]                                                                # memory: one image
         _, w_global = global_attn(one, return_attention=True)                           # (1, h, hw, hw)
         windows_k = swin.window_partition(one.view(1, side, side, C_b), M)
         _, w_window = window_attn(windows_k, return_attention=True)                     # (nW, h, M², M²)
         bench.append({"side": side, "hw": side * side,
-                      "t_global": seconds(run_global, tokens, side, repeats=cfg["bench_repeats"]),
-                      "t_window": seconds(run_window, tokens, side, repeats=cfg["bench_repeats"]),
+                      "t_global": seconds(run_global, tokens, side, repeats=cfg.bench_repeats),
+                      "t_window": seconds(run_window, tokens, side, repeats=cfg.bench_repeats),
                       "mem_global": w_global.numel() * w_global.element_size(),
                       "mem_window": w_window.numel() * w_window.element_size(),
                       "peak_global": peak_bytes(run_global, tokens, side),
@@ -252,7 +252,7 @@ for b in bench:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"device: {device}; time for a batch of {cfg['bench_batch']}, fastest of {cfg['bench_repeats']} runs "
+print(f"device: {device}; time for a batch of {cfg.bench_batch}, fastest of {cfg.bench_repeats} runs "
       "(these numbers differ from machine to machine and from run to run)")
 print(f"{'grid':>8}{'tokens':>8}{'t global ms':>13}{'t window ms':>13}{'ratio':>7}")
 for b, r in zip(bench, ratio):
@@ -472,12 +472,12 @@ print(inspect.getsource(swin.WindowAttention))
 # as many tokens at the first stage because its attention is local.
 
 # %%
-if cfg["dataset"] == "cifar10":
-    x_train, y_train = load_cifar10("train", n=cfg["n_train"])
-    x_test, y_test = load_cifar10("test", n=cfg["n_test"])
+if cfg.dataset == "cifar10":
+    x_train, y_train = load_cifar10("train", n=cfg.n_train)
+    x_test, y_test = load_cifar10("test", n=cfg.n_test)
     class_names = CIFAR10_CLASSES
 else:
-    x_train, y_train = load_fashion_mnist("train", n=cfg["n_train"])
+    x_train, y_train = load_fashion_mnist("train", n=cfg.n_train)
     # all 10,000 test images, whatever the profile: evaluation is cheap, and the
     # difference we compare is a few points, too small for 1,000
     x_test, y_test = load_fashion_mnist("test")
@@ -491,16 +491,16 @@ def to_32(images: torch.Tensor) -> torch.Tensor:
     return F.pad(images, (pad, pad, pad, pad)) if pad else images
 
 
-augment = (lambda x: random_crop_flip(x, padding=4)) if cfg["augment"] else None
+augment = (lambda x: random_crop_flip(x, padding=4)) if cfg.augment else None
 models = {
-    "ViT": (lambda: vit.ViT(vit.ViTConfig(image_size=H_img, patch_size=cfg["vit_patch"], in_channels=C_in,
-                                          num_classes=len(class_names), dim=cfg["vit_dim"], depth=cfg["vit_depth"],
-                                          heads=cfg["vit_heads"], mlp_ratio=cfg["mlp_ratio"], dropout=cfg["dropout"])),
+    "ViT": (lambda: vit.ViT(vit.ViTConfig(image_size=H_img, patch_size=cfg.vit_patch, in_channels=C_in,
+                                          num_classes=len(class_names), dim=cfg.vit_dim, depth=cfg.vit_depth,
+                                          heads=cfg.vit_heads, mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout)),
             lambda x: x),
     "Swin": (lambda: swin.SwinTransformer(swin.SwinConfig(
-        image_size=32, patch_size=cfg["swin_patch"], in_channels=C_in, num_classes=len(class_names),
-        dim=cfg["swin_dim"], depths=cfg["swin_depths"], heads=cfg["swin_heads"], window=cfg["window"],
-        mlp_ratio=cfg["mlp_ratio"], dropout=cfg["dropout"])), to_32),
+        image_size=32, patch_size=cfg.swin_patch, in_channels=C_in, num_classes=len(class_names),
+        dim=cfg.swin_dim, depths=cfg.swin_depths, heads=cfg.swin_heads, window=cfg.window,
+        mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout)), to_32),
 }
 swin_model = models["Swin"][0]()
 with torch.no_grad():
@@ -516,8 +516,8 @@ for name, (make, prepare) in models.items():
     torch.manual_seed(seed_for(0))
     model = make()
     t0 = time.perf_counter()
-    hist = vit.train_classifier(model, prepare(x_train), y_train, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-                                lr=cfg["lr"], weight_decay=cfg["weight_decay"], seed=seed_for(0), augment=augment,
+    hist = vit.train_classifier(model, prepare(x_train), y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                lr=cfg.lr, weight_decay=cfg.weight_decay, seed=seed_for(0), augment=augment,
                                 device=device, desc=name)
     results[name] = {"model": model, "params": vit.count_parameters(model), "seconds": time.perf_counter() - t0,
                      "acc": vit.accuracy(model, prepare(x_test), y_test), "train_acc": hist.last("acc")}
@@ -659,13 +659,13 @@ plt.show()
 # %%
 full = profiles.sizes("ch07", "full")
 full_models = {
-    "ViT": vit.ViT(vit.ViTConfig(image_size=32, patch_size=full["vit_patch"], in_channels=3, num_classes=10,
-                                 dim=full["vit_dim"], depth=full["vit_depth"], heads=full["vit_heads"],
-                                 mlp_ratio=full["mlp_ratio"], dropout=full["dropout"])),
+    "ViT": vit.ViT(vit.ViTConfig(image_size=32, patch_size=full.vit_patch, in_channels=3, num_classes=10,
+                                 dim=full.vit_dim, depth=full.vit_depth, heads=full.vit_heads,
+                                 mlp_ratio=full.mlp_ratio, dropout=full.dropout)),
     "Swin": swin.SwinTransformer(swin.SwinConfig(
-        image_size=32, patch_size=full["swin_patch"], in_channels=3, num_classes=10, dim=full["swin_dim"],
-        depths=full["swin_depths"], heads=full["swin_heads"], window=full["window"], mlp_ratio=full["mlp_ratio"],
-        dropout=full["dropout"])),
+        image_size=32, patch_size=full.swin_patch, in_channels=3, num_classes=10, dim=full.swin_dim,
+        depths=full.swin_depths, heads=full.swin_heads, window=full.window, mlp_ratio=full.mlp_ratio,
+        dropout=full.dropout)),
 }
 full_params = {name: vit.count_parameters(m) for name, m in full_models.items()}
 full_ratio = full_params["Swin"] / full_params["ViT"]

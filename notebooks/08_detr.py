@@ -74,7 +74,7 @@ from seqlib.metrics import mean_average_precision
 from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch08")
-print(dict(cfg))
+print(cfg)
 
 # %% [markdown]
 # ## The pipeline
@@ -95,13 +95,13 @@ print(dict(cfg))
 # %%
 def pipeline_diagram():
     """DETR as boxes and arrows, with the sizes of this chapter's smoke model."""
-    n_cells = (cfg["canvas"] // 2 ** len(cfg["channels"])) ** 2
-    stages = [("image\n1×48×48", "0.85"), (f"CNN backbone\n{cfg['channels'][-1]}×6×6", "#c6dbef"),
-              (f"1×1 conv, flatten\n{n_cells} tokens × {cfg['dim']}", "#c6dbef"),
-              (f"Transformer encoder\n{cfg['enc_layers']} blocks", "#fdd0a2"),
-              (f"Transformer decoder\n{cfg['dec_layers']} blocks", "#fdd0a2"),
+    n_cells = (cfg.canvas // 2 ** len(cfg.channels)) ** 2
+    stages = [("image\n1×48×48", "0.85"), (f"CNN backbone\n{cfg.channels[-1]}×6×6", "#c6dbef"),
+              (f"1×1 conv, flatten\n{n_cells} tokens × {cfg.dim}", "#c6dbef"),
+              (f"Transformer encoder\n{cfg.enc_layers} blocks", "#fdd0a2"),
+              (f"Transformer decoder\n{cfg.dec_layers} blocks", "#fdd0a2"),
               (f"heads (per query)\nclass: C+1\nbox: cx, cy, w, h", "#c7e9c0"),
-              (f"set of {cfg['num_queries']}\npredictions", "0.85")]
+              (f"set of {cfg.num_queries}\npredictions", "0.85")]
     fig, ax = plt.subplots(figsize=(12, 3.2))
     xs = np.linspace(0.06, 0.94, len(stages))
     for x, (text, color) in zip(xs, stages):
@@ -110,7 +110,7 @@ def pipeline_diagram():
     for a, b in zip(xs[:-1], xs[1:]):
         ax.annotate("", (b - 0.06, 0.57), (a + 0.06, 0.57), arrowprops=dict(arrowstyle="->", lw=1.5))
     extras = [(xs[2] + 0.03, "+ 2D sine\npositions", xs[2] + 0.06),
-              (xs[4], f"{cfg['num_queries']} object\nqueries", xs[4])]
+              (xs[4], f"{cfg.num_queries} object\nqueries", xs[4])]
     for x_text, text, x_to in extras:
         ax.text(x_text, 0.12, text, ha="center", va="center", fontsize=8, bbox=dict(fc="#fcbba1", ec="k"))
         ax.annotate("", (x_to, 0.41), (x_text, 0.2), arrowprops=dict(arrowstyle="->", lw=1.2))
@@ -137,16 +137,16 @@ plt.show()
 # the class head still has the ten Fashion-MNIST classes plus $\varnothing$.
 
 # %%
-scene_cfg = SceneConfig(canvas=cfg["canvas"], min_objects=cfg["min_objects"], max_objects=cfg["max_objects"],
-                        min_size=cfg["min_size"], max_size=cfg["max_size"], classes=cfg["classes"], n_refs=1)
-train_set = load_scenes("train", cfg["n_train"], config=scene_cfg, seed=seed_for(0), pool=cfg["pool"])
-test_set = load_scenes("test", cfg["n_test"], config=scene_cfg, seed=seed_for(1), pool=cfg["pool"] // 3)
+scene_cfg = SceneConfig(canvas=cfg.canvas, min_objects=cfg.min_objects, max_objects=cfg.max_objects,
+                        min_size=cfg.min_size, max_size=cfg.max_size, classes=cfg.classes, n_refs=1)
+train_set = load_scenes("train", cfg.n_train, config=scene_cfg, seed=seed_for(0), pool=cfg.pool)
+test_set = load_scenes("test", cfg.n_test, config=scene_cfg, seed=seed_for(1), pool=cfg.pool // 3)
 train_targets = train_set.detection_targets()  # per scene {"labels": (K,), "boxes": (K, 4) cxcywh in [0, 1]}
 test_gt = [{"labels": l, "boxes": b} for l, b in zip(test_set.labels, test_set.boxes)]  # pixel xyxy, for mAP
 n_objects = np.array([len(l) for l in train_set.labels])
 print("train", tuple(train_set.images.shape), " test", tuple(test_set.images.shape))
-print("objects per scene:", {k: int((n_objects == k).sum()) for k in range(1, cfg["max_objects"] + 1)})
-assert n_objects.max() <= cfg["num_queries"] and set(torch.cat(train_set.labels).tolist()) <= set(cfg["classes"])
+print("objects per scene:", {k: int((n_objects == k).sum()) for k in range(1, cfg.max_objects + 1)})
+assert n_objects.max() <= cfg.num_queries and set(torch.cat(train_set.labels).tolist()) <= set(cfg.classes)
 
 
 # %%
@@ -262,15 +262,15 @@ print(inspect.getsource(detr.DETR.decode))
 
 # %%
 torch.manual_seed(seed_for(0))
-model = detr.detr_tiny(10, num_queries=cfg["num_queries"], channels=tuple(cfg["channels"]), dim=cfg["dim"],
-                       heads=cfg["heads"], ff_dim=cfg["ff_dim"], enc_layers=cfg["enc_layers"],
-                       dec_layers=cfg["dec_layers"], dropout=cfg["dropout"]).to(device)
+model = detr.detr_tiny(10, num_queries=cfg.num_queries, channels=tuple(cfg.channels), dim=cfg.dim,
+                       heads=cfg.heads, ff_dim=cfg.ff_dim, enc_layers=cfg.enc_layers,
+                       dec_layers=cfg.dec_layers, dropout=cfg.dropout).to(device)
 out = model(train_set.images[:4].to(device), return_attention=True)
 print("parameters:", sum(p.numel() for p in model.parameters()))
 print("logits", tuple(out["logits"].shape), " boxes", tuple(out["boxes"].shape),
       " aux layers", len(out["aux"]), " cross-attention", tuple(out["cross_attention"][-1].shape),
       " grid", out["feature_size"])
-assert out["logits"].shape == (4, cfg["num_queries"], 11) and out["boxes"].shape == (4, cfg["num_queries"], 4)
+assert out["logits"].shape == (4, cfg.num_queries, 11) and out["boxes"].shape == (4, cfg.num_queries, 4)
 
 # %% [markdown]
 # Before training, the matcher already works on the model's (random) predictions.
@@ -285,7 +285,7 @@ with torch.no_grad():
     o = model(train_set.images[idx:idx + 1].to(device))
     cost = matcher.matching_cost(o["logits"].cpu(), o["boxes"].cpu(), train_targets[idx:idx + 1])[0]  # (Q, K)
 (q_idx, t_idx), = matcher.hungarian_match(cost[None], [3])
-brute = min(itertools.permutations(range(cfg["num_queries"]), 3),
+brute = min(itertools.permutations(range(cfg.num_queries), 3),
             key=lambda qs: sum(float(cost[q, j]) for j, q in enumerate(qs)))
 hungarian_total = float(cost[q_idx, t_idx].sum())
 brute_total = sum(float(cost[q, j]) for j, q in enumerate(brute))
@@ -307,22 +307,22 @@ def curve_map(net, n):
     return mean_average_precision(detr.predict(net, test_set.images[:n].to(device)), test_gt[:n]).map50
 
 
-optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=1e-4)
+optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
 g = torch.Generator().manual_seed(seed_for(0))
-history = {"step": [0], "map50": [curve_map(model, cfg["n_curve"])], "loss": [float("nan")]}
+history = {"step": [0], "map50": [curve_map(model, cfg.n_curve)], "loss": [float("nan")]}
 steps_log, match_seconds, step_seconds, window = [], 0.0, 0.0, []
 start_time = time.perf_counter()
-for step in range(1, cfg["steps"] + 1):
-    batch = torch.randint(0, len(train_set), (cfg["batch_size"],), generator=g)
+for step in range(1, cfg.steps + 1):
+    batch = torch.randint(0, len(train_set), (cfg.batch_size,), generator=g)
     r = detr.train_step(model, optimizer, train_set.images[batch].to(device), [train_targets[i] for i in batch])
     match_seconds, step_seconds = match_seconds + r["match_seconds"], step_seconds + r["step_seconds"]
     window.append(r["loss"])
-    if step % cfg["eval_every"] == 0:
+    if step % cfg.eval_every == 0:
         history["step"].append(step)
         history["loss"].append(float(np.mean(window)))
-        history["map50"].append(curve_map(model, cfg["n_curve"]))
+        history["map50"].append(curve_map(model, cfg.n_curve))
         window = []
-        print(f"step {step:5d}  loss {history['loss'][-1]:.3f}  mAP@0.5 (first {cfg['n_curve']} test scenes) "
+        print(f"step {step:5d}  loss {history['loss'][-1]:.3f}  mAP@0.5 (first {cfg.n_curve} test scenes) "
               f"{history['map50'][-1]:.3f}")
 train_seconds = time.perf_counter() - start_time
 print(f"training: {train_seconds:.0f} s; matcher {match_seconds:.1f} s of {step_seconds:.1f} s in training steps")
@@ -340,7 +340,7 @@ print(f"training: {train_seconds:.0f} s; matcher {match_seconds:.1f} s of {step_
 # NBVAL_IGNORE_OUTPUT
 match_share = match_seconds / step_seconds
 print(f"matcher share of a training step: {100 * match_share:.1f} % "
-      f"({1000 * match_seconds / cfg['steps']:.1f} ms of {1000 * step_seconds / cfg['steps']:.1f} ms per step)")
+      f"({1000 * match_seconds / cfg.steps:.1f} ms of {1000 * step_seconds / cfg.steps:.1f} ms per step)")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -377,18 +377,18 @@ print("AP@0.5 per class:", {NOUNS[c]: round(v, 2) for c, v in result.ap50_per_cl
 
 all_train_boxes = torch.cat(train_set.boxes)  # (ΣK, 4) pixel xyxy
 all_train_labels = torch.cat(train_set.labels)
-freq = {c: float((all_train_labels == c).float().mean()) for c in cfg["classes"]}
+freq = {c: float((all_train_labels == c).float().mean()) for c in cfg.classes}
 mean_box = all_train_boxes.mean(0)
 constant = [{"boxes": mean_box.expand(len(freq), 4), "scores": torch.tensor(list(freq.values())),
              "labels": torch.tensor(list(freq))} for _ in test_gt]
 gr = torch.Generator().manual_seed(seed_for(1))
 
 
-def random_detections(n=cfg["num_queries"]):
+def random_detections(n=cfg.num_queries):
     sizes = bx.box_xyxy_to_cxcywh(all_train_boxes)[torch.randint(0, len(all_train_boxes), (n,), generator=gr), 2:]
-    centres = sizes / 2 + torch.rand(n, 2, generator=gr) * (cfg["canvas"] - sizes)
+    centres = sizes / 2 + torch.rand(n, 2, generator=gr) * (cfg.canvas - sizes)
     return {"boxes": bx.box_cxcywh_to_xyxy(torch.cat([centres, sizes], 1)), "scores": torch.rand(n, generator=gr),
-            "labels": torch.tensor(cfg["classes"])[torch.randint(0, len(cfg["classes"]), (n,), generator=gr)]}
+            "labels": torch.tensor(cfg.classes)[torch.randint(0, len(cfg.classes), (n,), generator=gr)]}
 
 
 baselines = {"constant box": mean_average_precision(constant, test_gt),
@@ -494,7 +494,7 @@ plt.show()
 
 # %%
 scene = next(i for i in range(len(test_set)) if len(test_set.labels[i]) == 3)
-target = {"labels": test_set.labels[scene], "boxes": bx.box_xyxy_to_cxcywh(test_set.boxes[scene] / cfg["canvas"])}
+target = {"labels": test_set.labels[scene], "boxes": bx.box_xyxy_to_cxcywh(test_set.boxes[scene] / cfg.canvas)}
 model.eval()
 with torch.no_grad():
     o = model(test_set.images[scene:scene + 1].to(device), return_attention=True)
@@ -504,12 +504,12 @@ p_none = o["logits"][0].softmax(-1)[:, -1].cpu()  # (Q,)
 
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw=dict(width_ratios=[1.2, 1]))
 viz.heatmap(cost, ax=ax0, x_labels=[NOUNS[int(c)] for c in target["labels"]],
-            y_labels=[f"query {q}  p(∅)={p_none[q]:.2f}" for q in range(cfg["num_queries"])],
+            y_labels=[f"query {q}  p(∅)={p_none[q]:.2f}" for q in range(cfg.num_queries)],
             title="Matching cost (Eq. eq-detr-match); chosen pairs in white", xlabel="ground-truth object",
             colorbar_label="cost (lower = better)", annotate=True)
 for q, t in zip(q_idx, t_idx):
     ax0.add_patch(Rectangle((int(t) - 0.5, int(q) - 0.5), 1, 1, fill=False, ec="white", lw=3))
-pred_px = bx.box_cxcywh_to_xyxy(o["boxes"][0].cpu()) * cfg["canvas"]  # (Q, 4)
+pred_px = bx.box_cxcywh_to_xyxy(o["boxes"][0].cpu()) * cfg.canvas  # (Q, 4)
 draw(ax1, test_set.images[scene], test_set.boxes[scene], test_set.labels[scene], color="lime")
 for q, t in zip(q_idx.tolist(), t_idx.tolist()):
     x1, y1, x2, y2 = pred_px[q].tolist()
@@ -520,7 +520,7 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-unmatched = torch.ones(cfg["num_queries"], dtype=torch.bool)
+unmatched = torch.ones(cfg.num_queries, dtype=torch.bool)
 unmatched[q_idx] = False
 print("matched queries:", q_idx.tolist(), "-> objects", [NOUNS[int(test_set.labels[scene][t])] for t in t_idx])
 print("p(no object) of the matched queries:", [round(float(v), 3) for v in p_none[q_idx]])
@@ -552,7 +552,7 @@ print("every object has exactly one query:", True)
 import torch.nn.functional as F
 
 Hf, Wf = o["feature_size"]
-cell = cfg["canvas"] / Hf  # pixels per feature cell
+cell = cfg.canvas / Hf  # pixels per feature cell
 enc_attn = o["encoder_attention"][-1][0].mean(0).cpu()  # (N, N): last encoder layer, mean over heads
 
 
@@ -575,7 +575,7 @@ for k, n in enumerate(refs):
     axes[0].plot(*cell_centre(n), "o", ms=9, mfc=f"C{k}", mec="white")
     axes[0].text(*cell_centre(n), str(k + 1), color="white", fontsize=7, ha="center", va="center")
 for k, (ax, n) in enumerate(zip(axes[1:], refs)):
-    heat = F.interpolate(enc_attn[n].view(1, 1, Hf, Wf), size=(cfg["canvas"], cfg["canvas"]), mode="bilinear",
+    heat = F.interpolate(enc_attn[n].view(1, 1, Hf, Wf), size=(cfg.canvas, cfg.canvas), mode="bilinear",
                          align_corners=False)[0, 0]  # (48, 48)
     ax.imshow(test_set.images[scene][0], cmap="gray", vmin=0, vmax=1)
     im = ax.imshow(heat, cmap="magma", alpha=0.6)
@@ -663,7 +663,7 @@ fig, axes = plt.subplots(1, len(shown), figsize=(3 * len(shown), 3.2))
 for ax, q in zip(axes, shown.tolist()):
     ax.imshow(test_set.images[scene][0], cmap="gray", vmin=0, vmax=1)
     heat = attn[q].view(Hf, Wf)
-    im = ax.imshow(heat, cmap="magma", alpha=0.55, extent=(-0.5, cfg["canvas"] - 0.5, cfg["canvas"] - 0.5, -0.5))
+    im = ax.imshow(heat, cmap="magma", alpha=0.55, extent=(-0.5, cfg.canvas - 0.5, cfg.canvas - 0.5, -0.5))
     x1, y1, x2, y2 = pred_px[q].tolist()
     ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ec="cyan", lw=1.5))
     ax.set(title=f"query {q}: {NOUNS[int(labels[q])]} {float(scores[q]):.2f}", xticks=[], yticks=[])
@@ -675,7 +675,7 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 # Attention mass inside each matched query's own ground-truth box vs the box's share of the image.
-cell = cfg["canvas"] / Hf
+cell = cfg.canvas / Hf
 centres = (torch.arange(Hf) + 0.5) * cell
 cy, cx = torch.meshgrid(centres, centres, indexing="ij")
 inside_share, area_share = [], []
@@ -741,10 +741,10 @@ def duplicates_per_object(preds, gts, score=0.5, iou=0.5):
 # %%
 # NBVAL_IGNORE_OUTPUT
 many = copy.deepcopy(model)
-opt_many = torch.optim.AdamW(many.parameters(), lr=cfg["lr"], weight_decay=1e-4)
+opt_many = torch.optim.AdamW(many.parameters(), lr=cfg.lr, weight_decay=1e-4)
 g_many = torch.Generator().manual_seed(seed_for(1))
-for step in range(cfg["one_to_many_steps"]):
-    batch = torch.randint(0, len(train_set), (cfg["batch_size"],), generator=g_many)
+for step in range(cfg.one_to_many_steps):
+    batch = torch.randint(0, len(train_set), (cfg.batch_size,), generator=g_many)
     detr.train_step(many, opt_many, train_set.images[batch].to(device), [train_targets[i] for i in batch],
                     assign=one_to_many)
 preds_many = detr.predict(many, test_set.images.to(device))
@@ -826,7 +826,7 @@ with torch.no_grad():
 layer_heads = o_all["aux"] + [{"logits": o_all["logits"], "boxes": o_all["boxes"]}]  # one per decoder layer
 by_layer = {"without NMS": [], "with NMS": []}
 for head in layer_heads:
-    preds = detr.postprocess(head, image_size=cfg["canvas"])
+    preds = detr.postprocess(head, image_size=cfg.canvas)
     by_layer["without NMS"].append(mean_average_precision(preds, test_gt))
     by_layer["with NMS"].append(mean_average_precision([nms(p) for p in preds], test_gt))
 assert abs(by_layer["without NMS"][-1].map50 - result.map50) < 0.01  # the last layer is the model's output
@@ -899,7 +899,7 @@ ax[0].plot(history["step"][1:], history["loss"][1:], "o-")
 ax[0].set(title="Training loss (final + auxiliary layers)", xlabel="training step", ylabel="set loss")
 ax[1].plot(history["step"], history["map50"], "o-", color="C2", label="DETR")
 ax[1].axhline(best_baseline, color="0.5", ls="--", label="best image-blind baseline")
-ax[1].set(title=f"mAP@0.5 on {cfg['n_curve']} test scenes", xlabel="training step", ylabel="mAP@0.5", ylim=(0, 1))
+ax[1].set(title=f"mAP@0.5 on {cfg.n_curve} test scenes", xlabel="training step", ylabel="mAP@0.5", ylim=(0, 1))
 ax[1].legend()
 plt.show()
 
@@ -1036,7 +1036,7 @@ from seqlib.exercises import check_close, check_true
 
 with torch.no_grad():
     o_check = model(test_set.images[:4].to(device))
-tgts = [{"labels": test_set.labels[i], "boxes": bx.box_xyxy_to_cxcywh(test_set.boxes[i] / cfg["canvas"])}
+tgts = [{"labels": test_set.labels[i], "boxes": bx.box_xyxy_to_cxcywh(test_set.boxes[i] / cfg.canvas)}
         for i in range(4)]
 batched = matcher.matching_cost(o_check["logits"].cpu(), o_check["boxes"].cpu(), tgts)
 columns = np.cumsum([0] + [len(t["labels"]) for t in tgts])

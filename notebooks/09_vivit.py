@@ -75,7 +75,7 @@ from seqlib.data import FASHION_CLASSES, load_fashion_mnist, load_organmnist3d, 
 from seqlib.train import fit, minibatches, seed_for
 
 cfg = profiles.sizes("ch09")
-print(dict(cfg))
+print(cfg)
 
 # %% [markdown]
 # ## A clip as tokens
@@ -148,11 +148,11 @@ assert same
 # same frames; only their order differs.
 
 # %%
-x_fm, y_fm = load_fashion_mnist("train", n=max(cfg["vit_n_train"], 4000))
+x_fm, y_fm = load_fashion_mnist("train", n=max(cfg.vit_n_train, 4000))
 x_fm_test, y_fm_test = load_fashion_mnist("test", n=1000)
-clip_kw = dict(frames=cfg["frames"], size=cfg["size"], item_size=cfg["item_size"])
-train = make_arrow_of_time(cfg["n_train"], items=x_fm[:2000], item_labels=y_fm[:2000], seed=seed_for(0), **clip_kw)
-test = make_arrow_of_time(cfg["n_test"], items=x_fm_test, item_labels=y_fm_test, seed=seed_for(1), **clip_kw)
+clip_kw = dict(frames=cfg.frames, size=cfg.size, item_size=cfg.item_size)
+train = make_arrow_of_time(cfg.n_train, items=x_fm[:2000], item_labels=y_fm[:2000], seed=seed_for(0), **clip_kw)
+test = make_arrow_of_time(cfg.n_test, items=x_fm_test, item_labels=y_fm_test, seed=seed_for(1), **clip_kw)
 print("train clips (N, F, C, H, W):", tuple(train.videos.shape), " test clips:", tuple(test.videos.shape))
 print("classes:", train.classes, " balanced:", train.labels.float().mean().item() == 0.5)
 paired = torch.equal(train.videos[train.pair], reverse_time(train.videos))
@@ -161,9 +161,9 @@ assert paired and torch.equal(train.labels[train.pair], 1 - train.labels)
 
 # %%
 i = int((train.labels == 0).nonzero()[0])
-fig, axes = plt.subplots(2, cfg["frames"], figsize=(1.2 * cfg["frames"], 3.0))
+fig, axes = plt.subplots(2, cfg.frames, figsize=(1.2 * cfg.frames, 3.0))
 for row, (idx, name) in enumerate(((i, "forward"), (int(train.pair[i]), "reversed"))):
-    for f in range(cfg["frames"]):
+    for f in range(cfg.frames):
         axes[row, f].imshow(train.videos[idx, f, 0], vmin=0, vmax=1)
         axes[row, f].set_xticks([])
         axes[row, f].set_yticks([])
@@ -179,23 +179,23 @@ plt.show()
 # $N = 64$). Each coloured box is one token.
 
 # %%
-P, t_frames = cfg["patch"], cfg["tubelet"]
-fig, axes = plt.subplots(2, cfg["frames"], figsize=(1.2 * cfg["frames"], 3.2))
+P, t_frames = cfg.patch, cfg.tubelet
+fig, axes = plt.subplots(2, cfg.frames, figsize=(1.2 * cfg.frames, 3.2))
 colours = plt.cm.tab10(np.arange(10))
 titles = ("uniform frame sampling: 8 × 16 tokens", f"tubelets of {t_frames} frames: 4 × 16 tokens")
 for row, title in enumerate(titles):
-    for f in range(cfg["frames"]):
+    for f in range(cfg.frames):
         ax = axes[row, f]
         ax.imshow(train.videos[i, f, 0], vmin=0, vmax=1)
         colour = colours[f % 10] if row == 0 else colours[(f // t_frames) % 10]
-        for r in range(0, cfg["size"], P):
-            for c in range(0, cfg["size"], P):
+        for r in range(0, cfg.size, P):
+            for c in range(0, cfg.size, P):
                 ax.add_patch(Rectangle((c - 0.5, r - 0.5), P, P, fill=False, lw=0.8, ec=colour))
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"frame {f}", fontsize=8)
     axes[row, 0].set_ylabel("frames" if row == 0 else "tubelets")
-    axes[row, cfg["frames"] // 2].set_xlabel(title)
+    axes[row, cfg.frames // 2].set_xlabel(title)
 fig.suptitle("Tokenisations: one colour per temporal index n_t (boxes: 7×7-pixel patches)")
 plt.show()
 
@@ -269,8 +269,8 @@ assert match
 # time and the attention cost of {eq}`eq-vivit-cost`.
 
 # %%
-base = dict(frames=cfg["frames"], image_size=cfg["size"], patch_size=cfg["patch"], dim=cfg["dim"],
-            depth=cfg["depth"], heads=cfg["heads"], mlp_ratio=cfg["mlp_ratio"])
+base = dict(frames=cfg.frames, image_size=cfg.size, patch_size=cfg.patch, dim=cfg.dim,
+            depth=cfg.depth, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio)
 
 
 def train_and_test(model, data, labels, test_videos, test_labels, *, epochs, lr, batch_size, seed,
@@ -291,9 +291,9 @@ def train_and_test(model, data, labels, test_videos, test_labels, *, epochs, lr,
 variants = {}
 for variant in vivit.VARIANTS:
     torch.manual_seed(seed_for(0))
-    model = vivit.vivit_tiny(variant=variant, embedding="tubelet", tubelet_frames=cfg["tubelet"], **base)
+    model = vivit.vivit_tiny(variant=variant, embedding="tubelet", tubelet_frames=cfg.tubelet, **base)
     variants[variant] = train_and_test(model, train.videos, train.labels, test.videos, test.labels,
-                                       epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
+                                       epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                                        seed=seed_for(0), desc=variant)
     variants[variant]["cost"] = vivit.attention_cost(model.config)
 
@@ -370,9 +370,9 @@ arrow = {}
 for with_time in (False, True):
     torch.manual_seed(seed_for(0))
     model = vivit.vivit_tiny(variant="joint", embedding="frame", temporal_position=with_time,
-                             **{**base, "patch_size": cfg["arrow_patch"]})
+                             **{**base, "patch_size": cfg.arrow_patch})
     arrow[with_time] = train_and_test(model, train.videos, train.labels, test.videos, test.labels,
-                                      epochs=cfg["arrow_epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
+                                      epochs=cfg.arrow_epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                                       seed=seed_for(0), desc=f"time positions: {with_time}")
     with torch.no_grad():
         model.eval()
@@ -433,8 +433,8 @@ print("with temporal positions: test accuracy above 0.75:", aware["acc"] > 0.75)
 
 # %%
 print(inspect.getsource(vivit.uniform_frame_indices))
-long_frames = 4 * cfg["frames"]  # clips 4 times longer than the model's frame budget
-picks = {"consecutive": torch.arange(cfg["frames"]), "uniform": vivit.uniform_frame_indices(long_frames, cfg["frames"])}
+long_frames = 4 * cfg.frames  # clips 4 times longer than the model's frame budget
+picks = {"consecutive": torch.arange(cfg.frames), "uniform": vivit.uniform_frame_indices(long_frames, cfg.frames)}
 for name, idx in picks.items():
     print(f"{name:<12}: frames {idx.tolist()}, spanning {int(idx[-1] - idx[0]) + 1} of {long_frames} frames")
 
@@ -465,7 +465,7 @@ def make_moving_or_still(n: int, *, items: torch.Tensor, seeds: tuple[int, int, 
     Returns:
         videos (n, long_frames, 1, H, W) and labels (n,): 1 "moves", 0 "still".
     """
-    F = cfg["frames"]
+    F = cfg.frames
     falls = make_arrow_of_time(n // 2, items=items, seed=seeds[0], **clip_kw)  # half falling, half rising
     still = make_arrow_of_time(n // 2, items=items, seed=seeds[1], **clip_kw)
     g = torch.Generator().manual_seed(seeds[2])
@@ -478,8 +478,8 @@ def make_moving_or_still(n: int, *, items: torch.Tensor, seeds: tuple[int, int, 
     return torch.cat([moving, held])[order], labels[order]
 
 
-long_train = make_moving_or_still(cfg["n_train"], items=x_fm[:2000], seeds=(seed_for(30), seed_for(31), seed_for(32)))
-long_test = make_moving_or_still(cfg["n_test"], items=x_fm_test, seeds=(seed_for(33), seed_for(34), seed_for(35)))
+long_train = make_moving_or_still(cfg.n_train, items=x_fm[:2000], seeds=(seed_for(30), seed_for(31), seed_for(32)))
+long_test = make_moving_or_still(cfg.n_test, items=x_fm_test, seeds=(seed_for(33), seed_for(34), seed_for(35)))
 print("train clips (N, F, C, H, W):", tuple(long_train[0].shape), " balanced:", long_train[1].float().mean().item() == 0.5)
 seen = {}  # share of the moving test clips in which the chosen frames are not all the same
 for name, idx in picks.items():
@@ -487,13 +487,13 @@ for name, idx in picks.items():
     seen[name] = (chosen != chosen[:, :1]).flatten(1).any(1).float().mean().item()
     print(f"{name:<12}: the chosen frames show the motion in {100 * seen[name]:.1f} % of the moving test clips")
 ceiling = 0.5 + 0.5 * seen["consecutive"]
-print(f"best expected accuracy from the first {cfg['frames']} frames: {ceiling:.4f}")
+print(f"best expected accuracy from the first {cfg.frames} frames: {ceiling:.4f}")
 assert seen["uniform"] == 1.0  # frames 0 and 31 are always chosen, and they differ whenever the item moves
 
 # %%
-j = int(((long_test[1] == 1) & (long_test[0][:, :cfg["frames"]] == long_test[0][:, :1]).flatten(1).all(1)).nonzero()[0])
+j = int(((long_test[1] == 1) & (long_test[0][:, :cfg.frames] == long_test[0][:, :1]).flatten(1).all(1)).nonzero()[0])
 clip_j = long_test[0][j, :, 0]  # (long_frames, H, W): a moving clip whose first frames are still
-rows = torch.arange(cfg["size"], dtype=torch.float32)
+rows = torch.arange(cfg.size, dtype=torch.float32)
 height = (clip_j.sum(-1) * rows).sum(-1) / clip_j.sum((-1, -2))  # (long_frames,): row of the item's centre
 fig = plt.figure(figsize=(9.6, 5.4), layout="constrained")
 top, bottom = fig.subfigures(2, 1, height_ratios=[1.0, 1.5])
@@ -506,7 +506,7 @@ ax.set_xlabel("frame")
 ax.set_ylabel("row of the item's centre")
 ax.legend(fontsize=8, loc="best")
 ax.set_title("Which 8 of the 32 frames each strategy keeps", fontsize=10)
-axes = bottom.subplots(2, cfg["frames"])
+axes = bottom.subplots(2, cfg.frames)
 for r, (name, idx) in enumerate(picks.items()):
     for k, f in enumerate(idx.tolist()):
         axes[r, k].imshow(clip_j[f], vmin=0, vmax=1)
@@ -528,20 +528,20 @@ plt.show()
 # and the last frame always differ. We train both:
 
 # %%
-sampling_epochs = 3 * cfg["arrow_epochs"]  # the change between frames is a small signal; it needs more epochs
+sampling_epochs = 3 * cfg.arrow_epochs  # the change between frames is a small signal; it needs more epochs
 sampling = {}
 for name, idx in picks.items():
     torch.manual_seed(seed_for(0))
-    model = vivit.vivit_tiny(variant="joint", embedding="frame", **{**base, "patch_size": cfg["arrow_patch"]})
+    model = vivit.vivit_tiny(variant="joint", embedding="frame", **{**base, "patch_size": cfg.arrow_patch})
     sampling[name] = train_and_test(model, long_train[0][:, idx], long_train[1], long_test[0][:, idx], long_test[1],
-                                    epochs=sampling_epochs, lr=cfg["lr"], batch_size=cfg["batch_size"],
+                                    epochs=sampling_epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                                     seed=seed_for(0), desc=f"{name} frames")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 for name, r in sampling.items():
     print(f"{name:<12} frames: test acc {r['acc']:.3f}, train acc {r['train_acc']:.3f} ({r['seconds']:.1f} s)")
-print(f"ceiling for the first {cfg['frames']} frames: {ceiling:.3f}")
+print(f"ceiling for the first {cfg.frames} frames: {ceiling:.3f}")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -596,23 +596,23 @@ print(inspect.getsource(vivit.inflate_weight))
 
 # %%
 torch.manual_seed(seed_for(0))
-image_model = vit.vit_tiny(dim=cfg["dim"], depth=cfg["depth"], heads=cfg["heads"], mlp_ratio=cfg["mlp_ratio"],
-                           patch_size=cfg["patch"])
-image_run = train_and_test(image_model, x_fm[:cfg["vit_n_train"]], y_fm[:cfg["vit_n_train"]], x_fm_test, y_fm_test,
-                           epochs=cfg["vit_epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"], seed=seed_for(0),
+image_model = vit.vit_tiny(dim=cfg.dim, depth=cfg.depth, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio,
+                           patch_size=cfg.patch)
+image_run = train_and_test(image_model, x_fm[:cfg.vit_n_train], y_fm[:cfg.vit_n_train], x_fm_test, y_fm_test,
+                           epochs=cfg.vit_epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed_for(0),
                            desc="ViT")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"ViT on Fashion-MNIST: test acc {image_run['acc']:.3f} after {cfg['vit_epochs']} epochs "
+print(f"ViT on Fashion-MNIST: test acc {image_run['acc']:.3f} after {cfg.vit_epochs} epochs "
       f"({image_run['params']:,} parameters, {image_run['seconds']:.1f} s)")
 
 # %%
 image = x_fm_test[:4]
-static = image[:, None].expand(4, cfg["frames"], 1, 28, 28)  # (B, F, C, H, W): a clip that does not move
+static = image[:, None].expand(4, cfg.frames, 1, 28, 28)  # (B, F, C, H, W): a clip that does not move
 exact = {}
 for method in ("average", "central"):
-    tube = vivit.TubeletEmbedding.inflate(image_model.patch_embed, frames=cfg["frames"], t=cfg["tubelet"],
+    tube = vivit.TubeletEmbedding.inflate(image_model.patch_embed, frames=cfg.frames, t=cfg.tubelet,
                                           method=method)
     exact[method] = torch.allclose(tube(static)[:, 0], image_model.patch_embed(image), atol=1e-5)
 print("on a static clip the inflated embeddings reproduce the 2D one:", exact)
@@ -626,10 +626,10 @@ assert all(exact.values())
 # weights, the other from the ViT through `init_from_vit` (averaged inflation).
 
 # %%
-what_kw = dict(clip_kw, item_size=cfg["what_item_size"], min_drop=cfg["size"] - cfg["what_item_size"])
-small = make_arrow_of_time(cfg["n_small"], items=x_fm[:2000], item_labels=y_fm[:2000], seed=seed_for(5), **what_kw)
-what_test = make_arrow_of_time(cfg["n_test"], items=x_fm_test, item_labels=y_fm_test, seed=seed_for(6), **what_kw)
-tube_kw = dict(base, embedding="tubelet", tubelet_frames=cfg["tubelet"], num_classes=10)
+what_kw = dict(clip_kw, item_size=cfg.what_item_size, min_drop=cfg.size - cfg.what_item_size)
+small = make_arrow_of_time(cfg.n_small, items=x_fm[:2000], item_labels=y_fm[:2000], seed=seed_for(5), **what_kw)
+what_test = make_arrow_of_time(cfg.n_test, items=x_fm_test, item_labels=y_fm_test, seed=seed_for(6), **what_kw)
+tube_kw = dict(base, embedding="tubelet", tubelet_frames=cfg.tubelet, num_classes=10)
 init_runs = {}
 for start_from in ("scratch", "ViT"):
     torch.manual_seed(seed_for(0))
@@ -637,7 +637,7 @@ for start_from in ("scratch", "ViT"):
     if start_from == "ViT":
         print("copied from the ViT:", vivit.init_from_vit(model, image_model, method="average"))
     init_runs[start_from] = train_and_test(model, small.videos, small.item_labels, what_test.videos,
-                                           what_test.item_labels, epochs=cfg["small_epochs"], lr=cfg["small_lr"],
+                                           what_test.item_labels, epochs=cfg.small_epochs, lr=cfg.small_lr,
                                            batch_size=16, seed=seed_for(0), desc=start_from)
 
 # %%
@@ -688,8 +688,8 @@ def flip_and_reverse(videos: torch.Tensor) -> torch.Tensor:
     return torch.where(backwards, reverse_time(videos), videos)
 
 
-tiny = make_arrow_of_time(cfg["n_tiny"], items=x_fm[:2000], item_labels=y_fm[:2000], seed=seed_for(7), **what_kw)
-reg_epochs = 3 * cfg["tiny_epochs"]  # long enough for the unregularised model to fit most of its 100 clips
+tiny = make_arrow_of_time(cfg.n_tiny, items=x_fm[:2000], item_labels=y_fm[:2000], seed=seed_for(7), **what_kw)
+reg_epochs = 3 * cfg.tiny_epochs  # long enough for the unregularised model to fit most of its 100 clips
 reg_streams = (0, 21, 22)  # three paired runs: each pair shares its initial weights and batch order
 reg_runs = {False: [], True: []}
 for stream in reg_streams:
@@ -699,7 +699,7 @@ for stream in reg_streams:
         vivit.init_from_vit(model, image_model)
         reg_runs[regularised].append(
             train_and_test(model, tiny.videos, tiny.item_labels, what_test.videos, what_test.item_labels,
-                           epochs=reg_epochs, lr=cfg["small_lr"], batch_size=16, seed=seed_for(stream),
+                           epochs=reg_epochs, lr=cfg.small_lr, batch_size=16, seed=seed_for(stream),
                            weight_decay=0.1 if regularised else 0.0,
                            augment=flip_and_reverse if regularised else None, desc=f"regularised: {regularised}"))
 reg = {k: {m: float(np.mean([r[m] for r in runs])) for m in ("train_acc", "acc")} for k, runs in reg_runs.items()}
@@ -766,13 +766,13 @@ print(f"regularised minus unregularised: train acc {reg[True]['train_acc'] - reg
 # {doc}`../book/results` page do.
 
 # %%
-organ = vivit.vivit_organmnist3d(dropout=cfg["organ_dropout"])
+organ = vivit.vivit_organmnist3d(dropout=cfg.organ_dropout)
 print("tokens per volume:", organ.nt * organ.ns, " parameters:", f"{vit.count_parameters(organ):,}")
 assert organ.nt * organ.ns == 27
-if cfg["organ_epochs"] > 0:
+if cfg.organ_epochs > 0:
     organ_train, organ_test = load_organmnist3d("train"), load_organmnist3d("test")
     torch.manual_seed(seed_for(0))
-    optimizer = torch.optim.Adam(organ.parameters(), lr=cfg["organ_lr"], weight_decay=cfg["organ_weight_decay"])
+    optimizer = torch.optim.Adam(organ.parameters(), lr=cfg.organ_lr, weight_decay=cfg.organ_weight_decay)
 
     def organ_step(m, batch):
         volumes, labels = batch
@@ -780,8 +780,8 @@ if cfg["organ_epochs"] > 0:
         acc = (logits.argmax(-1) == labels).float().mean().item()
         return torch.nn.functional.cross_entropy(logits, labels), {"acc": acc}
 
-    fit(organ, minibatches(*organ_train, batch_size=cfg["organ_batch_size"], seed=seed_for(0)), organ_step,
-        epochs=cfg["organ_epochs"], optimizer=optimizer, device=device, desc="OrganMNIST3D")
+    fit(organ, minibatches(*organ_train, batch_size=cfg.organ_batch_size, seed=seed_for(0)), organ_step,
+        epochs=cfg.organ_epochs, optimizer=optimizer, device=device, desc="OrganMNIST3D")
     organ_acc = vit.accuracy(organ.to(device), organ_test[0], organ_test[1])
     print(f"OrganMNIST3D test accuracy: {organ_acc:.3f} (report: 0.77; MedMNIST v2's 3D ResNet-18: 0.907)")
 else:

@@ -88,7 +88,7 @@ import keras  # noqa: E402  (after seqlib.rvt_keras chose the torch backend)
 from keras import ops  # noqa: E402
 
 cfg = profiles.sizes("ch10")
-print(dict(cfg))
+print(cfg)
 notebook_start = time.perf_counter()
 
 # %% [markdown]
@@ -135,7 +135,7 @@ print(inspect.getsource(rk.RVTBlock.call))
 # %%
 keras.utils.set_random_seed(seed_for(0))
 walk = np.random.default_rng(seed_for(0)).random((2, 2, 3, 3, 1), dtype=np.float32)  # (B, T, H, W, C)
-block = rk.RVTBlock(input_channels=1, output_channels=cfg["keras_channels"], lstm_hidden_size=cfg["keras_lstm"])
+block = rk.RVTBlock(input_channels=1, output_channels=cfg.keras_channels, lstm_hidden_size=cfg.keras_lstm)
 rec = rk.run_sequence(block, walk)
 for key, values in rec.items():
     print(f"{key:9s} {len(values)} steps of {tuple(values[0].shape)}")
@@ -159,7 +159,7 @@ assert carried
 
 # %%
 frame = np.random.default_rng(seed_for(1)).random((1, 12, 12, 1), dtype=np.float32)
-probe = rk.BlockSelfAttention(cfg["keras_channels"])
+probe = rk.BlockSelfAttention(cfg.keras_channels)
 u = block.conv2d_input(frame)
 far = frame.copy()
 far[0, 11, 11, 0] += 5.0                                                  # 11 pixels away from (0, 0)
@@ -233,22 +233,22 @@ slides_figures(rec, title="The slides' block on the walk-through's random data (
 # 16×16 pixels.
 
 # %%
-real = load_event_clips("test", n=2, seed=seed_for(7), frames=cfg["frames"], moving_frames=cfg["moving_frames"],
-                        canvas=cfg["canvas"], item=cfg["item"], classes=cfg["classes"])
-scenes = F.interpolate(real.frames.flatten(0, 1), size=cfg["keras_frame"], mode="area")   # (B·F, 1, h, w)
-scenes = scenes.view(2, cfg["frames"], 1, cfg["keras_frame"], cfg["keras_frame"]).permute(0, 1, 3, 4, 2)
+real = load_event_clips("test", n=2, seed=seed_for(7), frames=cfg.frames, moving_frames=cfg.moving_frames,
+                        canvas=cfg.canvas, item=cfg.item, classes=cfg.classes)
+scenes = F.interpolate(real.frames.flatten(0, 1), size=cfg.keras_frame, mode="area")   # (B·F, 1, h, w)
+scenes = scenes.view(2, cfg.frames, 1, cfg.keras_frame, cfg.keras_frame).permute(0, 1, 3, 4, 2)
 keras.utils.set_random_seed(seed_for(0))
-block_real = rk.RVTBlock(input_channels=1, output_channels=cfg["keras_channels"],
-                         lstm_hidden_size=cfg["keras_lstm"])
+block_real = rk.RVTBlock(input_channels=1, output_channels=cfg.keras_channels,
+                         lstm_hidden_size=cfg.keras_lstm)
 rec_real = rk.run_sequence(block_real, scenes.numpy())                    # (B, F, h, w, 1) channels-last
 print("frames:", tuple(scenes.shape), "| LSTM input per step:", tuple(rec_real["flat"][0].shape))
 gates_real = [ops.convert_to_numpy(g) for g in rec_real["gate"]]
 hidden_real = [ops.convert_to_numpy(h) for h in rec_real["h"]]
-stopped = range(cfg["moving_frames"], cfg["frames"])                      # the scene no longer changes here
-assert all(np.allclose(gates_real[t], gates_real[cfg["moving_frames"] - 1]) for t in stopped)
+stopped = range(cfg.moving_frames, cfg.frames)                      # the scene no longer changes here
+assert all(np.allclose(gates_real[t], gates_real[cfg.moving_frames - 1]) for t in stopped)
 assert not np.allclose(hidden_real[-1], hidden_real[-2])                 # the LSTM state still moves
 slides_figures(rec_real, title=f"The slides' block on a moving {FASHION_CLASSES[real.classes[int(real.labels[0])]]}, "
-                               f"{cfg['keras_frame']}×{cfg['keras_frame']} frames")
+                               f"{cfg.keras_frame}×{cfg.keras_frame} frames")
 
 # %% [markdown]
 # On a real frame the gate follows edges and the item's outline, and the gate
@@ -367,20 +367,20 @@ assert reach["block → grid"].all()                                          # 
 
 # %%
 print(inspect.getsource(rvt.RVT.step))
-common = dict(frames=cfg["frames"], moving_frames=cfg["moving_frames"], canvas=cfg["canvas"], item=cfg["item"],
-              noise=cfg["noise"], classes=cfg["classes"])
-train_set = load_event_clips("train", n=cfg["n_train"], seed=seed_for(0), **common)
-test_set = load_event_clips("test", n=cfg["n_test"], seed=seed_for(1), **common)
+common = dict(frames=cfg.frames, moving_frames=cfg.moving_frames, canvas=cfg.canvas, item=cfg.item,
+              noise=cfg.noise, classes=cfg.classes)
+train_set = load_event_clips("train", n=cfg.n_train, seed=seed_for(0), **common)
+test_set = load_event_clips("test", n=cfg.n_test, seed=seed_for(1), **common)
 names = [FASHION_CLASSES[c] for c in train_set.classes]
 print("events:", tuple(train_set.events.shape), "| classes:", names)
-silent = train_set.events[:, cfg["moving_frames"]:].mean().item()
-print(f"event rate after the item stops: {silent:.3f} (the noise level is {cfg['noise']})")
-assert abs(silent - cfg["noise"]) < 0.002
+silent = train_set.events[:, cfg.moving_frames:].mean().item()
+print(f"event rate after the item stops: {silent:.3f} (the noise level is {cfg.noise})")
+assert abs(silent - cfg.noise) < 0.002
 
 # %%
 clip = 0
-fig, axes = plt.subplots(2, cfg["frames"], figsize=(2.6 * cfg["frames"], 5.4))
-for t in range(cfg["frames"]):
+fig, axes = plt.subplots(2, cfg.frames, figsize=(2.6 * cfg.frames, 5.4))
+for t in range(cfg.frames):
     axes[0, t].imshow(train_set.frames[clip, t, 0], cmap="gray", vmin=0, vmax=1)
     ev = train_set.events[clip, t]
     axes[1, t].imshow(ev[0] - ev[1], cmap="bwr", vmin=-1, vmax=1)
@@ -404,9 +404,9 @@ plt.show()
 def make_model(lstm: bool, window: int = 1) -> rvt.RVT:
     """The chapter's RVT; ``window`` > 1 makes its input the last ``window`` event frames (2 channels each)."""
     train.seed_everything(seed_for(0))                                    # the same start for every model
-    return rvt.rvt_tiny(image_size=cfg["canvas"], in_channels=2 * window, dims=cfg["dims"], strides=cfg["strides"],
-                        heads=cfg["heads"], block=cfg["block"], grid=cfg["grid"], depth=cfg["depth"],
-                        num_classes=len(cfg["classes"]), lstm=lstm)
+    return rvt.rvt_tiny(image_size=cfg.canvas, in_channels=2 * window, dims=cfg.dims, strides=cfg.strides,
+                        heads=cfg.heads, block=cfg.block, grid=cfg.grid, depth=cfg.depth,
+                        num_classes=len(cfg.classes), lstm=lstm)
 
 
 def step(model, batch):
@@ -424,7 +424,7 @@ def test_accuracy(model) -> float:
 # %%
 # NBVAL_IGNORE_OUTPUT
 results, models = {}, {}
-epochs = max(cfg["epochs"], 6)                                            # the smoke profile's 3 are too few
+epochs = max(cfg.epochs, 6)                                            # the smoke profile's 3 are too few
 
 
 def train_model(model: rvt.RVT, inputs: torch.Tensor, desc: str) -> tuple[dict, float]:
@@ -433,8 +433,8 @@ def train_model(model: rvt.RVT, inputs: torch.Tensor, desc: str) -> tuple[dict, 
     Every model of the chapter gets the same recipe: the same batches in the same
     order (stream 0), AdamW with the same settings, the same number of epochs.
     """
-    batches = train.minibatches(inputs, train_set.labels, batch_size=cfg["batch_size"], seed=seed_for(0))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.01)
+    batches = train.minibatches(inputs, train_set.labels, batch_size=cfg.batch_size, seed=seed_for(0))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     t0 = time.perf_counter()
     history = train.fit(model, batches, step, epochs=epochs, optimizer=optimizer, device=device, desc=desc)
     return history, time.perf_counter() - t0
@@ -499,7 +499,7 @@ def accuracy_per_frame(model: rvt.RVT, events: torch.Tensor, labels: torch.Tenso
 
 
 per_frame = {lstm: accuracy_per_frame(models[lstm], test_set.events, test_set.labels) for lstm in (True, False)}
-last_moving = cfg["moving_frames"] - 1
+last_moving = cfg.moving_frames - 1
 claims.check("ch10-lstm-early", "With the LSTM the prediction is already at least 20 points above chance at the "
              "last frame in which the item moves", per_frame[True][last_moving] - chance, ">= 0.20")
 claims.check("ch10-lstm-keeps", "With the LSTM the accuracy drops by less than 10 points over the silent frames",
@@ -508,11 +508,11 @@ claims.check("ch10-no-memory-every-frame", "Without the LSTM the accuracy after 
              "standard errors of chance", max(per_frame[False]) - chance, f"< {4 * se:.4f}")
 fig, ax = plt.subplots(figsize=(7, 3.8))
 for lstm, color in ((True, "tab:green"), (False, "tab:gray")):
-    ax.plot(range(cfg["frames"]), per_frame[lstm], "o-", color=color, label=f"{'with' if lstm else 'without'} LSTM")
-ax.axvspan(cfg["moving_frames"] - 0.5, cfg["frames"] - 0.5, color="0.9", label="item stopped: noise only")
+    ax.plot(range(cfg.frames), per_frame[lstm], "o-", color=color, label=f"{'with' if lstm else 'without'} LSTM")
+ax.axvspan(cfg.moving_frames - 0.5, cfg.frames - 0.5, color="0.9", label="item stopped: noise only")
 ax.axhline(chance, color="k", ls=":", label="chance")
 ax.set(title="Accuracy of the prediction after each frame (test clips)", xlabel="frame",
-       ylabel="accuracy", ylim=(0, 1), xticks=range(cfg["frames"]))
+       ylabel="accuracy", ylim=(0, 1), xticks=range(cfg.frames))
 ax.legend(loc="center right", fontsize=8)
 plt.show()
 
@@ -547,11 +547,11 @@ plt.show()
 
 # %%
 print(inspect.getsource(rvt.frame_window))
-silence = cfg["frames"] - cfg["moving_frames"]                           # silent frames at the end of a clip
-window_sizes = (silence, silence + 1, cfg["frames"])                     # noise only; + last moving frame; all
-longer_set = load_event_clips("test", n=cfg["n_test"], seed=seed_for(1), **{**common, "frames": cfg["frames"] + 1})
+silence = cfg.frames - cfg.moving_frames                           # silent frames at the end of a clip
+window_sizes = (silence, silence + 1, cfg.frames)                     # noise only; + last moving frame; all
+longer_set = load_event_clips("test", n=cfg.n_test, seed=seed_for(1), **{**common, "frames": cfg.frames + 1})
 assert torch.equal(longer_set.labels, test_set.labels)                   # the same clips, one more silent frame
-assert torch.equal(longer_set.positions[:, :cfg["frames"]], test_set.positions)
+assert torch.equal(longer_set.positions[:, :cfg.frames], test_set.positions)
 print(f"windows k = {window_sizes}; longer clips: {tuple(longer_set.events.shape)}")
 
 # %%
@@ -642,11 +642,11 @@ plt.show()
 # horizon:
 
 # %%
-carried = {"with LSTM": sum(2 * d * (cfg["canvas"] // math.prod(cfg["strides"][:i + 1])) ** 2
-                            for i, d in enumerate(cfg["dims"]))}
+carried = {"with LSTM": sum(2 * d * (cfg.canvas // math.prod(cfg.strides[:i + 1])) ** 2
+                            for i, d in enumerate(cfg.dims))}
 params = {"with LSTM": results[True]["params"]}
 for k in window_sizes:
-    carried[f"window k={k}"] = (k - 1) * 2 * cfg["canvas"] ** 2
+    carried[f"window k={k}"] = (k - 1) * 2 * cfg.canvas ** 2
     params[f"window k={k}"] = sum(p.numel() for p in windowed[k]["model"].parameters())
 print(f"{'model':>14} {'parameters':>11} {'numbers carried to the next frame':>34}")
 for name in carried:
@@ -681,9 +681,9 @@ with torch.no_grad():
     stage = model.stages[0]
     _, _, maps = stage(frame_ev, model.states[0], return_attention=True)
     model.reset()
-r0, c0 = (test_set.positions[sample, t_show] + cfg["item"] // 2).tolist()  # item centre, pixels
-stride = cfg["strides"][0]
-hw = cfg["canvas"] // stride
+r0, c0 = (test_set.positions[sample, t_show] + cfg.item // 2).tolist()  # item centre, pixels
+stride = cfg.strides[0]
+hw = cfg.canvas // stride
 query = (min(r0 // stride, hw - 1), min(c0 // stride, hw - 1))
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
 picture = (frame_ev[0, 0] - frame_ev[0, 1]).numpy()
@@ -695,7 +695,7 @@ for ax, mode in zip(axes[1:], ("block", "grid")):
     amap = rvt.attention_to_map(maps[0][mode], query, mode=mode, size=size, height=hw, width=hw)
     assert torch.isclose(amap.sum(), torch.tensor(1.0), atol=1e-5)
     ax.imshow(np.abs(picture), cmap="gray", vmin=0, vmax=1)
-    im = ax.imshow(amap.numpy(), cmap="hot", alpha=0.6, extent=(-0.5, cfg["canvas"] - 0.5, cfg["canvas"] - 0.5, -0.5))
+    im = ax.imshow(amap.numpy(), cmap="hot", alpha=0.6, extent=(-0.5, cfg.canvas - 0.5, cfg.canvas - 0.5, -0.5))
     ax.plot(query[1] * stride + stride / 2 - 0.5, query[0] * stride + stride / 2 - 0.5, "c*", ms=14)
     fig.colorbar(im, ax=ax, label="attention weight")
     ax.set(title=f"{mode} attention of the query ★", xlabel="x (pixel)", ylabel="y (pixel)")
@@ -727,14 +727,14 @@ def median_ms(fn, repeats: int) -> float:
     return 1000 * float(np.median(times))
 
 
-mha = MultiHeadAttention(cfg["bench_dim"], cfg["bench_heads"]).eval()
-P = cfg["bench_window"]
+mha = MultiHeadAttention(cfg.bench_dim, cfg.bench_heads).eval()
+P = cfg.bench_window
 latency = []
 with torch.no_grad():
-    for S in cfg["bench_sizes"]:
-        x = torch.randn(1, S, S, cfg["bench_dim"])
-        multi = median_ms(lambda: (mha(window_partition(x, P)), mha(rvt.grid_partition(x, P))), cfg["bench_repeats"])
-        glob = median_ms(lambda: mha(x.reshape(1, S * S, -1)), cfg["bench_repeats"])
+    for S in cfg.bench_sizes:
+        x = torch.randn(1, S, S, cfg.bench_dim)
+        multi = median_ms(lambda: (mha(window_partition(x, P)), mha(rvt.grid_partition(x, P))), cfg.bench_repeats)
+        glob = median_ms(lambda: mha(x.reshape(1, S * S, -1)), cfg.bench_repeats)
         latency.append((S, S * S, multi, glob))
 print(f"{'map':>7} {'tokens':>7} {'block+grid ms':>14} {'global ms':>10} {'global / block+grid':>20}")
 for S, N, multi, glob in latency:
@@ -970,12 +970,12 @@ for H_, P_, G_ in ((8, 4, 2), (8, 2, 4), (12, 3, 4), (12, 2, 3), (12, 4, 2)):
 silences = range(1, 7)
 accs = []
 for s in silences:
-    longer = load_event_clips("test", n=200, seed=seed_for(1), **{**common, "frames": cfg["moving_frames"] + s})
+    longer = load_event_clips("test", n=200, seed=seed_for(1), **{**common, "frames": cfg.moving_frames + s})
     accs.append(accuracy_per_frame(models[True], longer.events, longer.labels)[-1])
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(list(silences), accs, "o-", color="tab:green", label="with LSTM")
 ax.axhline(chance, color="k", ls=":", label="chance")
-ax.axvline(cfg["frames"] - cfg["moving_frames"], color="0.6", ls="--", label="silence seen in training")
+ax.axvline(cfg.frames - cfg.moving_frames, color="0.6", ls="--", label="silence seen in training")
 ax.set(title="Memory after the item stops", xlabel="silent frames at the end", ylabel="accuracy", ylim=(0, 1))
 ax.legend()
 plt.show()

@@ -81,7 +81,7 @@ from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch11")
 print("Keras", keras.__version__, "on the", keras.backend.backend(), "backend")
-print(dict(cfg))
+print(cfg)
 
 # %% [markdown]
 # ## Fast and slow: two kinds of memory
@@ -221,11 +221,11 @@ print(inspect.getsource(tk.TLBCell.get_initial_state))
 # each chunk is one row of patches and the slow stream reads the image row by row.
 
 # %%
-x_train, y_train = load_fashion_mnist("train", n=cfg["n_train"]) if cfg["dataset"] == "fashion_mnist" \
-    else load_cifar10("train", n=cfg["n_train"])
-x_test, y_test = load_fashion_mnist("test", n=cfg["n_test"]) if cfg["dataset"] == "fashion_mnist" \
-    else load_cifar10("test", n=cfg["n_test"])
-class_names = FASHION_CLASSES if cfg["dataset"] == "fashion_mnist" else CIFAR10_CLASSES
+x_train, y_train = load_fashion_mnist("train", n=cfg.n_train) if cfg.dataset == "fashion_mnist" \
+    else load_cifar10("train", n=cfg.n_train)
+x_test, y_test = load_fashion_mnist("test", n=cfg.n_test) if cfg.dataset == "fashion_mnist" \
+    else load_cifar10("test", n=cfg.n_test)
+class_names = FASHION_CLASSES if cfg.dataset == "fashion_mnist" else CIFAR10_CLASSES
 config = tlb.TLBConfig(**{k: cfg[k] for k in tlb.TLBConfig.__dataclass_fields__ if k in cfg},
                        num_classes=len(class_names))
 print(config)
@@ -303,24 +303,24 @@ def resize_crop_flip(images: torch.Tensor, size: int, *, pad_to: int, generator:
 
 def prepare(images: torch.Tensor) -> torch.Tensor:
     """Test-time input: resized to the model's image size (a no-op for Fashion-MNIST)."""
-    size = cfg["image_size"]
+    size = cfg.image_size
     return images if images.shape[-1] == size else F.interpolate(images, size=(size, size), mode="bilinear",
                                                                   align_corners=False)
 
 
 def compile_tlb(model: tk.TemporalLatentBottleneck, steps: int) -> None:
-    """AdamW, 10 % linear warm-up to cfg['lr'] then cosine decay, cross-entropy on logits."""
+    """AdamW, 10 % linear warm-up to cfg.lr then cosine decay, cross-entropy on logits."""
     warmup = max(1, steps // 10)
-    schedule = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=steps - warmup, warmup_target=cfg["lr"],
+    schedule = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=steps - warmup, warmup_target=cfg.lr,
                                                       warmup_steps=warmup)
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg["weight_decay"]),
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
 
 
 keras.utils.set_random_seed(seed_for(0))
 model = tk.TemporalLatentBottleneck.from_tlb_config(config)
-steps_per_epoch = -(-len(x_train) // cfg["batch_size"])
-compile_tlb(model, cfg["epochs"] * steps_per_epoch)
+steps_per_epoch = -(-len(x_train) // cfg.batch_size)
+compile_tlb(model, cfg.epochs * steps_per_epoch)
 x_test_k, y_test_np = to_keras(prepare(x_test)), y_test.numpy()
 augment_rng = torch.Generator().manual_seed(seed_for(0))
 
@@ -335,14 +335,14 @@ def keras_accuracy(m: tk.TemporalLatentBottleneck) -> float:
 # %%
 # NBVAL_IGNORE_OUTPUT
 keras_seconds, keras_curve = 0.0, {"loss": [], "acc": [], "test acc": []}
-for epoch in range(cfg["epochs"]):  # one fit() per epoch so the full profile can draw new crops each time
+for epoch in range(cfg.epochs):  # one fit() per epoch so the full profile can draw new crops each time
     x_epoch = x_train
-    if cfg["augment"]:
-        x_epoch = torch.cat([resize_crop_flip(b, cfg["image_size"], pad_to=cfg["image_size"] + 4,
+    if cfg.augment:
+        x_epoch = torch.cat([resize_crop_flip(b, cfg.image_size, pad_to=cfg.image_size + 4,
                                               generator=augment_rng) for b in x_train.split(1000)])
     x_epoch_k = to_keras(prepare(x_epoch))
     start_time = time.perf_counter()
-    fitted = model.fit(x_epoch_k, y_train.numpy(), batch_size=cfg["batch_size"], epochs=epoch + 1,
+    fitted = model.fit(x_epoch_k, y_train.numpy(), batch_size=cfg.batch_size, epochs=epoch + 1,
                        initial_epoch=epoch, verbose=2)
     keras_seconds += time.perf_counter() - start_time                  # the fit alone, not the evaluation
     keras_curve["loss"] += fitted.history["loss"]                       # epoch means, as Keras prints them
@@ -400,9 +400,9 @@ print(inspect.getsource(tk.slow_stream_heatmap))
 idx = [int((y_test == c).nonzero()[0]) for c in range(6)]
 images_k = x_test_k[idx]
 logits, maps = model(images_k, training=False, return_attention=True)
-grid = cfg["image_size"] // cfg["patch_size"]
+grid = cfg.image_size // cfg.patch_size
 heat = tk.slow_stream_heatmap(maps, grid)                           # (6, grid, grid)
-heat_up = ops.convert_to_numpy(tk.upsample_heatmap(heat, cfg["image_size"]))   # (6, H, W)
+heat_up = ops.convert_to_numpy(tk.upsample_heatmap(heat, cfg.image_size))   # (6, H, W)
 print("maps", tuple(maps.shape), "-> patch heatmaps", tuple(heat.shape), "-> upsampled", heat_up.shape)
 assert np.allclose(ops.convert_to_numpy(ops.sum(maps, axis=-1)), 1.0, atol=1e-5)
 
@@ -419,7 +419,7 @@ for k, i in enumerate(idx):
         ax.set_xticks([])
         ax.set_yticks([])
 fig.colorbar(shown, ax=axes[1, :].tolist(), shrink=0.8, label="weight / image max")
-fig.suptitle(f"Where the slow stream reads (test images; {grid}×{grid} patches, chunks of {cfg['chunk_size']})")
+fig.suptitle(f"Where the slow stream reads (test images; {grid}×{grid} patches, chunks of {cfg.chunk_size})")
 plt.show()
 
 # %% [markdown]
@@ -433,9 +433,9 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-K = cfg["chunk_size"]
+K = cfg.chunk_size
 selectivity = float(maps_test.amax(-1).mean()) * K          # 1 = uniform over the chunk, K = one token
-patch_ink = F.avg_pool2d(prepare(x_test).mean(1, keepdim=True), cfg["patch_size"]).flatten(1)  # (N_test, N)
+patch_ink = F.avg_pool2d(prepare(x_test).mean(1, keepdim=True), cfg.patch_size).flatten(1)  # (N_test, N)
 per_token = maps_test.amax(3).mean(2).flatten(1)                    # (N_test, N): as in the heatmap
 on_object = patch_ink > 0.05
 ratio = float(per_token[on_object].mean() / per_token[~on_object].mean())
@@ -495,11 +495,11 @@ assert diff_logits < 1e-5 and diff_maps < 1e-5 and model.count_params() == tlb.c
 # PyTorch twin, so both models run in the same framework.
 
 # %%
-def make_vit(image_size: int = cfg["image_size"]) -> vit.ViT:
+def make_vit(image_size: int = cfg.image_size) -> vit.ViT:
     """Chapter 6's ViT at the chapter's width, sized to match the TLB's parameter count."""
-    return vit.ViT(vit.ViTConfig(image_size=image_size, patch_size=cfg["patch_size"],
-                                 in_channels=cfg["in_channels"], num_classes=len(class_names), dim=cfg["vit_dim"],
-                                 depth=cfg["vit_depth"], heads=cfg["vit_heads"], mlp_ratio=cfg["vit_mlp_ratio"]))
+    return vit.ViT(vit.ViTConfig(image_size=image_size, patch_size=cfg.patch_size,
+                                 in_channels=cfg.in_channels, num_classes=len(class_names), dim=cfg.vit_dim,
+                                 depth=cfg.vit_depth, heads=cfg.vit_heads, mlp_ratio=cfg.vit_mlp_ratio))
 
 
 def train_torch(m: torch.nn.Module, desc: str):
@@ -508,11 +508,11 @@ def train_torch(m: torch.nn.Module, desc: str):
     Every model trained with it sees the same batches in the same order (``seed_for(0)``).
     Returns the per-epoch history (training ``loss`` and ``acc``).
     """
-    augment = (lambda b: resize_crop_flip(b, cfg["image_size"], pad_to=cfg["image_size"] + 4,
-                                          generator=augment_rng)) if cfg["augment"] else None
-    return vit.train_classifier(m, x_train if cfg["augment"] else prepare(x_train), y_train,
-                                epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                                weight_decay=cfg["weight_decay"], seed=seed_for(0), augment=augment,
+    augment = (lambda b: resize_crop_flip(b, cfg.image_size, pad_to=cfg.image_size + 4,
+                                          generator=augment_rng)) if cfg.augment else None
+    return vit.train_classifier(m, x_train if cfg.augment else prepare(x_train), y_train,
+                                epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                                weight_decay=cfg.weight_decay, seed=seed_for(0), augment=augment,
                                 device=device, desc=desc)
 
 
@@ -528,7 +528,7 @@ assert abs(n_vit / n_tlb - 1) < 0.1
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-n_steps = cfg["epochs"] * steps_per_epoch
+n_steps = cfg.epochs * steps_per_epoch
 claims.check("ch11-tlb-beats-vit", f"After the same short training ({n_steps} steps) the Keras TLB is at least "
              "20 points more accurate than a ViT of the same size", tlb_acc - vit_acc, ">= 0.20", flagship=True)
 print(f"test accuracy after {n_steps} steps: TLB (Keras) {tlb_acc:.3f}, ViT (PyTorch) {vit_acc:.3f}")
@@ -581,7 +581,7 @@ def explicit_attention(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def tlb_at(image_size: int, chunk_size: int = cfg["chunk_size"]) -> tlb.TemporalLatentBottleneck:
+def tlb_at(image_size: int, chunk_size: int = cfg.chunk_size) -> tlb.TemporalLatentBottleneck:
     """The chapter's TLB (same width, depth and L latents) for another image size or chunk size."""
     return tlb.TemporalLatentBottleneck(tlb.TLBConfig(**{**config.__dict__, "image_size": image_size,
                                                          "chunk_size": chunk_size}))
@@ -591,15 +591,15 @@ def tlb_at(image_size: int, chunk_size: int = cfg["chunk_size"]) -> tlb.Temporal
 # NBVAL_IGNORE_OUTPUT
 gen = torch.Generator().manual_seed(seed_for(0))
 scaling = []
-for size in cfg["scaling_sizes"]:
-    x = torch.rand(cfg["timing_batch"], cfg["in_channels"], size, size, generator=gen).to(device)
+for size in cfg.scaling_sizes:
+    x = torch.rand(cfg.timing_batch, cfg.in_channels, size, size, generator=gen).to(device)
     torch.manual_seed(seed_for(0))
     models = {"TLB": tlb_at(size), "ViT": make_vit(size), "ViT, explicit attention": explicit_attention(make_vit(size))}
     models = {name: m.to(device) for name, m in models.items()}
-    row = {"N": (size // cfg["patch_size"]) ** 2}
+    row = {"N": (size // cfg.patch_size) ** 2}
     for name, m in models.items():
         row[name, "MB"] = saved_activation_bytes(m, x) / 2 ** 20
-        row[name, "ms"] = 1000 * step_seconds(m, x, cfg["timing_repeats"])
+        row[name, "ms"] = 1000 * step_seconds(m, x, cfg.timing_repeats)
     scaling.append(row)
 print(f"{'N':>5} | {'TLB ms':>8} {'ViT ms':>8} {'ViT expl. ms':>13} | {'TLB MB':>7} {'ViT MB':>7} {'ViT expl. MB':>13}")
 for r in scaling:
@@ -608,8 +608,8 @@ for r in scaling:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-x_batch = prepare(x_train[:cfg["batch_size"]]).to(device)          # one training batch
-cost = {name: (1000 * step_seconds(m.to(device), x_batch, cfg["timing_repeats"]),
+x_batch = prepare(x_train[:cfg.batch_size]).to(device)          # one training batch
+cost = {name: (1000 * step_seconds(m.to(device), x_batch, cfg.timing_repeats),
                saved_activation_bytes(m, x_batch) / 2 ** 20) for name, m in (("TLB", twin), ("ViT", vit_model))}
 twin.cpu()
 print(f"{'model':<5}{'params':>9}{'test acc':>10}{'train s':>9}{'  (framework)':<14}{'PyTorch ms/step':>16}"
@@ -633,9 +633,9 @@ axes[1].loglog(n_tokens, scaling[0]["TLB", "MB"] * n_tokens / n_tokens[0], ":", 
 axes[1].loglog(n_tokens, scaling[0]["ViT, explicit attention", "MB"] * (n_tokens / n_tokens[0]) ** 2, ":",
                color="black", label="∝ N²")
 axes[0].set(xlabel="tokens N", ylabel="ms per training step",
-            title=f"Time (batch {cfg['timing_batch']}, {device.type.upper()})")
+            title=f"Time (batch {cfg.timing_batch}, {device.type.upper()})")
 axes[1].set(xlabel="tokens N", ylabel="MB kept for backward",
-            title=f"Activation memory (batch {cfg['timing_batch']})")
+            title=f"Activation memory (batch {cfg.timing_batch})")
 for ax in axes:
     ax.minorticks_off()
     ax.set_xticks(n_tokens, [str(n) for n in n_tokens])
@@ -739,15 +739,15 @@ print(f"explicit ViT time / TLB time at N = {scaling[-1]['N']}: {explicit_vs_tlb
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-x = torch.rand(cfg["timing_batch"], cfg["in_channels"], cfg["image_size"], cfg["image_size"], generator=gen)
+x = torch.rand(cfg.timing_batch, cfg.in_channels, cfg.image_size, cfg.image_size, generator=gen)
 x = x.to(device)
 sweep = []
-for K in cfg["chunk_sweep"]:
+for K in cfg.chunk_sweep:
     torch.manual_seed(seed_for(0))                                       # the same initial weights for every K
-    m = tlb_at(cfg["image_size"], K).to(device)
+    m = tlb_at(cfg.image_size, K).to(device)
     row = {"K": K, "T": config.num_patches // K, "params": tlb.count_parameters(m),
-           "MB": saved_activation_bytes(m, x) / 2 ** 20, "ms": 1000 * step_seconds(m, x, cfg["timing_repeats"])}
-    if K == cfg["chunk_size"] or K in cfg["sweep_train"]:
+           "MB": saved_activation_bytes(m, x) / 2 ** 20, "ms": 1000 * step_seconds(m, x, cfg.timing_repeats)}
+    if K == cfg.chunk_size or K in cfg.sweep_train:
         row["history"] = train_torch(m, f"TLB K={K}")
         row["acc"] = vit.accuracy(m, prepare(x_test), y_test)
     sweep.append(row)
@@ -760,9 +760,9 @@ for r in sweep:
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
 ks = [r["K"] for r in sweep]
 axes[0].loglog(ks, [r["ms"] for r in sweep], "o-")
-axes[0].set(ylabel="ms per training step", title=f"Time (batch {cfg['timing_batch']})")
+axes[0].set(ylabel="ms per training step", title=f"Time (batch {cfg.timing_batch})")
 axes[1].semilogx(ks, [r["MB"] for r in sweep], "o-", color="C1")
-axes[1].set(ylabel="MB kept for backward", title=f"Activation memory (batch {cfg['timing_batch']})")
+axes[1].set(ylabel="MB kept for backward", title=f"Activation memory (batch {cfg.timing_batch})")
 for ax in axes:
     ax.minorticks_off()
     ax.set_xticks(ks, [f"{r['K']}\n(T = {r['T']})" for r in sweep])
@@ -810,12 +810,12 @@ print(f"time per step, next smaller K / next larger K, smallest over the sweep: 
 # NBVAL_IGNORE_OUTPUT
 trained = {r["K"]: r["acc"] for r in sweep if "acc" in r}
 one_chunk = max(trained)
-print(f"PyTorch, same start and batches: K = {cfg['chunk_size']} {trained[cfg['chunk_size']]:.3f}, "
+print(f"PyTorch, same start and batches: K = {cfg.chunk_size} {trained[cfg.chunk_size]:.3f}, "
       f"K = {one_chunk} {trained[one_chunk]:.3f}, ViT {vit_acc:.3f}")
 if profiles.current_profile() == "smoke":  # claims about the smoke run; the full profile reports its own
     claims.check("ch11-row-chunks-beat-one-chunk", "From the same initial weights and batches, the TLB with chunks of "
                  "one row is more accurate than with one chunk of the whole image",
-                 trained[cfg["chunk_size"]] - trained[one_chunk], "> 0")
+                 trained[cfg.chunk_size] - trained[one_chunk], "> 0")
     claims.check("ch11-one-chunk-beats-vit", "With one chunk of the whole image (no recurrence) and the ViT's "
                  "recipe and batches, the TLB is more accurate than the ViT", trained[one_chunk] - vit_acc, "> 0")
 
@@ -833,7 +833,7 @@ if profiles.current_profile() == "smoke":  # claims about the smoke run; the ful
 # %%
 runs = {"TLB (Keras)": (keras_curve, tlb_acc), "ViT (PyTorch)": (vit_history, vit_acc)}
 runs |= {f"TLB K = {r['K']} (PyTorch)": (r["history"], r["acc"]) for r in sweep if "history" in r}
-epochs_axis = np.arange(1, cfg["epochs"] + 1)
+epochs_axis = np.arange(1, cfg.epochs + 1)
 fig, axes = plt.subplots(1, 3, figsize=(8, 3.3), layout="constrained")
 for (name, (history, final_acc)), color in zip(runs.items(), [f"C{i}" for i in range(len(runs))]):
     axes[0].plot(epochs_axis, history["loss"], "o-", color=color, label=name)
@@ -852,7 +852,7 @@ for ax in axes:
 for ax in axes[1:]:
     ax.set_ylim(0, 1)
 fig.legend(loc="outside lower center", ncol=3, fontsize=9)
-fig.suptitle(f"The training runs ({cfg['n_train']:,} training images, batch {cfg['batch_size']})")
+fig.suptitle(f"The training runs ({cfg.n_train:,} training images, batch {cfg.batch_size})")
 plt.show()
 
 # %%
@@ -1108,9 +1108,9 @@ check_true(float((final[:, 0] - final[:, 1]).abs().max()) > 1e-4, "the latents o
 # for epochs in (2, 5, 10):
 #     for K in (1, 7, 49):
 #         torch.manual_seed(seed_for(0))
-#         m = tlb_at(cfg["image_size"], K)
-#         vit.train_classifier(m, prepare(x_train), y_train, epochs=epochs, batch_size=cfg["batch_size"],
-#                              lr=cfg["lr"], weight_decay=cfg["weight_decay"], seed=seed_for(0))
+#         m = tlb_at(cfg.image_size, K)
+#         vit.train_classifier(m, prepare(x_train), y_train, epochs=epochs, batch_size=cfg.batch_size,
+#                              lr=cfg.lr, weight_decay=cfg.weight_decay, seed=seed_for(0))
 #         results[epochs, K] = vit.accuracy(m, prepare(x_test), y_test)
 # ```
 
@@ -1153,11 +1153,11 @@ check_true(float((final[:, 0] - final[:, 1]).abs().max()) > 1e-4, "the latents o
 # for layout in tlb.LAYOUTS:
 #     keras.utils.set_random_seed(seed_for(0))
 #     m = tk.TemporalLatentBottleneck.from_tlb_config(tlb.TLBConfig(**{**config.__dict__, "layout": layout}))
-#     compile_tlb(m, cfg["epochs"] * steps_per_epoch)
+#     compile_tlb(m, cfg.epochs * steps_per_epoch)
 #     start_ = time.perf_counter()
-#     m.fit(to_keras(prepare(x_train)), y_train.numpy(), batch_size=cfg["batch_size"], epochs=cfg["epochs"],
+#     m.fit(to_keras(prepare(x_train)), y_train.numpy(), batch_size=cfg.batch_size, epochs=cfg.epochs,
 #           verbose=0)
-#     print(layout, f"{(time.perf_counter() - start_) / cfg['epochs']:.0f} s per epoch", keras_accuracy(m))
+#     print(layout, f"{(time.perf_counter() - start_) / cfg.epochs:.0f} s per epoch", keras_accuracy(m))
 # ```
 
 # %% [markdown] tags=["solution"]

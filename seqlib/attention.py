@@ -1,22 +1,31 @@
-"""Attention: alignment scores, masks, and the weighted sum they drive.
+"""Attention from chapter 5 on: masks, scaled dot-product attention, multi-head attention.
 
-Every form of attention in this book is the same three steps: score each key
-against a query, turn the scores into weights with a (masked) softmax, and
-return the weighted sum of the values. The score functions are the ones of
-Bahdanau et al. (2015, additive), Luong et al. (2015: dot, general, location,
-and the local-p window), Graves et al. (2014, content-based cosine) and Vaswani
-et al. (2017, scaled dot). Each is a small module with its formula in the
-docstring and two methods, ``prepare(keys)`` (work that depends on the keys
-only, done once per source sentence) and ``score(query, prepared)``; the
-function :func:`attend` does the rest. Shape letters: B batch, T queries
-(decoder steps), S keys (source positions), D widths (``Dq``, ``Dk``, ``Dv``).
-The last section (chapter 5) adds the attention *layer*: projections to queries, keys
-and values, self-attention, and :class:`MultiHeadAttention` (h heads of width d).
+Queries, keys and values are projections of token vectors; every model from
+chapter 5 on (the Transformer, ViT, Swin, DETR, ViViT, RVT, TLB) attends with
+:class:`MultiHeadAttention`. The RNN-era score functions of chapters 2 to 4
+live in :mod:`seqlib.scores`.
+
+Attention *maps* never travel through return values. A model's ``forward``
+returns its output; to see the weights, run it under :func:`record`::
+
+    with attention.record(model) as maps:
+        logits = model(images)
+    maps.select("encoder.blocks.*")  # one (B, h, T, S) tensor per matching layer
+
+Every attention layer that runs inside the ``with`` block computes its weights
+explicitly (the teaching path, not the fused kernel) and hands them to the
+recorder under its module name. Mask convention, everywhere: a bool mask is True
+where attending is ALLOWED (the convention of ``F.scaled_dot_product_attention``;
+``torch.nn.MultiheadAttention`` uses the opposite one). Shape letters: B batch,
+T queries, S keys, D width, h heads, d = D/h head width.
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from fnmatch import fnmatch
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -32,18 +41,6 @@ def padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Ten
     expect_shape(lengths, ("B",), name="lengths")
     max_len = int(lengths.max()) if max_len is None else max_len
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]  # (B, S)
-
-
-def _expand_mask(mask: torch.Tensor | None, B: int, T: int, S: int) -> torch.Tensor | None:
-    """Accept a ``(B, S)`` or ``(B, T, S)`` bool mask; return it as ``(B, T, S)``."""
-    if mask is None:
-        return None
-    expect_dtype(mask, torch.bool, name="mask")
-    if mask.dim() == 2:
-        expect_shape(mask, (B, S), name="mask (B, S)")
-        return mask[:, None, :].expand(B, T, S)  # (B, T, S)
-    expect_shape(mask, (B, T, S), name="mask (B, T, S)")
-    return mask
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -63,238 +60,79 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Ten
     return torch.softmax(scores, dim=-1) * mask
 
 
-def hard_weights(scores: torch.Tensor, mask: torch.Tensor | None, *, tau: float = 1.0,
-                 training: bool = True) -> torch.Tensor:
-    """Hard attention: one-hot weights on one sampled source position.
+# --- recording attention maps -------------------------------------------------------------
+class AttentionMaps:
+    """The attention weights recorded by :func:`record`, in the order the layers ran.
 
-    Sampling a position is not differentiable. In training we draw it with the
-    Gumbel-max trick and let the gradient pass through the *soft* Gumbel-softmax
-    probabilities (straight-through estimator, Jang et al. 2017); at evaluation
-    the most likely position is taken. Returns ``(B, T, S)`` one-hot rows (all
-    zero where every position is masked).
-    """
-    if mask is not None:
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    if training:
-        weights = F.gumbel_softmax(scores, tau=tau, hard=True, dim=-1)
-    else:
-        weights = F.one_hot(scores.argmax(-1), scores.shape[-1]).to(scores.dtype)
-    return weights if mask is None else weights * mask
-
-
-# --- score functions ----------------------------------------------------------------------
-class Score(nn.Module):
-    """Base class: ``score(query, prepare(keys))`` gives ``(B, T, S)`` alignment scores."""
-
-    def prepare(self, keys: torch.Tensor) -> torch.Tensor:
-        """Key-only work, reusable for every decoder step. Default: none."""
-        return keys
-
-    def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """Scores of ``query`` (B, T, Dq) against ``keys`` (B, S, Dk): (B, T, S)."""
-        return self.score(query, self.prepare(keys))
-
-
-def _same_width(query: torch.Tensor, keys: torch.Tensor, what: str) -> None:
-    if query.shape[-1] != keys.shape[-1]:
-        raise ValueError(f"{what} needs query and key of equal width: query (B, T, D)="
-                         f"{tuple(query.shape)}, keys (B, S, D)={tuple(keys.shape)}")
-
-
-class DotScore(Score):
-    """Dot product (Luong et al. 2015): ``score(s, h) = s^T h``. No parameters."""
-
-    def score(self, query, prepared):
-        _same_width(query, prepared, "dot score")
-        return query @ prepared.transpose(1, 2)  # (B, T, S)
-
-
-class ScaledDotScore(Score):
-    """Scaled dot product (Vaswani et al. 2017): ``score(s, h) = s^T h / sqrt(d)``.
-
-    ``d`` is the key width: for random vectors with unit-variance entries
-    ``s^T h`` has variance ``d``, so dividing by ``sqrt(d)`` keeps the softmax
-    out of its saturated, small-gradient regime as the width grows.
+    ``maps[i]`` is the i-th recorded tensor, ``len(maps)`` their number,
+    ``maps.names[i]`` its module's name in the recorded model (with a ``":tag"``
+    when one layer records several, e.g. ViViT's ``":space"`` and ``":time"``),
+    and :meth:`select` the tensors whose name matches a glob pattern.
     """
 
-    def score(self, query, prepared):
-        _same_width(query, prepared, "scaled dot score")
-        return query @ prepared.transpose(1, 2) / math.sqrt(prepared.shape[-1])  # (B, T, S)
+    def __init__(self, names: dict[int, str]):
+        self._module_names = names
+        self.names: list[str] = []
+        self.weights: list[torch.Tensor] = []
+
+    def add(self, module: nn.Module, weights: torch.Tensor, tag: str | None = None) -> None:
+        name = self._module_names.get(id(module), type(module).__name__)
+        self.names.append(name if tag is None else f"{name}:{tag}")
+        self.weights.append(weights)
+
+    def __len__(self) -> int:
+        return len(self.weights)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.weights[i]
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter(self.weights)
+
+    def select(self, pattern: str) -> list[torch.Tensor]:
+        """The recorded tensors whose name matches ``pattern`` (``fnmatch``), in order.
+
+        Raises:
+            KeyError: if nothing matches (the message lists the recorded names).
+        """
+        found = [w for n, w in zip(self.names, self.weights) if fnmatch(n, pattern)]
+        if not found:
+            raise KeyError(f"no recorded attention matches {pattern!r}; recorded: {sorted(set(self.names))}")
+        return found
 
 
-class CosineScore(Score):
-    """Content-based (Graves et al. 2014): ``score(s, h) = beta * cos(s, h)``.
-
-    The cosine lies in [-1, 1], so a softmax of raw cosines is nearly uniform;
-    ``beta`` (the "key strength", learned here, kept positive through its log)
-    sets how sharp the attention can become.
-    """
-
-    def __init__(self, beta: float = 10.0):
-        super().__init__()
-        self.log_beta = nn.Parameter(torch.tensor(math.log(beta)))
-
-    def prepare(self, keys):
-        return F.normalize(keys, dim=-1)
-
-    def score(self, query, prepared):
-        _same_width(query, prepared, "cosine score")
-        q = F.normalize(query, dim=-1)
-        return self.log_beta.exp() * (q @ prepared.transpose(1, 2))  # (B, T, S)
+_RECORDERS: list[AttentionMaps] = []
 
 
-class GeneralScore(Score):
-    """General / bilinear (Luong et al. 2015): ``score(s, h) = s^T W_a h``.
-
-    ``W_a h`` is computed once per sentence in :meth:`prepare`. Query and key
-    widths may differ.
-    """
-
-    def __init__(self, d_query: int, d_key: int):
-        super().__init__()
-        self.W = nn.Linear(d_key, d_query, bias=False)
-
-    def prepare(self, keys):
-        return self.W(keys)  # (B, S, Dq)
-
-    def score(self, query, prepared):
-        return query @ prepared.transpose(1, 2)  # (B, T, S)
-
-
-class AdditiveScore(Score):
-    """Additive / concat (Bahdanau et al. 2015): ``score(s, h) = v_a^T tanh(W_a s + U_a h)``.
-
-    ``U_a h`` is computed once per sentence (Bahdanau et al., appendix A.1.2).
-    """
-
-    def __init__(self, d_query: int, d_key: int, d_hidden: int = 64):
-        super().__init__()
-        self.W = nn.Linear(d_query, d_hidden, bias=False)
-        self.U = nn.Linear(d_key, d_hidden, bias=True)
-        self.v = nn.Linear(d_hidden, 1, bias=False)
-
-    def prepare(self, keys):
-        return self.U(keys)  # (B, S, A)
-
-    def score(self, query, prepared):
-        mixed = torch.tanh(self.W(query)[:, :, None, :] + prepared[:, None, :, :])  # (B, T, S, A)
-        return self.v(mixed).squeeze(-1)  # (B, T, S)
-
-
-class LocationScore(Score):
-    """Location-based (Luong et al. 2015): ``score(s, j) = (W_a s)_j``.
-
-    The weights depend on the decoder state only, never on the source words: the
-    model learns *where* to look (a position), not *what* to look for. ``W_a``
-    has one row per position, so sources are limited to ``max_len`` tokens.
-    """
-
-    def __init__(self, d_query: int, max_len: int):
-        super().__init__()
-        self.max_len = max_len
-        self.W = nn.Linear(d_query, max_len)
-
-    def score(self, query, prepared):
-        S = prepared.shape[1]
-        if S > self.max_len:
-            raise ValueError(f"location score was built for sources of at most {self.max_len} "
-                             f"positions, got keys of shape (B, S, D)={tuple(prepared.shape)}")
-        return self.W(query)[:, :, :S]  # (B, T, S)
-
-
-SCORES = ("dot", "scaled_dot", "cosine", "general", "additive", "location")
-
-
-def score_function(name: str, *, d_query: int, d_key: int, d_hidden: int = 64,
-                   max_len: int = 128) -> Score:
-    """Build the score called ``name`` (one of :data:`SCORES`) for the given widths."""
-    if name == "dot":
-        return DotScore()
-    if name == "scaled_dot":
-        return ScaledDotScore()
-    if name == "cosine":
-        return CosineScore()
-    if name == "general":
-        return GeneralScore(d_query, d_key)
-    if name == "additive":
-        return AdditiveScore(d_query, d_key, d_hidden)
-    if name == "location":
-        return LocationScore(d_query, max_len)
-    raise ValueError(f"unknown score {name!r}; expected one of {SCORES}")
-
-
-# --- attention ----------------------------------------------------------------------------
-def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, *, score: Score,
-           mask: torch.Tensor | None = None, bias: torch.Tensor | None = None,
-           prepared: torch.Tensor | None = None, hard: bool = False,
-           tau: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Context vectors ``c_t = sum_j alpha_tj v_j`` with ``alpha_t = softmax_j(score(q_t, k_j))``.
+@contextmanager
+def record(model: nn.Module | None = None) -> Iterator[AttentionMaps]:
+    """Record the weights of every attention layer that runs inside the ``with`` block.
 
     Args:
-        query: ``(B, T, Dq)`` one query per output step (T = 1 inside an RNN decoder).
-        keys: ``(B, S, Dk)`` what the queries are compared with.
-        values: ``(B, S, Dv)`` what is averaged (often the keys themselves).
-        score: a :class:`Score` module.
-        mask: ``(B, S)`` or ``(B, T, S)`` bool, True where attending is allowed.
-        bias: optional ``(B, T, S)`` added to the scores (e.g. a local window's prior).
-        prepared: ``score.prepare(keys)``, if the caller cached it.
-        hard: sample one position (see :func:`hard_weights`) instead of averaging.
-        tau: Gumbel-softmax temperature for ``hard``.
+        model: names the layers (``model.named_modules()``); without it, each
+            entry is named after its layer's class.
 
-    Returns:
-        ``context`` (B, T, Dv) and ``weights`` (B, T, S); each weight row sums to 1
-        (0 for a fully masked row) and masked positions are exactly 0.
+    Inside the block attention takes the explicit path (weights are formed and
+    kept), so it is slower and uses more memory than the fused kernel; outputs
+    agree to rounding.
     """
-    dims = expect_shape(query, ("B", "T", None), name="query")
-    dims = expect_shape(keys, ("B", "S", None), name="keys", sizes=dims)
-    expect_shape(values, ("B", "S", None), name="values", sizes=dims)
-    B, T, S = dims["B"], dims["T"], dims["S"]
-    mask = _expand_mask(mask, B, T, S)
-    scores = score.score(query, score.prepare(keys) if prepared is None else prepared)  # (B, T, S)
-    if bias is not None:
-        expect_shape(bias, (B, T, S), name="bias")
-        scores = scores + bias
-    if hard:
-        weights = hard_weights(scores, mask, tau=tau, training=score.training)
-    else:
-        weights = masked_softmax(scores, mask)  # (B, T, S)
-    return weights @ values, weights  # (B, T, Dv), (B, T, S)
+    maps = AttentionMaps({id(m): n for n, m in model.named_modules()} if model is not None else {})
+    _RECORDERS.append(maps)
+    try:
+        yield maps
+    finally:
+        _RECORDERS.remove(maps)
 
 
-class LocalWindow(nn.Module):
-    """Luong et al.'s local-p attention: a predicted centre and a Gaussian window around it.
+def recording() -> bool:
+    """True inside a :func:`record` block: attention layers must form and report their weights."""
+    return bool(_RECORDERS)
 
-    ``p_t = (n - 1) * sigmoid(v_p^T tanh(W_p s_t))`` where ``n`` is the true source
-    length. Positions with ``|j - p_t| > D`` are masked, and the others get the
-    log-prior ``-(j - p_t)^2 / (2 sigma^2)`` with ``sigma = D / 2`` added to their
-    scores. Luong et al. multiply the softmax weights by the Gaussian; adding its
-    log before the softmax is the same up to renormalisation, so the weights still
-    sum to 1. The Gaussian keeps ``p_t`` differentiable.
-    """
 
-    def __init__(self, d_query: int, window: int = 4, d_hidden: int = 64):
-        super().__init__()
-        if window < 1:
-            raise ValueError(f"window must be >= 1, got {window}")
-        self.window = window
-        self.W_p = nn.Linear(d_query, d_hidden, bias=False)
-        self.v_p = nn.Linear(d_hidden, 1, bias=False)
-
-    def forward(self, query: torch.Tensor, lengths: torch.Tensor,
-                S: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return ``bias`` (B, T, S), ``mask`` (B, T, S) and the centres ``p`` (B, T)."""
-        dims = expect_shape(query, ("B", "T", None), name="query")
-        expect_shape(lengths, (dims["B"],), name="lengths")
-        gate = torch.sigmoid(self.v_p(torch.tanh(self.W_p(query)))).squeeze(-1)  # (B, T)
-        p = (lengths[:, None].to(query.dtype) - 1) * gate  # (B, T)
-        j = torch.arange(S, device=query.device, dtype=query.dtype)  # (S,)
-        dist = j[None, None, :] - p[:, :, None]  # (B, T, S)
-        sigma = self.window / 2
-        mask = (dist.abs() <= self.window) & (j[None, None, :] < lengths[:, None, None])
-        return -dist.pow(2) / (2 * sigma ** 2), mask, p
+def report(module: nn.Module, weights: torch.Tensor, tag: str | None = None) -> None:
+    """Hand ``weights`` of ``module`` to every active recorder (a no-op outside :func:`record`)."""
+    for maps in _RECORDERS:
+        maps.add(module, weights, tag)
 
 
 # --- chapter 5: the attention layer, self-attention and multi-head attention -------------
@@ -367,6 +205,7 @@ class GeneralAttention(nn.Module):
     Keys ``k_j = W_k x_j`` and values ``v_j = W_v x_j`` are computed from the inputs
     ``x`` (N×D); the queries ``q`` (M×D_k) come from elsewhere (an RNN decoder state,
     DETR's object queries). Output ``y_i = sum_j softmax_j(q_i·k_j / sqrt(D_k)) v_j``.
+    The weights (B, M, N) go to :func:`record`.
     """
 
     def __init__(self, d_input: int, d_key: int, d_value: int | None = None):
@@ -374,14 +213,15 @@ class GeneralAttention(nn.Module):
         self.to_k = nn.Linear(d_input, d_key)
         self.to_v = nn.Linear(d_input, d_value or d_key)
 
-    def forward(self, query: torch.Tensor, inputs: torch.Tensor, *, mask: torch.Tensor | None = None,
-                return_attention: bool = False):
+    def forward(self, query: torch.Tensor, inputs: torch.Tensor, *,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
         """``query`` (B, M, D_k), ``inputs`` (B, N, D), ``mask`` bool (B, M, N) -> (B, M, D_v)."""
         dims = expect_shape(query, ("B", "M", self.to_k.out_features), name="query")
         expect_shape(inputs, (dims["B"], "N", self.to_k.in_features), name="inputs")
         k, v = self.to_k(inputs), self.to_v(inputs)  # (B, N, D_k), (B, N, D_v)
-        return scaled_dot_product_attention(query, k, v, mask=mask, fast=False,
-                                            return_attention=return_attention)
+        out, weights = scaled_dot_product_attention(query, k, v, mask=mask, fast=False, return_attention=True)
+        report(self, weights)
+        return out
 
 
 class SelfAttention(GeneralAttention):
@@ -391,9 +231,9 @@ class SelfAttention(GeneralAttention):
         super().__init__(d_input, d_key, d_value)
         self.to_q = nn.Linear(d_input, d_key)
 
-    def forward(self, x: torch.Tensor, *, mask: torch.Tensor | None = None, return_attention: bool = False):
-        """``x`` (B, N, D) -> (B, N, D_v) (and weights (B, N, N))."""
-        return super().forward(self.to_q(x), x, mask=mask, return_attention=return_attention)
+    def forward(self, x: torch.Tensor, *, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` (B, N, D) -> (B, N, D_v); the weights (B, N, N) go to :func:`record`."""
+        return super().forward(self.to_q(x), x, mask=mask)
 
 
 class MultiHeadAttention(nn.Module):
@@ -411,7 +251,7 @@ class MultiHeadAttention(nn.Module):
             feature width in cross-attention.
         dropout: dropout on the attention weights during training.
         bias: biases in the four projections.
-        fast: ``F.scaled_dot_product_attention`` (True) or the step-by-step path.
+        fast: ``F.scaled_dot_product_attention`` (True) or always the step-by-step path.
     """
 
     def __init__(self, dim: int, heads: int, *, kdim: int | None = None, vdim: int | None = None,
@@ -427,7 +267,7 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, query: torch.Tensor, key: torch.Tensor | None = None, value: torch.Tensor | None = None,
                 *, key_padding_mask: torch.Tensor | None = None, attn_mask: torch.Tensor | None = None,
-                attn_bias: torch.Tensor | None = None, causal: bool = False, return_attention: bool = False):
+                attn_bias: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
         """Attend from ``query`` to ``key``/``value`` (self-attention when both are None).
 
         Args:
@@ -438,10 +278,9 @@ class MultiHeadAttention(nn.Module):
             attn_bias: float, broadcastable to ``(B, h, T, S)``, added to the scores
                 (relative position bias, ALiBi, ...).
             causal: also apply :func:`causal_mask` (query t sees keys up to t).
-            return_attention: also return the weights ``(B, h, T, S)``.
 
         Returns:
-            ``(B, T, D)``, or ``((B, T, D), (B, h, T, S))`` with ``return_attention``.
+            ``(B, T, D)``. Under :func:`record` the weights ``(B, h, T, S)`` are recorded.
         """
         key = query if key is None else key
         value = key if value is None else value
@@ -454,8 +293,7 @@ class MultiHeadAttention(nn.Module):
             _check_bias(attn_bias, (B, self.heads, T, S))
         k, v = self.keys_values(key, value)  # (B, h, S, d) each
         only_causal = causal and T == S and key_padding_mask is None and attn_mask is None
-        return self.attend(query, k, v, mask=mask, bias=attn_bias, causal=only_causal,
-                           return_attention=return_attention)
+        return self.attend(query, k, v, mask=mask, bias=attn_bias, causal=only_causal)[0]
 
     def keys_values(self, key: torch.Tensor, value: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The projected keys and values, split into heads: ``(B, S, kdim) -> 2 × (B, h, S, d)``.
@@ -469,24 +307,29 @@ class MultiHeadAttention(nn.Module):
         return k, v
 
     def attend(self, query: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, mask: torch.Tensor | None = None,
-               bias: torch.Tensor | None = None, causal: bool = False, return_attention: bool = False):
+               bias: torch.Tensor | None = None, causal: bool = False,
+               need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from ``query`` (B, T, D) to keys and values from :meth:`keys_values`.
 
         ``mask`` is bool, broadcastable to ``(B, h, T, S)`` (True = may attend).
         ``causal=True`` declares that ``mask`` is only the causal mask (T = S), so the
-        fused causal kernel may stand in for it. Returns ``(B, T, D)``, and the
-        weights ``(B, h, T, S)`` with ``return_attention``.
+        fused causal kernel may stand in for it. Returns ``(B, T, D)`` and the weights
+        ``(B, h, T, S)``, formed explicitly when ``need_weights`` or under :func:`record`
+        (else None).
         """
         q = rearrange(self.to_q(query), "b t (h d) -> b h t d", h=self.heads)  # (B, h, T, d)
         p = self.dropout if self.training else 0.0
-        if self.fast and causal and bias is None and not return_attention:
+        explicit = need_weights or recording()
+        weights = None
+        if self.fast and causal and bias is None and not explicit:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)  # (B, h, T, d), fused
+        elif explicit:
+            out, weights = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias, dropout_p=p,
+                                                        return_attention=True)
+            report(self, weights)
         else:
-            out = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias, dropout_p=p,
-                                               fast=self.fast, return_attention=return_attention)
-        out, weights = out if return_attention else (out, None)
-        out = self.proj(rearrange(out, "b h t d -> b t (h d)"))  # (B, T, D)
-        return (out, weights) if return_attention else out
+            out = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias, dropout_p=p, fast=self.fast)
+        return self.proj(rearrange(out, "b h t d -> b t (h d)")), weights  # (B, T, D), (B, h, T, S) | None
 
     def _mask(self, B, T, S, key_padding_mask, attn_mask, causal, device) -> torch.Tensor | None:
         """Combine the masks (all True = may attend) into one bool ``(B|1, h|1, T|1, S)``."""

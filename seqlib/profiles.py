@@ -1,16 +1,24 @@
-"""Run profiles: one place that holds every chapter's sizes.
+"""Run profiles: one place that holds every chapter's sizes, as typed, frozen records.
 
 ``SEQLIB_PROFILE`` selects ``smoke`` (CPU, minutes, what CI runs and the book
 shows) or ``full`` (a GPU and the real datasets). Each chapter asks for its
 sizes with :func:`sizes` and never hard-codes them in the notebook, so a reader
 switches profile by setting one environment variable.
+
+Each chapter's sizes are an instance of a frozen dataclass (``Ch06Sizes``, ...)
+built from the table :data:`SIZES`: fields are read as attributes
+(``cfg.epochs``), a misspelt name is an ``AttributeError``, an override through
+:meth:`Sizes.replace` must name an existing field with a value of its type, and
+both profiles must define the same fields with the same types (checked when
+this module is imported). The smoke and full values sit side by side in the
+table, so a reader sees at a glance what changes with the profile.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 PROFILES = ("smoke", "full")
 DEFAULT_PROFILE = "smoke"
@@ -154,8 +162,71 @@ def current_profile() -> str:
     return value
 
 
-def sizes(chapter: str, profile: str | None = None) -> Mapping[str, Any]:
-    """Return the read-only sizes of ``chapter`` (e.g. ``"ch01"``) for a profile.
+class Sizes:
+    """Base of the per-chapter size records; a frozen dataclass with typed fields."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields and their values, in table order."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def replace(self, **overrides: Any) -> "Sizes":
+        """A copy with some fields changed (for an exercise or a quick experiment).
+
+        Raises:
+            TypeError: for a name that is not a field, or a value of the wrong type.
+        """
+        fields = {f.name: f.type for f in dataclasses.fields(self)}
+        for name, value in overrides.items():
+            if name not in fields:
+                raise TypeError(f"{type(self).__name__} has no field {name!r}; fields: {sorted(fields)}")
+            _check_type(f"{type(self).__name__}.{name}", value, fields[name])
+        return dataclasses.replace(self, **overrides)
+
+    def __getitem__(self, name: str) -> Any:
+        raise TypeError(f"sizes are read as attributes: use .{name}, not [{name!r}]")
+
+
+def _type_of(value: Any) -> type:
+    if isinstance(value, bool):
+        return bool
+    if isinstance(value, (int, float)):
+        return float if isinstance(value, float) else int
+    return type(value)
+
+
+def _check_type(what: str, value: Any, expected: type) -> None:
+    got = _type_of(value)
+    if got is expected or (expected is float and got is int):
+        return
+    raise TypeError(f"{what}: expected a value of type {expected.__name__}, got {value!r} ({got.__name__})")
+
+
+def _record_type(chapter: str, by_profile: dict[str, dict[str, Any]]) -> type:
+    """The frozen dataclass of one chapter, its field types read from the table and checked across profiles."""
+    if set(by_profile) != set(PROFILES):
+        raise ValueError(f"{chapter}: expected sizes for the profiles {PROFILES}, got {sorted(by_profile)}")
+    smoke, full = by_profile["smoke"], by_profile["full"]
+    if list(smoke) != list(full):
+        raise ValueError(f"{chapter}: smoke and full must list the same fields in the same order; "
+                         f"only in smoke: {sorted(set(smoke) - set(full))}, only in full: {sorted(set(full) - set(smoke))}")
+    types = {}
+    for name in smoke:
+        a, b = _type_of(smoke[name]), _type_of(full[name])
+        types[name] = float if {a, b} == {int, float} else a
+        for profile, value in (("smoke", smoke[name]), ("full", full[name])):
+            _check_type(f"{chapter} {profile} {name}", value, types[name])
+    cls = dataclasses.make_dataclass(f"{chapter.capitalize()}Sizes", list(types.items()), bases=(Sizes,),
+                                     frozen=True)
+    cls.__doc__ = f"The sizes of chapter {chapter[2:]} (see :data:`SIZES`)."
+    return cls
+
+
+RECORDS: dict[str, type] = {chapter: _record_type(chapter, table) for chapter, table in SIZES.items()}
+"""Chapter key -> its frozen size dataclass."""
+
+
+def sizes(chapter: str, profile: str | None = None) -> Sizes:
+    """Return the sizes of ``chapter`` (e.g. ``"ch01"``) for a profile, a frozen dataclass.
 
     Args:
         chapter: chapter key, ``"chNN"``.
@@ -169,4 +240,6 @@ def sizes(chapter: str, profile: str | None = None) -> Mapping[str, Any]:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
     if chapter not in SIZES:
         raise ValueError(f"unknown chapter {chapter!r}; expected one of {sorted(SIZES)}")
-    return MappingProxyType(dict(SIZES[chapter][profile]))
+    values = {name: float(v) if RECORDS[chapter].__dataclass_fields__[name].type is float else v
+              for name, v in SIZES[chapter][profile].items()}
+    return RECORDS[chapter](**values)

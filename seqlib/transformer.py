@@ -9,9 +9,11 @@ al. 2020; the choice of GPT-2 and ViT): the residual path stays an identity, so
 small models train stably at a constant learning rate without the warm-up that
 the original **post-norm** ``LN(x + f(x))`` needs; ``norm_first=False`` gives the
 original for comparison. The attention is :class:`seqlib.attention.MultiHeadAttention`.
-The model speaks the interface of :class:`seqlib.seq2seq.Seq2Seq` (``forward``,
-``greedy``, ``beam_search``), so chapter 2's ``train_step`` and ``translate`` work
-unchanged. Shape letters: B batch, S source length, T target length, D model
+Both blocks are :class:`seqlib.layers.Block`, the one residual block of the
+book; they differ only in their mixers. The model speaks the interface of
+:class:`seqlib.seq2seq.Seq2Seq` (``forward``, ``greedy``, ``beam_search``), so
+chapter 2's ``train_step`` and ``translate`` work unchanged, and decodes through
+:mod:`seqlib.decoding` with a true key/value cache. Shape letters: B batch, S source length, T target length, D model
 width, h heads, V vocabulary, k beams.
 """
 
@@ -22,14 +24,13 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from seqlib import decoding
 from seqlib.attention import MultiHeadAttention, padding_mask
+from seqlib.layers import Block, FeedForward
 from seqlib.positional import positional_encoding
 from seqlib.shapes import expect_dtype, expect_shape
-
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 
 
 @dataclass(frozen=True)
@@ -50,87 +51,54 @@ class TransformerConfig:
     norm_first: bool = True  # pre-norm (True) or the original post-norm
 
 
-class FeedForward(nn.Module):
-    """Position-wise ``W_2 act(W_1 x + b_1) + b_2``, applied to every token alike."""
+# --- the decoder's two mixers -------------------------------------------------------------------
+class CausalSelfAttention(MultiHeadAttention):
+    """The decoder's first mixer: each position attends to itself and the positions before it."""
 
-    def __init__(self, dim: int, ff_dim: int, *, dropout: float = 0.0, activation: str = "relu"):
-        super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        self.net = nn.Sequential(nn.Linear(dim, ff_dim), ACTIVATIONS[activation](), nn.Dropout(dropout),
-                                 nn.Linear(ff_dim, dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, N, D) -> (B, N, D)``."""
-        return self.net(x)
+    def forward(self, x: torch.Tensor, *, memory: torch.Tensor | None = None,
+                memory_padding_mask: torch.Tensor | None = None, causal: bool = True) -> torch.Tensor:
+        """``(B, T, D) -> (B, T, D)``; ``causal=False`` lets every query see every position (DETR)."""
+        return super().forward(x, causal=causal)
 
 
-class _Residual(nn.Module):
-    """``x + drop(f(LN(x)))`` (pre-norm) or ``LN(x + drop(f(x)))`` (post-norm)."""
+class CrossAttention(MultiHeadAttention):
+    """The decoder's second mixer: queries from the decoder, keys and values from the encoder's memory."""
 
-    def __init__(self, dim: int, dropout: float, norm_first: bool):
-        super().__init__()
-        self.norm, self.drop, self.norm_first = nn.LayerNorm(dim), nn.Dropout(dropout), norm_first
-
-    def forward(self, x: torch.Tensor, f) -> tuple[torch.Tensor, torch.Tensor | None]:
-        out = f(self.norm(x) if self.norm_first else x)
-        out, weights = out if isinstance(out, tuple) else (out, None)
-        x = x + self.drop(out)
-        return (x if self.norm_first else self.norm(x)), weights
+    def forward(self, x: torch.Tensor, *, memory: torch.Tensor, memory_padding_mask: torch.Tensor | None = None,
+                causal: bool = True) -> torch.Tensor:
+        """``x`` (B, T, D) attends to ``memory`` (B, S, D), masked by ``memory_padding_mask`` (B, S)."""
+        return super().forward(x, memory, key_padding_mask=memory_padding_mask)
 
 
-class EncoderBlock(nn.Module):
-    """Self-attention and feed-forward, each in a residual connection with a layer norm."""
+class EncoderBlock(Block):
+    """Self-attention over all tokens (the mixer) and the feed-forward network.
+
+    Called as ``block(x, key_padding_mask=..., attn_bias=...)``: the keywords go
+    to :class:`seqlib.attention.MultiHeadAttention`.
+    """
 
     def __init__(self, dim: int, heads: int, ff_dim: int, *, dropout: float = 0.1,
                  activation: str = "relu", norm_first: bool = True):
-        super().__init__()
-        self.attn = MultiHeadAttention(dim, heads, dropout=dropout)
-        self.ffn = FeedForward(dim, ff_dim, dropout=dropout, activation=activation)
-        self.res_attn = _Residual(dim, dropout, norm_first)
-        self.res_ffn = _Residual(dim, dropout, norm_first)
-
-    def forward(self, x: torch.Tensor, *, key_padding_mask: torch.Tensor | None = None,
-                attn_bias: torch.Tensor | None = None, return_attention: bool = False):
-        """``x`` (B, N, D), ``key_padding_mask`` (B, N) True on tokens -> (B, N, D) [, (B, h, N, N)]."""
-        x, weights = self.res_attn(x, lambda y: self.attn(y, key_padding_mask=key_padding_mask,
-                                                           attn_bias=attn_bias, return_attention=return_attention))
-        x, _ = self.res_ffn(x, self.ffn)
-        return (x, weights) if return_attention else x
+        super().__init__(dim, MultiHeadAttention(dim, heads, dropout=dropout),
+                         FeedForward(dim, ff_dim, dropout=dropout, activation=activation),
+                         dropout=dropout, norm_first=norm_first)
 
 
-class DecoderBlock(nn.Module):
-    """Masked self-attention, cross-attention to the encoder's output, feed-forward."""
+class DecoderBlock(Block):
+    """Masked self-attention, cross-attention to the encoder's output, feed-forward.
+
+    Called as ``block(x, memory=..., memory_padding_mask=..., causal=True)``.
+    """
 
     def __init__(self, dim: int, heads: int, ff_dim: int, *, dropout: float = 0.1,
                  activation: str = "relu", norm_first: bool = True):
-        super().__init__()
-        self.self_attn = MultiHeadAttention(dim, heads, dropout=dropout)
-        self.cross_attn = MultiHeadAttention(dim, heads, dropout=dropout)
-        self.ffn = FeedForward(dim, ff_dim, dropout=dropout, activation=activation)
-        self.res_self, self.res_cross, self.res_ffn = (_Residual(dim, dropout, norm_first) for _ in range(3))
-
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, *, memory_padding_mask: torch.Tensor | None = None,
-                causal: bool = True, return_attention: bool = False):
-        """Decode.
-
-        Args:
-            x: ``(B, T, D)`` target-side tokens.
-            memory: ``(B, S, D)`` encoder outputs.
-            memory_padding_mask: ``(B, S)`` bool, True on real source tokens.
-            causal: mask the future in self-attention (False for DETR's object queries).
-            return_attention: also return the self- ``(B, h, T, T)`` and cross-attention
-                ``(B, h, T, S)`` weights.
-        """
-        ra = return_attention
-        x, w_self = self.res_self(x, lambda y: self.self_attn(y, causal=causal, return_attention=ra))
-        x, w_cross = self.res_cross(x, lambda y: self.cross_attn(y, memory, key_padding_mask=memory_padding_mask,
-                                                                 return_attention=ra))
-        x, _ = self.res_ffn(x, self.ffn)
-        return (x, w_self, w_cross) if ra else x
+        super().__init__(dim, {"self_attn": CausalSelfAttention(dim, heads, dropout=dropout),
+                               "cross_attn": CrossAttention(dim, heads, dropout=dropout)},
+                         FeedForward(dim, ff_dim, dropout=dropout, activation=activation),
+                         dropout=dropout, norm_first=norm_first)
 
     def step(self, x: torch.Tensor, past: KVCache | None, memory: torch.Tensor, *,
-             memory_padding_mask: torch.Tensor | None = None):
+             memory_padding_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache, torch.Tensor]:
         """One decoding step with a key/value cache: the new token ``x`` (B, 1, D) attends to the past.
 
         ``past`` holds the self-attention keys and values of steps 0..t-1 (each
@@ -141,25 +109,28 @@ class DecoderBlock(nn.Module):
         t + 1 cached positions, grows with t. Returns the output (B, 1, D), the
         grown cache and the cross-attention weights (B, h, 1, S).
         """
-        cache = {}
+        self_attn, cross_attn = self.mixers["self_attn"], self.mixers["cross_attn"]
+        cache, weights = {}, {}
 
-        def attend_past(y):
-            k, v = self.self_attn.keys_values(y)  # (B, h, 1, d) each
+        def attend_past(y: torch.Tensor) -> torch.Tensor:
+            k, v = self_attn.keys_values(y)  # (B, h, 1, d) each
             if past is not None:
                 k, v = torch.cat([past.k, k], 2), torch.cat([past.v, v], 2)  # (B, h, t + 1, d)
             cache["k"], cache["v"] = k, v
-            return self.self_attn.attend(y, k, v)  # no mask: every cached position is in the past
+            return self_attn.attend(y, k, v)[0]  # no mask: every cached position is in the past
 
-        def attend_memory(y):
-            mk, mv = self.cross_attn.keys_values(memory) if past is None else (past.memory_k, past.memory_v)
+        def attend_memory(y: torch.Tensor) -> torch.Tensor:
+            mk, mv = cross_attn.keys_values(memory) if past is None else (past.memory_k, past.memory_v)
             cache["memory_k"], cache["memory_v"] = mk, mv
-            mask = None if memory_padding_mask is None else memory_padding_mask[:, None, None, :]  # (B, 1, 1, S)
-            return self.cross_attn.attend(y, mk, mv, mask=mask, return_attention=True)
+            mask = cross_attn._mask(memory.shape[0], 1, memory.shape[1], memory_padding_mask, None, False,
+                                    memory.device)  # (B, 1, 1, S)
+            out, weights["cross"] = cross_attn.attend(y, mk, mv, mask=mask, need_weights=True)
+            return out
 
-        x, _ = self.res_self(x, attend_past)
-        x, w_cross = self.res_cross(x, attend_memory)
-        x, _ = self.res_ffn(x, self.ffn)
-        return x, KVCache(**cache), w_cross
+        x = self._residual(x, 0, attend_past)
+        x = self._residual(x, 1, attend_memory)
+        x = self._residual(x, 2, self.mlp)
+        return x, KVCache(**cache), weights["cross"]
 
 
 class KVCache(NamedTuple):
@@ -179,6 +150,7 @@ class KVCache(NamedTuple):
         return KVCache(*(t[rows] for t in self))
 
 
+
 class TransformerEncoder(nn.Module):
     """A stack of :class:`EncoderBlock` (plus the final layer norm that pre-norm needs)."""
 
@@ -189,16 +161,11 @@ class TransformerEncoder(nn.Module):
                                                  norm_first=norm_first) for _ in range(depth))
         self.norm = nn.LayerNorm(dim) if norm_first else nn.Identity()
 
-    def forward(self, x: torch.Tensor, *, key_padding_mask: torch.Tensor | None = None,
-                return_attention: bool = False):
-        """``(B, N, D) -> (B, N, D)`` [and one ``(B, h, N, N)`` weight tensor per block]."""
-        weights = []
+    def forward(self, x: torch.Tensor, *, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, N, D) -> (B, N, D)``; ``key_padding_mask`` (B, N) is True on real tokens."""
         for block in self.blocks:
-            x = block(x, key_padding_mask=key_padding_mask, return_attention=return_attention)
-            if return_attention:
-                x, w = x
-                weights.append(w)
-        return (self.norm(x), weights) if return_attention else self.norm(x)
+            x = block(x, key_padding_mask=key_padding_mask)
+        return self.norm(x)
 
 
 class TransformerDecoder(nn.Module):
@@ -212,19 +179,14 @@ class TransformerDecoder(nn.Module):
         self.norm = nn.LayerNorm(dim) if norm_first else nn.Identity()
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, *, memory_padding_mask: torch.Tensor | None = None,
-                causal: bool = True, return_attention: bool = False):
-        """``(B, T, D) -> (B, T, D)`` [and the cross-attention weights ``(B, h, T, S)`` per block]."""
-        cross = []
+                causal: bool = True) -> torch.Tensor:
+        """``(B, T, D)`` attending to ``memory`` ``(B, S, D)`` -> ``(B, T, D)``."""
         for block in self.blocks:
-            out = block(x, memory, memory_padding_mask=memory_padding_mask, causal=causal,
-                        return_attention=return_attention)
-            x = out[0] if return_attention else out
-            if return_attention:
-                cross.append(out[2])
-        return (self.norm(x), cross) if return_attention else self.norm(x)
+            x = block(x, memory=memory, memory_padding_mask=memory_padding_mask, causal=causal)
+        return self.norm(x)
 
     def step(self, x: torch.Tensor, past: list[KVCache] | None, memory: torch.Tensor, *,
-             memory_padding_mask: torch.Tensor | None = None):
+             memory_padding_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, list[KVCache], torch.Tensor]:
         """Cached step of every block: ``x`` (B, 1, D) -> (B, 1, D), caches, last cross weights."""
         new_past = []
         for i, block in enumerate(self.blocks):
@@ -232,6 +194,15 @@ class TransformerDecoder(nn.Module):
                                            memory_padding_mask=memory_padding_mask)
             new_past.append(cache)
         return self.norm(x), new_past, w_cross
+
+
+class DecodingState(NamedTuple):
+    """What :meth:`Seq2SeqTransformer.decode_step` carries: the step t, the caches, the encoded source."""
+
+    t: int
+    past: list[KVCache] | None
+    memory: torch.Tensor  # (B, S, D)
+    memory_mask: torch.Tensor  # (B, S)
 
 
 class Seq2SeqTransformer(nn.Module):
@@ -263,102 +234,59 @@ class Seq2SeqTransformer(nn.Module):
         mask = padding_mask(src_lengths, dims["S"])  # (B, S)
         return self.encoder(self._embed(src, self.src_embed), key_padding_mask=mask), mask
 
-    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor, *,
-               return_attention: bool = False):
-        """``tgt_in`` (B, T) -> logits (B, T, V) [and last-block cross-attention, head mean, (B, T, S)]."""
+    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor) -> torch.Tensor:
+        """``tgt_in`` (B, T) -> logits (B, T, V)."""
         expect_shape(tgt_in, (memory.shape[0], "T"), name="tgt_in")
-        out = self.decoder(self._embed(tgt_in, self.tgt_embed), memory, memory_padding_mask=memory_mask,
-                           return_attention=return_attention)
-        if not return_attention:
-            return self.out(out)  # (B, T, V)
-        return self.out(out[0]), out[1][-1].mean(1)  # (B, T, V), (B, T, S)
+        return self.out(self.decoder(self._embed(tgt_in, self.tgt_embed), memory,
+                                     memory_padding_mask=memory_mask))  # (B, T, V)
 
-    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor, *,
-                return_attention: bool = False):
-        """Teacher forcing: logits (B, T, V) (and cross-attention weights (B, T, S) if asked)."""
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: logits (B, T, V). Under :func:`seqlib.attention.record`, the
+        cross-attention of block i is recorded as ``decoder.blocks.i.mixers.cross_attn``."""
         memory, mask = self.encode(src, src_lengths)
-        return self.decode(tgt_in, memory, mask, return_attention=return_attention)
+        return self.decode(tgt_in, memory, mask)
 
-    def decode_step(self, y_prev: torch.Tensor, t: int, past: list[KVCache] | None, memory: torch.Tensor,
-                    memory_mask: torch.Tensor):
-        """Logits (B, V) for position ``t`` given token ``y_prev`` (B,) and the caches of steps < t.
+    # --- the decoding protocol of seqlib.decoding -----------------------------------------------
+    def start_decoding(self, src: torch.Tensor, src_lengths: torch.Tensor) -> DecodingState:
+        """Encode ``src`` (B, S) once; the state before the first step."""
+        memory, mask = self.encode(src, src_lengths)
+        return DecodingState(0, None, memory, mask)
 
-        Returns the logits, the new caches and the last block's cross-attention,
+    def decode_step(self, y_prev: torch.Tensor, state: DecodingState
+                    ) -> tuple[torch.Tensor, DecodingState, torch.Tensor]:
+        """Logits (B, V) for position ``state.t`` given token ``y_prev`` (B,) and the caches of steps < t.
+
+        Returns the logits, the next state and the last block's cross-attention,
         averaged over heads, (B, S). Equal to ``decode`` on the whole prefix (tested).
         """
-        x = self._embed(y_prev[:, None], self.tgt_embed, offset=t)  # (B, 1, D)
-        x, past, w_cross = self.decoder.step(x, past, memory, memory_padding_mask=memory_mask)
-        return self.out(x[:, 0]), past, w_cross[:, :, 0].mean(1)  # (B, V), caches, (B, S)
+        x = self._embed(y_prev[:, None], self.tgt_embed, offset=state.t)  # (B, 1, D)
+        x, past, w_cross = self.decoder.step(x, state.past, state.memory, memory_padding_mask=state.memory_mask)
+        return self.out(x[:, 0]), state._replace(t=state.t + 1, past=past), w_cross[:, :, 0].mean(1)
+
+    def reorder_state(self, state: DecodingState, rows: torch.Tensor) -> DecodingState:
+        """The state of batch rows ``rows``: caches, memory and mask (beam search)."""
+        return state._replace(past=[cache.select(rows) for cache in state.past], memory=state.memory[rows],
+                              memory_mask=state.memory_mask[rows])
 
     @torch.no_grad()
     def greedy(self, src: torch.Tensor, src_lengths: torch.Tensor, *, max_len: int, bos_id: int = 1,
                eos_id: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batched greedy decoding: ids (B, T') and the last block's cross-attention (B, T', S).
-
-        Each step feeds only the newest token and reuses the cached keys and values
-        of the earlier ones (:meth:`decode_step`).
-        """
-        memory, mask = self.encode(src, src_lengths)
-        y = torch.full((src.shape[0],), bos_id, dtype=torch.long, device=src.device)  # (B,)
-        done = torch.zeros_like(y, dtype=torch.bool)
-        ids, weights, past = [], [], None
-        for t in range(max_len):
-            logits, past, w = self.decode_step(y, t, past, memory, mask)  # (B, V)
-            y = logits.argmax(-1).masked_fill(done, 0)  # pad after <eos>
-            ids.append(y)
-            weights.append(w)
-            done |= y == eos_id
-            if bool(done.all()):
-                break
-        return torch.stack(ids, 1), torch.stack(weights, 1)  # (B, T'), (B, T', S)
+        """Batched greedy decoding (:func:`seqlib.decoding.greedy`): ids (B, T') and the last block's
+        cross-attention (B, T', S). Each step feeds only the newest token and reuses the cached keys
+        and values of the earlier ones."""
+        return decoding.greedy(self, self.start_decoding(src, src_lengths), batch_size=src.shape[0],
+                               max_len=max_len, bos_id=bos_id, eos_id=eos_id, device=src.device)
 
     @torch.no_grad()
     def beam_search(self, src: torch.Tensor, *, beam_size: int = 4, max_len: int, alpha: float = 0.7,
                     bos_id: int = 1, eos_id: int = 2) -> list[int]:
-        """Beam search for one sentence ``src`` (S,); returns the best ids.
-
-        Hypotheses are ranked by ``log p / length**alpha`` as in ``Seq2Seq.beam_search``;
-        the search stops only when no live beam can beat the best finished one.
-        """
+        """Beam search for one sentence ``src`` (S,) with the rules of :mod:`seqlib.decoding`; the best ids."""
         expect_shape(src, ("S",), name="src (one sentence)")
-        memory, mask = self.encode(src[None], torch.tensor([src.shape[0]], device=src.device))
-        hyps = torch.full((1, 1), bos_id, dtype=torch.long, device=src.device)  # (k, t)
-        logp = torch.zeros(1, device=src.device)  # (k,)
-        finished: list[tuple[float, list[int]]] = []
-        past = None
-        for t in range(1, max_len + 1):
-            k = hyps.shape[0]
-            logits, past, _ = self.decode_step(hyps[:, -1], t - 1, past, memory.expand(k, -1, -1),
-                                               mask.expand(k, -1))  # (k, V)
-            cand = (logp[:, None] + F.log_softmax(logits, -1)).flatten()  # (k * V,)
-            top, flat = cand.topk(min(2 * beam_size, cand.numel()))
-            keep = []
-            for score, i in zip(top.tolist(), flat.tolist()):
-                beam, token = divmod(i, logits.shape[-1])
-                if token == eos_id:
-                    finished.append((score / t ** alpha, hyps[beam, 1:].tolist()))
-                elif len(keep) < beam_size:
-                    keep.append((beam, token, score))
-            # Stop once no live beam can still win: its log p can only fall, and its
-            # normaliser can grow to at most max_len**alpha.
-            if not keep or (len(finished) >= beam_size
-                            and max(f[0] for f in finished) >= keep[0][2] / max_len ** alpha):
-                break
-            beams = torch.tensor([b for b, _, _ in keep], device=src.device)
-            new = torch.tensor([[tok] for _, tok, _ in keep], device=src.device)
-            hyps, logp = torch.cat([hyps[beams], new], 1), torch.tensor([s for _, _, s in keep], device=src.device)
-            past = [cache.select(beams) for cache in past]  # each beam keeps its parent's cache
-        if not finished:  # nothing ended within max_len: take the best unfinished one
-            finished = [(float(logp[0]) / hyps.shape[1] ** alpha, hyps[0, 1:].tolist())]
-        return max(finished, key=lambda f: f[0])[1]
+        state = self.start_decoding(src[None], torch.tensor([src.shape[0]], device=src.device))
+        return decoding.beam_search(self, state, beam_size=beam_size, max_len=max_len, alpha=alpha,
+                                    bos_id=bos_id, eos_id=eos_id, device=src.device)
 
 
 def transformer_tiny(src_vocab: int, tgt_vocab: int, **overrides) -> Seq2SeqTransformer:
     """The smoke-profile model: D=64, 4 heads, 2+2 blocks (about 0.2 M parameters + embeddings)."""
     return Seq2SeqTransformer(TransformerConfig(src_vocab, tgt_vocab, **overrides))
-
-
-def transformer_base(src_vocab: int, tgt_vocab: int, **overrides) -> Seq2SeqTransformer:
-    """Vaswani et al.'s base model: D=512, 8 heads, FFN 2048, 6+6 blocks."""
-    sizes = dict(dim=512, heads=8, ff_dim=2048, enc_layers=6, dec_layers=6, dropout=0.1)
-    return Seq2SeqTransformer(TransformerConfig(src_vocab, tgt_vocab, **{**sizes, **overrides}))

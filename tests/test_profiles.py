@@ -26,13 +26,38 @@ def test_every_chapter_defines_both_profiles_with_the_same_keys():
         assert set(by_profile["smoke"]) == set(by_profile["full"]), chapter
 
 
-def test_sizes_are_read_only_and_follow_the_profile(monkeypatch):
+def test_sizes_are_frozen_typed_records_that_follow_the_profile(monkeypatch):
+    import dataclasses
+
     monkeypatch.setenv("SEQLIB_PROFILE", "full")
     full = profiles.sizes("ch01")
-    assert full["n_train"] == profiles.SIZES["ch01"]["full"]["n_train"]
-    with pytest.raises(TypeError):
-        full["n_train"] = 1  # type: ignore[index]
-    assert profiles.sizes("ch01", "smoke")["n_train"] < full["n_train"]
+    assert full.n_train == profiles.SIZES["ch01"]["full"]["n_train"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        full.n_train = 1  # type: ignore[misc]
+    assert profiles.sizes("ch01", "smoke").n_train < full.n_train
+    assert type(full).__name__ == "Ch01Sizes"
+    assert {f.name: f.type for f in dataclasses.fields(full)}["lr"] is float
+
+
+def test_misspelt_names_and_wrong_types_are_errors():
+    cfg = profiles.sizes("ch06", "smoke")
+    with pytest.raises(AttributeError):
+        cfg.epoch  # noqa: B018
+    with pytest.raises(TypeError, match=r"Ch06Sizes has no field 'epoch'"):
+        cfg.replace(epoch=3)
+    with pytest.raises(TypeError, match=r"Ch06Sizes.epochs: expected a value of type int, got 'three'"):
+        cfg.replace(epochs="three")
+    with pytest.raises(TypeError, match=r"use \.epochs"):
+        cfg["epochs"]
+    assert cfg.replace(epochs=1).epochs == 1 and cfg.epochs != 1
+    assert cfg.replace(lr=1).lr == 1  # an int is a valid float
+
+
+def test_a_table_with_mismatched_profiles_is_rejected():
+    with pytest.raises(ValueError, match="only in full: \\['extra'\\]"):
+        profiles._record_type("ch99", {"smoke": {"a": 1}, "full": {"a": 2, "extra": 3}})
+    with pytest.raises(TypeError, match="ch99 full a: expected a value of type int"):
+        profiles._record_type("ch99", {"smoke": {"a": 1}, "full": {"a": "x"}})
 
 
 def test_unknown_chapter_or_profile():
