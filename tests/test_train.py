@@ -89,3 +89,76 @@ def test_to_device_walks_containers():
     batch = {"x": torch.zeros(2), "pair": (torch.ones(1), [torch.ones(1)]), "name": "a"}
     moved = train.to_device(batch, torch.device("cpu"))
     assert moved["name"] == "a" and isinstance(moved["pair"], tuple) and isinstance(moved["pair"][1], list)
+
+
+def test_steps_per_epoch_cuts_an_endless_stream_and_on_epoch_sees_each_record():
+    x, y = _regression()
+
+    def endless():
+        while True:
+            yield x[:32], y[:32]
+
+    seen = []
+    hist = train.fit(nn.Linear(3, 1), endless, _step, epochs=3, steps_per_epoch=4, device=torch.device("cpu"),
+                     on_epoch=lambda epoch, record: seen.append((epoch, record["loss"])))
+    assert [e for e, _ in seen] == [0, 1, 2] and [r for _, r in seen] == hist["loss"]
+    with pytest.raises(ValueError, match="steps_per_epoch must be >= 1"):
+        train.fit(nn.Linear(3, 1), endless, _step, epochs=1, steps_per_epoch=0)
+
+
+def test_bf16_autocast_and_compile_switches():
+    x, y = _regression()
+    seen = []
+
+    def step(model, batch):
+        out = model(batch[0])
+        seen.append(out.dtype)
+        return torch.mean((out.float() - batch[1]) ** 2)
+
+    train.fit(nn.Linear(3, 1), train.minibatches(x, y, batch_size=128), step, epochs=1, precision="bf16",
+              device=torch.device("cpu"))
+    assert seen == [torch.bfloat16, torch.bfloat16]  # the step ran under autocast
+    model = nn.Linear(3, 1)
+    hist = train.fit(model, train.minibatches(x, y, batch_size=128), _step, epochs=1, compile="eager",
+                     device=torch.device("cpu"))
+    assert len(hist.records) == 1 and isinstance(model, nn.Linear)  # the caller's model is the one trained
+    with pytest.raises(ValueError, match="precision must be one of"):
+        train.fit(model, train.minibatches(x, y, batch_size=128), _step, epochs=1, precision="fp16")
+
+
+def test_train_classifier_skips_weight_decay_where_the_model_says():
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.token = nn.Parameter(torch.zeros(1, 4))
+            self.table = nn.Parameter(torch.zeros(3, 4))
+            self.head = nn.Linear(4, 2)
+
+        def no_weight_decay(self):
+            return {"token", "tab*"}
+
+        def forward(self, images):
+            return self.head(images.flatten(1)[:, :4] + self.token)
+
+    from seqlib import layers
+
+    model = Tiny()
+    assert layers.no_weight_decay_names(model) == {"token", "table", "head.bias"}
+    groups = layers.param_groups(model, 0.1)
+    assert [len(g["params"]) for g in groups] == [1, 3] and groups[0]["params"][0] is model.head.weight
+    images, labels = torch.randn(40, 1, 2, 2), torch.randint(0, 2, (40,))
+    hist = train.train_classifier(model, images, labels, epochs=2, batch_size=4, lr=1e-2,
+                                  device=torch.device("cpu"))
+    assert len(hist["acc"]) == 2 and 0 <= train.accuracy(model, images, labels) <= 1
+
+
+def test_benchmark_times_the_repeats_after_warm_up():
+    calls = []
+    ticks = iter(range(100))
+    timing = train.benchmark(lambda: calls.append(1), repeats=3, warmup=2, clock=lambda: float(next(ticks)))
+    assert len(calls) == 5 and timing.times == (1.0, 1.0, 1.0)
+    assert timing.median == timing.min == timing.max == 1.0 and timing.spread == 0.0
+    slow = train.Timing((1.0, 2.0, 4.0))
+    assert slow.median == 2.0 and slow.spread == pytest.approx(1.5) and "2000.00 ms" in str(slow)
+    with pytest.raises(ValueError, match="repeats >= 1"):
+        train.benchmark(lambda: None, repeats=0)
