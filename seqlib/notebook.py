@@ -32,7 +32,7 @@ def start(chapter: str) -> torch.device:
     seed_everything(seed_for(0))
     device = pick_device()
     profile = profiles.current_profile()
-    minutes = profiles.sizes(chapter).get("expected_minutes")
+    minutes = getattr(profiles.sizes(chapter), "expected_minutes", None)
     matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "axes.grid": False,
                                 "image.cmap": "gray", "figure.autolayout": True})
     where = "GPU" if device.type == "cuda" else device.type.upper()

@@ -182,6 +182,15 @@ class Sizes:
             _check_type(f"{type(self).__name__}.{name}", value, fields[name])
         return dataclasses.replace(self, **overrides)
 
+    def __str__(self) -> str:
+        """The fields wrapped to lines of at most 100 characters (what a chapter prints)."""
+        import textwrap
+
+        # a value's own spaces are protected, so a tuple never breaks across lines
+        items = ", ".join(f"{name}={value!r}".replace(" ", "\0") for name, value in self.as_dict().items())
+        body = textwrap.fill(items, 100, initial_indent="    ", subsequent_indent="    ", break_long_words=False)
+        return f"{type(self).__name__}(\n" + body.replace("\0", " ") + ")"
+
     def __getitem__(self, name: str) -> Any:
         raise TypeError(f"sizes are read as attributes: use .{name}, not [{name!r}]")
 
