@@ -52,11 +52,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from seqlib import claims, metrics, seq2seq
+from seqlib import claims, decoding, metrics, seq2seq
 from seqlib.data import load_multi30k, translation
 from seqlib.data.translation import BucketBatches, make_batch, translation_task
 from seqlib.profiles import sizes
-from seqlib.train import fit, seed_everything, seed_for
+from seqlib.train import benchmark, fit, seed_everything, seed_for
 from seqlib.viz_seq import plot_bleu_by_length
 
 S = sizes("ch02")
@@ -284,7 +284,7 @@ plt.show()
 # outputs (every word adds a negative term), so finished translations are compared
 # by a length-normalised score. Wu et al. {cite}`wu2016google` divide the
 # log-probability by the length penalty $\mathrm{lp}(Y) = \big((5 + |Y|)/6\big)^{\alpha}$.
-# `beam_decode` uses the simpler $\log p / T^{\alpha}$ with $\alpha = 0.7$, where $T$
+# `seqlib.decoding.beam_search` uses the simpler $\log p / T^{\alpha}$ with $\alpha = 0.7$, where $T$
 # counts the output's words and its `<eos>`: the same idea without the offset 5.
 # Both leave the order of equally long hypotheses unchanged and differ only in how
 # strongly they reward length. The constant $6^{\alpha}$ changes no ranking, and the
@@ -292,22 +292,29 @@ plt.show()
 # outputs, so it favours length less. The normalisation applies only to finished
 # translations; the $k$ unfinished ones all have the same length, and raw
 # log-probability ranks them.
+#
+# The search lives in `seqlib.decoding`, apart from any model: a model only says
+# how to take one step (`decode_step`: previous word and state in, next-word
+# logits and state out) and how to follow the surviving beams (`reorder_state`).
+# The same rules (this length penalty, when an `<eos>` counts, when to stop)
+# serve this RNN, the captioner of chapter 4 and the Transformer of chapter 5.
 
 # %%
-print(inspect.getsource(seq2seq.beam_decode))
+print(inspect.getsource(decoding.beam_search))
+print(inspect.getsource(seq2seq.StepDecoding))
 
 # %%
 test_batches = BucketBatches(data.test, data.src_vocab, data.tgt_vocab, batch_size=256, shuffle=False,
                              seed=seed_for(4))
-t0 = time.perf_counter()
-greedy_hyps = seq2seq.translate(plain, test_batches, data.tgt_vocab)
-greedy_seconds = time.perf_counter() - t0
 refs = [p.refs for p in data.test]
 few = data.test[:S.n_beam]
 few_batches = BucketBatches(few, data.src_vocab, data.tgt_vocab, batch_size=64, shuffle=False, seed=seed_for(5))
-t0 = time.perf_counter()
-beam_hyps = seq2seq.translate(plain, few_batches, data.tgt_vocab, beam_size=S.beam_size)
-beam_seconds = time.perf_counter() - t0
+decoded = {}  # decoding is deterministic: every timed repeat gives the same translations
+greedy_time = benchmark(lambda: decoded.update(greedy=seq2seq.translate(plain, test_batches, data.tgt_vocab)),
+                        repeats=5, warmup=1)
+beam_time = benchmark(lambda: decoded.update(beam=seq2seq.translate(plain, few_batches, data.tgt_vocab,
+                                                                    beam_size=S.beam_size)), repeats=3, warmup=0)
+greedy_hyps, beam_hyps = decoded["greedy"], decoded["beam"]
 bleu_greedy_few = metrics.corpus_bleu(greedy_hyps[:len(few)], refs[:len(few)]).score
 bleu_beam_few = metrics.corpus_bleu(beam_hyps, refs[:len(few)]).score
 if S.corpus == "generated":  # the smoke profile's weak model
@@ -323,8 +330,9 @@ for i in (0, 1):
     print("beam:   ", " ".join(beam_hyps[i]))
     print("ref:    ", " ".join(data.test[i].refs[0]), "\n")
 print(f"BLEU on the first {len(few)} test sentences: greedy {bleu_greedy_few:.1f}, beam {bleu_beam_few:.1f}")
-print(f"time: greedy {greedy_seconds:.1f} s for all {len(data.test)} sentences (batched), "
-      f"beam {beam_seconds:.1f} s for {len(few)} (one sentence at a time)")
+print(f"time (median of the repeats, spread (max - min) / median): greedy {greedy_time.median:.2f} s "
+      f"({greedy_time.spread:.0%}) for all {len(data.test)} sentences (batched), "
+      f"beam {beam_time.median:.2f} s ({beam_time.spread:.0%}) for {len(few)} (one sentence at a time)")
 
 # %% [markdown]
 # Beam search looks for outputs that the *model* scores higher. Whether that raises

@@ -58,7 +58,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from seqlib import attention, claims, metrics, seq2seq
+from seqlib import attention, claims, metrics, scores, seq2seq
 from seqlib.data import load_multi30k, translation
 from seqlib.data.translation import BucketBatches, make_batch, translation_task
 from seqlib.profiles import sizes
@@ -91,11 +91,12 @@ S
 #
 # In a batch, sentences are padded to the same length. Padding positions must get
 # **exactly zero** weight, so the softmax in {eq}`eq-attention` runs over real
-# positions only. `seqlib.attention` does this once for every score function:
+# positions only. `seqlib.scores.attend` does this once for every score function,
+# with the masked softmax of `seqlib.attention` (the same one chapter 5's layers use):
 
 # %%
 print(inspect.getsource(attention.masked_softmax))
-print(inspect.getsource(attention.attend))
+print(inspect.getsource(scores.attend))
 
 # %% [markdown]
 # ## Six ways to score
@@ -141,8 +142,8 @@ print(inspect.getsource(attention.attend))
 # keys only, once per sentence (for the additive score, $U_a h_j$):
 
 # %%
-print(inspect.getsource(attention.AdditiveScore))
-print(inspect.getsource(attention.LocationScore.score))
+print(inspect.getsource(scores.AdditiveScore))
+print(inspect.getsource(scores.LocationScore.score))
 
 # %% [markdown]
 # Two properties checked on random inputs for every score: each weight row sums to
@@ -153,12 +154,12 @@ print(inspect.getsource(attention.LocationScore.score))
 torch.manual_seed(seed_for(0))
 q, k, v = torch.randn(2, 3, 8), torch.randn(2, 5, 8), torch.randn(2, 5, 4)  # (B, T, D), (B, S, D), (B, S, Dv)
 mask = attention.padding_mask(torch.tensor([5, 2]), 5)  # (B, S)
-for name in attention.SCORES:
-    score = attention.score_function(name, d_query=8, d_key=8, max_len=5)
-    context, w = attention.attend(q, k, v, score=score, mask=mask)
+for name in scores.SCORES:
+    score = scores.score_function(name, d_query=8, d_key=8, max_len=5)
+    context, w = scores.attend(q, k, v, score=score, mask=mask)
     assert torch.allclose(w.sum(-1), torch.ones(2, 3)) and (w[1, :, 2:] == 0).all()
     print(f"{name:10s} context {tuple(context.shape)}  weights {tuple(w.shape)}  row sums 1, padding 0")
-ours, _ = attention.attend(q, k, v, score=attention.ScaledDotScore(), mask=mask)
+ours, _ = scores.attend(q, k, v, score=scores.ScaledDotScore(), mask=mask)
 assert torch.allclose(ours, F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, :]), atol=1e-6)
 
 # %% [markdown]
@@ -533,6 +534,11 @@ if S.corpus == "generated":
 # the end of its clause and adjectives move behind their noun, so a good
 # alignment leaves the diagonal exactly there. We draw the
 # weights of the score with the best BLEU in the table above.
+# `seq2seq.translate(..., return_attention=True)` returns, with each greedy
+# translation, the weights that every decoding step produced. A model's `forward`
+# returns logits only; the weights of a teacher-forced pass are read with the
+# recorder of chapter 5, `with attention.record(model) as maps: model(src,
+# lengths, tgt_in)`, where `maps.select("decoder")[0]` is the `(B, T, S)` tensor.
 
 # %%
 def show_alignment(ax, pair, hyp, weights, title):
@@ -618,7 +624,7 @@ if S.corpus == "generated":
 # Gumbel-softmax probabilities. At test time the most likely position is taken.
 
 # %%
-print(inspect.getsource(attention.hard_weights))
+print(inspect.getsource(scores.hard_weights))
 
 # %%
 runs["hard"] = train_and_test(attention="additive", hard=True)[short]
@@ -673,7 +679,7 @@ assert set(weights[0].unique().tolist()) <= {0.0, 1.0}
 # softmax, which renormalises Luong's product inside the window.
 
 # %%
-print(inspect.getsource(attention.LocalWindow.forward))
+print(inspect.getsource(scores.LocalWindow.forward))
 
 # %%
 runs["local"] = train_and_test(attention="general", local_window=S.local_window)[short]
@@ -772,7 +778,7 @@ def my_additive_scores(query, keys, W, U, b, v):
 from seqlib.exercises import check_close, check_shape, check_true
 
 torch.manual_seed(seed_for(1))
-reference_score = attention.AdditiveScore(d_query=6, d_key=10, d_hidden=5)
+reference_score = scores.AdditiveScore(d_query=6, d_key=10, d_hidden=5)
 q_ex, k_ex = torch.randn(4, 3, 6), torch.randn(4, 7, 10)
 got = my_additive_scores(q_ex, k_ex, reference_score.W.weight, reference_score.U.weight, reference_score.U.bias,
                          reference_score.v.weight[0])

@@ -65,8 +65,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from seqlib import attention, caption_analysis, caption_losses, claims, profiles, train
 from seqlib import captioning as cap
-from seqlib import claims, profiles, train
 from seqlib.data import scenes as sc
 from seqlib.data.translation import Vocab
 from seqlib.train import seed_for
@@ -127,7 +127,11 @@ print(inspect.getsource(cap.regions))
 # The decoder is chapter 3's decoder step (`seqlib.seq2seq.Decoder`): same
 # embedding, recurrent cell and output layer, with an LSTM, the initial state of
 # the paper, and the attention of Eq. {eq}`eq-context` over regions. Its
-# `attention` method also implements the hard variant discussed below.
+# `attention` method also implements the hard variant discussed below. Its
+# `forward` returns the weights with the logits (a `CaptionOutput`), because the
+# losses below need them; under `attention.record` the same tensor is recorded as
+# the `"decoder"`'s. The losses live in `seqlib.caption_losses`, the read-outs of
+# the attention in `seqlib.caption_analysis`.
 
 # %%
 print(inspect.getsource(cap.AttentionLSTMDecoder.attention))
@@ -207,7 +211,9 @@ probe = cap.Captioner(model_cfg)
 batch = next(iter(cap.caption_batches(train_scenes.images, train_scenes.captions, vocab, batch_size=8,
                                       seed=seed_for(0))()))
 memory, grid = probe.encode(batch["images"])
-out = probe(batch["images"], batch["tgt_in"])
+with attention.record(probe) as maps:  # the recorder of chapter 5 sees the decoder's weights too
+    out = probe(batch["images"], batch["tgt_in"])
+assert maps.names == ["decoder"] and torch.equal(maps[0], out.weights)
 print("vocabulary:", len(vocab), "words:", vocab.itos[4:])
 print("images", tuple(batch["images"].shape), "-> regions", tuple(memory.states.shape), "grid", grid)
 print("logits", tuple(out.logits.shape), " attention", tuple(out.weights.shape))
@@ -248,7 +254,7 @@ assert torch.allclose(out.weights.sum(-1), torch.ones(out.weights.shape[:2]))
 # and measure what the penalty does to its attention and captions.
 
 # %%
-print(inspect.getsource(cap.doubly_stochastic_penalty))
+print(inspect.getsource(caption_losses.doubly_stochastic_penalty))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -269,7 +275,7 @@ def train_captioner(config: cap.CaptionerConfig, step, epochs: int, desc: str):
 
 
 def soft_step(model, b):
-    return cap.soft_attention_loss(model(b["images"], b["tgt_in"]), b["tgt_out"], lam=cfg.lam_ds)
+    return caption_losses.soft_attention_loss(model(b["images"], b["tgt_in"]), b["tgt_out"], lam=cfg.lam_ds)
 
 
 soft, soft_hist, soft_seconds = train_captioner(model_cfg, soft_step, cfg.epochs, "soft")
@@ -309,15 +315,15 @@ print("soft attention: cross-entropy of the last epoch below 0.6 x the first:", 
 # the most likely region.
 
 # %%
-print(inspect.getsource(cap.hard_attention_loss))
+print(inspect.getsource(caption_losses.hard_attention_loss))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-baseline = cap.MovingAverageBaseline(momentum=0.9)
+baseline = caption_losses.MovingAverageBaseline(momentum=0.9)
 
 
 def hard_step(model, b):
-    return cap.hard_attention_loss(model(b["images"], b["tgt_in"]), b["tgt_out"], baseline,
+    return caption_losses.hard_attention_loss(model(b["images"], b["tgt_in"]), b["tgt_out"], baseline,
                                    lam_entropy=cfg.lam_entropy, lam_ds=cfg.lam_ds)
 
 
@@ -347,7 +353,10 @@ print(f"after {same_epoch} epochs the soft model's cross-entropy is the lower on
 # ## Captions for unseen scenes, and BLEU
 #
 # Decoding reuses chapter 2's search: greedy (batched) and beam search
-# (`seqlib.seq2seq.beam_decode`, here with the width from the profile).
+# (`seqlib.decoding.beam_search`, here with the width from the profile), with the
+# same rules as for translation. The captioner only provides the steps:
+# `start_decoding(images)` encodes the images and prepares the regions, and
+# `decode_step` / `reorder_state` are the translation model's.
 # BLEU-$n$ is the brevity penalty times the geometric mean of the modified
 # $1..n$-gram precisions, computed by sacrebleu against *all* references of a
 # scene; captioning papers report BLEU-1 to BLEU-4.
@@ -357,8 +366,9 @@ soft_caps, soft_attn = cap.caption_images(soft, test_scenes.images, vocab)
 hard_caps, hard_attn = cap.caption_images(hard, test_scenes.images, vocab)
 soft_beam, _ = cap.caption_images(soft, test_scenes.images, vocab, beam_size=cfg.beam_size)
 refs = test_scenes.captions
-table = {"soft, greedy": cap.bleu_1_to_4(soft_caps, refs), f"soft, beam {cfg.beam_size}": cap.bleu_1_to_4(soft_beam, refs),
-         "hard, greedy": cap.bleu_1_to_4(hard_caps, refs)}
+table = {"soft, greedy": caption_analysis.bleu_1_to_4(soft_caps, refs),
+         f"soft, beam {cfg.beam_size}": caption_analysis.bleu_1_to_4(soft_beam, refs),
+         "hard, greedy": caption_analysis.bleu_1_to_4(hard_caps, refs)}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -419,7 +429,7 @@ plt.show()
 # (the figure's size, printed in its text form, follows the lengths of the generated captions)
 def attention_row(axes, scene, words, weights, title):
     """One panel per generated word: the canvas with that word's attention overlaid (bilinear)."""
-    maps = cap.upsample_attention(weights, grid, (H, W), mode="bilinear")  # (T, H, W)
+    maps = caption_analysis.upsample_attention(weights, grid, (H, W), mode="bilinear")  # (T, H, W)
     for ax, t in zip(axes, range(len(axes))):
         ax.axis("off")
         if t >= len(words):
@@ -455,7 +465,7 @@ plt.show()
 # distribution $\alpha_t$ and the one region it actually reads at test time.
 
 # %%
-print(inspect.getsource(cap.attention_on_named_objects))
+print(inspect.getsource(caption_analysis.attention_on_named_objects))
 
 
 # %%
@@ -465,7 +475,7 @@ def box_check(caps, attn):
     for i, (words, weights) in enumerate(zip(caps, attn)):
         s = test_scenes[i]
         boxes = dict(zip(s.nouns, s.boxes))
-        records += cap.attention_on_named_objects(words, weights, boxes, grid, (H, W))
+        records += caption_analysis.attention_on_named_objects(words, weights, boxes, grid, (H, W))
         absent += sum(w in sc.NOUNS and w not in boxes for w in words)
     mass = np.array([r["mass"] for r in records])
     chance = np.array([r["chance"] for r in records])
@@ -578,11 +588,12 @@ for c in what_where:
 # the four, chosen in hindsight).
 
 # %%
-print(inspect.getsource(cap.relation_baselines))
+print(inspect.getsource(caption_analysis.relation_baselines))
 
 # %%
 scene_list = [test_scenes[i] for i in range(len(test_scenes))]
-rel_base = {name: cap.relation_baselines(caps, scene_list) for name, caps in [("soft", soft_caps), ("hard", hard_caps)]}
+rel_base = {name: caption_analysis.relation_baselines(caps, scene_list)
+            for name, caps in [("soft", soft_caps), ("hard", hard_caps)]}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -665,9 +676,11 @@ print(f"pooled vector, no attention: {pooled_seconds:.0f} s; cross-entropy per e
 def summary(caps, attn):
     """BLEU-4, nouns naming a present object, relations (with chance) and the attention read-outs of a model."""
     c = box_check(caps, attn)
-    r = cap.relation_baselines(caps, scene_list)
-    totals = [cap.region_totals(w, len(words)) for words, w in zip(caps, attn)]  # s_i over the caption's words
-    return {"BLEU-4": cap.bleu_1_to_4(caps, refs)["BLEU-4"], "nouns present": c["nouns"] / (c["nouns"] + c["absent"]),
+    r = caption_analysis.relation_baselines(caps, scene_list)
+    # s_i over the caption's words
+    totals = [caption_analysis.region_totals(w, len(words)) for words, w in zip(caps, attn)]
+    return {"BLEU-4": caption_analysis.bleu_1_to_4(caps, refs)["BLEU-4"],
+            "nouns present": c["nouns"] / (c["nouns"] + c["absent"]),
             "relations true": r["true"], "random word": r["random"], "box / chance": c["ratio"],
             "penalty": np.mean([float(((1 - s) ** 2).sum()) for s in totals]),
             "largest s_i": np.mean([float(s.max()) for s in totals]), "totals": totals}
@@ -745,7 +758,7 @@ lam_on = 0.1
 
 
 def soft_step_ds(model, b):
-    return cap.soft_attention_loss(model(b["images"], b["tgt_in"]), b["tgt_out"], lam=lam_on)
+    return caption_losses.soft_attention_loss(model(b["images"], b["tgt_in"]), b["tgt_out"], lam=lam_on)
 
 
 # Paired with the soft model (same initialisation and batches): only lambda differs.
@@ -895,7 +908,7 @@ check_close(penalty(stare, torch.tensor([[True, True, False, False]])), 4.0, ato
             name="two real steps on region 0: (1-2)^2 + 3")
 w = torch.softmax(torch.randn(3, 5, 7, generator=torch.Generator().manual_seed(seed_for(0))), -1)
 m = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
-check_close(penalty(w, m), cap.doubly_stochastic_penalty(w, m), rtol=1e-5, name="penalty on random weights")
+check_close(penalty(w, m), caption_losses.doubly_stochastic_penalty(w, m), rtol=1e-5, name="penalty on random weights")
 
 # %% [markdown]
 # :::{exercise} Attention mass in a box, without upsampling
@@ -942,10 +955,12 @@ from seqlib.exercises import check_close
 
 w = torch.softmax(torch.randn(36, generator=torch.Generator().manual_seed(seed_for(1))), -1)
 for box in ([0, 0, 48, 48], [8, 16, 16, 24], [3, 5, 29, 41], [40, 0, 48, 7]):
-    want = cap.mass_in_box(cap.upsample_attention(w[None], (6, 6), (48, 48))[0], torch.tensor(box))
+    want = caption_analysis.mass_in_box(caption_analysis.upsample_attention(w[None], (6, 6), (48, 48))[0],
+                                        torch.tensor(box))
     check_close(box_mass(w, (6, 6), box, (48, 48)), float(want), rtol=1e-4, atol=1e-6, name=f"box_mass for {box}")
 check_close(box_mass(torch.full((36,), 1 / 36), (6, 6), [3, 5, 29, 41], (48, 48)),
-            cap.box_share(torch.tensor([3, 5, 29, 41]), (48, 48)), rtol=1e-6, name="uniform attention = chance")
+            caption_analysis.box_share(torch.tensor([3, 5, 29, 41]), (48, 48)), rtol=1e-6,
+            name="uniform attention = chance")
 
 # %% [markdown]
 # :::{exercise} What the coverage penalty prefers
@@ -1054,7 +1069,7 @@ check_close(box_mass(torch.full((36,), 1 / 36), (6, 6), [3, 5, 29, 41], (48, 48)
 # NBVAL_IGNORE_OUTPUT
 for k in (1, 2, 3, 5):
     hyps, _ = cap.caption_images(soft, test_scenes.images[:100], vocab, beam_size=k)
-    print(f"beam {k}: BLEU-4 {cap.bleu_1_to_4(hyps, refs[:100])['BLEU-4']:.1f}")
+    print(f"beam {k}: BLEU-4 {caption_analysis.bleu_1_to_4(hyps, refs[:100])['BLEU-4']:.1f}")
 
 # %% [markdown] tags=["solution"]
 # Expect small changes either way. The main text's claim

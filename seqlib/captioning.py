@@ -4,15 +4,18 @@ A CNN keeps its last ``m x n x C`` feature map instead of pooling it; the map is
 unrolled into ``N = m n`` region vectors ``a_i`` (B, N, C), each seeing one patch
 of the image. An LSTM writes the caption one word at a time, and at every step
 attends to the regions: ``c_t = sum_i alpha_ti a_i`` with ``alpha_t`` computed from
-the previous state ``h_{t-1}`` by a score of :mod:`seqlib.attention` (additive
+the previous state ``h_{t-1}`` by a score of :mod:`seqlib.scores` (additive
 by default), so ``y_t = g(y_{t-1}, h_{t-1}, c_t)``. The decoder is chapter 3's
 decoder step (:class:`seqlib.seq2seq.Decoder`) with an LSTM whose initial
 ``h_0, c_0`` come from the mean region (Xu et al. Sec. 3.1.2); greedy and beam
-search are :func:`seqlib.seq2seq.greedy_decode` / :func:`~seqlib.seq2seq.beam_decode`.
-*Soft* attention trains by backpropagation, with the doubly stochastic
-regulariser ``lambda sum_i (1 - sum_t alpha_ti)^2``; *hard* attention samples one
-region per word and trains the sampler with REINFORCE (Williams 1992) against a
-moving-average baseline. Shape letters: B batch, C channels, H/W image size,
+search are :mod:`seqlib.decoding`'s, through the same step protocol as the
+translation model (:class:`seqlib.seq2seq.StepDecoding`). *Soft* attention trains
+by backpropagation, with the doubly stochastic regulariser
+``lambda sum_i (1 - sum_t alpha_ti)^2``; *hard* attention samples one region per
+word and trains the sampler with REINFORCE (Williams 1992) against a
+moving-average baseline: both losses are in :mod:`seqlib.caption_losses`, the
+read-outs of the attention (masses in boxes, relation baselines, BLEU-1..4) in
+:mod:`seqlib.caption_analysis`. Shape letters: B batch, C channels, H/W image size,
 m/n feature-map rows/columns, N = m n regions, T caption length, V vocabulary.
 """
 
@@ -23,13 +26,12 @@ from typing import NamedTuple
 
 import einops
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from seqlib.attention import attend, score_function
-from seqlib.metrics import corpus_bleu
+from seqlib import attention, decoding
 from seqlib.data.translation import Vocab, pad_sequences
-from seqlib.seq2seq import Decoder, Memory, beam_decode, greedy_decode
+from seqlib.scores import attend, score_function
+from seqlib.seq2seq import Decoder, DecodeState, Memory, RNNState, StepDecoding
 from seqlib.shapes import expect_dtype, expect_shape
 
 # Encoders a GPU user would pick for real photos (Flickr8k), all from torchvision:
@@ -134,7 +136,7 @@ class AttentionLSTMDecoder(Decoder):
         self.hard, self.p_expected = hard, p_expected
         self.gate = nn.Linear(hidden, 1) if gate else None  # Sec. 4.2.1: beta_t = sigmoid(f_beta(h_{t-1}))
 
-    def init_state(self, memory: Memory):
+    def init_state(self, memory: Memory) -> RNNState:
         """``h_0, m_0`` from the mean region (Xu et al. Sec. 3.1.2)."""
         return torch.tanh(self.init(memory.final)), torch.tanh(self.init_c(memory.final))  # (B, H) twice
 
@@ -167,7 +169,10 @@ class AttentionLSTMDecoder(Decoder):
         return c, w
 
     def forward(self, tgt_in: torch.Tensor, memory: Memory) -> CaptionOutput:
-        """Teacher forcing: ``tgt_in`` (B, T) -> :class:`CaptionOutput`."""
+        """Teacher forcing: ``tgt_in`` (B, T) -> :class:`CaptionOutput`.
+
+        Under :func:`seqlib.attention.record` the weights (B, T, N) are also reported (as this module's).
+        """
         memory, state = self.prepare(memory), self.init_state(memory)
         emb = self.embed(tgt_in)  # (B, T, E)
         expected = None
@@ -183,7 +188,10 @@ class AttentionLSTMDecoder(Decoder):
             lps.append(lp)
         logits = self.out(torch.cat([torch.stack(hs, 1), torch.stack(cs, 1), emb], -1))  # (B, T, V)
         log_probs = torch.stack(lps, 1) if self.hard else None  # (B, T)
-        return CaptionOutput(logits, torch.stack(ws, 1), log_probs)  # weights (B, T, N)
+        weights = torch.stack(ws, 1)  # (B, T, N)
+        if attention.recording():
+            attention.report(self, weights)
+        return CaptionOutput(logits, weights, log_probs)
 
 
 class PooledLSTMDecoder(AttentionLSTMDecoder):
@@ -219,7 +227,7 @@ class CaptionerConfig:
     channels: tuple[int, ...] = (16, 32, 64)
     emb: int = 32
     hidden: int = 96
-    score: str = "additive"  # a name from seqlib.attention.SCORES
+    score: str = "additive"  # a name from seqlib.scores.SCORES
     hard: bool = False
     p_expected: float = 0.5  # hard attention: share of training captions that use the soft context
     gate: bool = False  # Xu et al.'s gating scalar beta_t on the context
@@ -228,8 +236,12 @@ class CaptionerConfig:
     pretrained: bool = False
 
 
-class Captioner(nn.Module):
-    """CNN encoder -> regions (B, N, C) -> attention LSTM decoder (or, ``pooled=True``, the pooled decoder)."""
+class Captioner(StepDecoding, nn.Module):
+    """CNN encoder -> regions (B, N, C) -> attention LSTM decoder (or, ``pooled=True``, the pooled decoder).
+
+    Decoding speaks :mod:`seqlib.decoding`'s step protocol: :meth:`start_decoding`,
+    and ``decode_step`` / ``reorder_state`` from :class:`~seqlib.seq2seq.StepDecoding`.
+    """
 
     def __init__(self, config: CaptionerConfig):
         super().__init__()
@@ -263,21 +275,25 @@ class Captioner(nn.Module):
         memory, _ = self.encode(images)
         return self.decoder(tgt_in, memory)
 
+    def start_decoding(self, images: torch.Tensor) -> DecodeState:
+        """Encode images (B, C_in, H, W): the state before the first word (``h_0, m_0``, prepared regions)."""
+        memory, _ = self.encode(images)
+        return self.decoder.start(memory)
+
     @torch.no_grad()
     def greedy(self, images: torch.Tensor, *, max_len: int, bos_id: int = 1,
                eos_id: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-        """Greedy captions: ids (B, T') and attention (B, T', N)."""
-        memory, _ = self.encode(images)
-        return greedy_decode(self.decoder, memory, max_len=max_len, bos_id=bos_id, eos_id=eos_id)
+        """Greedy captions (:func:`seqlib.decoding.greedy`): ids (B, T') and attention (B, T', N)."""
+        return decoding.greedy(self, self.start_decoding(images), batch_size=images.shape[0], max_len=max_len,
+                               bos_id=bos_id, eos_id=eos_id, device=images.device)
 
     @torch.no_grad()
     def beam_search(self, image: torch.Tensor, *, beam_size: int = 3, max_len: int, alpha: float = 0.7,
                     bos_id: int = 1, eos_id: int = 2) -> list[int]:
-        """Beam search for one image (C_in, H, W); returns the best caption's ids."""
+        """Beam search (:func:`seqlib.decoding.beam_search`) for one image (C_in, H, W): the best caption's ids."""
         expect_shape(image, (None, "H", "W"), name="image (one image)")
-        memory, _ = self.encode(image[None])
-        return beam_decode(self.decoder, memory, beam_size=beam_size, max_len=max_len, alpha=alpha,
-                           bos_id=bos_id, eos_id=eos_id)
+        return decoding.beam_search(self, self.start_decoding(image[None]), beam_size=beam_size, max_len=max_len,
+                                    alpha=alpha, bos_id=bos_id, eos_id=eos_id, device=image.device)
 
 
 # --- data and decoding ------------------------------------------------------------------
@@ -334,181 +350,3 @@ def caption_images(model: Captioner, images: torch.Tensor, vocab: Vocab, *, max_
             out.append(words)
             attn.append(w[b, :min(len(words) + 1, w.shape[1])].cpu())
     return out, attn
-
-
-# --- losses ------------------------------------------------------------------------------
-def doubly_stochastic_penalty(weights: torch.Tensor, step_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Xu et al.'s Eq. (14) regulariser ``sum_i (1 - sum_t alpha_ti)^2``, averaged over the batch.
-
-    Each row ``alpha_t`` already sums to 1 over regions; the penalty pushes the sum
-    over *time* of each region's weight towards 1 as well, so that over a caption
-    every region gets looked at and none is stared at for every word.
-
-    Args:
-        weights: (B, T, N) attention weights.
-        step_mask: (B, T) bool, True on real (non-padding) steps; padded steps are ignored.
-    """
-    dims = expect_shape(weights, ("B", "T", "N"), name="weights")
-    if step_mask is not None:
-        expect_shape(step_mask, ("B", "T"), name="step_mask", sizes=dims)
-        weights = weights * step_mask[:, :, None]
-    return ((1 - weights.sum(1)) ** 2).sum(-1).mean()  # sum over t, then over i; mean over B
-
-
-def soft_attention_loss(out: CaptionOutput, tgt_out: torch.Tensor, *, lam: float = 1.0,
-                        pad_id: int = 0) -> tuple[torch.Tensor, dict[str, float]]:
-    """Cross-entropy per real token plus ``lam`` times :func:`doubly_stochastic_penalty`."""
-    expect_shape(tgt_out, tuple(out.logits.shape[:2]), name="tgt_out")
-    ce = F.cross_entropy(out.logits.flatten(0, 1), tgt_out.flatten(), ignore_index=pad_id)
-    reg = doubly_stochastic_penalty(out.weights, tgt_out != pad_id)
-    return ce + lam * reg, {"ce": float(ce.detach()), "ds": float(reg.detach())}
-
-
-class MovingAverageBaseline:
-    """``b <- momentum * b + (1 - momentum) * mean reward`` (Xu et al. Sec. 4.1); starts at the first mean."""
-
-    def __init__(self, momentum: float = 0.9):
-        self.momentum, self.value = momentum, None
-
-    def update(self, reward: torch.Tensor) -> float:
-        """Return the baseline to use for this batch, then fold the batch's mean reward in."""
-        mean = float(reward.mean())
-        b = mean if self.value is None else self.value
-        self.value = mean if self.value is None else self.momentum * self.value + (1 - self.momentum) * mean
-        return b
-
-
-def hard_attention_loss(out: CaptionOutput, tgt_out: torch.Tensor, baseline: MovingAverageBaseline, *,
-                        lam_entropy: float = 0.01, lam_ds: float = 0.0,
-                        pad_id: int = 0) -> tuple[torch.Tensor, dict[str, float]]:
-    """REINFORCE for sampled attention: words by backprop, the region sampler by the score function.
-
-    The reward of a caption is its mean per-word log-likelihood given the sampled
-    regions, ``r = log p(y | s, a) / T``. The sampler's gradient estimate is
-    ``(r - b) grad sum_t log alpha_t(s_t)`` with the moving-average baseline ``b``
-    (which lowers the variance without biasing it), plus an entropy bonus
-    ``lam_entropy H(alpha_t)`` that keeps it exploring (Xu et al. Eq. 12).
-    """
-    if out.log_probs is None:
-        raise ValueError("hard_attention_loss needs a model with hard=True (out.log_probs is None)")
-    expect_shape(tgt_out, tuple(out.logits.shape[:2]), name="tgt_out")
-    real = (tgt_out != pad_id).float()  # (B, T)
-    nll = F.cross_entropy(out.logits.transpose(1, 2), tgt_out, ignore_index=pad_id, reduction="none")  # (B, T)
-    n_words = real.sum(1).clamp_min(1)  # (B,)
-    reward = -(nll * real).sum(1).detach() / n_words  # (B,)
-    b = baseline.update(reward)
-    reinforce = -((reward - b) * (out.log_probs * real).sum(1) / n_words).mean()
-    entropy = -(out.weights * out.weights.clamp_min(1e-12).log()).sum(-1)  # (B, T)
-    entropy = (entropy * real).sum() / real.sum()
-    ce = (nll * real).sum() / real.sum()
-    reg = doubly_stochastic_penalty(out.weights, real.bool())
-    loss = ce + reinforce - lam_entropy * entropy + lam_ds * reg
-    return loss, {"ce": float(ce.detach()), "reward": float(reward.mean()), "baseline": b,
-                  "entropy": float(entropy.detach())}
-
-
-# --- reading the attention ---------------------------------------------------------------
-def upsample_attention(weights: torch.Tensor, grid: tuple[int, int], size: tuple[int, int], *,
-                       mode: str = "nearest") -> torch.Tensor:
-    """Region weights (T, N) -> maps over the image (T, H, W) whose pixels sum to each row's total.
-
-    ``nearest`` spreads each region's weight evenly over its patch (exact masses,
-    used for measuring); ``bilinear`` gives the smooth overlay of the paper's figures.
-    """
-    m, n = grid
-    expect_shape(weights, (None, m * n), name=f"weights (T, N={m}*{n})")
-    maps = einops.rearrange(weights, "t (m n) -> t 1 m n", m=m, n=n)  # (T, 1, m, n)
-    kwargs = {"align_corners": False} if mode == "bilinear" else {}
-    up = F.interpolate(maps, size=size, mode=mode, **kwargs)[:, 0]  # (T, H, W)
-    total = weights.sum(-1)[:, None, None]  # (T, 1, 1)
-    return up / up.sum((-2, -1), keepdim=True).clamp_min(1e-12) * total  # (T, H, W)
-
-
-def mass_in_box(attention_map: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
-    """Attention mass inside a pixel box ``(x1, y1, x2, y2)`` of a map (H, W) or maps (T, H, W)."""
-    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
-    return attention_map[..., y1:y2, x1:x2].sum((-2, -1))
-
-
-def box_share(box: torch.Tensor, size: tuple[int, int]) -> float:
-    """The fraction of the image a box covers: the mass a uniform attention would put in it (chance)."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    return (x2 - x1) * (y2 - y1) / (size[0] * size[1])
-
-
-def attention_on_named_objects(words, weights: torch.Tensor, boxes: dict, grid: tuple[int, int],
-                               size: tuple[int, int]) -> list[dict]:
-    """For every generated word that names an object, the attention mass inside its box and chance.
-
-    Args:
-        words: the generated caption (T' tokens).
-        weights: (T' or T' + 1, N) the attention at each step (row t produced word t).
-        boxes: word -> pixel box ``(x1, y1, x2, y2)`` of the object it names.
-        grid: the region grid (m, n); ``size``: the image (H, W).
-
-    Returns:
-        One dict per naming word: ``word``, ``step``, ``mass`` (attention in the box)
-        and ``chance`` (the box's share of the image, what uniform attention gives).
-    """
-    maps = upsample_attention(weights, grid, size)  # (T, H, W), exact masses
-    return [{"word": w, "step": t, "mass": float(mass_in_box(maps[t], boxes[w])), "chance": box_share(boxes[w], size)}
-            for t, w in enumerate(words) if w in boxes and t < maps.shape[0]]
-
-
-def region_totals(weights: torch.Tensor, n_steps: int | None = None) -> torch.Tensor:
-    """Each region's attention summed over a caption's steps, ``s_i = sum_t alpha_ti``: (T, N) -> (N,).
-
-    ``n_steps`` keeps only the first steps (e.g. the words, without ``<eos>``). The
-    doubly stochastic penalty of the caption is ``((1 - s) ** 2).sum()``.
-    """
-    expect_shape(weights, ("T", "N"), name="weights (T, N)")
-    return weights[:n_steps].sum(0)  # (N,)
-
-
-def relation_baselines(captions, scenes) -> dict[str, float]:
-    """The relation triples that generated captions state, scored against the scenes' boxes, with baselines.
-
-    For every stated triple ``(a, rel, b)`` (:func:`seqlib.data.scenes.parse_caption`):
-    is it true; are both objects in the scene; and what would the relation word
-    score if it were chosen another way, for the same two nouns: at random among the
-    four relations (expected value: the number of true relations / 4), or always the
-    same word (each of the four; ``best_fixed`` is the best of them in hindsight,
-    an upper bound for any rule that ignores the image).
-
-    Returns:
-        ``stated``, ``present`` (triples whose two objects are both in the scene)
-        counts, and fractions of ``stated``: ``true``, ``random``, ``best_fixed``,
-        plus ``true_if_present`` / ``random_if_present``: the same among ``present``.
-    """
-    from seqlib.data.scenes import RELATIONS, parse_caption, relations
-
-    words = tuple(RELATIONS)
-    stated = present = true = 0
-    random_hits, fixed = 0.0, dict.fromkeys(words, 0)
-    for tokens, scene in zip(captions, scenes):
-        box = dict(zip(scene.nouns, scene.boxes.tolist()))
-        for a, rel, b in parse_caption(tokens)[1]:
-            stated += 1
-            if a not in box or b not in box or a == b:
-                continue  # a relation with an absent object (or an object with itself) is false whatever the word
-            holds = relations(box[a], box[b])
-            present += 1
-            true += rel in holds
-            random_hits += len(holds) / len(words)
-            for w in holds:
-                fixed[w] += 1
-    n, k = max(stated, 1), max(present, 1)
-    return {"stated": stated, "present": present, "true": true / n, "random": random_hits / n,
-            "best_fixed": max(fixed.values()) / n, "true_if_present": true / k, "random_if_present": random_hits / k}
-
-
-def bleu_1_to_4(hypotheses, references) -> dict[str, float]:
-    """Cumulative BLEU-1..4 (0-100), as captioning papers report them, from one sacrebleu run.
-
-    BLEU-n is ``BP * exp(mean_{k<=n} log p_k)`` over the modified precisions
-    ``p_1..p_n`` (Papineni et al. 2002); BLEU-4 is sacrebleu's score.
-    """
-    res = corpus_bleu(hypotheses, references)
-    p = [max(q, 1e-9) / 100 for q in res.precisions]
-    logs = torch.tensor(p, dtype=torch.float64).log()
-    return {f"BLEU-{n}": float(100 * res.bp * logs[:n].mean().exp()) for n in range(1, 5)}

@@ -5,12 +5,21 @@ with a GRU or LSTM, optionally in both directions. The *plain* decoder
 conditions every step on one fixed context vector, the encoder's final state;
 the *attention* decoder recomputes the context at every step as a weighted sum
 of all encoder states, ``c_t = sum_j alpha_tj h_j`` (Bahdanau et al. 2015), with
-any score of :mod:`seqlib.attention`, Luong et al.'s local-p window, or hard
+any score of :mod:`seqlib.scores`, Luong et al.'s local-p window, or hard
 (sampled, straight-through) weights. Both decoders share one step,
 ``s_t = RNN([E y_{t-1}; c_t], s_{t-1})`` and ``p(y_t) = softmax(W_o [s_t; c_t; E y_{t-1}])``,
 so the only difference the book discusses is where ``c_t`` comes from. Training
 uses teacher forcing; decoding is batched greedy search or per-sentence beam
-search. Shape letters: B batch, S source length, T target length, E embedding,
+search, both from :mod:`seqlib.decoding` (the rules every model of the book
+shares), which a :class:`Seq2Seq` speaks to through ``start_decoding``,
+``decode_step`` and ``reorder_state``. ``forward`` returns logits only; the
+attention decoder's weights (B, T, S) are read with the recorder::
+
+    with attention.record(model) as maps:
+        model(src, src_lengths, tgt_in)
+    weights = maps.select("decoder")[0]  # (B, T, S)
+
+Shape letters: B batch, S source length, T target length, E embedding,
 H decoder width, D encoder output width (H or 2H), V vocabulary, k beams.
 """
 
@@ -23,7 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqlib.attention import LocalWindow, attend, padding_mask, score_function
+from seqlib import attention, decoding
+from seqlib.attention import padding_mask
+from seqlib.scores import LocalWindow, attend, score_function
 from seqlib.shapes import expect_dtype, expect_shape
 
 RNNS = {"gru": nn.GRU, "lstm": nn.LSTM}
@@ -39,7 +50,7 @@ class Seq2SeqConfig:
     hidden: int = 64
     cell: str = "gru"
     bidirectional: bool = True
-    attention: str | None = None  # a name from seqlib.attention.SCORES, or None
+    attention: str | None = None  # a name from seqlib.scores.SCORES, or None
     local_window: int | None = None  # Luong's D for local-p attention; None = global
     hard: bool = False  # sampled one-hot attention (straight-through Gumbel-softmax)
     max_src_len: int = 128  # for the location score
@@ -55,8 +66,23 @@ class Memory(NamedTuple):
     prepared: torch.Tensor | None = None  # score.prepare(states), computed once
 
     def select(self, index: torch.Tensor) -> "Memory":
-        """Rows ``index`` of every field (to expand a sentence into beams)."""
+        """Rows ``index`` of every field (to follow beams; rows may repeat)."""
         return Memory(*(None if f is None else f.index_select(0, index) for f in self))
+
+
+RNNState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # GRU: s (B, H); LSTM: (s, m), each (B, H)
+
+
+class DecodeState(NamedTuple):
+    """What :mod:`seqlib.decoding` carries between steps: the RNN state and the prepared memory."""
+
+    rnn: RNNState
+    memory: Memory
+
+    def select(self, rows: torch.Tensor) -> "DecodeState":
+        """The state of batch rows ``rows`` (each beam keeps its parent's state and source)."""
+        rnn = tuple(s[rows] for s in self.rnn) if isinstance(self.rnn, tuple) else self.rnn[rows]
+        return DecodeState(rnn, self.memory.select(rows))
 
 
 class Encoder(nn.Module):
@@ -109,7 +135,7 @@ class Decoder(nn.Module):
         """The context ``c_t`` (B, D) for decoder state ``query`` = s_{t-1} (B, H), and weights (B, S)."""
         raise NotImplementedError
 
-    def init_state(self, memory: Memory):
+    def init_state(self, memory: Memory) -> RNNState:
         h = torch.tanh(self.init(memory.final))  # s_0: (B, H)
         return (h, torch.zeros_like(h)) if self.cell == "lstm" else h
 
@@ -126,8 +152,16 @@ class Decoder(nn.Module):
         s, state, c, weights = self._advance(e, state, memory)
         return self.out(torch.cat([s, c, e], -1)), state, weights  # (B, V)
 
+    def start(self, memory: Memory) -> DecodeState:
+        """The decoding state before the first step: ``s_0`` and the prepared memory."""
+        memory = self.prepare(memory)
+        return DecodeState(self.init_state(memory), memory)
+
     def forward(self, tgt_in: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Teacher forcing: ``tgt_in`` (B, T) -> logits (B, T, V), weights (B, T, S) or None."""
+        """Teacher forcing: ``tgt_in`` (B, T) -> logits (B, T, V), weights (B, T, S) or None.
+
+        Under :func:`seqlib.attention.record` the weights are also reported (as this module's).
+        """
         memory, state = self.prepare(memory), self.init_state(memory)
         emb = self.embed(tgt_in)  # (B, T, E)
         states, contexts, weights = [], [], []
@@ -138,7 +172,12 @@ class Decoder(nn.Module):
             weights.append(w)
         # The output layer runs once on all steps (the same as per step, but faster).
         logits = self.out(torch.cat([torch.stack(states, 1), torch.stack(contexts, 1), emb], -1))  # (B, T, V)
-        return logits, (None if weights[0] is None else torch.stack(weights, 1))  # (B, T, S)
+        if weights[0] is None:
+            return logits, None
+        weights = torch.stack(weights, 1)  # (B, T, S)
+        if attention.recording():
+            attention.report(self, weights)
+        return logits, weights
 
 
 class PlainDecoder(Decoder):
@@ -179,7 +218,27 @@ class AttentionDecoder(Decoder):
         return c[:, 0], w[:, 0]  # (B, D), (B, S)
 
 
-class Seq2Seq(nn.Module):
+class StepDecoding:
+    """The step protocol of :mod:`seqlib.decoding` for a model whose ``decoder`` is a :class:`Decoder`.
+
+    Shared by :class:`Seq2Seq` and chapter 4's captioner; each adds ``start_decoding``
+    (encode its input, then ``self.decoder.start(memory)``).
+    """
+
+    decoder: Decoder
+
+    def decode_step(self, y_prev: torch.Tensor, state: DecodeState
+                    ) -> tuple[torch.Tensor, DecodeState, torch.Tensor | None]:
+        """``y_prev`` (B,) -> logits (B, V), the next state, weights (B, S) or None (plain decoder)."""
+        logits, rnn, weights = self.decoder.step(y_prev, state.rnn, state.memory)
+        return logits, DecodeState(rnn, state.memory), weights
+
+    def reorder_state(self, state: DecodeState, rows: torch.Tensor) -> DecodeState:
+        """The state of rows ``rows`` (beam search: each beam's parent; rows may repeat)."""
+        return state.select(rows)
+
+
+class Seq2Seq(StepDecoding, nn.Module):
     """Encoder + decoder, with teacher-forced training and greedy/beam decoding."""
 
     def __init__(self, config: Seq2SeqConfig):
@@ -199,94 +258,32 @@ class Seq2Seq(nn.Module):
         states, final = self.encoder(src, src_lengths)  # (B, S, D), (B, D)
         return Memory(states, final, padding_mask(src_lengths, src.shape[1]), src_lengths)
 
-    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor, *,
-                return_attention: bool = False):
-        """Logits (B, T, V) for teacher-forced ``tgt_in`` (and weights (B, T, S) if asked)."""
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Logits (B, T, V) for teacher-forced ``tgt_in``; the weights (B, T, S) go to the recorder."""
         expect_shape(tgt_in, (src.shape[0], "T"), name="tgt_in")
-        logits, weights = self.decoder(tgt_in, self.encode(src, src_lengths))
-        return (logits, weights) if return_attention else logits
+        logits, _ = self.decoder(tgt_in, self.encode(src, src_lengths))
+        return logits
+
+    # --- decoding: the step protocol of seqlib.decoding (decode_step, reorder_state: StepDecoding)
+    def start_decoding(self, src: torch.Tensor, src_lengths: torch.Tensor) -> DecodeState:
+        """Encode a batch (B, S) and return the state before the first step (``s_0``, prepared memory)."""
+        return self.decoder.start(self.encode(src, src_lengths))
 
     @torch.no_grad()
     def greedy(self, src: torch.Tensor, src_lengths: torch.Tensor, *, max_len: int,
                bos_id: int = 1, eos_id: int = 2) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Batched greedy decoding: ids (B, T') and attention weights (B, T', S) or None."""
-        return greedy_decode(self.decoder, self.encode(src, src_lengths), max_len=max_len,
-                             bos_id=bos_id, eos_id=eos_id)
+        """Batched greedy decoding (:func:`seqlib.decoding.greedy`): ids (B, T') and weights (B, T', S) or None."""
+        return decoding.greedy(self, self.start_decoding(src, src_lengths), batch_size=src.shape[0],
+                               max_len=max_len, bos_id=bos_id, eos_id=eos_id, device=src.device)
 
     @torch.no_grad()
     def beam_search(self, src: torch.Tensor, *, beam_size: int = 4, max_len: int, alpha: float = 0.7,
                     bos_id: int = 1, eos_id: int = 2) -> list[int]:
-        """Beam search for one sentence ``src`` (S,), without padding; returns the best ids."""
+        """Beam search (:func:`seqlib.decoding.beam_search`) for one sentence ``src`` (S,), without padding."""
         expect_shape(src, ("S",), name="src (one sentence)")
-        memory = self.encode(src[None], torch.tensor([src.shape[0]], device=src.device))
-        return beam_decode(self.decoder, memory, beam_size=beam_size, max_len=max_len, alpha=alpha,
-                           bos_id=bos_id, eos_id=eos_id)
-
-
-# --- decoding, for any Decoder and Memory (chapter 4's captioner reuses these) -------------
-@torch.no_grad()
-def greedy_decode(decoder: Decoder, memory: Memory, *, max_len: int, bos_id: int = 1,
-                  eos_id: int = 2) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Batched greedy decoding from an encoded batch: ids (B, T') and weights (B, T', S) or None."""
-    memory = decoder.prepare(memory)
-    state = decoder.init_state(memory)
-    device = memory.states.device
-    y = torch.full((memory.states.shape[0],), bos_id, dtype=torch.long, device=device)  # (B,)
-    done = torch.zeros_like(y, dtype=torch.bool)
-    ids, weights = [], []
-    for _ in range(max_len):
-        logits, state, w = decoder.step(y, state, memory)
-        y = logits.argmax(-1).masked_fill(done, 0)  # pad after <eos>
-        ids.append(y)
-        weights.append(w)
-        done |= y == eos_id
-        if bool(done.all()):
-            break
-    attn = None if weights[0] is None else torch.stack(weights, 1)
-    return torch.stack(ids, 1), attn
-
-
-@torch.no_grad()
-def beam_decode(decoder: Decoder, memory: Memory, *, beam_size: int = 4, max_len: int, alpha: float = 0.7,
-                bos_id: int = 1, eos_id: int = 2) -> list[int]:
-    """Beam search for one encoded input (``memory`` with batch size 1); returns the best ids.
-
-    Finished hypotheses are ranked by ``log p / length**alpha`` (Wu et al. 2016's
-    length normalisation, simplified) so that beam search does not favour short outputs.
-    """
-    if memory.states.shape[0] != 1:
-        raise ValueError(f"beam_decode takes one input: expected memory.states (1, S, D), "
-                         f"got {tuple(memory.states.shape)}")
-    device = memory.states.device
-    memory = decoder.prepare(memory)
-    state = decoder.init_state(memory)
-    hyps = torch.full((1, 1), bos_id, dtype=torch.long, device=device)  # (k, t)
-    logp = torch.zeros(1, device=device)  # (k,)
-    finished: list[tuple[float, list[int]]] = []
-    for t in range(1, max_len + 1):
-        step_mem = memory.select(torch.zeros(hyps.shape[0], dtype=torch.long, device=device))
-        logits, state, _ = decoder.step(hyps[:, -1], state, step_mem)
-        cand = (logp[:, None] + F.log_softmax(logits, -1)).flatten()  # (k * V,)
-        top, flat = cand.topk(min(2 * beam_size, cand.numel()))
-        keep = []
-        for rank, (score, i) in enumerate(zip(top.tolist(), flat.tolist())):
-            beam, token = divmod(i, logits.shape[-1])
-            if token == eos_id:
-                # An ending counts only if it is among the k best candidates (as in fairseq);
-                # otherwise unlikely short outputs would fill the finished list and stop the search.
-                if rank < beam_size:
-                    finished.append((score / t ** alpha, hyps[beam, 1:].tolist()))
-            elif len(keep) < beam_size:
-                keep.append((beam, token, score))
-        if len(finished) >= beam_size or not keep:
-            break
-        beams = torch.tensor([b for b, _, _ in keep], device=device)
-        hyps = torch.cat([hyps[beams], torch.tensor([[tok] for _, tok, _ in keep], device=device)], 1)
-        logp = torch.tensor([s for _, _, s in keep], device=device)
-        state = tuple(s[beams] for s in state) if isinstance(state, tuple) else state[beams]
-    if not finished:  # nothing ended within max_len: take the best unfinished one
-        finished = [(float(logp[0]) / hyps.shape[1] ** alpha, hyps[0, 1:].tolist())]
-    return max(finished, key=lambda f: f[0])[1]
+        state = self.start_decoding(src[None], torch.tensor([src.shape[0]], device=src.device))
+        return decoding.beam_search(self, state, beam_size=beam_size, max_len=max_len, alpha=alpha,
+                                    bos_id=bos_id, eos_id=eos_id, device=src.device)
 
 
 def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
@@ -319,7 +316,7 @@ def translate(model: Seq2Seq, batches, tgt_vocab, *, beam_size: int = 1, extra_l
             outs = [model.beam_search(src[b, :int(lengths[b])], beam_size=beam_size,
                                       max_len=int(lengths[b]) + extra_len) for b in range(src.shape[0])]
         else:
-            ids, w = model.greedy(src, lengths, max_len=max_len)
+            ids, w = model.greedy(src, lengths, max_len=max_len)  # w: (B, T', S) or None
             outs = ids.tolist()
         for b, i in enumerate(batch["index"].tolist()):
             hyps[i] = tgt_vocab.decode(outs[b])
@@ -337,5 +334,5 @@ def plain_seq2seq(src_vocab: int, tgt_vocab: int, **kwargs) -> Seq2Seq:
 
 
 def attention_seq2seq(src_vocab: int, tgt_vocab: int, score: str = "additive", **kwargs) -> Seq2Seq:
-    """The attention encoder–decoder of chapter 3 (``score`` from ``seqlib.attention.SCORES``)."""
+    """The attention encoder–decoder of chapter 3 (``score`` from ``seqlib.scores.SCORES``)."""
     return Seq2Seq(Seq2SeqConfig(src_vocab, tgt_vocab, attention=score, **kwargs))

@@ -1,12 +1,13 @@
-"""Tests for seqlib.attention: masks, every score function, attend, local and hard attention."""
+"""Tests for seqlib.scores (and seqlib.attention's masks): masks, every score function, attend, local and hard attention."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from seqlib.attention import (
+from seqlib.attention import masked_softmax, padding_mask
+from seqlib.scores import (
     SCORES, AdditiveScore, CosineScore, GeneralScore, LocalWindow, LocationScore, attend,
-    hard_weights, masked_softmax, padding_mask, score_function,
+    hard_weights, score_function,
 )
 
 torch.set_num_threads(1)

@@ -1,8 +1,14 @@
-"""Tests of seqlib.captioning: regions, the attention decoder (soft and hard), losses, decoding, read-outs."""
+"""Tests of seqlib.captioning, caption_losses and caption_analysis.
+
+Regions, the attention decoder (soft and hard), losses, decoding, read-outs.
+"""
 
 import pytest
 import torch
 
+from seqlib import attention, decoding
+from seqlib import caption_analysis as analysis
+from seqlib import caption_losses as closs
 from seqlib import captioning as cap
 from seqlib.data.translation import Vocab
 from seqlib.seq2seq import Memory
@@ -94,18 +100,18 @@ def test_masked_regions_get_zero_weight():
 
 def test_doubly_stochastic_penalty_by_hand():
     eye = torch.eye(4)[None]  # T = N = 4, each region looked at exactly once: no penalty
-    assert float(cap.doubly_stochastic_penalty(eye)) == 0.0
+    assert float(closs.doubly_stochastic_penalty(eye)) == 0.0
     stare = torch.zeros(1, 4, 4)
     stare[..., 0] = 1  # always the first region: (1 - 4)^2 + 3 * (1 - 0)^2 = 12
-    assert float(cap.doubly_stochastic_penalty(stare)) == 12.0
+    assert float(closs.doubly_stochastic_penalty(stare)) == 12.0
     # padded steps do not count: the last two rows are padding
     mask = torch.tensor([[True, True, False, False]])
-    assert float(cap.doubly_stochastic_penalty(stare, mask)) == (1 - 2) ** 2 + 3.0
+    assert float(closs.doubly_stochastic_penalty(stare, mask)) == (1 - 2) ** 2 + 3.0
     w = torch.softmax(torch.randn(3, 5, 6), -1)
     loop = sum(sum((1 - w[b, :, i].sum()) ** 2 for i in range(6)) for b in range(3)) / 3
-    torch.testing.assert_close(cap.doubly_stochastic_penalty(w), loop)
+    torch.testing.assert_close(closs.doubly_stochastic_penalty(w), loop)
     with pytest.raises(ValueError, match="step_mask"):
-        cap.doubly_stochastic_penalty(w, torch.ones(3, 4, dtype=torch.bool))
+        closs.doubly_stochastic_penalty(w, torch.ones(3, 4, dtype=torch.bool))
 
 
 def test_soft_loss_ignores_padding():
@@ -113,30 +119,30 @@ def test_soft_loss_ignores_padding():
     images, tgt = batch()
     tgt[:, -2:] = 0
     out = model(images, tgt)
-    loss, _ = cap.soft_attention_loss(out, tgt, lam=0.5)
+    loss, _ = closs.soft_attention_loss(out, tgt, lam=0.5)
     logits = out.logits.clone()
     logits[:, -2:] += 100
     weights = out.weights.clone()
     weights[:, -2:] = 1.0
-    loss2, _ = cap.soft_attention_loss(cap.CaptionOutput(logits, weights, None), tgt, lam=0.5)
+    loss2, _ = closs.soft_attention_loss(cap.CaptionOutput(logits, weights, None), tgt, lam=0.5)
     torch.testing.assert_close(loss, loss2)
 
 
 def test_hard_loss_trains_the_sampler_through_reinforce():
     model = tiny(hard=True).train()
     images, tgt = batch()
-    base = cap.MovingAverageBaseline(0.9)
+    base = closs.MovingAverageBaseline(0.9)
     base.value = 0.0  # a baseline different from the rewards, so (r - b) != 0
-    loss, stats = cap.hard_attention_loss(model(images, tgt), tgt, base, lam_entropy=0.0)
+    loss, stats = closs.hard_attention_loss(model(images, tgt), tgt, base, lam_entropy=0.0)
     loss.backward()
     score_grad = sum(p.grad.abs().sum() for p in model.decoder.score.parameters())
     assert float(score_grad) > 0 and stats["reward"] < 0
     with pytest.raises(ValueError, match="hard=True"):
-        cap.hard_attention_loss(tiny()(images, tgt), tgt, base)
+        closs.hard_attention_loss(tiny()(images, tgt), tgt, base)
 
 
 def test_moving_average_baseline():
-    b = cap.MovingAverageBaseline(0.5)
+    b = closs.MovingAverageBaseline(0.5)
     assert b.update(torch.tensor([2.0, 4.0])) == 3.0  # the first batch is its own baseline
     assert b.update(torch.tensor([5.0])) == 3.0 and b.value == 4.0
 
@@ -154,6 +160,41 @@ def test_beam_of_one_equals_greedy_and_batched_greedy_equals_one_by_one():
         greedy = greedy[:greedy.index(2)] if 2 in greedy else greedy
         assert beam == greedy
     assert isinstance(model.beam_search(images[0], beam_size=3, max_len=6), list)
+
+
+def test_recorder_sees_the_decoders_weights():
+    model = tiny().eval()
+    images, tgt = batch()
+    with attention.record(model) as maps:
+        out = model(images, tgt)
+    assert maps.names == ["decoder"] and torch.equal(maps[0], out.weights)  # (B, T, N)
+    model(images, tgt)  # outside the block nothing is recorded
+    assert len(maps) == 1
+
+
+def test_step_protocol_and_beam_rows_equal_an_expanded_memory():
+    """The captioner speaks seqlib.decoding's protocol; a reordered state is the rows of the expanded one."""
+    model = tiny().eval()
+    images, _ = batch()
+    state = model.start_decoding(images)
+    assert state.memory.prepared is not None and state.memory.mask is None  # every region is real
+    logits, nxt, w = model.decode_step(torch.ones(B, dtype=torch.long), state)
+    N = (H // 8) ** 2
+    assert logits.shape == (B, V) and w.shape == (B, N) and isinstance(nxt.rnn, tuple)
+    rows = torch.tensor([1, 1, 0, 2])
+    moved = model.reorder_state(nxt, rows)
+    assert moved.memory.mask is None and torch.equal(moved.memory.prepared, nxt.memory.prepared[rows])
+    assert all(torch.equal(a, b[rows]) for a, b in zip(moved.rnn, nxt.rnn))
+    # one image expanded to k beams: the same next-step logits as k copies of its memory
+    one = model.start_decoding(images[:1])
+    k_rows = torch.zeros(3, dtype=torch.long)
+    a, _, _ = model.decode_step(torch.tensor([4, 5, 6]), model.reorder_state(one, k_rows))
+    b, _, _ = model.decode_step(torch.tensor([4, 5, 6]), one._replace(
+        rnn=tuple(s[k_rows] for s in one.rnn), memory=one.memory.select(k_rows)))
+    assert torch.equal(a, b)
+    ids, attn = model.greedy(images, max_len=5)
+    ids2, attn2 = decoding.greedy(model, model.start_decoding(images), batch_size=B, max_len=5)
+    assert torch.equal(ids, ids2) and torch.equal(attn, attn2)
 
 
 def test_bad_inputs_are_clear_errors():
@@ -183,15 +224,15 @@ def test_caption_batches_frame_and_cover_every_image():
 def test_upsampled_attention_keeps_mass_and_box_mass():
     w = torch.softmax(torch.randn(4, 6), -1)  # T = 4 steps over a 2 x 3 grid
     for mode in ("nearest", "bilinear"):
-        maps = cap.upsample_attention(w, (2, 3), (8, 12), mode=mode)
+        maps = analysis.upsample_attention(w, (2, 3), (8, 12), mode=mode)
         assert maps.shape == (4, 8, 12)
         torch.testing.assert_close(maps.sum((-2, -1)), torch.ones(4))
-    maps = cap.upsample_attention(w, (2, 3), (8, 12))
+    maps = analysis.upsample_attention(w, (2, 3), (8, 12))
     # a box that is exactly region (row 1, column 2) holds that region's weight
-    torch.testing.assert_close(cap.mass_in_box(maps, torch.tensor([8, 4, 12, 8])), w[:, 5])
-    uniform = cap.upsample_attention(torch.full((1, 6), 1 / 6), (2, 3), (8, 12))[0]
+    torch.testing.assert_close(analysis.mass_in_box(maps, torch.tensor([8, 4, 12, 8])), w[:, 5])
+    uniform = analysis.upsample_attention(torch.full((1, 6), 1 / 6), (2, 3), (8, 12))[0]
     box = torch.tensor([1.0, 2.0, 7.0, 5.0])
-    torch.testing.assert_close(float(cap.mass_in_box(uniform, box)), cap.box_share(box, (8, 12)))
+    torch.testing.assert_close(float(analysis.mass_in_box(uniform, box)), analysis.box_share(box, (8, 12)))
 
 
 def test_a_few_steps_lower_the_loss():
@@ -200,7 +241,7 @@ def test_a_few_steps_lower_the_loss():
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     for _ in range(15):
-        loss, _ = cap.soft_attention_loss(model(images, tgt[:, :-1]), tgt[:, 1:], lam=0.1)
+        loss, _ = closs.soft_attention_loss(model(images, tgt[:, :-1]), tgt[:, 1:], lam=0.1)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -214,7 +255,7 @@ def test_bleu_1_to_4_matches_sacrebleu_orders():
     hyps = ["a bag left of a boot", "a top", "a dress above a bag and a boot below the bag"]
     refs = [["a boot right of a bag", "a bag left of a boot"], ["a top", "a top"],
             ["a dress above a bag and a boot right of the dress", "a boot below a bag and a dress above the bag"]]
-    scores = cap.bleu_1_to_4(hyps, refs)
+    scores = analysis.bleu_1_to_4(hyps, refs)
     for n in range(1, 5):
         want = sacrebleu.BLEU(tokenize="none", max_ngram_order=n).corpus_score(hyps, list(map(list, zip(*refs))))
         assert abs(scores[f"BLEU-{n}"] - want.score) < 1e-6
@@ -224,7 +265,7 @@ def test_bleu_1_to_4_matches_sacrebleu_orders():
 def test_attention_on_named_objects_skips_other_words():
     w = torch.zeros(3, 4)  # a 2 x 2 grid on a 4 x 4 image
     w[0, 0] = w[1, 3] = w[2, 1] = 1.0
-    recs = cap.attention_on_named_objects(["a", "bag", "boot"], w, {"bag": torch.tensor([2, 2, 4, 4]),
+    recs = analysis.attention_on_named_objects(["a", "bag", "boot"], w, {"bag": torch.tensor([2, 2, 4, 4]),
                                                                   "boot": torch.tensor([0, 0, 2, 2])},
                                           (2, 2), (4, 4))
     assert [(r["word"], r["step"], r["mass"], r["chance"]) for r in recs] == [("bag", 1, 1.0, 0.25),
@@ -267,7 +308,7 @@ def test_wider_beam_finds_captions_at_least_as_likely_as_greedy():
     tgt[:, -1] = 2
     model.train()
     for _ in range(10):
-        loss, _ = cap.soft_attention_loss(model(images, torch.cat([torch.ones(B, 1, dtype=torch.long), tgt[:, :-1]], 1)),
+        loss, _ = closs.soft_attention_loss(model(images, torch.cat([torch.ones(B, 1, dtype=torch.long), tgt[:, :-1]], 1)),
                                           tgt, lam=0.0)
         opt.zero_grad()
         loss.backward()
@@ -308,10 +349,10 @@ def test_pooled_captioner_has_no_attention():
 
 def test_region_totals_and_the_penalty():
     w = torch.tensor([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.2, 0.2, 0.6]])  # (T=3, N=3), last row <eos>
-    torch.testing.assert_close(cap.region_totals(w, 2), torch.tensor([0.5, 1.5, 0.0]))
-    torch.testing.assert_close(cap.region_totals(w), torch.tensor([0.7, 1.7, 0.6]))
-    s = cap.region_totals(w)
-    torch.testing.assert_close(((1 - s) ** 2).sum(), cap.doubly_stochastic_penalty(w[None]))
+    torch.testing.assert_close(analysis.region_totals(w, 2), torch.tensor([0.5, 1.5, 0.0]))
+    torch.testing.assert_close(analysis.region_totals(w), torch.tensor([0.7, 1.7, 0.6]))
+    s = analysis.region_totals(w)
+    torch.testing.assert_close(((1 - s) ** 2).sum(), closs.doubly_stochastic_penalty(w[None]))
 
 
 def test_relation_baselines_by_hand():
@@ -324,7 +365,7 @@ def test_relation_baselines_by_hand():
             ("a", "top", "below", "a", "dress"),  # false; 2 of 4 words would be true
             ("a", "bag", "right", "of", "a", "dress"),  # bag absent: false whatever the word
             ("a", "top",)]  # no relation stated
-    r = cap.relation_baselines(caps, [scene] * 4)
+    r = analysis.relation_baselines(caps, [scene] * 4)
     assert r["stated"] == 3 and r["present"] == 2
     assert r["true"] == pytest.approx(1 / 3) and r["true_if_present"] == pytest.approx(1 / 2)
     assert r["random"] == pytest.approx((0.5 + 0.5) / 3) and r["random_if_present"] == pytest.approx(0.5)

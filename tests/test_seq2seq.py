@@ -3,9 +3,10 @@
 import pytest
 import torch
 
+from seqlib import attention, decoding
 from seqlib.data.translation import BucketBatches, make_batch, translation_task
 from seqlib.seq2seq import (
-    Seq2Seq, Seq2SeqConfig, attention_seq2seq, plain_seq2seq, sequence_loss, train_step, translate,
+    DecodeState, Seq2Seq, Seq2SeqConfig, attention_seq2seq, plain_seq2seq, sequence_loss, train_step, translate,
 )
 
 torch.set_num_threads(1)
@@ -33,16 +34,52 @@ def test_forward_shapes_and_weights(task, kw):
     batch = make_batch(task.train[:5], task.src_vocab, task.tgt_vocab)
     B, S = batch["src"].shape
     T = batch["tgt_in"].shape[1]
-    logits, w = model(batch["src"], batch["src_lengths"], batch["tgt_in"], return_attention=True)
+    with attention.record(model) as maps:
+        logits = model(batch["src"], batch["src_lengths"], batch["tgt_in"])
     assert logits.shape == (B, T, len(task.tgt_vocab))
     if "attention" in kw:
+        assert maps.names == ["decoder"]  # one (B, T, S) map per forward, the decoder's
+        w = maps.select("decoder")[0]
         assert w.shape == (B, T, S)
         torch.testing.assert_close(w.sum(-1), torch.ones(B, T))
         pad = torch.arange(S)[None, :] >= batch["src_lengths"][:, None]
         assert (w.masked_select(pad[:, None, :].expand(B, T, S)) == 0).all()
     else:
-        assert w is None
+        assert len(maps) == 0  # the plain decoder has no attention
     sequence_loss(logits, batch["tgt_out"]).backward()
+
+
+def test_recorded_weights_are_the_decoders_and_recording_changes_nothing(task):
+    model = _model(task, attention="additive").eval()
+    batch = make_batch(task.train[:5], task.src_vocab, task.tgt_vocab)
+    args = batch["src"], batch["src_lengths"], batch["tgt_in"]
+    plain_logits = model(*args)
+    with attention.record(model) as maps:
+        logits = model(*args)
+    direct_logits, direct_w = model.decoder(batch["tgt_in"], model.encode(*args[:2]))  # (logits, weights)
+    assert torch.equal(logits, plain_logits) and torch.equal(logits, direct_logits)
+    assert torch.equal(maps[0], direct_w)
+    model(*args)  # after the block: nothing more is recorded
+    assert len(maps) == 1
+
+
+def test_step_protocol_state_and_reorder(task):
+    model = _model(task, attention="general", cell="lstm").eval()
+    batch = make_batch(task.test[:3], task.src_vocab, task.tgt_vocab)
+    state = model.start_decoding(batch["src"], batch["src_lengths"])
+    assert isinstance(state, DecodeState) and state.memory.prepared is not None  # prepared once
+    logits, nxt, w = model.decode_step(torch.ones(3, dtype=torch.long), state)
+    assert logits.shape == (3, len(task.tgt_vocab)) and w.shape == batch["src"].shape
+    assert isinstance(nxt.rnn, tuple) and nxt.memory is state.memory
+    rows = torch.tensor([2, 2, 0])
+    moved = model.reorder_state(nxt, rows)
+    assert all(torch.equal(a, b[rows]) for a, b in zip(moved.rnn, nxt.rnn))
+    assert torch.equal(moved.memory.states, nxt.memory.states[rows])
+    assert torch.equal(moved.memory.lengths, batch["src_lengths"][rows])
+    # model.greedy is seqlib.decoding.greedy over this protocol
+    ids, w = model.greedy(batch["src"], batch["src_lengths"], max_len=8)
+    ids2, w2 = decoding.greedy(model, state, batch_size=3, max_len=8)
+    assert torch.equal(ids, ids2) and torch.equal(w, w2)
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(attention="additive")])
