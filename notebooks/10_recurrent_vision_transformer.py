@@ -43,7 +43,8 @@
 # - partition a feature map into $P\times P$ blocks and into a dilated $G\times G$
 #   grid, and prove that one block layer followed by one grid layer reaches every pixel
 #   when $PG \ge H$;
-# - write the 1×1 ConvLSTM update and carry its state across calls, with a reset;
+# - write the 1×1 ConvLSTM update and pass its state from frame to frame, starting
+#   from zeros at the start of a sequence;
 # - show, with and without the LSTM, that a model that sees one frame at a time
 #   cannot solve a task whose last frame is silent, and that the LSTM lets it;
 # - say what a stateless model that sees a fixed window of $k$ frames can and cannot
@@ -67,18 +68,15 @@ device = start("ch10")
 # %%
 import inspect
 import math
-import os
 import time
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seqlib import claims, profiles, rvt, train
-from seqlib import rvt_keras as rk
+from seqlib import attention, claims, profiles, rvt, train
+from seqlib import rvt_keras as rk                                         # sets up Keras on the torch backend
 from seqlib.attention import MultiHeadAttention
 from seqlib.data import FASHION_CLASSES, load_event_clips
 from seqlib.swin import window_partition
@@ -296,11 +294,18 @@ slides_figures(rec_real, title=f"The slides' block on a moving {FASHION_CLASSES[
 # $$ (eq-convlstm)
 #
 # and $h_t$ is both the stage's output and the state handed to the next frame.
-# The block partition is imported from `seqlib.swin`; the grid partition is new:
+#
+# Each attention layer of the stage is chapter 5's `layers.Block`, the pre-norm
+# residual block of every model since, with a different mixer: `PartitionAttention`
+# groups the tokens into blocks or grids, runs the one `MultiHeadAttention` inside
+# each group, and puts the tokens back, a pure partition/reverse pair around the
+# attention. The block partition is imported from `seqlib.swin`; the grid
+# partition is new:
 
 # %%
 print(inspect.getsource(rvt.grid_partition))
 print(inspect.getsource(rvt.PartitionAttention.forward))
+print(inspect.getsource(rvt.partition_block))
 print(inspect.getsource(rvt.ConvLSTM1x1.forward))
 print(inspect.getsource(rvt.RVTStage.forward))
 
@@ -320,7 +325,7 @@ for w, members in enumerate(window_partition(ids, 4)[..., 0].long()):
 for w, members in enumerate(rvt.grid_partition(ids, 4)[..., 0].long()):
     grid_id[members] = w
 torch.manual_seed(seed_for(0))
-layers = {"block": rvt.PartitionAttention(8, 2, 4, mode="block"), "grid": rvt.PartitionAttention(8, 2, 4, mode="grid")}
+layers = {"block": rvt.partition_block(8, 2, 4, mode="block"), "grid": rvt.partition_block(8, 2, 4, mode="grid")}
 layers["block → grid"] = torch.nn.Sequential(layers["block"], layers["grid"])
 reach = {}
 for name, layer in layers.items():
@@ -364,9 +369,13 @@ assert reach["block → grid"].all()                                          # 
 # feature pyramid, a YOLOX detection head (Ge et al., 2021) that predicts boxes and
 # classes at every frame.
 # Here the last stage's map is averaged and a linear layer classifies the item.
+# The memory is explicit: `step` takes the LSTM states of every stage and returns the
+# new ones, and the model keeps none of them (so `.to(device)` and `state_dict` see
+# everything it has); `forward(clip)` starts from zeros and steps through the clip.
 
 # %%
 print(inspect.getsource(rvt.RVT.step))
+print(inspect.getsource(rvt.RVT.forward))
 common = dict(frames=cfg.frames, moving_frames=cfg.moving_frames, canvas=cfg.canvas, item=cfg.item,
               noise=cfg.noise, classes=cfg.classes)
 train_set = load_event_clips("train", n=cfg.n_train, seed=seed_for(0), **common)
@@ -485,16 +494,17 @@ print(f"without LSTM − chance: {without - chance:+.3f} | with LSTM − without
 # {ref}`claims-ch10`.
 #
 # When does the LSTM model know the answer? Stepping through the test clips one
-# frame at a time (the streaming use, state carried by `step`) and reading its
-# prediction after every frame:
+# frame at a time (the streaming use, the states passed from one `step` to the
+# next) and reading its prediction after every frame:
 
 # %%
 @torch.no_grad()
 def accuracy_per_frame(model: rvt.RVT, events: torch.Tensor, labels: torch.Tensor) -> list[float]:
     model.eval()
-    model.reset()
-    accs = [(model.step(events[:, t]).argmax(-1) == labels).float().mean().item() for t in range(events.shape[1])]
-    model.reset()
+    states, accs = model.initial_state(), []                              # zeros at the start of the clip
+    for t in range(events.shape[1]):
+        logits, states = model.step(events[:, t], states)                 # the states go in and come back
+        accs.append((logits.argmax(-1) == labels).float().mean().item())
     return accs
 
 
@@ -667,7 +677,9 @@ for name in carried:
 # The trained model's first stage turns the 32×32 event frame into an 8×8 token
 # map. For one query token on the item, the two right panels show where its block
 # attention and its grid attention go (mean over heads), overlaid on the event
-# frame; each token covers 4×4 pixels.
+# frame; each token covers 4×4 pixels. The model returns only logits and states; the
+# weights come from running one step under `attention.record`, which names each
+# map after its layer (`stages.0.blocks.0.block.mixers.attn`, ...).
 
 # %%
 model = models[True].eval()
@@ -675,12 +687,13 @@ t_show = 1
 sample = int((test_set.labels == 1).nonzero()[0]) if (test_set.labels == 1).any() else 0
 frame_ev = test_set.events[sample:sample + 1, t_show]                    # (1, 2, S, S)
 with torch.no_grad():
-    model.reset()
+    states = model.initial_state()
     for t in range(t_show):
-        model.step(test_set.events[sample:sample + 1, t])
-    stage = model.stages[0]
-    _, _, maps = stage(frame_ev, model.states[0], return_attention=True)
-    model.reset()
+        _, states = model.step(test_set.events[sample:sample + 1, t], states)
+    with attention.record(model) as recorded:                            # the maps of frame t_show only
+        model.step(frame_ev, states)
+maps = rvt.recorded_attention(recorded, stage=0, block=0)                 # {"block": [w], "grid": [w]}
+stage = model.stages[0]
 r0, c0 = (test_set.positions[sample, t_show] + cfg.item // 2).tolist()  # item centre, pixels
 stride = cfg.strides[0]
 hw = cfg.canvas // stride
@@ -691,8 +704,8 @@ axes[0].imshow(picture, cmap="bwr", vmin=-1, vmax=1)
 axes[0].set(title=f"event frame {t_show} ({names[int(test_set.labels[sample])]})", xlabel="x (pixel)",
             ylabel="y (pixel)")
 for ax, mode in zip(axes[1:], ("block", "grid")):
-    size = stage.blocks[0].block.size if mode == "block" else stage.blocks[0].grid.size
-    amap = rvt.attention_to_map(maps[0][mode], query, mode=mode, size=size, height=hw, width=hw)
+    size = getattr(stage.blocks[0], mode).mixer.size                     # P or G of that layer
+    amap = rvt.attention_to_map(maps[mode][0], query, mode=mode, size=size, height=hw, width=hw)
     assert torch.isclose(amap.sum(), torch.tensor(1.0), atol=1e-5)
     ax.imshow(np.abs(picture), cmap="gray", vmin=0, vmax=1)
     im = ax.imshow(amap.numpy(), cmap="hot", alpha=0.6, extent=(-0.5, cfg.canvas - 0.5, cfg.canvas - 0.5, -0.5))
@@ -713,32 +726,27 @@ plt.show()
 # time the attention of one frame of $N = S^2$ tokens (width 32, 2 heads, batch
 # of one frame, one CPU thread): one global attention over all $N$ tokens against
 # block attention ($P = 8$) followed by grid attention ($G = 8$), the same token
-# count, through the same `MultiHeadAttention`.
+# count, through the same `MultiHeadAttention`. Every time is measured by
+# `train.benchmark`, the book's one timing helper: one untimed warm-up call, then the
+# median of the timed repeats; the last column gives each spread, (max − min) / median.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-def median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * float(np.median(times))
-
-
 mha = MultiHeadAttention(cfg.bench_dim, cfg.bench_heads).eval()
 P = cfg.bench_window
 latency = []
 with torch.no_grad():
     for S in cfg.bench_sizes:
         x = torch.randn(1, S, S, cfg.bench_dim)
-        multi = median_ms(lambda: (mha(window_partition(x, P)), mha(rvt.grid_partition(x, P))), cfg.bench_repeats)
-        glob = median_ms(lambda: mha(x.reshape(1, S * S, -1)), cfg.bench_repeats)
-        latency.append((S, S * S, multi, glob))
-print(f"{'map':>7} {'tokens':>7} {'block+grid ms':>14} {'global ms':>10} {'global / block+grid':>20}")
-for S, N, multi, glob in latency:
-    print(f"{S:>3}×{S:<3} {N:>7} {multi:>14.2f} {glob:>10.2f} {glob / multi:>20.1f}")
+        multi = train.benchmark(lambda: (mha(window_partition(x, P)), mha(rvt.grid_partition(x, P))),
+                                repeats=cfg.bench_repeats, warmup=1)
+        glob = train.benchmark(lambda: mha(x.reshape(1, S * S, -1)), repeats=cfg.bench_repeats, warmup=1)
+        latency.append((S, S * S, 1000 * multi.median, 1000 * glob.median, multi.spread, glob.spread))
+print(f"{'map':>7} {'tokens':>7} {'block+grid ms':>14} {'global ms':>10} {'global / block+grid':>20} "
+      f"{'spread b+g / global':>20}")
+for S, N, multi, glob, multi_spread, glob_spread in latency:
+    print(f"{S:>3}×{S:<3} {N:>7} {multi:>14.2f} {glob:>10.2f} {glob / multi:>20.1f} "
+          f"{multi_spread:>10.0%} / {glob_spread:.0%}")
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -803,7 +811,8 @@ print(f"notebook so far: {time.perf_counter() - notebook_start:.0f} s")
 # the authors' released configuration, 21 per sequence on Gen1 and 5 on 1 Mpx)
 # and truncated backpropagation through time, carrying the LSTM
 # states across training windows and resetting them at sequence boundaries, the
-# same `step`/`reset` pattern as here. No full-profile run of this chapter has been
+# pattern of `step` here: the states are passed from call to call and start again
+# from zeros (`initial_state`) at a boundary. No full-profile run of this chapter has been
 # recorded yet; when one is, its numbers, device and date go on the
 # {doc}`../book/results` page.
 # ```
@@ -934,8 +943,8 @@ check_close(mine[1], ref[1], atol=1e-6, name="new cell state c")
 # %% tags=["solution"]
 def pair_reaches_all(H: int, P: int, G: int) -> bool:
     torch.manual_seed(seed_for(0))
-    pair = torch.nn.Sequential(rvt.PartitionAttention(4, 1, P, mode="block"),
-                               rvt.PartitionAttention(4, 1, G, mode="grid"))
+    pair = torch.nn.Sequential(rvt.partition_block(4, 1, P, mode="block"),
+                               rvt.partition_block(4, 1, G, mode="grid"))
     x = torch.randn(1, H, H, 4, requires_grad=True)
     pair(x)[0].sum(-1).flatten()[torch.randint(0, H * H, (1,))].sum().backward()
     return bool((x.grad[0].abs().sum(-1) > 0).all())

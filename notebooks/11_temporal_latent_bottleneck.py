@@ -38,8 +38,9 @@
 # - follow one step of the recurrent cell with the shape of every tensor;
 # - write a Keras 3 recurrent cell whose state is a set of latent vectors, with a
 #   complete `get_config`, and save and reload the trained model;
-# - get attention maps out of a model as *outputs* instead of side effects, and
-#   overlay the slow stream's attention on the images;
+# - get attention maps out of a model as *outputs* instead of side effects (in
+#   Keras; the PyTorch twin records them with `attention.record`), and overlay the
+#   slow stream's attention on the images;
 # - compare a TLB with a ViT of the same size on accuracy, time and memory as the
 #   number of tokens grows, and say what the chunk size trades.
 
@@ -58,24 +59,24 @@ from seqlib.notebook import start
 device = start("ch11")
 
 # %%
-import os
+from seqlib.keras_backend import require_torch_backend
 
-os.environ.setdefault("KERAS_BACKEND", "torch")  # before the first `import keras`: no TensorFlow needed
+keras = require_torch_backend()  # Keras 3 on the PyTorch backend, before anything imports keras: no TensorFlow
 
 import inspect
 import tempfile
 import time
 from pathlib import Path
 
-import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
 from keras import ops
 
-from seqlib import claims, profiles, tlb, vit
+from seqlib import attention, claims, layers, profiles, tlb, train, vit
 from seqlib import tlb_keras as tk
+from seqlib.tlb_parity import copy_keras_weights
 from seqlib.data import CIFAR10_CLASSES, FASHION_CLASSES, load_cifar10, load_fashion_mnist
 from seqlib.train import seed_for
 
@@ -153,7 +154,7 @@ print(cfg)
 # projection $E$), a learned position table, a layer norm, and a reshape into chunks:
 
 # %%
-print(inspect.getsource(tk.PatchEmbedding.call))
+print(inspect.getsource(tk.ChunkedPatchEmbedding.call))
 print(inspect.getsource(tk.NormedAttention))
 
 # %% [markdown]
@@ -194,11 +195,13 @@ print(inspect.getsource(tk.NormedAttention))
 # %%
 print(inspect.getsource(tk.TLBCell.step))
 print(inspect.getsource(tk.TLBCell.keras_example_fast_stream))
+cifar = tlb.TLBConfig.from_sizes(profiles.sizes("ch11", "full"), num_classes=10)  # the example's CIFAR-10 sizes
 for layout in tlb.LAYOUTS:
-    calls = tlb.fast_stream_calls(tlb.CIFAR_CONFIG["num_layers"], tlb.CIFAR_CONFIG["r"], layout)
+    calls = tlb.fast_stream_calls(cifar.num_layers, cifar.r, layout)
     kinds = [kind for kind, _ in calls]
+    cifar_model = tlb.TemporalLatentBottleneck(tlb.TLBConfig(**{**cifar.__dict__, "layout": layout}))
     print(f"{layout}: {kinds.count('self')} self + {kinds.count('cross')} cross sub-layers per chunk, "
-          f"{tlb.count_parameters(tlb.tlb_cifar(layout=layout)):,} parameters")
+          f"{layers.count_parameters(cifar_model):,} parameters")
     print("   ", ", ".join(f"{kind}({module})" for kind, module in calls))
 
 # %% [markdown]
@@ -226,8 +229,7 @@ x_train, y_train = load_fashion_mnist("train", n=cfg.n_train) if cfg.dataset == 
 x_test, y_test = load_fashion_mnist("test", n=cfg.n_test) if cfg.dataset == "fashion_mnist" \
     else load_cifar10("test", n=cfg.n_test)
 class_names = FASHION_CLASSES if cfg.dataset == "fashion_mnist" else CIFAR10_CLASSES
-config = tlb.TLBConfig(**{k: cfg[k] for k in tlb.TLBConfig.__dataclass_fields__ if k in cfg},
-                       num_classes=len(class_names))
+config = tlb.TLBConfig.from_sizes(cfg, num_classes=len(class_names))  # the fields TLBConfig and cfg share
 print(config)
 
 keras.utils.set_random_seed(seed_for(0))
@@ -462,27 +464,36 @@ print(f"mean weight on object patches / on background patches: {ratio:.2f}")
 # ## The PyTorch twin
 #
 # `seqlib.tlb` is the same model in PyTorch, built from the book's shared parts:
-# chapter 6's patch embedding, chapter 5's `MultiHeadAttention` and feed-forward
-# network. Its modules have the Keras names, so `copy_keras_weights` walks both
-# models in step and only converts layouts (Keras kernels are (in, out), PyTorch
-# weights (out, in)). The recurrence is a plain Python loop over the chunks:
+# chapter 6's patch embedding and chapter 5's block. Every $\operatorname{Block}$ of
+# Eqs. {eq}`eq-tlb-block` to {eq}`eq-tlb-slow` is chapter 5's `layers.Block` with a
+# different mixer, `NormedKVAttention`: the one `MultiHeadAttention` whose keys and
+# values are layer-normed by the mixer (the block norms the queries). What differs
+# between the blocks is only which tokens meet: the chunk with itself (self-attention
+# within a chunk), the chunk against the latents, and the latents against the chunk.
+# The modules mirror the Keras layers one for one, so `copy_keras_weights` walks
+# both models in step and only converts layouts (Keras kernels are (in, out),
+# PyTorch weights (out, in)). The recurrence is a plain Python loop over the chunks,
+# and `forward` returns only the logits; the slow stream's weights come from running
+# it under `attention.record`, and `tlb.slow_stream_maps` stacks them per chunk:
 
 # %%
+print(inspect.getsource(tlb.attention_block))
 print(inspect.getsource(tlb.TemporalLatentBottleneck.forward))
 
 # %%
-twin = tlb.copy_keras_weights(model, tlb.TemporalLatentBottleneck(config)).eval()
+twin = copy_keras_weights(model, tlb.TemporalLatentBottleneck(config)).eval()
 x_check = torch.from_numpy(x_test_k[:200]).permute(0, 3, 1, 2)       # (B, C, H, W) for PyTorch
-with torch.no_grad():
-    t_logits, t_maps = twin(x_check, return_attention=True)
+with torch.no_grad(), attention.record(twin) as recorded:
+    t_logits = twin(x_check)
+t_maps = tlb.slow_stream_maps(recorded)                                 # (B, T, h, L, K)
 k_logits, k_maps = (torch.from_numpy(ops.convert_to_numpy(v))
                     for v in model(x_test_k[:200], training=False, return_attention=True))
 diff_logits = float((t_logits - k_logits).abs().max())
 diff_maps = float((t_maps - k_maps).abs().max())
-print(f"parameters: Keras {model.count_params():,}, PyTorch {tlb.count_parameters(twin):,}")
+print(f"parameters: Keras {model.count_params():,}, PyTorch {layers.count_parameters(twin):,}")
 print("largest difference below 1e-5 (float32 rounding): logits", diff_logits < 1e-5, "| attention weights",
       diff_maps < 1e-5)
-assert diff_logits < 1e-5 and diff_maps < 1e-5 and model.count_params() == tlb.count_parameters(twin)
+assert diff_logits < 1e-5 and diff_maps < 1e-5 and model.count_params() == layers.count_parameters(twin)
 
 # %% [markdown]
 # ## TLB against a ViT of the same size
@@ -510,10 +521,10 @@ def train_torch(m: torch.nn.Module, desc: str):
     """
     augment = (lambda b: resize_crop_flip(b, cfg.image_size, pad_to=cfg.image_size + 4,
                                           generator=augment_rng)) if cfg.augment else None
-    return vit.train_classifier(m, x_train if cfg.augment else prepare(x_train), y_train,
-                                epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                                weight_decay=cfg.weight_decay, seed=seed_for(0), augment=augment,
-                                device=device, desc=desc)
+    return train.train_classifier(m, x_train if cfg.augment else prepare(x_train), y_train,
+                                  epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay, seed=seed_for(0), augment=augment,
+                                  device=device, desc=desc)
 
 
 torch.manual_seed(seed_for(0))
@@ -521,8 +532,8 @@ vit_model = make_vit()
 start_time = time.perf_counter()
 vit_history = train_torch(vit_model, "ViT")
 vit_seconds = time.perf_counter() - start_time
-vit_acc = vit.accuracy(vit_model, prepare(x_test), y_test)
-n_tlb, n_vit = model.count_params(), vit.count_parameters(vit_model)
+vit_acc = train.accuracy(vit_model, prepare(x_test), y_test)
+n_tlb, n_vit = model.count_params(), layers.count_parameters(vit_model)
 print(f"parameters: TLB {n_tlb:,}, ViT {n_vit:,} (ratio {n_vit / n_tlb:.2f})")
 assert abs(n_vit / n_tlb - 1) < 0.1
 
@@ -541,7 +552,9 @@ print(f"test accuracy after {n_steps} steps: TLB (Keras) {tlb_acc:.3f}, ViT (PyT
 # excluded). PyTorch's fused attention kernel never stores the $N\times N$ weights,
 # so the ViT is measured twice: with the fused kernel and with attention computed
 # step by step, as the book's teaching path (and any code that asks for the weights)
-# does.
+# does. Times come from `train.benchmark`, the book's one timing helper; the tables
+# show the fastest repeat, the least disturbed on a shared machine, and the lines
+# under them the median and the spread of the repeats.
 
 # %%
 def saved_activation_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
@@ -561,16 +574,21 @@ def saved_activation_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
     return sum(saved.values())
 
 
-def step_seconds(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:
-    """Fastest of ``repeats`` forward + backward passes, in seconds."""
-    times = []
-    for _ in range(repeats):
-        start_ = time.perf_counter()
-        model(x).logsumexp(-1).sum().backward()
-        if x.is_cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start_)
-    return min(times)
+def step_timing(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> train.Timing:
+    """``repeats`` timed forward + backward passes (`train.benchmark`, the book's one timing helper).
+
+    No separate warm-up: the activation count next to each timing runs the same step.
+    The claims below compare ``Timing.min``, the least disturbed repeat, because this
+    CPU is shared and a single slow repeat would move a median of two; the printed
+    output gives the median and the spread too.
+    """
+    return train.benchmark(lambda: model(x).logsumexp(-1).sum().backward(), repeats=repeats, warmup=0,
+                           device=x.device)
+
+
+def timing_note(timings: dict[str, train.Timing]) -> str:
+    """One line: median and spread of each timing, in ms."""
+    return " | ".join(f"{name} median {1000 * t.median:.0f} ms, spread {t.spread:.0%}" for name, t in timings.items())
 
 
 def explicit_attention(model: torch.nn.Module) -> torch.nn.Module:
@@ -599,17 +617,23 @@ for size in cfg.scaling_sizes:
     row = {"N": (size // cfg.patch_size) ** 2}
     for name, m in models.items():
         row[name, "MB"] = saved_activation_bytes(m, x) / 2 ** 20
-        row[name, "ms"] = 1000 * step_seconds(m, x, cfg.timing_repeats)
+        row[name, "timing"] = step_timing(m, x, cfg.timing_repeats)
+        row[name, "ms"] = 1000 * row[name, "timing"].min                 # least disturbed repeat (see step_timing)
     scaling.append(row)
 print(f"{'N':>5} | {'TLB ms':>8} {'ViT ms':>8} {'ViT expl. ms':>13} | {'TLB MB':>7} {'ViT MB':>7} {'ViT expl. MB':>13}")
 for r in scaling:
     print(f"{r['N']:>5} | {r['TLB', 'ms']:>8.0f} {r['ViT', 'ms']:>8.0f} {r['ViT, explicit attention', 'ms']:>13.0f} | "
           f"{r['TLB', 'MB']:>7.1f} {r['ViT', 'MB']:>7.1f} {r['ViT, explicit attention', 'MB']:>13.1f}")
+print("ms above: fastest repeat; medians and spreads:")
+for r in scaling:
+    print(f"  N = {r['N']}: " + timing_note({name: r[name, "timing"] for name in models}))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 x_batch = prepare(x_train[:cfg.batch_size]).to(device)          # one training batch
-cost = {name: (1000 * step_seconds(m.to(device), x_batch, cfg.timing_repeats),
+batch_timing = {name: step_timing(m.to(device), x_batch, cfg.timing_repeats) for name, m in (("TLB", twin),
+                                                                                            ("ViT", vit_model))}
+cost = {name: (1000 * batch_timing[name].min,                           # least disturbed repeat (see step_timing)
                saved_activation_bytes(m, x_batch) / 2 ** 20) for name, m in (("TLB", twin), ("ViT", vit_model))}
 twin.cpu()
 print(f"{'model':<5}{'params':>9}{'test acc':>10}{'train s':>9}{'  (framework)':<14}{'PyTorch ms/step':>16}"
@@ -618,6 +642,7 @@ for name, n, acc, seconds, framework in (("TLB", n_tlb, tlb_acc, keras_seconds, 
                                          ("ViT", n_vit, vit_acc, vit_seconds, "PyTorch")):
     print(f"{name:<5}{n:>9,}{acc:>10.3f}{seconds:>9.0f}{'  (' + framework + ')':<14}{cost[name][0]:>16.0f}"
           f"{cost[name][1]:>13.1f}")
+print("ms/step above: fastest repeat;", timing_note(batch_timing))
 keras_overhead = keras_seconds / (n_steps * cost["TLB"][0] / 1000)
 claims.check("ch11-keras-overhead", "The Keras fit of the TLB takes more than 1.5× as long as the same number of "
              "forward and backward passes of its PyTorch twin", keras_overhead, "> 1.5")
@@ -745,16 +770,20 @@ sweep = []
 for K in cfg.chunk_sweep:
     torch.manual_seed(seed_for(0))                                       # the same initial weights for every K
     m = tlb_at(cfg.image_size, K).to(device)
-    row = {"K": K, "T": config.num_patches // K, "params": tlb.count_parameters(m),
-           "MB": saved_activation_bytes(m, x) / 2 ** 20, "ms": 1000 * step_seconds(m, x, cfg.timing_repeats)}
+    row = {"K": K, "T": config.num_patches // K, "params": layers.count_parameters(m),
+           "MB": saved_activation_bytes(m, x) / 2 ** 20, "timing": step_timing(m, x, cfg.timing_repeats)}
+    row["ms"] = 1000 * row["timing"].min                                 # least disturbed repeat (see step_timing)
     if K == cfg.chunk_size or K in cfg.sweep_train:
         row["history"] = train_torch(m, f"TLB K={K}")
-        row["acc"] = vit.accuracy(m, prepare(x_test), y_test)
+        row["acc"] = train.accuracy(m, prepare(x_test), y_test)
     sweep.append(row)
 print(f"{'K':>4}{'steps T':>9}{'params':>9}{'ms/step':>9}{'act. MB':>9}{'test acc':>10}")
 for r in sweep:
     acc = f"{r['acc']:.3f}" if "acc" in r else "(not trained)"
     print(f"{r['K']:>4}{r['T']:>9}{r['params']:>9,}{r['ms']:>9.0f}{r['MB']:>9.2f}{acc:>14}")
+print("ms/step above: fastest repeat; medians and spreads:")
+for r in sweep:
+    print(f"  K = {r['K']}: " + timing_note({"TLB": r["timing"]}))
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
@@ -979,8 +1008,9 @@ print("smallest fall of the training loss in the last epoch:", f"{last_drop:.3f}
 # Implement `run_slow_stream(cell, chunks)` for the PyTorch twin: start from
 # `cell.initial_state`, feed the chunks $C_1, \dots, C_T$ one at a time through the
 # cell, and return the final slow stream $H_T$ (B, L, D) and the stacked slow-stream
-# attention weights (B, T, h, L, K). Do not call the model's `forward`. Then run the
-# check cell, which compares with the model. (depth: implement; about 15 minutes)
+# attention weights (B, T, h, L, K), recorded with `attention.record`. Do not call
+# the model's `forward`. Then run the check cell, which compares with the model.
+# (depth: implement; about 15 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -992,13 +1022,12 @@ print("smallest fall of the training loss in the last epoch:", f"{last_drop:.3f}
 def run_slow_stream(cell: tlb.TLBCell, chunks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``cell`` over chunks (B, T, K, D); return H_T (B, L, D) and the weights (B, T, h, L, K)."""
     # BEGIN SOLUTION
-    # HINT: cell(fast, slow) returns (fast, slow, weights); loop over chunks[:, t] and torch.stack the weights.
+    # HINT: cell(fast, slow) returns (fast, slow); loop inside attention.record(cell), stack with tlb.slow_stream_maps.
     slow = cell.initial_state(chunks.shape[0])                     # (B, L, D)
-    maps = []
-    for t in range(chunks.shape[1]):
-        _, slow, weights = cell(chunks[:, t], slow)                # (B, L, D), (B, h, L, K)
-        maps.append(weights)
-    return slow, torch.stack(maps, dim=1)                          # (B, L, D), (B, T, h, L, K)
+    with attention.record(cell) as maps:
+        for t in range(chunks.shape[1]):
+            _, slow = cell(chunks[:, t], slow)                     # (B, K, D), (B, L, D)
+    return slow, tlb.slow_stream_maps(maps)                        # (B, L, D), (B, T, h, L, K)
     # END SOLUTION
 
 
@@ -1012,7 +1041,9 @@ from seqlib.exercises import check_close, check_shape, check_true
 with torch.no_grad():
     chunks_t = twin.patch_embedding(x_check[:8])                   # (8, T, K, D)
     final, mine = run_slow_stream(twin.cell, chunks_t)
-    _, reference = twin(x_check[:8], return_attention=True)
+    with attention.record(twin) as recorded:
+        twin(x_check[:8])
+    reference = tlb.slow_stream_maps(recorded)                     # (8, T, h, L, K)
 T_, K_ = config.num_chunks, config.chunk_size
 check_shape(final, (8, config.num_latents, config.dim), name="H_T", letters="B, L, D")
 check_shape(mine, (8, T_, config.num_heads, config.num_latents, K_), name="weights", letters="B, T, h, L, K")
@@ -1026,7 +1057,7 @@ check_true(float((final[:, 0] - final[:, 1]).abs().max()) > 1e-4, "the latents o
 # The classifier pools the last chunk's fast stream. Add a second readout that pools
 # the final slow stream $H_T$ instead (write a small PyTorch model around
 # `tlb.TemporalLatentBottleneck` that uses your `run_slow_stream`), train both with
-# `vit.train_classifier` on the smoke data for the same epochs, and compare test
+# `train.train_classifier` on the smoke data for the same epochs, and compare test
 # accuracy. Which readout should benefit more from a larger $L$, and why?
 # (depth: experiment; about 30 minutes)
 # :::
@@ -1068,7 +1099,7 @@ check_true(float((final[:, 0] - final[:, 1]).abs().max()) > 1e-4, "the latents o
 #     torch.manual_seed(seed_for(0))
 #     m = make()
 #     train_torch(m, name)
-#     readout_acc[name] = vit.accuracy(m, prepare(x_test), y_test)
+#     readout_acc[name] = train.accuracy(m, prepare(x_test), y_test)
 # ```
 
 # %% [markdown] tags=["solution"]
@@ -1109,9 +1140,9 @@ check_true(float((final[:, 0] - final[:, 1]).abs().max()) > 1e-4, "the latents o
 #     for K in (1, 7, 49):
 #         torch.manual_seed(seed_for(0))
 #         m = tlb_at(cfg.image_size, K)
-#         vit.train_classifier(m, prepare(x_train), y_train, epochs=epochs, batch_size=cfg.batch_size,
-#                              lr=cfg.lr, weight_decay=cfg.weight_decay, seed=seed_for(0))
-#         results[epochs, K] = vit.accuracy(m, prepare(x_test), y_test)
+#         train.train_classifier(m, prepare(x_train), y_train, epochs=epochs, batch_size=cfg.batch_size,
+#                                lr=cfg.lr, weight_decay=cfg.weight_decay, seed=seed_for(0))
+#         results[epochs, K] = train.accuracy(m, prepare(x_test), y_test)
 # ```
 
 # %% [markdown] tags=["solution"]
@@ -1144,7 +1175,7 @@ check_true(float((final[:, 0] - final[:, 1]).abs().max()) > 1e-4, "the latents o
 # two attention sub-layers more; each has three layer norms ($3 \cdot 2D = 192$
 # parameters) and four $D \times D$ projections with biases ($4 \cdot 1056 = 4224$),
 # so it adds $2 \cdot 4416 = 8832$ parameters (`tlb.fast_stream_calls` and
-# `tlb.count_parameters` confirm both). The training experiment is not run here, so
+# `layers.count_parameters` confirm both). The training experiment is not run here, so
 # there is no result to state; expect each step to take longer, since a chunk passes
 # through five attention sub-layers instead of three, and check on several seeds
 # whether the accuracies differ by more than they vary from seed to seed.

@@ -5,13 +5,18 @@ with Event Cameras". Each stage downsamples the frame with a strided convolution
 mixes tokens with *block* attention (multi-head self-attention inside
 non-overlapping P×P windows, Swin's :func:`~seqlib.swin.window_partition`) and
 *grid* attention (the same attention over a G×G grid of tokens spread H/G apart
-across the whole map, as in MaxViT, Tu et al. 2022), each followed by an MLP,
-and ends with a 1×1 ConvLSTM: an LSTM cell applied at every position whose hidden
-and cell states are carried from one frame to the next. Two attention layers
-therefore reach every token of the map, and the LSTM gives the stage a memory.
+across the whole map, as in MaxViT, Tu et al. 2022), and ends with a 1×1
+ConvLSTM: an LSTM cell applied at every position whose hidden and cell states
+are carried from one frame to the next. Two attention layers therefore reach
+every token of the map, and the LSTM gives the stage a memory.
+
+Each attention layer is chapter 5's :class:`seqlib.layers.Block` (attention,
+then an MLP, each pre-norm and residual) whose mixer, :class:`PartitionAttention`,
+is the book's one :class:`seqlib.attention.MultiHeadAttention` around a pure
+token grouping: partition, attend inside each group, reverse. The LSTM states
+are passed in and returned (:meth:`RVT.step`), never kept on the module.
 :func:`frame_window` builds the input of the stateless baseline that sees the
 last k frames at once instead.
-The attention is the book's one :class:`seqlib.attention.MultiHeadAttention`.
 Shape letters: B batch, F frames, C channels, H/W map size, P block side,
 G grid side, N tokens per window (P² or G²), h heads.
 """
@@ -24,10 +29,10 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from seqlib.attention import MultiHeadAttention
+from seqlib.attention import AttentionMaps, MultiHeadAttention
+from seqlib.layers import Block, FeedForward
 from seqlib.shapes import expect_shape
 from seqlib.swin import window_partition, window_reverse
-from seqlib.transformer import FeedForward
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (B, H, W, C)
 
@@ -64,6 +69,10 @@ def grid_reverse(groups: torch.Tensor, grid: int, height: int, width: int) -> to
                      c=dims["C"])  # (B, H, W, C)
 
 
+PARTITIONS = {"block": (window_partition, window_reverse), "grid": (grid_partition, grid_reverse)}
+"""The two token groupings of RVT: mode -> (partition, reverse), pure functions of the map."""
+
+
 def attention_to_map(weights: torch.Tensor, query: tuple[int, int], *, mode: str, size: int,
                      height: int, width: int, image: int = 0) -> torch.Tensor:
     """Scatter one query's attention weights back onto the (H, W) map, averaged over heads.
@@ -77,7 +86,7 @@ def attention_to_map(weights: torch.Tensor, query: tuple[int, int], *, mode: str
         (H, W): the weights the query gives each token, zero outside its window or grid group.
     """
     ids = torch.arange(height * width, dtype=weights.dtype).view(1, height, width, 1)  # (1, H, W, 1)
-    part, reverse = (window_partition, window_reverse) if mode == "block" else (grid_partition, grid_reverse)
+    part, reverse = PARTITIONS[mode]
     slots = part(ids, size)[..., 0]  # (n, N): token id in each slot
     n = slots.shape[0]
     window, slot = map(int, (slots == query[0] * width + query[1]).nonzero()[0])
@@ -88,58 +97,57 @@ def attention_to_map(weights: torch.Tensor, query: tuple[int, int], *, mode: str
 
 
 # --- attention inside a partition ----------------------------------------------------------------
-class PartitionAttention(nn.Module):
-    """Multi-head self-attention inside blocks (``mode="block"``) or grids (``mode="grid"``).
+class PartitionAttention(MultiHeadAttention):
+    """The mixer of RVT: multi-head self-attention inside blocks (``mode="block"``) or grids (``mode="grid"``).
 
-    Pre-norm and residual: ``x + reverse(MHSA(partition(LN(x))))``, then ``x + MLP(LN(x))``.
+    A pure token grouping around the book's one attention layer: partition the
+    (B, H, W, C) map into groups of N tokens, attend inside each group, put the
+    tokens back. In a :class:`seqlib.layers.Block` (see :func:`partition_block`)
+    it is the residual sub-layer ``x + reverse(MHSA(partition(LN(x))))``.
+    Under :func:`seqlib.attention.record` the weights (B·n, h, N, N) are recorded.
     """
 
-    def __init__(self, dim: int, heads: int, size: int, *, mode: str = "block", mlp_ratio: float = 2.0) -> None:
-        super().__init__()
-        if mode not in ("block", "grid"):
+    def __init__(self, dim: int, heads: int, size: int, *, mode: str = "block") -> None:
+        if mode not in PARTITIONS:
             raise ValueError(f"mode must be 'block' or 'grid', got {mode!r}")
-        self.dim, self.size, self.mode = dim, size, mode
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = MultiHeadAttention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = FeedForward(dim, int(dim * mlp_ratio), activation="gelu")
+        super().__init__(dim, heads)
+        self.size, self.mode = size, mode
 
     def partition(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, H, W, C) → (B·n, N, C) windows of this layer's kind."""
-        return window_partition(x, self.size) if self.mode == "block" else grid_partition(x, self.size)
+        """(B, H, W, C) → (B·n, N, C) groups of this layer's kind."""
+        return PARTITIONS[self.mode][0](x, self.size)
 
-    def reverse(self, windows: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    def reverse(self, groups: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """(B·n, N, C) → (B, H, W, C)."""
-        if self.mode == "block":
-            return window_reverse(windows, self.size, height, width)
-        return grid_reverse(windows, self.size, height, width)
+        return PARTITIONS[self.mode][1](groups, self.size, height, width)
 
-    def forward(self, x: torch.Tensor, *, return_attention: bool = False):
-        """(B, H, W, C) → (B, H, W, C); with ``return_attention`` also the weights (B·n, h, N, N)."""
-        expect_shape(x, ("B", "H", "W", self.dim), name="x")
-        _, H, W, _ = x.shape
-        out = self.attn(self.partition(self.norm1(x)), return_attention=return_attention)  # (B·n, N, C)
-        out, weights = out if return_attention else (out, None)
-        x = x + self.reverse(out, H, W)  # (B, H, W, C)
-        x = x + self.mlp(self.norm2(x))  # (B, H, W, C)
-        return (x, weights) if return_attention else x
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """(B, H, W, C) → (B, H, W, C): attention inside each group only."""
+        dims = expect_shape(x, ("B", "H", "W", self.dim), name="x")
+        return self.reverse(super().forward(self.partition(x)), dims["H"], dims["W"])  # (B·n, N, C) → (B, H, W, C)
+
+
+def partition_block(dim: int, heads: int, size: int, *, mode: str = "block", mlp_ratio: float = 2.0) -> Block:
+    """Chapter 5's :class:`~seqlib.layers.Block` with a :class:`PartitionAttention` mixer and a GELU MLP."""
+    return Block(dim, PartitionAttention(dim, heads, size, mode=mode),
+                 FeedForward(dim, int(dim * mlp_ratio), activation="gelu"))
 
 
 class MultiAxisAttention(nn.Module):
-    """Block attention then grid attention (RVT Sec. 3.2, MaxViT): local detail, then global reach."""
+    """Block attention then grid attention (RVT Sec. 3.2, MaxViT): local detail, then global reach.
+
+    Two :class:`~seqlib.layers.Block`; their weights are recorded as
+    ``"{prefix}.block.mixers.attn"`` and ``"{prefix}.grid.mixers.attn"``.
+    """
 
     def __init__(self, dim: int, heads: int, *, block: int, grid: int, mlp_ratio: float = 2.0) -> None:
         super().__init__()
-        self.block = PartitionAttention(dim, heads, block, mode="block", mlp_ratio=mlp_ratio)
-        self.grid = PartitionAttention(dim, heads, grid, mode="grid", mlp_ratio=mlp_ratio)
+        self.block = partition_block(dim, heads, block, mode="block", mlp_ratio=mlp_ratio)
+        self.grid = partition_block(dim, heads, grid, mode="grid", mlp_ratio=mlp_ratio)
 
-    def forward(self, x: torch.Tensor, *, return_attention: bool = False):
-        """(B, H, W, C) → (B, H, W, C); with ``return_attention`` also ``{"block": w, "grid": w}``."""
-        if not return_attention:
-            return self.grid(self.block(x))
-        x, wb = self.block(x, return_attention=True)
-        x, wg = self.grid(x, return_attention=True)
-        return x, {"block": wb, "grid": wg}
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) → (B, H, W, C)."""
+        return self.grid(self.block(x))
 
 
 # --- memory -------------------------------------------------------------------------------------
@@ -185,31 +193,24 @@ class RVTStage(nn.Module):
                                     for _ in range(depth))
         self.lstm = ConvLSTM1x1(dim) if lstm else None
 
-    def forward(self, x: torch.Tensor, state: State | None = None, *, return_attention: bool = False):
+    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State | None]:
         """One frame through the stage.
 
         Args:
             x: (B, C_in, H, W) frame or previous stage's map.
             state: the ConvLSTM's ``(h, c)`` from the previous frame, or None (zeros).
-            return_attention: also return one ``{"block", "grid"}`` dict per block.
 
         Returns:
-            ``(out, state)``: out (B, dim, H/s, W/s), the new state (None without LSTM);
-            plus the attention list if asked.
+            ``(out, state)``: out (B, dim, H/s, W/s) and the new state (None without LSTM).
         """
         expect_shape(x, ("B", self.in_channels, "H", "W"), name="x")
         x = self.norm(rearrange(self.down(x), "b c h w -> b h w c"))  # (B, H/s, W/s, C)
-        maps = []
         for block in self.blocks:
-            x = block(x, return_attention=return_attention)
-            if return_attention:
-                x, w = x
-                maps.append(w)
+            x = block(x)  # (B, H/s, W/s, C)
         if self.lstm is not None:
             state = self.lstm(x, state)
             x = state[0]  # the hidden state is the stage's output
-        out = rearrange(x, "b h w c -> b c h w")  # (B, C, H/s, W/s)
-        return (out, state, maps) if return_attention else (out, state)
+        return rearrange(x, "b h w c -> b c h w"), state  # (B, C, H/s, W/s)
 
 
 # --- the model ----------------------------------------------------------------------------------
@@ -241,12 +242,20 @@ class RVTConfig:
                     raise ValueError(f"a {size}×{size} map is not a multiple of the {what} size {p}")
 
 
-class RVT(nn.Module):
-    """Stages of :class:`RVTStage`; the LSTM states are carried across calls until :meth:`reset`.
+States = list[State | None]  # one ConvLSTM state per stage; None = zeros (or a stage without LSTM)
 
-    ``step(frame)`` is the streaming use (one frame per call, as an event camera
-    delivers them); ``forward(clip)`` resets and runs a whole clip, returning the
-    logits after the last frame.
+
+class RVT(nn.Module):
+    """Stages of :class:`RVTStage` and a linear head on the last stage's mean.
+
+    The recurrent state is explicit: :meth:`step` takes the per-stage LSTM states
+    and returns the new ones, so the module itself holds no state (``.to()`` and
+    ``state_dict`` see only parameters). ``step(frame, states)`` is the streaming
+    use (one frame per call, as an event camera delivers them; pass
+    :meth:`initial_state` or None at a sequence boundary); ``forward(clip)`` runs a
+    whole clip from zero states and returns the logits after the last frame.
+    Recorded attention: ``"stages.{i}.blocks.{j}.block.mixers.attn"`` and
+    ``"stages.{i}.blocks.{j}.grid.mixers.attn"``, once per frame.
     """
 
     def __init__(self, config: RVTConfig) -> None:
@@ -260,30 +269,40 @@ class RVT(nn.Module):
                                    lstm=config.lstm))
         self.stages = nn.ModuleList(stages)
         self.head = nn.Linear(config.dims[-1], config.num_classes)
-        self.states: list[State | None] = [None] * len(stages)
 
-    def reset(self) -> None:
-        """Forget everything: the next frame starts from zero LSTM states."""
-        self.states = [None] * len(self.stages)
+    def initial_state(self) -> States:
+        """The states before the first frame: zeros, written as None for every stage."""
+        return [None] * len(self.stages)
 
-    def step(self, frame: torch.Tensor) -> torch.Tensor:
-        """One frame (B, C, H, W) → logits (B, classes), updating the carried states."""
+    def step(self, frame: torch.Tensor, states: States | None = None) -> tuple[torch.Tensor, States]:
+        """One frame (B, C, H, W) and the states after the previous frame → logits (B, classes), new states."""
         expect_shape(frame, ("B", self.config.in_channels, self.config.image_size, self.config.image_size),
                      name="frame")
+        states = self.initial_state() if states is None else list(states)
+        if len(states) != len(self.stages):
+            raise ValueError(f"states: expected one entry per stage ({len(self.stages)}), got {len(states)}")
         x = frame
         for i, stage in enumerate(self.stages):
-            x, self.states[i] = stage(x, self.states[i])  # (B, C_i, H_i, W_i)
-        return self.head(x.mean(dim=(2, 3)))  # (B, classes)
+            x, states[i] = stage(x, states[i])  # (B, C_i, H_i, W_i)
+        return self.head(x.mean(dim=(2, 3))), states  # (B, classes)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        """A clip (B, F, C, H, W) from reset states → logits after the last frame (B, classes)."""
+        """A clip (B, F, C, H, W) from zero states → logits after the last frame (B, classes)."""
         expect_shape(clip, ("B", "F", self.config.in_channels, self.config.image_size, self.config.image_size),
                      name="clip")
-        self.reset()
+        states = self.initial_state()
         for t in range(clip.shape[1]):
-            logits = self.step(clip[:, t])
-        self.reset()  # do not keep the graph of this clip alive
+            logits, states = self.step(clip[:, t], states)
         return logits
+
+
+def recorded_attention(maps: AttentionMaps, *, stage: int = 0, block: int = 0) -> dict[str, list[torch.Tensor]]:
+    """The block and grid attention of one multi-axis block, from :func:`seqlib.attention.record` on an :class:`RVT`.
+
+    Returns ``{"block": [...], "grid": [...]}``, one (B·n, h, N, N) tensor per frame
+    that ran inside the ``record`` block, in frame order (for :func:`attention_to_map`).
+    """
+    return {mode: maps.select(f"*stages.{stage}.blocks.{block}.{mode}.mixers.attn") for mode in PARTITIONS}
 
 
 def frame_window(clip: torch.Tensor, k: int) -> torch.Tensor:

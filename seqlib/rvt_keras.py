@@ -15,16 +15,11 @@ Shape letters: B batch, T time steps, H/W image size, C channels, U LSTM units.
 
 from __future__ import annotations
 
-import os
+from seqlib.keras_backend import require_torch_backend
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = require_torch_backend()  # Keras 3 on the torch backend, set up in one place
 
-import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
-
-if keras.backend.backend() != "torch":
-    raise ImportError(f"seqlib.rvt_keras needs KERAS_BACKEND=torch (set it before importing keras), "
-                      f"got {keras.backend.backend()!r}")
 
 PACKAGE = "seqlib_rvt"
 

@@ -17,39 +17,30 @@ L = K latents start from zeros, it has no final layer norm, ...).
 ``keras.layers.RNN`` carries the slow stream from chunk to chunk as the cell's
 state. Attention weights are not stored on layers: the cell *emits* the
 slow-stream update's weights as part of its output, and
-``model(images, return_attention=True)`` returns them. Only ``keras.ops`` and
-Keras layers are used, so the module runs on the torch backend without
-TensorFlow; :mod:`seqlib.tlb` is its PyTorch twin with the same names. Images
-are channels-last ``(B, H, W, C)``. Shape letters: B batch, H/W image size,
-C channels, P patch side, N patches, K tokens per chunk, T chunks, L latents,
-D width, h heads.
+``model(images, return_attention=True)`` returns them (the PyTorch twin records
+them with :func:`seqlib.attention.record` instead; Keras layers are not torch
+modules). Only ``keras.ops`` and Keras layers are used, so the module runs on the
+torch backend without TensorFlow (set up once, by
+:func:`seqlib.keras_backend.require_torch_backend`, so that shapes are checked
+with :func:`seqlib.shapes.expect_shape`); :mod:`seqlib.tlb` is its PyTorch twin
+with the same structure. Images are channels-last ``(B, H, W, C)``. Shape
+letters: B batch, H/W image size, C channels, P patch side, N patches, K tokens
+per chunk, T chunks, L latents, D width, h heads.
 """
 
 from __future__ import annotations
 
-import os
+from seqlib.keras_backend import require_torch_backend
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = require_torch_backend()  # Keras 3 on the torch backend: Keras tensors are torch tensors
 
-import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
+from seqlib.shapes import expect_shape  # noqa: E402
 from seqlib.tlb import LAYOUTS, TLBConfig, check_config, cross_layers, keras_example_modules  # noqa: E402,F401
-
-if keras.backend.backend() != "torch":
-    raise ImportError(f"seqlib.tlb_keras needs KERAS_BACKEND=torch (set it before importing keras), "
-                      f"got {keras.backend.backend()!r}")
 
 PACKAGE = "seqlib_tlb"
 EPS = 1e-5  # torch's LayerNorm epsilon (Keras' default is 1e-3), so the twins agree
-
-
-def _expect_shape(x, expected: tuple, name: str) -> None:
-    """ValueError naming expected and received shape; ``None`` entries match anything."""
-    shape = tuple(x.shape)
-    if len(shape) != len(expected) or any(e is not None and s is not None and s != e
-                                          for s, e in zip(shape, expected)):
-        raise ValueError(f"{name}: expected shape {expected} (None = any), got {shape}")
 
 
 def _layer_norm(name: str) -> layers.LayerNormalization:
@@ -58,7 +49,7 @@ def _layer_norm(name: str) -> layers.LayerNormalization:
 
 # --- blocks -------------------------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class PatchEmbedding(layers.Layer):
+class ChunkedPatchEmbedding(layers.Layer):
     """Patches → tokens (strided Conv2D), + learned positions, layer norm, cut into chunks of K."""
 
     def __init__(self, *, image_size: int, patch_size: int, dim: int, chunk_size: int, **kwargs):
@@ -346,8 +337,8 @@ class TemporalLatentBottleneck(keras.Model):
                           chunk_size=chunk_size, num_latents=num_latents, num_layers=num_layers, r=r,
                           num_heads=num_heads, ffn_expansion=ffn_expansion, attn_dropout=attn_dropout,
                           ffn_dropout=ffn_dropout, num_classes=num_classes, layout=layout)
-        self.patch_embedding = PatchEmbedding(image_size=image_size, patch_size=patch_size, dim=dim,
-                                              chunk_size=chunk_size, name="patch_embedding")
+        self.patch_embedding = ChunkedPatchEmbedding(image_size=image_size, patch_size=patch_size, dim=dim,
+                                                     chunk_size=chunk_size, name="patch_embedding")
         cell = TLBCell(dim=dim, chunk_size=chunk_size, num_latents=num_latents, num_layers=num_layers, r=r,
                        num_heads=num_heads, ffn_expansion=ffn_expansion, attn_dropout=attn_dropout,
                        ffn_dropout=ffn_dropout, layout=layout, name="cell")
@@ -376,7 +367,7 @@ class TemporalLatentBottleneck(keras.Model):
     def call(self, images, training=None, return_attention=False):
         """(B, H, W, C) → logits (B, classes) [, slow-stream weights (B, T, h, L, K)]."""
         s = self.sizes
-        _expect_shape(images, (None, s["image_size"], s["image_size"], s["in_channels"]), "images (B, H, W, C)")
+        expect_shape(images, ("B", s["image_size"], s["image_size"], s["in_channels"]), name="images (B, H, W, C)")
         chunks = self.patch_embedding(images)  # (B, T, K, D)
         outputs = self.rnn(chunks, training=training)  # (B, T, K·D + h·L·K)
         fast, weights = split_cell_output(outputs, chunk_size=s["chunk_size"], dim=s["dim"],
@@ -394,7 +385,7 @@ class TemporalLatentBottleneck(keras.Model):
 
 def slow_stream_heatmap(weights, grid: int):
     """Per patch, the largest weight any latent gave it, averaged over heads: (B, T, h, L, K) → (B, grid, grid)."""
-    _expect_shape(weights, (None, None, None, None, None), "weights (B, T, h, L, K)")
+    expect_shape(weights, ("B", "T", "h", "L", "K"), name="weights")
     per_token = ops.mean(ops.max(weights, axis=3), axis=2)  # (B, T, K)
     return ops.reshape(per_token, (-1, grid, grid))  # (B, gh, gw): chunks are consecutive runs of the row-major grid
 

@@ -86,3 +86,28 @@ def test_bad_input_channels():
         block()(np.zeros((2, 3, 3, 2), np.float32))
     with pytest.raises(ValueError, match="clips"):
         rk.run_sequence(block(), np.zeros((2, 3, 3, 1), np.float32))
+
+
+# --- the one Keras bootstrap (seqlib.keras_backend) ----------------------------------------------
+def test_keras_modules_use_the_one_bootstrap():
+    import inspect
+
+    from seqlib import keras_backend, shapes
+    from seqlib import tlb_keras as tk
+
+    assert keras_backend.require_torch_backend() is keras and keras.backend.backend() == "torch"
+    for module in (rk, tk):
+        source = inspect.getsource(module)
+        assert "KERAS_BACKEND" not in source and "require_torch_backend()" in source
+    assert tk.expect_shape is shapes.expect_shape and not hasattr(tk, "_expect_shape")
+
+
+def test_bootstrap_refuses_keras_imported_with_another_backend(monkeypatch):
+    from seqlib.keras_backend import require_torch_backend
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")  # as if keras had been imported on jax
+    with pytest.raises(ImportError, match="torch backend, got 'jax'"):
+        require_torch_backend()
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    with pytest.raises(ImportError, match="KERAS_BACKEND is 'jax'"):
+        require_torch_backend()

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from seqlib import tlb
+from seqlib import attention, layers, profiles, tlb
 from seqlib.tlb import TLBConfig
+from seqlib.tlb_parity import copy_keras_weights
 
 # 8×8 images, 2×2 patches: N = 16 tokens in T = 4 chunks of K = 4; L = 3 latents.
 TINY = TLBConfig(image_size=8, patch_size=2, in_channels=3, dim=8, chunk_size=4, num_latents=3,
@@ -21,8 +22,15 @@ def images(n=4, seed=0):
     return torch.rand(n, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
 
 
+def logits_and_maps(model, x):
+    """Logits and the slow-stream weights (B, T, h, L, K), recorded."""
+    with attention.record(model) as maps:
+        logits = model(x)
+    return logits, tlb.slow_stream_maps(maps)
+
+
 def test_shapes_and_weight_rows():
-    logits, weights = tiny()(images(), return_attention=True)
+    logits, weights = logits_and_maps(tiny(), images())
     assert logits.shape == (4, 5)
     assert weights.shape == (4, 4, 2, 3, 4)  # (B, T, h, L, K)
     torch.testing.assert_close(weights.sum(-1), torch.ones(4, 4, 2, 3))
@@ -41,8 +49,8 @@ def test_recurrence_is_causal_over_chunks():
     x = images()
     y = x.clone()
     y[..., 6:, :] = 1 - y[..., 6:, :]  # the last row of patches is the last chunk
-    _, wx = model(x, return_attention=True)
-    _, wy = model(y, return_attention=True)
+    _, wx = logits_and_maps(model, x)
+    _, wy = logits_and_maps(model, y)
     torch.testing.assert_close(wx[:, :3], wy[:, :3])
     assert (wx[:, 3] - wy[:, 3]).abs().max() > 1e-4
 
@@ -53,9 +61,9 @@ def test_identical_start_latents_stay_identical():
     slow = torch.zeros(2, 3, 8)  # (B, L, D), all latents the same
     fast = torch.randn(2, 4, 8)
     for _ in range(3):
-        fast_out, slow, _ = cell(fast, slow)
+        fast_out, slow = cell(fast, slow)
     torch.testing.assert_close(slow[:, 0], slow[:, 2])
-    _, slow, _ = cell(fast, cell.initial_state(2))
+    _, slow = cell(fast, cell.initial_state(2))
     assert (slow[:, 0] - slow[:, 2]).abs().max() > 1e-3
 
 
@@ -64,6 +72,49 @@ def test_gradient_reaches_every_parameter():
     model(images()).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert not missing, missing
+
+
+def test_layers_are_blocks_with_normed_kv_mixers():
+    model = tiny(num_layers=4, r=2)
+    for block in [*model.cell.self_blocks, *model.cell.cross_blocks, model.cell.bottleneck]:
+        assert isinstance(block, layers.Block) and isinstance(block.mixer, tlb.NormedKVAttention)
+        assert isinstance(block.mlp, layers.FeedForward)
+    assert not model.cell.bottleneck.mixer.fast  # the slow-stream update always forms its weights
+    assert all(b.mixer.fast for b in model.cell.self_blocks)
+
+
+def test_block_is_the_normed_attention_then_the_ffn():
+    """block(q, key=s, value=s) = FFN(q + MHA(LN_q(q), LN_k(s), LN_v(s))), FFN(x) = x + W2 GELU(W1 LN(x))."""
+    torch.manual_seed(0)
+    block = tlb.attention_block(8, num_heads=2).eval()
+    q, s = torch.randn(2, 3, 8), torch.randn(2, 5, 8) * 3 + 1
+    mixer = block.mixer
+    with torch.no_grad():
+        x = q + attention.MultiHeadAttention.forward(mixer, block.norms[0](q), mixer.key_norm(s), mixer.value_norm(s))
+        expected = x + block.mlp(block.norms[1](x))
+        torch.testing.assert_close(block(q, key=s, value=s), expected)
+
+
+def test_recorder_names_and_bottleneck_maps():
+    model = tiny()
+    with torch.no_grad(), attention.record(model) as maps:
+        model(images())
+    bottleneck = [n for n in maps.names if "bottleneck" in n]
+    assert bottleneck == ["cell.bottleneck.mixers.attn"] * 4  # one per chunk
+    assert "cell.self_blocks.0.mixers.attn" in maps.names and "cell.cross_blocks.1.mixers.attn" in maps.names
+    assert len(maps) == 4 * (3 + 2 + 1)  # per chunk: 3 self, 2 cross, 1 update
+    with torch.no_grad(), attention.record(model.cell) as cell_maps:  # the cell alone, one chunk
+        model.cell(torch.randn(2, 4, 8), model.cell.initial_state(2))
+    assert tlb.slow_stream_maps(cell_maps).shape == (2, 1, 2, 3, 4)
+
+
+def test_recording_does_not_change_the_logits():
+    model = tiny()
+    x = images()
+    with torch.no_grad():
+        plain = model(x)
+        recorded, _ = logits_and_maps(model, x)
+    torch.testing.assert_close(recorded, plain, atol=1e-6, rtol=1e-5)
 
 
 def test_heatmap_layout():
@@ -88,20 +139,21 @@ def test_bad_input_raises_clear_errors():
 # --- the two fast-stream layouts ------------------------------------------------------------------
 def record_fast_stream(cell: tlb.TLBCell) -> list[tuple[str, int]]:
     """Run the cell on one chunk; return, in order, every fast-stream sub-layer call as (kind, id):
-    ("self"/"cross", id of the attention module) and ("ffn", id of the FFN module)."""
+    ("self"/"cross", id of the attention mixer) and ("ffn", id of the FFN module)."""
     events = []
-    fast_modules = cell.perceptual_module if cell.layout == "keras-example" else [*cell.self_blocks,
-                                                                                  *cell.cross_blocks]
+    if cell.layout == "keras-example":
+        blocks = [b for m in cell.perceptual_module for b in (m.self_block, m.cross_block) if b is not None]
+    else:
+        blocks = [*cell.self_blocks, *cell.cross_blocks]
     hooks = []
-    for module in fast_modules:
-        for attention in (module.attention, getattr(module, "cross_attention", None)):
-            if attention is not None:
-                hooks.append(attention.register_forward_hook(
-                    lambda m, args, out: events.append(("self" if args[1] is args[0] else "cross", id(m)))))
-        hooks.append(module.ffn.register_forward_hook(lambda m, args, out: events.append(("ffn", id(m)))))
+    for block in blocks:
+        hooks.append(block.mixer.register_forward_hook(
+            lambda m, args, kwargs, out: events.append(("self" if kwargs["key"].shape[1] == 4 else "cross", id(m))),
+            with_kwargs=True))
+    for ffn in {id(b.mlp): b.mlp for b in blocks}.values():
+        hooks.append(ffn.register_forward_hook(lambda m, args, out: events.append(("ffn", id(m)))))
     with torch.no_grad():
-        cell(torch.randn(2, 4, cell.bottleneck.ffn.norm.normalized_shape[0]),
-             cell.initial_state(2))  # one chunk (B, K, D) and the slow stream (B, L, D)
+        cell(torch.randn(2, 4, cell.bottleneck.dim), cell.initial_state(2))  # a chunk (B, K=4, D), latents (B, L=3, D)
     for hook in hooks:
         hook.remove()
     return events
@@ -135,30 +187,39 @@ def test_sublayers_per_chunk_are_counted_by_running_the_cell(layout, n_self, n_c
 def test_keras_example_layout_shares_one_ffn_between_self_and_cross_calls():
     cell = tiny(num_layers=4, r=2, layout="keras-example").cell
     assert len(cell.perceptual_module) == 6
-    assert [m.cross_attention is not None for m in cell.perceptual_module] == [True, False, True, False, True,
-                                                                              False]
+    assert [m.cross_block is not None for m in cell.perceptual_module] == [True, False, True, False, True, False]
+    for m in cell.perceptual_module:
+        if m.cross_block is not None:  # one FFN, with its one layer norm; separate attention and query norm
+            assert m.cross_block.mlp is m.self_block.mlp and m.cross_block.norms[1] is m.self_block.norms[1]
+            assert m.cross_block.norms[0] is not m.self_block.norms[0] and m.cross_block.mixer is not m.self_block.mixer
     events = record_fast_stream(cell)
-    owner = {id(m.attention): j for j, m in enumerate(cell.perceptual_module)}
-    owner |= {id(m.cross_attention): j for j, m in enumerate(cell.perceptual_module)
-              if m.cross_attention is not None}
+    owner = {id(m.self_block.mixer): j for j, m in enumerate(cell.perceptual_module)}
+    owner |= {id(m.cross_block.mixer): j for j, m in enumerate(cell.perceptual_module) if m.cross_block is not None}
     ffn_of = {id(m.ffn): j for j, m in enumerate(cell.perceptual_module)}
     pairs = [(kind, owner[a], ffn_of[f]) for (kind, a), (_, f) in zip(events[::2], events[1::2])]
     assert all(module == ffn for _, module, ffn in pairs)  # every sub-layer ends with its own module's FFN
     assert [m for kind, m, _ in pairs if kind == "cross"] == [0, 2, 4]  # the same FFN as the self call before
     # parameters: 3 attention sub-layers more than "separate" (9 + 1 against 6 + 1), the same 6 + 1 FFNs
     separate = tiny(num_layers=4, r=2).cell
-    attention = tlb.count_parameters(separate.bottleneck.attention)
-    assert tlb.count_parameters(cell) - tlb.count_parameters(separate) == 3 * attention
+    b = separate.bottleneck
+    attention_params = layers.count_parameters(b.mixer) + layers.count_parameters(b.norms[0])  # MHA + 3 norms
+    assert layers.count_parameters(cell) - layers.count_parameters(separate) == 3 * attention_params
     with pytest.raises(ValueError, match="no cross-attention"):
-        cell.perceptual_module[1](torch.zeros(1, 4, 8), torch.zeros(1, 3, 8), torch.zeros(1, 3, 8), cross=True)
+        cell.perceptual_module[1](torch.zeros(1, 4, 8), key=torch.zeros(1, 3, 8), value=torch.zeros(1, 3, 8),
+                                  cross=True)
 
 
-def test_presets():
-    assert tlb.tlb_cifar().config.num_patches == 144 and tlb.tlb_cifar().config.num_chunks == 18
+def test_full_profile_sizes():
+    """The Keras example's CIFAR-10 sizes, read from the chapter's full profile."""
+    full = TLBConfig.from_sizes(profiles.sizes("ch11", "full"), num_classes=10)
+    assert full.num_patches == 144 and full.num_chunks == 18 and full.layout == "separate"
+    assert 0.35e6 < layers.count_parameters(tlb.TemporalLatentBottleneck(full)) < 0.37e6
+    example = tlb.TemporalLatentBottleneck(TLBConfig.from_sizes(profiles.sizes("ch11", "full"), num_classes=10,
+                                                                layout="keras-example"))
+    assert 0.40e6 < layers.count_parameters(example) < 0.42e6
+    smoke = TLBConfig.from_sizes(profiles.sizes("ch11", "smoke"))
+    assert (smoke.image_size, smoke.chunk_size, smoke.num_layers) == (28, 7, 2)
     assert tlb.TLBConfig().num_chunks == 7
-    assert tlb.tlb_cifar().config.layout == "separate"
-    assert 0.35e6 < tlb.count_parameters(tlb.tlb_cifar()) < 0.37e6
-    assert 0.40e6 < tlb.count_parameters(tlb.tlb_cifar(layout="keras-example")) < 0.42e6
     with pytest.raises(ValueError, match="layout"):
         TLBConfig(layout="interleaved")
 
@@ -177,11 +238,15 @@ def test_parity_with_keras_given_the_same_weights():
         k_model = tk.TemporalLatentBottleneck.from_tlb_config(config)
         x = np.random.default_rng(1).random((3, 8, 8, 3), dtype=np.float32)  # (B, H, W, C)
         k_logits, k_weights = k_model(x, return_attention=True)
-        t_model = tlb.copy_keras_weights(k_model, tlb.TemporalLatentBottleneck(config)).eval()
-        t_logits, t_weights = t_model(torch.from_numpy(x).permute(0, 3, 1, 2), return_attention=True)
+        t_model = copy_keras_weights(k_model, tlb.TemporalLatentBottleneck(config)).eval()
+        t_x = torch.from_numpy(x).permute(0, 3, 1, 2)
+        with torch.no_grad():
+            t_plain = t_model(t_x)  # the fused kernel in the fast stream
+            t_logits, t_weights = logits_and_maps(t_model, t_x)  # every attention explicit
+        assert (t_plain - k_logits.detach()).abs().max() < PARITY_ATOL
         assert (t_logits - k_logits.detach()).abs().max() < PARITY_ATOL
         assert (t_weights - k_weights.detach()).abs().max() < PARITY_ATOL
-        assert tlb.count_parameters(t_model) == k_model.count_params()
+        assert layers.count_parameters(t_model) == k_model.count_params()
 
 
 def test_copy_refuses_a_different_architecture():
@@ -191,6 +256,6 @@ def test_copy_refuses_a_different_architecture():
     k_model = tk.TemporalLatentBottleneck.from_tlb_config(TINY)
     k_model(np.zeros((1, 8, 8, 3), dtype=np.float32))
     with pytest.raises(ValueError):
-        tlb.copy_keras_weights(k_model, tiny(num_layers=2))
+        copy_keras_weights(k_model, tiny(num_layers=2))
     with pytest.raises(ValueError, match="layout"):
-        tlb.copy_keras_weights(k_model, tiny(layout="keras-example"))
+        copy_keras_weights(k_model, tiny(layout="keras-example"))

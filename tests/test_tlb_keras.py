@@ -125,7 +125,7 @@ def test_initial_latents_are_distinct_and_trained():
 
 
 def test_layer_configs_round_trip():
-    for layer in [tk.PatchEmbedding(image_size=8, patch_size=2, dim=8, chunk_size=4, name="pe"),
+    for layer in [tk.ChunkedPatchEmbedding(image_size=8, patch_size=2, dim=8, chunk_size=4, name="pe"),
                   tk.FeedForwardBlock(dim=8, expansion=3, dropout=0.1),
                   tk.NormedAttention(dim=8, num_heads=2, dropout=0.1),
                   tk.AttentionBlock(dim=8, num_heads=2, ffn_expansion=2, attn_dropout=0.1, ffn_dropout=0.2),
