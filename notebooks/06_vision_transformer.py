@@ -55,14 +55,13 @@ device = start("ch06")
 
 # %%
 import inspect
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seqlib import claims, profiles, vit
+from seqlib import attention, claims, layers, profiles, train, vit
 from seqlib.data import (CIFAR10_CLASSES, FASHION_CLASSES, load_cifar10, load_fashion_mnist, load_sample_photo,
                          random_crop_flip)
 from seqlib.train import seed_for
@@ -87,10 +86,11 @@ print(cfg)
 # The paper's title, "an image is worth 16×16 words", is this equation with
 # $P = 16$: a 224×224 photo becomes $N = 196$ tokens. The sequence length, and
 # hence the cost of attention, is set by the patch size. In seqlib the cut is one
-# `einops.rearrange`:
+# `einops.rearrange` (in `seqlib.layers`, beside the other pieces the later
+# chapters share):
 
 # %%
-print(inspect.getsource(vit.patchify))
+print(inspect.getsource(layers.patchify))
 
 # %% [markdown]
 # Here it is on a photograph from scikit-learn, cropped to 416×640 so that
@@ -100,11 +100,11 @@ print(inspect.getsource(vit.patchify))
 # %%
 photo = load_sample_photo("china.jpg")[:, :416, :]          # (3, 416, 640)
 P_photo = 32
-tokens_photo = vit.patchify(photo[None], P_photo)[0]         # (N, 3·P·P)
+tokens_photo = layers.patchify(photo[None], P_photo)[0]         # (N, 3·P·P)
 gh, gw = 416 // P_photo, 640 // P_photo
 print("photo", tuple(photo.shape), "->", gh, "x", gw, "patches ->", tuple(tokens_photo.shape))
 assert tokens_photo.shape == (gh * gw, 3 * P_photo ** 2)
-assert torch.equal(vit.unpatchify(tokens_photo[None], P_photo, 416, 640)[0], photo)
+assert torch.equal(layers.unpatchify(tokens_photo[None], P_photo, 416, 640)[0], photo)
 
 fig = plt.figure(figsize=(11, 7.5))
 ax = fig.add_subplot(2, 2, 1)
@@ -154,7 +154,7 @@ assert H_img % P == 0 and W_img % P == 0
 
 # %%
 sample = x_test[:1]                                                      # (1, C, H, W)
-patches = vit.patchify(sample, P)[0]                                     # (N, C·P·P)
+patches = layers.patchify(sample, P)[0]                                     # (N, C·P·P)
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw={"width_ratios": [1, 3]})
 axes[0].imshow(sample[0].permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray")
 for k in range(1, grid):
@@ -201,13 +201,13 @@ plt.show()
 # compare.
 
 # %%
-print(inspect.getsource(vit.PatchEmbedding))
-print(inspect.getsource(vit.UnfoldPatchEmbedding))
+print(inspect.getsource(layers.ConvPatchEmbedding))
+print(inspect.getsource(layers.UnfoldPatchEmbedding))
 
 # %%
 torch.manual_seed(seed_for(0))
-conv_embed = vit.PatchEmbedding(image_size=H_img, patch_size=P, in_channels=C_in, dim=cfg.dim)
-unfold_embed = vit.UnfoldPatchEmbedding.from_conv(conv_embed)      # E = conv weight reshaped to (D, C·P·P)
+conv_embed = layers.ConvPatchEmbedding(image_size=H_img, patch_size=P, in_channels=C_in, dim=cfg.dim)
+unfold_embed = layers.UnfoldPatchEmbedding.from_conv(conv_embed)      # E = conv weight reshaped to (D, C·P·P)
 batch = x_test[:64]
 same = torch.allclose(conv_embed(batch), unfold_embed(batch), atol=1e-5)
 print("conv embedding:", tuple(conv_embed(batch).shape), " unfold + linear equal to it:", same)
@@ -215,7 +215,9 @@ assert same
 
 # %% [markdown]
 # The whole model, with the encoder imported from chapter 5 (so the book has one
-# attention implementation):
+# attention implementation). Each encoder block is chapter 5's `layers.Block`
+# with global self-attention as its mixer: every token may attend to every
+# other, and ViT changes only what the tokens are, not the block.
 
 # %%
 print(inspect.getsource(vit.ViT))
@@ -230,10 +232,10 @@ def make_vit() -> vit.ViT:
 
 def make_cnn() -> torch.nn.Module:
     """The baseline CNN, its last width chosen to match the ViT's parameter count."""
-    return vit.small_cnn(in_channels=C_in, num_classes=len(class_names), widths=cfg.cnn_widths)
+    return layers.small_cnn(in_channels=C_in, num_classes=len(class_names), widths=cfg.cnn_widths)
 
 
-n_vit, n_cnn = vit.count_parameters(make_vit()), vit.count_parameters(make_cnn())
+n_vit, n_cnn = layers.count_parameters(make_vit()), layers.count_parameters(make_cnn())
 print(f"ViT parameters: {n_vit:,}   CNN parameters: {n_cnn:,}   ratio {n_cnn / n_vit:.3f}")
 assert abs(n_cnn / n_vit - 1) < 0.1
 
@@ -249,7 +251,7 @@ assert abs(n_cnn / n_vit - 1) < 0.1
 # images the sampling error of one accuracy alone would exceed a point.
 
 # %%
-print(inspect.getsource(vit.train_classifier))
+print(inspect.getsource(train.train_classifier))
 
 # %%
 augment = (lambda x: random_crop_flip(x, padding=4)) if cfg.augment else None
@@ -259,13 +261,11 @@ def run(make, n: int, epochs: int, desc: str) -> dict:
     """Train a fresh model on the first n training images; return it with test accuracy and time."""
     torch.manual_seed(seed_for(0))
     model = make()
-    start_time = time.perf_counter()
-    hist = vit.train_classifier(model, x_train_all[:n], y_train_all[:n], epochs=epochs,
-                                batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                seed=seed_for(0), augment=augment, device=device, desc=desc)
-    seconds = time.perf_counter() - start_time
-    return {"model": model, "acc": vit.accuracy(model, x_test, y_test), "train_acc": hist.last("acc"),
-            "seconds": seconds, "params": vit.count_parameters(model)}
+    hist = train.train_classifier(model, x_train_all[:n], y_train_all[:n], epochs=epochs,
+                                  batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  seed=seed_for(0), augment=augment, device=device, desc=desc)
+    return {"model": model, "acc": train.accuracy(model, x_test, y_test), "train_acc": hist.last("acc"),
+            "seconds": sum(hist["seconds"]), "params": layers.count_parameters(model)}
 
 
 results = {}
@@ -434,15 +434,22 @@ print(f"mean cosine similarity: neighbours {near:.3f}, patches >= {grid} steps a
 # patches. It is a heuristic: it ignores the values and the MLPs, but it is
 # cheap, and Abnar and Zuidema found it more faithful to the model than the raw
 # attention of any single layer.
+#
+# The model returns only its logits. As in chapter 5, the maps come from
+# running it under `attention.record(model)`, which keeps each block's weights
+# under the block's name (`encoder.blocks.0.mixers.attn`, ...);
+# `vit.attention_maps(model, images)` does exactly that and returns the $L$ maps.
 
 # %%
 print(inspect.getsource(vit.attention_rollout))
+print(inspect.getsource(vit.attention_maps))
 
 # %%
 idx = [int((y_test == c).nonzero()[0]) for c in range(min(6, len(class_names)))]
 images = x_test[idx]                                               # (6, C, H, W)
-with torch.no_grad():
-    logits, maps = model_vit(images, return_attention=True)        # L maps of (6, h, N+1, N+1)
+with torch.no_grad(), attention.record(model_vit) as recorded:
+    logits = model_vit(images)                                     # (6, classes)
+maps = recorded.select("encoder.blocks.*")                         # L maps of (6, h, N+1, N+1)
 rollout = vit.attention_rollout(maps)                              # (6, N+1, N+1)
 last_cls = maps[-1].mean(1)[:, 0, 1:]                              # (6, N): last layer, class token row
 roll_cls = rollout[:, 0, 1:]                                       # (6, N)
@@ -481,10 +488,10 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 with torch.no_grad():
-    roll_all = torch.cat([vit.attention_rollout(model_vit(xb, return_attention=True)[1])[:, 0, 1:]
+    roll_all = torch.cat([vit.attention_rollout(vit.attention_maps(model_vit, xb))[:, 0, 1:]
                           for xb in x_test.split(250)])                           # (N_test, N)
 roll_all = roll_all / roll_all.sum(-1, keepdim=True)
-content = vit.patchify(x_test, P).amax(-1) > 0.05                                 # (N_test, N) patch shows the object
+content = layers.patchify(x_test, P).amax(-1) > 0.05                                 # (N_test, N) patch shows the object
 mass_on_object = (roll_all * content).sum(-1).mean().item()
 share_of_object = content.float().mean().item()
 print(f"rollout mass on object patches {mass_on_object:.3f}; object patches are {share_of_object:.3f} of all "
@@ -597,7 +604,7 @@ check_close(mine, F.conv2d(imgs, w, b, stride=4).flatten(2).transpose(1, 2), rto
 # and classes $K$ (the encoder blocks are pre-norm: two layer norms each, and one
 # final layer norm). Which term dominates for ViT-Base ($P=16$, $C=3$, $N=196$,
 # $D=768$, $L=12$, $F=3072$, $K=1000$)? Check your formula against
-# `vit.count_parameters`. (depth: derive; about 15 minutes)
+# `layers.count_parameters`. (depth: derive; about 15 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -626,11 +633,12 @@ def vit_parameters(P, C, N, D, L, F_, K):
 small = vit.vit_tiny()
 c = small.config
 assert vit_parameters(c.patch_size, c.in_channels, small.patch_embed.num_patches, c.dim, c.depth,
-                      int(c.dim * c.mlp_ratio), c.num_classes) == vit.count_parameters(small)
+                      int(c.dim * c.mlp_ratio), c.num_classes) == layers.count_parameters(small)
 base = vit.ViT(vit.ViTConfig(image_size=224, patch_size=16, in_channels=3, num_classes=1000, dim=768, depth=12,
                              heads=12, mlp_ratio=4.0))
-print(f"ViT-Base: formula {vit_parameters(16, 3, 196, 768, 12, 3072, 1000):,}, counted {vit.count_parameters(base):,}")
-assert vit_parameters(16, 3, 196, 768, 12, 3072, 1000) == vit.count_parameters(base)
+n_base = layers.count_parameters(base)
+print(f"ViT-Base: formula {vit_parameters(16, 3, 196, 768, 12, 3072, 1000):,}, counted {n_base:,}")
+assert vit_parameters(16, 3, 196, 768, 12, 3072, 1000) == n_base
 del base
 
 # %% [markdown] tags=["solution"]
@@ -701,11 +709,11 @@ check_close(mine, vit.attention_rollout([m[None] for m in layer_maps])[0], rtol=
 import copy
 
 perm = torch.randperm(grid * grid, generator=torch.Generator().manual_seed(seed_for(0)))
-shuffled = vit.unpatchify(vit.patchify(x_test, P)[:, perm], P, H_img, W_img)     # same patches, other places
+shuffled = layers.unpatchify(layers.patchify(x_test, P)[:, perm], P, H_img, W_img)     # same patches, other places
 no_pos = copy.deepcopy(model_vit)
 with torch.no_grad():
     no_pos.pos.table.zero_()
-table = {(name, order): vit.accuracy(m, imgs, y_test)
+table = {(name, order): train.accuracy(m, imgs, y_test)
          for name, m in (("with p", model_vit), ("p = 0", no_pos))
          for order, imgs in (("original", x_test), ("shuffled", shuffled))}
 for key, acc in table.items():

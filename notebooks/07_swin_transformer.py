@@ -60,7 +60,6 @@ device = start("ch07")
 
 # %%
 import inspect
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -68,7 +67,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.colors import ListedColormap
 
-from seqlib import claims, profiles, swin, vit
+from seqlib import attention, claims, layers, profiles, swin, train, vit
 from seqlib.attention import MultiHeadAttention
 from seqlib.data import (CIFAR10_CLASSES, FASHION_CLASSES, load_cifar10, load_fashion_mnist,
                          random_crop_flip)
@@ -108,9 +107,9 @@ with torch.no_grad():
     pyramid = swin_t.features(torch.rand(1, 3, 224, 224))
 for i, fmap in enumerate(pyramid, start=1):
     print(f"stage {i}: {tuple(fmap.shape[1:])}  = {fmap.shape[1] // 96}C x H/{224 // fmap.shape[2]} x W/{224 // fmap.shape[3]}")
-print(f"parameters: {vit.count_parameters(swin_t):,}")
+print(f"parameters: {layers.count_parameters(swin_t):,}")
 assert [tuple(f.shape[1:]) for f in pyramid] == [(96, 56, 56), (192, 28, 28), (384, 14, 14), (768, 7, 7)]
-assert vit.count_parameters(swin_t) == 28_288_354
+assert layers.count_parameters(swin_t) == 28_288_354
 del swin_t, pyramid
 
 # %% [markdown]
@@ -169,7 +168,7 @@ print(f"56x56 grid, C=96, M=7: global {swin.msa_cost(56, 56, 96) / 1e9:.2f} G mu
 # Now measure it. We time one global attention layer and one window attention
 # layer (including the partition and its reverse) on grids of
 # $M\times M$ up to $8M\times 8M$ tokens, and record the memory each materialises
-# for its attention weights (the tensors returned with `return_attention=True`).
+# for its attention weights (the tensors that `attention.record` collects).
 # On a GPU the notebook also reads the peak memory the allocator saw. The
 # multiply-adds and the memory are exact and the same on every machine; the
 # times are not, so they get a table of their own.
@@ -191,22 +190,6 @@ def run_window(tokens, side):
     return swin.window_reverse(out, M, side, side)                   # (B, h, w, C)
 
 
-def seconds(fn, *args, repeats):
-    """Fastest wall time of fn(*args) over ``repeats`` calls after one warm-up (the minimum is
-    the least disturbed by other processes on a shared machine)."""
-    fn(*args)
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn(*args)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return float(np.min(times))
-
-
 def peak_bytes(fn, *args):
     """Peak GPU memory of one call beyond what was allocated before it (CUDA only)."""
     if device.type != "cuda":
@@ -225,12 +208,16 @@ with torch.no_grad():
         side = k * M
         tokens = torch.randn(cfg.bench_batch, side * side, C_b, device=device)        # (B, hw, C)
         one = tokens[:1]                                                                # memory: one image
-        _, w_global = global_attn(one, return_attention=True)                           # (1, h, hw, hw)
-        windows_k = swin.window_partition(one.view(1, side, side, C_b), M)
-        _, w_window = window_attn(windows_k, return_attention=True)                     # (nW, h, M², M²)
-        bench.append({"side": side, "hw": side * side,
-                      "t_global": seconds(run_global, tokens, side, repeats=cfg.bench_repeats),
-                      "t_window": seconds(run_window, tokens, side, repeats=cfg.bench_repeats),
+        with attention.record() as recorded:
+            global_attn(one)
+            window_attn(swin.window_partition(one.view(1, side, side, C_b), M))
+        w_global, w_window = recorded                                       # (1, h, hw, hw), (nW, h, M², M²)
+        timing_global = train.benchmark(lambda: run_global(tokens, side), repeats=cfg.bench_repeats, device=device)
+        timing_window = train.benchmark(lambda: run_window(tokens, side), repeats=cfg.bench_repeats, device=device)
+        bench.append({"side": side, "hw": side * side, "timing_global": timing_global, "timing_window": timing_window,
+                      # the claims compare the fastest repeat of each: the least disturbed by other
+                      # processes on a shared machine, where a median still carries their load
+                      "t_global": timing_global.min, "t_window": timing_window.min,
                       "mem_global": w_global.numel() * w_global.element_size(),
                       "mem_window": w_window.numel() * w_window.element_size(),
                       "peak_global": peak_bytes(run_global, tokens, side),
@@ -252,11 +239,14 @@ for b in bench:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"device: {device}; time for a batch of {cfg.bench_batch}, fastest of {cfg.bench_repeats} runs "
-      "(these numbers differ from machine to machine and from run to run)")
-print(f"{'grid':>8}{'tokens':>8}{'t global ms':>13}{'t window ms':>13}{'ratio':>7}")
+print(f"device: {device}; time for a batch of {cfg.bench_batch}: median of {cfg.bench_repeats} runs and their spread "
+      "(max − min) / median; the ratio is of the fastest runs (these numbers differ from machine to machine and "
+      "from run to run)")
+print(f"{'grid':>8}{'tokens':>8}{'global ms':>11}{'spread':>8}{'window ms':>11}{'spread':>8}{'ratio':>7}")
 for b, r in zip(bench, ratio):
-    print(f"{b['side']:>4}x{b['side']:<3}{b['hw']:>8}{1e3 * b['t_global']:>13.2f}{1e3 * b['t_window']:>13.2f}{r:>7.1f}")
+    tg, tw = b["timing_global"], b["timing_window"]
+    print(f"{b['side']:>4}x{b['side']:<3}{b['hw']:>8}{1e3 * tg.median:>11.2f}{tg.spread:>8.0%}{1e3 * tw.median:>11.2f}"
+          f"{tw.spread:>8.0%}{r:>7.1f}")
 if device.type == "cuda":
     print("peak GPU MB, global:", [round(b["peak_global"] / 2**20, 1) for b in bench])
     print("peak GPU MB, window:", [round(b["peak_window"] / 2**20, 1) for b in bench])
@@ -413,9 +403,14 @@ assert allowed[0].all() and allowed.sum((1, 2)).tolist() == [256, 128, 128, 64]
 # pieces, so half of their pairs are allowed: in window 2 the pieces are the top
 # and bottom halves (two 8×8 blocks, since tokens are numbered row by row), in
 # window 1 the left and right halves, which interleave in row-major order and give
-# the checkerboard. Window 3 joins four pieces. The block that uses the mask:
+# the checkerboard. Window 3 joins four pieces. The mixer that uses the mask
+# builds it once, from the grid it is made for, and keeps it as a buffer; it
+# rolls the grid, cuts it into windows, attends, puts the windows back and rolls
+# back. The Swin block is chapter 5's `layers.Block`; only the mixer (the token
+# grouping) differs: shifted windows instead of all tokens.
 
 # %%
+print(inspect.getsource(swin.ShiftedWindowAttention))
 print(inspect.getsource(swin.SwinBlock))
 
 # %% [markdown]
@@ -455,8 +450,8 @@ print("values in [0, 25):", int(index3.min()) == 0 and int(index3.max()) == 24,
 assert int(index3.max()) == (2 * 3 - 1) ** 2 - 1 and torch.equal(index3 + index3.T, torch.full_like(index3, 24))
 
 # %% [markdown]
-# The window attention layer owns the table and its index, and calls the book's
-# one `MultiHeadAttention` with the gathered bias as `attn_bias`:
+# The window attention layer is the book's one `MultiHeadAttention` with the
+# table and its index added; it passes the gathered bias as `attn_bias`:
 
 # %%
 print(inspect.getsource(swin.WindowAttention))
@@ -515,12 +510,11 @@ results = {}
 for name, (make, prepare) in models.items():
     torch.manual_seed(seed_for(0))
     model = make()
-    t0 = time.perf_counter()
-    hist = vit.train_classifier(model, prepare(x_train), y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                lr=cfg.lr, weight_decay=cfg.weight_decay, seed=seed_for(0), augment=augment,
-                                device=device, desc=name)
-    results[name] = {"model": model, "params": vit.count_parameters(model), "seconds": time.perf_counter() - t0,
-                     "acc": vit.accuracy(model, prepare(x_test), y_test), "train_acc": hist.last("acc")}
+    hist = train.train_classifier(model, prepare(x_train), y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                  lr=cfg.lr, weight_decay=cfg.weight_decay, seed=seed_for(0), augment=augment,
+                                  device=device, desc=name)
+    results[name] = {"model": model, "params": layers.count_parameters(model), "seconds": sum(hist["seconds"]),
+                     "acc": train.accuracy(model, prepare(x_test), y_test), "train_acc": hist.last("acc")}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -557,7 +551,7 @@ print("Swin is more accurate than the ViT:", beats.held)
 
 # %%
 swin_trained = results["Swin"]["model"].cpu()
-table = swin_trained.stages[0].blocks[0].attn.bias_table.detach()             # ((2M−1)², h)
+table = swin_trained.stages[0].blocks[0].mixer.attn.bias_table.detach()             # ((2M−1)², h)
 Mw = swin_trained.stages[0].window
 fig, axes = plt.subplots(1, table.shape[1], figsize=(4.6 * table.shape[1], 4))
 for head, ax in enumerate(np.atleast_1d(axes)):
@@ -609,10 +603,12 @@ vit_trained = results["ViT"]["model"].cpu().eval()
 image = x_test[3:4]                                                          # (1, C, H, W)
 pixel = (H_img * 5 // 8, H_img * 3 // 8)                                     # the query: the token holding this pixel
 with torch.no_grad():
-    _, vit_maps = vit_trained(image, return_attention=True)                  # L × (1, h, N+1, N+1)
+    vit_maps = vit.attention_maps(vit_trained, image)                        # L × (1, h, N+1, N+1)
     g = swin_trained.patch_embed.grid
     tokens = swin_trained.embed_norm(swin_trained.patch_embed(to_32(image)).reshape(1, g, g, -1))  # (1, g, g, C)
-    _, swin_maps = swin_trained.stages[0](tokens, return_attention=True)     # per block: (nW, h, M², M²)
+    with attention.record(swin_trained) as recorded:
+        swin_trained.stages[0](tokens)
+    swin_maps = recorded.select("stages.0.blocks.*")                         # per block: (nW, h, M², M²)
 gv = vit_trained.grid
 pv, ps = H_img // gv, 32 // g                                                # pixels per token side
 q_vit = 1 + (pixel[0] // pv) * gv + pixel[1] // pv                           # position 0 is the class token
@@ -667,7 +663,7 @@ full_models = {
         depths=full.swin_depths, heads=full.swin_heads, window=full.window, mlp_ratio=full.mlp_ratio,
         dropout=full.dropout)),
 }
-full_params = {name: vit.count_parameters(m) for name, m in full_models.items()}
+full_params = {name: layers.count_parameters(m) for name, m in full_models.items()}
 full_ratio = full_params["Swin"] / full_params["ViT"]
 print("full profile, CIFAR-10:", {name: f"{n:,}" for name, n in full_params.items()},
       f" Swin/ViT = {full_ratio:.3f} (within 25 %: {abs(full_ratio - 1) < 0.25})")
@@ -816,10 +812,7 @@ torch.manual_seed(seed_for(0))
 side_r, M_r = 16, 4
 reach = {}
 for shifted in (True, False):
-    stage = swin.SwinStage(8, depth=4, heads=2, window=M_r, grid=side_r).eval()
-    if not shifted:
-        for block in stage.blocks:
-            block.shift = 0
+    stage = swin.SwinStage(8, depth=4, heads=2, window=M_r, grid=side_r, shifted=shifted).eval()
     grid_in = torch.randn(1, side_r, side_r, 8)
     poked = grid_in.clone()
     poked[0, 5, 5] += torch.randn(8)

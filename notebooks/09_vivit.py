@@ -62,7 +62,6 @@ device = start("ch09")
 
 # %%
 import inspect
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -70,9 +69,9 @@ import torch
 from einops import rearrange
 from matplotlib.patches import Rectangle
 
-from seqlib import claims, profiles, vit, vivit
+from seqlib import claims, layers, profiles, vit, vivit
 from seqlib.data import FASHION_CLASSES, load_fashion_mnist, load_organmnist3d, make_arrow_of_time, reverse_time
-from seqlib.train import fit, minibatches, seed_for
+from seqlib.train import accuracy, fit, minibatches, seed_for, train_classifier
 
 cfg = profiles.sizes("ch09")
 print(cfg)
@@ -235,8 +234,22 @@ plt.show()
 # $$ (eq-vivit-cost)
 #
 # For $n_t = n_s = n$ the joint model pays $n^4$ where the factorised ones pay
-# about $2n^3$. Model 4 is the least familiar, so here it is; the reshapes put
-# space or time in the sequence axis of the attention:
+# about $2n^3$.
+#
+# Every block of the four models is chapter 5's `layers.Block`; only the mixer
+# (the token grouping) differs. Model 3's block has two mixers, space then time,
+# each a regrouping of the tokens (by frame, then by place) around one
+# `MultiHeadAttention`:
+
+# %%
+print(inspect.getsource(vivit.group_tokens))
+print(inspect.getsource(vivit.AxisAttention))
+print(inspect.getsource(vivit.FactorisedSelfAttentionBlock))
+
+# %% [markdown]
+# Model 4 is the least familiar, so here is its mixer; the reshapes put space or
+# time in the sequence axis of the attention, and under `attention.record` it
+# reports its two weight tensors tagged `"space"` and `"time"`:
 
 # %%
 print(inspect.getsource(vivit.FactorisedDotProductAttention.forward))
@@ -264,8 +277,8 @@ assert match
 # ### The four variants on the arrow-of-time task
 #
 # We train each variant with tubelets of two frames, the same width, depth and
-# number of heads, the same recipe (AdamW, one-cycle schedule, `vit.train_classifier`
-# from chapter 6) and the same clips, and measure the test accuracy, the training
+# number of heads, the same recipe (AdamW, one-cycle schedule, chapter 6's
+# `train.train_classifier`) and the same clips, and measure the test accuracy, the training
 # time and the attention cost of {eq}`eq-vivit-cost`.
 
 # %%
@@ -280,12 +293,10 @@ def train_and_test(model, data, labels, test_videos, test_labels, *, epochs, lr,
     The training accuracy is measured after training, in evaluation mode, on the clean
     training clips (not the running mean over augmented batches with dropout).
     """
-    start_time = time.perf_counter()
-    vit.train_classifier(model, data, labels, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                         weight_decay=weight_decay, augment=augment, device=device, desc=desc)
-    seconds = time.perf_counter() - start_time
-    return {"acc": vit.accuracy(model, test_videos, test_labels), "train_acc": vit.accuracy(model, data, labels),
-            "seconds": seconds, "params": vit.count_parameters(model)}
+    hist = train_classifier(model, data, labels, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                            weight_decay=weight_decay, augment=augment, device=device, desc=desc)
+    return {"acc": accuracy(model, test_videos, test_labels), "train_acc": accuracy(model, data, labels),
+            "seconds": sum(hist["seconds"]), "params": layers.count_parameters(model)}
 
 
 variants = {}
@@ -767,7 +778,7 @@ print(f"regularised minus unregularised: train acc {reg[True]['train_acc'] - reg
 
 # %%
 organ = vivit.vivit_organmnist3d(dropout=cfg.organ_dropout)
-print("tokens per volume:", organ.nt * organ.ns, " parameters:", f"{vit.count_parameters(organ):,}")
+print("tokens per volume:", organ.nt * organ.ns, " parameters:", f"{layers.count_parameters(organ):,}")
 assert organ.nt * organ.ns == 27
 if cfg.organ_epochs > 0:
     organ_train, organ_test = load_organmnist3d("train"), load_organmnist3d("test")
@@ -782,7 +793,7 @@ if cfg.organ_epochs > 0:
 
     fit(organ, minibatches(*organ_train, batch_size=cfg.organ_batch_size, seed=seed_for(0)), organ_step,
         epochs=cfg.organ_epochs, optimizer=optimizer, device=device, desc="OrganMNIST3D")
-    organ_acc = vit.accuracy(organ.to(device), organ_test[0], organ_test[1])
+    organ_acc = accuracy(organ.to(device), organ_test[0], organ_test[1])
     print(f"OrganMNIST3D test accuracy: {organ_acc:.3f} (report: 0.77; MedMNIST v2's 3D ResNet-18: 0.907)")
 else:
     print("OrganMNIST3D training runs in the full profile (SEQLIB_PROFILE=full)")

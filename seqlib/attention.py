@@ -116,7 +116,8 @@ def record(model: nn.Module | None = None) -> Iterator[AttentionMaps]:
     kept), so it is slower and uses more memory than the fused kernel; outputs
     agree to rounding.
     """
-    maps = AttentionMaps({id(m): n for n, m in model.named_modules()} if model is not None else {})
+    names = {id(m): n for n, m in model.named_modules() if n} if model is not None else {}  # the root: its class
+    maps = AttentionMaps(names)
     _RECORDERS.append(maps)
     try:
         yield maps

@@ -8,9 +8,12 @@ block shifts the grid by M/2 so that neighbouring windows exchange information
 each window adds a learned relative position bias B gathered from a (2M−1)²
 table (Eq. 4), and patch merging halves the grid while doubling the width,
 giving the CNN-like pyramid C×H/4×W/4 → … → 8C×H/32×W/32 (Sec. 3.1). The
-attention itself is the book's one :class:`seqlib.attention.MultiHeadAttention`.
-Shape letters: B batch, H/W token grid, C width, M window size, N = M² tokens
-per window, nW windows per image, h heads.
+attention itself is the book's one :class:`seqlib.attention.MultiHeadAttention`,
+and a Swin block is chapter 5's :class:`seqlib.layers.Block`: only its mixer,
+:class:`ShiftedWindowAttention` (shift, partition into windows, attend, reverse,
+shift back), differs from the Transformer's. Shape letters: B batch, H/W token
+grid, C width, M window size, N = M² tokens per window, nW windows per image,
+h heads.
 """
 
 from __future__ import annotations
@@ -23,9 +26,8 @@ from einops import rearrange
 from torch import nn
 
 from seqlib.attention import MultiHeadAttention
+from seqlib.layers import Block, ConvPatchEmbedding, FeedForward, init_weights
 from seqlib.shapes import expect_shape
-from seqlib.transformer import FeedForward
-from seqlib.vit import PatchEmbedding, init_weights
 
 
 # --- pure tensor helpers --------------------------------------------------------------------------
@@ -174,37 +176,39 @@ class PatchMerging(nn.Module):
 
 
 # --- attention in windows -------------------------------------------------------------------------
-class WindowAttention(nn.Module):
+class WindowAttention(MultiHeadAttention):
     """Multi-head self-attention inside each M×M window plus a relative position bias (Eq. 4).
 
     softmax(QKᵀ/√d + B) V with B[i, j] = table[index[i, j]] per head: a learned
-    (2M−1)²×h table indexed by :func:`relative_position_index`. The attention is
-    :class:`seqlib.attention.MultiHeadAttention` with ``attn_bias=B``.
+    (2M−1)²×h table indexed by :func:`relative_position_index`. It is the book's
+    :class:`seqlib.attention.MultiHeadAttention`, called with ``attn_bias=B``; under
+    :func:`seqlib.attention.record` it records its weights (B·nW, h, M², M²).
     """
 
     def __init__(self, dim: int, heads: int, window: int, *, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.dim, self.heads, self.window = dim, heads, window
-        self.attn = MultiHeadAttention(dim, heads, dropout=dropout)
+        super().__init__(dim, heads, dropout=dropout)
+        self.window = window
         self.bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))  # ((2M−1)², h)
         nn.init.trunc_normal_(self.bias_table, std=0.02)
         self.register_buffer("bias_index", relative_position_index(window), persistent=False)  # (M², M²)
+
+    def no_weight_decay(self) -> list[str]:
+        """The relative position bias table is not decayed (see :func:`seqlib.layers.param_groups`)."""
+        return ["bias_table"]
 
     def relative_bias(self) -> torch.Tensor:
         """B for every head: (h, M², M²)."""
         return rearrange(self.bias_table[self.bias_index], "t s h -> h t s")  # (h, M², M²)
 
-    def forward(self, windows: torch.Tensor, *, mask: torch.Tensor | None = None,
-                return_attention: bool = False):
+    def forward(self, windows: torch.Tensor, *, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Attend within each window.
 
         Args:
             windows: (B·nW, M², C) from :func:`window_partition`.
             mask: (nW, M², M²) bool from :func:`shifted_window_mask` (True = may attend), or None.
-            return_attention: also return the weights (B·nW, h, M², M²).
 
         Returns:
-            (B·nW, M², C), and the weights if asked.
+            (B·nW, M², C).
         """
         dims = expect_shape(windows, ("BnW", self.window ** 2, self.dim), name="windows")
         attn_mask = None
@@ -213,34 +217,58 @@ class WindowAttention(nn.Module):
             if dims["BnW"] % mask.shape[0]:
                 raise ValueError(f"windows: expected a multiple of nW={mask.shape[0]} windows, got {dims['BnW']}")
             attn_mask = mask.repeat(dims["BnW"] // mask.shape[0], 1, 1)  # (B·nW, M², M²): window index runs fastest
-        return self.attn(windows, attn_mask=attn_mask, attn_bias=self.relative_bias()[None],
-                         return_attention=return_attention)
+        return super().forward(windows, attn_mask=attn_mask, attn_bias=self.relative_bias()[None])
 
 
-class SwinBlock(nn.Module):
-    """One Swin block: (shifted) window attention and an MLP, each pre-normed with a residual (Eq. 3)."""
+class ShiftedWindowAttention(nn.Module):
+    """Swin's mixer, a token grouping: cyclic shift → windows → :class:`WindowAttention` → reverse → shift back.
 
-    def __init__(self, dim: int, heads: int, *, window: int, shift: int = 0, mlp_ratio: float = 4.0,
+    With ``shift = 0`` this is W-MSA (regular windows), with ``shift > 0`` SW-MSA. The
+    shift mask of the ``grid`` is built once here and kept as a buffer (it moves with
+    ``.to()`` but is not saved in the ``state_dict``: it follows from the sizes).
+    """
+
+    def __init__(self, dim: int, heads: int, *, window: int, grid: int, shift: int = 0,
                  dropout: float = 0.0) -> None:
         super().__init__()
         if not 0 <= shift < window:
             raise ValueError(f"shift must be in [0, window={window}), got {shift}")
-        self.window, self.shift = window, shift
-        self.norm1 = nn.LayerNorm(dim)
+        self.window, self.shift, self.grid = window, shift, grid
         self.attn = WindowAttention(dim, heads, window, dropout=dropout)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = FeedForward(dim, int(dim * mlp_ratio), dropout=dropout, activation="gelu")
+        mask = shifted_window_mask(grid, grid, window, shift) if shift else None  # (nW, M², M²)
+        self.register_buffer("mask", mask, persistent=False)
 
-    def forward(self, x: torch.Tensor, *, return_attention: bool = False):
-        """(B, H, W, C) → (B, H, W, C); with ``return_attention`` also (B·nW, h, M², M²)."""
-        B, H, W, C = x.shape
-        windows = window_partition(cyclic_shift(self.norm1(x), self.shift), self.window)  # (B·nW, M², C)
-        mask = shifted_window_mask(H, W, self.window, self.shift).to(x.device) if self.shift else None
-        out = self.attn(windows, mask=mask, return_attention=return_attention)
-        out, weights = out if return_attention else (out, None)
-        x = x + cyclic_shift(window_reverse(out, self.window, H, W), -self.shift)  # (B, H, W, C), shift undone
-        x = x + self.mlp(self.norm2(x))  # (B, H, W, C)
-        return (x, weights) if return_attention else x
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) → (B, H, W, C), with H = W = ``grid``."""
+        expect_shape(x, ("B", self.grid, self.grid, self.attn.dim), name="x")
+        windows = window_partition(cyclic_shift(x, self.shift), self.window)  # (B·nW, M², C)
+        out = self.attn(windows, mask=self.mask)  # (B·nW, M², C)
+        return cyclic_shift(window_reverse(out, self.window, self.grid, self.grid), -self.shift)  # (B, H, W, C)
+
+
+class SwinBlock(Block):
+    """One Swin block (Eq. 3): chapter 5's :class:`~seqlib.layers.Block` with a (shifted) window mixer.
+
+    ``x + SW-MSA(LN(x))`` then ``x + MLP(LN(x))``; dropout acts inside the attention
+    and the MLP only, not on the residual branches (the official code's stochastic
+    depth there is left out).
+    """
+
+    def __init__(self, dim: int, heads: int, *, window: int, grid: int, shift: int = 0, mlp_ratio: float = 4.0,
+                 dropout: float = 0.0) -> None:
+        super().__init__(dim, ShiftedWindowAttention(dim, heads, window=window, grid=grid, shift=shift,
+                                                     dropout=dropout),
+                         FeedForward(dim, int(dim * mlp_ratio), dropout=dropout, activation="gelu"))
+
+    @property
+    def window(self) -> int:
+        """M, the window side."""
+        return self.mixer.window
+
+    @property
+    def shift(self) -> int:
+        """The cyclic shift: 0 (W-MSA) or M // 2 (SW-MSA)."""
+        return self.mixer.shift
 
 
 class SwinStage(nn.Module):
@@ -248,28 +276,27 @@ class SwinStage(nn.Module):
 
     When the grid is no larger than the window, one window covers it: the window
     shrinks to the grid and nothing is shifted (as in the official code).
+    ``shifted=False`` keeps every block's windows regular (an ablation: no token
+    ever sees past its window).
     """
 
     def __init__(self, dim: int, *, depth: int, heads: int, window: int, grid: int, mlp_ratio: float = 4.0,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, shifted: bool = True) -> None:
         super().__init__()
         window = min(window, grid)
-        shift = window // 2 if grid > window else 0
+        shift = window // 2 if grid > window and shifted else 0
         self.grid, self.window = grid, window
         self.blocks = nn.ModuleList(
-            SwinBlock(dim, heads, window=window, shift=shift if i % 2 else 0, mlp_ratio=mlp_ratio, dropout=dropout)
+            SwinBlock(dim, heads, window=window, grid=grid, shift=shift if i % 2 else 0, mlp_ratio=mlp_ratio,
+                      dropout=dropout)
             for i in range(depth))
 
-    def forward(self, x: torch.Tensor, *, return_attention: bool = False):
-        """(B, grid, grid, C) → same shape; with ``return_attention`` also one weight tensor per block."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, grid, grid, C) → same shape; each block's weights go to :func:`seqlib.attention.record`."""
         expect_shape(x, ("B", self.grid, self.grid, None), name="x")
-        maps = []
         for block in self.blocks:
-            x = block(x, return_attention=return_attention)
-            if return_attention:
-                x, weights = x
-                maps.append(weights)
-        return (x, maps) if return_attention else x
+            x = block(x)
+        return x
 
 
 # --- the hierarchical model ---------------------------------------------------------------------
@@ -301,8 +328,8 @@ class SwinTransformer(nn.Module):
     def __init__(self, config: SwinConfig) -> None:
         super().__init__()
         self.config = c = config
-        self.patch_embed = PatchEmbedding(image_size=c.image_size, patch_size=c.patch_size,
-                                          in_channels=c.in_channels, dim=c.dim)
+        self.patch_embed = ConvPatchEmbedding(image_size=c.image_size, patch_size=c.patch_size,
+                                              in_channels=c.in_channels, dim=c.dim)
         self.embed_norm = nn.LayerNorm(c.dim)
         self.stages, self.merges = nn.ModuleList(), nn.ModuleList()
         grid, dim = c.image_size // c.patch_size, c.dim
@@ -345,12 +372,3 @@ def swin_tiny(**overrides) -> SwinTransformer:
     """
     return SwinTransformer(SwinConfig(**overrides))
 
-
-def swin_cifar(**overrides) -> SwinTransformer:
-    """Full profile, 32×32 RGB, 6.9 M parameters.
-
-    2×2 patches; grid 16 → 8 → 4 → 2, widths C → 2C → 4C → 8C with C = 48, M = 4.
-    """
-    base = dict(image_size=32, patch_size=2, in_channels=3, dim=48, depths=(2, 2, 6, 2), heads=(3, 6, 12, 24),
-                window=4, mlp_ratio=4.0, dropout=0.1)
-    return SwinTransformer(SwinConfig(**{**base, **overrides}))

@@ -9,7 +9,10 @@ factorised encoder, a spatial Transformer per frame and then a temporal one over
 frame summaries; (3) factorised self-attention, spatial then temporal attention
 inside each block; (4) factorised dot-product attention, half of the heads over
 space and half over time. Every variant uses the book's
-:class:`~seqlib.attention.MultiHeadAttention`. A tubelet embedding can be
+:class:`~seqlib.attention.MultiHeadAttention`, and every block is chapter 5's
+:class:`~seqlib.layers.Block`: models 3 and 4 differ only in their mixers,
+token groupings by frame (space) and by place (time). Attention maps come from
+:func:`seqlib.attention.record`. A tubelet embedding can be
 *inflated* from a trained ViT's 2D patch embedding (central-frame or averaged
 initialisation, section 3.4). Spatial and temporal positions are learned and
 separate, so a model can be built without temporal positions (the arrow of time).
@@ -23,14 +26,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from seqlib import attention
 from seqlib.attention import MultiHeadAttention, scaled_dot_product_attention
+from seqlib.layers import Block, ConvPatchEmbedding, FeedForward, init_weights
 from seqlib.shapes import expect_shape
-from seqlib.transformer import FeedForward, TransformerEncoder
-from seqlib.vit import PatchEmbedding, ViT, init_weights
+from seqlib.transformer import TransformerEncoder
+from seqlib.vit import ViT
 
 VARIANTS = ("joint", "factorised_encoder", "factorised_self_attention", "factorised_dot_product")
 
@@ -60,7 +64,7 @@ class FrameEmbedding(nn.Module):
 
     def __init__(self, *, image_size: int, patch_size: int, in_channels: int, dim: int) -> None:
         super().__init__()
-        self.patch = PatchEmbedding(image_size=image_size, patch_size=patch_size, in_channels=in_channels, dim=dim)
+        self.patch = ConvPatchEmbedding(image_size=image_size, patch_size=patch_size, in_channels=in_channels, dim=dim)
         self.frames_per_token = 1
         self.spatial_tokens = self.patch.num_patches
 
@@ -96,7 +100,7 @@ class TubeletEmbedding(nn.Module):
         return rearrange(out, "b d nt nh nw -> b nt (nh nw) d")  # (B, n_t, n_s, D)
 
     @classmethod
-    def inflate(cls, patch: PatchEmbedding, *, frames: int, t: int, method: str = "average") -> "TubeletEmbedding":
+    def inflate(cls, patch: ConvPatchEmbedding, *, frames: int, t: int, method: str = "average") -> "TubeletEmbedding":
         """A tubelet embedding initialised from a trained 2D patch embedding (see :func:`inflate_weight`)."""
         conv = patch.proj
         tube = cls(frames=frames, image_size=patch.image_size, tubelet=(t, patch.patch_size),
@@ -128,35 +132,58 @@ def inflate_weight(weight: torch.Tensor, t: int, *, method: str = "average") -> 
 
 
 # --- the factorised blocks ----------------------------------------------------------------------
-def _attend_over(x: torch.Tensor, attn: MultiHeadAttention, axis: str, return_attention: bool):
-    """Self-attention of ``attn`` along one axis of a (B, n_t, n_s, D) grid: ``"space"`` or ``"time"``."""
-    B, nt, ns, D = x.shape
-    pattern = "b t s d -> (b t) s d" if axis == "space" else "b t s d -> (b s) t d"
-    out = attn(rearrange(x, pattern), return_attention=return_attention)  # (B·n_t, n_s, D) or (B·n_s, n_t, D)
-    out, w = out if return_attention else (out, None)
-    back = "(b t) s d -> b t s d" if axis == "space" else "(b s) t d -> b t s d"
-    return rearrange(out, back, b=B), w  # (B, n_t, n_s, D)
+_GROUPS = {"space": ("b t s d -> (b t) s d", "(b t) s d -> b t s d"),   # one group per frame: n_s tokens
+           "time": ("b t s d -> (b s) t d", "(b s) t d -> b t s d")}    # one group per place: n_t tokens
 
 
-class FactorisedSelfAttentionBlock(nn.Module):
-    """Model 3: spatial self-attention, then temporal self-attention, then the MLP (pre-norm residuals)."""
+def group_tokens(x: torch.Tensor, axis: str) -> torch.Tensor:
+    """Model 3's token grouping of (B, n_t, n_s, D).
+
+    ``"space"``: one group per frame, (B·n_t, n_s, D); ``"time"``: one group per place, (B·n_s, n_t, D).
+    """
+    if axis not in _GROUPS:
+        raise ValueError(f"axis must be 'space' or 'time', got {axis!r}")
+    expect_shape(x, ("B", "n_t", "n_s", "D"), name="x")
+    return rearrange(x, _GROUPS[axis][0])
+
+
+def ungroup_tokens(groups: torch.Tensor, axis: str, batch: int) -> torch.Tensor:
+    """Inverse of :func:`group_tokens`: back to (B, n_t, n_s, D) for a batch of ``batch`` clips."""
+    if axis not in _GROUPS:
+        raise ValueError(f"axis must be 'space' or 'time', got {axis!r}")
+    return rearrange(groups, _GROUPS[axis][1], b=batch)
+
+
+class AxisAttention(nn.Module):
+    """Model 3's mixer: self-attention within each frame (``"space"``) or at each place (``"time"``).
+
+    A pure token grouping around the book's :class:`MultiHeadAttention` (``self.attn``):
+    :func:`group_tokens`, attention, :func:`ungroup_tokens`. Under
+    :func:`seqlib.attention.record` the weights are (B·n_t, h, n_s, n_s) or (B·n_s, h, n_t, n_t).
+    """
+
+    def __init__(self, dim: int, heads: int, axis: str, *, dropout: float = 0.0) -> None:
+        super().__init__()
+        if axis not in _GROUPS:
+            raise ValueError(f"axis must be 'space' or 'time', got {axis!r}")
+        self.axis = axis
+        self.attn = MultiHeadAttention(dim, heads, dropout=dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, n_t, n_s, D) → (B, n_t, n_s, D)."""
+        return ungroup_tokens(self.attn(group_tokens(x, self.axis)), self.axis, x.shape[0])
+
+
+class FactorisedSelfAttentionBlock(Block):
+    """Model 3: spatial self-attention, then temporal self-attention, then the MLP (pre-norm residuals).
+
+    A :class:`~seqlib.layers.Block` with two mixers, ``{"space": ..., "time": ...}``.
+    """
 
     def __init__(self, dim: int, heads: int, ff_dim: int, *, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.spatial, self.temporal = MultiHeadAttention(dim, heads, dropout=dropout), MultiHeadAttention(
-            dim, heads, dropout=dropout)
-        self.norm_s, self.norm_t, self.norm_ff = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.ffn = FeedForward(dim, ff_dim, dropout=dropout, activation="gelu")
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, *, return_attention: bool = False):
-        """(B, n_t, n_s, D) → (B, n_t, n_s, D) [, (spatial (B·n_t, h, n_s, n_s), temporal (B·n_s, h, n_t, n_t))]."""
-        y, w_s = _attend_over(self.norm_s(x), self.spatial, "space", return_attention)
-        x = x + self.drop(y)
-        y, w_t = _attend_over(self.norm_t(x), self.temporal, "time", return_attention)
-        x = x + self.drop(y)
-        x = x + self.drop(self.ffn(self.norm_ff(x)))
-        return (x, (w_s, w_t)) if return_attention else x
+        super().__init__(dim, {"space": AxisAttention(dim, heads, "space", dropout=dropout),
+                               "time": AxisAttention(dim, heads, "time", dropout=dropout)},
+                         FeedForward(dim, ff_dim, dropout=dropout, activation="gelu"), dropout=dropout)
 
 
 class FactorisedDotProductAttention(nn.Module):
@@ -164,6 +191,8 @@ class FactorisedDotProductAttention(nn.Module):
 
     The projections are those of a :class:`MultiHeadAttention` (``self.attn``); only the
     key sets differ per head group, so the cost is that of model 3 at the parameters of model 1.
+    Under :func:`seqlib.attention.record` it reports two tensors, tagged ``"space"``
+    (B, h/2, n_t, n_s, n_s) and ``"time"`` (B, h/2, n_s, n_t, n_t).
     """
 
     def __init__(self, dim: int, heads: int, *, dropout: float = 0.0) -> None:
@@ -172,42 +201,30 @@ class FactorisedDotProductAttention(nn.Module):
             raise ValueError(f"factorised dot-product attention needs an even number of heads >= 2, got {heads}")
         self.attn = MultiHeadAttention(dim, heads, dropout=dropout)
 
-    def forward(self, x: torch.Tensor, *, return_attention: bool = False):
-        """(B, n_t, n_s, D) → (B, n_t, n_s, D).
-
-        With ``return_attention`` also the weights: spatial (B, h/2, n_t, n_s, n_s) and
-        temporal (B, h/2, n_s, n_t, n_t).
-        """
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, n_t, n_s, D) → (B, n_t, n_s, D)."""
         a, half = self.attn, self.attn.heads // 2
         q, k, v = (rearrange(f(x), "b t s (h d) -> b h t s d", h=a.heads) for f in (a.to_q, a.to_k, a.to_v))
         p = a.dropout if self.training else 0.0
-        kw = dict(dropout_p=p, fast=a.fast, return_attention=return_attention)
+        explicit = attention.recording()
+        kw = dict(dropout_p=p, fast=a.fast, return_attention=explicit)
         space = scaled_dot_product_attention(q[:, :half], k[:, :half], v[:, :half], **kw)  # (B, h/2, n_t, n_s, d)
         qt, kt, vt = (rearrange(z[:, half:], "b h t s d -> b h s t d") for z in (q, k, v))  # (B, h/2, n_s, n_t, d)
         time = scaled_dot_product_attention(qt, kt, vt, **kw)  # (B, h/2, n_s, n_t, d)
-        (space, w_s), (time, w_t) = (space, time) if return_attention else ((space, None), (time, None))
+        if explicit:
+            (space, w_s), (time, w_t) = space, time
+            attention.report(self, w_s, "space")
+            attention.report(self, w_t, "time")
         heads = torch.cat([space, rearrange(time, "b h s t d -> b h t s d")], dim=1)  # (B, h, n_t, n_s, d)
-        out = a.proj(rearrange(heads, "b h t s d -> b t s (h d)"))  # (B, n_t, n_s, D)
-        return (out, (w_s, w_t)) if return_attention else out
+        return a.proj(rearrange(heads, "b h t s d -> b t s (h d)"))  # (B, n_t, n_s, D)
 
 
-class FactorisedDotProductBlock(nn.Module):
-    """An encoder block whose self-attention is :class:`FactorisedDotProductAttention`."""
+class FactorisedDotProductBlock(Block):
+    """An encoder block (a :class:`~seqlib.layers.Block`) whose mixer is :class:`FactorisedDotProductAttention`."""
 
     def __init__(self, dim: int, heads: int, ff_dim: int, *, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.attn = FactorisedDotProductAttention(dim, heads, dropout=dropout)
-        self.norm_attn, self.norm_ff = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.ffn = FeedForward(dim, ff_dim, dropout=dropout, activation="gelu")
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, *, return_attention: bool = False):
-        """(B, n_t, n_s, D) → (B, n_t, n_s, D) [, the two weight tensors]."""
-        y = self.attn(self.norm_attn(x), return_attention=return_attention)
-        y, w = y if return_attention else (y, None)
-        x = x + self.drop(y)
-        x = x + self.drop(self.ffn(self.norm_ff(x)))
-        return (x, w) if return_attention else x
+        super().__init__(dim, FactorisedDotProductAttention(dim, heads, dropout=dropout),
+                         FeedForward(dim, ff_dim, dropout=dropout, activation="gelu"), dropout=dropout)
 
 
 # --- the model ----------------------------------------------------------------------------------
@@ -254,7 +271,7 @@ class ViViT(nn.Module):
         else:
             raise ValueError(f"embedding must be 'frame' or 'tubelet', got {c.embedding!r}")
         self.nt, self.ns = token_grid(c)
-        # learned, separable positions ("pos." keeps them out of weight decay in train_classifier)
+        # learned, separable positions (kept out of weight decay by no_weight_decay)
         self.pos = nn.ParameterDict({"space": nn.Parameter(torch.randn(self.ns, c.dim) * 0.02)})  # (n_s, D)
         if c.temporal_position:
             self.pos["time"] = nn.Parameter(torch.randn(self.nt, c.dim) * 0.02)  # (n_t, D)
@@ -280,31 +297,31 @@ class ViViT(nn.Module):
             x = x + self.pos["time"][:, None, :]  # (B, n_t, n_s, D): one code per time step, shared over space
         return self.drop(x)
 
-    def forward(self, video: torch.Tensor, *, return_attention: bool = False):
-        """(B, F, C, H, W) → logits (B, classes) [and the attention weights of every block]."""
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, F, C, H, W) → logits (B, classes); attention weights go to :func:`seqlib.attention.record`.
+
+        Recorded names: ``encoder.blocks.{i}.mixers.attn`` (models 1, 2; model 2 adds
+        ``temporal_encoder.blocks.{i}.mixers.attn``), ``blocks.{i}.mixers.space.attn`` and
+        ``blocks.{i}.mixers.time.attn`` (model 3), ``blocks.{i}.mixers.attn:space`` and
+        ``blocks.{i}.mixers.attn:time`` (model 4).
+        """
         x = self.tokens(video)  # (B, n_t, n_s, D)
-        B, nt, ns, D = x.shape
-        v, ra, maps = self.config.variant, return_attention, None
+        v = self.config.variant
         if v == "joint":
-            out = self.encoder(rearrange(x, "b t s d -> b (t s) d"), return_attention=ra)  # (B, N, D)
-            z, maps = out if ra else (out, None)
-            pooled = z.mean(1)  # (B, D)
+            pooled = self.encoder(rearrange(x, "b t s d -> b (t s) d")).mean(1)  # (B, N, D) -> (B, D)
         elif v == "factorised_encoder":
-            out = self.encoder(rearrange(x, "b t s d -> (b t) s d"), return_attention=ra)  # (B·n_t, n_s, D)
-            z, maps_s = out if ra else (out, None)
-            frames = rearrange(z.mean(1), "(b t) d -> b t d", b=B)  # (B, n_t, D): one summary per time step
-            out = self.temporal_encoder(frames, return_attention=ra)  # (B, n_t, D)
-            z, maps_t = out if ra else (out, None)
-            pooled, maps = z.mean(1), ((maps_s, maps_t) if ra else None)  # (B, D)
+            z = self.encoder(rearrange(x, "b t s d -> (b t) s d"))  # (B·n_t, n_s, D)
+            frames = rearrange(z.mean(1), "(b t) d -> b t d", b=x.shape[0])  # (B, n_t, D): one summary per step
+            pooled = self.temporal_encoder(frames).mean(1)  # (B, D)
         else:
-            maps = []
             for block in self.blocks:
-                x = block(x, return_attention=ra)
-                x, w = x if ra else (x, None)
-                maps.append(w)
+                x = block(x)  # (B, n_t, n_s, D)
             pooled = self.norm(x).mean(dim=(1, 2))  # (B, D)
-        logits = self.head(pooled)  # (B, classes)
-        return (logits, maps) if ra else logits
+        return self.head(pooled)  # (B, classes)
+
+    def no_weight_decay(self) -> list[str]:
+        """The spatial and temporal position tables are not decayed (see :func:`seqlib.layers.param_groups`)."""
+        return ["pos.*"]
 
 
 def token_grid(config: ViViTConfig) -> tuple[int, int]:

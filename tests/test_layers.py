@@ -89,7 +89,7 @@ def test_recorded_weights_are_the_attention_the_layer_applied():
     with attention.record(mha) as maps:
         out = mha(q, kv, key_padding_mask=mask)
     w = maps[0]  # (B, h, T, S)
-    assert maps.names == [""] and torch.all(w[1, :, :, 4:] == 0)
+    assert maps.names == ["MultiHeadAttention"] and torch.all(w[1, :, :, 4:] == 0)
     v = mha.to_v(kv).view(2, 6, 2, 4).transpose(1, 2)  # (B, h, S, d)
     heads = (w @ v).transpose(1, 2).reshape(2, 3, 8)
     assert torch.allclose(mha.proj(heads), out, atol=1e-6)

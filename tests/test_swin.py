@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from seqlib import swin
+from seqlib import attention, layers, swin
 
 
 def test_partition_then_reverse_is_identity():
@@ -90,7 +90,7 @@ def test_patch_merging_concatenates_2x2_neighbourhoods():
 
 def _reference_window_attention(wa: swin.WindowAttention, x: torch.Tensor, mask=None) -> torch.Tensor:
     """softmax(QKᵀ/√d + B + mask) V written out with the layer's weights, one window at a time."""
-    mha, h = wa.attn, wa.heads
+    mha, h = wa, wa.heads  # WindowAttention is a MultiHeadAttention with a bias table
     q, k, v = mha.to_q(x), mha.to_k(x), mha.to_v(x)  # (B·nW, N, C)
     d = x.shape[-1] // h
     q, k, v = (t.view(x.shape[0], x.shape[1], h, d).transpose(1, 2) for t in (q, k, v))  # (B·nW, h, N, d)
@@ -110,8 +110,10 @@ def test_window_attention_matches_the_formula_with_bias_and_mask():
     mask = swin.shifted_window_mask(8, 8, 4, 2)
     torch.testing.assert_close(wa(x), _reference_window_attention(wa, x), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(wa(x, mask=mask), _reference_window_attention(wa, x, mask), atol=1e-5, rtol=1e-5)
-    _, weights = wa(x, mask=mask, return_attention=True)
-    assert weights.shape == (8, 2, 16, 16)
+    with attention.record(wa) as maps:
+        wa(x, mask=mask)
+    weights = maps[0]
+    assert len(maps) == 1 and weights.shape == (8, 2, 16, 16)
     assert torch.all(weights[:, :, ~mask[-1]][-1] == 0)  # the corner window: zero weight across the seam
     with pytest.raises(ValueError, match="expected shape"):
         wa(torch.randn(8, 9, 8))
@@ -120,20 +122,55 @@ def test_window_attention_matches_the_formula_with_bias_and_mask():
 def test_shifted_block_never_mixes_opposite_borders():
     """A change at pixel (0, 0) shares a cyclic window with (H−1, W−1) but must not reach it."""
     torch.manual_seed(0)
-    block = swin.SwinBlock(8, 2, window=4, shift=2).eval()
+    block = swin.SwinBlock(8, 2, window=4, grid=8, shift=2).eval()
     x = torch.randn(1, 8, 8, 8)
     y = x.clone()
     y[0, 0, 0] += torch.randn(8)  # not a constant: LayerNorm would remove that
     diff = (block(y) - block(x)).abs().sum(-1)[0]  # (H, W)
     assert diff[7, 7] == 0 and diff[0, 7] == 0 and diff[7, 0] == 0
     assert diff[1, 1] > 0  # its own region does see it
-    plain = swin.SwinBlock(8, 2, window=4, shift=0).eval()
+    plain = swin.SwinBlock(8, 2, window=4, grid=8, shift=0).eval()
     diff = (plain(y) - plain(x)).abs().sum(-1)[0]
     assert diff[:4, :4].min() > 0 and diff[4:].max() == 0 and diff[:, 4:].max() == 0  # only its window
 
 
+def test_swin_block_is_the_books_block_with_a_registered_shift_mask():
+    block = swin.SwinBlock(8, 2, window=4, grid=8, shift=2)
+    assert isinstance(block, layers.Block) and isinstance(block.mixer, swin.ShiftedWindowAttention)
+    assert torch.equal(block.mixer.mask, swin.shifted_window_mask(8, 8, 4, 2))  # built once, from the grid
+    assert "mixer.mask" not in "".join(block.state_dict())  # a buffer, but not saved: it follows from the sizes
+    assert any(b is block.mixer.mask for b in block.buffers())  # so .to(device) moves it
+    assert swin.SwinBlock(8, 2, window=4, grid=8).mixer.mask is None  # W-MSA needs no mask
+    with pytest.raises(ValueError, match="shift must be in"):
+        swin.SwinBlock(8, 2, window=4, grid=8, shift=4)
+    with pytest.raises(ValueError, match="expected shape"):
+        block(torch.randn(1, 4, 4, 8))  # a grid other than the one the mask was built for
+
+
+def test_recorded_maps_are_per_block_and_zero_across_the_seam():
+    torch.manual_seed(0)
+    model = swin.swin_tiny().eval()
+    images = torch.rand(2, 1, 32, 32)
+    with attention.record(model) as maps:
+        logits = model(images)
+    assert maps.names == [f"stages.{s}.blocks.{b}.mixers.attn.attn" for s in range(3) for b in range(2)]
+    torch.testing.assert_close(logits, model(images), atol=1e-5, rtol=1e-5)
+    assert [tuple(w.shape) for w in maps.select("stages.0.*")] == [(2 * 4, 2, 16, 16)] * 2  # (B·nW, h, M², M²)
+    mask = model.stages[0].blocks[1].mixer.mask  # (nW, M², M²)
+    shifted = maps.select("stages.0.blocks.1.*")[0]
+    assert torch.all(shifted.transpose(1, -1)[~mask.repeat(2, 1, 1).transpose(1, -1)] == 0)
+
+
+def test_weight_decay_skips_the_bias_tables_as_the_old_substring_rule():
+    model = swin.swin_tiny()
+    old = {n for n, p in model.named_parameters()
+           if not (p.dim() > 1 and not any(k in n for k in ("pos.", "token", "bias_table")))}
+    assert layers.no_weight_decay_names(model) == old
+    assert sum("bias_table" in n for n in old) == 6  # one table per block
+
+
 def test_stage_shapes_double_width_and_halve_grid():
-    model = swin.swin_cifar(dim=8, depths=(1, 1, 1, 1), heads=(1, 2, 2, 4))
+    model = swin.swin_tiny(patch_size=2, in_channels=3, dim=8, depths=(1, 1, 1, 1), heads=(1, 2, 2, 4))
     maps = model.features(torch.rand(2, 3, 32, 32))
     assert [tuple(m.shape) for m in maps] == [(2, 8, 16, 16), (2, 16, 8, 8), (2, 32, 4, 4), (2, 64, 2, 2)]
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
@@ -142,6 +179,8 @@ def test_stage_shapes_double_width_and_halve_grid():
     assert shapes == [(8, 14, 14), (16, 7, 7), (32, 4, 4)]
     assert small.stages[1].window == 7 and small.stages[2].window == 4  # a grid smaller than M is one window
     assert [b.shift for b in small.stages[0].blocks] == [0, 3] and small.stages[1].blocks[1].shift == 0
+    regular = swin.SwinStage(8, depth=2, heads=1, window=7, grid=14, shifted=False)
+    assert [b.shift for b in regular.blocks] == [0, 0] and regular.blocks[1].mixer.mask is None
     tiny = swin.swin_tiny()
     assert [tuple(m.shape[1:]) for m in tiny.features(torch.rand(1, 1, 32, 32))] == [(20, 8, 8), (40, 4, 4), (80, 2, 2)]
     with pytest.raises(ValueError, match="expected shape"):
@@ -160,7 +199,7 @@ def test_every_parameter_gets_a_gradient():
     loss.backward()
     silent = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert silent == []
-    table = model.stages[0].blocks[1].attn.bias_table
+    table = model.stages[0].blocks[1].mixer.attn.bias_table
     assert torch.all(table.grad.abs().sum(-1) > 0)  # all (2M−1)² offsets occur in a window
 
 

@@ -3,36 +3,37 @@
 import pytest
 import torch
 
-from seqlib import vit
+from seqlib import attention, layers, train, vit
 from seqlib.attention import MultiHeadAttention
+from seqlib.layers import patchify, unpatchify
 
 
 def test_patchify_orders_patches_and_pixels():
     img = torch.arange(2 * 4 * 4.0).reshape(1, 2, 4, 4)  # C=2, H=W=4
-    patches = vit.patchify(img, 2)
+    patches = patchify(img, 2)
     assert patches.shape == (1, 4, 8)
     assert patches[0, 0].tolist() == [0, 1, 4, 5, 16, 17, 20, 21]  # top-left patch, channel by channel
     assert patches[0, 1].tolist()[:4] == [2, 3, 6, 7]  # then the patch to its right
-    assert torch.equal(vit.unpatchify(patches, 2, 4, 4), img)
+    assert torch.equal(unpatchify(patches, 2, 4, 4), img)
 
 
 def test_patchify_rejects_sizes_that_do_not_divide():
     with pytest.raises(ValueError, match="multiple of the patch size"):
-        vit.patchify(torch.zeros(1, 1, 28, 28), 5)
+        patchify(torch.zeros(1, 1, 28, 28), 5)
     with pytest.raises(ValueError, match="4 dims"):
-        vit.patchify(torch.zeros(28, 28), 4)
+        patchify(torch.zeros(28, 28), 4)
 
 
 def test_conv_and_unfold_embeddings_are_equal_with_shared_weights():
     torch.manual_seed(0)
-    conv = vit.PatchEmbedding(image_size=12, patch_size=4, in_channels=3, dim=5)
-    unfold = vit.UnfoldPatchEmbedding.from_conv(conv)
+    conv = layers.ConvPatchEmbedding(image_size=12, patch_size=4, in_channels=3, dim=5)
+    unfold = layers.UnfoldPatchEmbedding.from_conv(conv)
     x = torch.randn(2, 3, 12, 12)
     assert conv(x).shape == (2, 9, 5)
     torch.testing.assert_close(conv(x), unfold(x), atol=1e-5, rtol=1e-5)
     # and against unfold from torch itself (an independent patch extraction)
     cols = torch.nn.functional.unfold(x, kernel_size=4, stride=4).transpose(1, 2)  # (B, N, C·P·P)
-    torch.testing.assert_close(cols, vit.patchify(x, 4))
+    torch.testing.assert_close(cols, patchify(x, 4))
     with pytest.raises(ValueError, match="expected shape"):
         conv(torch.randn(2, 1, 12, 12))
 
@@ -68,10 +69,31 @@ def test_vit_shapes_tokens_and_attention_maps():
     # Eq. 1 by hand: [z_cls, E x_1 … E x_N] + p
     tokens = torch.cat([model.cls_token.expand(3, -1, -1), model.patch_embed(x)], 1)
     torch.testing.assert_close(z, tokens + model.pos.table[None])
-    logits, maps = model(x, return_attention=True)
-    assert logits.shape == (3, 10) and len(maps) == 2 and maps[0].shape == (3, 2, 50, 50)
-    torch.testing.assert_close(logits, model(x))
-    assert all(isinstance(b.attn, MultiHeadAttention) for b in model.encoder.blocks)  # the book's one attention
+    logits = model(x)
+    assert logits.shape == (3, 10)
+    assert all(isinstance(b.mixer, MultiHeadAttention) for b in model.encoder.blocks)  # the book's one attention
+    assert all(isinstance(b, layers.Block) for b in model.encoder.blocks)  # chapter 5's block
+
+
+def test_attention_maps_are_recorded_per_block_and_leave_the_output_unchanged():
+    torch.manual_seed(0)
+    model = vit.vit_tiny(patch_size=4, dim=16, depth=2, heads=2).eval()
+    x = torch.rand(3, 1, 28, 28)
+    with attention.record(model) as maps:
+        logits = model(x)
+    assert maps.names == ["encoder.blocks.0.mixers.attn", "encoder.blocks.1.mixers.attn"]
+    torch.testing.assert_close(logits, model(x), atol=1e-5, rtol=1e-5)  # explicit path vs fused kernel
+    helper = vit.attention_maps(model, x)
+    assert len(helper) == 2 and helper[0].shape == (3, 2, 50, 50)
+    for a, b in zip(helper, maps):
+        assert torch.equal(a, b)
+    torch.testing.assert_close(helper[0].sum(-1), torch.ones(3, 2, 50))  # rows are distributions
+    # block 0's map by hand: softmax(q kᵀ / √d) of the first block's normed input
+    block = model.encoder.blocks[0]
+    y = block.norms[0](model.embed(x))
+    q = block.mixer.to_q(y).view(3, 50, 2, 8).transpose(1, 2)
+    k = block.mixer.to_k(y).view(3, 50, 2, 8).transpose(1, 2)
+    torch.testing.assert_close(helper[0], torch.softmax(q @ k.transpose(-1, -2) / 8 ** 0.5, -1))
 
 
 def test_vit_without_positions_is_blind_to_patch_order():
@@ -82,12 +104,36 @@ def test_vit_without_positions_is_blind_to_patch_order():
         model.pos.table.zero_()
     x = torch.rand(2, 1, 28, 28)
     perm = torch.randperm(49)
-    shuffled = vit.unpatchify(vit.patchify(x, 4)[:, perm], 4, 28, 28)  # same patches, other places
+    shuffled = unpatchify(patchify(x, 4)[:, perm], 4, 28, 28)  # same patches, other places
     torch.testing.assert_close(model(x), model(shuffled), atol=1e-5, rtol=1e-4)
 
 
-def test_small_cnn_and_presets():
-    cnn = vit.small_cnn(widths=(8, 16))
+def test_small_cnn_and_preset_sizes():
+    cnn = layers.small_cnn(widths=(8, 16))
     assert cnn(torch.rand(2, 1, 28, 28)).shape == (2, 10)
-    assert vit.count_parameters(vit.vit_tiny()) == 139018
-    assert vit.vit_cifar(depth=1)(torch.rand(1, 3, 32, 32)).shape == (1, 10)
+    assert layers.count_parameters(vit.vit_tiny()) == 139018
+    full = vit.vit_tiny(image_size=32, patch_size=4, in_channels=3, dim=192, depth=1, heads=12)  # the full profile's
+    assert full(torch.rand(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_weight_decay_skips_what_the_old_substring_rule_skipped():
+    """Class token, position table, biases and norms: the rule of the old ``vit.train_classifier``."""
+    model = vit.vit_tiny(dim=16, depth=2, heads=2)
+    old = {n for n, p in model.named_parameters()
+           if not (p.dim() > 1 and not any(k in n for k in ("pos.", "token", "bias_table")))}
+    assert layers.no_weight_decay_names(model) == old
+    assert {"cls_token", "pos.table"} <= old and "patch_embed.proj.weight" not in old
+    decay, rest = layers.param_groups(model, 0.05)
+    assert len(decay["params"]) + len(rest["params"]) == len(list(model.parameters()))
+
+
+def test_train_classifier_fits_a_few_images():
+    torch.manual_seed(0)
+    model = vit.vit_tiny(patch_size=7, dim=16, depth=1, heads=2, num_classes=2)
+    y = torch.arange(16) % 2
+    x = torch.rand(16, 1, 28, 28) + y[:, None, None, None]  # class 1 is brighter
+    hist = train.train_classifier(model, x, y, epochs=15, batch_size=8, lr=3e-3, device=torch.device("cpu"))
+    assert hist.last("loss") < 0.8 * hist["loss"][0]
+    with torch.no_grad():
+        expected = (model(x).argmax(-1) == y).float().mean().item()
+    assert train.accuracy(model, x, y, batch_size=5) == pytest.approx(expected)

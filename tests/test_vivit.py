@@ -5,8 +5,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from seqlib import vit, vivit
-from seqlib.attention import MultiHeadAttention
+from seqlib import attention, layers, vit, vivit
 
 
 def test_report_arithmetic_28_cubed_volume_gives_27_tokens_of_width_128():
@@ -59,7 +58,7 @@ def test_uniform_frame_indices_span_the_clip_with_near_equal_gaps():
 
 def test_averaged_inflation_reproduces_the_2d_embedding_on_a_static_video():
     torch.manual_seed(0)
-    patch = vit.PatchEmbedding(image_size=8, patch_size=4, in_channels=1, dim=6)
+    patch = layers.ConvPatchEmbedding(image_size=8, patch_size=4, in_channels=1, dim=6)
     image = torch.randn(2, 1, 8, 8)
     static = image[:, None].expand(2, 4, 1, 8, 8)  # (B, F, C, H, W): the same frame four times
     tube = vivit.TubeletEmbedding.inflate(patch, frames=4, t=2, method="average")
@@ -70,7 +69,7 @@ def test_averaged_inflation_reproduces_the_2d_embedding_on_a_static_video():
 
 def test_central_frame_inflation_sees_only_the_middle_frame_of_each_tubelet():
     torch.manual_seed(0)
-    patch = vit.PatchEmbedding(image_size=8, patch_size=4, in_channels=1, dim=6)
+    patch = layers.ConvPatchEmbedding(image_size=8, patch_size=4, in_channels=1, dim=6)
     video = torch.randn(2, 6, 1, 8, 8)
     tube = vivit.TubeletEmbedding.inflate(patch, frames=6, t=3, method="central")
     out = tube(video)  # tubelets are frames {0, 1, 2} and {3, 4, 5}: centres 1 and 4
@@ -92,8 +91,11 @@ def test_factorised_dot_product_equals_multihead_attention_with_per_head_masks()
     mha = fdp.attn  # the same weights, run as one dense masked attention over all N tokens
     dense = mha(rearrange(x, "b t s d -> b (t s) d"), attn_mask=mask)
     torch.testing.assert_close(fdp(x), rearrange(dense, "b (t s) d -> b t s d", t=nt), atol=1e-5, rtol=1e-5)
-    out, (w_s, w_t) = fdp(x, return_attention=True)
+    with attention.record() as maps:  # no model: each entry is named after its class
+        out = fdp(x)
     torch.testing.assert_close(out, fdp(x), atol=1e-5, rtol=1e-5)
+    assert maps.names == ["FactorisedDotProductAttention:space", "FactorisedDotProductAttention:time"]
+    w_s, w_t = maps
     assert w_s.shape == (B, h // 2, nt, ns, ns) and w_t.shape == (B, h // 2, ns, nt, nt)
     with pytest.raises(ValueError, match="even number of heads"):
         vivit.FactorisedDotProductAttention(D, 3)
@@ -127,18 +129,36 @@ def test_without_temporal_positions_frame_order_is_invisible(variant):
     assert not torch.allclose(aware(video.flip(1)), aware(video), atol=1e-4)
 
 
+RECORDED = {  # what attention.record names, in call order, for a 2-block model (model 2: 1 temporal block)
+    "joint": ["encoder.blocks.0.mixers.attn", "encoder.blocks.1.mixers.attn"],
+    "factorised_encoder": ["encoder.blocks.0.mixers.attn", "encoder.blocks.1.mixers.attn",
+                           "temporal_encoder.blocks.0.mixers.attn"],
+    "factorised_self_attention": ["blocks.0.mixers.space.attn", "blocks.0.mixers.time.attn",
+                                  "blocks.1.mixers.space.attn", "blocks.1.mixers.time.attn"],
+    "factorised_dot_product": ["blocks.0.mixers.attn:space", "blocks.0.mixers.attn:time",
+                               "blocks.1.mixers.attn:space", "blocks.1.mixers.attn:time"],
+}
+SHAPES = {  # B = 2, h = 4, n_t = 4, n_s = 16
+    "joint": [(2, 4, 64, 64)] * 2,
+    "factorised_encoder": [(8, 4, 16, 16)] * 2 + [(2, 4, 4, 4)],
+    "factorised_self_attention": [(8, 4, 16, 16), (32, 4, 4, 4)] * 2,
+    "factorised_dot_product": [(2, 2, 4, 16, 16), (2, 2, 16, 4, 4)] * 2,
+}
+
+
 @pytest.mark.parametrize("variant", vivit.VARIANTS)
 def test_variants_shapes_attention_and_errors(variant):
     torch.manual_seed(0)
     model = vivit.vivit_tiny(variant=variant, embedding="tubelet", tubelet_frames=2, num_classes=3).eval()
     video = torch.rand(2, 8, 1, 28, 28)
-    logits, maps = model(video, return_attention=True)
+    with attention.record(model) as maps:
+        logits = model(video)
     assert logits.shape == (2, 3)
     torch.testing.assert_close(logits, model(video), atol=1e-5, rtol=1e-5)
-    first = maps[0] if variant == "joint" else maps[0][0]  # joint: per block; others: (spatial, temporal) pairs
-    torch.testing.assert_close(first.sum(-1), torch.ones(first.shape[:-1]))  # rows are distributions
-    if variant == "joint":
-        assert maps[0].shape == (2, 4, 64, 64)  # (B, h, N, N), N = 4 · 16
+    assert maps.names == RECORDED[variant]
+    assert [tuple(w.shape) for w in maps] == SHAPES[variant]
+    for w in maps:
+        torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:-1]))  # rows are distributions
     with pytest.raises(ValueError, match="expected shape"):
         model(torch.rand(2, 7, 1, 28, 28))
 
@@ -160,14 +180,41 @@ def test_attention_cost_counts_score_entries():
     assert costs["factorised_self_attention"] == 4 * 2 * (8 * 16 ** 2 + 16 * 8 ** 2) == 24576
     assert costs["factorised_dot_product"] == costs["factorised_self_attention"] // 2
     # the count matches the weights a model returns
-    model = vivit.vivit_tiny(variant="factorised_self_attention").eval()
-    _, maps = model(torch.rand(1, 8, 1, 28, 28), return_attention=True)
-    entries = sum(w.numel() for block in maps for w in block)
-    assert entries == costs["factorised_self_attention"]
+    for v in vivit.VARIANTS:
+        model = vivit.vivit_tiny(variant=v).eval()
+        with attention.record(model) as maps:
+            model(torch.rand(1, 8, 1, 28, 28))
+        assert sum(w.numel() for w in maps) == costs[v], v
+
+
+def test_the_factorised_blocks_are_the_books_block_with_space_and_time_mixers():
+    fsa = vivit.FactorisedSelfAttentionBlock(8, 2, 16)
+    assert isinstance(fsa, layers.Block) and list(fsa.mixers) == ["space", "time"]
+    assert [m.axis for m in fsa.mixers.values()] == ["space", "time"]
+    fdp = vivit.FactorisedDotProductBlock(8, 2, 16)
+    assert isinstance(fdp, layers.Block) and isinstance(fdp.mixer, vivit.FactorisedDotProductAttention)
+    x = torch.randn(2, 3, 4, 8)  # (B, n_t, n_s, D)
+    for axis, shape in (("space", (6, 4, 8)), ("time", (8, 3, 8))):
+        groups = vivit.group_tokens(x, axis)
+        assert groups.shape == shape
+        assert torch.equal(vivit.ungroup_tokens(groups, axis, 2), x)
+    assert torch.equal(vivit.group_tokens(x, "space")[4], x[1, 1])  # clip 1, frame 1: its n_s tokens
+    assert torch.equal(vivit.group_tokens(x, "time")[5], x[1, :, 1])  # clip 1, place 1: its n_t tokens
+    with pytest.raises(ValueError, match="axis"):
+        vivit.group_tokens(x, "depth")
+
+
+@pytest.mark.parametrize("variant", vivit.VARIANTS)
+def test_weight_decay_skips_the_position_tables_as_the_old_substring_rule(variant):
+    model = vivit.vivit_tiny(variant=variant)
+    old = {n for n, p in model.named_parameters()
+           if not (p.dim() > 1 and not any(k in n for k in ("pos.", "token", "bias_table")))}
+    assert layers.no_weight_decay_names(model) == old
+    assert {"pos.space", "pos.time"} <= old
 
 
 def test_factorised_dot_product_has_the_parameters_of_the_joint_model():
-    count = vit.count_parameters
+    count = layers.count_parameters
     assert count(vivit.vivit_tiny(variant="factorised_dot_product")) == count(vivit.vivit_tiny(variant="joint"))
     assert count(vivit.vivit_tiny(variant="factorised_self_attention")) > count(vivit.vivit_tiny(variant="joint"))
 
