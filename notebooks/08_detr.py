@@ -57,6 +57,7 @@ device = start("ch08")
 
 # %%
 import copy
+import functools
 import inspect
 import time
 
@@ -67,11 +68,11 @@ from matplotlib.patches import FancyBboxPatch, Rectangle
 from scipy.optimize import linear_sum_assignment
 
 from seqlib import boxes as bx
-from seqlib import claims, detr, matcher, profiles, viz
+from seqlib import attention, claims, detr, layers, matcher, profiles, viz
 from seqlib.data import SceneConfig, load_scenes
 from seqlib.data.scenes import NOUNS
 from seqlib.metrics import mean_average_precision
-from seqlib.train import seed_for
+from seqlib.train import fit, seed_for
 
 cfg = profiles.sizes("ch08")
 print(cfg)
@@ -249,7 +250,11 @@ print(inspect.getsource(matcher.set_loss))
 # ## The model
 #
 # `seqlib.detr.DETR` reuses chapter 5's Transformer blocks (pre-norm, the
-# book's one `MultiHeadAttention`). As in the short reference implementation at the
+# book's one `MultiHeadAttention`): every encoder and decoder layer is chapter 5's
+# `layers.Block`, and only its mixers say which tokens meet. In the encoder the
+# mixer is global self-attention over the feature cells; in the decoder the
+# object queries attend to each other (without a causal mask: they are a set) and
+# then to the cells, `block(x, memory=memory, causal=False)`. As in the short reference implementation at the
 # end of the DETR paper, the positional code is added once to the encoder input and
 # the object queries are the decoder's input; the full model adds them to the queries
 # and keys of every layer. Every decoder layer's output goes through the shared heads:
@@ -265,11 +270,12 @@ torch.manual_seed(seed_for(0))
 model = detr.detr_tiny(10, num_queries=cfg.num_queries, channels=tuple(cfg.channels), dim=cfg.dim,
                        heads=cfg.heads, ff_dim=cfg.ff_dim, enc_layers=cfg.enc_layers,
                        dec_layers=cfg.dec_layers, dropout=cfg.dropout).to(device)
-out = model(train_set.images[:4].to(device), return_attention=True)
-print("parameters:", sum(p.numel() for p in model.parameters()))
+with attention.record(model) as maps:
+    out = model(train_set.images[:4].to(device))
+print("parameters:", layers.count_parameters(model))
 print("logits", tuple(out["logits"].shape), " boxes", tuple(out["boxes"].shape),
-      " aux layers", len(out["aux"]), " cross-attention", tuple(out["cross_attention"][-1].shape),
-      " grid", out["feature_size"])
+      " aux layers", len(out["aux"]), " grid", model.feature_size(cfg.canvas))
+print("recorded attention:", {name: tuple(w.shape) for name, w in zip(maps.names, maps)})
 assert out["logits"].shape == (4, cfg.num_queries, 11) and out["boxes"].shape == (4, cfg.num_queries, 4)
 
 # %% [markdown]
@@ -296,10 +302,12 @@ assert abs(hungarian_total - brute_total) < 1e-5
 # ## Training
 #
 # We train with AdamW and DETR's gradient clipping (norm 0.1) on random mini-batches
-# of training scenes. Every `eval_every` steps we measure mAP@0.5 on the first
-# `n_curve` test scenes, to see how the detector improves. We also time the matcher
-# (cost matrices and `linear_sum_assignment`, for the final and the auxiliary layers)
-# inside each training step.
+# of training scenes, through the book's one training loop, `train.fit`, with
+# `detr.train_step` as its step (the set loss of a batch). Every `eval_every` steps,
+# one "epoch" of `fit`, we measure mAP@0.5 on the first `n_curve` test scenes, to
+# see how the detector improves. The step also times the matcher (cost matrices
+# and `linear_sum_assignment`, for the final and the auxiliary layers) and reports
+# it as a step metric.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -307,24 +315,33 @@ def curve_map(net, n):
     return mean_average_precision(detr.predict(net, test_set.images[:n].to(device)), test_gt[:n]).map50
 
 
+def evaluate(net):
+    """The curve's point after each `eval_every` steps, and how long it took (not training time)."""
+    start = time.perf_counter()
+    return {"map50": curve_map(net, cfg.n_curve), "eval_seconds": time.perf_counter() - start}
+
+
+def report(epoch, record):
+    history["step"].append((epoch + 1) * cfg.eval_every)
+    history["loss"].append(record["loss"])
+    history["map50"].append(record["map50"])
+    print(f"step {history['step'][-1]:5d}  loss {record['loss']:.3f}  mAP@0.5 (first {cfg.n_curve} test scenes) "
+          f"{record['map50']:.3f}")
+
+
+assert cfg.steps % cfg.eval_every == 0
 optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-g = torch.Generator().manual_seed(seed_for(0))
 history = {"step": [0], "map50": [curve_map(model, cfg.n_curve)], "loss": [float("nan")]}
-steps_log, match_seconds, step_seconds, window = [], 0.0, 0.0, []
 start_time = time.perf_counter()
-for step in range(1, cfg.steps + 1):
-    batch = torch.randint(0, len(train_set), (cfg.batch_size,), generator=g)
-    r = detr.train_step(model, optimizer, train_set.images[batch].to(device), [train_targets[i] for i in batch])
-    match_seconds, step_seconds = match_seconds + r["match_seconds"], step_seconds + r["step_seconds"]
-    window.append(r["loss"])
-    if step % cfg.eval_every == 0:
-        history["step"].append(step)
-        history["loss"].append(float(np.mean(window)))
-        history["map50"].append(curve_map(model, cfg.n_curve))
-        window = []
-        print(f"step {step:5d}  loss {history['loss'][-1]:.3f}  mAP@0.5 (first {cfg.n_curve} test scenes) "
-              f"{history['map50'][-1]:.3f}")
+fit_history = fit(model, detr.random_batches(train_set.images, train_targets, batch_size=cfg.batch_size,
+                                             seed=seed_for(0)),
+                  detr.train_step, epochs=cfg.steps // cfg.eval_every, steps_per_epoch=cfg.eval_every,
+                  optimizer=optimizer, grad_clip=0.1, device=device, evaluate=evaluate, on_epoch=report,
+                  desc="DETR")
 train_seconds = time.perf_counter() - start_time
+# fit reports per-epoch means of the step metrics and each epoch's wall time (which includes the evaluation).
+match_seconds = cfg.eval_every * sum(fit_history["match_seconds"])
+step_seconds = sum(r["seconds"] - r["eval_seconds"] for r in fit_history.records)
 print(f"training: {train_seconds:.0f} s; matcher {match_seconds:.1f} s of {step_seconds:.1f} s in training steps")
 
 # %% [markdown]
@@ -496,8 +513,9 @@ plt.show()
 scene = next(i for i in range(len(test_set)) if len(test_set.labels[i]) == 3)
 target = {"labels": test_set.labels[scene], "boxes": bx.box_xyxy_to_cxcywh(test_set.boxes[scene] / cfg.canvas)}
 model.eval()
-with torch.no_grad():
-    o = model(test_set.images[scene:scene + 1].to(device), return_attention=True)
+with torch.no_grad(), attention.record(model) as maps:
+    o = model(test_set.images[scene:scene + 1].to(device))
+scene_maps = detr.attention_maps(maps)  # "encoder": (1, h, N, N), "cross": (1, h, Q, N), one per layer
 cost = matcher.matching_cost(o["logits"].cpu(), o["boxes"].cpu(), [target])[0]  # (Q, K)
 (q_idx, t_idx), = matcher.hungarian_match(cost[None], [len(target["labels"])])
 p_none = o["logits"][0].softmax(-1)[:, -1].cpu()  # (Q,)
@@ -551,9 +569,9 @@ print("every object has exactly one query:", True)
 # %%
 import torch.nn.functional as F
 
-Hf, Wf = o["feature_size"]
+Hf, Wf = model.feature_size(cfg.canvas)
 cell = cfg.canvas / Hf  # pixels per feature cell
-enc_attn = o["encoder_attention"][-1][0].mean(0).cpu()  # (N, N): last encoder layer, mean over heads
+enc_attn = scene_maps["encoder"][-1][0].mean(0).cpu()  # (N, N): last encoder layer, mean over heads
 
 
 def centre_cell(box):
@@ -602,8 +620,9 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 model.eval()
-with torch.no_grad():
-    enc_all = model(test_set.images.to(device), return_attention=True)["encoder_attention"][-1].mean(1).cpu()
+with torch.no_grad(), attention.record(model) as maps:
+    model.encode(test_set.images.to(device))  # the encoder alone: only its maps are recorded
+enc_all = detr.attention_maps(maps)["encoder"][-1].mean(1).cpu()  # (B, N, N): last encoder layer, mean over heads
 row_centres, col_centres = [(torch.arange(s) + 0.5) * cell for s in (Hf, Wf)]  # pixel centres of the cells
 
 
@@ -655,8 +674,7 @@ print("less attention on the other objects than their area share:", separates.he
 # share, and on seeds 0–2 it is 2.9 to 4.5 times ({ref}`claims-ch08`).
 
 # %%
-Hf, Wf = o["feature_size"]
-attn = o["cross_attention"][-1][0].mean(0).cpu()  # (Q, N), averaged over heads
+attn = scene_maps["cross"][-1][0].mean(0).cpu()  # (Q, N): the last decoder layer, averaged over heads
 scores, labels = o["logits"][0].softmax(-1)[:, :-1].max(-1)
 shown = scores.argsort(descending=True)[:4].cpu()
 fig, axes = plt.subplots(1, len(shown), figsize=(3 * len(shown), 3.2))
@@ -742,11 +760,9 @@ def duplicates_per_object(preds, gts, score=0.5, iou=0.5):
 # NBVAL_IGNORE_OUTPUT
 many = copy.deepcopy(model)
 opt_many = torch.optim.AdamW(many.parameters(), lr=cfg.lr, weight_decay=1e-4)
-g_many = torch.Generator().manual_seed(seed_for(1))
-for step in range(cfg.one_to_many_steps):
-    batch = torch.randint(0, len(train_set), (cfg.batch_size,), generator=g_many)
-    detr.train_step(many, opt_many, train_set.images[batch].to(device), [train_targets[i] for i in batch],
-                    assign=one_to_many)
+fit(many, detr.random_batches(train_set.images, train_targets, batch_size=cfg.batch_size, seed=seed_for(1)),
+    functools.partial(detr.train_step, assign=one_to_many), epochs=1, steps_per_epoch=cfg.one_to_many_steps,
+    optimizer=opt_many, grad_clip=0.1, device=device, desc="one-to-many")
 preds_many = detr.predict(many, test_set.images.to(device))
 rows = {}
 for name, preds in (("one-to-one (DETR)", predictions), ("one-to-many", preds_many)):

@@ -10,9 +10,13 @@ two heads turn each query into a class among C + 1 (the last is "no object") and
 a box ``(cx, cy, w, h)`` in [0, 1] (a sigmoid). There are no anchors and no
 non-maximum suppression: training matches the Q predictions one-to-one to the
 objects (:mod:`seqlib.matcher`), so a second query on the same object learns to
-say "no object". The encoder and decoder are seqlib's pre-norm Transformer
-blocks (:mod:`seqlib.transformer`, one attention implementation for the book);
-as in the short reference implementation at the end of the paper, the positional
+say "no object". The encoder and decoder are seqlib's Transformer blocks
+(:mod:`seqlib.transformer`): the book's one :class:`seqlib.layers.Block`, whose
+mixers here are global self-attention over the cells and, in the decoder, the
+queries' self-attention and their cross-attention to the cells. Attention maps
+come from :func:`seqlib.attention.record` (:func:`attention_maps`), and
+:func:`train_step` is a step function for :func:`seqlib.train.fit`.
+As in the short reference implementation at the end of the paper, the positional
 code is added once to the encoder input and the queries are the decoder input
 (the full DETR adds both to the queries and keys of every layer). Every decoder
 layer's output goes through the shared final norm and heads, giving the
@@ -22,13 +26,14 @@ N = H'W' feature cells, D width, Q queries, h heads, C classes.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Sequence
+from fnmatch import fnmatch
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
+from seqlib.attention import AttentionMaps
 from seqlib.boxes import box_cxcywh_to_xyxy
 from seqlib.matcher import SetLossWeights, Target, detr_loss
 from seqlib.positional import sinusoidal_encoding_2d
@@ -98,61 +103,77 @@ class DETR(nn.Module):
         self.class_head = nn.Linear(c.dim, c.num_classes + 1)
         self.box_head = BoxHead(c.dim)
 
-    def encode(self, images: torch.Tensor, *, return_attention: bool = False):
+    def feature_size(self, height: int, width: int | None = None) -> tuple[int, int]:
+        """The feature grid ``(H', W')`` of an image of ``height`` × ``width`` pixels (``N = H'W'`` cells).
+
+        Each backbone stage halves the size, rounding up (3×3 convolutions, stride 2, padding 1).
+        """
+        size = [height, height if width is None else width]
+        for conv in (m for m in self.backbone.modules() if isinstance(m, nn.Conv2d)):
+            (k, _), (s, _), (p, _) = conv.kernel_size, conv.stride, conv.padding
+            size = [(n + 2 * p - k) // s + 1 for n in size]
+        return size[0], size[1]
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Images ``(B, C_in, H, W)`` -> encoded cells ``(B, N, D)`` and the feature grid ``(H', W')``.
 
-        With ``return_attention`` also one self-attention ``(B, h, N, N)`` per encoder layer
-        (row: the attending cell, column: the cell attended to, both in row-major grid order).
+        Under :func:`seqlib.attention.record`, encoder layer i's self-attention ``(B, h, N, N)``
+        is recorded as ``encoder.blocks.i.mixers.attn`` (row: the attending cell, column: the
+        cell attended to, both in row-major grid order).
         """
         expect_shape(images, ("B", self.config.in_channels, "H", "W"), name="images")
         features = self.input_proj(self.backbone(images))  # (B, D, H', W')
         _, D, Hf, Wf = features.shape
         pos = sinusoidal_encoding_2d(Hf, Wf, D, normalize=True).to(features)  # (H', W', D)
         tokens = features.flatten(2).transpose(1, 2) + pos.view(1, Hf * Wf, D)  # (B, N, D)
-        if return_attention:
-            memory, weights = self.encoder(tokens, return_attention=True)
-            return memory, (Hf, Wf), weights
         return self.encoder(tokens), (Hf, Wf)
 
-    def decode(self, memory: torch.Tensor, *, return_attention: bool = False):
+    def decode(self, memory: torch.Tensor) -> list[torch.Tensor]:
         """Object queries attend to each other and to ``memory`` (B, N, D).
 
-        Returns:
-            One ``(B, Q, D)`` output per decoder layer (after the shared final norm) and,
-            with ``return_attention``, one cross-attention ``(B, h, Q, N)`` per layer.
+        Each decoder layer is a :class:`seqlib.layers.Block` with two mixers, the
+        queries' self-attention (no causal mask: the queries are a set) and the
+        cross-attention to the memory. Returns one ``(B, Q, D)`` output per layer,
+        after the shared final norm. Under :func:`seqlib.attention.record`, layer
+        i's cross-attention ``(B, h, Q, N)`` is ``decoder.blocks.i.mixers.cross_attn``.
         """
         x = self.queries.weight[None].expand(memory.shape[0], -1, -1)  # (B, Q, D)
-        outputs, cross = [], []
+        outputs = []
         for block in self.decoder.blocks:
-            out = block(x, memory, causal=False, return_attention=return_attention)
-            x = out[0] if return_attention else out
-            if return_attention:
-                cross.append(out[2])  # (B, h, Q, N)
+            x = block(x, memory=memory, causal=False)  # (B, Q, D)
             outputs.append(self.decoder.norm(x))  # (B, Q, D)
-        return outputs, cross
+        return outputs
 
-    def forward(self, images: torch.Tensor, *, return_attention: bool = False) -> dict:
-        """Detect.
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor | list[dict[str, torch.Tensor]]]:
+        """Detect: ``images`` ``(B, C_in, H, W)`` ->
 
-        Args:
-            images: ``(B, C_in, H, W)``.
-            return_attention: also return the attention weights of encoder and decoder.
-
-        Returns:
-            ``{"logits": (B, Q, C+1), "boxes": (B, Q, 4)}`` of the last layer, ``"aux"``: the
-            same for every earlier decoder layer, in order (if ``aux_loss``), and with
-            ``return_attention`` ``"cross_attention"``: per decoder layer ``(B, h, Q, N)``,
-            ``"encoder_attention"``: per encoder layer ``(B, h, N, N)``, and ``"feature_size"``: ``(H', W')``.
+        ``{"logits": (B, Q, C+1), "boxes": (B, Q, 4)}`` of the last decoder layer and
+        ``"aux"``: the same for every earlier decoder layer, in order (if ``aux_loss``).
+        The attention maps come from :func:`seqlib.attention.record` (see
+        :func:`attention_maps`).
         """
-        memory, grid, *enc = self.encode(images, return_attention=return_attention)  # (B, N, D)
-        outputs, cross = self.decode(memory, return_attention=return_attention)
-        heads = [{"logits": self.class_head(o), "boxes": self.box_head(o)} for o in outputs]
+        memory, _ = self.encode(images)  # (B, N, D)
+        heads = [{"logits": self.class_head(o), "boxes": self.box_head(o)} for o in self.decode(memory)]
         result = dict(heads[-1])
         if self.config.aux_loss:
             result["aux"] = heads[:-1]
-        if return_attention:
-            result.update(cross_attention=cross, encoder_attention=enc[0], feature_size=grid)
         return result
+
+
+def attention_maps(maps: AttentionMaps) -> dict[str, list[torch.Tensor]]:
+    """The maps a :func:`seqlib.attention.record` of a :class:`DETR` holds, by kind, one per layer.
+
+    Returns:
+        ``"encoder"``: self-attention among the cells ``(B, h, N, N)``; ``"queries"``:
+        self-attention among the queries ``(B, h, Q, Q)``; ``"cross"``: the queries'
+        attention to the cells ``(B, h, Q, N)``. Cells are in row-major order of the
+        grid :meth:`DETR.feature_size`. A kind that did not run (e.g. only
+        :meth:`DETR.encode` was recorded) has an empty list.
+    """
+    patterns = {"encoder": "encoder.blocks.*.mixers.attn", "queries": "decoder.blocks.*.mixers.self_attn",
+                "cross": "decoder.blocks.*.mixers.cross_attn"}
+    return {kind: [w for name, w in zip(maps.names, maps) if fnmatch(name, pattern)]
+            for kind, pattern in patterns.items()}
 
 
 def postprocess(outputs: dict, *, image_size: int) -> list[dict[str, torch.Tensor]]:
@@ -171,24 +192,36 @@ def postprocess(outputs: dict, *, image_size: int) -> list[dict[str, torch.Tenso
     return [{"boxes": b, "scores": s, "labels": l} for b, s, l in zip(boxes, scores, labels)]
 
 
-def train_step(model: DETR, optimizer: torch.optim.Optimizer, images: torch.Tensor, targets: Sequence[Target], *,
-               weights: SetLossWeights = SetLossWeights(), grad_clip: float | None = 0.1, assign=None) -> dict:
-    """One optimiser step on the set loss (with auxiliary losses); returns floats and timings.
+def train_step(model: DETR, batch: tuple[torch.Tensor, Sequence[Target]], *,
+               weights: SetLossWeights = SetLossWeights(), assign=None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The step function of :func:`seqlib.train.fit`: the set loss (with auxiliary losses) of one batch.
 
-    Returns:
-        ``{"loss", "ce", "l1", "giou", "match_seconds", "step_seconds"}``.
+    ``batch`` is ``(images (B, C_in, H, W), targets)``. Train with
+    ``fit(..., grad_clip=0.1)``, DETR's gradient clipping. ``assign`` replaces the
+    Hungarian matcher (e.g. a one-to-many assignment). Returns the loss and the
+    floats ``ce``, ``l1``, ``giou`` and ``match_seconds`` (time in the matcher).
     """
-    start = time.perf_counter()
-    model.train()
+    images, targets = batch
     kw = {} if assign is None else {"assign": assign}
     out = detr_loss(model(images), targets, weights=weights, **kw)
-    optimizer.zero_grad(set_to_none=True)
-    out["loss"].backward()
-    if grad_clip:
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)  # DETR clips at 0.1
-    optimizer.step()
-    return {"loss": float(out["loss"].detach()), **{k: out[k] for k in ("ce", "l1", "giou", "match_seconds")},
-            "step_seconds": time.perf_counter() - start}
+    return out["loss"], {k: float(out[k]) for k in ("ce", "l1", "giou", "match_seconds")}
+
+
+def random_batches(images: torch.Tensor, targets: Sequence[Target], *, batch_size: int,
+                   seed: int) -> Callable[[], Iterator[tuple[torch.Tensor, list[Target]]]]:
+    """Endless random mini-batches (drawn with replacement) for :func:`seqlib.train.fit`.
+
+    Each call returns an iterator that continues the same seeded stream, so
+    ``fit(..., steps_per_epoch=n)`` draws the batches of one long run in order.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def stream() -> Iterator[tuple[torch.Tensor, list[Target]]]:
+        while True:
+            idx = torch.randint(0, len(images), (batch_size,), generator=generator)  # (B,)
+            yield images[idx], [targets[i] for i in idx]
+
+    return stream
 
 
 @torch.no_grad()
@@ -204,10 +237,3 @@ def predict(model: DETR, images: torch.Tensor, *, batch_size: int = 128) -> list
 def detr_tiny(num_classes: int, **overrides) -> DETR:
     """The smoke-profile model: 3-stage CNN, D=64, 4 heads, 2+2 blocks, 10 queries (about 0.3 M parameters)."""
     return DETR(DETRConfig(num_classes, **overrides))
-
-
-def detr_small(num_classes: int, **overrides) -> DETR:
-    """The full-profile model: wider backbone, D=128, 8 heads, 4+4 blocks, 20 queries."""
-    sizes = dict(channels=(32, 64, 128), dim=128, heads=8, ff_dim=512, enc_layers=4, dec_layers=4,
-                 num_queries=20, dropout=0.1)
-    return DETR(DETRConfig(num_classes, **{**sizes, **overrides}))

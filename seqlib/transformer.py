@@ -265,7 +265,8 @@ class Seq2SeqTransformer(nn.Module):
 
     def reorder_state(self, state: DecodingState, rows: torch.Tensor) -> DecodingState:
         """The state of batch rows ``rows``: caches, memory and mask (beam search)."""
-        return state._replace(past=[cache.select(rows) for cache in state.past], memory=state.memory[rows],
+        past = None if state.past is None else [cache.select(rows) for cache in state.past]
+        return state._replace(past=past, memory=state.memory[rows],
                               memory_mask=state.memory_mask[rows])
 
     @torch.no_grad()

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqlib import attention
 from seqlib.attention import (
     GeneralAttention, MultiHeadAttention, SelfAttention, causal_mask, padding_mask,
     scaled_dot_product_attention,
@@ -40,6 +41,14 @@ def _copy_to_torch(ours: MultiHeadAttention, kdim=None, vdim=None) -> nn.Multihe
     return ref
 
 
+def _recorded(layer, *args, **kwargs):
+    """``layer(*args, **kwargs)`` under :func:`attention.record`: the output and the one recorded map."""
+    with attention.record(layer) as maps:
+        out = layer(*args, **kwargs)
+    assert len(maps) == 1
+    return out, maps[0]
+
+
 def test_causal_mask():
     assert causal_mask(3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
     assert causal_mask(2, 4).tolist() == [[True, True, True, False], [True, True, True, True]]
@@ -53,7 +62,7 @@ def test_parity_with_torch_multihead_attention_self_attention_and_masks(fast):
     lengths = torch.tensor([5, 3, 1])
     kpm, am = padding_mask(lengths, T), _x(T, T, seed=5) > -0.5
     am |= torch.eye(T, dtype=torch.bool)  # every query keeps one key
-    out, w = ours(x, key_padding_mask=kpm, attn_mask=am, return_attention=True)
+    out, w = _recorded(ours, x, key_padding_mask=kpm, attn_mask=am)
     # torch.nn.MultiheadAttention's masks say where NOT to attend: hence the ~.
     r_out, r_w = ref(x, x, x, key_padding_mask=~kpm, attn_mask=~am, need_weights=True,
                      average_attn_weights=False)
@@ -111,7 +120,7 @@ def test_fully_masked_rows_give_zeros_not_nan(fast):
     torch.testing.assert_close(out[0, 2], mha.proj.bias)
     out.sum().backward()
     assert torch.isfinite(q.grad).all()
-    _, w = mha(q, kv, key_padding_mask=kpm, attn_mask=am, return_attention=True)
+    _, w = _recorded(mha, q, kv, key_padding_mask=kpm, attn_mask=am)
     assert (w[1] == 0).all() and (w[:, :, 2] == 0).all() and torch.isfinite(w).all()
 
 
@@ -123,7 +132,7 @@ def test_causal_masking_hides_the_future():
     a, b = mha(x, causal=True), mha(changed, causal=True)
     torch.testing.assert_close(a[:, :3], b[:, :3], rtol=0, atol=0)
     assert not torch.allclose(a[:, 3:], b[:, 3:])
-    _, w = mha(x, causal=True, return_attention=True)
+    _, w = _recorded(mha, x, causal=True)
     assert (w.triu(diagonal=1) == 0).all()
 
 
@@ -146,7 +155,7 @@ def test_self_attention_is_permutation_equivariant():
 def test_weights_are_distributions_and_bias_is_added_to_the_scores():
     mha = _mha()
     x = _x(B, T, D)
-    _, w = mha(x, return_attention=True)
+    _, w = _recorded(mha, x)
     assert w.shape == (B, H, T, T)
     torch.testing.assert_close(w.sum(-1), torch.ones(B, H, T))
     # A bias of -1e4 on key 0 for every query and head acts like masking key 0.
@@ -155,7 +164,7 @@ def test_weights_are_distributions_and_bias_is_added_to_the_scores():
     allowed = torch.ones(T, T, dtype=torch.bool)
     allowed[:, 0] = False
     torch.testing.assert_close(mha(x, attn_bias=bias), mha(x, attn_mask=allowed), **F32)
-    _, wb = mha(x, attn_bias=bias, return_attention=True)
+    _, wb = _recorded(mha, x, attn_bias=bias)
     assert wb[..., 0].max() < 1e-6
 
 
@@ -163,12 +172,12 @@ def test_general_and_self_attention_layers():
     torch.manual_seed(0)
     general = GeneralAttention(d_input=D, d_key=8, d_value=3)
     q, x = _x(B, 2, 8), _x(B, S, D, seed=2)  # M = 2 queries of width D_k = 8; N = S inputs of width D
-    y, w = general(q, x, return_attention=True)
+    y, w = _recorded(general, q, x)
     assert y.shape == (B, 2, 3) and w.shape == (B, 2, S)
     k, v = x @ general.to_k.weight.T + general.to_k.bias, x @ general.to_v.weight.T + general.to_v.bias
     torch.testing.assert_close(y, torch.softmax(q @ k.transpose(1, 2) / 8 ** 0.5, -1) @ v, **F32)
     self_att = SelfAttention(D, 8)
-    y, w = self_att(x, return_attention=True)
+    y, w = _recorded(self_att, x)
     assert y.shape == (B, S, 8) and w.shape == (B, S, S)
 
 
@@ -179,7 +188,7 @@ def test_dropout_only_in_training_and_nothing_stored_on_the_layer():
     assert torch.equal(mha(x), mha(x))
     mha.train()
     assert not torch.equal(mha(x), mha(x))
-    mha(x, return_attention=True)
+    _recorded(mha, x)
     assert set(vars(mha)) == before and not list(mha.buffers())
 
 
@@ -207,3 +216,40 @@ def test_bias_of_another_dtype_is_cast_on_the_fast_path():
     slow = MultiHeadAttention(D, H, fast=False).double()
     slow.load_state_dict(mha.state_dict())
     torch.testing.assert_close(mha(x, attn_bias=bias), slow(x, attn_bias=bias.double()), rtol=0, atol=1e-6)
+
+
+def test_the_recorder_names_layers_keeps_order_and_leaves_outputs_unchanged():
+    mha, other = _mha(), _mha(seed=1)
+    model = nn.ModuleDict({"first": mha, "second": other})
+    x = _x(B, T, D)
+    plain = other(mha(x, causal=True))
+    with attention.record(model) as maps:
+        assert attention.recording()
+        out = other(mha(x, causal=True))
+    assert not attention.recording() and len(maps) == 2
+    assert maps.names == ["first", "second"] and maps.select("sec*") == [maps[1]]
+    torch.testing.assert_close(out, plain, **F32)  # explicit path under record, fused outside: same output
+    assert (maps[0].triu(diagonal=1) == 0).all() and maps[1].shape == (B, H, T, T)
+    with attention.record() as unnamed:  # without a model, entries are named after the class
+        mha(x)
+    assert unnamed.names == ["MultiHeadAttention"]
+    with pytest.raises(KeyError, match="no recorded attention"):
+        maps.select("third")
+    mha(x)  # outside record nothing is kept
+    assert len(maps) == 2
+
+
+def test_recorded_weights_equal_the_explicit_computation_per_head():
+    mha = _mha()
+    q, kv = _x(B, T, D), _x(B, S, D, seed=2)
+    kpm = padding_mask(torch.tensor([7, 4, 2]), S)
+    _, w = _recorded(mha, q, kv, key_padding_mask=kpm)
+    d = D // H
+    with torch.no_grad():
+        qh = mha.to_q(q).view(B, T, H, d).transpose(1, 2)  # (B, h, T, d)
+        kh = mha.to_k(kv).view(B, S, H, d).transpose(1, 2)  # (B, h, S, d)
+        scores = (qh @ kh.transpose(-1, -2) / d ** 0.5).masked_fill(~kpm[:, None, None, :], float("-inf"))
+    torch.testing.assert_close(w, torch.softmax(scores, -1), **F32)
+    out, weights = mha.attend(q, *mha.keys_values(kv), mask=kpm[:, None, None, :], need_weights=True)
+    torch.testing.assert_close(weights, w, rtol=0, atol=0)
+    assert mha.attend(q, *mha.keys_values(kv))[1] is None  # no weights unless asked or recording
