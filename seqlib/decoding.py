@@ -37,6 +37,8 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
+from seqlib.shapes import expect_shape
+
 
 class Steppable(Protocol):
     """What a model provides to be decoded (see the module docstring)."""
@@ -124,3 +126,28 @@ def beam_search(model: Steppable, state: Any, *, beam_size: int = 4, max_len: in
     if not finished:  # nothing ended within max_len: take the best unfinished one
         finished = [(float(logp[0]) / hyps.shape[1] ** alpha, hyps[0, 1:].tolist())]
     return max(finished, key=lambda f: f[0])[1]
+
+
+class SourceDecoding:
+    """``greedy`` and ``beam_search`` for a translation model (chapters 2, 3 and 5).
+
+    The model adds ``start_decoding(src (B, S), src_lengths (B,))`` and the step
+    protocol; both the RNN :class:`seqlib.seq2seq.Seq2Seq` and the
+    :class:`seqlib.transformer.Seq2SeqTransformer` decode through these two methods.
+    """
+
+    @torch.no_grad()
+    def greedy(self, src: torch.Tensor, src_lengths: torch.Tensor, *, max_len: int, bos_id: int = 1,
+               eos_id: int = 2) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Batched greedy decoding: ids (B, T') and the step weights over the source (B, T', S) or None."""
+        return greedy(self, self.start_decoding(src, src_lengths), batch_size=src.shape[0], max_len=max_len,
+                      bos_id=bos_id, eos_id=eos_id, device=src.device)
+
+    @torch.no_grad()
+    def beam_search(self, src: torch.Tensor, *, beam_size: int = 4, max_len: int, alpha: float = 0.7,
+                    bos_id: int = 1, eos_id: int = 2) -> list[int]:
+        """Beam search for one sentence ``src`` (S,), without padding; returns the best ids."""
+        expect_shape(src, ("S",), name="src (one sentence)")
+        state = self.start_decoding(src[None], torch.tensor([src.shape[0]], device=src.device))
+        return beam_search(self, state, beam_size=beam_size, max_len=max_len, alpha=alpha, bos_id=bos_id,
+                           eos_id=eos_id, device=src.device)

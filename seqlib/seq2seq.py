@@ -238,7 +238,7 @@ class StepDecoding:
         return state.select(rows)
 
 
-class Seq2Seq(StepDecoding, nn.Module):
+class Seq2Seq(StepDecoding, decoding.SourceDecoding, nn.Module):
     """Encoder + decoder, with teacher-forced training and greedy/beam decoding."""
 
     def __init__(self, config: Seq2SeqConfig):
@@ -268,22 +268,6 @@ class Seq2Seq(StepDecoding, nn.Module):
     def start_decoding(self, src: torch.Tensor, src_lengths: torch.Tensor) -> DecodeState:
         """Encode a batch (B, S) and return the state before the first step (``s_0``, prepared memory)."""
         return self.decoder.start(self.encode(src, src_lengths))
-
-    @torch.no_grad()
-    def greedy(self, src: torch.Tensor, src_lengths: torch.Tensor, *, max_len: int,
-               bos_id: int = 1, eos_id: int = 2) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Batched greedy decoding (:func:`seqlib.decoding.greedy`): ids (B, T') and weights (B, T', S) or None."""
-        return decoding.greedy(self, self.start_decoding(src, src_lengths), batch_size=src.shape[0],
-                               max_len=max_len, bos_id=bos_id, eos_id=eos_id, device=src.device)
-
-    @torch.no_grad()
-    def beam_search(self, src: torch.Tensor, *, beam_size: int = 4, max_len: int, alpha: float = 0.7,
-                    bos_id: int = 1, eos_id: int = 2) -> list[int]:
-        """Beam search (:func:`seqlib.decoding.beam_search`) for one sentence ``src`` (S,), without padding."""
-        expect_shape(src, ("S",), name="src (one sentence)")
-        state = self.start_decoding(src[None], torch.tensor([src.shape[0]], device=src.device))
-        return decoding.beam_search(self, state, beam_size=beam_size, max_len=max_len, alpha=alpha,
-                                    bos_id=bos_id, eos_id=eos_id, device=src.device)
 
 
 def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: int = 0) -> torch.Tensor:

@@ -205,8 +205,13 @@ class DecodingState(NamedTuple):
     memory_mask: torch.Tensor  # (B, S)
 
 
-class Seq2SeqTransformer(nn.Module):
-    """Encoder–decoder Transformer for translation with the decoding interface of ``Seq2Seq``."""
+class Seq2SeqTransformer(decoding.SourceDecoding, nn.Module):
+    """Encoder–decoder Transformer for translation with the decoding interface of ``Seq2Seq``.
+
+    ``greedy`` and ``beam_search`` come from :class:`seqlib.decoding.SourceDecoding`; each step feeds
+    only the newest token and reuses the cached keys and values of the earlier ones. Greedy's weights
+    are the last block's cross-attention, averaged over heads.
+    """
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
@@ -268,24 +273,6 @@ class Seq2SeqTransformer(nn.Module):
         past = None if state.past is None else [cache.select(rows) for cache in state.past]
         return state._replace(past=past, memory=state.memory[rows],
                               memory_mask=state.memory_mask[rows])
-
-    @torch.no_grad()
-    def greedy(self, src: torch.Tensor, src_lengths: torch.Tensor, *, max_len: int, bos_id: int = 1,
-               eos_id: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batched greedy decoding (:func:`seqlib.decoding.greedy`): ids (B, T') and the last block's
-        cross-attention (B, T', S). Each step feeds only the newest token and reuses the cached keys
-        and values of the earlier ones."""
-        return decoding.greedy(self, self.start_decoding(src, src_lengths), batch_size=src.shape[0],
-                               max_len=max_len, bos_id=bos_id, eos_id=eos_id, device=src.device)
-
-    @torch.no_grad()
-    def beam_search(self, src: torch.Tensor, *, beam_size: int = 4, max_len: int, alpha: float = 0.7,
-                    bos_id: int = 1, eos_id: int = 2) -> list[int]:
-        """Beam search for one sentence ``src`` (S,) with the rules of :mod:`seqlib.decoding`; the best ids."""
-        expect_shape(src, ("S",), name="src (one sentence)")
-        state = self.start_decoding(src[None], torch.tensor([src.shape[0]], device=src.device))
-        return decoding.beam_search(self, state, beam_size=beam_size, max_len=max_len, alpha=alpha,
-                                    bos_id=bos_id, eos_id=eos_id, device=src.device)
 
 
 def transformer_tiny(src_vocab: int, tgt_vocab: int, **overrides) -> Seq2SeqTransformer:
