@@ -545,10 +545,10 @@ print(inspect.getsource(transformer.DecoderBlock.__init__))
 # What depends far less on the machine is the trend. On one CPU thread we measure
 # the CPU time of the notebook's process, which other programs running on the
 # machine do not inflate (on a GPU, or with several threads, wall time). From
-# $N=64$ to $N=512$ the GRU's time grew as $N^{1.04}$ to $N^{1.07}$ on seeds 0–2,
-# about in proportion to $N$, the Transformer's as $N^{1.45}$ to $N^{1.50}$,
+# $N=64$ to $N=512$ the GRU's time grew as $N^{1.02}$ to $N^{1.04}$ on seeds 0–2,
+# about in proportion to $N$, the Transformer's as $N^{1.48}$ to $N^{1.50}$,
 # faster than in proportion because attention's cost has a term in $N^2$; so the
-# GRU / Transformer time ratio at $N=512$ was only 0.40–0.43 of the one at $N=64$
+# GRU / Transformer time ratio at $N=512$ was only 0.38–0.39 of the one at $N=64$
 # (the values of every seed are on the Claims page, {ref}`claims-ch05`). On a GPU
 # we expect the balance to move towards attention, because the $N$ steps of the
 # RNN cannot use the GPU's parallelism while attention can.
@@ -889,10 +889,10 @@ plt.show()
 #
 # In time, measured as CPU time on one CPU thread like the timings above, the RNN
 # does not lose either. Training takes comparable time for the two (the RNN's four
-# epochs took 0.81–0.86 times as long as the Transformer's on seeds 0–2): the
+# epochs took 0.81–0.83 times as long as the Transformer's on seeds 0–2): the
 # Transformer's step is parallel over the sentence, as in the timing plot above,
 # but it is also the larger model. Greedy decoding, one word at a time, is
-# 1.9–2.2 times slower with the Transformer on seeds 0–2
+# 2.0–2.2 times slower with the Transformer on seeds 0–2
 # (`ch05-transformer-decodes-slower`); the next paragraphs measure why. The
 # Transformer's strengths are not visible at
 # this scale: a training step that is parallel over the whole sentence (which a
@@ -1027,10 +1027,10 @@ for c in decode_claims:
     print(f"{c.id}: {c.held}")
 
 # %% [markdown]
-# Without the cache, decoding the test set took 4.4–4.8 times as long as with it on
+# Without the cache, decoding the test set took 4.6–4.9 times as long as with it on
 # seeds 0–2 (`ch05-cache-saves-time`), and it wrote the same translations, every
 # test sentence in our runs (`ch05-cache-same-translations`): the cache changes the
-# cost, not the result. With the cache the Transformer still decodes 1.9–2.2 times
+# cost, not the result. With the cache the Transformer still decodes 2.0–2.2 times
 # more slowly than the RNN, and one step shows why. Both take one dependent step per
 # generated word. The RNN decoder's step is an embedding lookup, one additive
 # attention over the $S$ source states, one GRU cell and the output layer; the
@@ -1041,7 +1041,7 @@ for c in decode_claims:
 # above), each on small matrices (a few hundred sentences of width 64), so on one
 # CPU thread the fixed cost of every operator call adds up. One Transformer step took
 # 2.0–2.9 times as long as one RNN step (`ch05-decoder-step-slower`), and a cached
-# step late in the sentence ($t = 40$) took 1.2–1.3 times as long as an early one
+# step late in the sentence ($t = 40$) took 1.2–1.4 times as long as an early one
 # ($t = 5$) (`ch05-cached-step-grows`): the cache removes the repeated projections,
 # not the attention over a prefix that grows with every word, while the RNN's step
 # costs the same at every $t$. Every seed's values are on the Claims page,

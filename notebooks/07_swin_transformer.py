@@ -312,8 +312,8 @@ print("window attention is faster on the largest grid, and the ratio grows with 
 # the gathered bias cost time that Eq. {eq}`eq-swin-cost` does not count. Such
 # fixed costs dominate both layers on small grids and flatten both curves there.
 # Summarised as time $\propto (hw)^k$ between the smallest and the largest grid,
-# the same three runs gave $k$ = 1.47–1.48 for global attention, well above 1
-# but short of the 2 of its formula, and $k$ = 0.61–0.63 for window attention,
+# the same three runs gave $k$ = 1.49 for global attention, well above 1
+# but short of the 2 of its formula, and $k$ = 0.62–0.63 for window attention,
 # below 1 because of those fixed costs. Window time is therefore "linear" only
 # in a loose sense: its per-token cost is not constant from grid to grid. Its
 # attention weights, $h\,M^2hw$ floats, grow with the grid too, and a working

@@ -790,7 +790,7 @@ print(f"global / block+grid: {ratio_smallest:.1f} on {latency[0][1]} tokens, {ra
 # it is doing, so the chapter asserts only three comparisons with wide margins: on
 # the smallest map global attention is faster, on the largest it is more than 3×
 # slower (but less than 32×), and over the range its time grows more than 4× as much
-# as block + grid's. On seeds 0–2 the three ratios were 0.39–0.41, 13–14 and 32–35
+# as block + grid's. On seeds 0–2 the three ratios were 0.42, 13.7–14.0 and 32–33
 # (values per seed on the Claims page, {ref}`claims-ch10`; expect other numbers on
 # your machine).
 

@@ -728,14 +728,14 @@ print(f"explicit ViT time / TLB time at N = {scaling[-1]['N']}: {explicit_vs_tlb
 #   every size, presumably because the TLB's three layer norms per attention and
 #   extra cross-attention blocks store more per token.
 # - **Time.** With the fused kernel the ViT's training step is faster than the
-#   TLB's at 49 tokens, by a factor of 3.4 to 3.5 on seeds 0–2 (claim
+#   TLB's at 49 tokens, by a factor of 3.5 to 3.8 on seeds 0–2 (claim
 #   `ch11-fused-vit-faster`); the left panel above shows how the gap changes as $N$
 #   grows on the machine that ran this page, which no claim checks. A likely reason for
 #   the gap, not isolated here: the TLB runs $T = N/K$ small steps one after the
 #   other, each too small to keep a CPU (let alone a GPU) busy, while the ViT does a
 #   few large matrix products. With explicit attention the ViT's time grows faster
-#   than the TLB's (4.8 to 5.3 times as much from 49 to 784 tokens), and at 784
-#   tokens it was the slower of the two: its step took 1.5 to 1.7 times as long as
+#   than the TLB's (5.0 to 5.4 times as much from 49 to 784 tokens), and at 784
+#   tokens it was the slower of the two: its step took 1.5 to 1.6 times as long as
 #   the TLB's on seeds 0–2 (claim `ch11-explicit-vit-catches-up` states only the
 #   weaker part, that the TLB's step takes less than twice as long as the explicit
 #   ViT's, because timings on a shared CPU vary from run to run). Keras adds its own
@@ -816,7 +816,7 @@ print(f"time per step, next smaller K / next larger K, smallest over the sweep: 
 # The parameters do not depend on $K$ (attention and FFN weights are shared by all
 # positions), so the sweep changes only how the computation is arranged. Small
 # chunks mean many sequential steps, and each larger chunk size in the sweep made a
-# step faster on seeds 0–2, by a factor of at least 4.0 from one size to the next
+# step faster on seeds 0–2, by a factor of about 4 (3.97 to 4.15) from one size to the next
 # (claim `ch11-larger-chunks-faster` on {ref}`claims-ch11`); one chunk of all $N$
 # tokens is the fastest but leaves the slow stream nothing to carry. The paper and
 # the Keras example sit in between, with chunks of a row or so.
