@@ -25,7 +25,7 @@ from seqlib.train import base_seed
 
 FILE_ENV = "SEQLIB_CLAIMS_FILE"
 SOFT_ENV = "SEQLIB_CLAIMS_SOFT"
-ID_PATTERN = re.compile(r"^ch(0[1-9]|1[01])-[a-z0-9]+(-[a-z0-9]+)*$")
+ID_PATTERN = re.compile(r"^ch\d{2}-[a-z0-9]+(-[a-z0-9]+)*$")
 _NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 _CONDITION = re.compile(rf"^\s*(?:(<=|>=|<|>)\s*{_NUMBER}|in\s*\[\s*{_NUMBER}\s*,\s*{_NUMBER}\s*\])\s*$")
 
@@ -82,6 +82,9 @@ def check(claim_id: str, statement: str, value: float, condition: str, *, flagsh
     """
     if not ID_PATTERN.match(claim_id):
         raise ValueError(f"claim id must look like 'ch06-vit-data-gain', got {claim_id!r}")
+    if claim_id[:4] not in profiles.SIZES:
+        raise ValueError(f"claim {claim_id}: chapter {claim_id[:4]!r} has no sizes in seqlib/profiles.py; "
+                         f"known chapters: {sorted(profiles.SIZES)}")
     try:
         value = float(value)
     except (TypeError, ValueError):

@@ -125,10 +125,15 @@ def test_soft_mode_records_without_raising(tmp_path, monkeypatch):
     assert claims.load(tmp_path / "c.jsonl")[0].held is False
 
 
-@pytest.mark.parametrize("bad_id", ["vit-gain", "ch6-vit", "ch12-x", "ch06_vit", "ch06-Vit"])
+@pytest.mark.parametrize("bad_id", ["vit-gain", "ch6-vit", "ch123-x", "ch06_vit", "ch06-Vit"])
 def test_bad_claim_id_is_a_clear_error(bad_id):
     with pytest.raises(ValueError, match="claim id must look like"):
         claims.check(bad_id, "x", 1.0, "> 0")
+
+
+def test_a_claim_names_a_chapter_that_has_sizes():
+    with pytest.raises(ValueError, match=r"chapter 'ch12' has no sizes in seqlib/profiles.py"):
+        claims.check("ch12-toy", "x", 1.0, "> 0")
 
 
 def test_value_must_be_a_number():
