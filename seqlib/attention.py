@@ -89,14 +89,15 @@ class AttentionMaps:
     def __iter__(self) -> Iterator[torch.Tensor]:
         return iter(self.weights)
 
-    def select(self, pattern: str) -> list[torch.Tensor]:
+    def select(self, pattern: str, *, required: bool = True) -> list[torch.Tensor]:
         """The recorded tensors whose name matches ``pattern`` (``fnmatch``), in order.
 
         Raises:
-            KeyError: if nothing matches (the message lists the recorded names).
+            KeyError: if nothing matches and ``required`` (the message lists the recorded
+                names); with ``required=False`` no match is an empty list.
         """
         found = [w for n, w in zip(self.names, self.weights) if fnmatch(n, pattern)]
-        if not found:
+        if not found and required:
             raise KeyError(f"no recorded attention matches {pattern!r}; recorded: {sorted(set(self.names))}")
         return found
 

@@ -27,7 +27,6 @@ N = H'W' feature cells, D width, Q queries, h heads, C classes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fnmatch import fnmatch
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -172,8 +171,7 @@ def attention_maps(maps: AttentionMaps) -> dict[str, list[torch.Tensor]]:
     """
     patterns = {"encoder": "encoder.blocks.*.mixers.attn", "queries": "decoder.blocks.*.mixers.self_attn",
                 "cross": "decoder.blocks.*.mixers.cross_attn"}
-    return {kind: [w for name, w in zip(maps.names, maps) if fnmatch(name, pattern)]
-            for kind, pattern in patterns.items()}
+    return {kind: maps.select(pattern, required=False) for kind, pattern in patterns.items()}
 
 
 def postprocess(outputs: dict, *, image_size: int) -> list[dict[str, torch.Tensor]]:

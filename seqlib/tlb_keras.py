@@ -37,7 +37,7 @@ keras = require_torch_backend()  # Keras 3 on the torch backend: Keras tensors a
 from keras import layers, ops  # noqa: E402
 
 from seqlib.shapes import expect_shape  # noqa: E402
-from seqlib.tlb import LAYOUTS, TLBConfig, check_config, cross_layers, keras_example_modules  # noqa: E402,F401
+from seqlib.tlb import TLBConfig, check_config, cross_layers, keras_example_modules  # noqa: E402
 
 PACKAGE = "seqlib_tlb"
 EPS = 1e-5  # torch's LayerNorm epsilon (Keras' default is 1e-3), so the twins agree

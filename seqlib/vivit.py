@@ -136,21 +136,24 @@ _GROUPS = {"space": ("b t s d -> (b t) s d", "(b t) s d -> b t s d"),   # one gr
            "time": ("b t s d -> (b s) t d", "(b s) t d -> b t s d")}    # one group per place: n_t tokens
 
 
+def _check_axis(axis: str) -> None:
+    if axis not in _GROUPS:
+        raise ValueError(f"axis must be 'space' or 'time', got {axis!r}")
+
+
 def group_tokens(x: torch.Tensor, axis: str) -> torch.Tensor:
     """Model 3's token grouping of (B, n_t, n_s, D).
 
     ``"space"``: one group per frame, (B·n_t, n_s, D); ``"time"``: one group per place, (B·n_s, n_t, D).
     """
-    if axis not in _GROUPS:
-        raise ValueError(f"axis must be 'space' or 'time', got {axis!r}")
+    _check_axis(axis)
     expect_shape(x, ("B", "n_t", "n_s", "D"), name="x")
     return rearrange(x, _GROUPS[axis][0])
 
 
 def ungroup_tokens(groups: torch.Tensor, axis: str, batch: int) -> torch.Tensor:
     """Inverse of :func:`group_tokens`: back to (B, n_t, n_s, D) for a batch of ``batch`` clips."""
-    if axis not in _GROUPS:
-        raise ValueError(f"axis must be 'space' or 'time', got {axis!r}")
+    _check_axis(axis)
     return rearrange(groups, _GROUPS[axis][1], b=batch)
 
 
@@ -164,8 +167,7 @@ class AxisAttention(nn.Module):
 
     def __init__(self, dim: int, heads: int, axis: str, *, dropout: float = 0.0) -> None:
         super().__init__()
-        if axis not in _GROUPS:
-            raise ValueError(f"axis must be 'space' or 'time', got {axis!r}")
+        _check_axis(axis)
         self.axis = axis
         self.attn = MultiHeadAttention(dim, heads, dropout=dropout)
 

@@ -74,6 +74,7 @@ def test_recorder_names_layers_and_stays_out_of_the_way():
     assert [w.shape for w in maps.select("1.*")] == [(3, 2, 5, 5)]
     with pytest.raises(KeyError, match=r"no recorded attention matches 'decoder\*'; recorded: \['0.mixers.attn'"):
         maps.select("decoder*")
+    assert maps.select("decoder*", required=False) == []
     model(x)
     assert len(maps) == 2 and not attention.recording()  # nothing is recorded after the block
     with attention.record() as unnamed:
