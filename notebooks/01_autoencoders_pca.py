@@ -697,9 +697,10 @@ plt.show()
 # :::{exercise} PCA reconstruction from the SVD
 # :label: ex01-pca-svd
 #
-# Implement `pca_reconstruction(x, k)` with `torch.linalg.svd` only (no sklearn):
-# centre the data, take the top-$k$ right singular vectors and return the
-# reconstruction of Eq. {eq}`eq-pca` for the same rows. Then run the check cell.
+# Implement `pca_reconstruction(x, k)` with `torch.linalg.svd` only: no sklearn,
+# no `seqlib` and no `torch.pca_lowrank`. Centre the data, take the top-$k$ right
+# singular vectors and return the reconstruction of Eq. {eq}`eq-pca` for the same
+# rows. Then run the check cell.
 # (depth: implement; about 15 minutes)
 # :::
 
@@ -724,15 +725,23 @@ def pca_reconstruction(x: torch.Tensor, k: int) -> torch.Tensor:
 # ```{solution-end}
 # ```
 
-# %% exercise="ex01-pca-svd" tags=["check"]
-from seqlib.exercises import check_close, check_shape
+# %% exercise="ex01-pca-svd" forbid=["sklearn", "seqlib", "torch.pca_lowrank", "torch.svd_lowrank"] tags=["check"]
+from seqlib.exercises import check_close, check_shape, check_true
 
 subset = x_train[:500]
-mine = pca_reconstruction(subset, 8)
-check_shape(mine, (500, 784), name="pca_reconstruction(x, 8)", letters="N, D")
-reference = PCA(n_components=8, svd_solver="full").fit(subset.numpy())
-check_close(mine, reference.inverse_transform(reference.transform(subset.numpy())), rtol=1e-3, atol=1e-4,
-            name="pca_reconstruction(x, 8)")
+for k_ in (8, 3):
+    mine = pca_reconstruction(subset, k_)
+    check_shape(mine, (500, 784), name=f"pca_reconstruction(x, {k_})", letters="N, D")
+    check_close(mine.mean(0), subset.mean(0), rtol=1e-3, atol=1e-4,
+                name=f"column means of pca_reconstruction(x, {k_}) (centre with the column means, add them back)")
+    reference = PCA(n_components=k_, svd_solver="full").fit(subset.numpy())
+    expected = reference.inverse_transform(reference.transform(subset.numpy()))
+    mse_mine, mse_pca = float(((mine - subset) ** 2).mean()), float(((expected - subset.numpy()) ** 2).mean())
+    check_true(mse_mine <= mse_pca * 1.001 + 1e-7,
+               f"pca_reconstruction(x, {k_}): mean squared error {mse_mine:.4g} is above PCA's {mse_pca:.4g}; "
+               f"centre with the column means and keep the {k_} directions with the largest singular values")
+    check_close(mine, expected, rtol=1e-3, atol=1e-4, name=f"pca_reconstruction(x, {k_})")
+check_shape(pca_reconstruction(subset[:10], 8), (10, 784), name="pca_reconstruction of 10 rows", letters="N, D")
 
 # %% [markdown]
 # :::{exercise} Principal angles by hand
@@ -740,8 +749,9 @@ check_close(mine, reference.inverse_transform(reference.transform(subset.numpy()
 #
 # Implement `largest_principal_angle(a, b)` that returns, in degrees, the largest
 # principal angle between the column spaces of `a` (D×K) and `b` (D×K). Use a QR
-# decomposition and a singular value decomposition, not `seqlib`. Check it on a
-# case you can do by hand, then with the check cell. (depth: implement; about 20 minutes)
+# decomposition and a singular value decomposition, not `seqlib` and not
+# `scipy.linalg.subspace_angles`. Check it on a case you can do by hand, then with
+# the check cell. (depth: implement; about 20 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -765,7 +775,7 @@ def largest_principal_angle(a: torch.Tensor, b: torch.Tensor) -> float:
 # ```{solution-end}
 # ```
 
-# %% exercise="ex01-angles" tags=["check"]
+# %% exercise="ex01-angles" forbid=["seqlib", "scipy.linalg.subspace_angles"] tags=["check"]
 from scipy.linalg import subspace_angles
 
 from seqlib.exercises import check_close, check_true
@@ -778,8 +788,9 @@ rng = torch.Generator().manual_seed(seed_for(8))
 a, b = torch.randn(20, 4, generator=rng), torch.randn(20, 4, generator=rng)
 check_close(largest_principal_angle(a, b), np.degrees(subspace_angles(a.numpy(), b.numpy())).max(),
             atol=1e-4, name="largest angle of random 4-D subspaces of R^20")
-check_true(largest_principal_angle(a, a @ torch.randn(4, 4, generator=rng)) < 1e-3,
-           "a basis change (a @ M) spans the same subspace: the angle should be 0°")
+same = largest_principal_angle(a, a @ torch.randn(4, 4, generator=rng))
+check_true(same < 1e-3, f"a basis change (a @ M) spans the same subspace: the angle should be 0°, got {same} "
+                        "(NaN? clamp the cosine to [-1, 1] before arccos)")
 
 # %% [markdown]
 # :::{exercise} When the subspace is not determined

@@ -504,7 +504,8 @@ else:
 #
 # Implement `my_brevity_penalty(c, r)`, equation {eq}`eq-bp`, for a corpus whose
 # hypotheses have total length `c` and whose effective reference length is `r`.
-# An empty output (`c = 0`) gets penalty 0. Then answer: what is the largest BLEU
+# An empty output (`c = 0`) gets penalty 0. Use `math`, not `seqlib` or a BLEU
+# library (`sacrebleu`, `nltk`). Then answer: what is the largest BLEU
 # a system can reach if every output is exactly half as long as its reference and
 # all its n-grams are correct? (depth: implement; about 10 minutes)
 # :::
@@ -536,12 +537,18 @@ def my_brevity_penalty(c: int, r: int) -> float:
 # ```{solution-end}
 # ```
 
-# %% exercise="ex02-brevity" tags=["check"]
+# %% exercise="ex02-brevity" forbid=["seqlib", "sacrebleu", "nltk"] tags=["check"]
 from seqlib.exercises import check_close, check_shape, check_true
 
 for c, r in [(10, 8), (8, 8), (8, 10), (1, 30), (0, 5), (50, 100)]:
-    check_close(my_brevity_penalty(c, r), metrics.brevity_penalty(c, r), rtol=1e-6, atol=1e-9,
-                name=f"my_brevity_penalty(c={c}, r={r})")
+    try:
+        got = my_brevity_penalty(c, r)
+    except ZeroDivisionError as err:
+        raise AssertionError(f"my_brevity_penalty(c={c}, r={r}): division by zero; "
+                             "an empty output (c = 0) must get penalty 0") from err
+    rule = "no penalty when c > r" if c > r else "exp(1 - r/c) when c <= r"
+    check_close(got, metrics.brevity_penalty(c, r), rtol=1e-6, atol=1e-9,
+                name=f"my_brevity_penalty(c={c}, r={r}) ({rule})")
 check_close(my_brevity_penalty(50, 100), math.exp(-1), name="penalty of a half-length corpus")
 
 # %% [markdown]
@@ -552,8 +559,9 @@ check_close(my_brevity_penalty(50, 100), math.exp(-1), name="penalty of a half-l
 # total)` of equation {eq}`eq-pn` for one sentence: `total` is the number of
 # n-grams of `hyp`, and `matches` counts each of them at most as many times as
 # it occurs in the single reference where it occurs most. Use only the Python
-# standard library. Why does BLEU clip by the *maximum over references* rather
-# than the *sum*? (depth: implement; about 15 minutes)
+# standard library: not `seqlib`, `sacrebleu` or `nltk`. Why does BLEU clip by
+# the *maximum over references* rather than the *sum*? (depth: implement; about
+# 15 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -589,7 +597,9 @@ def my_clipped_matches(hyp: list[str], refs: list[list[str]], n: int) -> tuple[i
 # ```{solution-end}
 # ```
 
-# %% exercise="ex02-clipping" tags=["check"]
+# %% exercise="ex02-clipping" forbid=["seqlib", "sacrebleu", "nltk"] tags=["check"]
+from seqlib.exercises import check_true
+
 cases = [("the the the the the the the".split(), ["the cat is on the mat".split(), "there is a cat on the mat".split()], 1),
          ("the cat the cat".split(), ["the cat sat".split()], 2),
          ("a b c d".split(), ["a b".split(), "c d".split()], 2),

@@ -745,8 +745,8 @@ assert ((weights[0] > 0).sum(-1) <= 2 * S.local_window + 1).all()  # at most 2D 
 # Bahdanau scores $e_{tj} = v^\top \tanh(W s_t + U h_j + b)$ for a batch:
 # `query` is `(B, T, Dq)`, `keys` is `(B, S, Dk)`, `W` is `(A, Dq)`, `U` is
 # `(A, Dk)`, `b` and `v` are `(A,)`, and the result is `(B, T, S)`. Use
-# broadcasting, not Python loops. How many multiply–adds does it take per
-# decoder step, and which part can be computed once per sentence?
+# broadcasting, not Python loops, and not `seqlib`. How many multiply–adds does
+# it take per decoder step, and which part can be computed once per sentence?
 # (depth: implement; about 15 minutes)
 # :::
 
@@ -774,7 +774,7 @@ def my_additive_scores(query, keys, W, U, b, v):
 # ```{solution-end}
 # ```
 
-# %% exercise="ex03-additive" tags=["check"]
+# %% exercise="ex03-additive" forbid=["seqlib"] tags=["check"]
 from seqlib.exercises import check_close, check_shape, check_true
 
 torch.manual_seed(seed_for(1))
@@ -783,6 +783,10 @@ q_ex, k_ex = torch.randn(4, 3, 6), torch.randn(4, 7, 10)
 got = my_additive_scores(q_ex, k_ex, reference_score.W.weight, reference_score.U.weight, reference_score.U.bias,
                          reference_score.v.weight[0])
 check_shape(got, (4, 3, 7), name="my_additive_scores", letters="B, T, S")
+zero_w, zero_u = torch.zeros(5, 6), torch.zeros(5, 10)
+b_ex, v_ex = torch.randn(5), torch.randn(5)
+check_close(my_additive_scores(q_ex, k_ex, zero_w, zero_u, b_ex, v_ex), (v_ex * torch.tanh(b_ex)).sum().expand(4, 3, 7),
+            rtol=1e-4, atol=1e-5, name="with W = U = 0 every score is v . tanh(b) (b inside the tanh)")
 check_close(got, reference_score(q_ex, k_ex), rtol=1e-4, atol=1e-5, name="my_additive_scores")
 
 # %% [markdown]
@@ -792,8 +796,9 @@ check_close(got, reference_score(q_ex, k_ex), rtol=1e-4, atol=1e-5, name="my_add
 # Implement `my_masked_softmax(scores, mask)` for `scores` `(B, T, S)` and a bool
 # `mask` `(B, S)` (True on real tokens): each row must sum to one over the real
 # positions, padded positions must get exactly zero, and a row with no real
-# position must come out as zeros, never NaN. Why is filling with `-inf` before a
-# plain softmax not enough? (depth: implement; about 15 minutes)
+# position must come out as zeros, never NaN. Write it with `torch` alone, not
+# `seqlib`. Why is filling with `-inf` before a plain softmax not enough?
+# (depth: implement; about 15 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -819,7 +824,9 @@ def my_masked_softmax(scores, mask):
 # ```{solution-end}
 # ```
 
-# %% exercise="ex03-masked-softmax" tags=["check"]
+# %% exercise="ex03-masked-softmax" forbid=["seqlib"] tags=["check"]
+from seqlib.exercises import check_close, check_shape, check_true
+
 torch.manual_seed(seed_for(2))
 scores_ex = torch.randn(3, 2, 5)
 mask_ex = attention.padding_mask(torch.tensor([5, 2, 0]), 5)
@@ -827,6 +834,9 @@ got = my_masked_softmax(scores_ex, mask_ex)
 check_shape(got, (3, 2, 5), name="my_masked_softmax", letters="B, T, S")
 check_true(bool(torch.isfinite(got).all()), "my_masked_softmax: NaN or inf in the output (fully masked row?)")
 check_true(bool((got[1, :, 2:] == 0).all()), "padded positions must get exactly 0 weight")
+check_true(bool((got[2] == 0).all()), "a row with no real position (sentence 2) must come out as zeros")
+check_close(got[:2].sum(-1), torch.ones(2, 2), atol=1e-5,
+            name="each row sums to one over the real positions (softmax over the last axis, S)")
 check_close(got, attention.masked_softmax(scores_ex, mask_ex[:, None, :].expand(3, 2, 5)), name="my_masked_softmax")
 
 # %% [markdown]
@@ -836,7 +846,9 @@ check_close(got, attention.masked_softmax(scores_ex, mask_ex[:, None, :].expand(
 # Let $q, k \in \mathbb{R}^d$ have independent entries with mean 0 and variance 1.
 # Derive the mean and variance of $q^\top k$. Then explain what happens to the
 # softmax over $S$ such scores, and to its gradient, as $d$ grows without the
-# $1/\sqrt{d}$ factor. Check your answer numerically for $d = 16, 256$.
+# $1/\sqrt{d}$ factor. Check your answer numerically for $d = 16, 256$. Give the
+# mean and variance as `dot_product_moments(d)`, which returns the pair
+# `(mean, variance)` as a function of $d$; the check tests it.
 # (depth: derive; about 15 minutes)
 # :::
 
@@ -857,6 +869,15 @@ check_close(got, attention.masked_softmax(scores_ex, mask_ex[:, None, :].expand(
 # enter the variance, which is why the factor is $\sqrt{d}$ and not $\sqrt{S}$.
 
 # %% tags=["solution"]
+def dot_product_moments(d: int) -> tuple[float, float]:
+    """Mean and variance of q.k for q, k in R^d with independent entries of mean 0 and variance 1."""
+    # BEGIN SOLUTION
+    # HINT: q.k is a sum of d independent products q_i k_i; what are the mean and variance of one product?
+    return 0.0, float(d)
+    # END SOLUTION
+
+
+# %% tags=["solution"]
 # NBVAL_IGNORE_OUTPUT
 for d in (16, 256):
     dots = (torch.randn(20000, d) * torch.randn(20000, d)).sum(-1)
@@ -865,6 +886,21 @@ for d in (16, 256):
 # %% [markdown] tags=["solution"]
 # ```{solution-end}
 # ```
+
+# %% exercise="ex03-scaling" tags=["check"]
+import itertools
+
+from seqlib.exercises import check_close
+
+for d in (1, 2, 3, 5):
+    # Entries of +-1 have mean 0 and variance 1; averaging over all 4^d sign patterns gives the exact moments.
+    signs = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=2 * d)), dtype=torch.float64)
+    dots = (signs[:, :d] * signs[:, d:]).sum(-1)
+    mean, variance = dot_product_moments(d)
+    check_close(mean, float(dots.mean()), atol=1e-9, name=f"mean of q.k for d = {d}")
+    check_close(variance, float(dots.var(unbiased=False)), rtol=1e-6, atol=1e-9, name=f"variance of q.k for d = {d}")
+check_close(dot_product_moments(64)[1] / dot_product_moments(16)[1], 4.0, rtol=1e-6,
+            name="variance for d = 64 over variance for d = 16 (sums of independent terms: variances add)")
 
 # %% [markdown]
 # :::{exercise} Predict the heatmap

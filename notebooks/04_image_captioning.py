@@ -875,7 +875,8 @@ for c in ds_claims:
 # Implement `penalty(weights, step_mask)` for Eq. {eq}`eq-doubly-stochastic`: `weights`
 # is (B, T, N), `step_mask` is a (B, T) bool tensor that is False on padding steps,
 # which must not count. Return the mean over the batch of
-# $\sum_i (1 - \sum_t \alpha_{ti})^2$. (depth: implement; about 10 minutes)
+# $\sum_i (1 - \sum_t \alpha_{ti})^2$, without `seqlib`. (depth: implement; about
+# 10 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -897,7 +898,7 @@ def penalty(weights: torch.Tensor, step_mask: torch.Tensor) -> torch.Tensor:
 # ```{solution-end}
 # ```
 
-# %% exercise="ex04-penalty" tags=["check"]
+# %% exercise="ex04-penalty" forbid=["seqlib"] tags=["check"]
 from seqlib.exercises import check_close
 
 check_close(penalty(torch.eye(4)[None], torch.ones(1, 4, dtype=torch.bool)), 0.0, atol=1e-6,
@@ -905,7 +906,9 @@ check_close(penalty(torch.eye(4)[None], torch.ones(1, 4, dtype=torch.bool)), 0.0
 stare = torch.zeros(1, 4, 4)
 stare[..., 0] = 1
 check_close(penalty(stare, torch.tensor([[True, True, False, False]])), 4.0, atol=1e-6,
-            name="two real steps on region 0: (1-2)^2 + 3")
+            name="two real steps on region 0: (1-2)^2 + 3 (padded steps must not count)")
+check_close(penalty(torch.cat([stare, torch.eye(4)[None]]), torch.tensor([[True, True, False, False], [True] * 4])),
+            2.0, atol=1e-6, name="a batch of the two examples above: the mean (4 + 0) / 2 over the batch")
 w = torch.softmax(torch.randn(3, 5, 7, generator=torch.Generator().manual_seed(seed_for(0))), -1)
 m = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
 check_close(penalty(w, m), caption_losses.doubly_stochastic_penalty(w, m), rtol=1e-5, name="penalty on random weights")
@@ -919,8 +922,8 @@ check_close(penalty(w, m), caption_losses.doubly_stochastic_penalty(w, m), rtol=
 # `(x1, y1, x2, y2)` of an image of `size` = (H, W). Each region covers an
 # $(H/m) \times (W/n)$ cell and spreads its weight evenly over it, so it
 # contributes its weight times the fraction of its cell that lies in the box.
-# Work with the overlap areas directly, not with an upsampled map.
-# (depth: implement; about 20 minutes)
+# Work with the overlap areas directly, not with an upsampled map: no `seqlib`
+# and no `torch.nn.functional.interpolate`. (depth: implement; about 20 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -950,7 +953,7 @@ def box_mass(weights: torch.Tensor, grid: tuple[int, int], box, size: tuple[int,
 # ```{solution-end}
 # ```
 
-# %% exercise="ex04-box-mass" tags=["check"]
+# %% exercise="ex04-box-mass" forbid=["seqlib", "torch.nn.functional.interpolate"] tags=["check"]
 from seqlib.exercises import check_close
 
 w = torch.softmax(torch.randn(36, generator=torch.Generator().manual_seed(seed_for(1))), -1)
@@ -958,6 +961,12 @@ for box in ([0, 0, 48, 48], [8, 16, 16, 24], [3, 5, 29, 41], [40, 0, 48, 7]):
     want = caption_analysis.mass_in_box(caption_analysis.upsample_attention(w[None], (6, 6), (48, 48))[0],
                                         torch.tensor(box))
     check_close(box_mass(w, (6, 6), box, (48, 48)), float(want), rtol=1e-4, atol=1e-6, name=f"box_mass for {box}")
+w2 = torch.softmax(torch.randn(24, generator=torch.Generator().manual_seed(seed_for(2))), -1)
+for box in ([5, 3, 37, 29], [0, 0, 60, 8], [52, 20, 60, 32]):   # a 4 x 6 grid on a 32 x 60 image: H != W
+    want = caption_analysis.mass_in_box(caption_analysis.upsample_attention(w2[None], (4, 6), (32, 60))[0],
+                                        torch.tensor(box))
+    check_close(box_mass(w2, (4, 6), box, (32, 60)), float(want), rtol=1e-4, atol=1e-6,
+                name=f"box_mass for {box} on a (4, 6) grid of a (H, W) = (32, 60) image (rows follow y and H)")
 check_close(box_mass(torch.full((36,), 1 / 36), (6, 6), [3, 5, 29, 41], (48, 48)),
             caption_analysis.box_share(torch.tensor([3, 5, 29, 41]), (48, 48)), rtol=1e-6,
             name="uniform attention = chance")
@@ -971,7 +980,9 @@ check_close(box_mass(torch.full((36,), 1 / 36), (6, 6), [3, 5, 29, 41], (48, 48)
 # looks at its own single region; (b) every word spreads its attention uniformly.
 # Which does the penalty prefer, by how much, and what does that mean for our
 # scenes ($T \approx 10$, $N = 36$) compared with Xu et al.'s ($T \approx 12$,
-# $N = 196$)? (depth: derive; about 15 minutes)
+# $N = 196$)? Give the two penalties as `coverage_penalties(T, N)`, which returns
+# the pair `(focused, uniform)` for patterns (a) and (b); the check tests it.
+# (depth: derive; about 15 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -1016,9 +1027,34 @@ check_close(box_mass(torch.full((36,), 1 / 36), (6, 6), [3, 5, 29, 41], (48, 48)
 # after training ours is about 0.6 nats per word, so about 6 nats for a 10-word
 # caption: the gap of 7 is of the same order.
 
+# %% tags=["solution"]
+def coverage_penalties(T: int, N: int) -> tuple[float, float]:
+    """The penalty sum_i (1 - sum_t alpha_ti)^2 of (a) one region per word and (b) uniform attention."""
+    # BEGIN SOLUTION
+    # HINT: (a) T regions get 1 and N - T get 0; (b) every region gets T / N.
+    return float(N - T), (N - T) ** 2 / N
+    # END SOLUTION
+
+
 # %% [markdown] tags=["solution"]
 # ```{solution-end}
 # ```
+
+# %% exercise="ex04-coverage" tags=["check"]
+from seqlib.exercises import check_close
+
+for T_, N_ in ((10, 36), (12, 196), (3, 5)):
+    focused = torch.eye(T_, N_)[None]                     # (1, T, N): word t looks only at region t
+    uniform = torch.full((1, T_, N_), 1 / N_)             # (1, T, N): every word spreads evenly
+    every_step = torch.ones(1, T_, dtype=torch.bool)
+    got_a, got_b = coverage_penalties(T_, N_)
+    check_close(got_a, float(caption_losses.doubly_stochastic_penalty(focused, every_step)), rtol=1e-5,
+                name=f"penalty of pattern (a), one region per word, T = {T_}, N = {N_}")
+    check_close(got_b, float(caption_losses.doubly_stochastic_penalty(uniform, every_step)), rtol=1e-5,
+                name=f"penalty of pattern (b), uniform attention, T = {T_}, N = {N_}")
+check_close(coverage_penalties(36, 36)[1], float(caption_losses.doubly_stochastic_penalty(
+    torch.full((1, 36, 36), 1 / 36), torch.ones(1, 36, dtype=torch.bool))), atol=1e-6,
+            name="penalty of pattern (b) when T = N (every region gets exactly 1)")
 
 # %% [markdown]
 # :::{exercise} Why the baseline does not bias REINFORCE

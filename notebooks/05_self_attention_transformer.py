@@ -1159,7 +1159,9 @@ for beam in (1, S.beam_size):
 # Implement `sdpa(q, k, v, mask=None)` for tensors `q` (…, T, d), `k` (…, S, d),
 # `v` (…, S, d_v) and an optional boolean mask broadcastable to (…, T, S), True
 # where attending is allowed. Return the output and the weights. Use only
-# `torch.matmul`, `torch.softmax` and `masked_fill`; masked positions must get
+# `torch.matmul`, `torch.softmax` and `masked_fill`, not `seqlib`,
+# `torch.nn.functional.scaled_dot_product_attention` or `torch.nn.MultiheadAttention`
+# (nor `torch.nn.functional.multi_head_attention_forward`); masked positions must get
 # weight exactly 0, and a query whose keys are all masked must get zero weights
 # and a zero output, never NaN (as `seqlib.attention.masked_softmax` and
 # chapter 3's exercise {ref}`ex03-masked-softmax`). (depth: implement; about 15 minutes)
@@ -1189,7 +1191,7 @@ def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor |
 # ```{solution-end}
 # ```
 
-# %% exercise="ex05-sdpa" tags=["check"]
+# %% exercise="ex05-sdpa" forbid=["seqlib", "torch.nn.functional.scaled_dot_product_attention", "torch.nn.MultiheadAttention", "torch.nn.functional.multi_head_attention_forward"] tags=["check"]
 from seqlib.exercises import check_close, check_shape, check_true
 
 g = torch.Generator().manual_seed(seed_for(0))
@@ -1203,10 +1205,17 @@ check_shape(out_, (2, 3, 4, 5), name="sdpa output", letters="B, h, T, d_v")
 check_true(bool(torch.isfinite(out_).all() and torch.isfinite(w_).all()),
            "sdpa: NaN or inf in the output (a fully masked row? fill with a finite number, not -inf)")
 torch_out = torch.nn.functional.scaled_dot_product_attention(q_, k_, v_, attn_mask=mask_)
-check_close(out_[alive_], torch_out[alive_], rtol=1e-4, atol=1e-5, name="sdpa output vs torch (queries with a key)")
+check_close(out_[alive_], torch_out[alive_], rtol=1e-4, atol=1e-5,
+            name="sdpa output vs torch (queries with a key; scores scaled by 1/sqrt(d))")
 check_close(out_, ref_out, rtol=1e-4, atol=1e-5, name="sdpa output vs seqlib (zero for the fully masked query)")
 check_close(w_.sum(-1), alive_.float(), atol=1e-5, name="weights sum to one (zero for a fully masked row)")
 check_true(bool((w_[~mask_.expand_as(w_)] == 0).all()), "masked positions must get weight exactly 0")
+try:
+    out_n, w_n = sdpa(q_[0], k_[0], v_[0])                        # (h, T, d), no mask
+except Exception as err:
+    raise AssertionError(f"sdpa(q, k, v) with mask=None raised {type(err).__name__}: {err}") from err
+check_close(out_n, torch.nn.functional.scaled_dot_product_attention(q_[0], k_[0], v_[0]), rtol=1e-4, atol=1e-5,
+            name="sdpa(q, k, v) without a mask vs torch")
 
 # %% [markdown]
 # :::{exercise} The sinusoidal encoding
@@ -1214,8 +1223,9 @@ check_true(bool((w_[~mask_.expand_as(w_)] == 0).all()), "masked positions must g
 #
 # Implement `sinusoid(T, d)` returning the $T\times d$ matrix of Eq. {eq}`eq-sinusoid`
 # (sine in even columns, cosine in odd ones, $\omega_i = 10000^{-2(i-1)/d}$) without
-# calling `seqlib.positional`. The check compares it with seqlib and tests two of
-# the desiderata on your version. (depth: implement; about 15 minutes)
+# calling `seqlib` (its `seqlib.positional` has the answer). The check compares it
+# with seqlib and tests two of the desiderata on your version.
+# (depth: implement; about 15 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -1240,12 +1250,18 @@ def sinusoid(T: int, d: int) -> torch.Tensor:
 # ```{solution-end}
 # ```
 
-# %% exercise="ex05-sinusoid" tags=["check"]
+# %% exercise="ex05-sinusoid" forbid=["seqlib"] tags=["check"]
 from seqlib.exercises import check_close, check_shape, check_true
 
 mine = sinusoid(200, 16)
 check_shape(mine, (200, 16), name="sinusoid(200, 16)", letters="T, d")
+t_ = torch.arange(200.0)
+check_close(mine[:, 0], torch.sin(t_), atol=1e-5, name="column 0 = sin(t) (sines in the even columns)")
+check_close(mine[:, 1], torch.cos(t_), atol=1e-5, name="column 1 = cos(t) (cosines in the odd columns)")
+check_close(mine[:, 2], torch.sin(t_ * 10000 ** (-2 / 16)), atol=1e-5,
+            name="column 2 = sin(t * omega_2) with omega_2 = 10000^(-2/d)")
 check_close(mine, positional.sinusoidal_encoding(200, 16), atol=1e-5, name="sinusoid vs seqlib")
+check_close(sinusoid(7, 10), positional.sinusoidal_encoding(7, 10), atol=1e-5, name="sinusoid(7, 10) vs seqlib")
 steps = (mine[3:] - mine[:-3]).norm(dim=-1)
 check_true(bool(steps.max() - steps.min() < 1e-4), "||p(t+3) - p(t)|| should not depend on t")
 check_true(bool(mine.abs().max() <= 1.0), "values should be bounded by 1")
@@ -1303,8 +1319,10 @@ print("p_{t+5} == R_5 p_t for all t:", torch.allclose(codes[:-k_off] @ R.T, code
 # attention's cost, and beyond which $N$ should one attention layer cost more than
 # one GRU layer? Compare with the timing table and plot ($D = 64$): up to which
 # length is the Transformer faster there, how does the GRU / Transformer ratio
-# change with $N$, and why does the measurement differ from the count?
-# (depth: derive; about 20 minutes)
+# change with $N$, and why does the measurement differ from the count? Give your
+# two counts, without biases, as `layer_macs(N, D)`, which returns the pair
+# `(attention, gru)`; the check tests it against PyTorch's count of the layers'
+# matrix products. (depth: derive; about 20 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -1332,9 +1350,51 @@ print("p_{t+5} == R_5 p_t for all t:", torch.allclose(codes[:-k_off] @ R.T, code
 # feed-forward layer ($2\cdot 2ND^2$ with width $2D$) adds the same linear term to both
 # sides of the comparison in our blocks.
 
+# %% tags=["solution"]
+def layer_macs(N: int, D: int) -> tuple[int, int]:
+    """Multiply-adds of one self-attention layer and of one GRU layer, width D, on N tokens (no biases)."""
+    # BEGIN SOLUTION
+    # HINT: attention: four D x D projections per token, plus N^2 D for the scores and N^2 D for the sum.
+    return 4 * N * D * D + 2 * N * N * D, 6 * N * D * D
+    # END SOLUTION
+
+
 # %% [markdown] tags=["solution"]
 # ```{solution-end}
 # ```
+
+# %% exercise="ex05-cost" tags=["check"]
+from torch.utils.flop_counter import FlopCounterMode
+
+from seqlib.exercises import check_close
+
+
+def counted_macs(fn) -> int:
+    """Multiply-adds of the matrix products ``fn`` runs, from PyTorch's FLOP counter (2 FLOPs each)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() // 2
+
+
+def compare_counts(N_: int, D_: int) -> bool:
+    x_ = torch.randn(1, N_, D_)
+    wq, wk, wv, wo = (nn.Linear(D_, D_, bias=False) for _ in range(4))
+    gru_ = nn.GRU(D_, D_, bias=False, batch_first=True)
+
+    def one_attention_layer():
+        q, k, v = wq(x_), wk(x_), wv(x_)
+        return wo(torch.softmax(q @ k.transpose(-2, -1) / D_ ** 0.5, -1) @ v)
+
+    attention_count, gru_count = layer_macs(N_, D_)
+    check_close(attention_count, counted_macs(one_attention_layer), rtol=1e-6,
+                name=f"multiply-adds of one self-attention layer, N = {N_}, D = {D_}")
+    return check_close(gru_count, counted_macs(lambda: gru_(x_)), rtol=1e-6,
+                       name=f"multiply-adds of one GRU layer, N = {N_}, D = {D_}")
+
+
+for N_, D_ in ((3, 8), (8, 8), (20, 8)):
+    compare_counts(N_, D_)
+compare_counts(128, 64)
 
 # %% [markdown]
 # :::{exercise} Learned positions do not extrapolate

@@ -556,7 +556,7 @@ claims.check("ch06-rollout-not-on-object", "The class token's rollout spreads ov
 # :label: ex06-unfold
 #
 # Implement `embed_patches(images, weight, bias, patch)` without `nn.Conv2d`,
-# `F.conv2d` or seqlib: cut the (B, C, H, W) images into patches with
+# `F.conv2d` or seqlib (the check enforces all three): cut the (B, C, H, W) images into patches with
 # `Tensor.unfold` (or `reshape` and `permute`), flatten each in (channel, row,
 # column) order, and multiply by the (D, C, P, P) weight reshaped to a matrix.
 # Return (B, N, D). The check compares it with a strided convolution with the
@@ -584,16 +584,21 @@ def embed_patches(images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
 # ```{solution-end}
 # ```
 
-# %% exercise="ex06-unfold" tags=["check"]
-from seqlib.exercises import check_close, check_shape
+# %% exercise="ex06-unfold" forbid=["seqlib", "torch.nn.Conv2d", "torch.nn.functional.conv2d"] tags=["check"]
+from seqlib.exercises import check_close, check_shape, check_true
 
 gen = torch.Generator().manual_seed(seed_for(0))
-imgs = torch.randn(2, 3, 12, 12, generator=gen)
+imgs = torch.randn(2, 3, 8, 12, generator=gen)                     # distinct H and W: a 2×3 grid of patches
 w, b = torch.randn(5, 3, 4, 4, generator=gen), torch.randn(5, generator=gen)
 mine = embed_patches(imgs, w, b, 4)
-check_shape(mine, (2, 9, 5), name="embed_patches", letters="B, N, D")
+check_shape(mine, (2, 6, 5), name="embed_patches on 8×12 images", letters="B, N, D")
+check_close(embed_patches(imgs, torch.zeros_like(w), b, 4), b.expand(2, 6, 5), atol=1e-6,
+            name="embed_patches with a zero weight (every token should equal the bias)")
+sums = embed_patches(imgs, torch.ones(1, 3, 4, 4), torch.zeros(1), 4)[..., 0]          # (B, N): sum of each patch
+check_true(torch.allclose(sums, imgs.reshape(2, 3, 2, 4, 3, 4).sum((1, 3, 5)).flatten(1), atol=1e-4),
+           "token n should come from patch (n // (W/P), n % (W/P)): the patches in row-major order")
 check_close(mine, F.conv2d(imgs, w, b, stride=4).flatten(2).transpose(1, 2), rtol=1e-4, atol=1e-4,
-            name="embed_patches vs a strided convolution")
+            name="embed_patches vs a strided convolution (each patch flattened in (channel, row, column) order)")
 
 # %% [markdown]
 # :::{exercise} Counting the parameters of a ViT
@@ -604,7 +609,9 @@ check_close(mine, F.conv2d(imgs, w, b, stride=4).flatten(2).transpose(1, 2), rto
 # and classes $K$ (the encoder blocks are pre-norm: two layer norms each, and one
 # final layer norm). Which term dominates for ViT-Base ($P=16$, $C=3$, $N=196$,
 # $D=768$, $L=12$, $F=3072$, $K=1000$)? Check your formula against
-# `layers.count_parameters`. (depth: derive; about 15 minutes)
+# `layers.count_parameters`, then give it as `vit_parameters(P, C, N, D, L, F_, K)`
+# (without building a model or calling seqlib inside it); the check tests it on
+# ViTs of several sizes. (depth: derive; about 15 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -626,10 +633,15 @@ check_close(mine, F.conv2d(imgs, w, b, stride=4).flatten(2).transpose(1, 2), rto
 # of the 86 M parameters; the embedding (0.6 M) and head (0.8 M) are small.
 
 # %% tags=["solution"]
-def vit_parameters(P, C, N, D, L, F_, K):
+def vit_parameters(P: int, C: int, N: int, D: int, L: int, F_: int, K: int) -> int:
+    """Parameters of the chapter's ViT: patch size P, channels C, N patches, width D, depth L, MLP F_, K classes."""
+    # BEGIN SOLUTION
+    # HINT: add up patch embedding, class token, position table, L pre-norm blocks, the final norm and the head.
     return (P * P * C + 1) * D + D + (N + 1) * D + L * (4 * D * D + 2 * D * F_ + F_ + 9 * D) + 2 * D + D * K + K
+    # END SOLUTION
 
 
+# %% tags=["solution"]
 small = vit.vit_tiny()
 c = small.config
 assert vit_parameters(c.patch_size, c.in_channels, small.patch_embed.num_patches, c.dim, c.depth,
@@ -645,6 +657,19 @@ del base
 # ```{solution-end}
 # ```
 
+# %% exercise="ex06-params" forbid=["seqlib.layers.count_parameters", "seqlib.vit"] tags=["check"]
+from seqlib.exercises import check_close
+
+for kw in (dict(), dict(image_size=12, patch_size=4, in_channels=3, num_classes=5, dim=8, depth=3, heads=2,
+                        mlp_ratio=3.0), dict(image_size=16, patch_size=8, in_channels=2, num_classes=7, dim=12,
+                                             depth=1, heads=3, mlp_ratio=1.5)):
+    c = vit.ViTConfig(**kw)
+    counted = layers.count_parameters(vit.ViT(c))
+    args = (c.patch_size, c.in_channels, (c.image_size // c.patch_size) ** 2, c.dim, c.depth,
+            int(c.dim * c.mlp_ratio), c.num_classes)
+    check_close(float(vit_parameters(*args)), float(counted), rtol=0, atol=0.5,
+                name=f"vit_parameters{args} vs the parameters of a ViT of that size")
+
 # %% [markdown]
 # :::{exercise} Attention rollout by hand
 # :label: ex06-rollout
@@ -652,7 +677,8 @@ del base
 # Implement `rollout(maps)` for **one** image: `maps` is a list of $L$ tensors of
 # shape (h, N, N), each row a probability distribution. Follow Eq. {eq}`eq-rollout`:
 # average the heads, add the identity and halve, multiply the layers in the right
-# order. Return the (N, N) rollout. (depth: implement; about 15 minutes)
+# order. Return the (N, N) rollout, without seqlib (the check compares with
+# `vit.attention_rollout`, which you may not call). (depth: implement; about 15 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -677,14 +703,21 @@ def rollout(maps: list[torch.Tensor]) -> torch.Tensor:
 # ```{solution-end}
 # ```
 
-# %% exercise="ex06-rollout" tags=["check"]
+# %% exercise="ex06-rollout" forbid=["seqlib"] tags=["check"]
 from seqlib.exercises import check_close, check_shape, check_true
 
 gen = torch.Generator().manual_seed(seed_for(1))
 layer_maps = [torch.softmax(torch.randn(3, 5, 5, generator=gen) * 2, dim=-1) for _ in range(4)]
 mine = rollout(layer_maps)
 check_shape(mine, (5, 5), name="rollout", letters="N, N")
-check_true(torch.allclose(mine.sum(-1), torch.ones(5), atol=1e-5), "each row of the rollout should sum to 1")
+check_true(torch.allclose(mine.sum(-1), torch.ones(5), atol=1e-5),
+           "each row of the rollout should sum to 1 (average the heads, then halve A + I)")
+one = 0.5 * (layer_maps[0].mean(0) + torch.eye(5))
+check_true(torch.allclose(rollout(layer_maps[:1]), one, atol=1e-5),
+           "with one layer the rollout should be (mean over heads of A + I) / 2: the identity stands for the residual")
+two = 0.5 * (layer_maps[1].mean(0) + torch.eye(5))
+check_true(torch.allclose(rollout(layer_maps[:2]), two @ one, atol=1e-5),
+           "with two layers the rollout should be Â₂ Â₁: the later layer's matrix goes on the left")
 check_close(mine, vit.attention_rollout([m[None] for m in layer_maps])[0], rtol=1e-4, atol=1e-5,
             name="rollout vs seqlib.vit.attention_rollout")
 

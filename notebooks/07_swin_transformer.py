@@ -702,12 +702,23 @@ def partition(x: torch.Tensor, M: int) -> torch.Tensor:
 # ```{solution-end}
 # ```
 
-# %% exercise="ex07-partition" tags=["check"]
-from seqlib.exercises import check_close, check_shape
+# %% exercise="ex07-partition" forbid=["seqlib", "einops"] tags=["check"]
+from seqlib.exercises import check_close, check_shape, check_true
 
+coords = torch.stack(torch.meshgrid(torch.arange(8), torch.arange(12), indexing="ij"), -1)[None]  # (1, 8, 12, 2)
+where = partition(coords, 4)                                       # (6, 16, 2): (row, column) of each token
+check_shape(where, (6, 16, 2), name="partition of an 8×12 grid", letters="nW, M², C")
+check_true(bool((where // 4 == (where // 4)[:, :1]).all()),
+           "each window should hold one 4×4 square of neighbouring tokens: view as (B, H/M, M, W/M, M, C) "
+           "and bring the two window axes (H/M, W/M) together before the two in-window axes")
+check_true(torch.equal(where[:, 0] // 4, torch.tensor([[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]])),
+           "the windows should come in row-major order: window 1 is to the right of window 0, not below it")
+check_true(torch.equal(where[0], coords[0, :4, :4].reshape(16, 2)),
+           "inside a window the tokens should be in row-major order: token 1 is to the right of token 0")
 grid_x = torch.randn(2, 8, 12, 3, generator=torch.Generator().manual_seed(seed_for(0)))
 mine = partition(grid_x, 4)
 check_shape(mine, (12, 16, 3), name="partition(x, 4)", letters="B·nW, M², C")
+check_close(mine[:6], partition(grid_x[:1], 4), name="the first 6 windows (they should all come from image 0)")
 check_close(mine, swin.window_partition(grid_x, 4), name="partition vs seqlib.swin.window_partition")
 
 # %% [markdown]
@@ -719,7 +730,8 @@ check_close(mine, swin.window_partition(grid_x, 4), name="partition vs seqlib.sw
 # pair (i, j) of a window exactly when the two tokens were less than $M$ apart
 # in both directions in the original image (tokens that wrapped around are far
 # apart). Implement `mask_from_coordinates(H, W, M, s)` returning a bool
-# (nW, M², M²) tensor; you may use `swin.window_partition` and `torch.roll`.
+# (nW, M², M²) tensor; you may use `swin.window_partition` and `torch.roll`, but not
+# `swin.shifted_window_mask`, `swin.window_region_ids` or the Swin modules that build the mask.
 # (depth: implement; about 20 minutes)
 # :::
 
@@ -746,14 +758,21 @@ def mask_from_coordinates(H: int, W: int, M: int, s: int) -> torch.Tensor:
 # ```{solution-end}
 # ```
 
-# %% exercise="ex07-mask" tags=["check"]
+# %% exercise="ex07-mask" forbid=["seqlib.swin.shifted_window_mask", "seqlib.swin.window_region_ids", "seqlib.swin.ShiftedWindowAttention", "seqlib.swin.SwinBlock", "seqlib.swin.SwinStage", "seqlib.swin.SwinTransformer"] tags=["check"]
 from seqlib.exercises import check_shape, check_true
 
 for H_, W_, M_, s_ in ((8, 8, 4, 2), (12, 8, 4, 2), (14, 14, 7, 3)):
     mine = mask_from_coordinates(H_, W_, M_, s_)
-    check_shape(mine, (H_ * W_ // M_ ** 2, M_ ** 2, M_ ** 2), name=f"mask {H_}x{W_}, M={M_}", letters="nW, M², M²")
+    what = f"mask_from_coordinates({H_}, {W_}, {M_}, {s_})"
+    check_shape(mine, (H_ * W_ // M_ ** 2, M_ ** 2, M_ ** 2), name=what, letters="nW, M², M²")
+    check_true(mine.dtype == torch.bool, f"{what}: expected a bool tensor, got {mine.dtype}")
+    check_true(bool(mine[0].all()), f"{what}: window 0 holds tokens that were neighbours before the shift, so "
+               "every pair in it should be allowed (roll the coordinates by -s, as the grid is rolled)")
+    check_true(not bool(mine[-1, 0, M_ - 1]), f"{what}: in the last window tokens 0 and {M_ - 1} share a row but came "
+               "from opposite sides of the image, so the pair should be masked (allow a pair only when the two "
+               "tokens are close in rows and in columns)")
     check_true(torch.equal(mine, swin.shifted_window_mask(H_, W_, M_, s_)),
-               f"mask_from_coordinates({H_}, {W_}, {M_}, {s_}) differs from seqlib.swin.shifted_window_mask")
+               f"{what} differs from seqlib.swin.shifted_window_mask")
 
 # %% [markdown]
 # :::{exercise} Where the two costs cross
@@ -763,7 +782,9 @@ for H_, W_, M_, s_ in ((8, 8, 4, 2), (12, 8, 4, 2), (14, 14, 7, 3)):
 # $\Omega(\text{MSA})/\Omega(\text{W-MSA})$ depends on $hw$, $C$ and $M$ only
 # through $(4C + 2hw)/(4C + 2M^2)$; (b) for Swin-T's first stage ($C = 96$,
 # $M = 7$) find the grid side $\sqrt{hw}$ at which global attention costs twice as
-# much as window attention; (c) explain why the ratio is 1 when $hw = M^2$.
+# much as window attention, and give it as `crossover_side(C, M)` (the side
+# $\sqrt{hw}$, a float, for any $C$ and $M$; the check tests it against the chapter's
+# cost functions); (c) explain why the ratio is 1 when $hw = M^2$.
 # (depth: derive; about 15 minutes)
 # :::
 
@@ -780,6 +801,15 @@ for H_, W_, M_, s_ in ((8, 8, 4, 2), (12, 8, 4, 2), (14, 14, 7, 3)):
 # the only window is the whole grid, so both layers compute the same thing.
 
 # %% tags=["solution"]
+def crossover_side(C: int, M: int) -> float:
+    """Grid side sqrt(hw) at which global attention costs twice as much as window attention."""
+    # BEGIN SOLUTION
+    # HINT: divide both costs by hwC, set their ratio to 2 and solve for hw; the side is its square root.
+    return float(np.sqrt(2 * C + 2 * M ** 2))
+    # END SOLUTION
+
+
+# %% tags=["solution"]
 C_, M_ = 96, 7
 hw_star = 2 * C_ + 2 * M_ ** 2
 side = int(np.ceil(np.sqrt(hw_star)))
@@ -790,6 +820,17 @@ assert swin.msa_cost(side - 1, side - 1, C_) < 2 * swin.window_msa_cost(side - 1
 # %% [markdown] tags=["solution"]
 # ```{solution-end}
 # ```
+
+# %% exercise="ex07-cost" tags=["check"]
+from seqlib.exercises import check_close
+
+for C_, M_ in ((96, 7), (64, 4), (128, 8)):
+    lo, hi = float(M_), 1e4                      # bisection on the chapter's own costs: ratio 1 at M, huge at 1e4
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if swin.msa_cost(mid, mid, C_) < 2 * swin.window_msa_cost(mid, mid, C_, M_) else (lo, mid)
+    check_close(float(crossover_side(C_, M_)), lo, rtol=1e-4, atol=1e-6,
+                name=f"crossover_side({C_}, {M_}), the side where Ω(MSA) = 2 Ω(W-MSA)")
 
 # %% [markdown]
 # :::{exercise} How far can a token see?

@@ -962,7 +962,7 @@ plt.show()
 #
 # Implement `giou(a, b)` for two sets of corner boxes `a` (N, 4) and `b` (M, 4),
 # returning the (N, M) matrix of Eq. {eq}`eq-giou`, with tensor operations only (no
-# loops, no `seqlib.boxes`). Check it by hand on two unit squares that touch at one
+# loops, no seqlib, no torchvision). Check it by hand on two unit squares that touch at one
 # edge (what is their GIoU?), then with the check cell. (depth: implement; about 20 minutes)
 # :::
 
@@ -997,14 +997,19 @@ def giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 # ```{solution-end}
 # ```
 
-# %% exercise="ex08-giou" tags=["check"]
+# %% exercise="ex08-giou" forbid=["seqlib", "torchvision"] tags=["check"]
 from seqlib.exercises import check_close, check_shape
 
 sq = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
 check_close(giou(sq, torch.tensor([[1.0, 1.0, 3.0, 3.0]])), torch.tensor([[1 / 7 - 2 / 9]]), atol=1e-6,
-            name="giou of two 2x2 squares overlapping in a 1x1 square")
+            name="giou of two 2x2 squares overlapping in a 1x1 square (IoU 1/7 minus the empty 2/9 of the "
+                 "enclosing box)")
 check_close(giou(sq, torch.tensor([[2.0, 0.0, 4.0, 2.0]])), torch.zeros(1, 1), atol=1e-6,
             name="giou of two squares touching at an edge")
+check_close(giou(sq, torch.tensor([[3.0, 0.0, 5.0, 2.0]])), torch.tensor([[-0.2]]), atol=1e-6,
+            name="giou of two disjoint squares (the intersection's width and height must be clamped at 0)")
+check_close(giou(sq, torch.tensor([[3.0, 3.0, 5.0, 5.0]])), torch.tensor([[-17 / 25]]), atol=1e-6,
+            name="giou of two squares apart in both directions (intersection 0, not a product of two negatives)")
 gen = torch.Generator().manual_seed(seed_for(0))
 corners = torch.rand(7, 2, generator=gen)
 boxes_a = torch.cat([corners, corners + torch.rand(7, 2, generator=gen) + 0.01], 1)
@@ -1021,7 +1026,7 @@ check_close(giou(boxes_a, boxes_b), bx.generalized_box_iou(boxes_a, boxes_b), at
 # `logits` (Q, C+1), `boxes` (Q, 4) and `target_boxes` (K, 4) in normalised
 # $(c_x, c_y, w, h)$, `labels` (K,). Return the (Q, K) cost of Eq. {eq}`eq-detr-match`
 # with weights 1, 5 and 2. You may use `seqlib.boxes.generalized_box_iou` and
-# `box_cxcywh_to_xyxy`. The check compares your matrix with the batched one and the
+# `box_cxcywh_to_xyxy`, but not `seqlib.matcher`. The check compares your matrix with the batched one and the
 # assignments that `linear_sum_assignment` finds on both. (depth: implement; about 20 minutes)
 # :::
 
@@ -1047,8 +1052,23 @@ def image_cost(logits: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
 # ```{solution-end}
 # ```
 
-# %% exercise="ex08-cost" tags=["check"]
+# %% exercise="ex08-cost" forbid=["seqlib.matcher"] tags=["check"]
 from seqlib.exercises import check_close, check_true
+
+gen = torch.Generator().manual_seed(seed_for(2))
+probe_logits = torch.randn(3, 11, generator=gen)                         # Q = 3 queries, 10 classes + "no object"
+probe_box = torch.tensor([[0.5, 0.4, 0.3, 0.2]])                         # one object, cxcywh
+check_close(image_cost(probe_logits, probe_box.expand(3, 4), torch.tensor([4]), probe_box),
+            -probe_logits.softmax(-1)[:, 4:5] - 2, atol=1e-5,
+            name="cost when every predicted box equals the object's box (it should be -softmax(logits)[q, label] "
+                 "- 2: L1 is 0, GIoU is 1)")
+probe_boxes = torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.3, 0.6, 0.4, 0.1], [0.7, 0.3, 0.1, 0.3]])
+probe_targets = torch.tensor([[0.45, 0.5, 0.3, 0.2], [0.6, 0.4, 0.2, 0.4]])
+check_close(image_cost(torch.zeros(3, 11), probe_boxes, torch.tensor([1, 2]), probe_targets),
+            -1 / 11 + 5 * torch.cdist(probe_boxes, probe_targets, p=1)
+            - 2 * bx.generalized_box_iou(bx.box_cxcywh_to_xyxy(probe_boxes), bx.box_cxcywh_to_xyxy(probe_targets)),
+            atol=1e-5, name="cost with uniform class scores (it should be 5 · L1 of the (cx, cy, w, h) boxes - 2 · GIoU "
+                            "of their corners - 1/11)")
 
 with torch.no_grad():
     o_check = model(test_set.images[:4].to(device))
@@ -1069,7 +1089,9 @@ for i, t in enumerate(tgts):
 #
 # With $Q = 10$ queries and scenes of 1–3 objects (2 on average), what fraction of the
 # cross-entropy terms have the target $\varnothing$? With $w_\varnothing = 0.1$, what
-# share of the total class weight do they get? Predict what the detector does with
+# share of the total class weight do they get? Give both for any $Q$, mean number of
+# objects and $w_\varnothing$ as `no_object_shares(Q, objects, w)`, which returns the pair
+# (fraction of terms, share of weight); the check tests it. Predict what the detector does with
 # $w_\varnothing = 0$ and with $w_\varnothing = 1$, in terms of recall, false positives
 # and mAP. (depth: derive; about 10 minutes)
 # :::
@@ -1090,9 +1112,33 @@ for i, t in enumerate(tgts):
 # of the time; the model becomes shy, scores of true objects drop and some objects are
 # missed (recall falls). The paper's 0.1 balances the two.
 
+# %% tags=["solution"]
+def no_object_shares(Q: int, objects: float, w: float) -> tuple[float, float]:
+    """(fraction of the class terms whose target is "no object", their share of the total class weight)."""
+    # BEGIN SOLUTION
+    # HINT: Q - objects terms have weight w each, the objects' terms weight 1 each.
+    empty = Q - objects
+    return empty / Q, empty * w / (empty * w + objects)
+    # END SOLUTION
+
+
+# %% tags=["solution"]
+print("Q = 10, 2 objects, w = 0.1:", no_object_shares(10, 2, 0.1))
+
 # %% [markdown] tags=["solution"]
 # ```{solution-end}
 # ```
+
+# %% exercise="ex08-eos" tags=["check"]
+from seqlib.exercises import check_close
+
+for Q_, counts, w_ in ((10, [1, 2, 3], 0.1), (10, [1, 2, 3], 1.0), (20, [2, 3, 4, 3], 0.5)):
+    targets_ = torch.cat([torch.where(torch.arange(Q_) < k, 0, 10) for k in counts])  # class 10 = "no object"
+    weights_ = torch.where(targets_ == 10, w_, 1.0)                                      # cross-entropy class weights
+    counted = ((targets_ == 10).float().mean(), weights_[targets_ == 10].sum() / weights_.sum())
+    mean_objects = sum(counts) / len(counts)
+    check_close(torch.tensor(no_object_shares(Q_, mean_objects, w_), dtype=torch.float32), torch.stack(counted),
+                atol=1e-4, name=f"no_object_shares({Q_}, {mean_objects}, {w_}) = (fraction of terms, share of weight)")
 
 # %% [markdown]
 # :::{exercise} Auxiliary decoding losses

@@ -822,7 +822,8 @@ else:
 # Implement `space_batches(z)` and `time_batches(z)` for a token grid `z` of shape
 # (B, n_t, n_s, D): the first returns (B·n_t, n_s, D), one sequence per frame (the
 # input of a spatial attention), the second (B·n_s, n_t, D), one sequence per place
-# (the input of a temporal attention). Use `reshape`/`permute` (or einops), and make
+# (the input of a temporal attention). Use `reshape`/`permute` (or einops, but not
+# seqlib: `vivit.group_tokens` does exactly this), and make
 # sure that row `b·n_s + s` of `time_batches` holds the tokens of clip `b` at place
 # `s` in frame order. (depth: implement; about 15 minutes)
 # :::
@@ -855,13 +856,18 @@ def time_batches(z: torch.Tensor) -> torch.Tensor:
 # ```{solution-end}
 # ```
 
-# %% exercise="ex09-reshape" tags=["check"]
-from seqlib.exercises import check_close, check_shape
+# %% exercise="ex09-reshape" forbid=["seqlib"] tags=["check"]
+from seqlib.exercises import check_close, check_shape, check_true
 
-grid = torch.arange(2 * 3 * 4 * 5.0).reshape(2, 3, 4, 5)
+grid = torch.arange(2 * 3 * 4 * 5.0).reshape(2, 3, 4, 5)           # B = 2 clips, n_t = 3, n_s = 4, D = 5
 check_shape(space_batches(grid), (6, 4, 5), name="space_batches", letters="B·n_t, n_s, D")
+check_true(torch.equal(space_batches(grid)[1 * 3 + 0], grid[1, 0]),
+           "row b·n_t + t of space_batches should hold frame t of clip b (row 3 = clip 1, frame 0)")
 check_close(space_batches(grid), rearrange(grid, "b t s d -> (b t) s d"), name="space_batches")
 check_shape(time_batches(grid), (8, 3, 5), name="time_batches", letters="B·n_s, n_t, D")
+check_true(torch.equal(time_batches(grid)[1 * 4 + 2], grid[1, :, 2]),
+           "row b·n_s + s of time_batches should hold the tokens of clip b at place s in frame order "
+           "(row 6 = clip 1, place 2): swap the n_t and n_s axes before merging B with n_s")
 check_close(time_batches(grid), rearrange(grid, "b t s d -> (b s) t d"), name="time_batches")
 
 # %% [markdown]
@@ -871,7 +877,8 @@ check_close(time_batches(grid), rearrange(grid, "b t s d -> (b s) t d"), name="t
 # Implement `count_tokens(frames, size, t, p, stride_t, stride_p, padding)`: the
 # number of tokens a tubelet embedding with kernel $(t, p, p)$, stride
 # $(s_t, s_p, s_p)$ and the same zero padding on every axis produces for a clip of
-# `frames` square frames of side `size`, using {eq}`eq-vivit-grid`. Check it on the
+# `frames` square frames of side `size`, using {eq}`eq-vivit-grid`, without seqlib
+# (`vivit.tubelet_grid` computes one axis) and without running a convolution. Check it on the
 # report's volume (27 tokens). How many tokens does a 32-frame 224×224 clip give
 # with ViViT-B's 2×16×16 tubelets, and how many scores does joint attention then
 # compute per head and block? (depth: implement; about 10 minutes)
@@ -905,13 +912,21 @@ print("ViViT-B on a 32-frame 224×224 clip:", kinetics, "tokens;", f"{kinetics *
 # ```{solution-end}
 # ```
 
-# %% exercise="ex09-tokens" tags=["check"]
+# %% exercise="ex09-tokens" forbid=["seqlib", "torch.nn.Conv3d", "torch.nn.functional.conv3d"] tags=["check"]
 from seqlib.exercises import check_true
 
-check_true(count_tokens(28, 28, 8, 8, 8, 8) == 27, "the report's 28³ volume with 8³ tubelets gives 27 tokens")
-check_true(count_tokens(8, 28, 2, 7, 2, 7) == 64, "8 frames of 28×28 with 2×7×7 tubelets give 4·16 = 64 tokens")
-check_true(count_tokens(28, 28, 8, 8, 4, 4) == 6 ** 3, "overlapping tubelets (stride 4) give 6 per axis")
-check_true(count_tokens(28, 28, 8, 8, 8, 8, padding=2) == 4 ** 3, "padding 2 gives 4 per axis")
+for args, what in (((28, 28, 8, 8, 8, 8), "the report's 28³ volume with 8³ tubelets"),
+                   ((8, 28, 2, 7, 2, 7), "8 frames of 28×28 with 2×7×7 tubelets"),
+                   ((28, 28, 8, 8, 4, 4), "overlapping tubelets (stride 4)"),
+                   ((28, 28, 8, 8, 8, 8, 2), "padding 2 on every side of every axis"),
+                   ((10, 24, 3, 5, 2, 4, 1), "kernel and stride that differ in time and space"),
+                   ((9, 30, 4, 8, 3, 7), "sizes the strides do not divide (round down)")):
+    frames_, size_, t_, p_, st_, sp_, pad_ = (*args, 0)[:7]
+    # brute force: count the positions where the kernel fits inside the padded clip
+    want = (len(range(0, frames_ + 2 * pad_ - t_ + 1, st_)) * len(range(0, size_ + 2 * pad_ - p_ + 1, sp_)) ** 2)
+    got = count_tokens(*args)
+    check_true(got == want, f"count_tokens{args} ({what}): got {got}, expected {want} tokens; "
+               "per axis floor((L + 2·pad − k) / s) + 1, time with (t, s_t), each spatial axis with (p, s_p)")
 
 # %% [markdown]
 # :::{exercise} When does factorising pay?
@@ -919,7 +934,8 @@ check_true(count_tokens(28, 28, 8, 8, 8, 8, padding=2) == 4 ** 3, "padding 2 giv
 #
 # Using {eq}`eq-vivit-cost`, write the ratio $C_1 / C_3$ of the joint model's
 # attention cost to the factorised self-attention model's for the same $h$ and $L$,
-# as a function of $n_t$ and $n_s$. For which grids is the joint model *cheaper*?
+# as a function of $n_t$ and $n_s$, and give it as `cost_ratio(n_t, n_s)` (without
+# `vivit.attention_cost`; the check compares with it). For which grids is the joint model *cheaper*?
 # Evaluate the ratio for the smoke profile's tubelet grid and for ViViT-B on
 # Kinetics ($n_t = 16$, $n_s = 196$). (depth: derive; about 10 minutes)
 # :::
@@ -942,6 +958,15 @@ check_true(count_tokens(28, 28, 8, 8, 8, 8, padding=2) == 4 ** 3, "padding 2 giv
 # dot-product model (half the heads on each axis) twice that.
 
 # %% tags=["solution"]
+def cost_ratio(n_t: int, n_s: int) -> float:
+    """C1 / C3: attention cost of the joint model over that of factorised self-attention."""
+    # BEGIN SOLUTION
+    # HINT: C1 ∝ (n_t n_s)², C3 ∝ n_t n_s² + n_s n_t²; simplify the quotient.
+    return n_t * n_s / (n_t + n_s)
+    # END SOLUTION
+
+
+# %% tags=["solution"]
 for nt, ns in ((4, 16), (16, 196)):
     c1 = vivit.attention_cost(vivit.ViViTConfig(variant="joint", frames=nt, image_size=int(ns ** 0.5), patch_size=1,
                                                 embedding="frame"))
@@ -952,6 +977,16 @@ for nt, ns in ((4, 16), (16, 196)):
 # %% [markdown] tags=["solution"]
 # ```{solution-end}
 # ```
+
+# %% exercise="ex09-cost" forbid=["seqlib.vivit.attention_cost"] tags=["check"]
+from seqlib.exercises import check_close
+
+for nt_, ns_ in ((4, 16), (16, 196), (2, 9), (8, 49), (1, 25)):
+    joint, factorised = (vivit.attention_cost(vivit.ViViTConfig(variant=v, frames=nt_, image_size=int(ns_ ** 0.5),
+                                                                patch_size=1, embedding="frame"))
+                         for v in ("joint", "factorised_self_attention"))
+    check_close(float(cost_ratio(nt_, ns_)), joint / factorised, rtol=1e-6, atol=1e-9,
+                name=f"cost_ratio({nt_}, {ns_}) vs vivit.attention_cost of the two models")
 
 # %% [markdown]
 # :::{exercise} Do tubelets know the arrow of time?

@@ -850,12 +850,24 @@ def grid_groups(x: torch.Tensor, G: int) -> torch.Tensor:
 # ```{solution-end}
 # ```
 
-# %% exercise="ex10-grid" tags=["check"]
-from seqlib.exercises import check_close, check_shape
+# %% exercise="ex10-grid" forbid=["seqlib", "einops"] tags=["check"]
+from seqlib.exercises import check_close, check_shape, check_true
 
+coords = torch.stack(torch.meshgrid(torch.arange(8), torch.arange(12), indexing="ij"), -1)[None]  # (1, 8, 12, 2)
+where = grid_groups(coords, 4)                                     # (6, 16, 2): (row, column) of each token
+check_shape(where, (6, 16, 2), name="grid_groups of an 8×12 map", letters="nG, G², C")
+residue = where % torch.tensor([2, 3])                             # (i mod H/G, j mod W/G)
+check_true(bool((residue == residue[:, :1]).all()),
+           "each group should hold tokens spaced H/G rows and W/G columns apart (token (i, j) joins group "
+           "(i mod H/G, j mod W/G)), not a G×G block of neighbours")
+check_true(torch.equal(where[:, 0], torch.tensor([[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]])),
+           "the groups should come in row-major order: group 1 is (0, 1), the group of token (0, 1)")
+check_true(torch.equal(where[0], coords[0, ::2, ::3].reshape(16, 2)),
+           "inside a group the tokens should be in row-major order: token 1 of group 0 is (0, W/G)")
 grid_x = torch.randn(2, 8, 12, 3, generator=torch.Generator().manual_seed(seed_for(0)))
 mine = grid_groups(grid_x, 4)
 check_shape(mine, (12, 16, 3), name="grid_groups(x, 4)", letters="B·nG, G², C")
+check_close(mine[:6], grid_groups(grid_x[:1], 4), name="the first 6 groups (they should all come from image 0)")
 check_close(mine, rvt.grid_partition(grid_x, 4), name="grid_groups vs seqlib.rvt.grid_partition")
 
 # %% [markdown]
@@ -865,7 +877,8 @@ check_close(mine, rvt.grid_partition(grid_x, 4), name="grid_groups vs seqlib.rvt
 # Implement `convlstm_step(x, h, c, weight, bias)` for maps $x, h, c$ of shape
 # (B, H, W, C), with `weight` (4C, 2C) and `bias` (4C,) whose rows are the gates
 # $i, f, o, g$ in that order and whose columns multiply $[x; h]$. Follow
-# Eq. {eq}`eq-convlstm` and return the new `(h, c)`. (depth: implement; about 15 minutes)
+# Eq. {eq}`eq-convlstm` and return the new `(h, c)`, without seqlib (the check compares
+# with `rvt.ConvLSTM1x1`) or `torch.nn.LSTMCell`. (depth: implement; about 15 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -889,17 +902,28 @@ def convlstm_step(x, h, c, weight, bias):
 # ```{solution-end}
 # ```
 
-# %% exercise="ex10-lstm" tags=["check"]
+# %% exercise="ex10-lstm" forbid=["seqlib", "torch.nn.LSTMCell"] tags=["check"]
 from seqlib.exercises import check_close
 
 torch.manual_seed(seed_for(0))
 cell = rvt.ConvLSTM1x1(3)
-xs = [torch.randn(2, 4, 4, 3) for _ in range(3)]
+xs = [torch.randn(2, 4, 5, 3) for _ in range(3)]                   # x, h, c with distinct H and W
+big = 30.0
+probe_w = torch.zeros(12, 6)
+probe_b = torch.tensor([big] * 3 + [-big] * 3 + [0.0] * 3 + [big] * 3)      # i open, f shut, o half, g → +1
+check_close(convlstm_step(xs[0], xs[1], xs[2], probe_w, probe_b)[1], torch.ones(2, 4, 5, 3), atol=1e-5,
+            name="new c with the input gate open, the forget gate shut and g → +1 (it should be 1 everywhere: "
+                 "the rows of weight are the gates i, f, o, g in that order)")
+probe_w[9:, :3] = torch.eye(3)                                      # g reads x only
+probe_b[9:] = 0.0
+check_close(convlstm_step(xs[0], xs[1], xs[2], probe_w, probe_b)[1], torch.tanh(xs[0]), atol=1e-5,
+            name="new c when only the x columns of the g rows are set (it should be tanh(x): the columns of "
+                 "weight multiply [x; h], x first)")
 with torch.no_grad():
     ref = cell(xs[0], (xs[1], xs[2]))
     mine = convlstm_step(xs[0], xs[1], xs[2], cell.to_gates.weight, cell.to_gates.bias)
-check_close(mine[0], ref[0], atol=1e-6, name="new hidden state h")
-check_close(mine[1], ref[1], atol=1e-6, name="new cell state c")
+check_close(mine[1], ref[1], atol=1e-6, name="new cell state c = σ(f) ⊙ c + σ(i) ⊙ tanh(g)")
+check_close(mine[0], ref[0], atol=1e-6, name="new hidden state h = σ(o) ⊙ tanh(new c)")
 
 # %% [markdown]
 # :::{exercise} When do block and grid see everything?
@@ -914,7 +938,9 @@ check_close(mine[1], ref[1], atol=1e-6, name="new cell state c")
 # gives the first stage a 96×160 token map, and every stage uses blocks and grids of
 # 6×10 tokens (6 rows by 10 columns). Applying the condition to each axis, does a
 # single block–grid pair reach the whole map on the first stage? On which of the four
-# stages (strides 4, 8, 16, 32) does it? (depth: derive; about 20 minutes)
+# stages (strides 4, 8, 16, 32) does it? Give the condition for a map of any size, with
+# blocks and grids of (rows, columns), as `reaches_whole_map(height, width, block, grid)`;
+# the check tests it against a count of which tokens reach which. (depth: derive; about 20 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -941,6 +967,20 @@ check_close(mine[1], ref[1], atol=1e-6, name="new cell state c")
 # through gradients.
 
 # %% tags=["solution"]
+def reaches_whole_map(height: int, width: int, block: tuple[int, int], grid: tuple[int, int]) -> bool:
+    """Does one block layer followed by one grid layer connect every token of the map to every other?"""
+    # BEGIN SOLUTION
+    # HINT: apply P·G ≥ H to the rows and to the columns.
+    return block[0] * grid[0] >= height and block[1] * grid[1] >= width
+    # END SOLUTION
+
+
+# %% tags=["solution"]
+print("stages reached by one pair:", [s + 1 for s, (h, w) in enumerate([(96, 160), (48, 80), (24, 40), (12, 20)])
+                                      if reaches_whole_map(h, w, (6, 10), (6, 10))])
+
+
+# %% tags=["solution"]
 def pair_reaches_all(H: int, P: int, G: int) -> bool:
     torch.manual_seed(seed_for(0))
     pair = torch.nn.Sequential(rvt.partition_block(4, 1, P, mode="block"),
@@ -957,6 +997,27 @@ for H_, P_, G_ in ((8, 4, 2), (8, 2, 4), (12, 3, 4), (12, 2, 3), (12, 4, 2)):
 # %% [markdown] tags=["solution"]
 # ```{solution-end}
 # ```
+
+# %% exercise="ex10-reach" tags=["check"]
+from seqlib.exercises import check_close
+
+
+def axis_reach(size: int, block: int, grid: int) -> bool:
+    """Count along one axis: does every input reach every output through a block layer, then a grid layer?"""
+    k = np.arange(size)
+    same_block = (k[:, None] // block) == (k[None, :] // block)                      # input j -> middle k
+    same_group = (k[:, None] % (size // grid)) == (k[None, :] % (size // grid))      # middle k -> output i
+    return bool(((same_block.astype(int) @ same_group.astype(int)) > 0).all())
+
+
+cases = [((96, 160), (6, 10), (6, 10)), ((48, 80), (6, 10), (6, 10)), ((24, 40), (6, 10), (6, 10)),
+         ((12, 20), (6, 10), (6, 10)), ((8, 8), (4, 4), (2, 2)), ((12, 8), (2, 4), (6, 2)), ((12, 12), (3, 2), (3, 6)),
+         ((12, 12), (2, 3), (6, 3))]
+yours = [float(reaches_whole_map(h, w, b, g)) for (h, w), b, g in cases]
+counted = [float(axis_reach(h, b[0], g[0]) and axis_reach(w, b[1], g[1])) for (h, w), b, g in cases]
+check_close(np.array(yours), np.array(counted), atol=0,
+            name="reaches_whole_map on the four RVT stages (96×160 ... 12×20, 6×10 blocks and grids), then "
+                 "8×8, 12×8 and 12×12 maps (1 = reaches every token; check rows and columns)")
 
 # %% [markdown]
 # :::{exercise} How long does the memory last?

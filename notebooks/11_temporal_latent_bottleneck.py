@@ -972,7 +972,9 @@ print("smallest fall of the training loss in the last epoch:", f"{last_drop:.3f}
 # cross-attention every $r$ layers. For $N = 49$, $K = L = 7$, $\ell = 2$,
 # $r = 2$ (our smoke model) and for $N = 784$, which is smaller? For fixed $N$ and
 # $L$, which $K$ minimises the TLB's count, and why is that $K$ a bad choice anyway?
-# (depth: derive; about 15 minutes)
+# Give the two counts as `vit_scores(N, layers, heads)` and
+# `tlb_scores(N, K, L, layers, r, heads)`; the check counts the recorded attention
+# weights of real models. (depth: derive; about 15 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -997,9 +999,53 @@ print("smallest fall of the training loss in the last epoch:", f"{last_drop:.3f}
 # that must absorb the image one token at a time. Scores are not the cost that
 # matters on parallel hardware; sequential steps are.
 
+# %% tags=["solution"]
+def vit_scores(N: int, layers: int, heads: int) -> int:
+    """Attention scores per image of a ViT with `layers` blocks of `heads` heads over N tokens."""
+    # BEGIN SOLUTION
+    # HINT: each head of each layer builds one N×N matrix.
+    return layers * heads * N * N
+    # END SOLUTION
+
+
+def tlb_scores(N: int, K: int, L: int, layers: int, r: int, heads: int) -> int:
+    """Attention scores per image of a TLB: chunks of K, L latents, `layers` fast layers, a cross every r."""
+    # BEGIN SOLUTION
+    # HINT: count the score matrices of one chunk (self, cross and slow-stream attention), then multiply by N/K.
+    return heads * N * (layers * K + (-(-layers // r) + 1) * L)
+    # END SOLUTION
+
+
+# %% tags=["solution"]
+print("N = 49:", vit_scores(49, 2, 2), "ViT scores,", tlb_scores(49, 7, 7, 2, 2, 2), "TLB scores")
+print("N = 784:", vit_scores(784, 2, 2), "ViT scores,", tlb_scores(784, 7, 7, 2, 2, 2), "TLB scores")
+
 # %% [markdown] tags=["solution"]
 # ```{solution-end}
 # ```
+
+# %% exercise="ex11-cost" tags=["check"]
+from seqlib.exercises import check_close
+
+
+def recorded_scores(model: torch.nn.Module, image_size: int) -> int:
+    """Entries of all attention matrices the model computes for one image, counted from attention.record."""
+    with torch.no_grad(), attention.record(model) as maps:
+        model(torch.zeros(1, 1, image_size, image_size))
+    return sum(w.numel() for w in maps)
+
+
+for kw_ in (dict(r=2), dict(r=1), dict(chunk_size=49, num_latents=3), dict(num_layers=3, r=2, num_latents=5),
+           dict(num_heads=4, chunk_size=1, num_latents=2)):
+    c_ = tlb.TLBConfig(**kw_)
+    args_ = (c_.num_patches, c_.chunk_size, c_.num_latents, c_.num_layers, c_.r, c_.num_heads)
+    check_close(float(tlb_scores(*args_)), float(recorded_scores(tlb.TemporalLatentBottleneck(c_).eval(), 28)),
+                rtol=0, atol=0.5, name=f"tlb_scores{args_} vs the weights recorded from a TLB of that size")
+for kw_ in (dict(), dict(depth=2, heads=2, patch_size=4)):
+    m_ = vit.vit_tiny(**kw_).eval()
+    args_ = (m_.patch_embed.num_patches + 1, m_.config.depth, m_.config.heads)       # N counts the class token here
+    check_close(float(vit_scores(*args_)), float(recorded_scores(m_, 28)), rtol=0, atol=0.5,
+                name=f"vit_scores{args_} vs the weights recorded from a ViT of that size")
 
 # %% [markdown]
 # :::{exercise} The recurrence by hand
@@ -1009,7 +1055,8 @@ print("smallest fall of the training loss in the last epoch:", f"{last_drop:.3f}
 # `cell.initial_state`, feed the chunks $C_1, \dots, C_T$ one at a time through the
 # cell, and return the final slow stream $H_T$ (B, L, D) and the stacked slow-stream
 # attention weights (B, T, h, L, K), recorded with `attention.record`. Do not call
-# the model's `forward`. Then run the check cell, which compares with the model.
+# the model (`tlb.TemporalLatentBottleneck` or its Keras twin); the check forbids it.
+# Then run the check cell, which compares with the model.
 # (depth: implement; about 15 minutes)
 # :::
 
@@ -1035,7 +1082,7 @@ def run_slow_stream(cell: tlb.TLBCell, chunks: torch.Tensor) -> tuple[torch.Tens
 # ```{solution-end}
 # ```
 
-# %% exercise="ex11-recurrence" tags=["check"]
+# %% exercise="ex11-recurrence" forbid=["seqlib.tlb.TemporalLatentBottleneck", "seqlib.tlb_keras"] tags=["check"]
 from seqlib.exercises import check_close, check_shape, check_true
 
 with torch.no_grad():
@@ -1047,8 +1094,12 @@ with torch.no_grad():
 T_, K_ = config.num_chunks, config.chunk_size
 check_shape(final, (8, config.num_latents, config.dim), name="H_T", letters="B, L, D")
 check_shape(mine, (8, T_, config.num_heads, config.num_latents, K_), name="weights", letters="B, T, h, L, K")
-check_close(mine, reference, atol=1e-5, name="slow-stream attention weights")
-check_true(float((final[:, 0] - final[:, 1]).abs().max()) > 1e-4, "the latents of H_T should differ from each other")
+check_true(float((final[:, 0] - final[:, 1]).abs().max()) > 1e-4,
+           "the latents of H_T should differ from each other: start from cell.initial_state, not from equal rows")
+check_close(mine[:, 0], reference[:, 0], atol=1e-5,
+            name="slow-stream weights of the first chunk (start from cell.initial_state and feed chunk 1 first)")
+check_close(mine, reference, atol=1e-5,
+            name="slow-stream weights of every chunk (pass the slow stream each step returns into the next step)")
 
 # %% [markdown]
 # :::{exercise} Reading the slow stream

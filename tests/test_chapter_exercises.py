@@ -2,20 +2,20 @@
 
 Grading a chapter runs the whole notebook, so every chapter gets the cheap,
 static guarantee (each check cell calls a function that the student edition
-turns into a stub raising NotImplementedError), and chapter 1 is graded end to
-end, reference and student edition, as an instructor would.
+turns into a stub raising NotImplementedError), and two chapters are graded end
+to end, reference and student edition, as an instructor would; the script
+``scripts/grade_all.py`` grades all eleven the same way.
 """
 
 import ast
-from pathlib import Path
 
 import pytest
 
-from seqlib.exercises import grade, student, table
+from seqlib.exercises import batch, student, table
 from seqlib.exercises.convention import parse
 
 CHAPTERS = table.chapter_notebooks()
-GRADED_END_TO_END = [p for p in CHAPTERS if p.stem == "01_autoencoders_pca"]
+GRADED_END_TO_END = [p for p in CHAPTERS if p.stem[:2] in {"05", "10"}]  # the two quickest chapters
 
 
 def _defined_functions(source: str) -> set[str]:
@@ -43,7 +43,7 @@ def test_every_check_calls_a_function_that_the_student_edition_stubs(path):
              and "NotImplementedError" in cell.source for name in _defined_functions(cell.source)}
     implement = [e.label for e in layout.exercises if e.depth == "implement"]
     assert implement, f"{path.name}: needs at least one implement exercise with self-checks"
-    for label in implement:
+    for label in implement + [label for label in layout.checks if label not in implement]:
         assert layout.checks.get(label), f"{path.name}: implement exercise {label} has no check cell"
         for index, _ in layout.checks[label]:
             called = _called_names(ref.cells[index].source) & set(stubs)
@@ -52,14 +52,7 @@ def test_every_check_calls_a_function_that_the_student_edition_stubs(path):
                 assert _raises_not_implemented_first(stubs[name], name), f"{name} stub does not raise first"
 
 
-@pytest.mark.parametrize("path", GRADED_END_TO_END, ids=[p.name for p in GRADED_END_TO_END])
-def test_grader_gives_the_reference_full_marks_and_the_student_edition_zero(path, tmp_path):
-    ref_report = grade.grade_notebook(path, timeout=900, cwd=path.parent)
-    assert ref_report.status == "graded", ref_report.message
-    assert ref_report.exercises and all(r.points == r.max_points > 0 for r in ref_report.exercises), ref_report
-
-    stu_path = student.write_student_edition(path, tmp_path)
-    stu_report = grade.grade_notebook(stu_path, timeout=900, cwd=path.parent)
-    assert stu_report.status == "graded", stu_report.message
-    assert [r.points for r in stu_report.exercises] == [0] * len(ref_report.exercises)
-    assert all("NotImplementedError" in r.reason for r in stu_report.exercises), stu_report.exercises
+def test_two_chapters_grade_full_and_their_student_editions_zero(tmp_path):
+    assert len(GRADED_END_TO_END) == 2
+    problems = batch.grade_editions(GRADED_END_TO_END, tmp_path, jobs=2)
+    assert not problems, "\n".join(problems)

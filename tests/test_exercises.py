@@ -16,6 +16,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from seqlib.exercises import book, grade, student, table
@@ -94,7 +95,8 @@ def test_student_edition_has_no_solution_text(files):
 def test_student_edition_keeps_checks_and_scrubs_metadata(files):
     nb = nbformat.read(files["student"], as_version=4)
     checks = [c for c in nb.cells if "check" in tags(c)]
-    assert [c.metadata for c in checks] == [{"tags": ["check"], "exercise": "ex01-column-means", "points": 2}]
+    assert [c.metadata for c in checks] == [{"tags": ["check"], "exercise": "ex01-column-means", "points": 2,
+                                             "forbid": ["torch.mean", "torch.Tensor.mean"]}]
     assert all("solution" not in tags(c) for c in nb.cells)
     assert all(c.outputs == [] and c.execution_count is None for c in nb.cells if c.cell_type == "code")
     assert set(nb.metadata) == {"kernelspec"}  # the jupytext pairing is not for students
@@ -186,7 +188,8 @@ def test_student_cli_reports_violations(tmp_path, capsys):
 
 def test_reference_grades_full(files, tmp_path):
     record = tmp_path / "record.json"
-    assert grade.main([str(files["reference"]), "--json", str(record), "--timeout", "120"]) == 0
+    assert grade.main([str(files["reference"]), "--json", str(record), "--timeout", "120",
+                       "--reference", str(files["reference"])]) == 0
     data = json.loads(record.read_text())
     assert (data["status"], data["total"], data["max"], data["exit_code"]) == ("graded", 2, 2, 0)
     assert data["exercises"] == [{"label": "ex01-column-means", "title": "Column means", "points": 2,
@@ -195,10 +198,10 @@ def test_reference_grades_full(files, tmp_path):
 
 
 def test_student_edition_grades_zero_with_the_reason(files, capfd):
-    assert grade.main([str(files["student"]), "--timeout", "120"]) == 0
+    assert grade.main([str(files["student"]), "--timeout", "120", "--reference", str(files["reference"])]) == 0
     out = capfd.readouterr().out
     assert "NotImplementedError: sum over dim 0" in out and "Traceback" not in out
-    report = grade.grade_notebook(files["student"], timeout=120)
+    report = grade.grade_notebook(files["student"], reference=files["reference"], timeout=120)
     (result,) = report.exercises
     assert (result.points, result.max_points, result.status) == (0, 2, "failed")
     assert result.reason.startswith("NotImplementedError: sum over dim 0")
@@ -214,7 +217,7 @@ def hanging_notebook() -> nbformat.NotebookNode:
 def test_hanging_cell_is_interrupted_and_grading_goes_on(tmp_path):
     path = tmp_path / "hang.ipynb"
     nbformat.write(hanging_notebook(), path)
-    report = grade.grade_notebook(path, timeout=60, cell_timeout=2)
+    report = grade.grade_notebook(path, own_checks=True, timeout=60, cell_timeout=2)
     assert report.status == "graded" and report.exit_code == 0 and report.elapsed_s < 40
     assert [(e.label, e.points) for e in report.exercises] == [("ex01-a", 0), ("ex01-b", 1)]
     assert report.exercises[0].reason.startswith("timed out")
@@ -223,7 +226,7 @@ def test_hanging_cell_is_interrupted_and_grading_goes_on(tmp_path):
 def test_notebook_past_the_time_limit_is_reported(tmp_path, capfd):
     path = tmp_path / "hang.ipynb"
     nbformat.write(hanging_notebook(), path)
-    assert grade.main([str(path), "--timeout", "4"]) == grade.EXIT_TIMED_OUT
+    assert grade.main([str(path), "--own-checks", "--timeout", "4"]) == grade.EXIT_TIMED_OUT
     out = capfd.readouterr()
     assert "timed-out:" in out.out and "4 s limit" in out.out
     assert "not reached" in out.out and "Traceback" not in out.out + out.err
@@ -233,7 +236,7 @@ def test_dead_kernel_is_reported(tmp_path, capfd):
     path = tmp_path / "die.ipynb"
     nbformat.write(notebook(exercise("ex01-a"), new_code_cell("import os\nos._exit(1)"),
                             tagged(new_code_cell("assert True"), "check", exercise="ex01-a")), path)
-    assert grade.main([str(path), "--timeout", "60"]) == grade.EXIT_KERNEL_DIED
+    assert grade.main([str(path), "--own-checks", "--timeout", "60"]) == grade.EXIT_KERNEL_DIED
     out = capfd.readouterr()
     assert "kernel died while running cell 1" in out.out and "not reached" in out.out
     assert "Traceback" not in out.out + out.err
@@ -254,7 +257,7 @@ def test_non_notebooks_are_reported_cleanly(tmp_path, capfd, content):
 def test_notebook_without_checks_is_not_gradable(tmp_path):
     path = tmp_path / "empty.ipynb"
     nbformat.write(notebook(exercise("ex01-a"), new_code_cell("x = 1")), path)
-    report = grade.grade_notebook(path)
+    report = grade.grade_notebook(path, own_checks=True)
     assert report.exit_code == grade.EXIT_NOT_GRADABLE and "no check cells" in report.message
 
 
@@ -297,6 +300,56 @@ def test_build_config_sets_the_switch_without_touching_the_original():
     assert new["sphinx"]["config"]["hide_solutions"] is True
     assert new["sphinx"]["extra_extensions"] == ["sphinx_exercise", book.EXTENSION]
     assert config["sphinx"]["config"]["hide_solutions"] is False
+
+
+# ----- numbering per chapter ------------------------------------------------------------------
+
+def test_book_numbers_chapters_by_file_and_exercises_per_chapter():
+    """``_toc.yml`` numbers exactly the chapter parts, so chapter N is notebooks/NN_*.
+
+    jupyter-book's multitoc numbering counts on across numbered parts and skips the
+    unnumbered ones; with numfig_secnum_depth 1 sphinx-exercise then shows
+    "Exercise 4.2" (``test_numbered_parts_give_exercise_numbers_per_chapter`` builds it).
+    """
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    numbered = []
+    for part in toc["parts"]:
+        files = [chapter["file"] for chapter in part["chapters"]]
+        if any(f.startswith("notebooks/") for f in files):
+            assert part.get("numbered") == 1, f"part {part['caption']!r}: numbered: 1 (chapter titles only)"
+            numbered += files
+        else:
+            assert not part.get("numbered"), f"part {part['caption']!r} must stay unnumbered"
+    assert numbered == [f"notebooks/{p.stem}" for p in CHAPTERS]
+    assert [int(f.split("/")[1][:2]) for f in numbered] == list(range(1, len(numbered) + 1))
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    sphinx_config = config["sphinx"]["config"]
+    assert sphinx_config["numfig"] is True and sphinx_config.get("numfig_secnum_depth", 1) == 1
+    assert (config.get("html") or {}).get("use_multitoc_numbering", True) is True
+
+
+def test_numbered_parts_give_exercise_numbers_per_chapter(tmp_path):
+    for number, name in [(1, "one"), (2, "two")]:
+        cells = [new_markdown_cell(f"# Chapter {name}"), exercise(f"ex0{number}-a"), exercise(f"ex0{number}-b")]
+        if number == 2:
+            cells.append(new_markdown_cell("As in {ref}`ex01-b`."))
+        nbformat.write(notebook(*cells), tmp_path / f"{name}.ipynb")
+    (tmp_path / "front.md").write_text("# Front\n\nText.\n")
+    (tmp_path / "setup.md").write_text("# Setup\n\nText.\n")  # an unnumbered part first, as in _toc.yml
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: front\nparts:\n  - caption: Start\n    chapters:\n      - file: setup\n"
+        "  - caption: A\n    numbered: 1\n    chapters:\n      - file: one\n"
+        "  - caption: B\n    numbered: 1\n    chapters:\n      - file: two\n")
+    (tmp_path / "_config.yml").write_text(
+        "title: Tiny\nexecute:\n  execute_notebooks: 'off'\nparse:\n  myst_enable_extensions: [colon_fence]\n"
+        "sphinx:\n  extra_extensions: [sphinx_exercise]\n  config:\n    numfig: true\n    numfig_secnum_depth: 1\n")
+    assert book.main(["--source", str(tmp_path), "-q", "-W"]) == 0
+    html = tmp_path / "_build" / "html"
+    two = re.sub(r"\s+", " ", (html / "two.html").read_text())
+    assert re.findall(r'caption-number">Exercise ([\d.]+)', two) == ["2.1", "2.2"]
+    assert re.search(r'href="one.html#ex01-b"><span class="std std-numref">Exercise 1.2</span>', two)
+    assert '<span class="section-number">2. </span>Chapter two' in two
+    assert "<h1>Front<" in (html / "front.html").read_text() and "<h1>Setup<" in (html / "setup.html").read_text()
 
 
 # ----- the chapters ----------------------------------------------------------------------------

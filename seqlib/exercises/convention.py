@@ -12,6 +12,7 @@ this module, so they agree on what the convention is.
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ _LABEL_OPT_RE = re.compile(r"^\s*:label:\s*(\S+)\s*$", re.M)
 _DEPTH_RE = re.compile(r"\(depth:\s*(derive|implement|experiment)\s*;\s*"
                        r"about\s+(\d+(?:\s*[-–]\s*\d+)?)\s*min(?:ute)?s?\s*\)", re.I)
 _START_RE = re.compile(r"^\s*(?::{3,}|`{3,})\{solution-start\}[ \t]*(\S*)", re.M)
+_DOTTED_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _END_RE = re.compile(r"^\s*(?::{3,}|`{3,})\{solution-end\}", re.M)
 
 
@@ -64,11 +66,17 @@ class Layout:
         exercises: the exercise directives, in notebook order.
         blocks: ``(start, end, label)`` cell indices of each solution block.
         checks: exercise label -> list of ``(cell index, points)``.
+        forbid: exercise label -> the dotted names its solution may not call
+            (the union of its check cells' ``forbid`` metadata).
+        implements: exercise label -> the functions its solution defines (the
+            top-level ``def`` of the cells holding ``# BEGIN SOLUTION``).
     """
 
     exercises: list[Exercise] = field(default_factory=list)
     blocks: list[tuple[int, int, str]] = field(default_factory=list)
     checks: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    forbid: dict[str, list[str]] = field(default_factory=dict)
+    implements: dict[str, list[str]] = field(default_factory=dict)
 
     def max_points(self, label: str) -> float:
         """Total points of an exercise's check cells."""
@@ -179,7 +187,20 @@ def _check_points(cell, index: int, name: str, labels: set[str]) -> tuple[str, f
     if isinstance(points, bool) or not isinstance(points, (int, float)) or points <= 0:
         raise ConventionError(f"{_where(name, index)}: check cell 'points' must be a positive number, "
                               f"got {points!r}")
+    forbid = cell.metadata.get("forbid", [])
+    if not isinstance(forbid, list) or not all(isinstance(n, str) and _DOTTED_RE.match(n) for n in forbid):
+        raise ConventionError(f"{_where(name, index)}: check cell 'forbid' must be a list of dotted "
+                              f"names such as [\"seqlib.swin\", \"einops\"], got {forbid!r}")
     return label, points
+
+
+def defined_functions(source: str) -> list[str]:
+    """Names of the top-level functions a code cell defines (empty if it does not parse)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    return [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
 
 
 def _exercises(nb, name: str) -> list[Exercise]:
@@ -238,4 +259,30 @@ def parse(nb: nbformat.NotebookNode, name: str = "notebook") -> Layout:
                                       "edition); move it after solution-end")
             label, points = _check_points(cell, index, name, labels)
             layout.checks.setdefault(label, []).append((index, points))
+            for banned in cell.metadata.get("forbid", []):
+                layout.forbid.setdefault(label, [])
+                if banned not in layout.forbid[label]:
+                    layout.forbid[label].append(banned)
+    for start, end, label in layout.blocks:
+        for index in range(start, end + 1):
+            if marker_regions(nb.cells[index]):
+                layout.implements.setdefault(label, []).extend(defined_functions(nb.cells[index].source))
     return layout
+
+
+def reference_imports(nb: nbformat.NotebookNode) -> str:
+    """The top-level import statements of a notebook's own code (not solutions or checks).
+
+    The grader re-runs them before every check, so that the names a check uses
+    (``swin``, ``check_close``, ``F`` ...) mean the real modules and helpers.
+    """
+    statements = []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or {SOLUTION_TAG, CHECK_TAG} & set(tags(cell)):
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        statements += [ast.unparse(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return "\n".join(dict.fromkeys(statements))

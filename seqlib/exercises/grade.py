@@ -1,15 +1,20 @@
-"""Grade a submitted notebook by running it and scoring its self-check cells.
+"""Grade a submitted notebook by running it with the reference's check cells.
 
-The notebook runs top to bottom in a fresh ``python3`` kernel (nbclient, errors
-allowed so one failing cell does not stop the rest), each cell under a time
-limit and the whole run under a wall-clock limit. An exercise earns its points
-(the sum of its check cells' ``points``, default 1 each) when every one of its
-``check`` cells ran without error, and zero otherwise, with the reason. The
-convention is in ``book/instructors.md``.
+The submission runs top to bottom in a fresh ``python3`` kernel (nbclient,
+errors allowed so one failing cell does not stop the rest), each cell under a
+time limit and the whole run under a wall-clock limit. Its own check cells are
+replaced by the reference's (:mod:`seqlib.exercises.assemble`), and the
+student's functions run under the exercise's shortcut rules
+(:mod:`seqlib.exercises.guard`). An exercise earns its points (the sum of its
+check cells' ``points``, default 1 each) when every one of its checks ran
+without error, and zero otherwise, with the reason. The convention is in
+``book/instructors.md``; a whole class is graded by :mod:`seqlib.exercises.batch`.
 
 Usage::
 
-    seqlib-grade submission.ipynb [--json record.json] [--timeout 600] [--cell-timeout 300]
+    seqlib-grade submission.ipynb [--reference chapter.ipynb] [--json record.json]
+                 [--timeout 600] [--cell-timeout 300]
+    seqlib-grade submissions/*.ipynb --csv grades.csv --json-dir grades/ [--jobs 2]
 
 Exit status: 0 graded (whatever the score), 1 internal error, 2 usage error,
 3 not a notebook, 4 nothing to grade (no check cells or a convention error),
@@ -20,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import math
 import os
 import sys
 import tempfile
@@ -32,16 +35,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import DeadKernelError
 
-from seqlib.exercises.convention import ConventionError, Layout, parse
+from seqlib.exercises.assemble import Assembly, NoReference, assemble, find_reference
+from seqlib.exercises.convention import ConventionError, parse, read_notebook
+from seqlib.exercises.sandbox import suspicious
+from seqlib.exercises.kernel import Outcome, cell_error, execute, first_line, stderr_tail
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 EXIT_NOT_NOTEBOOK, EXIT_NOT_GRADABLE, EXIT_KERNEL_DIED, EXIT_TIMED_OUT, EXIT_KERNEL_START = 3, 4, 5, 6, 7
 _EXIT = {"graded": EXIT_OK, "not-a-notebook": EXIT_NOT_NOTEBOOK, "not-gradable": EXIT_NOT_GRADABLE,
          "kernel-died": EXIT_KERNEL_DIED, "timed-out": EXIT_TIMED_OUT, "kernel-failed": EXIT_KERNEL_START}
-_PROBE_S = 5  # how long a kernel may take to answer after a timed-out cell is interrupted
 
 
 @dataclass
@@ -69,6 +72,13 @@ class GradeReport:
         errors: ``{"cell", "ename", "evalue"}`` for every cell that raised.
         elapsed_s: wall-clock seconds spent.
         timestamp: when grading finished (ISO 8601, UTC).
+        reference: the notebook whose check cells were run.
+        changed_checks: exercises whose check cells in the submission differ from
+            the reference's (edited, added or deleted); they were graded with the
+            reference's all the same.
+        notes: tampering the grader found and undid while grading.
+        flags: ``{"cell", "what"}`` for submission code that deserves a look
+            (a profile hook, ``reload``, patching a library module ...).
     """
 
     notebook: str
@@ -76,6 +86,10 @@ class GradeReport:
     message: str = ""
     exercises: list[ExerciseResult] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
+    reference: str = ""
+    changed_checks: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    flags: list[dict] = field(default_factory=list)
     elapsed_s: float = 0.0
     timestamp: str = ""
 
@@ -111,147 +125,42 @@ class GradeReport:
         return "\n".join(rows)
 
 
-@dataclass
-class _Outcome:
-    """What happened to each code cell during the run."""
-
-    reasons: dict[int, str] = field(default_factory=dict)  # failed cell -> reason
-    done: set[int] = field(default_factory=set)  # cells that ran to the end or failed
-    timed_out: set[int] = field(default_factory=set)  # cells interrupted for time
-    stop: str = ""  # "kernel-died" or "timed-out" when the run ended early
-    stop_cell: int = -1
-
-
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return lines[0] if lines else ""
-
-
-def _cell_error(cell: nbformat.NotebookNode) -> dict | None:
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "error":
-            return {"ename": out.get("ename", "Error"), "evalue": _first_line(out.get("evalue", ""))}
-    return None
-
-
-def _quiet_logger() -> logging.Logger:
-    log = logging.getLogger("seqlib.exercises.grade.nbclient")
-    log.addHandler(logging.NullHandler())
-    log.propagate, log.level = False, logging.CRITICAL
-    return log
-
-
-def _kernel_env() -> dict[str, str]:
-    """The grader's environment, with the repository first on PYTHONPATH.
-
-    The kernel then imports the same ``seqlib`` (and check helpers) as the grader,
-    wherever the submission lies.
-    """
-    root = str(Path(__file__).resolve().parents[2])
-    paths = [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    # One torch thread and no progress bars unless the instructor says otherwise: several
-    # threads on a busy grading machine oversubscribe the cores and run several times slower.
-    defaults = {"SEQLIB_THREADS": "1", "OMP_NUM_THREADS": "1", "SEQLIB_QUIET": "1"}
-    return {**defaults, **os.environ, "PYTHONPATH": os.pathsep.join(paths), "MPLBACKEND": "Agg"}
-
-
-_TIMEOUT_SENTINEL = "seqlib-grade: cell timed out"
-
-
-def _mark_timeouts(outcome: _Outcome):
-    """An ``on_cell_executed`` hook recording the cells nbclient interrupted for time.
-
-    With ``interrupt_on_timeout`` nbclient interrupts the kernel and hands back the
-    ``error_on_timeout`` reply, which is how a timed-out cell is recognised.
-    """
-    def hook(cell, cell_index, execute_reply):
-        if execute_reply.get("content", {}).get("evalue") == _TIMEOUT_SENTINEL:
-            outcome.timed_out.add(cell_index)
-    return hook
-
-
-def _kernel_answers(client: NotebookClient, outcome: _Outcome) -> bool:
-    """True when the kernel runs a trivial cell in time (after a cell was interrupted)."""
-    cells = client.nb.cells
-    cells.append(nbformat.v4.new_code_cell("pass"))  # nbclient stores the executed cell by index
-    try:
-        client.timeout = _PROBE_S
-        client.execute_cell(cells[-1], len(cells) - 1)
-        return len(cells) - 1 not in outcome.timed_out
-    finally:
-        outcome.timed_out.discard(len(cells) - 1)
-        cells.pop()
-
-
-def _run_cells(client: NotebookClient, nb, deadline: float, cell_timeout: float) -> _Outcome:
-    """Execute the code cells in order, recording failures and where the run stopped."""
-    outcome = _Outcome()
-    client.on_cell_executed = _mark_timeouts(outcome)
-    for index, cell in enumerate(nb.cells):
-        remaining = deadline - time.monotonic()
-        if cell.cell_type != "code":
-            continue
-        if remaining <= 0:
-            outcome.stop, outcome.stop_cell = "timed-out", index
-            break
-        client.timeout = max(1, math.ceil(min(cell_timeout, remaining)))
-        try:
-            client.execute_cell(cell, index)
-            if index in outcome.timed_out:
-                outcome.reasons[index] = f"timed out (cell {index} ran past {client.timeout} s)"
-                # Past the whole-run limit, or a kernel that ignores the interrupt: stop here.
-                if remaining <= cell_timeout or not _kernel_answers(client, outcome):
-                    outcome.done.add(index)
-                    outcome.stop, outcome.stop_cell = "timed-out", index
-                    break
-        except DeadKernelError:
-            outcome.stop, outcome.stop_cell = "kernel-died", index
-            break
-        outcome.done.add(index)
-        error = _cell_error(cell)
-        if error and index not in outcome.reasons:
-            outcome.reasons[index] = f"{error['ename']}: {error['evalue']}".rstrip(": ")
-    return outcome
-
-
-def _execute(nb, cwd: Path, *, timeout: float, cell_timeout: float,
-             kernel_name: str, stderr) -> _Outcome | str:
-    """Run ``nb`` in place; returns the outcome, or a message when the kernel cannot start."""
-    client = NotebookClient(nb, timeout=cell_timeout, kernel_name=kernel_name, allow_errors=True,
-                            interrupt_on_timeout=True, record_timing=False, log=_quiet_logger(),
-                            error_on_timeout={"ename": "TimeoutError", "evalue": _TIMEOUT_SENTINEL,
-                                              "traceback": []},
-                            resources={"metadata": {"path": str(cwd)}})
-    started, deadline = False, time.monotonic() + timeout
-    try:
-        with client.setup_kernel(env=_kernel_env(), stderr=stderr):
-            started = True
-            return _run_cells(client, nb, deadline, cell_timeout)
-    except Exception as err:  # kernel start-up fails in many ways (no kernelspec, crash, ports)
-        if started:
-            raise
-        return f"{type(err).__name__}: {_first_line(err) or 'no message'}"
-
-
-def _score(layout: Layout, outcome: _Outcome) -> list[ExerciseResult]:
+def _score(assembly: Assembly, outcome: Outcome) -> list[ExerciseResult]:
+    layout, steps = assembly.layout, assembly.steps
     results = []
     for exercise in layout.exercises:
-        checks = layout.checks.get(exercise.label, [])
+        checks = [i for i, step in enumerate(steps) if step.kind == "check" and step.label == exercise.label]
         if not checks:
             continue
         reason = ""
-        for index, _ in checks:
+        for index in checks:
             if index not in outcome.done:
+                where = _where(steps, outcome.stop_cell)
                 reason = "not reached (" + ("kernel died" if outcome.stop == "kernel-died"
-                                            else "time limit") + f" at cell {outcome.stop_cell})"
+                                            else "time limit") + f" at {where})"
             else:
                 reason = outcome.reasons.get(index, "")
             if reason:
                 break
+        shortcut = next((outcome.reasons[i] for i, step in enumerate(steps) if step.kind == "cell"
+                         and step.label == exercise.label and outcome.reasons.get(i, "").startswith("Shortcut")),
+                        "")
+        if reason and shortcut and not reason.startswith("Shortcut"):
+            reason = shortcut
         maximum = layout.max_points(exercise.label)
         results.append(ExerciseResult(exercise.label, exercise.title, 0 if reason else maximum,
                                       maximum, "failed" if reason else "passed", reason))
     return results
+
+
+def _where(steps, index: int) -> str:
+    """How messages name a cell of the graded run."""
+    if not 0 <= index < len(steps):
+        return "the end"
+    step = steps[index]
+    if step.kind == "cell":
+        return f"cell {step.cell}"
+    return f"the checks of {step.label}" if step.kind == "check" else "a grader cell"
 
 
 def _read(path: Path) -> nbformat.NotebookNode:
@@ -262,31 +171,31 @@ def _read(path: Path) -> nbformat.NotebookNode:
     return nb
 
 
-def _stderr_tail(handle) -> str:
-    handle.seek(0)
-    lines = [line.strip() for line in handle.read().decode(errors="replace").splitlines()
-             if line.strip() and "WARNING" not in line]
-    return f" The kernel's last message was: {lines[-1]!r}." if lines else ""
-
-
-def _failure_message(report: GradeReport, outcome: _Outcome, tail: str, timeout: float) -> str:
+def _failure_message(report: GradeReport, outcome: Outcome, tail: str, timeout: float, steps) -> str:
+    where = _where(steps, outcome.stop_cell)
     if outcome.stop == "kernel-died":
-        return (f"The kernel died while running cell {outcome.stop_cell} of {report.notebook}, so "
+        return (f"The kernel died while running {where} of {report.notebook}, so "
                 "grading stopped there; exercises whose checks had not run score 0 (not reached). "
                 "Common causes are running out of memory, os._exit or sys.exit in a cell, and a "
                 f"crash in native code.{tail}")
-    return (f"Grading of {report.notebook} stopped at cell {outcome.stop_cell}: the notebook did not "
+    return (f"Grading of {report.notebook} stopped at {where}: the notebook did not "
             f"finish within the {timeout:g} s limit (or a timed-out cell could not be interrupted). "
             "Exercises whose checks had not run score 0 (not reached). Look for an infinite loop or "
             "a slow cell, or raise --timeout.")
 
 
-def grade_notebook(path: str | Path, *, timeout: float = 600, cell_timeout: float | None = None,
+def grade_notebook(path: str | Path, *, reference: str | Path | None = None, own_checks: bool = False,
+                   timeout: float = 600, cell_timeout: float | None = None,
                    cwd: str | Path | None = None, kernel_name: str = "python3") -> GradeReport:
-    """Run a submitted notebook and score its exercises.
+    """Run a submitted notebook with the reference's checks and score its exercises.
 
     Args:
         path: the submitted ``.ipynb``.
+        reference: the notebook whose check cells and rules count: a chapter
+            (``.ipynb`` or its ``.py`` pair) or its student edition. Default: the
+            chapter of this repository that defines the submission's exercises.
+        own_checks: grade with the submission's own check cells (no reference);
+            only for notebooks that are not chapters of this book.
         timeout: wall-clock limit for the whole run, in seconds.
         cell_timeout: limit per cell (default: ``timeout``); a cell past it is
             interrupted, its exercise fails with "timed out" and the run goes on.
@@ -300,68 +209,112 @@ def grade_notebook(path: str | Path, *, timeout: float = 600, cell_timeout: floa
     report = GradeReport(notebook=str(path))
     try:
         nb = _read(path)
-        layout = parse(nb, str(path))
-        if not layout.checks:
-            raise ConventionError(f"{path}: no check cells (cells tagged 'check'), nothing to grade")
-    except ConventionError as err:
-        report.status, report.message = "not-gradable", f"{err}. Nothing was run."
     except OSError as err:
         report.status = "not-a-notebook"
         report.message = f"{path} could not be read ({type(err).__name__}: {err.strerror or err})."
     except Exception as err:  # nbformat raises several types for non-notebooks
         report.status = "not-a-notebook"
         report.message = (f"{path} is not a valid Jupyter notebook ({type(err).__name__}: "
-                          f"{_first_line(err)[:200]}). Nothing was run; ask for the .ipynb file "
+                          f"{first_line(err)[:200]}). Nothing was run; ask for the .ipynb file "
                           "saved from Jupyter.")
     if report.status == "graded":
-        _grade(report, nb, layout, cwd=Path(cwd) if cwd else path.resolve().parent, timeout=timeout,
+        try:
+            ref_path = path if own_checks else Path(reference) if reference else find_reference(nb)
+            ref = nb if own_checks else read_notebook(ref_path)
+            report.reference = str(ref_path)
+            if not parse(ref, str(ref_path)).checks:
+                raise ConventionError(f"{ref_path}: no check cells (cells tagged 'check'), nothing to grade")
+        except (ConventionError, NoReference) as err:
+            report.status = "not-gradable"
+            report.message = (f"{err}. Nothing was run." + ("" if reference or own_checks else
+                              " Give the chapter (or its student edition) with --reference."))
+        except Exception as err:
+            report.status = "not-gradable"
+            report.message = f"the reference {reference} could not be read ({type(err).__name__}: {err})."
+    if report.status == "graded":
+        _grade(report, nb, ref, cwd=Path(cwd) if cwd else path.resolve().parent, timeout=timeout,
                cell_timeout=min(cell_timeout or timeout, timeout), kernel_name=kernel_name)
     report.elapsed_s = round(time.monotonic() - start, 2)
     report.timestamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return report
 
 
-def _grade(report: GradeReport, nb, layout: Layout, *, cwd: Path, timeout: float,
+def _grade(report: GradeReport, nb, ref, *, cwd: Path, timeout: float,
            cell_timeout: float, kernel_name: str) -> None:
-    with tempfile.TemporaryFile() as stderr:
-        outcome = _execute(nb, cwd, timeout=timeout, cell_timeout=cell_timeout,
+    with tempfile.TemporaryDirectory() as scratch, tempfile.TemporaryFile() as stderr:
+        notes = Path(scratch) / "notes.jsonl"
+        assembly = assemble(nb, ref, report.reference, str(notes))
+        outcome = execute(assembly.nb, cwd, timeout=timeout, cell_timeout=cell_timeout,
                            kernel_name=kernel_name, stderr=stderr)
-        tail = _stderr_tail(stderr)
+        tail = stderr_tail(stderr)
+        report.notes = list(dict.fromkeys(json.loads(line) for line in notes.read_text().splitlines())) \
+            if notes.exists() else []
+    report.changed_checks = assembly.changed
+    report.flags = [{"cell": i, "what": what} for i, cell in enumerate(nb.cells)
+                    if cell.cell_type == "code" for what in suspicious(cell.source)]
     if isinstance(outcome, str):
         report.status = "kernel-failed"
         report.message = (f"The {kernel_name!r} kernel could not start ({outcome}).{tail} Nothing "
                           "was graded; check that ipykernel is installed in the grading environment.")
         return
-    report.exercises = _score(layout, outcome)
-    report.errors = [{"cell": i, **err} for i, cell in enumerate(nb.cells)
-                     if cell.cell_type == "code" and (err := _cell_error(cell))]
+    report.exercises = _score(assembly, outcome)
+    for index, (cell, step) in enumerate(zip(assembly.nb.cells, assembly.steps)):
+        err = cell_error(cell) if cell.cell_type == "code" and step.kind != "guard" else None
+        if err:
+            where = {"cell": step.cell} if step.kind == "cell" else {"check": step.label}
+            report.errors.append({**where, **err})
     if outcome.stop:
         report.status = outcome.stop
-        report.message = _failure_message(report, outcome, tail, timeout)
+        report.message = _failure_message(report, outcome, tail, timeout, assembly.steps)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seqlib-grade", description="Run submitted notebooks with the reference's check cells "
+        "and score their exercises. One notebook: a table and an exit status. Several, or --csv: "
+        "a class, graded in parallel, one CSV row per student.")
+    parser.add_argument("notebooks", type=Path, nargs="+", metavar="notebook", help="submitted .ipynb files")
+    parser.add_argument("--reference", type=Path, help="the chapter (or its student edition) whose check "
+                        "cells and rules count (default: this repository's chapter)")
+    parser.add_argument("--own-checks", action="store_true", help="run the submission's own check cells "
+                        "(only for notebooks that are not chapters of this book)")
+    parser.add_argument("--json", type=Path, help="one notebook: write its record (JSON) here")
+    parser.add_argument("--csv", type=Path, help="write the class's grades here (one row per student)")
+    parser.add_argument("--json-dir", type=Path, help="write each student's record (JSON) into this folder")
+    parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2),
+                        help="notebooks graded at once (default: half the CPU cores)")
+    parser.add_argument("--timeout", type=float, default=600, help="limit for each whole run, s")
+    parser.add_argument("--cell-timeout", type=float, help="limit per cell, s (default: --timeout)")
+    parser.add_argument("--cwd", type=Path, help="kernel working directory (default: notebook's)")
+    parser.add_argument("--kernel", default="python3", help="kernel name (default: python3)")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point ``seqlib-grade``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="seqlib-grade", description="Run a submitted notebook "
-                                     "and score its exercises from their check cells.")
-    parser.add_argument("notebook", type=Path, help="the submitted .ipynb")
-    parser.add_argument("--json", type=Path, help="write the gradebook record (JSON) here")
-    parser.add_argument("--timeout", type=float, default=600, help="limit for the whole run, s")
-    parser.add_argument("--cell-timeout", type=float, help="limit per cell, s (default: --timeout)")
-    parser.add_argument("--cwd", type=Path, help="kernel working directory (default: notebook's)")
-    parser.add_argument("--kernel", default="python3", help="kernel name (default: python3)")
+    parser = _parser()
     args = parser.parse_args(argv)
+    if len(args.notebooks) > 1 or args.csv or args.json_dir:
+        if args.json:
+            parser.error("--json is for one notebook; give a class --json-dir")
+        from seqlib.exercises import batch
+
+        return batch.run(args)
+    (notebook,) = args.notebooks
     try:
-        report = grade_notebook(args.notebook, timeout=args.timeout, cell_timeout=args.cell_timeout,
+        report = grade_notebook(notebook, reference=args.reference, own_checks=args.own_checks,
+                                timeout=args.timeout, cell_timeout=args.cell_timeout,
                                 cwd=args.cwd, kernel_name=args.kernel)
     except Exception as err:  # a clean paragraph instead of a traceback, whatever went wrong
-        print(f"seqlib-grade: internal error while grading {args.notebook} "
-              f"({type(err).__name__}: {_first_line(err)}). Please report it.")
+        print(f"seqlib-grade: internal error while grading {notebook} "
+              f"({type(err).__name__}: {first_line(err)}). Please report it.")
         return EXIT_INTERNAL
     done = "Graded" if report.status == "graded" else "Could not finish grading"
     print(f"{done} {report.notebook} in {report.elapsed_s:g} s")
     if report.exercises:
         print(report.table())
+    for line in _remarks(report):
+        print(line)
     if report.message:
         print(f"\nseqlib-grade: {report.status}: {report.message}")
     if args.json:
@@ -372,6 +325,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seqlib-grade: could not write {args.json} ({err.strerror or err}).")
             return EXIT_INTERNAL
     return report.exit_code
+
+
+def _remarks(report: GradeReport) -> list[str]:
+    """Lines for the instructor: changed checks, undone tampering, code to look at."""
+    lines = []
+    if report.changed_checks:
+        lines.append("check cells differ from the reference (graded with the reference's): "
+                     + ", ".join(report.changed_checks))
+    lines += [f"tampering undone: {note}" for note in report.notes]
+    lines += [f"look at cell {flag['cell']}: {flag['what']}" for flag in report.flags]
+    return lines
 
 
 if __name__ == "__main__":

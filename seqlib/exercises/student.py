@@ -27,7 +27,7 @@ from seqlib.exercises.convention import (CHECK_TAG, HINT_MARK, SOLUTION_TAG, Con
 
 DEFAULT_HINT = "write this function"
 _NOTEBOOK_KEYS = ("kernelspec", "language_info")
-_CHECK_KEYS = ("exercise", "points")
+_CHECK_KEYS = ("exercise", "points", "forbid")
 
 
 def stub_source(source: str, where: str = "cell") -> str:
