@@ -41,8 +41,9 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("seqlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "seqlib @ git+https://github.com/attention-course/attention-book"], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    repo = "git+https://github.com/attention-course/attention-book"
+    subprocess.run([*pip, f"seqlib @ {repo}"], check=True)
 
 from seqlib.notebook import start
 
@@ -91,7 +92,12 @@ print(inspect.getsource(ae.mlp_autoencoder))
 model = ae.mlp_autoencoder(784, k=8, hidden=(256, 64))
 print(model)
 x = torch.rand(5, 784)
-print("code:", tuple(model.encode(x).shape), " reconstruction:", tuple(model(x).shape))
+print(
+    "code:",
+    tuple(model.encode(x).shape),
+    " reconstruction:",
+    tuple(model(x).shape),
+)
 
 # %% [markdown]
 # ## The data: Fashion-MNIST
@@ -104,14 +110,24 @@ print("code:", tuple(model.encode(x).shape), " reconstruction:", tuple(model(x).
 # %%
 x_train_img, y_train = load_fashion_mnist("train", n=cfg.n_train)
 x_test_img, y_test = load_fashion_mnist("test", n=cfg.n_test)
-x_train, x_test = x_train_img.flatten(1), x_test_img.flatten(1)      # (N, 784)
-print("train", tuple(x_train.shape), x_train.dtype, " test", tuple(x_test.shape))
-assert x_train.shape == (cfg.n_train, 784) and 0.0 <= x_train.min() and x_train.max() <= 1.0
+x_train, x_test = x_train_img.flatten(1), x_test_img.flatten(1)  # (N, 784)
+print(
+    "train", tuple(x_train.shape), x_train.dtype, " test", tuple(x_test.shape)
+)
+assert (
+    x_train.shape == (cfg.n_train, 784)
+    and 0.0 <= x_train.min()
+    and x_train.max() <= 1.0
+)
 
 # %%
 first_of_each = [int((y_test == c).nonzero()[0]) for c in range(10)]
-viz.image_grid(x_test_img[first_of_each], ncols=10, titles=[FASHION_CLASSES[c] for c in range(10)],
-               suptitle="One test image per Fashion-MNIST class")
+viz.image_grid(
+    x_test_img[first_of_each],
+    ncols=10,
+    titles=[FASHION_CLASSES[c] for c in range(10)],
+    suptitle="One test image per Fashion-MNIST class",
+)
 plt.show()
 
 # %% [markdown]
@@ -139,13 +155,25 @@ gaps = eig[:-1] / eig[1:]
 
 fig, ax = plt.subplots(figsize=(7, 3))
 ax.semilogy(np.arange(1, 41), eig, "o-", ms=3)
-ax.axvline(k + 0.5, color="C3", ls="--", label=f"K = {k}: $\\lambda_K/\\lambda_{{K+1}}$ = {gaps[k - 1]:.2f}")
-ax.set(title="Eigenvalues of the Fashion-MNIST covariance", xlabel="component index",
-       ylabel="variance (pixel intensity²)")
+ax.axvline(
+    k + 0.5,
+    color="C3",
+    ls="--",
+    label=f"K = {k}: $\\lambda_K/\\lambda_{{K+1}}$ = {gaps[k - 1]:.2f}",
+)
+ax.set(
+    title="Eigenvalues of the Fashion-MNIST covariance",
+    xlabel="component index",
+    ylabel="variance (pixel intensity²)",
+)
 ax.legend()
 plt.show()
-print(f"eigenvalue ratio at K={k}: {gaps[k - 1]:.2f};  at K=16: {gaps[15]:.2f}")
-assert 1.3 < gaps[k - 1] < 1.5 and gaps[15] < 1.15, gaps   # the fixed data's spectrum, not a training result
+print(
+    f"eigenvalue ratio at K={k}: {gaps[k - 1]:.2f};  at K=16: {gaps[15]:.2f}"
+)
+assert 1.3 < gaps[k - 1] < 1.5 and gaps[15] < 1.15, (
+    gaps
+)  # the fixed data's spectrum, not a training result
 
 # %% [markdown]
 # We choose $K = 8$, where the spectrum has a clear gap
@@ -165,7 +193,9 @@ def pca_reconstruct(x: torch.Tensor) -> torch.Tensor:
 
 mse_pca_train = torch.mean((pca_reconstruct(x_train) - x_train) ** 2).item()
 mse_pca_test = torch.mean((pca_reconstruct(x_test) - x_test) ** 2).item()
-print(f"PCA, K={k}: train MSE {mse_pca_train:.4f}, test MSE {mse_pca_test:.4f}")
+print(
+    f"PCA, K={k}: train MSE {mse_pca_train:.4f}, test MSE {mse_pca_test:.4f}"
+)
 
 # %% [markdown]
 # ## The homework: a linear autoencoder finds the PCA subspace
@@ -209,9 +239,11 @@ print(inspect.getsource(ae.principal_angles))
 # and $\operatorname{span}(U_K)$.
 
 # %%
-mu = x_train.mean(0)                                  # (784,)
-xc_train, xc_test = x_train - mu, x_test - mu         # (N, 784)
-pcs = torch.from_numpy(pca.components_.T.copy())      # (784, K), orthonormal columns
+mu = x_train.mean(0)  # (784,)
+xc_train, xc_test = x_train - mu, x_test - mu  # (N, 784)
+pcs = torch.from_numpy(
+    pca.components_.T.copy()
+)  # (784, K), orthonormal columns
 
 
 def mse_step(model, batch):
@@ -225,9 +257,10 @@ def track_linear(model):
     return {"mse_ratio": mse / mse_pca_train, "max_angle": angle}
 
 
-# Random streams (seed_for): 0 initialises every model (re-seeded before each); 4, 1, 2, 3 order
-# the minibatches of the linear, deep, over-complete and denoising AEs; 5 and 6 draw the test and
-# training noise; 7 and 8 belong to the exercises.
+# Random streams (seed_for): 0 initialises every model (re-seeded before each);
+# 4, 1, 2, 3 order the minibatches of the linear, deep, over-complete and
+# denoising AEs; 5 and 6 draw the test and training noise; 7 and 8 belong to
+# the exercises.
 train.seed_everything(seed_for(0))
 linear = ae.linear_autoencoder(784, k)
 opt = torch.optim.Adam(linear.parameters(), lr=cfg.linear_lr)
@@ -235,32 +268,58 @@ steps = cfg.linear_epochs * -(-len(x_train) // cfg.batch_size)
 sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
 
 
-hist_linear = train.fit(linear, train.minibatches(xc_train, batch_size=cfg.batch_size, seed=seed_for(4)), mse_step,
-                        epochs=cfg.linear_epochs, optimizer=opt, scheduler=sched, device=torch.device("cpu"),
-                        evaluate=track_linear, desc="linear AE")
-linear_seconds = sum(hist_linear["seconds"])                        # fit times every epoch
+hist_linear = train.fit(
+    linear,
+    train.minibatches(xc_train, batch_size=cfg.batch_size, seed=seed_for(4)),
+    mse_step,
+    epochs=cfg.linear_epochs,
+    optimizer=opt,
+    scheduler=sched,
+    device=torch.device("cpu"),
+    evaluate=track_linear,
+    desc="linear AE",
+)
+linear_seconds = sum(hist_linear["seconds"])  # fit times every epoch
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-first_close = next(i for i, r in enumerate(hist_linear["mse_ratio"]) if r < 1.05)   # first epoch within 5%
-claims.check("ch01-linear-error-close-early",
-             "The linear autoencoder's training error comes within 5% of PCA's in the first 8 epochs",
-             first_close + 1, "<= 8")
-claims.check("ch01-linear-subspace-lags-error",
-             "When its error first comes within 5% of PCA's, the linear autoencoder's subspace is still more than 20° away",
-             hist_linear["max_angle"][first_close], "> 20")
+first_close = next(
+    i for i, r in enumerate(hist_linear["mse_ratio"]) if r < 1.05
+)  # first epoch within 5%
+claims.check(
+    "ch01-linear-error-close-early",
+    "The linear autoencoder's training error comes within 5% of PCA's in the first 8 epochs",
+    first_close + 1,
+    "<= 8",
+)
+claims.check(
+    "ch01-linear-subspace-lags-error",
+    "When its error first comes within 5% of PCA's, the linear autoencoder's subspace is still more than 20° away",
+    hist_linear["max_angle"][first_close],
+    "> 20",
+)
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2))
 epochs = np.arange(1, len(hist_linear.records) + 1)
 a1.semilogy(epochs, np.array(hist_linear["mse_ratio"]) - 1, "o-")
-a1.set(title="Excess reconstruction error over PCA", xlabel="epoch", ylabel="MSE(AE) / MSE(PCA) − 1")
+a1.set(
+    title="Excess reconstruction error over PCA",
+    xlabel="epoch",
+    ylabel="MSE(AE) / MSE(PCA) − 1",
+)
 a2.plot(epochs, hist_linear["max_angle"], "o-", color="C1")
 a2.axhline(5, color="C3", ls="--", label="5°")
-a2.set(title="Largest principal angle to the PCA subspace", xlabel="epoch", ylabel="degrees")
+a2.set(
+    title="Largest principal angle to the PCA subspace",
+    xlabel="epoch",
+    ylabel="degrees",
+)
 a2.legend()
 plt.show()
 print(f"trained in {linear_seconds:.1f} s")
-print(f"first within 5% of PCA's error after epoch {first_close + 1}, "
-      f"when the largest angle was still {hist_linear['max_angle'][first_close]:.0f}°")
+print(
+    f"first within 5% of PCA's error after epoch {first_close + 1}, "
+    f"when the largest angle was still {hist_linear['max_angle'][first_close]:.0f}°"
+)
 
 # %% [markdown]
 # The error approaches PCA's long before the subspace does. On seeds 0–2 it comes
@@ -276,22 +335,37 @@ print(f"first within 5% of PCA's error after epoch {first_close + 1}, "
 angles = ae.principal_angles(linear.decoder.weight, pcs)
 ratio_train = ae.reconstruction_mse(linear, xc_train) / mse_pca_train
 ratio_test = ae.reconstruction_mse(linear, xc_test) / mse_pca_test
-claims.check("ch01-linear-ae-pca-angle",
-             "The subspace a linear autoencoder learns is within 5° of the top-K principal subspace",
-             angles.max().item(), "< 5", flagship=True)
-claims.check("ch01-linear-ae-pca-mse-ratio",
-             "A linear autoencoder's training MSE is within 5% of PCA's, never below it",
-             ratio_train, "in [1.0, 1.05]", flagship=True)
-claims.check("ch01-linear-ae-pca-test-ratio",
-             "On held-out images the linear autoencoder's MSE is within 5% of PCA's",
-             ratio_test, "in [0.95, 1.05]")
+claims.check(
+    "ch01-linear-ae-pca-angle",
+    "The subspace a linear autoencoder learns is within 5° of the top-K principal subspace",
+    angles.max().item(),
+    "< 5",
+    flagship=True,
+)
+claims.check(
+    "ch01-linear-ae-pca-mse-ratio",
+    "A linear autoencoder's training MSE is within 5% of PCA's, never below it",
+    ratio_train,
+    "in [1.0, 1.05]",
+    flagship=True,
+)
+claims.check(
+    "ch01-linear-ae-pca-test-ratio",
+    "On held-out images the linear autoencoder's MSE is within 5% of PCA's",
+    ratio_test,
+    "in [0.95, 1.05]",
+)
 print(f"largest principal angle < 5°: {angles.max().item() < 5}")
-print(f"MSE ratio AE/PCA on train in [1.00, 1.05]: {1.0 <= ratio_train <= 1.05}")
+print(
+    f"MSE ratio AE/PCA on train in [1.00, 1.05]: {1.0 <= ratio_train <= 1.05}"
+)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(f"principal angles (degrees): {np.round(angles.numpy(), 2)}")
-print(f"largest angle {angles.max().item():.2f}°, MSE ratio train {ratio_train:.4f}, test {ratio_test:.4f}")
+print(
+    f"largest angle {angles.max().item():.2f}°, MSE ratio train {ratio_train:.4f}, test {ratio_test:.4f}"
+)
 
 # %% [markdown]
 # On seeds 0–2 the largest principal angle ends between 0.46° and 0.59°, and the
@@ -306,22 +380,45 @@ print(f"largest angle {angles.max().item():.2f}°, MSE ratio train {ratio_train:
 # which is the picture of "same subspace, different basis":
 
 # %%
-wd = linear.decoder.weight.detach().double()                     # (784, K)
-q, _ = torch.linalg.qr(wd)                                       # orthonormal basis of span(W_d)
-pcs_in_span = (q @ (q.T @ pcs.double())).float()                 # (784, K): projections of the PCs
-residual = (pcs - pcs_in_span).norm(dim=0).max().item()          # largest ||u_i - its projection||; ||u_i|| = 1
-lengths = wd.norm(dim=0)                                           # (K,) lengths of the decoder's columns
-claims.check("ch01-pcs-in-decoder-span",
-             "Projecting a principal component (a unit vector) onto the decoder's span moves it by less than 0.05",
-             residual, "< 0.05")
-claims.check("ch01-decoder-not-orthonormal",
-             "The linear autoencoder's decoder columns are far from unit length (the shortest is longer than 2)",
-             lengths.min().item(), "> 2")
-rows = [pcs.T.reshape(k, 1, 28, 28), pcs_in_span.T.reshape(k, 1, 28, 28), wd.T.float().reshape(k, 1, 28, 28)]
-rescaled = [(r - r.amin(dim=(1, 2, 3), keepdim=True)) / (r.amax(dim=(1, 2, 3), keepdim=True)
-            - r.amin(dim=(1, 2, 3), keepdim=True)) for r in rows]
-viz.reconstruction_rows(rescaled, ["PCA $u_i$", "$u_i$ projected\non span($W_d$)", "decoder\ncolumns"],
-                        title="Principal components, their projections onto the decoder's span, and the decoder's own basis")
+wd = linear.decoder.weight.detach().double()  # (784, K)
+q, _ = torch.linalg.qr(wd)  # orthonormal basis of span(W_d)
+pcs_in_span = (
+    q @ (q.T @ pcs.double())
+).float()  # (784, K): projections of the PCs
+residual = (
+    (pcs - pcs_in_span).norm(dim=0).max().item()
+)  # largest ||u_i - its projection||; ||u_i|| = 1
+lengths = wd.norm(dim=0)  # (K,) lengths of the decoder's columns
+claims.check(
+    "ch01-pcs-in-decoder-span",
+    "Projecting a principal component (a unit vector) onto the decoder's span moves it by less than 0.05",
+    residual,
+    "< 0.05",
+)
+claims.check(
+    "ch01-decoder-not-orthonormal",
+    "The linear autoencoder's decoder columns are far from unit length (the shortest is longer than 2)",
+    lengths.min().item(),
+    "> 2",
+)
+rows = [
+    pcs.T.reshape(k, 1, 28, 28),
+    pcs_in_span.T.reshape(k, 1, 28, 28),
+    wd.T.float().reshape(k, 1, 28, 28),
+]
+rescaled = [
+    (r - r.amin(dim=(1, 2, 3), keepdim=True))
+    / (
+        r.amax(dim=(1, 2, 3), keepdim=True)
+        - r.amin(dim=(1, 2, 3), keepdim=True)
+    )
+    for r in rows
+]
+viz.reconstruction_rows(
+    rescaled,
+    ["PCA $u_i$", "$u_i$ projected\non span($W_d$)", "decoder\ncolumns"],
+    title="Principal components, their projections onto the decoder's span, and the decoder's own basis",
+)
 plt.show()
 
 # %% [markdown]
@@ -336,8 +433,15 @@ plt.show()
 # %%
 train.seed_everything(seed_for(0))
 deep = ae.mlp_autoencoder(784, k=k, hidden=(256, 64))
-hist_deep = train.fit(deep, train.minibatches(x_train, batch_size=cfg.batch_size, seed=seed_for(1)), mse_step,
-                      epochs=cfg.deep_epochs, lr=cfg.lr, device=torch.device("cpu"), desc="deep AE")
+hist_deep = train.fit(
+    deep,
+    train.minibatches(x_train, batch_size=cfg.batch_size, seed=seed_for(1)),
+    mse_step,
+    epochs=cfg.deep_epochs,
+    lr=cfg.lr,
+    device=torch.device("cpu"),
+    desc="deep AE",
+)
 deep_seconds = sum(hist_deep["seconds"])
 mse_deep_test = ae.reconstruction_mse(deep, x_test)
 mse_linear_test = ae.reconstruction_mse(linear, xc_test)
@@ -350,19 +454,32 @@ print(f"{'linear AE':<22}{mse_linear_test:>10.4f}{linear_seconds:>9.1f}")
 print(f"{'deep AE 256-64':<22}{mse_deep_test:>10.4f}{deep_seconds:>9.1f}")
 
 # %%
-claims.check("ch01-deep-ae-beats-pca",
-             "At the same K, the deep autoencoder's test MSE is at least 15% below PCA's (ratio deep/PCA)",
-             mse_deep_test / mse_pca_test, "< 0.85")
-print("deep AE beats PCA at the same K on test images:", mse_deep_test < mse_pca_test)
+claims.check(
+    "ch01-deep-ae-beats-pca",
+    "At the same K, the deep autoencoder's test MSE is at least 15% below PCA's (ratio deep/PCA)",
+    mse_deep_test / mse_pca_test,
+    "< 0.85",
+)
+print(
+    "deep AE beats PCA at the same K on test images:",
+    mse_deep_test < mse_pca_test,
+)
 
 # %%
 idx = first_of_each
 viz.reconstruction_rows(
-    [x_test_img[idx], pca_reconstruct(x_test[idx]).clamp(0, 1).reshape(-1, 1, 28, 28),
-     (linear(xc_test[idx]) + mu).detach().clamp(0, 1).reshape(-1, 1, 28, 28),
-     deep(x_test[idx]).detach().reshape(-1, 1, 28, 28)],
+    [
+        x_test_img[idx],
+        pca_reconstruct(x_test[idx]).clamp(0, 1).reshape(-1, 1, 28, 28),
+        (linear(xc_test[idx]) + mu)
+        .detach()
+        .clamp(0, 1)
+        .reshape(-1, 1, 28, 28),
+        deep(x_test[idx]).detach().reshape(-1, 1, 28, 28),
+    ],
     ["original", f"PCA, K={k}", "linear AE", "deep AE"],
-    title=f"Reconstructions from an {k}-number code (unseen test images)")
+    title=f"Reconstructions from an {k}-number code (unseen test images)",
+)
 plt.show()
 
 # %% [markdown]
@@ -384,19 +501,38 @@ plt.show()
 
 # %%
 train.seed_everything(seed_for(0))
-over = ae.Autoencoder(torch.nn.Linear(784, cfg.overcomplete_width),
-                      torch.nn.Linear(cfg.overcomplete_width, 784), d_in=784)
-hist_over = train.fit(over, train.minibatches(x_train, batch_size=cfg.batch_size, seed=seed_for(2)), mse_step,
-                      epochs=cfg.overcomplete_epochs, lr=cfg.overcomplete_lr, device=torch.device("cpu"),
-                      desc="over-complete AE")
-digits_small, _ = load_digits(n=500)                                               # (500, 1, 8, 8)
-digits = F.pad(F.interpolate(digits_small, size=(20, 20), mode="bilinear"), (4, 4, 4, 4))  # (500, 1, 28, 28)
-digits_flat = digits.flatten(1)                                                     # (500, 784)
+over = ae.Autoencoder(
+    torch.nn.Linear(784, cfg.overcomplete_width),
+    torch.nn.Linear(cfg.overcomplete_width, 784),
+    d_in=784,
+)
+hist_over = train.fit(
+    over,
+    train.minibatches(x_train, batch_size=cfg.batch_size, seed=seed_for(2)),
+    mse_step,
+    epochs=cfg.overcomplete_epochs,
+    lr=cfg.overcomplete_lr,
+    device=torch.device("cpu"),
+    desc="over-complete AE",
+)
+digits_small, _ = load_digits(n=500)  # (500, 1, 8, 8)
+digits = F.pad(
+    F.interpolate(digits_small, size=(20, 20), mode="bilinear"), (4, 4, 4, 4)
+)  # (500, 1, 28, 28)
+digits_flat = digits.flatten(1)  # (500, 784)
 table = {
-    f"linear AE, K={k} (under)": (ae.reconstruction_mse(linear, xc_test), ae.reconstruction_mse(linear, digits_flat - mu)),
-    f"deep AE, K={k} (under)": (mse_deep_test, ae.reconstruction_mse(deep, digits_flat)),
-    f"linear, K={cfg.overcomplete_width} (over)": (ae.reconstruction_mse(over, x_test),
-                                                    ae.reconstruction_mse(over, digits_flat)),
+    f"linear AE, K={k} (under)": (
+        ae.reconstruction_mse(linear, xc_test),
+        ae.reconstruction_mse(linear, digits_flat - mu),
+    ),
+    f"deep AE, K={k} (under)": (
+        mse_deep_test,
+        ae.reconstruction_mse(deep, digits_flat),
+    ),
+    f"linear, K={cfg.overcomplete_width} (over)": (
+        ae.reconstruction_mse(over, x_test),
+        ae.reconstruction_mse(over, digits_flat),
+    ),
 }
 
 # %%
@@ -408,20 +544,38 @@ for name, (m_img, m_digits) in table.items():
 # %%
 m_over = table[f"linear, K={cfg.overcomplete_width} (over)"][1]
 m_under = min(v[1] for name, v in table.items() if "under" in name)
-claims.check("ch01-overcomplete-copies-digits",
-             "On unseen digits the over-complete autoencoder's MSE is at least 5 times lower than the best under-complete one's",
-             m_under / m_over, "> 5")
-claims.check("ch01-undercomplete-fails-on-digits",
-             "Both under-complete autoencoders reconstruct digits at least 20% worse than clothes (MSE ratio digits/clothes)",
-             min(v[1] / v[0] for name, v in table.items() if "under" in name), "> 1.2")
-print("over-complete AE reproduces digits at least 5x better than the under-complete ones:", m_over * 5 < m_under)
+claims.check(
+    "ch01-overcomplete-copies-digits",
+    "On unseen digits the over-complete autoencoder's MSE is at least 5 times lower than the best under-complete one's",
+    m_under / m_over,
+    "> 5",
+)
+claims.check(
+    "ch01-undercomplete-fails-on-digits",
+    "Both under-complete autoencoders reconstruct digits at least 20% worse than clothes (MSE ratio digits/clothes)",
+    min(v[1] / v[0] for name, v in table.items() if "under" in name),
+    "> 1.2",
+)
+print(
+    "over-complete AE reproduces digits at least 5x better than the under-complete ones:",
+    m_over * 5 < m_under,
+)
 
 # %%
 sample = digits_flat[:10]
-viz.reconstruction_rows([sample.reshape(-1, 1, 28, 28), deep(sample).detach().reshape(-1, 1, 28, 28),
-                         over(sample).detach().clamp(0, 1).reshape(-1, 1, 28, 28)],
-                        ["digit input", f"deep AE, K={k}", f"over-complete\nK={cfg.overcomplete_width}"],
-                        title="Inputs unlike any training image: only the over-complete AE reproduces them")
+viz.reconstruction_rows(
+    [
+        sample.reshape(-1, 1, 28, 28),
+        deep(sample).detach().reshape(-1, 1, 28, 28),
+        over(sample).detach().clamp(0, 1).reshape(-1, 1, 28, 28),
+    ],
+    [
+        "digit input",
+        f"deep AE, K={k}",
+        f"over-complete\nK={cfg.overcomplete_width}",
+    ],
+    title="Inputs unlike any training image: only the over-complete AE reproduces them",
+)
 plt.show()
 
 # %% [markdown]
@@ -449,60 +603,103 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-gen_off = torch.Generator().manual_seed(seed_for(9))              # stream 9: the off-data inputs
+gen_off = torch.Generator().manual_seed(
+    seed_for(9)
+)  # stream 9: the off-data inputs
 with torch.no_grad():
-    m_over_map = (over.decoder.weight @ over.encoder.weight).double()   # (784, 784): W_d W_e
+    m_over_map = (
+        over.decoder.weight @ over.encoder.weight
+    ).double()  # (784, 784): W_d W_e
     eye = torch.eye(784, dtype=torch.float64)
 
 
 def missed(vectors: torch.Tensor) -> torch.Tensor:
-    """||(W_d W_e - I) v||^2 / ||v||^2 for each column v of ``vectors`` (784, M)."""
+    """||(W_d W_e - I) v||^2 / ||v||^2 for each column v of ``vectors`` (784,
+    M)."""
     return ((m_over_map - eye) @ vectors).pow(2).sum(0) / vectors.pow(2).sum(0)
 
 
-centred = (x_test - mu).double().T                                # (784, N): centred test images
-missed_data = ((m_over_map - eye) @ centred).pow(2).sum() / centred.pow(2).sum()
-missed_random = missed(torch.randn(784, 1000, generator=gen_off, dtype=torch.float64)).mean()
-evals_train, evecs_train = torch.linalg.eigh(torch.cov((x_train - mu).double().T))   # ascending
-evecs_train = evecs_train.flip(1)                                 # (784, 784): u_1 … u_784, by variance
-missed_pcs = missed(evecs_train)                                  # (784,)
-noise_images = torch.rand(2000, 784, generator=gen_off)           # uniform pixels in [0, 1]
+centred = (x_test - mu).double().T  # (784, N): centred test images
+missed_data = ((m_over_map - eye) @ centred).pow(2).sum() / centred.pow(
+    2
+).sum()
+missed_random = missed(
+    torch.randn(784, 1000, generator=gen_off, dtype=torch.float64)
+).mean()
+evals_train, evecs_train = torch.linalg.eigh(
+    torch.cov((x_train - mu).double().T)
+)  # ascending
+evecs_train = evecs_train.flip(1)  # (784, 784): u_1 … u_784, by variance
+missed_pcs = missed(evecs_train)  # (784,)
+noise_images = torch.rand(
+    2000, 784, generator=gen_off
+)  # uniform pixels in [0, 1]
 mse_over_noise = ae.reconstruction_mse(over, noise_images)
 mse_over_test = ae.reconstruction_mse(over, x_test)
 print("fraction of energy that W_d W_e gets wrong")
 print(f"  centred test images             {missed_data.item():.3f}")
 print(f"  random directions               {missed_random.item():.3f}")
 print(f"  principal directions 1-50       {missed_pcs[:50].mean().item():.3f}")
-print(f"  principal directions 501-784    {missed_pcs[500:].mean().item():.3f}")
+print(
+    f"  principal directions 501-784    {missed_pcs[500:].mean().item():.3f}"
+)
 n_copied = int((missed_pcs < 0.1).sum())
 print(f"principal directions with less than 10% wrong: {n_copied} of 784")
-print(f"over-complete AE: MSE on clothes {mse_over_test:.4f}, on uniform-noise images {mse_over_noise:.4f}")
+print(
+    f"over-complete AE: MSE on clothes {mse_over_test:.4f}, on uniform-noise images {mse_over_noise:.4f}"
+)
 
 # %%
-claims.check("ch01-overcomplete-keeps-data",
-             "The over-complete autoencoder's W_d W_e gets less than 10% of the energy of centred test images wrong",
-             missed_data.item(), "< 0.1")
-claims.check("ch01-overcomplete-not-identity",
-             "On random directions the over-complete autoencoder's W_d W_e gets more than half of the energy wrong: "
-             "it is far from the identity",
-             missed_random.item(), "> 0.5")
-claims.check("ch01-overcomplete-identity-only-on-top-pcs",
-             "W_d W_e is close to the identity on the 50 leading principal directions and far from it on the last "
-             "284 (mean fraction of energy wrong, last 284 minus first 50)",
-             (missed_pcs[500:].mean() - missed_pcs[:50].mean()).item(), "> 0.5")
-claims.check("ch01-overcomplete-copies-some-directions",
-             "The over-complete autoencoder's W_d W_e gets less than 10% wrong on more than 50 but fewer than 300 "
-             "of the 784 principal directions (their number)",
-             n_copied, "in [50, 300]")
-claims.check("ch01-overcomplete-fails-on-noise",
-             "The over-complete autoencoder's MSE on uniform-noise images is more than 5 times its MSE on clothes",
-             mse_over_noise / mse_over_test, "> 5")
+claims.check(
+    "ch01-overcomplete-keeps-data",
+    "The over-complete autoencoder's W_d W_e gets less than 10% of the energy of centred test images wrong",
+    missed_data.item(),
+    "< 0.1",
+)
+claims.check(
+    "ch01-overcomplete-not-identity",
+    "On random directions the over-complete autoencoder's W_d W_e gets more than half of the energy wrong: "
+    "it is far from the identity",
+    missed_random.item(),
+    "> 0.5",
+)
+claims.check(
+    "ch01-overcomplete-identity-only-on-top-pcs",
+    "W_d W_e is close to the identity on the 50 leading principal directions and far from it on the last "
+    "284 (mean fraction of energy wrong, last 284 minus first 50)",
+    (missed_pcs[500:].mean() - missed_pcs[:50].mean()).item(),
+    "> 0.5",
+)
+claims.check(
+    "ch01-overcomplete-copies-some-directions",
+    "The over-complete autoencoder's W_d W_e gets less than 10% wrong on more than 50 but fewer than 300 "
+    "of the 784 principal directions (their number)",
+    n_copied,
+    "in [50, 300]",
+)
+claims.check(
+    "ch01-overcomplete-fails-on-noise",
+    "The over-complete autoencoder's MSE on uniform-noise images is more than 5 times its MSE on clothes",
+    mse_over_noise / mse_over_test,
+    "> 5",
+)
 fig, ax = plt.subplots(figsize=(7, 3))
-ax.plot(np.arange(1, 785), missed_pcs.numpy(), ".", ms=2, label="principal direction $u_i$")
-ax.axhline(missed_random.item(), color="C1", ls="--", label="random directions (mean)")
+ax.plot(
+    np.arange(1, 785),
+    missed_pcs.numpy(),
+    ".",
+    ms=2,
+    label="principal direction $u_i$",
+)
+ax.axhline(
+    missed_random.item(), color="C1", ls="--", label="random directions (mean)"
+)
 ax.axhline(missed_data.item(), color="C2", ls=":", label="centred test images")
-ax.set(title="How far the over-complete AE is from copying", xlabel="principal direction index i (by variance)",
-       ylabel=r"$\Vert(W_dW_e - I)v\Vert^2 / \Vert v\Vert^2$")
+ax.set(
+    title="How far the over-complete AE is from copying",
+    xlabel="principal direction index i (by variance)",
+    ylabel=r"$\Vert(W_dW_e - I)v\Vert^2 / \Vert v\Vert^2$",
+)
 ax.legend(fontsize=8)
 plt.show()
 
@@ -553,23 +750,38 @@ plt.show()
 # %%
 noise_std = cfg.noise_std
 gen = torch.Generator().manual_seed(seed_for(5))
-x_test_noisy = ae.add_noise(x_test, noise_std, generator=gen)                     # (N, 784)
+x_test_noisy = ae.add_noise(x_test, noise_std, generator=gen)  # (N, 784)
 noise_gen = torch.Generator().manual_seed(seed_for(6))
 
 
 def denoise_step(model, batch):
     (xb,) = batch
-    return torch.mean((model(ae.add_noise(xb, noise_std, generator=noise_gen)) - xb) ** 2)
+    return torch.mean(
+        (model(ae.add_noise(xb, noise_std, generator=noise_gen)) - xb) ** 2
+    )
 
 
-train.seed_everything(seed_for(0))              # the deep AE's initial weights: a paired comparison
+train.seed_everything(
+    seed_for(0)
+)  # the deep AE's initial weights: a paired comparison
 dae = ae.mlp_autoencoder(784, k=k, hidden=(256, 64))
-hist_dae = train.fit(dae, train.minibatches(x_train, batch_size=cfg.batch_size, seed=seed_for(3)), denoise_step,
-                     epochs=cfg.deep_epochs, lr=cfg.lr, device=torch.device("cpu"), desc="denoising AE")
+hist_dae = train.fit(
+    dae,
+    train.minibatches(x_train, batch_size=cfg.batch_size, seed=seed_for(3)),
+    denoise_step,
+    epochs=cfg.deep_epochs,
+    lr=cfg.lr,
+    device=torch.device("cpu"),
+    desc="denoising AE",
+)
 denoise = {
     "noisy input itself": torch.mean((x_test_noisy - x_test) ** 2).item(),
-    f"PCA, K={k}": torch.mean((pca_reconstruct(x_test_noisy) - x_test) ** 2).item(),
-    "deep AE (clean training)": ae.reconstruction_mse(deep, x_test_noisy, x_test),
+    f"PCA, K={k}": torch.mean(
+        (pca_reconstruct(x_test_noisy) - x_test) ** 2
+    ).item(),
+    "deep AE (clean training)": ae.reconstruction_mse(
+        deep, x_test_noisy, x_test
+    ),
     "denoising AE": ae.reconstruction_mse(dae, x_test_noisy, x_test),
 }
 
@@ -578,41 +790,79 @@ denoise = {
 print(f"noise std {noise_std}: MSE to the clean test images")
 for name, value in denoise.items():
     print(f"  {name:<26}{value:.4f}")
-noise = (x_test_noisy - x_test).double()                          # (N, 784): the clipped noise
-noise_in_pca = (noise @ pcs.double()).pow(2).sum() / noise.pow(2).sum()   # share inside span(U_K)
-print(f"PCA's clean test MSE {mse_pca_test:.4f}; its noisy test MSE minus that: "
-      f"{denoise[f'PCA, K={k}'] - mse_pca_test:.4f}")
-print(f"share of the clipped noise's energy inside PCA's {k}-dim subspace: {noise_in_pca.item():.3f} "
-      f"(white noise: K/D = {k / 784:.3f})")
+noise = (x_test_noisy - x_test).double()  # (N, 784): the clipped noise
+noise_in_pca = (noise @ pcs.double()).pow(2).sum() / noise.pow(
+    2
+).sum()  # share inside span(U_K)
+print(
+    f"PCA's clean test MSE {mse_pca_test:.4f}; its noisy test MSE minus that: "
+    f"{denoise[f'PCA, K={k}'] - mse_pca_test:.4f}"
+)
+print(
+    f"share of the clipped noise's energy inside PCA's {k}-dim subspace: {noise_in_pca.item():.3f} "
+    f"(white noise: K/D = {k / 784:.3f})"
+)
 
 # %%
-claims.check("ch01-dae-beats-pca",
-             "On noisy test images the denoising autoencoder's error is at least 20% below PCA's (MSE ratio DAE/PCA)",
-             denoise["denoising AE"] / denoise[f"PCA, K={k}"], "< 0.8", flagship=True)
-claims.check("ch01-clipped-noise-in-pca-subspace",
-             "More than 5% of the clipped noise's energy lies inside PCA's K-dimensional subspace, five times the "
-             "share K/D of white noise",
-             noise_in_pca.item(), "> 0.05")
-claims.check("ch01-pca-removes-noise",
-             "PCA's projection removes more than half of the noisy input's error (MSE ratio PCA/noisy input)",
-             denoise[f"PCA, K={k}"] / denoise["noisy input itself"], "< 0.5")
-claims.check("ch01-clean-ae-worse-than-pca-on-noise",
-             "On noisy images the deep autoencoder trained on clean images does worse than PCA (MSE ratio PCA/clean AE)",
-             denoise[f"PCA, K={k}"] / denoise["deep AE (clean training)"], "< 0.85")
-claims.check("ch01-dae-beats-clean-ae",
-             "On noisy images the denoising autoencoder's error is less than 60% of the clean-trained network's",
-             denoise["denoising AE"] / denoise["deep AE (clean training)"], "< 0.6")
-print("denoising AE beats PCA on noisy images:", denoise["denoising AE"] < denoise[f"PCA, K={k}"])
-print("denoising AE beats the clean-trained AE:", denoise["denoising AE"] < denoise["deep AE (clean training)"])
+claims.check(
+    "ch01-dae-beats-pca",
+    "On noisy test images the denoising autoencoder's error is at least 20% below PCA's (MSE ratio DAE/PCA)",
+    denoise["denoising AE"] / denoise[f"PCA, K={k}"],
+    "< 0.8",
+    flagship=True,
+)
+claims.check(
+    "ch01-clipped-noise-in-pca-subspace",
+    "More than 5% of the clipped noise's energy lies inside PCA's K-dimensional subspace, five times the "
+    "share K/D of white noise",
+    noise_in_pca.item(),
+    "> 0.05",
+)
+claims.check(
+    "ch01-pca-removes-noise",
+    "PCA's projection removes more than half of the noisy input's error (MSE ratio PCA/noisy input)",
+    denoise[f"PCA, K={k}"] / denoise["noisy input itself"],
+    "< 0.5",
+)
+claims.check(
+    "ch01-clean-ae-worse-than-pca-on-noise",
+    "On noisy images the deep autoencoder trained on clean images does worse than PCA (MSE ratio PCA/clean AE)",
+    denoise[f"PCA, K={k}"] / denoise["deep AE (clean training)"],
+    "< 0.85",
+)
+claims.check(
+    "ch01-dae-beats-clean-ae",
+    "On noisy images the denoising autoencoder's error is less than 60% of the clean-trained network's",
+    denoise["denoising AE"] / denoise["deep AE (clean training)"],
+    "< 0.6",
+)
+print(
+    "denoising AE beats PCA on noisy images:",
+    denoise["denoising AE"] < denoise[f"PCA, K={k}"],
+)
+print(
+    "denoising AE beats the clean-trained AE:",
+    denoise["denoising AE"] < denoise["deep AE (clean training)"],
+)
 
 # %%
 viz.reconstruction_rows(
-    [x_test_img[idx], x_test_noisy[idx].reshape(-1, 1, 28, 28),
-     pca_reconstruct(x_test_noisy[idx]).clamp(0, 1).reshape(-1, 1, 28, 28),
-     deep(x_test_noisy[idx]).detach().reshape(-1, 1, 28, 28),
-     dae(x_test_noisy[idx]).detach().reshape(-1, 1, 28, 28)],
-    ["clean", f"noisy, σ={noise_std}", f"PCA, K={k}", "deep AE", "denoising AE"],
-    title="Denoising unseen test images")
+    [
+        x_test_img[idx],
+        x_test_noisy[idx].reshape(-1, 1, 28, 28),
+        pca_reconstruct(x_test_noisy[idx]).clamp(0, 1).reshape(-1, 1, 28, 28),
+        deep(x_test_noisy[idx]).detach().reshape(-1, 1, 28, 28),
+        dae(x_test_noisy[idx]).detach().reshape(-1, 1, 28, 28),
+    ],
+    [
+        "clean",
+        f"noisy, σ={noise_std}",
+        f"PCA, K={k}",
+        "deep AE",
+        "denoising AE",
+    ],
+    title="Denoising unseen test images",
+)
 plt.show()
 
 # %% [markdown]
@@ -711,13 +961,16 @@ plt.show()
 
 # %% tags=["solution"]
 def pca_reconstruction(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Reconstruct the rows of ``x`` (N, D) from their top-``k`` principal components."""
+    """Reconstruct the rows of ``x`` (N, D) from their top-``k`` principal
+    components."""
     # BEGIN SOLUTION
     # HINT: subtract the column mean, take Vh[:k] from torch.linalg.svd, project and add the mean back.
-    mean = x.mean(0, keepdim=True)                                   # (1, D)
-    _, _, vh = torch.linalg.svd(x - mean, full_matrices=False)       # vh: (min(N, D), D)
-    basis = vh[:k]                                                   # (k, D)
-    return (x - mean) @ basis.T @ basis + mean                       # (N, D)
+    mean = x.mean(0, keepdim=True)  # (1, D)
+    _, _, vh = torch.linalg.svd(
+        x - mean, full_matrices=False
+    )  # vh: (min(N, D), D)
+    basis = vh[:k]  # (k, D)
+    return (x - mean) @ basis.T @ basis + mean  # (N, D)
     # END SOLUTION
 
 
@@ -731,17 +984,40 @@ from seqlib.exercises import check_close, check_shape, check_true
 subset = x_train[:500]
 for k_ in (8, 3):
     mine = pca_reconstruction(subset, k_)
-    check_shape(mine, (500, 784), name=f"pca_reconstruction(x, {k_})", letters="N, D")
-    check_close(mine.mean(0), subset.mean(0), rtol=1e-3, atol=1e-4,
-                name=f"column means of pca_reconstruction(x, {k_}) (centre with the column means, add them back)")
+    check_shape(
+        mine, (500, 784), name=f"pca_reconstruction(x, {k_})", letters="N, D"
+    )
+    check_close(
+        mine.mean(0),
+        subset.mean(0),
+        rtol=1e-3,
+        atol=1e-4,
+        name=f"column means of pca_reconstruction(x, {k_}) (centre with the column means, add them back)",
+    )
     reference = PCA(n_components=k_, svd_solver="full").fit(subset.numpy())
     expected = reference.inverse_transform(reference.transform(subset.numpy()))
-    mse_mine, mse_pca = float(((mine - subset) ** 2).mean()), float(((expected - subset.numpy()) ** 2).mean())
-    check_true(mse_mine <= mse_pca * 1.001 + 1e-7,
-               f"pca_reconstruction(x, {k_}): mean squared error {mse_mine:.4g} is above PCA's {mse_pca:.4g}; "
-               f"centre with the column means and keep the {k_} directions with the largest singular values")
-    check_close(mine, expected, rtol=1e-3, atol=1e-4, name=f"pca_reconstruction(x, {k_})")
-check_shape(pca_reconstruction(subset[:10], 8), (10, 784), name="pca_reconstruction of 10 rows", letters="N, D")
+    mse_mine, mse_pca = (
+        float(((mine - subset) ** 2).mean()),
+        float(((expected - subset.numpy()) ** 2).mean()),
+    )
+    check_true(
+        mse_mine <= mse_pca * 1.001 + 1e-7,
+        f"pca_reconstruction(x, {k_}): mean squared error {mse_mine:.4g} is above PCA's {mse_pca:.4g}; "
+        f"centre with the column means and keep the {k_} directions with the largest singular values",
+    )
+    check_close(
+        mine,
+        expected,
+        rtol=1e-3,
+        atol=1e-4,
+        name=f"pca_reconstruction(x, {k_})",
+    )
+check_shape(
+    pca_reconstruction(subset[:10], 8),
+    (10, 784),
+    name="pca_reconstruction of 10 rows",
+    letters="N, D",
+)
 
 # %% [markdown]
 # :::{exercise} Principal angles by hand
@@ -761,7 +1037,8 @@ check_shape(pca_reconstruction(subset[:10], 8), (10, 784), name="pca_reconstruct
 
 # %% tags=["solution"]
 def largest_principal_angle(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Largest principal angle, in degrees, between span(a) and span(b); a, b: (D, K)."""
+    """Largest principal angle, in degrees, between span(a) and span(b); a, b:
+    (D, K)."""
     # BEGIN SOLUTION
     # HINT: orthonormalise with torch.linalg.qr; the smallest singular value of Qa^T Qb is the cosine.
     qa, _ = torch.linalg.qr(a.double())
@@ -781,16 +1058,33 @@ from scipy.linalg import subspace_angles
 from seqlib.exercises import check_close, check_true
 
 e = torch.eye(3)
-check_close(largest_principal_angle(e[:, :1], e[:, 1:2]), 90.0, atol=1e-6, name="angle(x-axis, y-axis)")
+check_close(
+    largest_principal_angle(e[:, :1], e[:, 1:2]),
+    90.0,
+    atol=1e-6,
+    name="angle(x-axis, y-axis)",
+)
 tilted = torch.tensor([[1.0], [1.0], [0.0]])
-check_close(largest_principal_angle(e[:, :1], tilted), 45.0, atol=1e-6, name="angle(x-axis, x=y line)")
+check_close(
+    largest_principal_angle(e[:, :1], tilted),
+    45.0,
+    atol=1e-6,
+    name="angle(x-axis, x=y line)",
+)
 rng = torch.Generator().manual_seed(seed_for(8))
 a, b = torch.randn(20, 4, generator=rng), torch.randn(20, 4, generator=rng)
-check_close(largest_principal_angle(a, b), np.degrees(subspace_angles(a.numpy(), b.numpy())).max(),
-            atol=1e-4, name="largest angle of random 4-D subspaces of R^20")
+check_close(
+    largest_principal_angle(a, b),
+    np.degrees(subspace_angles(a.numpy(), b.numpy())).max(),
+    atol=1e-4,
+    name="largest angle of random 4-D subspaces of R^20",
+)
 same = largest_principal_angle(a, a @ torch.randn(4, 4, generator=rng))
-check_true(same < 1e-3, f"a basis change (a @ M) spans the same subspace: the angle should be 0°, got {same} "
-                        "(NaN? clamp the cosine to [-1, 1] before arccos)")
+check_true(
+    same < 1e-3,
+    f"a basis change (a @ M) spans the same subspace: the angle should be 0°, got {same} "
+    "(NaN? clamp the cosine to [-1, 1] before arccos)",
+)
 
 # %% [markdown]
 # :::{exercise} When the subspace is not determined
@@ -824,18 +1118,44 @@ check_true(same < 1e-3, f"a basis change (a @ M) spans the same subspace: the an
 train.seed_everything(seed_for(0))
 pca16 = PCA(n_components=16).fit(x_train.numpy())
 lin16 = ae.linear_autoencoder(784, 16)
-hist16 = train.fit(lin16, train.minibatches(xc_train, batch_size=cfg.batch_size, seed=seed_for(7)), mse_step,
-                   epochs=cfg.linear_epochs, lr=cfg.lr, device=torch.device("cpu"), desc="K=16")
-mse16_pca = np.mean((pca16.inverse_transform(pca16.transform(x_train.numpy())) - x_train.numpy()) ** 2)
-angles16 = ae.principal_angles(lin16.decoder.weight, torch.from_numpy(pca16.components_.T.copy()))
+hist16 = train.fit(
+    lin16,
+    train.minibatches(xc_train, batch_size=cfg.batch_size, seed=seed_for(7)),
+    mse_step,
+    epochs=cfg.linear_epochs,
+    lr=cfg.lr,
+    device=torch.device("cpu"),
+    desc="K=16",
+)
+mse16_pca = np.mean(
+    (
+        pca16.inverse_transform(pca16.transform(x_train.numpy()))
+        - x_train.numpy()
+    )
+    ** 2
+)
+angles16 = ae.principal_angles(
+    lin16.decoder.weight, torch.from_numpy(pca16.components_.T.copy())
+)
 ratio16 = ae.reconstruction_mse(lin16, xc_train) / mse16_pca
-claims.check("ch01-k16-error-near-pca", "With K = 16 the linear autoencoder's training MSE is within 1% of PCA's",
-             ratio16, "< 1.01")
-claims.check("ch01-k16-angle-large",
-             "With K = 16 the largest principal angle to the PCA subspace stays far above 5° (above 10°)",
-             angles16.max().item(), "> 10")
-claims.check("ch01-k16-most-angles-small", "With K = 16 the median principal angle is below 2°",
-             angles16.median().item(), "< 2")
+claims.check(
+    "ch01-k16-error-near-pca",
+    "With K = 16 the linear autoencoder's training MSE is within 1% of PCA's",
+    ratio16,
+    "< 1.01",
+)
+claims.check(
+    "ch01-k16-angle-large",
+    "With K = 16 the largest principal angle to the PCA subspace stays far above 5° (above 10°)",
+    angles16.max().item(),
+    "> 10",
+)
+claims.check(
+    "ch01-k16-most-angles-small",
+    "With K = 16 the median principal angle is below 2°",
+    angles16.median().item(),
+    "< 2",
+)
 print(f"MSE ratio {ratio16:.3f}")
 print("angles:", np.round(angles16.numpy(), 1))
 

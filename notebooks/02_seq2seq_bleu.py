@@ -39,9 +39,13 @@
 # %%
 # Setup: installs seqlib on Colab; locally the README's commands already did.
 import importlib.util, subprocess, sys
+
 if importlib.util.find_spec("seqlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "seqlib[keras] @ git+https://github.com/attention-course/attention-book"], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    repo = "git+https://github.com/attention-course/attention-book"
+    subprocess.run([*pip, f"seqlib[keras] @ {repo}"], check=True)
 from seqlib.notebook import start
+
 device = start("ch02")
 
 # %%
@@ -130,11 +134,18 @@ S
 print(inspect.getsource(translation._clause))
 
 # %%
-# Random streams (seed_for): 0 and 1 generate and split the data (0 also initialises the model),
-# 2 orders the training batches, 3 the random batches below, 4 and 5 the (unshuffled) test batches.
+# Random streams (seed_for): 0 and 1 generate and split the data (0 also
+# initialises the model), 2 orders the training batches, 3 the random batches
+# below, 4 and 5 the (unshuffled) test batches.
 if S.corpus == "generated":
-    data = translation_task(S.n_train, S.n_valid, S.n_test, min_len=S.min_len,
-                            max_len=S.max_len, seed=seed_for(0))
+    data = translation_task(
+        S.n_train,
+        S.n_valid,
+        S.n_test,
+        min_len=S.min_len,
+        max_len=S.max_len,
+        seed=seed_for(0),
+    )
 else:  # the full profile: Multi30k, downloaded into the cache on first use
     data = load_multi30k()
 for pair in data.train[:3]:
@@ -142,24 +153,36 @@ for pair in data.train[:3]:
     for ref in pair.refs:
         print("reference:", " ".join(ref))
     print()
-print(f"{len(data.train)} / {len(data.valid)} / {len(data.test)} pairs; vocabularies: "
-      f"{len(data.src_vocab)} source, {len(data.tgt_vocab)} target tokens")
+print(
+    f"{len(data.train)} / {len(data.valid)} / {len(data.test)} pairs; vocabularies: "
+    f"{len(data.src_vocab)} source, {len(data.tgt_vocab)} target tokens"
+)
 
 # %% [markdown]
 # Every clause of every reference ends with its verb, whatever the source order;
 # the check below is the same one the tests run.
 
 # %%
-verbs = {stem + end for _, _, stem in translation.TRANSITIVE + translation.INTRANSITIVE for end in ("t", "en")}
+verbs = {
+    stem + end
+    for _, _, stem in translation.TRANSITIVE + translation.INTRANSITIVE
+    for end in ("t", "en")
+}
 conjunctions = {tgt for _, tgt in translation.CONJUNCTIONS}
 for pair in data.test if S.corpus == "generated" else []:
     for ref in pair.refs:
-        ends = [ref[i - 1] for i, tok in enumerate(ref) if tok in conjunctions] + [ref[-1]]
+        ends = [
+            ref[i - 1] for i, tok in enumerate(ref) if tok in conjunctions
+        ] + [ref[-1]]
         assert all(tok in verbs for tok in ends), ref
 
 src_lengths = np.array([len(p.src) for p in data.train])
 fig, ax = plt.subplots(figsize=(6, 3))
-ax.hist(src_lengths, bins=np.arange(src_lengths.min(), src_lengths.max() + 2) - 0.5, color="0.4")
+ax.hist(
+    src_lengths,
+    bins=np.arange(src_lengths.min(), src_lengths.max() + 2) - 0.5,
+    color="0.4",
+)
 ax.set_xlabel("source sentence length (tokens)")
 ax.set_ylabel("training sentences")
 ax.set_title("Sentence lengths in the training set")
@@ -178,8 +201,16 @@ plt.show()
 batch = make_batch(data.train[:2], data.src_vocab, data.tgt_vocab)
 for key, value in batch.items():
     print(f"{key:12s} {tuple(value.shape)}")
-print("tgt_in :", data.tgt_vocab.itos[batch["tgt_in"][0, 0]], data.tgt_vocab.decode(batch["tgt_in"][0]))
-print("tgt_out:", data.tgt_vocab.decode(batch["tgt_out"][0]), data.tgt_vocab.itos[2])
+print(
+    "tgt_in :",
+    data.tgt_vocab.itos[batch["tgt_in"][0, 0]],
+    data.tgt_vocab.decode(batch["tgt_in"][0]),
+)
+print(
+    "tgt_out:",
+    data.tgt_vocab.decode(batch["tgt_out"][0]),
+    data.tgt_vocab.itos[2],
+)
 
 # %% [markdown]
 # Padding costs decoder steps for nothing. Batches of sentences of similar length
@@ -193,15 +224,34 @@ def padding_fraction(batches):
     return 1 - real / total
 
 
-bucketed = BucketBatches(data.train, data.src_vocab, data.tgt_vocab, batch_size=S.batch_size,
-                         seed=seed_for(2))
-random_batches = BucketBatches(data.train, data.src_vocab, data.tgt_vocab, batch_size=S.batch_size,
-                               seed=seed_for(3), pool=1)
-waste_bucketed, waste_random = padding_fraction(list(bucketed)), padding_fraction(list(random_batches))
-claims.check("ch02-bucketing-cuts-padding",
-             "Length-bucketed batches waste less than a tenth of the padding that random batches waste",
-             waste_bucketed / waste_random, "< 0.1")
-print(f"padding: {waste_random:.0%} of source positions in random batches, {waste_bucketed:.0%} when bucketed")
+bucketed = BucketBatches(
+    data.train,
+    data.src_vocab,
+    data.tgt_vocab,
+    batch_size=S.batch_size,
+    seed=seed_for(2),
+)
+random_batches = BucketBatches(
+    data.train,
+    data.src_vocab,
+    data.tgt_vocab,
+    batch_size=S.batch_size,
+    seed=seed_for(3),
+    pool=1,
+)
+waste_bucketed, waste_random = (
+    padding_fraction(list(bucketed)),
+    padding_fraction(list(random_batches)),
+)
+claims.check(
+    "ch02-bucketing-cuts-padding",
+    "Length-bucketed batches waste less than a tenth of the padding that random batches waste",
+    waste_bucketed / waste_random,
+    "< 0.1",
+)
+print(
+    f"padding: {waste_random:.0%} of source positions in random batches, {waste_bucketed:.0%} when bucketed"
+)
 
 # %% [markdown]
 # ## The model
@@ -217,9 +267,13 @@ print(inspect.getsource(seq2seq.PlainDecoder))
 
 # %%
 seed_everything(seed_for(0))
-plain = seq2seq.plain_seq2seq(len(data.src_vocab), len(data.tgt_vocab), emb=S.emb, hidden=S.hidden)
+plain = seq2seq.plain_seq2seq(
+    len(data.src_vocab), len(data.tgt_vocab), emb=S.emb, hidden=S.hidden
+)
 n_params = sum(p.numel() for p in plain.parameters())
-print(f"encoder output width D = {plain.encoder.out_dim}; context vector c has {plain.encoder.out_dim} numbers")
+print(
+    f"encoder output width D = {plain.encoder.out_dim}; context vector c has {plain.encoder.out_dim} numbers"
+)
 print(f"parameters: {n_params:,}")
 logits = plain(batch["src"], batch["src_lengths"], batch["tgt_in"])
 assert logits.shape == (*batch["tgt_in"].shape, len(data.tgt_vocab))
@@ -255,10 +309,20 @@ print(inspect.getsource(seq2seq.train_step))
 # %%
 # NBVAL_IGNORE_OUTPUT
 t0 = time.perf_counter()
-history = fit(plain, bucketed, seq2seq.train_step, epochs=S.epochs, lr=S.lr, grad_clip=1.0,
-              device=device, desc="plain")
+history = fit(
+    plain,
+    bucketed,
+    seq2seq.train_step,
+    epochs=S.epochs,
+    lr=S.lr,
+    grad_clip=1.0,
+    device=device,
+    desc="plain",
+)
 train_seconds = time.perf_counter() - t0
-print(f"trained {S.epochs} epochs in {train_seconds:.0f} s; final training loss {history.last('loss'):.3f}")
+print(
+    f"trained {S.epochs} epochs in {train_seconds:.0f} s; final training loss {history.last('loss'):.3f}"
+)
 
 # %%
 fig, ax = plt.subplots(figsize=(5, 3))
@@ -266,8 +330,12 @@ ax.plot(range(1, len(history["loss"]) + 1), history["loss"], marker="o")
 ax.set_xlabel("epoch")
 ax.set_ylabel("cross-entropy (nats per target token)")
 ax.set_title("Plain encoder–decoder: training loss")
-claims.check("ch02-training-loss-falls", "The training loss falls by more than 20% over the run (last/first epoch)",
-             history["loss"][-1] / history["loss"][0], "< 0.8")
+claims.check(
+    "ch02-training-loss-falls",
+    "The training loss falls by more than 20% over the run (last/first epoch)",
+    history["loss"][-1] / history["loss"][0],
+    "< 0.8",
+)
 plt.show()
 
 # %% [markdown]
@@ -304,23 +372,54 @@ print(inspect.getsource(decoding.beam_search))
 print(inspect.getsource(seq2seq.StepDecoding))
 
 # %%
-test_batches = BucketBatches(data.test, data.src_vocab, data.tgt_vocab, batch_size=256, shuffle=False,
-                             seed=seed_for(4))
+test_batches = BucketBatches(
+    data.test,
+    data.src_vocab,
+    data.tgt_vocab,
+    batch_size=256,
+    shuffle=False,
+    seed=seed_for(4),
+)
 refs = [p.refs for p in data.test]
-few = data.test[:S.n_beam]
-few_batches = BucketBatches(few, data.src_vocab, data.tgt_vocab, batch_size=64, shuffle=False, seed=seed_for(5))
-decoded = {}  # decoding is deterministic: every timed repeat gives the same translations
-greedy_time = benchmark(lambda: decoded.update(greedy=seq2seq.translate(plain, test_batches, data.tgt_vocab)),
-                        repeats=5, warmup=1)
-beam_time = benchmark(lambda: decoded.update(beam=seq2seq.translate(plain, few_batches, data.tgt_vocab,
-                                                                    beam_size=S.beam_size)), repeats=3, warmup=0)
+few = data.test[: S.n_beam]
+few_batches = BucketBatches(
+    few,
+    data.src_vocab,
+    data.tgt_vocab,
+    batch_size=64,
+    shuffle=False,
+    seed=seed_for(5),
+)
+# decoding is deterministic: every timed repeat gives the same translations
+decoded = {}
+greedy_time = benchmark(
+    lambda: decoded.update(
+        greedy=seq2seq.translate(plain, test_batches, data.tgt_vocab)
+    ),
+    repeats=5,
+    warmup=1,
+)
+beam_time = benchmark(
+    lambda: decoded.update(
+        beam=seq2seq.translate(
+            plain, few_batches, data.tgt_vocab, beam_size=S.beam_size
+        )
+    ),
+    repeats=3,
+    warmup=0,
+)
 greedy_hyps, beam_hyps = decoded["greedy"], decoded["beam"]
-bleu_greedy_few = metrics.corpus_bleu(greedy_hyps[:len(few)], refs[:len(few)]).score
-bleu_beam_few = metrics.corpus_bleu(beam_hyps, refs[:len(few)]).score
+bleu_greedy_few = metrics.corpus_bleu(
+    greedy_hyps[: len(few)], refs[: len(few)]
+).score
+bleu_beam_few = metrics.corpus_bleu(beam_hyps, refs[: len(few)]).score
 if S.corpus == "generated":  # the smoke profile's weak model
-    claims.check("ch02-beam-no-better-than-greedy",
-                 "On the weak smoke-profile model, beam search raises BLEU over greedy decoding by less than 1.5 points",
-                 bleu_beam_few - bleu_greedy_few, "< 1.5")
+    claims.check(
+        "ch02-beam-no-better-than-greedy",
+        "On the weak smoke-profile model, beam search raises BLEU over greedy decoding by less than 1.5 points",
+        bleu_beam_few - bleu_greedy_few,
+        "< 1.5",
+    )
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -329,10 +428,14 @@ for i in (0, 1):
     print("greedy: ", " ".join(greedy_hyps[i]))
     print("beam:   ", " ".join(beam_hyps[i]))
     print("ref:    ", " ".join(data.test[i].refs[0]), "\n")
-print(f"BLEU on the first {len(few)} test sentences: greedy {bleu_greedy_few:.1f}, beam {bleu_beam_few:.1f}")
-print(f"time (median of the repeats, spread (max - min) / median): greedy {greedy_time.median:.2f} s "
-      f"({greedy_time.spread:.0%}) for all {len(data.test)} sentences (batched), "
-      f"beam {beam_time.median:.2f} s ({beam_time.spread:.0%}) for {len(few)} (one sentence at a time)")
+print(
+    f"BLEU on the first {len(few)} test sentences: greedy {bleu_greedy_few:.1f}, beam {bleu_beam_few:.1f}"
+)
+print(
+    f"time (median of the repeats, spread (max - min) / median): greedy {greedy_time.median:.2f} s "
+    f"({greedy_time.spread:.0%}) for all {len(data.test)} sentences (batched), "
+    f"beam {beam_time.median:.2f} s ({beam_time.spread:.0%}) for {len(few)} (one sentence at a time)"
+)
 
 # %% [markdown]
 # Beam search looks for outputs that the *model* scores higher. Whether that raises
@@ -386,13 +489,20 @@ print(inspect.getsource(metrics.bleu_by_hand))
 
 # %%
 hyp = "the the the cat on mat".split()
-ex_refs = ["the cat is sitting on the mat".split(), "there is a cat sitting on the mat".split()]
+ex_refs = [
+    "the cat is sitting on the mat".split(),
+    "there is a cat sitting on the mat".split(),
+]
 for n in (1, 2, 3, 4):
     m, t = metrics.clipped_matches(hyp, ex_refs, n)
     print(f"p_{n} = {m}/{t}")
 r = metrics.closest_ref_length(len(hyp), [len(x) for x in ex_refs])
-print(f"c = {len(hyp)}, r = {r}, BP = exp(1 - {r}/{len(hyp)}) = {metrics.brevity_penalty(len(hyp), r):.4f}")
-print("no 3-gram matches: sacrebleu's default smoothing replaces p_3 = 0 by 1/(2 * 4), p_4 by 1/(4 * 3)")
+print(
+    f"c = {len(hyp)}, r = {r}, BP = exp(1 - {r}/{len(hyp)}) = {metrics.brevity_penalty(len(hyp), r):.4f}"
+)
+print(
+    "no 3-gram matches: sacrebleu's default smoothing replaces p_3 = 0 by 1/(2 * 4), p_4 by 1/(4 * 3)"
+)
 mine = metrics.bleu_by_hand([hyp], [ex_refs])
 theirs = metrics.corpus_bleu([hyp], [ex_refs])
 print(f"BLEU by hand {mine.score:.4f}, sacrebleu {theirs.score:.4f}")
@@ -406,13 +516,19 @@ assert abs(mine.score - theirs.score) < 1e-9
 by_hand = metrics.bleu_by_hand(greedy_hyps, refs)
 reference = metrics.corpus_bleu(greedy_hyps, refs)
 assert abs(by_hand.score - reference.score) < 1e-9
-assert by_hand.precisions == tuple(reference.precisions) or np.allclose(by_hand.precisions, reference.precisions)
+assert by_hand.precisions == tuple(reference.precisions) or np.allclose(
+    by_hand.precisions, reference.precisions
+)
 print("hand-written BLEU equals sacrebleu on the test set")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(f"test BLEU (greedy) = {reference.score:.1f}")
-print("precisions p1..p4 (%):", [round(p, 1) for p in reference.precisions], f" BP = {reference.bp:.3f}")
+print(
+    "precisions p1..p4 (%):",
+    [round(p, 1) for p in reference.precisions],
+    f" BP = {reference.bp:.3f}",
+)
 print("sacrebleu signature:", reference.signature)
 
 # %% [markdown]
@@ -441,27 +557,52 @@ for row in rows:
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5))
-plot_bleu_by_length(ax, {"plain encoder–decoder": rows},
-                    title="Plain encoder–decoder: BLEU falls with sentence length")
+plot_bleu_by_length(
+    ax,
+    {"plain encoder–decoder": rows},
+    title="Plain encoder–decoder: BLEU falls with sentence length",
+)
 plt.show()
 
 # %%
 shortest, longest = rows[0]["bleu"], rows[-1]["bleu"]
-long_idx = [i for i, n in enumerate(test_lengths) if rows[-1]["lo"] <= n < rows[-1]["hi"]]
-long_bleu = metrics.corpus_bleu([greedy_hyps[i] for i in long_idx], [refs[i] for i in long_idx])
+long_idx = [
+    i
+    for i, n in enumerate(test_lengths)
+    if rows[-1]["lo"] <= n < rows[-1]["hi"]
+]
+long_bleu = metrics.corpus_bleu(
+    [greedy_hyps[i] for i in long_idx], [refs[i] for i in long_idx]
+)
 if S.corpus == "generated":  # the claims are about the smoke profile's task
-    assert all(r["n"] >= 30 for r in rows), "every bucket needs enough sentences"
-    claims.check("ch02-bleu-falls-with-length",
-                 "The plain encoder-decoder's BLEU on the longest sentences is less than half its BLEU on the shortest",
-                 longest / shortest, "< 0.5", flagship=True)
-    claims.check("ch02-bleu-falls-bucket-by-bucket",
-                 "BLEU falls from each source-length bucket to the next longer one (largest step up below 0)",
-                 max(b["bleu"] - a["bleu"] for a, b in zip(rows, rows[1:])), "< 0")
-    claims.check("ch02-short-sentences-mostly-right", "BLEU on the shortest sentences (3-9 words) is above 50",
-                 shortest, "> 50")
-    claims.check("ch02-long-outputs-full-length",
-                 "On the longest sentences the outputs are about as long as the references (length ratio within 15%)",
-                 long_bleu.sys_len / long_bleu.ref_len, "in [0.85, 1.15]")
+    assert all(r["n"] >= 30 for r in rows), (
+        "every bucket needs enough sentences"
+    )
+    claims.check(
+        "ch02-bleu-falls-with-length",
+        "The plain encoder-decoder's BLEU on the longest sentences is less than half its BLEU on the shortest",
+        longest / shortest,
+        "< 0.5",
+        flagship=True,
+    )
+    claims.check(
+        "ch02-bleu-falls-bucket-by-bucket",
+        "BLEU falls from each source-length bucket to the next longer one (largest step up below 0)",
+        max(b["bleu"] - a["bleu"] for a, b in zip(rows, rows[1:])),
+        "< 0",
+    )
+    claims.check(
+        "ch02-short-sentences-mostly-right",
+        "BLEU on the shortest sentences (3-9 words) is above 50",
+        shortest,
+        "> 50",
+    )
+    claims.check(
+        "ch02-long-outputs-full-length",
+        "On the longest sentences the outputs are about as long as the references (length ratio within 15%)",
+        long_bleu.sys_len / long_bleu.ref_len,
+        "in [0.85, 1.15]",
+    )
     print("BLEU of the longest bucket is less than half that of the shortest")
 else:
     assert longest < shortest, (shortest, longest)
@@ -544,12 +685,23 @@ for c, r in [(10, 8), (8, 8), (8, 10), (1, 30), (0, 5), (50, 100)]:
     try:
         got = my_brevity_penalty(c, r)
     except ZeroDivisionError as err:
-        raise AssertionError(f"my_brevity_penalty(c={c}, r={r}): division by zero; "
-                             "an empty output (c = 0) must get penalty 0") from err
+        raise AssertionError(
+            f"my_brevity_penalty(c={c}, r={r}): division by zero; "
+            "an empty output (c = 0) must get penalty 0"
+        ) from err
     rule = "no penalty when c > r" if c > r else "exp(1 - r/c) when c <= r"
-    check_close(got, metrics.brevity_penalty(c, r), rtol=1e-6, atol=1e-9,
-                name=f"my_brevity_penalty(c={c}, r={r}) ({rule})")
-check_close(my_brevity_penalty(50, 100), math.exp(-1), name="penalty of a half-length corpus")
+    check_close(
+        got,
+        metrics.brevity_penalty(c, r),
+        rtol=1e-6,
+        atol=1e-9,
+        name=f"my_brevity_penalty(c={c}, r={r}) ({rule})",
+    )
+check_close(
+    my_brevity_penalty(50, 100),
+    math.exp(-1),
+    name="penalty of a half-length corpus",
+)
 
 # %% [markdown]
 # :::{exercise} Clipped n-gram precision
@@ -573,18 +725,24 @@ check_close(my_brevity_penalty(50, 100), math.exp(-1), name="penalty of a half-l
 from collections import Counter
 
 
-def my_clipped_matches(hyp: list[str], refs: list[list[str]], n: int) -> tuple[int, int]:
+def my_clipped_matches(
+    hyp: list[str], refs: list[list[str]], n: int
+) -> tuple[int, int]:
     # BEGIN SOLUTION
     # HINT: count n-grams with collections.Counter over tuples; keep, per n-gram, its largest count in one reference.
     def grams(tokens):
-        return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+        return Counter(
+            tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)
+        )
 
     counts = grams(hyp)
     best = Counter()
     for ref in refs:
         for gram, count in grams(ref).items():
             best[gram] = max(best[gram], count)
-    return sum(min(count, best[gram]) for gram, count in counts.items()), sum(counts.values())
+    return sum(min(count, best[gram]) for gram, count in counts.items()), sum(
+        counts.values()
+    )
     # END SOLUTION
 
 
@@ -600,15 +758,27 @@ def my_clipped_matches(hyp: list[str], refs: list[list[str]], n: int) -> tuple[i
 # %% exercise="ex02-clipping" forbid=["seqlib", "sacrebleu", "nltk"] tags=["check"]
 from seqlib.exercises import check_true
 
-cases = [("the the the the the the the".split(), ["the cat is on the mat".split(), "there is a cat on the mat".split()], 1),
-         ("the cat the cat".split(), ["the cat sat".split()], 2),
-         ("a b c d".split(), ["a b".split(), "c d".split()], 2),
-         ("x".split(), ["x y z".split()], 2)]
+cases = [
+    (
+        "the the the the the the the".split(),
+        ["the cat is on the mat".split(), "there is a cat on the mat".split()],
+        1,
+    ),
+    ("the cat the cat".split(), ["the cat sat".split()], 2),
+    ("a b c d".split(), ["a b".split(), "c d".split()], 2),
+    ("x".split(), ["x y z".split()], 2),
+]
 for hyp_, refs_, n_ in cases:
     got = my_clipped_matches(hyp_, refs_, n_)
     want = metrics.clipped_matches(hyp_, refs_, n_)
-    check_true(tuple(got) == tuple(want), f"my_clipped_matches({' '.join(hyp_)!r}, n={n_}): expected {want}, got {got}")
-check_true(tuple(my_clipped_matches(*cases[0])) == (2, 7), "the 'the the the' example must give (2, 7)")
+    check_true(
+        tuple(got) == tuple(want),
+        f"my_clipped_matches({' '.join(hyp_)!r}, n={n_}): expected {want}, got {got}",
+    )
+check_true(
+    tuple(my_clipped_matches(*cases[0])) == (2, 7),
+    "the 'the the the' example must give (2, 7)",
+)
 
 # %% [markdown]
 # :::{exercise} Why beam search needs length normalisation

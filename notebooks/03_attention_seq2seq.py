@@ -43,9 +43,13 @@
 # %%
 # Setup: installs seqlib on Colab; locally the README's commands already did.
 import importlib.util, subprocess, sys
+
 if importlib.util.find_spec("seqlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "seqlib[keras] @ git+https://github.com/attention-course/attention-book"], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    repo = "git+https://github.com/attention-course/attention-book"
+    subprocess.run([*pip, f"seqlib[keras] @ {repo}"], check=True)
 from seqlib.notebook import start
+
 device = start("ch03")
 
 # %%
@@ -152,15 +156,28 @@ print(inspect.getsource(scores.LocationScore.score))
 
 # %%
 torch.manual_seed(seed_for(0))
-q, k, v = torch.randn(2, 3, 8), torch.randn(2, 5, 8), torch.randn(2, 5, 4)  # (B, T, D), (B, S, D), (B, S, Dv)
+q, k, v = (
+    torch.randn(2, 3, 8),
+    torch.randn(2, 5, 8),
+    torch.randn(2, 5, 4),
+)  # (B, T, D), (B, S, D), (B, S, Dv)
 mask = attention.padding_mask(torch.tensor([5, 2]), 5)  # (B, S)
 for name in scores.SCORES:
     score = scores.score_function(name, d_query=8, d_key=8, max_len=5)
     context, w = scores.attend(q, k, v, score=score, mask=mask)
-    assert torch.allclose(w.sum(-1), torch.ones(2, 3)) and (w[1, :, 2:] == 0).all()
-    print(f"{name:10s} context {tuple(context.shape)}  weights {tuple(w.shape)}  row sums 1, padding 0")
+    assert (
+        torch.allclose(w.sum(-1), torch.ones(2, 3))
+        and (w[1, :, 2:] == 0).all()
+    )
+    print(
+        f"{name:10s} context {tuple(context.shape)}  weights {tuple(w.shape)}  row sums 1, padding 0"
+    )
 ours, _ = scores.attend(q, k, v, score=scores.ScaledDotScore(), mask=mask)
-assert torch.allclose(ours, F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, :]), atol=1e-6)
+assert torch.allclose(
+    ours,
+    F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, :]),
+    atol=1e-6,
+)
 
 # %% [markdown]
 # ## Plain versus attention on the same data
@@ -178,16 +195,32 @@ print(inspect.getsource(seq2seq.AttentionDecoder))
 
 # %%
 if S.corpus == "generated":
-    data = translation_task(S.n_train, S.n_valid, S.n_test, min_len=S.min_len,
-                            max_len=S.max_len, seed=seed_for(0))
+    data = translation_task(
+        S.n_train,
+        S.n_valid,
+        S.n_test,
+        min_len=S.min_len,
+        max_len=S.max_len,
+        seed=seed_for(0),
+    )
 else:  # the full profile: Multi30k, downloaded into the cache on first use
     data = load_multi30k()
-max_src = max(len(p.src) for p in data.train + data.valid + data.test) + 1  # + <eos>
-test_batches = BucketBatches(data.test, data.src_vocab, data.tgt_vocab, batch_size=256, shuffle=False,
-                             seed=seed_for(0))
+max_src = (
+    max(len(p.src) for p in data.train + data.valid + data.test) + 1
+)  # + <eos>
+test_batches = BucketBatches(
+    data.test,
+    data.src_vocab,
+    data.tgt_vocab,
+    batch_size=256,
+    shuffle=False,
+    seed=seed_for(0),
+)
 refs = [p.refs for p in data.test]
 test_lengths = [len(p.src) for p in data.test]
-print(f"{len(data.train)} training pairs, {len(data.test)} test pairs; longest source {max_src - 1} tokens")
+print(
+    f"{len(data.train)} training pairs, {len(data.test)} test pairs; longest source {max_src - 1} tokens"
+)
 
 
 @dataclass
@@ -201,8 +234,9 @@ class Run:
     rows: list
 
 
-# On a CPU, count the CPU time of this process: unlike wall-clock time it barely
-# changes when other programs share the machine. On a GPU, wall-clock time.
+# On a CPU, count the CPU time of this process: unlike wall-clock time it
+# barely changes when other programs share the machine. On a GPU, wall-clock
+# time.
 clock = time.perf_counter if device.type == "cuda" else time.process_time
 
 
@@ -213,51 +247,109 @@ def train_and_test(budgets=(S.epochs,), **config) -> dict[int, Run]:
     order, so two models differ only in their configuration.
     """
     seed_everything(seed_for(0))
-    cfg = seq2seq.Seq2SeqConfig(len(data.src_vocab), len(data.tgt_vocab), emb=S.emb, hidden=S.hidden,
-                                max_src_len=max_src, **config)
+    cfg = seq2seq.Seq2SeqConfig(
+        len(data.src_vocab),
+        len(data.tgt_vocab),
+        emb=S.emb,
+        hidden=S.hidden,
+        max_src_len=max_src,
+        **config,
+    )
     model = seq2seq.Seq2Seq(cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=S.lr)
-    batches = BucketBatches(data.train, data.src_vocab, data.tgt_vocab, batch_size=S.batch_size,
-                            seed=seed_for(0))
+    batches = BucketBatches(
+        data.train,
+        data.src_vocab,
+        data.tgt_vocab,
+        batch_size=S.batch_size,
+        seed=seed_for(0),
+    )
     tested, seconds, done = {}, 0.0, 0
-    for epochs in budgets:  # training goes on from where the previous budget stopped
+    for (
+        epochs
+    ) in budgets:  # training goes on from where the previous budget stopped
         t0 = clock()
-        fit(model, batches, seq2seq.train_step, epochs=epochs - done, optimizer=optimizer, grad_clip=1.0,
-            device=device, desc=str(config))
+        fit(
+            model,
+            batches,
+            seq2seq.train_step,
+            epochs=epochs - done,
+            optimizer=optimizer,
+            grad_clip=1.0,
+            device=device,
+            desc=str(config),
+        )
         seconds, done = seconds + clock() - t0, epochs
         hyps = seq2seq.translate(model, test_batches, data.tgt_vocab)
-        tested[epochs] = Run(copy.deepcopy(model), seconds, hyps, metrics.corpus_bleu(hyps, refs).score,
-                             metrics.bleu_by_length(hyps, refs, test_lengths, S.edges))
+        tested[epochs] = Run(
+            copy.deepcopy(model),
+            seconds,
+            hyps,
+            metrics.corpus_bleu(hyps, refs).score,
+            metrics.bleu_by_length(hyps, refs, test_lengths, S.edges),
+        )
     return tested
 
 
-# Two budgets for the flagship comparison: the chapter's short one and a longer one.
-short, long = S.epochs, (8 if S.corpus == "generated" else 2 * S.epochs)  # smoke: 3 and 8
-by_budget = {name: train_and_test(budgets=(short, long), attention=score)
-            for name, score in [("plain", None), ("additive", "additive")]}
-runs = {name: tested[short] for name, tested in by_budget.items()}  # every later comparison is at `short`
+# Two budgets for the flagship comparison: the chapter's short one and a longer
+# one.
+short, long = (
+    S.epochs,
+    (8 if S.corpus == "generated" else 2 * S.epochs),
+)  # smoke: 3 and 8
+by_budget = {
+    name: train_and_test(budgets=(short, long), attention=score)
+    for name, score in [("plain", None), ("additive", "additive")]
+}
+runs = {
+    name: tested[short] for name, tested in by_budget.items()
+}  # every later comparison is at `short`
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 def bleu_pair(epochs, i=None):
-    """Plain and attention BLEU after ``epochs``: of bucket ``i``, or of the whole test set."""
+    """Plain and attention BLEU after ``epochs``: of bucket ``i``, or of the
+    whole test set."""
     plain, attn = by_budget["plain"][epochs], by_budget["additive"][epochs]
-    return (plain.bleu, attn.bleu) if i is None else (plain.rows[i]["bleu"], attn.rows[i]["bleu"])
+    return (
+        (plain.bleu, attn.bleu)
+        if i is None
+        else (plain.rows[i]["bleu"], attn.rows[i]["bleu"])
+    )
 
 
-print(f"{'':24s}  {f'after {short} epochs':>17s}  {f'after {long} epochs':>17s}")
-print(f"{'source length':>14s} {'sentences':>9s}" + f"  {'plain':>7s} {'attention':>9s}" * 2)
+print(
+    f"{'':24s}  {f'after {short} epochs':>17s}  {f'after {long} epochs':>17s}"
+)
+print(
+    f"{'source length':>14s} {'sentences':>9s}"
+    + f"  {'plain':>7s} {'attention':>9s}" * 2
+)
 for i, row in enumerate(runs["plain"].rows + [None]):
     label, n = (row["bucket"], row["n"]) if row else ("all", len(data.test))
-    print(f"{label:>14s} {n:>9d}" + "".join(f"  {p:>7.1f} {a:>9.1f}" for p, a in
-                                            (bleu_pair(e, i if row else None) for e in (short, long))))
+    print(
+        f"{label:>14s} {n:>9d}"
+        + "".join(
+            f"  {p:>7.1f} {a:>9.1f}"
+            for p, a in (
+                bleu_pair(e, i if row else None) for e in (short, long)
+            )
+        )
+    )
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
 for ax, epochs in zip(axes, (short, long)):
-    plot_bleu_by_length(ax, {"plain encoder–decoder (fixed context)": by_budget["plain"][epochs].rows,
-                             "attention (additive score)": by_budget["additive"][epochs].rows},
-                        title=f"After {epochs} epochs")
+    plot_bleu_by_length(
+        ax,
+        {
+            "plain encoder–decoder (fixed context)": by_budget["plain"][
+                epochs
+            ].rows,
+            "attention (additive score)": by_budget["additive"][epochs].rows,
+        },
+        title=f"After {epochs} epochs",
+    )
 fig.suptitle("BLEU against source length: the bottleneck and its fix")
 plt.show()
 
@@ -292,50 +384,105 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 def drop(run):
-    """BLEU points lost from the shortest to the longest source-length bucket."""
+    """BLEU points lost from the shortest to the longest source-length
+    bucket."""
     return run.rows[0]["bleu"] - run.rows[-1]["bleu"]
 
 
 def share(run):
-    """The fraction of its shortest-bucket BLEU that a model keeps on the longest bucket."""
+    """The fraction of its shortest-bucket BLEU that a model keeps on the
+    longest bucket."""
     return run.rows[-1]["bleu"] / run.rows[0]["bleu"]
 
 
 def show(*checked):
     for c in checked:
-        print(f"{c.id}: {c.value:.3g} (expected {c.condition}){'' if c.held else '  DOES NOT HOLD'}")
+        print(
+            f"{c.id}: {c.value:.3g} (expected {c.condition}){'' if c.held else '  DOES NOT HOLD'}"
+        )
 
 
 plain_rows, attn_rows = runs["plain"].rows, runs["additive"].rows
 P3, A3 = by_budget["plain"][short], by_budget["additive"][short]
 P8, A8 = by_budget["plain"][long], by_budget["additive"][long]
-if S.corpus == "generated":  # the claims are about the smoke profile's generated task
-    assert all(r["n"] >= 30 for r in plain_rows), "every bucket needs enough sentences"
+if (
+    S.corpus == "generated"
+):  # the claims are about the smoke profile's generated task
+    assert all(r["n"] >= 30 for r in plain_rows), (
+        "every bucket needs enough sentences"
+    )
     show(
-        claims.check("ch03-plain-falls-with-length", "After 3 and after 8 epochs alike, the plain model keeps less "
-                     "than 30% of its shortest-sentence BLEU on the longest sentences (the larger of the two "
-                     "shares)", max(share(P3), share(P8)), "< 0.3"),
-        claims.check("ch03-plain-gains-on-short", "Five more epochs raise the plain model's BLEU on the shortest "
-                     "sentences by more than 10 points more than on the longest (gain on shortest minus gain on "
-                     "longest)", drop(P8) - drop(P3), "> 10"),
-        claims.check("ch03-long-gap-short-budget", "After 3 epochs attention beats the plain model on the longest "
-                     "sentences by more than 20 BLEU", A3.rows[-1]["bleu"] - P3.rows[-1]["bleu"], "> 20"),
-        claims.check("ch03-attention-keeps-larger-share", "After 3 epochs the attention model keeps a larger "
-                     "share of its short-sentence BLEU on the longest sentences than the plain model (difference "
-                     "of the shares)", share(A3) - share(P3), "> 0.1"),
-        claims.check("ch03-attention-falls-more-points-short-budget", "After 3 epochs the attention model loses "
-                     "more BLEU points from the shortest to the longest sentences than the plain model (attention's "
-                     "fall minus plain's)", drop(A3) - drop(P3), "> 0"),
-        claims.check("ch03-attention-nearly-flat-long-budget", "After 8 epochs the attention model keeps more than "
-                     "75% of its short-sentence BLEU on the longest sentences", share(A8), "> 0.75", flagship=True),
-        claims.check("ch03-attention-falls-less-long-budget", "After 8 epochs the attention model loses at least 20 "
-                     "BLEU points less than the plain model from the shortest to the longest sentences (plain's "
-                     "fall minus attention's)", drop(P8) - drop(A8), "> 20", flagship=True),
-        claims.check("ch03-long-gap-long-budget", "After 8 epochs attention beats the plain model on the longest "
-                     "sentences by more than 50 BLEU", A8.rows[-1]["bleu"] - P8.rows[-1]["bleu"], "> 50",
-                     flagship=True),
-        claims.check("ch03-budget-flattens-attention", "Five more epochs cut the attention model's fall from the "
-                     "shortest to the longest sentences by more than 25 BLEU points", drop(A3) - drop(A8), "> 25"),
+        claims.check(
+            "ch03-plain-falls-with-length",
+            "After 3 and after 8 epochs alike, the plain model keeps less "
+            "than 30% of its shortest-sentence BLEU on the longest sentences (the larger of the two "
+            "shares)",
+            max(share(P3), share(P8)),
+            "< 0.3",
+        ),
+        claims.check(
+            "ch03-plain-gains-on-short",
+            "Five more epochs raise the plain model's BLEU on the shortest "
+            "sentences by more than 10 points more than on the longest (gain on shortest minus gain on "
+            "longest)",
+            drop(P8) - drop(P3),
+            "> 10",
+        ),
+        claims.check(
+            "ch03-long-gap-short-budget",
+            "After 3 epochs attention beats the plain model on the longest "
+            "sentences by more than 20 BLEU",
+            A3.rows[-1]["bleu"] - P3.rows[-1]["bleu"],
+            "> 20",
+        ),
+        claims.check(
+            "ch03-attention-keeps-larger-share",
+            "After 3 epochs the attention model keeps a larger "
+            "share of its short-sentence BLEU on the longest sentences than the plain model (difference "
+            "of the shares)",
+            share(A3) - share(P3),
+            "> 0.1",
+        ),
+        claims.check(
+            "ch03-attention-falls-more-points-short-budget",
+            "After 3 epochs the attention model loses "
+            "more BLEU points from the shortest to the longest sentences than the plain model (attention's "
+            "fall minus plain's)",
+            drop(A3) - drop(P3),
+            "> 0",
+        ),
+        claims.check(
+            "ch03-attention-nearly-flat-long-budget",
+            "After 8 epochs the attention model keeps more than "
+            "75% of its short-sentence BLEU on the longest sentences",
+            share(A8),
+            "> 0.75",
+            flagship=True,
+        ),
+        claims.check(
+            "ch03-attention-falls-less-long-budget",
+            "After 8 epochs the attention model loses at least 20 "
+            "BLEU points less than the plain model from the shortest to the longest sentences (plain's "
+            "fall minus attention's)",
+            drop(P8) - drop(A8),
+            "> 20",
+            flagship=True,
+        ),
+        claims.check(
+            "ch03-long-gap-long-budget",
+            "After 8 epochs attention beats the plain model on the longest "
+            "sentences by more than 50 BLEU",
+            A8.rows[-1]["bleu"] - P8.rows[-1]["bleu"],
+            "> 50",
+            flagship=True,
+        ),
+        claims.check(
+            "ch03-budget-flattens-attention",
+            "Five more epochs cut the attention model's fall from the "
+            "shortest to the longest sentences by more than 25 BLEU points",
+            drop(A3) - drop(A8),
+            "> 25",
+        ),
     )
 
 # %% [markdown]
@@ -353,16 +500,30 @@ for name in S.scores:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-formula = {"cosine": "β cos(s, h)", "additive": "v·tanh(Ws + Uh)", "location": "(W s)_j",
-           "general": "sᵀ W h", "dot": "sᵀ h", "scaled_dot": "sᵀ h / √d"}
-print(f"{'score':>10s} {'formula':>16s} {'score params':>12s} {'BLEU':>6s} {'BLEU ' + plain_rows[-1]['bucket']:>11s} "
-      f"{'train s':>8s}")
+formula = {
+    "cosine": "β cos(s, h)",
+    "additive": "v·tanh(Ws + Uh)",
+    "location": "(W s)_j",
+    "general": "sᵀ W h",
+    "dot": "sᵀ h",
+    "scaled_dot": "sᵀ h / √d",
+}
+print(
+    f"{'score':>10s} {'formula':>16s} {'score params':>12s} {'BLEU':>6s} {'BLEU ' + plain_rows[-1]['bucket']:>11s} "
+    f"{'train s':>8s}"
+)
 for name in ["plain"] + list(S.scores):
     run = runs[name]
     dec = run.model.decoder
-    n_score = sum(p.numel() for p in dec.score.parameters()) if name != "plain" else 0
-    print(f"{name:>10s} {formula.get(name, 'c = h_S (no attention)'):>16s} {n_score:>12d} {run.bleu:>6.1f} "
-          f"{run.rows[-1]['bleu']:>11.1f} {run.seconds:>8.1f}")
+    n_score = (
+        sum(p.numel() for p in dec.score.parameters())
+        if name != "plain"
+        else 0
+    )
+    print(
+        f"{name:>10s} {formula.get(name, 'c = h_S (no attention)'):>16s} {n_score:>12d} {run.bleu:>6.1f} "
+        f"{run.rows[-1]['bleu']:>11.1f} {run.seconds:>8.1f}"
+    )
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -373,25 +534,55 @@ def bleu(name, longest=False):
 dot_family = ("dot", "general", "cosine")
 if S.corpus == "generated":
     show(
-        claims.check("ch03-every-score-beats-plain-long", "After 3 epochs every attention score beats the plain "
-                     "model on the longest sentences by more than 10 BLEU (the smallest gap)",
-                     min(bleu(n, True) for n in S.scores) - bleu("plain", True), "> 10"),
-        claims.check("ch03-dot-family-beats-additive", "After 3 epochs each of the dot, general and cosine scores "
-                     "beats the additive score by more than 15 BLEU (the smallest gap)",
-                     min(bleu(n) for n in dot_family) - bleu("additive"), "> 15"),
-        claims.check("ch03-location-beats-additive-and-scaled-dot", "After 3 epochs the location score beats both "
-                     "the additive and the scaled dot score (BLEU, location minus the better of the two)",
-                     bleu("location") - max(bleu("additive"), bleu("scaled_dot")), "> 0"),
-        claims.check("ch03-location-trails-dot-family-long", "After 3 epochs the location score trails each of the "
-                     "dot, general and cosine scores on the longest sentences by more than 5 BLEU",
-                     min(bleu(n, True) for n in dot_family) - bleu("location", True), "> 5"),
-        claims.check("ch03-additive-beats-scaled-dot", "After 3 epochs the additive score beats the scaled dot "
-                     "score (BLEU difference)", bleu("additive") - bleu("scaled_dot"), "> 0"),
-        claims.check("ch03-scaled-dot-lags-dot", "After 3 epochs the dot score beats the scaled dot score by more "
-                     "than 25 BLEU", bleu("dot") - bleu("scaled_dot"), "> 25"),
-        claims.check("ch03-additive-catches-up", "After 8 epochs the additive model's BLEU is above the BLEU of "
-                     "every score after 3 epochs (additive at 8 minus the best at 3)",
-                     A8.bleu - max(bleu(n) for n in S.scores), "> 0"),
+        claims.check(
+            "ch03-every-score-beats-plain-long",
+            "After 3 epochs every attention score beats the plain "
+            "model on the longest sentences by more than 10 BLEU (the smallest gap)",
+            min(bleu(n, True) for n in S.scores) - bleu("plain", True),
+            "> 10",
+        ),
+        claims.check(
+            "ch03-dot-family-beats-additive",
+            "After 3 epochs each of the dot, general and cosine scores "
+            "beats the additive score by more than 15 BLEU (the smallest gap)",
+            min(bleu(n) for n in dot_family) - bleu("additive"),
+            "> 15",
+        ),
+        claims.check(
+            "ch03-location-beats-additive-and-scaled-dot",
+            "After 3 epochs the location score beats both "
+            "the additive and the scaled dot score (BLEU, location minus the better of the two)",
+            bleu("location") - max(bleu("additive"), bleu("scaled_dot")),
+            "> 0",
+        ),
+        claims.check(
+            "ch03-location-trails-dot-family-long",
+            "After 3 epochs the location score trails each of the "
+            "dot, general and cosine scores on the longest sentences by more than 5 BLEU",
+            min(bleu(n, True) for n in dot_family) - bleu("location", True),
+            "> 5",
+        ),
+        claims.check(
+            "ch03-additive-beats-scaled-dot",
+            "After 3 epochs the additive score beats the scaled dot "
+            "score (BLEU difference)",
+            bleu("additive") - bleu("scaled_dot"),
+            "> 0",
+        ),
+        claims.check(
+            "ch03-scaled-dot-lags-dot",
+            "After 3 epochs the dot score beats the scaled dot score by more "
+            "than 25 BLEU",
+            bleu("dot") - bleu("scaled_dot"),
+            "> 25",
+        ),
+        claims.check(
+            "ch03-additive-catches-up",
+            "After 8 epochs the additive model's BLEU is above the BLEU of "
+            "every score after 3 epochs (additive at 8 minus the best at 3)",
+            A8.bleu - max(bleu(n) for n in S.scores),
+            "> 0",
+        ),
     )
 
 # %% [markdown]
@@ -443,58 +634,111 @@ if S.corpus == "generated":
 # %%
 @torch.no_grad()
 def logit_stats(model):
-    """Teacher-forced on the test set: statistics of s_{t-1}·h_j over real positions, and of the weights."""
+    """Teacher-forced on the test set: statistics of s_{t-1}·h_j over real
+    positions, and of the weights."""
     model.eval()
     dec, raw, q_sq, k_sq, flatness = model.decoder, [], [], [], []
     for batch in test_batches:
         batch = {key: value.to(device) for key, value in batch.items()}
         memory = dec.prepare(model.encode(batch["src"], batch["src_lengths"]))
-        state, keys = dec.init_state(memory), memory.states                   # (B, H), (B, S, D)
-        n = batch["src_lengths"].float()                                       # (B,)
+        state, keys = (
+            dec.init_state(memory),
+            memory.states,
+        )  # (B, H), (B, S, D)
+        n = batch["src_lengths"].float()  # (B,)
         for t, e in enumerate(dec.embed(batch["tgt_in"]).unbind(1)):
-            live = batch["tgt_out"][:, t] != 0                                 # (B,) steps inside the target
-            raw.append(torch.einsum("bh,bsh->bs", state, keys)[memory.mask & live[:, None]])  # s_{t-1}·h_j
+            live = batch["tgt_out"][:, t] != 0  # (B,) steps inside the target
+            raw.append(
+                torch.einsum("bh,bsh->bs", state, keys)[
+                    memory.mask & live[:, None]
+                ]
+            )  # s_{t-1}·h_j
             q_sq.append(state[live].pow(2).mean(-1))
-            _, state, _, w = dec._advance(e, state, memory)                    # w: (B, S), the model's weights
-            entropy = -(w * w.clamp_min(1e-12).log()).sum(-1)                  # (B,)
+            _, state, _, w = dec._advance(
+                e, state, memory
+            )  # w: (B, S), the model's weights
+            entropy = -(w * w.clamp_min(1e-12).log()).sum(-1)  # (B,)
             flatness.append((entropy / n.log())[live & (n > 1)])
         k_sq.append(keys[memory.mask].pow(2).mean(-1))
     raw, d = torch.cat(raw), keys.shape[-1]
-    return {"var": raw.var().item(), "var_scaled": raw.var().item() / d, "q_sq": torch.cat(q_sq).mean().item(),
-            "k_sq": torch.cat(k_sq).mean().item(), "flatness": torch.cat(flatness).mean().item(), "d": d}
+    return {
+        "var": raw.var().item(),
+        "var_scaled": raw.var().item() / d,
+        "q_sq": torch.cat(q_sq).mean().item(),
+        "k_sq": torch.cat(k_sq).mean().item(),
+        "flatness": torch.cat(flatness).mean().item(),
+        "d": d,
+    }
 
 
-seed_everything(seed_for(0))  # the initial weights every model of this chapter starts from
-initial = seq2seq.Seq2Seq(seq2seq.Seq2SeqConfig(len(data.src_vocab), len(data.tgt_vocab), emb=S.emb,
-                                                hidden=S.hidden, max_src_len=max_src,
-                                                attention="scaled_dot")).to(device)
-logits = {"scaled dot, untrained": logit_stats(initial),
-          f"scaled dot, {short} epochs": logit_stats(runs["scaled_dot"].model),
-          f"dot, {short} epochs": logit_stats(runs["dot"].model)}
+seed_everything(
+    seed_for(0)
+)  # the initial weights every model of this chapter starts from
+initial = seq2seq.Seq2Seq(
+    seq2seq.Seq2SeqConfig(
+        len(data.src_vocab),
+        len(data.tgt_vocab),
+        emb=S.emb,
+        hidden=S.hidden,
+        max_src_len=max_src,
+        attention="scaled_dot",
+    )
+).to(device)
+logits = {
+    "scaled dot, untrained": logit_stats(initial),
+    f"scaled dot, {short} epochs": logit_stats(runs["scaled_dot"].model),
+    f"dot, {short} epochs": logit_stats(runs["dot"].model),
+}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"{'model':>22s} {'var(s·h)':>9s} {'d':>4s} {'var(s·h/√d)':>12s} {'mean s_i²':>10s} {'mean h_j²':>10s} "
-      f"{'flatness':>9s}")
+print(
+    f"{'model':>22s} {'var(s·h)':>9s} {'d':>4s} {'var(s·h/√d)':>12s} {'mean s_i²':>10s} {'mean h_j²':>10s} "
+    f"{'flatness':>9s}"
+)
 for name, st in logits.items():
-    print(f"{name:>22s} {st['var']:>9.3g} {st['d']:>4d} {st['var_scaled']:>12.3g} {st['q_sq']:>10.3f} "
-          f"{st['k_sq']:>10.3f} {st['flatness']:>9.3f}")
+    print(
+        f"{name:>22s} {st['var']:>9.3g} {st['d']:>4d} {st['var_scaled']:>12.3g} {st['q_sq']:>10.3f} "
+        f"{st['k_sq']:>10.3f} {st['flatness']:>9.3f}"
+    )
 untrained, scaled3, dot3 = logits.values()
 if S.corpus == "generated":
     show(
-        claims.check("ch03-scaled-logits-flat-at-start", "Before training, the scaled dot logits s·h/√d have a "
-                     "variance below 0.05, not the 1 that the premise of unit-variance entries promises",
-                     untrained["var_scaled"], "< 0.05"),
-        claims.check("ch03-scaled-weights-uniform-at-start", "Before training, the scaled dot weights are nearly "
-                     "uniform (mean entropy over log n above 0.99)", untrained["flatness"], "> 0.99"),
-        claims.check("ch03-scaled-dot-states-grow", "In 3 epochs the scaled dot model's encoder states grow: the "
-                     "mean square of their entries rises more than threefold (ratio trained/untrained)",
-                     scaled3["k_sq"] / untrained["k_sq"], "> 3"),
-        claims.check("ch03-scaled-logit-variance-near-one", "After 3 epochs the scaled dot model's logits s·h/√d "
-                     "have a variance between 0.5 and 3", scaled3["var_scaled"], "in [0.5, 3]"),
-        claims.check("ch03-scaled-weights-flatter-than-dot", "After 3 epochs the scaled dot weights are much "
-                     "flatter than the dot weights (mean entropy over log n, scaled dot minus dot)",
-                     scaled3["flatness"] - dot3["flatness"], "> 0.4"),
+        claims.check(
+            "ch03-scaled-logits-flat-at-start",
+            "Before training, the scaled dot logits s·h/√d have a "
+            "variance below 0.05, not the 1 that the premise of unit-variance entries promises",
+            untrained["var_scaled"],
+            "< 0.05",
+        ),
+        claims.check(
+            "ch03-scaled-weights-uniform-at-start",
+            "Before training, the scaled dot weights are nearly "
+            "uniform (mean entropy over log n above 0.99)",
+            untrained["flatness"],
+            "> 0.99",
+        ),
+        claims.check(
+            "ch03-scaled-dot-states-grow",
+            "In 3 epochs the scaled dot model's encoder states grow: the "
+            "mean square of their entries rises more than threefold (ratio trained/untrained)",
+            scaled3["k_sq"] / untrained["k_sq"],
+            "> 3",
+        ),
+        claims.check(
+            "ch03-scaled-logit-variance-near-one",
+            "After 3 epochs the scaled dot model's logits s·h/√d "
+            "have a variance between 0.5 and 3",
+            scaled3["var_scaled"],
+            "in [0.5, 3]",
+        ),
+        claims.check(
+            "ch03-scaled-weights-flatter-than-dot",
+            "After 3 epochs the scaled dot weights are much "
+            "flatter than the dot weights (mean entropy over log n, scaled dot minus dot)",
+            scaled3["flatness"] - dot3["flatness"],
+            "> 0.4",
+        ),
     )
 
 # %% [markdown]
@@ -542,19 +786,48 @@ if S.corpus == "generated":
 
 # %%
 def show_alignment(ax, pair, hyp, weights, title):
-    """Heatmap of one translation; the <eos> row is there only if the model ended the sentence."""
-    plot_alignment(ax, weights, list(pair.src) + ["<eos>"], (hyp + ["<eos>"])[:len(weights)], title=title)
+    """Heatmap of one translation; the <eos> row is there only if the model
+    ended the sentence."""
+    plot_alignment(
+        ax,
+        weights,
+        list(pair.src) + ["<eos>"],
+        (hyp + ["<eos>"])[: len(weights)],
+        title=title,
+    )
 
 
 best = max(S.scores, key=lambda name: runs[name].bleu)
 model = runs[best].model
-examples = [next(i for i, p in enumerate(data.test) if 9 <= len(p.src) <= 12 and p.src[-1] != "today"),
-            next(i for i, p in enumerate(data.test) if 18 <= len(p.src) <= 22)]
-hyps, weights = seq2seq.translate(model, [make_batch([data.test[i] for i in examples], data.src_vocab,
-                                                     data.tgt_vocab)], data.tgt_vocab, return_attention=True)
-fig, axes = plt.subplots(1, 2, figsize=(13, 6), gridspec_kw={"width_ratios": [1, 1.7]})
+examples = [
+    next(
+        i
+        for i, p in enumerate(data.test)
+        if 9 <= len(p.src) <= 12 and p.src[-1] != "today"
+    ),
+    next(i for i, p in enumerate(data.test) if 18 <= len(p.src) <= 22),
+]
+hyps, weights = seq2seq.translate(
+    model,
+    [
+        make_batch(
+            [data.test[i] for i in examples], data.src_vocab, data.tgt_vocab
+        )
+    ],
+    data.tgt_vocab,
+    return_attention=True,
+)
+fig, axes = plt.subplots(
+    1, 2, figsize=(13, 6), gridspec_kw={"width_ratios": [1, 1.7]}
+)
 for ax, i, hyp, w in zip(axes, examples, hyps, weights):
-    show_alignment(ax, data.test[i], hyp, w, title=f"Attention ({best} score), test sentence {i}")
+    show_alignment(
+        ax,
+        data.test[i],
+        hyp,
+        w,
+        title=f"Attention ({best} score), test sentence {i}",
+    )
 plt.show()
 
 # %% [markdown]
@@ -569,12 +842,25 @@ plt.show()
 
 # %%
 def source_words_of(target_word: str) -> set[str]:
-    """The source words a target content word can translate (from the generator's lexicon)."""
+    """The source words a target content word can translate (from the
+    generator's lexicon)."""
     found = set()
     for sg, pl, stem, _ in translation.NOUNS:
-        found |= {sg} if target_word == stem else {pl} if target_word.startswith(stem) and target_word != stem else set()
+        found |= (
+            {sg}
+            if target_word == stem
+            else {pl}
+            if target_word.startswith(stem) and target_word != stem
+            else set()
+        )
     for vs, vp, stem in translation.TRANSITIVE + translation.INTRANSITIVE:
-        found |= {vs} if target_word == stem + "t" else {vp} if target_word == stem + "en" else set()
+        found |= (
+            {vs}
+            if target_word == stem + "t"
+            else {vp}
+            if target_word == stem + "en"
+            else set()
+        )
     for adj, stems in translation.ADJECTIVES:
         found |= {adj} if any(target_word[:-1] == s for s in stems) else set()
     return found
@@ -582,7 +868,9 @@ def source_words_of(target_word: str) -> set[str]:
 
 def alignment_hit_rate(model, pairs, max_pairs=200):
     batch = make_batch(pairs[:max_pairs], data.src_vocab, data.tgt_vocab)
-    hyps, weights = seq2seq.translate(model, [batch], data.tgt_vocab, return_attention=True)
+    hyps, weights = seq2seq.translate(
+        model, [batch], data.tgt_vocab, return_attention=True
+    )
     hits = total = 0
     for pair, hyp, w in zip(pairs, hyps, weights):
         for t, word in enumerate(hyp):
@@ -591,18 +879,34 @@ def alignment_hit_rate(model, pairs, max_pairs=200):
                 continue
             peak = int(w[t].argmax())
             total += 1
-            hits += any(pair.src[j] in wanted for j in range(max(0, peak - 1), min(len(pair.src), peak + 2)))
+            hits += any(
+                pair.src[j] in wanted
+                for j in range(max(0, peak - 1), min(len(pair.src), peak + 2))
+            )
     return hits / total
 
 
-hit_rate = alignment_hit_rate(model, data.test) if S.corpus == "generated" else float("nan")
+hit_rate = (
+    alignment_hit_rate(model, data.test)
+    if S.corpus == "generated"
+    else float("nan")
+)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"attention peak on (or next to) the translated source word: {hit_rate:.0%} of content words")
+print(
+    f"attention peak on (or next to) the translated source word: {hit_rate:.0%} of content words"
+)
 if S.corpus == "generated":
-    show(claims.check("ch03-alignment-hits", "For more than 70% of the output's content words, the best score's "
-                      "attention peaks on the source word they translate or on its neighbour", hit_rate, "> 0.7"))
+    show(
+        claims.check(
+            "ch03-alignment-hits",
+            "For more than 70% of the output's content words, the best score's "
+            "attention peaks on the source word they translate or on its neighbour",
+            hit_rate,
+            "> 0.7",
+        )
+    )
 
 # %% [markdown]
 # On seeds 0–2 the peak lands on (or next to) the translated word for 84–91% of
@@ -631,25 +935,48 @@ runs["hard"] = train_and_test(attention="additive", hard=True)[short]
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"soft additive: BLEU {runs['additive'].bleu:.1f} (longest bucket {attn_rows[-1]['bleu']:.1f}), "
-      f"{runs['additive'].seconds:.0f} s")
-print(f"hard additive: BLEU {runs['hard'].bleu:.1f} (longest bucket {runs['hard'].rows[-1]['bleu']:.1f}), "
-      f"{runs['hard'].seconds:.0f} s")
+print(
+    f"soft additive: BLEU {runs['additive'].bleu:.1f} (longest bucket {attn_rows[-1]['bleu']:.1f}), "
+    f"{runs['additive'].seconds:.0f} s"
+)
+print(
+    f"hard additive: BLEU {runs['hard'].bleu:.1f} (longest bucket {runs['hard'].rows[-1]['bleu']:.1f}), "
+    f"{runs['hard'].seconds:.0f} s"
+)
 if S.corpus == "generated":
     show(
-        claims.check("ch03-hard-beats-plain-long", "After 3 epochs hard attention beats the plain model on the "
-                     "longest sentences by more than 10 BLEU", bleu("hard", True) - bleu("plain", True), "> 10"),
-        claims.check("ch03-soft-beats-hard", "After 3 epochs soft additive attention beats hard additive attention "
-                     "by more than 5 BLEU", bleu("additive") - bleu("hard"), "> 5"),
+        claims.check(
+            "ch03-hard-beats-plain-long",
+            "After 3 epochs hard attention beats the plain model on the "
+            "longest sentences by more than 10 BLEU",
+            bleu("hard", True) - bleu("plain", True),
+            "> 10",
+        ),
+        claims.check(
+            "ch03-soft-beats-hard",
+            "After 3 epochs soft additive attention beats hard additive attention "
+            "by more than 5 BLEU",
+            bleu("additive") - bleu("hard"),
+            "> 5",
+        ),
     )
 
 # %%
 i = examples[0]
-hyps, weights = seq2seq.translate(runs["hard"].model, [make_batch([data.test[i]], data.src_vocab, data.tgt_vocab)],
-                                  data.tgt_vocab, return_attention=True)
+hyps, weights = seq2seq.translate(
+    runs["hard"].model,
+    [make_batch([data.test[i]], data.src_vocab, data.tgt_vocab)],
+    data.tgt_vocab,
+    return_attention=True,
+)
 fig, ax = plt.subplots(figsize=(6, 5))
-show_alignment(ax, data.test[i], hyps[0], weights[0],
-               title="Hard attention: one source position per output word")
+show_alignment(
+    ax,
+    data.test[i],
+    hyps[0],
+    weights[0],
+    title="Hard attention: one source position per output word",
+)
 plt.show()
 assert set(weights[0].unique().tolist()) <= {0.0, 1.0}
 
@@ -682,30 +1009,51 @@ assert set(weights[0].unique().tolist()) <= {0.0, 1.0}
 print(inspect.getsource(scores.LocalWindow.forward))
 
 # %%
-runs["local"] = train_and_test(attention="general", local_window=S.local_window)[short]
+runs["local"] = train_and_test(
+    attention="general", local_window=S.local_window
+)[short]
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"global general: BLEU {runs['general'].bleu:.1f} (longest {runs['general'].rows[-1]['bleu']:.1f}), "
-      f"{runs['general'].seconds:.0f} s")
-print(f"local-p general (D = {S.local_window}): BLEU {runs['local'].bleu:.1f} "
-      f"(longest {runs['local'].rows[-1]['bleu']:.1f}), {runs['local'].seconds:.0f} s")
+print(
+    f"global general: BLEU {runs['general'].bleu:.1f} (longest {runs['general'].rows[-1]['bleu']:.1f}), "
+    f"{runs['general'].seconds:.0f} s"
+)
+print(
+    f"local-p general (D = {S.local_window}): BLEU {runs['local'].bleu:.1f} "
+    f"(longest {runs['local'].rows[-1]['bleu']:.1f}), {runs['local'].seconds:.0f} s"
+)
 if S.corpus == "generated":
     show(
-        claims.check("ch03-global-beats-local", "After 3 epochs global attention with the general score beats "
-                     "local-p attention with the same score by more than 10 BLEU", bleu("general") - bleu("local"),
-                     "> 10"),
+        claims.check(
+            "ch03-global-beats-local",
+            "After 3 epochs global attention with the general score beats "
+            "local-p attention with the same score by more than 10 BLEU",
+            bleu("general") - bleu("local"),
+            "> 10",
+        ),
     )
 
 # %%
 i = examples[1]
-hyps, weights = seq2seq.translate(runs["local"].model, [make_batch([data.test[i]], data.src_vocab, data.tgt_vocab)],
-                                  data.tgt_vocab, return_attention=True)
+hyps, weights = seq2seq.translate(
+    runs["local"].model,
+    [make_batch([data.test[i]], data.src_vocab, data.tgt_vocab)],
+    data.tgt_vocab,
+    return_attention=True,
+)
 fig, ax = plt.subplots(figsize=(8, 6))
-show_alignment(ax, data.test[i], hyps[0], weights[0],
-               title=f"Local-p attention (D = {S.local_window}): a window that must move")
+show_alignment(
+    ax,
+    data.test[i],
+    hyps[0],
+    weights[0],
+    title=f"Local-p attention (D = {S.local_window}): a window that must move",
+)
 plt.show()
-assert ((weights[0] > 0).sum(-1) <= 2 * S.local_window + 1).all()  # at most 2D + 1 positions
+assert (
+    (weights[0] > 0).sum(-1) <= 2 * S.local_window + 1
+).all()  # at most 2D + 1 positions
 
 # %% [markdown]
 # Luong et al. designed the window for long sentences whose alignment is nearly
@@ -780,14 +1128,31 @@ from seqlib.exercises import check_close, check_shape, check_true
 torch.manual_seed(seed_for(1))
 reference_score = scores.AdditiveScore(d_query=6, d_key=10, d_hidden=5)
 q_ex, k_ex = torch.randn(4, 3, 6), torch.randn(4, 7, 10)
-got = my_additive_scores(q_ex, k_ex, reference_score.W.weight, reference_score.U.weight, reference_score.U.bias,
-                         reference_score.v.weight[0])
+got = my_additive_scores(
+    q_ex,
+    k_ex,
+    reference_score.W.weight,
+    reference_score.U.weight,
+    reference_score.U.bias,
+    reference_score.v.weight[0],
+)
 check_shape(got, (4, 3, 7), name="my_additive_scores", letters="B, T, S")
 zero_w, zero_u = torch.zeros(5, 6), torch.zeros(5, 10)
 b_ex, v_ex = torch.randn(5), torch.randn(5)
-check_close(my_additive_scores(q_ex, k_ex, zero_w, zero_u, b_ex, v_ex), (v_ex * torch.tanh(b_ex)).sum().expand(4, 3, 7),
-            rtol=1e-4, atol=1e-5, name="with W = U = 0 every score is v . tanh(b) (b inside the tanh)")
-check_close(got, reference_score(q_ex, k_ex), rtol=1e-4, atol=1e-5, name="my_additive_scores")
+check_close(
+    my_additive_scores(q_ex, k_ex, zero_w, zero_u, b_ex, v_ex),
+    (v_ex * torch.tanh(b_ex)).sum().expand(4, 3, 7),
+    rtol=1e-4,
+    atol=1e-5,
+    name="with W = U = 0 every score is v . tanh(b) (b inside the tanh)",
+)
+check_close(
+    got,
+    reference_score(q_ex, k_ex),
+    rtol=1e-4,
+    atol=1e-5,
+    name="my_additive_scores",
+)
 
 # %% [markdown]
 # :::{exercise} A softmax that ignores padding
@@ -832,12 +1197,29 @@ scores_ex = torch.randn(3, 2, 5)
 mask_ex = attention.padding_mask(torch.tensor([5, 2, 0]), 5)
 got = my_masked_softmax(scores_ex, mask_ex)
 check_shape(got, (3, 2, 5), name="my_masked_softmax", letters="B, T, S")
-check_true(bool(torch.isfinite(got).all()), "my_masked_softmax: NaN or inf in the output (fully masked row?)")
-check_true(bool((got[1, :, 2:] == 0).all()), "padded positions must get exactly 0 weight")
-check_true(bool((got[2] == 0).all()), "a row with no real position (sentence 2) must come out as zeros")
-check_close(got[:2].sum(-1), torch.ones(2, 2), atol=1e-5,
-            name="each row sums to one over the real positions (softmax over the last axis, S)")
-check_close(got, attention.masked_softmax(scores_ex, mask_ex[:, None, :].expand(3, 2, 5)), name="my_masked_softmax")
+check_true(
+    bool(torch.isfinite(got).all()),
+    "my_masked_softmax: NaN or inf in the output (fully masked row?)",
+)
+check_true(
+    bool((got[1, :, 2:] == 0).all()),
+    "padded positions must get exactly 0 weight",
+)
+check_true(
+    bool((got[2] == 0).all()),
+    "a row with no real position (sentence 2) must come out as zeros",
+)
+check_close(
+    got[:2].sum(-1),
+    torch.ones(2, 2),
+    atol=1e-5,
+    name="each row sums to one over the real positions (softmax over the last axis, S)",
+)
+check_close(
+    got,
+    attention.masked_softmax(scores_ex, mask_ex[:, None, :].expand(3, 2, 5)),
+    name="my_masked_softmax",
+)
 
 # %% [markdown]
 # :::{exercise} Why divide by the square root of the width?
@@ -870,7 +1252,8 @@ check_close(got, attention.masked_softmax(scores_ex, mask_ex[:, None, :].expand(
 
 # %% tags=["solution"]
 def dot_product_moments(d: int) -> tuple[float, float]:
-    """Mean and variance of q.k for q, k in R^d with independent entries of mean 0 and variance 1."""
+    """Mean and variance of q.k for q, k in R^d with independent entries of
+    mean 0 and variance 1."""
     # BEGIN SOLUTION
     # HINT: q.k is a sum of d independent products q_i k_i; what are the mean and variance of one product?
     return 0.0, float(d)
@@ -881,7 +1264,9 @@ def dot_product_moments(d: int) -> tuple[float, float]:
 # NBVAL_IGNORE_OUTPUT
 for d in (16, 256):
     dots = (torch.randn(20000, d) * torch.randn(20000, d)).sum(-1)
-    print(f"d = {d:3d}: variance of q.k = {dots.var():6.1f}, after scaling {(dots / d ** 0.5).var():.2f}")
+    print(
+        f"d = {d:3d}: variance of q.k = {dots.var():6.1f}, after scaling {(dots / d**0.5).var():.2f}"
+    )
 
 # %% [markdown] tags=["solution"]
 # ```{solution-end}
@@ -893,14 +1278,29 @@ import itertools
 from seqlib.exercises import check_close
 
 for d in (1, 2, 3, 5):
-    # Entries of +-1 have mean 0 and variance 1; averaging over all 4^d sign patterns gives the exact moments.
-    signs = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=2 * d)), dtype=torch.float64)
+    # Entries of +-1 have mean 0 and variance 1; averaging over all 4^d sign
+    # patterns gives the exact moments.
+    signs = torch.tensor(
+        list(itertools.product([-1.0, 1.0], repeat=2 * d)), dtype=torch.float64
+    )
     dots = (signs[:, :d] * signs[:, d:]).sum(-1)
     mean, variance = dot_product_moments(d)
-    check_close(mean, float(dots.mean()), atol=1e-9, name=f"mean of q.k for d = {d}")
-    check_close(variance, float(dots.var(unbiased=False)), rtol=1e-6, atol=1e-9, name=f"variance of q.k for d = {d}")
-check_close(dot_product_moments(64)[1] / dot_product_moments(16)[1], 4.0, rtol=1e-6,
-            name="variance for d = 64 over variance for d = 16 (sums of independent terms: variances add)")
+    check_close(
+        mean, float(dots.mean()), atol=1e-9, name=f"mean of q.k for d = {d}"
+    )
+    check_close(
+        variance,
+        float(dots.var(unbiased=False)),
+        rtol=1e-6,
+        atol=1e-9,
+        name=f"variance of q.k for d = {d}",
+    )
+check_close(
+    dot_product_moments(64)[1] / dot_product_moments(16)[1],
+    4.0,
+    rtol=1e-6,
+    name="variance for d = 64 over variance for d = 16 (sums of independent terms: variances add)",
+)
 
 # %% [markdown]
 # :::{exercise} Predict the heatmap

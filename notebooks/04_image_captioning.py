@@ -47,8 +47,9 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("seqlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "seqlib @ git+https://github.com/attention-course/attention-book"], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    repo = "git+https://github.com/attention-course/attention-book"
+    subprocess.run([*pip, f"seqlib @ {repo}"], check=True)
 
 from seqlib.notebook import start
 
@@ -65,7 +66,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from seqlib import attention, caption_analysis, caption_losses, claims, profiles, train
+from seqlib import (
+    attention,
+    caption_analysis,
+    caption_losses,
+    claims,
+    profiles,
+    train,
+)
 from seqlib import captioning as cap
 from seqlib.data import scenes as sc
 from seqlib.data.translation import Vocab
@@ -150,24 +158,51 @@ print(inspect.getsource(cap.AttentionLSTMDecoder.forward))
 # items, so the model never saw those pictures.
 
 # %%
-scene_cfg = sc.SceneConfig(canvas=cfg.canvas, min_size=cfg.min_size, max_size=cfg.max_size,
-                           max_objects=cfg.max_objects, classes=cfg.classes)
-train_scenes = sc.load_scenes("train", cfg.n_train, config=scene_cfg, seed=seed_for(0))
-test_scenes = sc.load_scenes("test", cfg.n_test, config=scene_cfg, seed=seed_for(1))
+scene_cfg = sc.SceneConfig(
+    canvas=cfg.canvas,
+    min_size=cfg.min_size,
+    max_size=cfg.max_size,
+    max_objects=cfg.max_objects,
+    classes=cfg.classes,
+)
+train_scenes = sc.load_scenes(
+    "train", cfg.n_train, config=scene_cfg, seed=seed_for(0)
+)
+test_scenes = sc.load_scenes(
+    "test", cfg.n_test, config=scene_cfg, seed=seed_for(1)
+)
 H = W = cfg.canvas
-print("train images", tuple(train_scenes.images.shape), " test images", tuple(test_scenes.images.shape))
+print(
+    "train images",
+    tuple(train_scenes.images.shape),
+    " test images",
+    tuple(test_scenes.images.shape),
+)
 example = test_scenes[3]
 print("nouns:", example.nouns)
 print("boxes, pixel x1 y1 x2 y2:", example.boxes.tolist())
-print("boxes, normalised cx cy w h:", [[round(v, 3) for v in b] for b in example.boxes_cxcywh.tolist()])
+print(
+    "boxes, normalised cx cy w h:",
+    [[round(v, 3) for v in b] for b in example.boxes_cxcywh.tolist()],
+)
 for ref in example.captions:
     print("  ", " ".join(ref))
 
 # %%
 def draw_boxes(ax, nouns, boxes, color="C1"):
-    """Outline each box (pixel x1, y1, x2, y2) on ``ax`` and label it with its noun."""
+    """Outline each box (pixel x1, y1, x2, y2) on ``ax`` and label it with its
+    noun."""
     for noun, (x1, y1, x2, y2) in zip(nouns, boxes.tolist()):
-        ax.add_patch(mpatches.Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, color=color, lw=1.2))
+        ax.add_patch(
+            mpatches.Rectangle(
+                (x1 - 0.5, y1 - 0.5),
+                x2 - x1,
+                y2 - y1,
+                fill=False,
+                color=color,
+                lw=1.2,
+            )
+        )
         ax.text(x1, y1 - 1, noun, color=color, fontsize=7, va="bottom")
 
 
@@ -178,7 +213,9 @@ for ax, i in zip(axes, range(5)):
     draw_boxes(ax, s.nouns, s.boxes)
     ax.set_title("\n".join(" ".join(c) for c in s.captions[:2]), fontsize=7)
     ax.set(xlabel="x (pixels)", ylabel="y (pixels)" if i == 0 else None)
-fig.suptitle("Generated scenes with their boxes and two of their reference captions")
+fig.suptitle(
+    "Generated scenes with their boxes and two of their reference captions"
+)
 plt.show()
 
 # %% [markdown]
@@ -188,12 +225,28 @@ plt.show()
 
 # %%
 inside = all(bool(((b >= 0) & (b <= H)).all()) for b in train_scenes.boxes)
-consistent = all(sc.relation_accuracy(c, train_scenes[i])[0] == sc.relation_accuracy(c, train_scenes[i])[1]
-                 for i in range(len(train_scenes)) for c in train_scenes.captions[i])
-counts = np.bincount([len(lab) for lab in train_scenes.labels], minlength=cfg.max_objects + 1)[1:]
+consistent = all(
+    sc.relation_accuracy(c, train_scenes[i])[0]
+    == sc.relation_accuracy(c, train_scenes[i])[1]
+    for i in range(len(train_scenes))
+    for c in train_scenes.captions[i]
+)
+counts = np.bincount(
+    [len(lab) for lab in train_scenes.labels], minlength=cfg.max_objects + 1
+)[1:]
 refs_per_scene = np.mean([len(c) for c in train_scenes.captions])
-print("boxes inside the canvas:", inside, "| captions consistent with the layout:", consistent)
-print("scenes with 1..4 objects:", counts.tolist(), "| references per scene (mean):", round(float(refs_per_scene), 2))
+print(
+    "boxes inside the canvas:",
+    inside,
+    "| captions consistent with the layout:",
+    consistent,
+)
+print(
+    "scenes with 1..4 objects:",
+    counts.tolist(),
+    "| references per scene (mean):",
+    round(float(refs_per_scene), 2),
+)
 assert inside and consistent and (counts > 0).all()
 
 # %% [markdown]
@@ -206,18 +259,44 @@ assert inside and consistent and (counts > 0).all()
 
 # %%
 vocab = Vocab.build([c for caps in train_scenes.captions for c in caps])
-model_cfg = cap.CaptionerConfig(vocab=len(vocab), channels=cfg.channels, emb=cfg.emb, hidden=cfg.hidden)
+model_cfg = cap.CaptionerConfig(
+    vocab=len(vocab), channels=cfg.channels, emb=cfg.emb, hidden=cfg.hidden
+)
 probe = cap.Captioner(model_cfg)
-batch = next(iter(cap.caption_batches(train_scenes.images, train_scenes.captions, vocab, batch_size=8,
-                                      seed=seed_for(0))()))
+batch = next(
+    iter(
+        cap.caption_batches(
+            train_scenes.images,
+            train_scenes.captions,
+            vocab,
+            batch_size=8,
+            seed=seed_for(0),
+        )()
+    )
+)
 memory, grid = probe.encode(batch["images"])
-with attention.record(probe) as maps:  # the recorder of chapter 5 sees the decoder's weights too
+with attention.record(
+    probe
+) as maps:  # the recorder of chapter 5 sees the decoder's weights too
     out = probe(batch["images"], batch["tgt_in"])
 assert maps.names == ["decoder"] and torch.equal(maps[0], out.weights)
 print("vocabulary:", len(vocab), "words:", vocab.itos[4:])
-print("images", tuple(batch["images"].shape), "-> regions", tuple(memory.states.shape), "grid", grid)
-print("logits", tuple(out.logits.shape), " attention", tuple(out.weights.shape))
-assert memory.states.shape == (8, grid[0] * grid[1], probe.encoder.out_channels)
+print(
+    "images",
+    tuple(batch["images"].shape),
+    "-> regions",
+    tuple(memory.states.shape),
+    "grid",
+    grid,
+)
+print(
+    "logits", tuple(out.logits.shape), " attention", tuple(out.weights.shape)
+)
+assert memory.states.shape == (
+    8,
+    grid[0] * grid[1],
+    probe.encoder.out_channels,
+)
 assert torch.allclose(out.weights.sum(-1), torch.ones(out.weights.shape[:2]))
 
 # %% [markdown]
@@ -259,35 +338,66 @@ print(inspect.getsource(caption_losses.doubly_stochastic_penalty))
 # %%
 # NBVAL_IGNORE_OUTPUT
 def train_captioner(config: cap.CaptionerConfig, step, epochs: int, desc: str):
-    """Train one captioner variant on the training scenes: (model, history, seconds).
+    """Train one captioner variant on the training scenes: (model, history,
+    seconds).
 
-    Every variant starts from the same initialisation seed and sees the same batches
-    in the same order (stream 0), so two variants differ only in what their configs
-    and loss steps change: the comparisons in this chapter are paired.
+    Every variant starts from the same initialisation seed and sees the same
+    batches in the same order (stream 0), so two variants differ only in what
+    their configs and loss steps change: the comparisons in this chapter are
+    paired.
     """
     train.seed_everything(seed_for(0))
     model = cap.Captioner(config)
     t0 = time.perf_counter()
-    hist = train.fit(model, cap.caption_batches(train_scenes.images, train_scenes.captions, vocab,
-                                                batch_size=cfg.batch_size, seed=seed_for(0)),
-                     step, epochs=epochs, lr=cfg.lr, grad_clip=5.0, device=device, desc=desc)
+    hist = train.fit(
+        model,
+        cap.caption_batches(
+            train_scenes.images,
+            train_scenes.captions,
+            vocab,
+            batch_size=cfg.batch_size,
+            seed=seed_for(0),
+        ),
+        step,
+        epochs=epochs,
+        lr=cfg.lr,
+        grad_clip=5.0,
+        device=device,
+        desc=desc,
+    )
     return model, hist, time.perf_counter() - t0
 
 
 def soft_step(model, b):
-    return caption_losses.soft_attention_loss(model(b["images"], b["tgt_in"]), b["tgt_out"], lam=cfg.lam_ds)
+    return caption_losses.soft_attention_loss(
+        model(b["images"], b["tgt_in"]), b["tgt_out"], lam=cfg.lam_ds
+    )
 
 
-soft, soft_hist, soft_seconds = train_captioner(model_cfg, soft_step, cfg.epochs, "soft")
-print(f"soft attention: {soft_seconds:.0f} s; cross-entropy per epoch:", [round(v, 3) for v in soft_hist["ce"]])
-print(f"doubly stochastic penalty per epoch (weight lambda = {cfg.lam_ds} in the loss):",
-      [round(v, 2) for v in soft_hist["ds"]])
+soft, soft_hist, soft_seconds = train_captioner(
+    model_cfg, soft_step, cfg.epochs, "soft"
+)
+print(
+    f"soft attention: {soft_seconds:.0f} s; cross-entropy per epoch:",
+    [round(v, 3) for v in soft_hist["ce"]],
+)
+print(
+    f"doubly stochastic penalty per epoch (weight lambda = {cfg.lam_ds} in the loss):",
+    [round(v, 2) for v in soft_hist["ds"]],
+)
 
 # %%
-soft_learns = claims.check("ch04-soft-learns", "Training the soft-attention captioner cuts its cross-entropy per word "
-                           "by more than 40% (last epoch / first epoch)", soft_hist["ce"][-1] / soft_hist["ce"][0],
-                           "< 0.6")
-print("soft attention: cross-entropy of the last epoch below 0.6 x the first:", soft_learns.held)
+soft_learns = claims.check(
+    "ch04-soft-learns",
+    "Training the soft-attention captioner cuts its cross-entropy per word "
+    "by more than 40% (last epoch / first epoch)",
+    soft_hist["ce"][-1] / soft_hist["ce"][0],
+    "< 0.6",
+)
+print(
+    "soft attention: cross-entropy of the last epoch below 0.6 x the first:",
+    soft_learns.held,
+)
 
 # %% [markdown]
 # ## Hard attention, trained with REINFORCE
@@ -323,31 +433,69 @@ baseline = caption_losses.MovingAverageBaseline(momentum=0.9)
 
 
 def hard_step(model, b):
-    return caption_losses.hard_attention_loss(model(b["images"], b["tgt_in"]), b["tgt_out"], baseline,
-                                   lam_entropy=cfg.lam_entropy, lam_ds=cfg.lam_ds)
+    return caption_losses.hard_attention_loss(
+        model(b["images"], b["tgt_in"]),
+        b["tgt_out"],
+        baseline,
+        lam_entropy=cfg.lam_entropy,
+        lam_ds=cfg.lam_ds,
+    )
 
 
-hard, hard_hist, hard_seconds = train_captioner(dataclasses.replace(model_cfg, hard=True), hard_step,
-                                                cfg.hard_epochs, "hard")
-print(f"hard attention: {hard_seconds:.0f} s; cross-entropy per epoch:", [round(v, 3) for v in hard_hist["ce"]])
+hard, hard_hist, hard_seconds = train_captioner(
+    dataclasses.replace(model_cfg, hard=True),
+    hard_step,
+    cfg.hard_epochs,
+    "hard",
+)
+print(
+    f"hard attention: {hard_seconds:.0f} s; cross-entropy per epoch:",
+    [round(v, 3) for v in hard_hist["ce"]],
+)
 print("reward per epoch:", [round(v, 3) for v in hard_hist["reward"]])
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3))
-ax.plot(range(1, len(soft_hist["ce"]) + 1), soft_hist["ce"], "o-", label="soft attention")
-ax.plot(range(1, len(hard_hist["ce"]) + 1), hard_hist["ce"], "s-", label="hard attention (REINFORCE)")
+ax.plot(
+    range(1, len(soft_hist["ce"]) + 1),
+    soft_hist["ce"],
+    "o-",
+    label="soft attention",
+)
+ax.plot(
+    range(1, len(hard_hist["ce"]) + 1),
+    hard_hist["ce"],
+    "s-",
+    label="hard attention (REINFORCE)",
+)
 ax.set(title="Training cross-entropy", xlabel="epoch", ylabel="nats per word")
 ax.legend()
 plt.show()
-hard_learns = claims.check("ch04-hard-learns", "Training the hard-attention captioner with REINFORCE cuts its "
-                           "cross-entropy per word by more than 35% (last epoch / first epoch)",
-                           hard_hist["ce"][-1] / hard_hist["ce"][0], "< 0.65")
-same_epoch = len(hard_hist["ce"])  # compare the two models after the same number of epochs
-soft_ahead = claims.check("ch04-soft-learns-faster", f"After {same_epoch} epochs the soft model's training "
-                          "cross-entropy is lower than the hard model's (hard minus soft, nats per word)",
-                          hard_hist["ce"][same_epoch - 1] - soft_hist["ce"][same_epoch - 1], "> 0")
-print("hard attention: cross-entropy of the last epoch below 0.65 x the first:", hard_learns.held)
-print(f"after {same_epoch} epochs the soft model's cross-entropy is the lower one:", soft_ahead.held)
+hard_learns = claims.check(
+    "ch04-hard-learns",
+    "Training the hard-attention captioner with REINFORCE cuts its "
+    "cross-entropy per word by more than 35% (last epoch / first epoch)",
+    hard_hist["ce"][-1] / hard_hist["ce"][0],
+    "< 0.65",
+)
+same_epoch = len(
+    hard_hist["ce"]
+)  # compare the two models after the same number of epochs
+soft_ahead = claims.check(
+    "ch04-soft-learns-faster",
+    f"After {same_epoch} epochs the soft model's training "
+    "cross-entropy is lower than the hard model's (hard minus soft, nats per word)",
+    hard_hist["ce"][same_epoch - 1] - soft_hist["ce"][same_epoch - 1],
+    "> 0",
+)
+print(
+    "hard attention: cross-entropy of the last epoch below 0.65 x the first:",
+    hard_learns.held,
+)
+print(
+    f"after {same_epoch} epochs the soft model's cross-entropy is the lower one:",
+    soft_ahead.held,
+)
 
 # %% [markdown]
 # ## Captions for unseen scenes, and BLEU
@@ -364,11 +512,17 @@ print(f"after {same_epoch} epochs the soft model's cross-entropy is the lower on
 # %%
 soft_caps, soft_attn = cap.caption_images(soft, test_scenes.images, vocab)
 hard_caps, hard_attn = cap.caption_images(hard, test_scenes.images, vocab)
-soft_beam, _ = cap.caption_images(soft, test_scenes.images, vocab, beam_size=cfg.beam_size)
+soft_beam, _ = cap.caption_images(
+    soft, test_scenes.images, vocab, beam_size=cfg.beam_size
+)
 refs = test_scenes.captions
-table = {"soft, greedy": caption_analysis.bleu_1_to_4(soft_caps, refs),
-         f"soft, beam {cfg.beam_size}": caption_analysis.bleu_1_to_4(soft_beam, refs),
-         "hard, greedy": caption_analysis.bleu_1_to_4(hard_caps, refs)}
+table = {
+    "soft, greedy": caption_analysis.bleu_1_to_4(soft_caps, refs),
+    f"soft, beam {cfg.beam_size}": caption_analysis.bleu_1_to_4(
+        soft_beam, refs
+    ),
+    "hard, greedy": caption_analysis.bleu_1_to_4(hard_caps, refs),
+}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -387,19 +541,39 @@ for name, row in table.items():
 
 # %%
 for name, row in table.items():
-    assert row["BLEU-1"] >= row["BLEU-2"] >= row["BLEU-3"] >= row["BLEU-4"], name   # true of BLEU by construction
+    assert row["BLEU-1"] >= row["BLEU-2"] >= row["BLEU-3"] >= row["BLEU-4"], (
+        name
+    )  # true of BLEU by construction
 beam_row = table[f"soft, beam {cfg.beam_size}"]
 bleu_claims = [
-    claims.check("ch04-soft-bleu", "The soft-attention captioner reaches BLEU-4 above 30 on unseen test scenes "
-                 "(greedy decoding)", table["soft, greedy"]["BLEU-4"], "> 30"),
-    claims.check("ch04-hard-bleu", "The hard-attention captioner reaches BLEU-4 above 15 on unseen test scenes "
-                 "(greedy decoding)", table["hard, greedy"]["BLEU-4"], "> 15"),
-    claims.check("ch04-soft-beats-hard-bleu", "At this training budget soft attention writes better captions than "
-                 "hard attention (BLEU-4, soft minus hard, greedy decoding)",
-                 table["soft, greedy"]["BLEU-4"] - table["hard, greedy"]["BLEU-4"], "> 0"),
-    claims.check("ch04-beam-changes-little", f"Beam search (width {cfg.beam_size}) changes the soft model's "
-                 "BLEU-4 by at most 3 points (beam minus greedy)",
-                 beam_row["BLEU-4"] - table["soft, greedy"]["BLEU-4"], "in [-3, 3]"),
+    claims.check(
+        "ch04-soft-bleu",
+        "The soft-attention captioner reaches BLEU-4 above 30 on unseen test scenes "
+        "(greedy decoding)",
+        table["soft, greedy"]["BLEU-4"],
+        "> 30",
+    ),
+    claims.check(
+        "ch04-hard-bleu",
+        "The hard-attention captioner reaches BLEU-4 above 15 on unseen test scenes "
+        "(greedy decoding)",
+        table["hard, greedy"]["BLEU-4"],
+        "> 15",
+    ),
+    claims.check(
+        "ch04-soft-beats-hard-bleu",
+        "At this training budget soft attention writes better captions than "
+        "hard attention (BLEU-4, soft minus hard, greedy decoding)",
+        table["soft, greedy"]["BLEU-4"] - table["hard, greedy"]["BLEU-4"],
+        "> 0",
+    ),
+    claims.check(
+        "ch04-beam-changes-little",
+        f"Beam search (width {cfg.beam_size}) changes the soft model's "
+        "BLEU-4 by at most 3 points (beam minus greedy)",
+        beam_row["BLEU-4"] - table["soft, greedy"]["BLEU-4"],
+        "in [-3, 3]",
+    ),
 ]
 for c in bleu_claims:
     print(f"{c.id}: {c.held}")
@@ -410,11 +584,24 @@ for ax, i in zip(axes.flat, range(6)):
     s = test_scenes[i]
     ax.imshow(s.image[0], cmap="gray", vmin=0, vmax=1)
     ax.set(xticks=[], yticks=[])
-    lines = [f"{who}: {' '.join(words)}" for who, words in
-             [("soft", soft_caps[i]), ("hard", hard_caps[i]), ("ref", s.captions[0])]]
-    ax.set_xlabel("\n".join(textwrap.fill(line, 38, subsequent_indent="    ") for line in lines),
-                  fontsize=8, loc="left")
-fig.suptitle("Captions of unseen test scenes (greedy decoding) and one reference each")
+    lines = [
+        f"{who}: {' '.join(words)}"
+        for who, words in [
+            ("soft", soft_caps[i]),
+            ("hard", hard_caps[i]),
+            ("ref", s.captions[0]),
+        ]
+    ]
+    ax.set_xlabel(
+        "\n".join(
+            textwrap.fill(line, 38, subsequent_indent="    ") for line in lines
+        ),
+        fontsize=8,
+        loc="left",
+    )
+fig.suptitle(
+    "Captions of unseen test scenes (greedy decoding) and one reference each"
+)
 plt.show()
 
 # %% [markdown]
@@ -426,30 +613,68 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# (the figure's size, printed in its text form, follows the lengths of the generated captions)
+# (the figure's size, printed in its text form, follows the lengths of the
+# generated captions)
 def attention_row(axes, scene, words, weights, title):
-    """One panel per generated word: the canvas with that word's attention overlaid (bilinear)."""
-    maps = caption_analysis.upsample_attention(weights, grid, (H, W), mode="bilinear")  # (T, H, W)
+    """One panel per generated word: the canvas with that word's attention
+    overlaid (bilinear)."""
+    maps = caption_analysis.upsample_attention(
+        weights, grid, (H, W), mode="bilinear"
+    )  # (T, H, W)
     for ax, t in zip(axes, range(len(axes))):
         ax.axis("off")
         if t >= len(words):
             continue
         ax.imshow(scene.image[0], cmap="gray", vmin=0, vmax=1)
-        ax.imshow(maps[t], cmap="inferno", alpha=0.6, extent=(-0.5, W - 0.5, H - 0.5, -0.5))
+        ax.imshow(
+            maps[t],
+            cmap="inferno",
+            alpha=0.6,
+            extent=(-0.5, W - 0.5, H - 0.5, -0.5),
+        )
         if words[t] in scene.nouns:
             k = scene.nouns.index(words[t])
-            draw_boxes(ax, [words[t]], scene.boxes[k:k + 1], color="cyan")
+            draw_boxes(ax, [words[t]], scene.boxes[k : k + 1], color="cyan")
         ax.set_title(words[t], fontsize=9)
-    axes[0].text(-0.15, 0.5, title, transform=axes[0].transAxes, rotation=90, va="center", ha="right")
+    axes[0].text(
+        -0.15,
+        0.5,
+        title,
+        transform=axes[0].transAxes,
+        rotation=90,
+        va="center",
+        ha="right",
+    )
 
 
-shown = [i for i in range(len(test_scenes)) if len(test_scenes[i].nouns) == 3][:2]
-n_panels = max(len(c) for c in [soft_caps[i] for i in shown] + [hard_caps[i] for i in shown])
-fig, axes = plt.subplots(2 * len(shown), n_panels, figsize=(1.3 * n_panels, 1.55 * 2 * len(shown)))
+shown = [i for i in range(len(test_scenes)) if len(test_scenes[i].nouns) == 3][
+    :2
+]
+n_panels = max(
+    len(c)
+    for c in [soft_caps[i] for i in shown] + [hard_caps[i] for i in shown]
+)
+fig, axes = plt.subplots(
+    2 * len(shown), n_panels, figsize=(1.3 * n_panels, 1.55 * 2 * len(shown))
+)
 for row, i in enumerate(shown):
-    attention_row(axes[2 * row], test_scenes[i], soft_caps[i], soft_attn[i], f"soft, scene {i}")
-    attention_row(axes[2 * row + 1], test_scenes[i], hard_caps[i], hard_attn[i], f"hard, scene {i}")
-fig.suptitle("Attention for each generated word (brighter = more weight; cyan box = the object named)")
+    attention_row(
+        axes[2 * row],
+        test_scenes[i],
+        soft_caps[i],
+        soft_attn[i],
+        f"soft, scene {i}",
+    )
+    attention_row(
+        axes[2 * row + 1],
+        test_scenes[i],
+        hard_caps[i],
+        hard_attn[i],
+        f"hard, scene {i}",
+    )
+fig.suptitle(
+    "Attention for each generated word (brighter = more weight; cyan box = the object named)"
+)
 plt.show()
 
 # %% [markdown]
@@ -470,59 +695,112 @@ print(inspect.getsource(caption_analysis.attention_on_named_objects))
 
 # %%
 def box_check(caps, attn):
-    """Records for every object-naming noun, and the number of nouns naming absent objects."""
+    """Records for every object-naming noun, and the number of nouns naming
+    absent objects."""
     records, absent = [], 0
     for i, (words, weights) in enumerate(zip(caps, attn)):
         s = test_scenes[i]
         boxes = dict(zip(s.nouns, s.boxes))
-        records += caption_analysis.attention_on_named_objects(words, weights, boxes, grid, (H, W))
+        records += caption_analysis.attention_on_named_objects(
+            words, weights, boxes, grid, (H, W)
+        )
         absent += sum(w in sc.NOUNS and w not in boxes for w in words)
     mass = np.array([r["mass"] for r in records])
     chance = np.array([r["chance"] for r in records])
-    return {"nouns": len(records), "absent": absent, "mass": mass.mean(), "chance": chance.mean(),
-            "ratio": mass.mean() / chance.mean(), "above": (mass > chance).mean(), "raw": (mass, chance)}
+    return {
+        "nouns": len(records),
+        "absent": absent,
+        "mass": mass.mean(),
+        "chance": chance.mean(),
+        "ratio": mass.mean() / chance.mean(),
+        "above": (mass > chance).mean(),
+        "raw": (mass, chance),
+    }
 
 
-# The hard model reads one region per word at test time (the most likely one): measure that region too.
-hard_read = [torch.nn.functional.one_hot(w.argmax(-1), w.shape[-1]).float() for w in hard_attn]
-checks = {"soft": box_check(soft_caps, soft_attn), "hard": box_check(hard_caps, hard_attn),
-          "hard, region read": box_check(hard_caps, hard_read)}
+# The hard model reads one region per word at test time (the most likely one):
+# measure that region too.
+hard_read = [
+    torch.nn.functional.one_hot(w.argmax(-1), w.shape[-1]).float()
+    for w in hard_attn
+]
+checks = {
+    "soft": box_check(soft_caps, soft_attn),
+    "hard": box_check(hard_caps, hard_attn),
+    "hard, region read": box_check(hard_caps, hard_read),
+}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 for name, c in checks.items():
-    print(f"{name}: {c['nouns']} nouns name a present object ({c['absent']} name an absent one); "
-          f"mean attention in box {c['mass']:.3f} vs chance {c['chance']:.3f} "
-          f"= {c['ratio']:.1f}x; above chance for {100 * c['above']:.0f}% of the nouns")
+    print(
+        f"{name}: {c['nouns']} nouns name a present object ({c['absent']} name an absent one); "
+        f"mean attention in box {c['mass']:.3f} vs chance {c['chance']:.3f} "
+        f"= {c['ratio']:.1f}x; above chance for {100 * c['above']:.0f}% of the nouns"
+    )
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
 for ax, (name, c) in zip(axes, checks.items()):
     mass, chance = c["raw"]
     ax.scatter(chance, mass, s=8, alpha=0.5)
-    ax.plot([0, 0.3], [0, 0.3], "k--", lw=1, label="chance (uniform attention)")
-    ax.set(title=f"{name}: mean {c['mass']:.2f} vs chance {c['chance']:.2f}",
-           xlabel="box's share of the canvas (chance)", ylabel="attention mass inside the box")
+    ax.plot(
+        [0, 0.3], [0, 0.3], "k--", lw=1, label="chance (uniform attention)"
+    )
+    ax.set(
+        title=f"{name}: mean {c['mass']:.2f} vs chance {c['chance']:.2f}",
+        xlabel="box's share of the canvas (chance)",
+        ylabel="attention mass inside the box",
+    )
     ax.legend(loc="upper left")
 plt.show()
 
 # %%
-soft_check, hard_check, read_check = checks["soft"], checks["hard"], checks["hard, region read"]
-assert soft_check["nouns"] > 100 and hard_check["nouns"] > 100, "too few named objects for the test to mean much"
+soft_check, hard_check, read_check = (
+    checks["soft"],
+    checks["hard"],
+    checks["hard, region read"],
+)
+assert soft_check["nouns"] > 100 and hard_check["nouns"] > 100, (
+    "too few named objects for the test to mean much"
+)
 box_claims = [
-    claims.check("ch04-soft-attention-in-box", "For a generated noun, soft attention puts more than twice the "
-                 "chance mass inside the box of the object it names (mean mass / mean box share)",
-                 soft_check["ratio"], "> 2", flagship=True),
-    claims.check("ch04-soft-above-chance-most-nouns", "Soft attention's mass inside the named box is above chance "
-                 "for more than 80% of the generated nouns", soft_check["above"], "> 0.8"),
-    claims.check("ch04-hard-alpha-flat", "The hard model's attention distribution puts only a little more than the "
-                 "chance mass in the named box (between 1 and 2 times chance)", hard_check["ratio"], "in [1, 2]"),
-    claims.check("ch04-hard-read-in-box", "The single region the hard model reads for a noun lies in the named "
-                 "object's box more than 1.5 times as often as chance (mean mass / mean box share)",
-                 read_check["ratio"], "> 1.5"),
-    claims.check("ch04-hard-read-beats-alpha", "The region the hard model reads lands in the named box more often "
-                 "than its attention distribution's mass there suggests (ratio of the two in-box ratios)",
-                 read_check["ratio"] / hard_check["ratio"], "> 1.3"),
+    claims.check(
+        "ch04-soft-attention-in-box",
+        "For a generated noun, soft attention puts more than twice the "
+        "chance mass inside the box of the object it names (mean mass / mean box share)",
+        soft_check["ratio"],
+        "> 2",
+        flagship=True,
+    ),
+    claims.check(
+        "ch04-soft-above-chance-most-nouns",
+        "Soft attention's mass inside the named box is above chance "
+        "for more than 80% of the generated nouns",
+        soft_check["above"],
+        "> 0.8",
+    ),
+    claims.check(
+        "ch04-hard-alpha-flat",
+        "The hard model's attention distribution puts only a little more than the "
+        "chance mass in the named box (between 1 and 2 times chance)",
+        hard_check["ratio"],
+        "in [1, 2]",
+    ),
+    claims.check(
+        "ch04-hard-read-in-box",
+        "The single region the hard model reads for a noun lies in the named "
+        "object's box more than 1.5 times as often as chance (mean mass / mean box share)",
+        read_check["ratio"],
+        "> 1.5",
+    ),
+    claims.check(
+        "ch04-hard-read-beats-alpha",
+        "The region the hard model reads lands in the named box more often "
+        "than its attention distribution's mass there suggests (ratio of the two in-box ratios)",
+        read_check["ratio"] / hard_check["ratio"],
+        "> 1.3",
+    ),
 ]
 for c in box_claims:
     print(f"{c.id}: {c.held}")
@@ -534,28 +812,54 @@ for c in box_claims:
 # that is really there.
 
 # %%
-rel = {name: np.sum([sc.relation_accuracy(c, test_scenes[i]) for i, c in enumerate(caps)], axis=0)
-       for name, caps in [("soft", soft_caps), ("hard", hard_caps)]}
-noun_precision = {name: c["nouns"] / (c["nouns"] + c["absent"]) for name, c in checks.items()}
+rel = {
+    name: np.sum(
+        [sc.relation_accuracy(c, test_scenes[i]) for i, c in enumerate(caps)],
+        axis=0,
+    )
+    for name, caps in [("soft", soft_caps), ("hard", hard_caps)]
+}
+noun_precision = {
+    name: c["nouns"] / (c["nouns"] + c["absent"]) for name, c in checks.items()
+}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 for name, (ok, stated) in rel.items():
-    print(f"{name}: nouns naming a present object {100 * noun_precision[name]:.0f}%; "
-          f"stated relations that are true {100 * ok / max(stated, 1):.0f}% ({ok} of {stated})")
+    print(
+        f"{name}: nouns naming a present object {100 * noun_precision[name]:.0f}%; "
+        f"stated relations that are true {100 * ok / max(stated, 1):.0f}% ({ok} of {stated})"
+    )
 
 # %%
-relation_true = {name: ok / max(stated, 1) for name, (ok, stated) in rel.items()}
-assert rel["soft"][1] > 100, "too few stated relations for the comparison to mean much"
+relation_true = {
+    name: ok / max(stated, 1) for name, (ok, stated) in rel.items()
+}
+assert rel["soft"][1] > 100, (
+    "too few stated relations for the comparison to mean much"
+)
 what_where = [
-    claims.check("ch04-nouns-beat-relations", "The soft model's nouns name a present object more than twice as "
-                 "often as its stated relations are true (ratio of the two fractions)",
-                 noun_precision["soft"] / relation_true["soft"], "> 2"),
-    claims.check("ch04-relations-weak", "Fewer than half of the relations the soft model states are true of the "
-                 "boxes", relation_true["soft"], "< 0.5"),
-    claims.check("ch04-hard-more-absent-nouns", "The hard model names absent objects more often than the soft model "
-                 "(fraction of nouns naming a present object, soft minus hard)",
-                 noun_precision["soft"] - noun_precision["hard"], "> 0"),
+    claims.check(
+        "ch04-nouns-beat-relations",
+        "The soft model's nouns name a present object more than twice as "
+        "often as its stated relations are true (ratio of the two fractions)",
+        noun_precision["soft"] / relation_true["soft"],
+        "> 2",
+    ),
+    claims.check(
+        "ch04-relations-weak",
+        "Fewer than half of the relations the soft model states are true of the "
+        "boxes",
+        relation_true["soft"],
+        "< 0.5",
+    ),
+    claims.check(
+        "ch04-hard-more-absent-nouns",
+        "The hard model names absent objects more often than the soft model "
+        "(fraction of nouns naming a present object, soft minus hard)",
+        noun_precision["soft"] - noun_precision["hard"],
+        "> 0",
+    ),
 ]
 for c in what_where:
     print(f"{c.id}: {c.held}")
@@ -592,17 +896,25 @@ print(inspect.getsource(caption_analysis.relation_baselines))
 
 # %%
 scene_list = [test_scenes[i] for i in range(len(test_scenes))]
-rel_base = {name: caption_analysis.relation_baselines(caps, scene_list)
-            for name, caps in [("soft", soft_caps), ("hard", hard_caps)]}
+rel_base = {
+    name: caption_analysis.relation_baselines(caps, scene_list)
+    for name, caps in [("soft", soft_caps), ("hard", hard_caps)]
+}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 def print_relations(name, r):
-    print(f"{name}: {r['stated']} relations stated, {r['present']} of them between two objects in the scene")
-    print(f"    true: {100 * r['true']:.0f}% | random word: {100 * r['random']:.0f}% | "
-          f"best single word (hindsight): {100 * r['best_fixed']:.0f}%")
-    print(f"    between two present objects, true: {100 * r['true_if_present']:.0f}% | "
-          f"random word: {100 * r['random_if_present']:.0f}%")
+    print(
+        f"{name}: {r['stated']} relations stated, {r['present']} of them between two objects in the scene"
+    )
+    print(
+        f"    true: {100 * r['true']:.0f}% | random word: {100 * r['random']:.0f}% | "
+        f"best single word (hindsight): {100 * r['best_fixed']:.0f}%"
+    )
+    print(
+        f"    between two present objects, true: {100 * r['true_if_present']:.0f}% | "
+        f"random word: {100 * r['random_if_present']:.0f}%"
+    )
 
 
 for name, r in rel_base.items():
@@ -610,19 +922,36 @@ for name, r in rel_base.items():
 
 # %%
 chance_claims = [
-    claims.check("ch04-relation-chance-level", "A relation word drawn at random for the soft model's stated "
-                 "(noun, noun) pairs would be true for between 10% and 30% of them", rel_base["soft"]["random"],
-                 "in [0.1, 0.3]"),
-    claims.check("ch04-relations-near-chance", "The soft model's stated relations are true at most 6 points more "
-                 "often than a random relation word for the same two nouns would be (true minus random fraction)",
-                 rel_base["soft"]["true"] - rel_base["soft"]["random"], "< 0.06"),
-    claims.check("ch04-relations-near-chance-present", "Among stated relations between two objects in the scene, "
-                 "the soft model's are true at most 10 points more often than random relation words "
-                 "(true minus random fraction)",
-                 rel_base["soft"]["true_if_present"] - rel_base["soft"]["random_if_present"], "< 0.1"),
-    claims.check("ch04-relations-absent-objects", "More than a third of the soft model's stated relations involve "
-                 "an object that is not in the scene (fraction of stated relations)",
-                 1 - rel_base["soft"]["present"] / rel_base["soft"]["stated"], "> 0.33"),
+    claims.check(
+        "ch04-relation-chance-level",
+        "A relation word drawn at random for the soft model's stated "
+        "(noun, noun) pairs would be true for between 10% and 30% of them",
+        rel_base["soft"]["random"],
+        "in [0.1, 0.3]",
+    ),
+    claims.check(
+        "ch04-relations-near-chance",
+        "The soft model's stated relations are true at most 6 points more "
+        "often than a random relation word for the same two nouns would be (true minus random fraction)",
+        rel_base["soft"]["true"] - rel_base["soft"]["random"],
+        "< 0.06",
+    ),
+    claims.check(
+        "ch04-relations-near-chance-present",
+        "Among stated relations between two objects in the scene, "
+        "the soft model's are true at most 10 points more often than random relation words "
+        "(true minus random fraction)",
+        rel_base["soft"]["true_if_present"]
+        - rel_base["soft"]["random_if_present"],
+        "< 0.1",
+    ),
+    claims.check(
+        "ch04-relations-absent-objects",
+        "More than a third of the soft model's stated relations involve "
+        "an object that is not in the scene (fraction of stated relations)",
+        1 - rel_base["soft"]["present"] / rel_base["soft"]["stated"],
+        "> 0.33",
+    ),
 ]
 for c in chance_claims:
     print(f"{c.id}: {c.held}")
@@ -665,62 +994,123 @@ print(inspect.getsource(cap.PooledLSTMDecoder.attention))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Paired with the soft model (same initialisation and batches): only the decoder's context differs.
-pooled, pooled_hist, pooled_seconds = train_captioner(dataclasses.replace(model_cfg, pooled=True), soft_step,
-                                                      cfg.epochs, "pooled")
-print(f"pooled vector, no attention: {pooled_seconds:.0f} s; cross-entropy per epoch:",
-      [round(v, 3) for v in pooled_hist["ce"]])
+# Paired with the soft model (same initialisation and batches): only the
+# decoder's context differs.
+pooled, pooled_hist, pooled_seconds = train_captioner(
+    dataclasses.replace(model_cfg, pooled=True),
+    soft_step,
+    cfg.epochs,
+    "pooled",
+)
+print(
+    f"pooled vector, no attention: {pooled_seconds:.0f} s; cross-entropy per epoch:",
+    [round(v, 3) for v in pooled_hist["ce"]],
+)
 
 
 # %%
 def summary(caps, attn):
-    """BLEU-4, nouns naming a present object, relations (with chance) and the attention read-outs of a model."""
+    """BLEU-4, nouns naming a present object, relations (with chance) and the
+    attention read-outs of a model."""
     c = box_check(caps, attn)
     r = caption_analysis.relation_baselines(caps, scene_list)
     # s_i over the caption's words
-    totals = [caption_analysis.region_totals(w, len(words)) for words, w in zip(caps, attn)]
-    return {"BLEU-4": caption_analysis.bleu_1_to_4(caps, refs)["BLEU-4"],
-            "nouns present": c["nouns"] / (c["nouns"] + c["absent"]),
-            "relations true": r["true"], "random word": r["random"], "box / chance": c["ratio"],
-            "penalty": np.mean([float(((1 - s) ** 2).sum()) for s in totals]),
-            "largest s_i": np.mean([float(s.max()) for s in totals]), "totals": totals}
+    totals = [
+        caption_analysis.region_totals(w, len(words))
+        for words, w in zip(caps, attn)
+    ]
+    return {
+        "BLEU-4": caption_analysis.bleu_1_to_4(caps, refs)["BLEU-4"],
+        "nouns present": c["nouns"] / (c["nouns"] + c["absent"]),
+        "relations true": r["true"],
+        "random word": r["random"],
+        "box / chance": c["ratio"],
+        "penalty": np.mean([float(((1 - s) ** 2).sum()) for s in totals]),
+        "largest s_i": np.mean([float(s.max()) for s in totals]),
+        "totals": totals,
+    }
 
 
-pooled_caps, pooled_attn = cap.caption_images(pooled, test_scenes.images, vocab)
-results = {"soft (attention)": summary(soft_caps, soft_attn), "pooled (no attention)": summary(pooled_caps, pooled_attn)}
+pooled_caps, pooled_attn = cap.caption_images(
+    pooled, test_scenes.images, vocab
+)
+results = {
+    "soft (attention)": summary(soft_caps, soft_attn),
+    "pooled (no attention)": summary(pooled_caps, pooled_attn),
+}
 
 
 def print_results(results):
-    cols = ["BLEU-4", "nouns present", "relations true", "random word", "box / chance", "penalty", "largest s_i"]
+    cols = [
+        "BLEU-4",
+        "nouns present",
+        "relations true",
+        "random word",
+        "box / chance",
+        "penalty",
+        "largest s_i",
+    ]
     print(f"{'':24s}" + "".join(f"{k:>15s}" for k in cols))
     for name, row in results.items():
-        print(f"{name:24s}" + "".join(f"{row[k]:15.2f}" if k in ("BLEU-4", "penalty") else f"{row[k]:15.3f}"
-                                      for k in cols))
+        print(
+            f"{name:24s}"
+            + "".join(
+                f"{row[k]:15.2f}"
+                if k in ("BLEU-4", "penalty")
+                else f"{row[k]:15.3f}"
+                for k in cols
+            )
+        )
 
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 print_results(results)
-print("training cross-entropy of the last epoch: soft", round(soft_hist["ce"][-1], 3), " pooled",
-      round(pooled_hist["ce"][-1], 3))
+print(
+    "training cross-entropy of the last epoch: soft",
+    round(soft_hist["ce"][-1], 3),
+    " pooled",
+    round(pooled_hist["ce"][-1], 3),
+)
 
 # %%
 att, pool = results["soft (attention)"], results["pooled (no attention)"]
 pooled_claims = [
-    claims.check("ch04-pooled-bleu", "The pooled captioner without attention also reaches BLEU-4 above 40 on unseen "
-                 "test scenes (greedy decoding)", pool["BLEU-4"], "> 40"),
-    claims.check("ch04-attention-lower-ce", "With the same budget, the soft-attention captioner ends training with "
-                 "a lower cross-entropy than the pooled one (pooled minus soft, nats per word, last epoch)",
-                 pooled_hist["ce"][-1] - soft_hist["ce"][-1], "> 0.01"),
-    claims.check("ch04-attention-more-present-nouns", "With attention, more than 2 points more of the generated "
-                 "nouns name an object in the scene than with the pooled vector (soft minus pooled)",
-                 att["nouns present"] - pool["nouns present"], "> 0.02"),
-    claims.check("ch04-attention-bleu-vs-pooled", "Attention's BLEU-4 gain over the pooled captioner is not reliable "
-                 "at this scale: soft minus pooled lies between -3 and +10 points",
-                 att["BLEU-4"] - pool["BLEU-4"], "in [-3, 10]"),
-    claims.check("ch04-pooled-relations-near-chance", "The pooled captioner's stated relations are also true at most "
-                 "6 points more often than random relation words for the same two nouns (true minus random)",
-                 pool["relations true"] - pool["random word"], "< 0.06"),
+    claims.check(
+        "ch04-pooled-bleu",
+        "The pooled captioner without attention also reaches BLEU-4 above 40 on unseen "
+        "test scenes (greedy decoding)",
+        pool["BLEU-4"],
+        "> 40",
+    ),
+    claims.check(
+        "ch04-attention-lower-ce",
+        "With the same budget, the soft-attention captioner ends training with "
+        "a lower cross-entropy than the pooled one (pooled minus soft, nats per word, last epoch)",
+        pooled_hist["ce"][-1] - soft_hist["ce"][-1],
+        "> 0.01",
+    ),
+    claims.check(
+        "ch04-attention-more-present-nouns",
+        "With attention, more than 2 points more of the generated "
+        "nouns name an object in the scene than with the pooled vector (soft minus pooled)",
+        att["nouns present"] - pool["nouns present"],
+        "> 0.02",
+    ),
+    claims.check(
+        "ch04-attention-bleu-vs-pooled",
+        "Attention's BLEU-4 gain over the pooled captioner is not reliable "
+        "at this scale: soft minus pooled lies between -3 and +10 points",
+        att["BLEU-4"] - pool["BLEU-4"],
+        "in [-3, 10]",
+    ),
+    claims.check(
+        "ch04-pooled-relations-near-chance",
+        "The pooled captioner's stated relations are also true at most "
+        "6 points more often than random relation words for the same two nouns (true minus random)",
+        pool["relations true"] - pool["random word"],
+        "< 0.06",
+    ),
 ]
 for c in pooled_claims:
     print(f"{c.id}: {c.held}")
@@ -753,61 +1143,113 @@ for c in pooled_claims:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# The profiles keep lambda = 0 (cfg.lam_ds) for the main model; this experiment sets its own weight here.
+# The profiles keep lambda = 0 (cfg.lam_ds) for the main model; this experiment
+# sets its own weight here.
 lam_on = 0.1
 
 
 def soft_step_ds(model, b):
-    return caption_losses.soft_attention_loss(model(b["images"], b["tgt_in"]), b["tgt_out"], lam=lam_on)
+    return caption_losses.soft_attention_loss(
+        model(b["images"], b["tgt_in"]), b["tgt_out"], lam=lam_on
+    )
 
 
-# Paired with the soft model (same initialisation and batches): only lambda differs.
-soft_ds, soft_ds_hist, ds_seconds = train_captioner(model_cfg, soft_step_ds, cfg.epochs, "soft, lambda > 0")
-print(f"soft attention, lambda = {lam_on}: {ds_seconds:.0f} s; cross-entropy per epoch:",
-      [round(v, 3) for v in soft_ds_hist["ce"]])
-print("doubly stochastic penalty per epoch, lambda = 0:  ", [round(v, 2) for v in soft_hist["ds"]])
-print(f"doubly stochastic penalty per epoch, lambda = {lam_on}:", [round(v, 2) for v in soft_ds_hist["ds"]])
+# Paired with the soft model (same initialisation and batches): only lambda
+# differs.
+soft_ds, soft_ds_hist, ds_seconds = train_captioner(
+    model_cfg, soft_step_ds, cfg.epochs, "soft, lambda > 0"
+)
+print(
+    f"soft attention, lambda = {lam_on}: {ds_seconds:.0f} s; cross-entropy per epoch:",
+    [round(v, 3) for v in soft_ds_hist["ce"]],
+)
+print(
+    "doubly stochastic penalty per epoch, lambda = 0:  ",
+    [round(v, 2) for v in soft_hist["ds"]],
+)
+print(
+    f"doubly stochastic penalty per epoch, lambda = {lam_on}:",
+    [round(v, 2) for v in soft_ds_hist["ds"]],
+)
 
 # %%
 ds_caps, ds_attn = cap.caption_images(soft_ds, test_scenes.images, vocab)
 results[f"soft, lambda = {lam_on}"] = summary(ds_caps, ds_attn)
 n_regions = grid[0] * grid[1]
-floor = np.mean([(n_regions - len(words)) ** 2 / n_regions for words in ds_caps])  # uniform attention's penalty
+floor = np.mean(
+    [(n_regions - len(words)) ** 2 / n_regions for words in ds_caps]
+)  # uniform attention's penalty
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 print_results(results)
-print(f"penalty of uniform attention (its minimum) for the lambda = {lam_on} captions: {floor:.2f}")
+print(
+    f"penalty of uniform attention (its minimum) for the lambda = {lam_on} captions: {floor:.2f}"
+)
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 3.2))
 bins = np.linspace(0, 3, 61)
 for name in ("soft (attention)", f"soft, lambda = {lam_on}"):
     s = torch.cat(results[name]["totals"]).numpy()
-    ax.hist(s, bins=bins, histtype="step", lw=1.5, weights=np.full(len(s), 1 / len(s)), label=name)
+    ax.hist(
+        s,
+        bins=bins,
+        histtype="step",
+        lw=1.5,
+        weights=np.full(len(s), 1 / len(s)),
+        label=name,
+    )
 mean_share = np.mean([len(w) for w in soft_caps]) / n_regions
-ax.axvline(mean_share, color="k", ls=":", lw=1, label=f"average share T/N = {mean_share:.2f}")
+ax.axvline(
+    mean_share,
+    color="k",
+    ls=":",
+    lw=1,
+    label=f"average share T/N = {mean_share:.2f}",
+)
 ax.axvline(1, color="k", ls="--", lw=1, label="the penalty's target, 1")
 ax.set_yscale("log")
-ax.set(title="Each region's attention summed over a caption's words", xlabel=r"$s_i = \sum_t \alpha_{ti}$",
-       ylabel="share of regions (log)")
+ax.set(
+    title="Each region's attention summed over a caption's words",
+    xlabel=r"$s_i = \sum_t \alpha_{ti}$",
+    ylabel="share of regions (log)",
+)
 ax.legend(fontsize=8)
 plt.show()
 
 # %%
 lam0, lam1 = results["soft (attention)"], results[f"soft, lambda = {lam_on}"]
 ds_claims = [
-    claims.check("ch04-penalty-lowers-penalty", f"Training with lambda = {lam_on} lowers the doubly stochastic "
-                 "penalty of the test captions by more than 1 (lambda = 0 minus lambda > 0)",
-                 lam0["penalty"] - lam1["penalty"], "> 1"),
-    claims.check("ch04-penalty-spreads-attention", f"With lambda = {lam_on} the most-attended region of a caption "
-                 "collects less than half the total attention it collects with lambda = 0 (ratio of the mean "
-                 "largest s_i)", lam1["largest s_i"] / lam0["largest s_i"], "< 0.5"),
-    claims.check("ch04-penalty-blurs-boxes", f"With lambda = {lam_on} the soft model's attention in the named box "
-                 "falls by more than half the chance mass (in-box ratio, lambda = 0 minus lambda > 0)",
-                 lam0["box / chance"] - lam1["box / chance"], "> 0.5"),
-    claims.check("ch04-penalty-bleu-unclear", f"Training with lambda = {lam_on} changes BLEU-4 by less than 8 points "
-                 "either way (lambda > 0 minus lambda = 0)", lam1["BLEU-4"] - lam0["BLEU-4"], "in [-8, 8]"),
+    claims.check(
+        "ch04-penalty-lowers-penalty",
+        f"Training with lambda = {lam_on} lowers the doubly stochastic "
+        "penalty of the test captions by more than 1 (lambda = 0 minus lambda > 0)",
+        lam0["penalty"] - lam1["penalty"],
+        "> 1",
+    ),
+    claims.check(
+        "ch04-penalty-spreads-attention",
+        f"With lambda = {lam_on} the most-attended region of a caption "
+        "collects less than half the total attention it collects with lambda = 0 (ratio of the mean "
+        "largest s_i)",
+        lam1["largest s_i"] / lam0["largest s_i"],
+        "< 0.5",
+    ),
+    claims.check(
+        "ch04-penalty-blurs-boxes",
+        f"With lambda = {lam_on} the soft model's attention in the named box "
+        "falls by more than half the chance mass (in-box ratio, lambda = 0 minus lambda > 0)",
+        lam0["box / chance"] - lam1["box / chance"],
+        "> 0.5",
+    ),
+    claims.check(
+        "ch04-penalty-bleu-unclear",
+        f"Training with lambda = {lam_on} changes BLEU-4 by less than 8 points "
+        "either way (lambda > 0 minus lambda = 0)",
+        lam1["BLEU-4"] - lam0["BLEU-4"],
+        "in [-8, 8]",
+    ),
 ]
 for c in ds_claims:
     print(f"{c.id}: {c.held}")
@@ -886,7 +1328,8 @@ for c in ds_claims:
 
 # %% tags=["solution"]
 def penalty(weights: torch.Tensor, step_mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of sum_i (1 - sum_t alpha_ti)^2, padded steps excluded."""
+    """Mean over the batch of sum_i (1 - sum_t alpha_ti)^2, padded steps
+    excluded."""
     # BEGIN SOLUTION
     # HINT: zero the padded rows with the mask, sum over t (axis 1), then square, sum over i, mean over B.
     per_region = (weights * step_mask[:, :, None]).sum(1)  # (B, N)
@@ -901,17 +1344,42 @@ def penalty(weights: torch.Tensor, step_mask: torch.Tensor) -> torch.Tensor:
 # %% exercise="ex04-penalty" forbid=["seqlib"] tags=["check"]
 from seqlib.exercises import check_close
 
-check_close(penalty(torch.eye(4)[None], torch.ones(1, 4, dtype=torch.bool)), 0.0, atol=1e-6,
-            name="each region looked at once")
+check_close(
+    penalty(torch.eye(4)[None], torch.ones(1, 4, dtype=torch.bool)),
+    0.0,
+    atol=1e-6,
+    name="each region looked at once",
+)
 stare = torch.zeros(1, 4, 4)
 stare[..., 0] = 1
-check_close(penalty(stare, torch.tensor([[True, True, False, False]])), 4.0, atol=1e-6,
-            name="two real steps on region 0: (1-2)^2 + 3 (padded steps must not count)")
-check_close(penalty(torch.cat([stare, torch.eye(4)[None]]), torch.tensor([[True, True, False, False], [True] * 4])),
-            2.0, atol=1e-6, name="a batch of the two examples above: the mean (4 + 0) / 2 over the batch")
-w = torch.softmax(torch.randn(3, 5, 7, generator=torch.Generator().manual_seed(seed_for(0))), -1)
-m = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
-check_close(penalty(w, m), caption_losses.doubly_stochastic_penalty(w, m), rtol=1e-5, name="penalty on random weights")
+check_close(
+    penalty(stare, torch.tensor([[True, True, False, False]])),
+    4.0,
+    atol=1e-6,
+    name="two real steps on region 0: (1-2)^2 + 3 (padded steps must not count)",
+)
+check_close(
+    penalty(
+        torch.cat([stare, torch.eye(4)[None]]),
+        torch.tensor([[True, True, False, False], [True] * 4]),
+    ),
+    2.0,
+    atol=1e-6,
+    name="a batch of the two examples above: the mean (4 + 0) / 2 over the batch",
+)
+w = torch.softmax(
+    torch.randn(3, 5, 7, generator=torch.Generator().manual_seed(seed_for(0))),
+    -1,
+)
+m = torch.tensor(
+    [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool
+)
+check_close(
+    penalty(w, m),
+    caption_losses.doubly_stochastic_penalty(w, m),
+    rtol=1e-5,
+    name="penalty on random weights",
+)
 
 # %% [markdown]
 # :::{exercise} Attention mass in a box, without upsampling
@@ -932,8 +1400,11 @@ check_close(penalty(w, m), caption_losses.doubly_stochastic_penalty(w, m), rtol=
 # ```
 
 # %% tags=["solution"]
-def box_mass(weights: torch.Tensor, grid: tuple[int, int], box, size: tuple[int, int]) -> float:
-    """Mass of region weights (N,) on an (m, n) grid inside a pixel box of an (H, W) image."""
+def box_mass(
+    weights: torch.Tensor, grid: tuple[int, int], box, size: tuple[int, int]
+) -> float:
+    """Mass of region weights (N,) on an (m, n) grid inside a pixel box of an
+    (H, W) image."""
     # BEGIN SOLUTION
     # HINT: the overlap of [a0, a1) and [b0, b1) has length max(0, min(a1, b1) - max(a0, b0)).
     m, n = grid
@@ -941,11 +1412,17 @@ def box_mass(weights: torch.Tensor, grid: tuple[int, int], box, size: tuple[int,
     x1, y1, x2, y2 = (float(v) for v in box)
     rows = torch.arange(m, dtype=torch.float64)
     cols = torch.arange(n, dtype=torch.float64)
-    fy = ((torch.minimum((rows + 1) * ch, torch.tensor(y2)) - torch.maximum(rows * ch, torch.tensor(y1))).clamp_min(0)
-          / ch)  # (m,) fraction of each row of cells inside the box
-    fx = ((torch.minimum((cols + 1) * cw, torch.tensor(x2)) - torch.maximum(cols * cw, torch.tensor(x1))).clamp_min(0)
-          / cw)  # (n,)
-    return float((weights.double().view(m, n) * fy[:, None] * fx[None, :]).sum())
+    fy = (
+        torch.minimum((rows + 1) * ch, torch.tensor(y2))
+        - torch.maximum(rows * ch, torch.tensor(y1))
+    ).clamp_min(0) / ch  # (m,) fraction of each row of cells inside the box
+    fx = (
+        torch.minimum((cols + 1) * cw, torch.tensor(x2))
+        - torch.maximum(cols * cw, torch.tensor(x1))
+    ).clamp_min(0) / cw  # (n,)
+    return float(
+        (weights.double().view(m, n) * fy[:, None] * fx[None, :]).sum()
+    )
     # END SOLUTION
 
 
@@ -956,20 +1433,46 @@ def box_mass(weights: torch.Tensor, grid: tuple[int, int], box, size: tuple[int,
 # %% exercise="ex04-box-mass" forbid=["seqlib", "torch.nn.functional.interpolate"] tags=["check"]
 from seqlib.exercises import check_close
 
-w = torch.softmax(torch.randn(36, generator=torch.Generator().manual_seed(seed_for(1))), -1)
+w = torch.softmax(
+    torch.randn(36, generator=torch.Generator().manual_seed(seed_for(1))), -1
+)
 for box in ([0, 0, 48, 48], [8, 16, 16, 24], [3, 5, 29, 41], [40, 0, 48, 7]):
-    want = caption_analysis.mass_in_box(caption_analysis.upsample_attention(w[None], (6, 6), (48, 48))[0],
-                                        torch.tensor(box))
-    check_close(box_mass(w, (6, 6), box, (48, 48)), float(want), rtol=1e-4, atol=1e-6, name=f"box_mass for {box}")
-w2 = torch.softmax(torch.randn(24, generator=torch.Generator().manual_seed(seed_for(2))), -1)
-for box in ([5, 3, 37, 29], [0, 0, 60, 8], [52, 20, 60, 32]):   # a 4 x 6 grid on a 32 x 60 image: H != W
-    want = caption_analysis.mass_in_box(caption_analysis.upsample_attention(w2[None], (4, 6), (32, 60))[0],
-                                        torch.tensor(box))
-    check_close(box_mass(w2, (4, 6), box, (32, 60)), float(want), rtol=1e-4, atol=1e-6,
-                name=f"box_mass for {box} on a (4, 6) grid of a (H, W) = (32, 60) image (rows follow y and H)")
-check_close(box_mass(torch.full((36,), 1 / 36), (6, 6), [3, 5, 29, 41], (48, 48)),
-            caption_analysis.box_share(torch.tensor([3, 5, 29, 41]), (48, 48)), rtol=1e-6,
-            name="uniform attention = chance")
+    want = caption_analysis.mass_in_box(
+        caption_analysis.upsample_attention(w[None], (6, 6), (48, 48))[0],
+        torch.tensor(box),
+    )
+    check_close(
+        box_mass(w, (6, 6), box, (48, 48)),
+        float(want),
+        rtol=1e-4,
+        atol=1e-6,
+        name=f"box_mass for {box}",
+    )
+w2 = torch.softmax(
+    torch.randn(24, generator=torch.Generator().manual_seed(seed_for(2))), -1
+)
+for box in (
+    [5, 3, 37, 29],
+    [0, 0, 60, 8],
+    [52, 20, 60, 32],
+):  # a 4 x 6 grid on a 32 x 60 image: H != W
+    want = caption_analysis.mass_in_box(
+        caption_analysis.upsample_attention(w2[None], (4, 6), (32, 60))[0],
+        torch.tensor(box),
+    )
+    check_close(
+        box_mass(w2, (4, 6), box, (32, 60)),
+        float(want),
+        rtol=1e-4,
+        atol=1e-6,
+        name=f"box_mass for {box} on a (4, 6) grid of a (H, W) = (32, 60) image (rows follow y and H)",
+    )
+check_close(
+    box_mass(torch.full((36,), 1 / 36), (6, 6), [3, 5, 29, 41], (48, 48)),
+    caption_analysis.box_share(torch.tensor([3, 5, 29, 41]), (48, 48)),
+    rtol=1e-6,
+    name="uniform attention = chance",
+)
 
 # %% [markdown]
 # :::{exercise} What the coverage penalty prefers
@@ -1029,7 +1532,8 @@ check_close(box_mass(torch.full((36,), 1 / 36), (6, 6), [3, 5, 29, 41], (48, 48)
 
 # %% tags=["solution"]
 def coverage_penalties(T: int, N: int) -> tuple[float, float]:
-    """The penalty sum_i (1 - sum_t alpha_ti)^2 of (a) one region per word and (b) uniform attention."""
+    """The penalty sum_i (1 - sum_t alpha_ti)^2 of (a) one region per word and
+    (b) uniform attention."""
     # BEGIN SOLUTION
     # HINT: (a) T regions get 1 and N - T get 0; (b) every region gets T / N.
     return float(N - T), (N - T) ** 2 / N
@@ -1044,17 +1548,37 @@ def coverage_penalties(T: int, N: int) -> tuple[float, float]:
 from seqlib.exercises import check_close
 
 for T_, N_ in ((10, 36), (12, 196), (3, 5)):
-    focused = torch.eye(T_, N_)[None]                     # (1, T, N): word t looks only at region t
-    uniform = torch.full((1, T_, N_), 1 / N_)             # (1, T, N): every word spreads evenly
+    focused = torch.eye(T_, N_)[
+        None
+    ]  # (1, T, N): word t looks only at region t
+    uniform = torch.full(
+        (1, T_, N_), 1 / N_
+    )  # (1, T, N): every word spreads evenly
     every_step = torch.ones(1, T_, dtype=torch.bool)
     got_a, got_b = coverage_penalties(T_, N_)
-    check_close(got_a, float(caption_losses.doubly_stochastic_penalty(focused, every_step)), rtol=1e-5,
-                name=f"penalty of pattern (a), one region per word, T = {T_}, N = {N_}")
-    check_close(got_b, float(caption_losses.doubly_stochastic_penalty(uniform, every_step)), rtol=1e-5,
-                name=f"penalty of pattern (b), uniform attention, T = {T_}, N = {N_}")
-check_close(coverage_penalties(36, 36)[1], float(caption_losses.doubly_stochastic_penalty(
-    torch.full((1, 36, 36), 1 / 36), torch.ones(1, 36, dtype=torch.bool))), atol=1e-6,
-            name="penalty of pattern (b) when T = N (every region gets exactly 1)")
+    check_close(
+        got_a,
+        float(caption_losses.doubly_stochastic_penalty(focused, every_step)),
+        rtol=1e-5,
+        name=f"penalty of pattern (a), one region per word, T = {T_}, N = {N_}",
+    )
+    check_close(
+        got_b,
+        float(caption_losses.doubly_stochastic_penalty(uniform, every_step)),
+        rtol=1e-5,
+        name=f"penalty of pattern (b), uniform attention, T = {T_}, N = {N_}",
+    )
+check_close(
+    coverage_penalties(36, 36)[1],
+    float(
+        caption_losses.doubly_stochastic_penalty(
+            torch.full((1, 36, 36), 1 / 36),
+            torch.ones(1, 36, dtype=torch.bool),
+        )
+    ),
+    atol=1e-6,
+    name="penalty of pattern (b) when T = N (every region gets exactly 1)",
+)
 
 # %% [markdown]
 # :::{exercise} Why the baseline does not bias REINFORCE
@@ -1104,8 +1628,12 @@ check_close(coverage_penalties(36, 36)[1], float(caption_losses.doubly_stochasti
 # %% tags=["solution"]
 # NBVAL_IGNORE_OUTPUT
 for k in (1, 2, 3, 5):
-    hyps, _ = cap.caption_images(soft, test_scenes.images[:100], vocab, beam_size=k)
-    print(f"beam {k}: BLEU-4 {caption_analysis.bleu_1_to_4(hyps, refs[:100])['BLEU-4']:.1f}")
+    hyps, _ = cap.caption_images(
+        soft, test_scenes.images[:100], vocab, beam_size=k
+    )
+    print(
+        f"beam {k}: BLEU-4 {caption_analysis.bleu_1_to_4(hyps, refs[:100])['BLEU-4']:.1f}"
+    )
 
 # %% [markdown] tags=["solution"]
 # Expect small changes either way. The main text's claim

@@ -49,8 +49,9 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("seqlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "seqlib @ git+https://github.com/attention-course/attention-book"], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    repo = "git+https://github.com/attention-course/attention-book"
+    subprocess.run([*pip, f"seqlib @ {repo}"], check=True)
 
 from seqlib.notebook import start
 
@@ -69,8 +70,22 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from seqlib import attention, claims, layers, metrics, positional, seq2seq, transformer
-from seqlib.attention import GeneralAttention, MultiHeadAttention, SelfAttention, causal_mask, padding_mask
+from seqlib import (
+    attention,
+    claims,
+    layers,
+    metrics,
+    positional,
+    seq2seq,
+    transformer,
+)
+from seqlib.attention import (
+    GeneralAttention,
+    MultiHeadAttention,
+    SelfAttention,
+    causal_mask,
+    padding_mask,
+)
 from seqlib.data import load_multi30k
 from seqlib.data.translation import BucketBatches, make_batch, translation_task
 from seqlib.profiles import sizes
@@ -199,21 +214,39 @@ print(inspect.getsource(attention.scaled_dot_product_attention))
 # %%
 torch.manual_seed(seed_for(0))
 B, N, D, M, D_k, D_v = 2, 6, 16, 3, 8, 5
-x = torch.randn(B, N, D)                       # N input vectors of width D
-q = torch.randn(B, M, D_k)                     # M queries of width D_k
+x = torch.randn(B, N, D)  # N input vectors of width D
+q = torch.randn(B, M, D_k)  # M queries of width D_k
 general = GeneralAttention(d_input=D, d_key=D_k, d_value=D_v)
 with attention.record(general) as maps:
     y = general(q, x)
-a, = maps                                      # the one recorded map: (B, M, N)
-print("general:  x", tuple(x.shape), " q", tuple(q.shape), "-> weights", tuple(a.shape), " y", tuple(y.shape))
+(a,) = maps  # the one recorded map: (B, M, N)
+print(
+    "general:  x",
+    tuple(x.shape),
+    " q",
+    tuple(q.shape),
+    "-> weights",
+    tuple(a.shape),
+    " y",
+    tuple(y.shape),
+)
 self_att = SelfAttention(d_input=D, d_key=D_k, d_value=D_v)
 with attention.record(self_att) as maps:
     y_self = self_att(x)
-a_self, = maps                                 # (B, N, N)
-print("self:     x", tuple(x.shape), "-> weights", tuple(a_self.shape), " y", tuple(y_self.shape))
+(a_self,) = maps  # (B, N, N)
+print(
+    "self:     x",
+    tuple(x.shape),
+    "-> weights",
+    tuple(a_self.shape),
+    " y",
+    tuple(y_self.shape),
+)
 assert a.shape == (B, M, N) and y.shape == (B, M, D_v)
 assert a_self.shape == (B, N, N) and y_self.shape == (B, N, D_v)
-assert torch.allclose(a.sum(-1), torch.ones(B, M)) and torch.allclose(a_self.sum(-1), torch.ones(B, N))
+assert torch.allclose(a.sum(-1), torch.ones(B, M)) and torch.allclose(
+    a_self.sum(-1), torch.ones(B, N)
+)
 
 # %% [markdown]
 # ## Self-attention does not know the order of its inputs
@@ -239,13 +272,20 @@ sentence_b = ["the", "cat", "sees", "the", "dog"]
 
 
 def embed_words(sentence):
-    return embed(torch.tensor([[words.index(w) for w in sentence]]))  # (1, N, D)
+    return embed(
+        torch.tensor([[words.index(w) for w in sentence]])
+    )  # (1, N, D)
 
 
 with torch.no_grad():
-    out_a, out_b = self_att(embed_words(sentence_a)), self_att(embed_words(sentence_b))
+    out_a, out_b = (
+        self_att(embed_words(sentence_a)),
+        self_att(embed_words(sentence_b)),
+    )
     perm = torch.randperm(N)
-    equivariant = torch.allclose(self_att(x[:, perm]), self_att(x)[:, perm], atol=1e-6)
+    equivariant = torch.allclose(
+        self_att(x[:, perm]), self_att(x)[:, perm], atol=1e-6
+    )
 dog_same = torch.allclose(out_a[0, 1], out_b[0, 4], atol=1e-6)
 print("SelfAttention(x[perm]) == SelfAttention(x)[perm]:", equivariant)
 print("'dog' gets the same vector in both sentences:     ", dog_same)
@@ -286,20 +326,40 @@ print(inspect.getsource(positional.sinusoidal_encoding))
 
 # %%
 T_show, d_show = 64, 32
-bits = np.array([[(t >> b) & 1 for b in range(3, -1, -1)] for t in range(16)])   # (16, 4)
-pe = positional.sinusoidal_encoding(T_show, d_show)                               # (T, d)
+bits = np.array(
+    [[(t >> b) & 1 for b in range(3, -1, -1)] for t in range(16)]
+)  # (16, 4)
+pe = positional.sinusoidal_encoding(T_show, d_show)  # (T, d)
 
-fig, axes = plt.subplots(1, 3, figsize=(13, 4), gridspec_kw={"width_ratios": [1, 2.2, 2.2]})
+fig, axes = plt.subplots(
+    1, 3, figsize=(13, 4), gridspec_kw={"width_ratios": [1, 2.2, 2.2]}
+)
 axes[0].imshow(bits, cmap="gray_r", aspect="auto")
-axes[0].set(title="binary counter 0–15", xlabel="bit (most significant first)", ylabel="number t",
-            xticks=range(4), xticklabels=["8", "4", "2", "1"])
+axes[0].set(
+    title="binary counter 0–15",
+    xlabel="bit (most significant first)",
+    ylabel="number t",
+    xticks=range(4),
+    xticklabels=["8", "4", "2", "1"],
+)
 im = axes[1].imshow(pe.numpy(), cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
-axes[1].set(title=f"sinusoidal code p_t, d = {d_show}", xlabel="dimension (sin, cos pairs)",
-            ylabel="position t")
+axes[1].set(
+    title=f"sinusoidal code p_t, d = {d_show}",
+    xlabel="dimension (sin, cos pairs)",
+    ylabel="position t",
+)
 fig.colorbar(im, ax=axes[1], label="value")
 for i in (0, 2, 4, 8):
-    axes[2].plot(pe[:, 2 * i].numpy(), label=f"sin(ω_{i + 1} t), period {2 * math.pi * 10000 ** (2 * i / d_show):.0f}")
-axes[2].set(title="fast and slow 'bits'", xlabel="position t", ylabel="value", ylim=(-1.1, 1.6))
+    axes[2].plot(
+        pe[:, 2 * i].numpy(),
+        label=f"sin(ω_{i + 1} t), period {2 * math.pi * 10000 ** (2 * i / d_show):.0f}",
+    )
+axes[2].set(
+    title="fast and slow 'bits'",
+    xlabel="position t",
+    ylabel="value",
+    ylim=(-1.1, 1.6),
+)
 axes[2].legend(fontsize=8, ncol=2, loc="upper center")
 plt.show()
 
@@ -310,15 +370,30 @@ plt.show()
 # A short sentence uses the first rows of the same table as a long one.
 
 # %%
-long_pe = positional.sinusoidal_encoding(1000, d_show, dtype=torch.float64)   # (1000, d)
-dist = torch.cdist(long_pe, long_pe)                                          # (1000, 1000)
+long_pe = positional.sinusoidal_encoding(
+    1000, d_show, dtype=torch.float64
+)  # (1000, d)
+dist = torch.cdist(long_pe, long_pe)  # (1000, 1000)
 unique = bool((dist + torch.eye(1000, dtype=torch.float64) * 1e9).min() > 1e-3)
-offset_only = all(torch.allclose((long_pe[k:] - long_pe[:-k]).norm(dim=-1),
-                                 (long_pe[k] - long_pe[0]).norm().expand(1000 - k), atol=1e-9)
-                  for k in (1, 5, 50))
-same_in_short_sentence = torch.equal(positional.sinusoidal_encoding(20, d_show), positional.sinusoidal_encoding(1000, d_show)[:20])
-bounded = bool(positional.sinusoidal_encoding(100_000, d_show).abs().max() <= 1)
-deterministic = torch.equal(positional.sinusoidal_encoding(50, d_show), positional.sinusoidal_encoding(50, d_show))
+offset_only = all(
+    torch.allclose(
+        (long_pe[k:] - long_pe[:-k]).norm(dim=-1),
+        (long_pe[k] - long_pe[0]).norm().expand(1000 - k),
+        atol=1e-9,
+    )
+    for k in (1, 5, 50)
+)
+same_in_short_sentence = torch.equal(
+    positional.sinusoidal_encoding(20, d_show),
+    positional.sinusoidal_encoding(1000, d_show)[:20],
+)
+bounded = bool(
+    positional.sinusoidal_encoding(100_000, d_show).abs().max() <= 1
+)
+deterministic = torch.equal(
+    positional.sinusoidal_encoding(50, d_show),
+    positional.sinusoidal_encoding(50, d_show),
+)
 table = positional.LearnedPositionalEncoding(max_len=46, d=d_show)
 try:
     table(torch.zeros(1, 60, d_show))
@@ -326,9 +401,20 @@ try:
 except ValueError as err:
     table_extends = False
     print("learned table:", err)
-print(f"1 unique: {unique}  2 offset-only distance: {offset_only}, same in a short sentence: {same_in_short_sentence}")
-print(f"3 bounded: {bounded}  learned table extends: {table_extends}  4 deterministic: {deterministic}")
-assert unique and offset_only and same_in_short_sentence and bounded and deterministic and not table_extends
+print(
+    f"1 unique: {unique}  2 offset-only distance: {offset_only}, same in a short sentence: {same_in_short_sentence}"
+)
+print(
+    f"3 bounded: {bounded}  learned table extends: {table_extends}  4 deterministic: {deterministic}"
+)
+assert (
+    unique
+    and offset_only
+    and same_in_short_sentence
+    and bounded
+    and deterministic
+    and not table_extends
+)
 
 # %% [markdown]
 # The distance matrix of the codes is constant along its diagonals (it depends only
@@ -338,16 +424,26 @@ assert unique and offset_only and same_in_short_sentence and bounded and determi
 # similar codes in both directions.
 
 # %%
-grid = positional.sinusoidal_encoding_2d(8, 8, 32)                    # (H, W, d)
-cell = grid[2, 5]                                                     # the code of row 2, column 5
-similarity = torch.nn.functional.cosine_similarity(grid, cell.expand_as(grid), dim=-1)   # (H, W)
+grid = positional.sinusoidal_encoding_2d(8, 8, 32)  # (H, W, d)
+cell = grid[2, 5]  # the code of row 2, column 5
+similarity = torch.nn.functional.cosine_similarity(
+    grid, cell.expand_as(grid), dim=-1
+)  # (H, W)
 fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 im = axes[0].imshow(dist[:100, :100].numpy(), cmap="viridis")
-axes[0].set(title="‖p_t − p_s‖ for t, s < 100", xlabel="position s", ylabel="position t")
+axes[0].set(
+    title="‖p_t − p_s‖ for t, s < 100",
+    xlabel="position s",
+    ylabel="position t",
+)
 fig.colorbar(im, ax=axes[0], label="Euclidean distance")
 im = axes[1].imshow(similarity.numpy(), cmap="viridis")
 axes[1].plot(5, 2, "r+", ms=14, mew=2)
-axes[1].set(title="2D code: cosine similarity to cell (2, 5)", xlabel="column j", ylabel="row i")
+axes[1].set(
+    title="2D code: cosine similarity to cell (2, 5)",
+    xlabel="column j",
+    ylabel="row i",
+)
 fig.colorbar(im, ax=axes[1], label="cosine similarity")
 plt.show()
 print("2D grid codes:", tuple(grid.shape))
@@ -361,10 +457,18 @@ add_positions = positional.SinusoidalPositionalEncoding(D)
 with torch.no_grad():
     out_a = self_att(add_positions(embed_words(sentence_a)))
     out_b = self_att(add_positions(embed_words(sentence_b)))
-    still_equivariant = torch.allclose(self_att(add_positions(x[:, perm])), self_att(add_positions(x))[:, perm],
-                                       atol=1e-4)
+    still_equivariant = torch.allclose(
+        self_att(add_positions(x[:, perm])),
+        self_att(add_positions(x))[:, perm],
+        atol=1e-4,
+    )
 dog_same = torch.allclose(out_a[0, 1], out_b[0, 4], atol=1e-4)
-print("with positions, 'dog' gets the same vector:", dog_same, " equivariant:", still_equivariant)
+print(
+    "with positions, 'dog' gets the same vector:",
+    dog_same,
+    " equivariant:",
+    still_equivariant,
+)
 assert not dog_same and not still_equivariant
 
 # %% [markdown]
@@ -391,20 +495,25 @@ torch.manual_seed(seed_for(2))
 mha = MultiHeadAttention(32, 4).eval()
 tokens = torch.randn(1, len(target), 32)
 changed = tokens.clone()
-changed[0, 4:] = torch.randn(2, 32)                   # change the last two words
+changed[0, 4:] = torch.randn(2, 32)  # change the last two words
 with torch.no_grad(), attention.record(mha) as maps:
-    out = mha(tokens, causal=True)                                       # (1, T, D)
+    out = mha(tokens, causal=True)  # (1, T, D)
     out_changed = mha(changed, causal=True)
-weights = maps[0]                                                        # (1, h, T, T): the first call's
+weights = maps[0]  # (1, h, T, T): the first call's
 past_unchanged = torch.equal(out[0, :4], out_changed[0, :4])
 print("outputs 0..3 unchanged after changing words 4, 5:", past_unchanged)
-print("later outputs changed:", not torch.allclose(out[0, 4:], out_changed[0, 4:]))
+print(
+    "later outputs changed:",
+    not torch.allclose(out[0, 4:], out_changed[0, 4:]),
+)
 print("no weight on the future:", bool((weights.triu(diagonal=1) == 0).all()))
 assert past_unchanged and bool((weights.triu(diagonal=1) == 0).all())
 
 # %%
 fig, ax = plt.subplots(figsize=(4.5, 4))
-plot_alignment(ax, weights[0, 0], target, target, title="Masked self-attention, head 1")
+plot_alignment(
+    ax, weights[0, 0], target, target, title="Masked self-attention, head 1"
+)
 ax.set(xlabel="key: earlier word s", ylabel="query: word t")
 plt.show()
 
@@ -432,16 +541,28 @@ print(inspect.getsource(MultiHeadAttention.forward))
 B, N, D, h = 2, 6, 32, 4
 x = torch.randn(B, N, D)
 with torch.no_grad():
-    q = mha.to_q(x).view(B, N, h, D // h).transpose(1, 2)          # (B, h, N, d)
-    k = mha.to_k(x).view(B, N, h, D // h).transpose(1, 2)          # (B, h, N, d)
-    v = mha.to_v(x).view(B, N, h, D // h).transpose(1, 2)          # (B, h, N, d)
-    heads = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(D // h), -1) @ v   # (B, h, N, d)
-    concat = heads.transpose(1, 2).reshape(B, N, h * (D // h))    # (B, N, h·d)
-    by_hand = mha.proj(concat)                                     # (B, N, D)
+    q = mha.to_q(x).view(B, N, h, D // h).transpose(1, 2)  # (B, h, N, d)
+    k = mha.to_k(x).view(B, N, h, D // h).transpose(1, 2)  # (B, h, N, d)
+    v = mha.to_v(x).view(B, N, h, D // h).transpose(1, 2)  # (B, h, N, d)
+    heads = (
+        torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(D // h), -1) @ v
+    )  # (B, h, N, d)
+    concat = heads.transpose(1, 2).reshape(B, N, h * (D // h))  # (B, N, h·d)
+    by_hand = mha.proj(concat)  # (B, N, D)
     ours = mha(x)
-print("q, k, v per head:", tuple(q.shape), " heads:", tuple(heads.shape), " concatenated:", tuple(concat.shape),
-      " output:", tuple(by_hand.shape))
-print("by hand == MultiHeadAttention:", torch.allclose(by_hand, ours, atol=1e-6))
+print(
+    "q, k, v per head:",
+    tuple(q.shape),
+    " heads:",
+    tuple(heads.shape),
+    " concatenated:",
+    tuple(concat.shape),
+    " output:",
+    tuple(by_hand.shape),
+)
+print(
+    "by hand == MultiHeadAttention:", torch.allclose(by_hand, ours, atol=1e-6)
+)
 assert torch.allclose(by_hand, ours, atol=1e-6)
 
 # %% [markdown]
@@ -453,32 +574,63 @@ assert torch.allclose(by_hand, ours, atol=1e-6)
 
 # %%
 torch.manual_seed(seed_for(3))
-fast, slow = MultiHeadAttention(32, 4, fast=True).double(), MultiHeadAttention(32, 4, fast=False).double()
+fast, slow = (
+    MultiHeadAttention(32, 4, fast=True).double(),
+    MultiHeadAttention(32, 4, fast=False).double(),
+)
 slow.load_state_dict(fast.state_dict())
 xd = torch.randn(3, 7, 32, dtype=torch.float64)
-kpm = padding_mask(torch.tensor([7, 4, 0]), 7)                     # the third sentence is empty
-bias = torch.randn(1, 4, 7, 7, dtype=torch.float64)                # an additive bias, as Swin's
-paths_agree = torch.allclose(fast(xd, key_padding_mask=kpm, attn_bias=bias, causal=True),
-                             slow(xd, key_padding_mask=kpm, attn_bias=bias, causal=True), rtol=0, atol=1e-12)
+kpm = padding_mask(torch.tensor([7, 4, 0]), 7)  # the third sentence is empty
+bias = torch.randn(
+    1, 4, 7, 7, dtype=torch.float64
+)  # an additive bias, as Swin's
+paths_agree = torch.allclose(
+    fast(xd, key_padding_mask=kpm, attn_bias=bias, causal=True),
+    slow(xd, key_padding_mask=kpm, attn_bias=bias, causal=True),
+    rtol=0,
+    atol=1e-12,
+)
 
 ref = nn.MultiheadAttention(32, 4, batch_first=True).eval()
 ours = MultiHeadAttention(32, 4).eval()
 with torch.no_grad():
-    for lin, w, b in zip([ours.to_q, ours.to_k, ours.to_v], ref.in_proj_weight.chunk(3), ref.in_proj_bias.chunk(3)):
+    for lin, w, b in zip(
+        [ours.to_q, ours.to_k, ours.to_v],
+        ref.in_proj_weight.chunk(3),
+        ref.in_proj_bias.chunk(3),
+    ):
         lin.weight.copy_(w)
         lin.bias.copy_(b)
     ours.proj.load_state_dict(ref.out_proj.state_dict())
     xf, kpm = torch.randn(3, 7, 32), padding_mask(torch.tensor([7, 4, 2]), 7)
-    same_as_torch = torch.allclose(ours(xf, key_padding_mask=kpm), ref(xf, xf, xf, key_padding_mask=~kpm)[0],
-                                   rtol=1e-5, atol=1e-6)
+    same_as_torch = torch.allclose(
+        ours(xf, key_padding_mask=kpm),
+        ref(xf, xf, xf, key_padding_mask=~kpm)[0],
+        rtol=1e-5,
+        atol=1e-6,
+    )
     with attention.record(ours) as maps:
-        out_empty = ours(xf, key_padding_mask=padding_mask(torch.tensor([7, 4, 0]), 7))
-    w_empty = maps[0]                                              # (B, h, T, S)
+        out_empty = ours(
+            xf, key_padding_mask=padding_mask(torch.tensor([7, 4, 0]), 7)
+        )
+    w_empty = maps[0]  # (B, h, T, S)
 print("fast == teaching path (float64, 1e-12):", paths_agree)
-print("== torch.nn.MultiheadAttention (float32, rtol 1e-5, atol 1e-6):", same_as_torch)
-print("empty sentence: finite output", bool(torch.isfinite(out_empty).all()), ", weights all zero",
-      bool((w_empty[2] == 0).all()))
-assert paths_agree and same_as_torch and torch.isfinite(out_empty).all() and (w_empty[2] == 0).all()
+print(
+    "== torch.nn.MultiheadAttention (float32, rtol 1e-5, atol 1e-6):",
+    same_as_torch,
+)
+print(
+    "empty sentence: finite output",
+    bool(torch.isfinite(out_empty).all()),
+    ", weights all zero",
+    bool((w_empty[2] == 0).all()),
+)
+assert (
+    paths_agree
+    and same_as_torch
+    and torch.isfinite(out_empty).all()
+    and (w_empty[2] == 0).all()
+)
 
 # %% [markdown]
 # ## The Transformer's blocks
@@ -569,58 +721,97 @@ def clock() -> float:
 
 
 def forward_backward(model: nn.Module, x: torch.Tensor, repeats: int):
-    """``repeats`` timed forward+backward passes (after one warm-up; see ``clock``): a ``train.Timing``."""
+    """``repeats`` timed forward+backward passes (after one warm-up; see
+    ``clock``): a ``train.Timing``."""
 
     def one_pass() -> None:
         out = model(x)
         (out[0] if isinstance(out, tuple) else out).sum().backward()
 
-    return benchmark(one_pass, repeats=repeats, warmup=1, device=device, clock=clock)
+    return benchmark(
+        one_pass, repeats=repeats, warmup=1, device=device, clock=clock
+    )
 
 
 torch.manual_seed(seed_for(0))
 width, batch = 64, S.timing_batch
 rnn_net = nn.GRU(width, width, num_layers=2, batch_first=True).to(device)
-tf_net = transformer.TransformerEncoder(2, width, 4, 2 * width, dropout=0.0).to(device)
-n_params = {name: sum(p.numel() for p in m.parameters()) for name, m in [("GRU", rnn_net), ("Transformer", tf_net)]}
+tf_net = transformer.TransformerEncoder(
+    2, width, 4, 2 * width, dropout=0.0
+).to(device)
+n_params = {
+    name: sum(p.numel() for p in m.parameters())
+    for name, m in [("GRU", rnn_net), ("Transformer", tf_net)]
+}
 timing = []
 for n_tokens in S.timing_lengths:
     xs = torch.randn(batch, n_tokens, width, device=device)
-    repeats = S.timing_repeats * max(1, 256 // n_tokens)      # more repeats where a pass is cheap and noisy
-    timings = forward_backward(rnn_net, xs, repeats), forward_backward(tf_net, xs, repeats)
-    # The claims below use the least disturbed repeat (.min), as every timing claim of this
-    # chapter did: on a shared machine the minimum is the most stable estimate of the work.
+    repeats = S.timing_repeats * max(
+        1, 256 // n_tokens
+    )  # more repeats where a pass is cheap and noisy
+    timings = (
+        forward_backward(rnn_net, xs, repeats),
+        forward_backward(tf_net, xs, repeats),
+    )
+    # The claims below use the least disturbed repeat (.min), as every timing
+    # claim of this chapter did: on a shared machine the minimum is the most
+    # stable estimate of the work.
     timing.append((n_tokens, timings[0].min, timings[1].min, timings))
-print(f"parameters: {n_params}; batch {batch}, width {width}, device {device.type}, "
-      f"{torch.get_num_threads()} thread(s); times are {'CPU' if one_cpu_thread else 'wall'} time")
-print(f"{'N':>5s} {'GRU ms':>8s} {'Transformer ms':>15s} {'ratio':>6s}   median ms (spread) GRU, Transformer")
+print(
+    f"parameters: {n_params}; batch {batch}, width {width}, device {device.type}, "
+    f"{torch.get_num_threads()} thread(s); times are {'CPU' if one_cpu_thread else 'wall'} time"
+)
+print(
+    f"{'N':>5s} {'GRU ms':>8s} {'Transformer ms':>15s} {'ratio':>6s}   median ms (spread) GRU, Transformer"
+)
 for n_tokens, t_rnn, t_tf, (tm_rnn, tm_tf) in timing:
-    print(f"{n_tokens:>5d} {1e3 * t_rnn:>8.1f} {1e3 * t_tf:>15.1f} {t_rnn / t_tf:>6.2f}   "
-          f"{1e3 * tm_rnn.median:.1f} ({tm_rnn.spread:.0%}), {1e3 * tm_tf.median:.1f} ({tm_tf.spread:.0%})")
+    print(
+        f"{n_tokens:>5d} {1e3 * t_rnn:>8.1f} {1e3 * t_tf:>15.1f} {t_rnn / t_tf:>6.2f}   "
+        f"{1e3 * tm_rnn.median:.1f} ({tm_rnn.spread:.0%}), {1e3 * tm_tf.median:.1f} ({tm_tf.spread:.0%})"
+    )
 print("(GRU ms and Transformer ms: the fastest repeat, which the claims use)")
 
-ratio = {n_tokens: t_rnn / t_tf for n_tokens, t_rnn, t_tf, _ in timing}       # GRU time / Transformer time
+ratio = {
+    n_tokens: t_rnn / t_tf for n_tokens, t_rnn, t_tf, _ in timing
+}  # GRU time / Transformer time
 seconds_at = {n_tokens: (t_rnn, t_tf) for n_tokens, t_rnn, t_tf, _ in timing}
 n_last = timing[-1][0]
 
 
 def growth_exponent(column: int) -> float:
-    """a in time ~ N**a, from N = D (the width) to the longest length; column 0 is the GRU, 1 the Transformer."""
-    return math.log(seconds_at[n_last][column] / seconds_at[width][column]) / math.log(n_last / width)
+    """a in time ~ N**a, from N = D (the width) to the longest length; column 0
+    is the GRU, 1 the Transformer."""
+    return math.log(
+        seconds_at[n_last][column] / seconds_at[width][column]
+    ) / math.log(n_last / width)
 
 
-# What the prose says about these timings is about one CPU thread, and only about their growth with N:
-# which model is faster at a given N depends on the CPU (see the text).
+# What the prose says about these timings is about one CPU thread, and only
+# about their growth with N: which model is faster at a given N depends on the
+# CPU (see the text).
 if one_cpu_thread and width in ratio and n_last > width:
     timing_claims = [
-        claims.check("ch05-timing-lead-shrinks", f"On one CPU thread the GRU / Transformer time ratio falls as N "
-                     f"grows: the ratio at N = {n_last} divided by the one at N = D = {width}",
-                     ratio[n_last] / ratio[width], "< 0.75"),
-        claims.check("ch05-timing-gru-linear", f"The GRU's time grows about in proportion to N: the exponent a of "
-                     f"time ~ N^a from N = {width} to {n_last} tokens", growth_exponent(0), "in [0.8, 1.25]"),
-        claims.check("ch05-timing-transformer-superlinear", f"The encoder blocks' time grows faster than in "
-                     f"proportion to N: the exponent a of time ~ N^a from N = {width} to {n_last} tokens",
-                     growth_exponent(1), "> 1.2"),
+        claims.check(
+            "ch05-timing-lead-shrinks",
+            f"On one CPU thread the GRU / Transformer time ratio falls as N "
+            f"grows: the ratio at N = {n_last} divided by the one at N = D = {width}",
+            ratio[n_last] / ratio[width],
+            "< 0.75",
+        ),
+        claims.check(
+            "ch05-timing-gru-linear",
+            f"The GRU's time grows about in proportion to N: the exponent a of "
+            f"time ~ N^a from N = {width} to {n_last} tokens",
+            growth_exponent(0),
+            "in [0.8, 1.25]",
+        ),
+        claims.check(
+            "ch05-timing-transformer-superlinear",
+            f"The encoder blocks' time grows faster than in "
+            f"proportion to N: the exponent a of time ~ N^a from N = {width} to {n_last} tokens",
+            growth_exponent(1),
+            "> 1.2",
+        ),
     ]
     for c in timing_claims:
         print(f"{c.id}: {c.held}")
@@ -628,10 +819,23 @@ if one_cpu_thread and width in ratio and n_last > width:
 # %%
 lengths_t = [row[0] for row in timing]
 fig, ax = plt.subplots(figsize=(6, 4))
-ax.loglog(lengths_t, [1e3 * row[1] for row in timing], "o-", label="2-layer GRU (sequential in N)")
-ax.loglog(lengths_t, [1e3 * row[2] for row in timing], "s-", label="2 encoder blocks (attention)")
-ax.set(title=f"Forward + backward time, batch {batch}, {device.type.upper()}", xlabel="sequence length N (tokens)",
-       ylabel="time (ms)")
+ax.loglog(
+    lengths_t,
+    [1e3 * row[1] for row in timing],
+    "o-",
+    label="2-layer GRU (sequential in N)",
+)
+ax.loglog(
+    lengths_t,
+    [1e3 * row[2] for row in timing],
+    "s-",
+    label="2 encoder blocks (attention)",
+)
+ax.set(
+    title=f"Forward + backward time, batch {batch}, {device.type.upper()}",
+    xlabel="sequence length N (tokens)",
+    ylabel="time (ms)",
+)
 ax.set_xticks(lengths_t, labels=[str(n) for n in lengths_t])
 ax.minorticks_off()
 ax.legend()
@@ -658,7 +862,8 @@ plt.show()
 # NBVAL_IGNORE_OUTPUT
 @contextlib.contextmanager
 def stderr_silenced():
-    """Send this process's stderr (file descriptor 2) to /dev/null: the profiler logs a line when it starts and stops."""
+    """Send this process's stderr (file descriptor 2) to /dev/null: the
+    profiler logs a line when it starts and stops."""
     saved = os.dup(2)
     try:
         with open(os.devnull, "w") as null:
@@ -670,81 +875,152 @@ def stderr_silenced():
 
 
 def peak_and_kernel(fn) -> tuple[int, str]:
-    """Peak of the bytes PyTorch allocated while ``fn()`` ran (above what was allocated before), and the attention kernel that ran."""
+    """Peak of the bytes PyTorch allocated while ``fn()`` ran (above what was
+    allocated before), and the attention kernel that ran."""
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
         fn()
         torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - before, "(not recorded on cuda)"
-    with stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        return (
+            torch.cuda.max_memory_allocated() - before,
+            "(not recorded on cuda)",
+        )
+    with (
+        stderr_silenced(),
+        profile(
+            activities=[ProfilerActivity.CPU], profile_memory=True
+        ) as prof,
+    ):
         fn()
     events = prof.profiler.kineto_results.events()
-    # Every allocation (+ bytes) and release (- bytes) of PyTorch's CPU allocator, in time order.
-    changes = sorted((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]")
+    # Every allocation (+ bytes) and release (- bytes) of PyTorch's CPU
+    # allocator, in time order.
+    changes = sorted(
+        (e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]"
+    )
     running = peak = 0
     for _, nbytes in changes:
         running += nbytes
         peak = max(peak, running)
-    kernels = sorted({e.name() for e in events if e.name().startswith("aten::_scaled_dot_product")})
+    kernels = sorted(
+        {
+            e.name()
+            for e in events
+            if e.name().startswith("aten::_scaled_dot_product")
+        }
+    )
     return peak, ", ".join(kernels) or "none (separate operations)"
 
 
 mem_batch, mem_heads, mem_d = 2, 4, 16
 mem_lengths = (128, 256, 512, 1024)
 mem_paths = {
-    "teaching": lambda q, k, v, m: attention.scaled_dot_product_attention(q, k, v, fast=False),
-    "teaching, causal": lambda q, k, v, m: attention.scaled_dot_product_attention(q, k, v, mask=m, fast=False),
-    "fused": lambda q, k, v, m: torch.nn.functional.scaled_dot_product_attention(q, k, v),
-    "fused, is_causal": lambda q, k, v, m: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),
-    "fused, bool mask": lambda q, k, v, m: torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m),
+    "teaching": lambda q, k, v, m: attention.scaled_dot_product_attention(
+        q, k, v, fast=False
+    ),
+    "teaching, causal": lambda q, k, v, m: (
+        attention.scaled_dot_product_attention(q, k, v, mask=m, fast=False)
+    ),
+    "fused": lambda q, k, v, m: (
+        torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    ),
+    "fused, is_causal": lambda q, k, v, m: (
+        torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, is_causal=True
+        )
+    ),
+    "fused, bool mask": lambda q, k, v, m: (
+        torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m)
+    ),
 }
 torch.manual_seed(seed_for(4))
 peak_mib, matrix_mib, kernel = {}, {}, {}
 with torch.no_grad():
     for n_tokens in mem_lengths:
-        q_m, k_m, v_m = (torch.randn(mem_batch, mem_heads, n_tokens, mem_d, device=device) for _ in range(3))
+        q_m, k_m, v_m = (
+            torch.randn(mem_batch, mem_heads, n_tokens, mem_d, device=device)
+            for _ in range(3)
+        )
         causal_m = causal_mask(n_tokens).to(device)
-        matrix_mib[n_tokens] = mem_batch * mem_heads * n_tokens * n_tokens * 4 / 2 ** 20   # one float32 B·h·N×N tensor
+        matrix_mib[n_tokens] = (
+            mem_batch * mem_heads * n_tokens * n_tokens * 4 / 2**20
+        )  # one float32 B·h·N×N tensor
         for name, path in mem_paths.items():
-            nbytes, kernel[name] = peak_and_kernel(lambda: path(q_m, k_m, v_m, causal_m))
-            peak_mib[name, n_tokens] = nbytes / 2 ** 20
-print(f"peak memory of one attention call (MiB), B = {mem_batch}, h = {mem_heads}, d = {mem_d}, {device.type}, "
-      f"PyTorch {torch.__version__}")
-print(f"{'N':>5s} {'B·h·N² floats':>14s}" + "".join(f" {name:>17s}" for name in mem_paths))
+            nbytes, kernel[name] = peak_and_kernel(
+                lambda: path(q_m, k_m, v_m, causal_m)
+            )
+            peak_mib[name, n_tokens] = nbytes / 2**20
+print(
+    f"peak memory of one attention call (MiB), B = {mem_batch}, h = {mem_heads}, d = {mem_d}, {device.type}, "
+    f"PyTorch {torch.__version__}"
+)
+print(
+    f"{'N':>5s} {'B·h·N² floats':>14s}"
+    + "".join(f" {name:>17s}" for name in mem_paths)
+)
 for n_tokens in mem_lengths:
-    print(f"{n_tokens:>5d} {matrix_mib[n_tokens]:>14.2f}"
-          + "".join(f" {peak_mib[name, n_tokens]:>17.2f}" for name in mem_paths))
+    print(
+        f"{n_tokens:>5d} {matrix_mib[n_tokens]:>14.2f}"
+        + "".join(f" {peak_mib[name, n_tokens]:>17.2f}" for name in mem_paths)
+    )
 
 
 def memory_exponent(name: str) -> float:
     """a in peak ~ N**a from the shortest to the longest length."""
     n0, n1 = mem_lengths[0], mem_lengths[-1]
-    return math.log(peak_mib[name, n1] / peak_mib[name, n0]) / math.log(n1 / n0)
+    return math.log(peak_mib[name, n1] / peak_mib[name, n0]) / math.log(
+        n1 / n0
+    )
 
 
 n_mem = mem_lengths[-1]
-print("growth exponents:", {name: round(memory_exponent(name), 2) for name in mem_paths})
+print(
+    "growth exponents:",
+    {name: round(memory_exponent(name), 2) for name in mem_paths},
+)
 for name in mem_paths:
     print(f"{name:>17s}: {kernel[name]}")
-# Which kernel runs, and so what the fused function stores, depends on the device: claims are for the CPU only.
+# Which kernel runs, and so what the fused function stores, depends on the
+# device: claims are for the CPU only.
 if device.type == "cpu":
     memory_claims = [
-        claims.check("ch05-memory-teaching-quadratic", f"The teaching path's peak memory grows as N^2: the exponent "
-                     f"a of peak ~ N^a from N = {mem_lengths[0]} to {n_mem}", memory_exponent("teaching"),
-                     "in [1.8, 2.1]"),
-        claims.check("ch05-memory-fused-no-matrix", f"On the CPU, F.scaled_dot_product_attention without a mask "
-                     f"never holds the N x N weights: its peak at N = {n_mem} as a fraction of one float32 "
-                     f"B·h·N x N tensor", peak_mib["fused", n_mem] / matrix_mib[n_mem], "< 0.25"),
-        claims.check("ch05-memory-fused-bool-mask", f"On the CPU, F.scaled_dot_product_attention with a bool causal "
-                     f"mask does not fall back to storing the weights either: its peak at N = {n_mem} as a fraction "
-                     f"of one float32 B·h·N x N tensor", peak_mib["fused, bool mask", n_mem] / matrix_mib[n_mem],
-                     "< 0.5"),
-        claims.check("ch05-memory-cpu-flash-kernel", "On the CPU all three fused calls (no mask, is_causal, bool "
-                     "mask) ran PyTorch's CPU flash kernel: how many did",
-                     sum(kernel[name] == "aten::_scaled_dot_product_flash_attention_for_cpu"
-                         for name in mem_paths if name.startswith("fused")), ">= 3"),
+        claims.check(
+            "ch05-memory-teaching-quadratic",
+            f"The teaching path's peak memory grows as N^2: the exponent "
+            f"a of peak ~ N^a from N = {mem_lengths[0]} to {n_mem}",
+            memory_exponent("teaching"),
+            "in [1.8, 2.1]",
+        ),
+        claims.check(
+            "ch05-memory-fused-no-matrix",
+            f"On the CPU, F.scaled_dot_product_attention without a mask "
+            f"never holds the N x N weights: its peak at N = {n_mem} as a fraction of one float32 "
+            f"B·h·N x N tensor",
+            peak_mib["fused", n_mem] / matrix_mib[n_mem],
+            "< 0.25",
+        ),
+        claims.check(
+            "ch05-memory-fused-bool-mask",
+            f"On the CPU, F.scaled_dot_product_attention with a bool causal "
+            f"mask does not fall back to storing the weights either: its peak at N = {n_mem} as a fraction "
+            f"of one float32 B·h·N x N tensor",
+            peak_mib["fused, bool mask", n_mem] / matrix_mib[n_mem],
+            "< 0.5",
+        ),
+        claims.check(
+            "ch05-memory-cpu-flash-kernel",
+            "On the CPU all three fused calls (no mask, is_causal, bool "
+            "mask) ran PyTorch's CPU flash kernel: how many did",
+            sum(
+                kernel[name]
+                == "aten::_scaled_dot_product_flash_attention_for_cpu"
+                for name in mem_paths
+                if name.startswith("fused")
+            ),
+            ">= 3",
+        ),
     ]
     for c in memory_claims:
         print(f"{c.id}: {c.held}")
@@ -789,45 +1065,105 @@ print(inspect.getsource(transformer.TransformerConfig))
 
 # %%
 if S.corpus == "generated":
-    data = translation_task(S.n_train, S.n_valid, S.n_test, min_len=S.min_len,
-                            max_len=S.max_len, seed=seed_for(0))
+    data = translation_task(
+        S.n_train,
+        S.n_valid,
+        S.n_test,
+        min_len=S.min_len,
+        max_len=S.max_len,
+        seed=seed_for(0),
+    )
 else:  # the full profile: Multi30k, downloaded into the cache on first use
     data = load_multi30k()
-max_src = max(len(p.src) for p in data.train + data.valid + data.test) + 1      # + <eos>
-test_batches = BucketBatches(data.test, data.src_vocab, data.tgt_vocab, batch_size=256, shuffle=False,
-                             seed=seed_for(0))
-refs, test_lengths = [p.refs for p in data.test], [len(p.src) for p in data.test]
-print(f"{len(data.train)} training pairs, {len(data.test)} test pairs, "
-      f"vocabularies {len(data.src_vocab)} / {len(data.tgt_vocab)}")
+max_src = (
+    max(len(p.src) for p in data.train + data.valid + data.test) + 1
+)  # + <eos>
+test_batches = BucketBatches(
+    data.test,
+    data.src_vocab,
+    data.tgt_vocab,
+    batch_size=256,
+    shuffle=False,
+    seed=seed_for(0),
+)
+refs, test_lengths = (
+    [p.refs for p in data.test],
+    [len(p.src) for p in data.test],
+)
+print(
+    f"{len(data.train)} training pairs, {len(data.test)} test pairs, "
+    f"vocabularies {len(data.src_vocab)} / {len(data.tgt_vocab)}"
+)
 
 
 def train_batches():
-    return BucketBatches(data.train, data.src_vocab, data.tgt_vocab, batch_size=S.batch_size, seed=seed_for(0))
+    return BucketBatches(
+        data.train,
+        data.src_vocab,
+        data.tgt_vocab,
+        batch_size=S.batch_size,
+        seed=seed_for(0),
+    )
 
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 seed_everything(seed_for(0))
-rnn = seq2seq.attention_seq2seq(len(data.src_vocab), len(data.tgt_vocab), "additive", emb=S.rnn_emb,
-                                hidden=S.rnn_hidden, max_src_len=max_src)
+rnn = seq2seq.attention_seq2seq(
+    len(data.src_vocab),
+    len(data.tgt_vocab),
+    "additive",
+    emb=S.rnn_emb,
+    hidden=S.rnn_hidden,
+    max_src_len=max_src,
+)
 start_time = clock()
-rnn_history = fit(rnn, train_batches(), seq2seq.train_step, epochs=S.epochs, lr=S.rnn_lr, grad_clip=1.0,
-                  device=device, desc="RNN + attention")
+rnn_history = fit(
+    rnn,
+    train_batches(),
+    seq2seq.train_step,
+    epochs=S.epochs,
+    lr=S.rnn_lr,
+    grad_clip=1.0,
+    device=device,
+    desc="RNN + attention",
+)
 train_seconds = {"RNN + attention": clock() - start_time}
 
 seed_everything(seed_for(0))
-tf = transformer.transformer_tiny(len(data.src_vocab), len(data.tgt_vocab), dim=S.dim, heads=S.heads,
-                                  ff_dim=S.ff_dim, enc_layers=S.layers, dec_layers=S.layers,
-                                  dropout=S.dropout, max_len=2 * max_src + 20)
+tf = transformer.transformer_tiny(
+    len(data.src_vocab),
+    len(data.tgt_vocab),
+    dim=S.dim,
+    heads=S.heads,
+    ff_dim=S.ff_dim,
+    enc_layers=S.layers,
+    dec_layers=S.layers,
+    dropout=S.dropout,
+    max_len=2 * max_src + 20,
+)
 start_time = clock()
-tf_history = fit(tf, train_batches(), seq2seq.train_step, epochs=S.epochs, lr=S.lr, grad_clip=1.0,
-                 device=device, desc="Transformer")
+tf_history = fit(
+    tf,
+    train_batches(),
+    seq2seq.train_step,
+    epochs=S.epochs,
+    lr=S.lr,
+    grad_clip=1.0,
+    device=device,
+    desc="Transformer",
+)
 train_seconds["Transformer"] = clock() - start_time
-for name, model, hist in [("RNN + attention", rnn, rnn_history), ("Transformer", tf, tf_history)]:
-    print(f"{name:16s} {sum(p.numel() for p in model.parameters()):>7d} parameters, "
-          f"loss {hist['loss'][0]:.2f} -> {hist.last('loss'):.2f}, "
-          f"{train_seconds[name] / len(hist['loss']):.1f} s per epoch ({device.type}, "
-          f"{torch.get_num_threads()} thread(s))")
+for name, model, hist in [
+    ("RNN + attention", rnn, rnn_history),
+    ("Transformer", tf, tf_history),
+]:
+    print(
+        f"{name:16s} {sum(p.numel() for p in model.parameters()):>7d} parameters, "
+        f"loss {hist['loss'][0]:.2f} -> {hist.last('loss'):.2f}, "
+        f"{train_seconds[name] / len(hist['loss']):.1f} s per epoch ({device.type}, "
+        f"{torch.get_num_threads()} thread(s))"
+    )
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -835,43 +1171,83 @@ runs = {}
 for name, model in [("RNN + attention", rnn), ("Transformer", tf)]:
     start_time = clock()
     hyps = seq2seq.translate(model, test_batches, data.tgt_vocab)
-    runs[name] = dict(hyps=hyps, seconds=clock() - start_time,
-                      bleu=metrics.corpus_bleu(hyps, refs).score,
-                      rows=metrics.bleu_by_length(hyps, refs, test_lengths, S.edges))
-print(f"{'source length':>14s} {'sentences':>9s} {'RNN + attention':>16s} {'Transformer':>12s}")
-for r_row, t_row in zip(runs["RNN + attention"]["rows"], runs["Transformer"]["rows"]):
-    print(f"{r_row['bucket']:>14s} {r_row['n']:>9d} {r_row['bleu']:>16.1f} {t_row['bleu']:>12.1f}")
-print(f"{'all':>14s} {len(data.test):>9d} {runs['RNN + attention']['bleu']:>16.1f} {runs['Transformer']['bleu']:>12.1f}")
-print(f"greedy decoding of the test set: RNN {runs['RNN + attention']['seconds']:.1f} s, "
-      f"Transformer {runs['Transformer']['seconds']:.1f} s")
+    runs[name] = dict(
+        hyps=hyps,
+        seconds=clock() - start_time,
+        bleu=metrics.corpus_bleu(hyps, refs).score,
+        rows=metrics.bleu_by_length(hyps, refs, test_lengths, S.edges),
+    )
+print(
+    f"{'source length':>14s} {'sentences':>9s} {'RNN + attention':>16s} {'Transformer':>12s}"
+)
+for r_row, t_row in zip(
+    runs["RNN + attention"]["rows"], runs["Transformer"]["rows"]
+):
+    print(
+        f"{r_row['bucket']:>14s} {r_row['n']:>9d} {r_row['bleu']:>16.1f} {t_row['bleu']:>12.1f}"
+    )
+print(
+    f"{'all':>14s} {len(data.test):>9d} {runs['RNN + attention']['bleu']:>16.1f} {runs['Transformer']['bleu']:>12.1f}"
+)
+print(
+    f"greedy decoding of the test set: RNN {runs['RNN + attention']['seconds']:.1f} s, "
+    f"Transformer {runs['Transformer']['seconds']:.1f} s"
+)
 
 rnn_run, tf_run = runs["RNN + attention"], runs["Transformer"]
 translation_claims = [
-    claims.check("ch05-rnn-beats-transformer", "At this size (smoke profile) the RNN with attention reaches a higher "
-                 "test BLEU than the Transformer trained for the same epochs (RNN minus Transformer)",
-                 rnn_run["bleu"] - tf_run["bleu"], "> 0", flagship=True),
-    claims.check("ch05-both-translate", "Both models translate: test BLEU above 40 for each",
-                 min(rnn_run["bleu"], tf_run["bleu"]), "> 40"),
-    claims.check("ch05-bleu-drops-with-length", "For both models BLEU is lower on the longest source sentences than "
-                 "on the shortest (smallest drop from the first to the last length bucket)",
-                 min(run["rows"][0]["bleu"] - run["rows"][-1]["bleu"] for run in runs.values()), "> 0"),
+    claims.check(
+        "ch05-rnn-beats-transformer",
+        "At this size (smoke profile) the RNN with attention reaches a higher "
+        "test BLEU than the Transformer trained for the same epochs (RNN minus Transformer)",
+        rnn_run["bleu"] - tf_run["bleu"],
+        "> 0",
+        flagship=True,
+    ),
+    claims.check(
+        "ch05-both-translate",
+        "Both models translate: test BLEU above 40 for each",
+        min(rnn_run["bleu"], tf_run["bleu"]),
+        "> 40",
+    ),
+    claims.check(
+        "ch05-bleu-drops-with-length",
+        "For both models BLEU is lower on the longest source sentences than "
+        "on the shortest (smallest drop from the first to the last length bucket)",
+        min(
+            run["rows"][0]["bleu"] - run["rows"][-1]["bleu"]
+            for run in runs.values()
+        ),
+        "> 0",
+    ),
 ]
 if one_cpu_thread:
     translation_claims += [
-        claims.check("ch05-epoch-time-comparable", "On one CPU thread a training epoch takes comparable time for "
-                     "the two models, within a factor 1.7 either way (RNN seconds / Transformer seconds)",
-                     train_seconds["RNN + attention"] / train_seconds["Transformer"], "in [0.59, 1.7]"),
-        claims.check("ch05-transformer-decodes-slower", "On one CPU thread greedy decoding of the test set takes "
-                     "longer with the Transformer than with the RNN (Transformer seconds / RNN seconds)",
-                     tf_run["seconds"] / rnn_run["seconds"], "> 1.5"),
+        claims.check(
+            "ch05-epoch-time-comparable",
+            "On one CPU thread a training epoch takes comparable time for "
+            "the two models, within a factor 1.7 either way (RNN seconds / Transformer seconds)",
+            train_seconds["RNN + attention"] / train_seconds["Transformer"],
+            "in [0.59, 1.7]",
+        ),
+        claims.check(
+            "ch05-transformer-decodes-slower",
+            "On one CPU thread greedy decoding of the test set takes "
+            "longer with the Transformer than with the RNN (Transformer seconds / RNN seconds)",
+            tf_run["seconds"] / rnn_run["seconds"],
+            "> 1.5",
+        ),
     ]
 for c in translation_claims:
     print(f"{c.id}: {c.held}")
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 4))
-plot_bleu_by_length(ax, {name: run["rows"] for name, run in runs.items()},
-                    title="BLEU against source length: RNN with attention vs Transformer")
+plot_bleu_by_length(
+    ax,
+    {name: run["rows"] for name, run in runs.items()},
+    title="BLEU against source length: RNN with attention vs Transformer",
+)
 plt.show()
 
 # %% [markdown]
@@ -939,89 +1315,167 @@ print(inspect.getsource(transformer.DecoderBlock.step))
 # %%
 # NBVAL_IGNORE_OUTPUT
 class GreedyWithoutCache(nn.Module):
-    """``model.greedy`` without the cache: each step runs ``model.decode`` on the whole prefix."""
+    """``model.greedy`` without the cache: each step runs ``model.decode`` on
+    the whole prefix."""
 
     def __init__(self, model: transformer.Seq2SeqTransformer):
         super().__init__()
         self.model = model
 
     @torch.no_grad()
-    def greedy(self, src, src_lengths, *, max_len: int, bos_id: int = 1, eos_id: int = 2):
+    def greedy(
+        self,
+        src,
+        src_lengths,
+        *,
+        max_len: int,
+        bos_id: int = 1,
+        eos_id: int = 2,
+    ):
         memory, mask = self.model.encode(src, src_lengths)
-        prefix = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)    # (B, 1): <bos>
+        prefix = torch.full(
+            (src.shape[0], 1), bos_id, dtype=torch.long, device=src.device
+        )  # (B, 1): <bos>
         done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
         for _ in range(max_len):
-            y = self.model.decode(prefix, memory, mask)[:, -1].argmax(-1).masked_fill(done, 0)  # (B,)
-            prefix = torch.cat([prefix, y[:, None]], 1)                                         # (B, t + 2)
+            y = (
+                self.model.decode(prefix, memory, mask)[:, -1]
+                .argmax(-1)
+                .masked_fill(done, 0)
+            )  # (B,)
+            prefix = torch.cat([prefix, y[:, None]], 1)  # (B, t + 2)
             done |= y == eos_id
             if bool(done.all()):
                 break
-        return prefix[:, 1:], None                                                              # (B, T')
+        return prefix[:, 1:], None  # (B, T')
 
 
-decoders = {"RNN + attention": rnn, "Transformer, cache": tf, "Transformer, no cache": GreedyWithoutCache(tf)}
+decoders = {
+    "RNN + attention": rnn,
+    "Transformer, cache": tf,
+    "Transformer, no cache": GreedyWithoutCache(tf),
+}
 decode_seconds, decode_hyps = {}, {}
 for name, model in decoders.items():
     start_time = clock()
     decode_hyps[name] = seq2seq.translate(model, test_batches, data.tgt_vocab)
     decode_seconds[name] = clock() - start_time
-same_output = np.mean([a == b for a, b in zip(decode_hyps["Transformer, cache"], decode_hyps["Transformer, no cache"])])
-print("greedy decoding of the test set: " + ", ".join(f"{name} {sec:.2f} s" for name, sec in decode_seconds.items()))
-print(f"same translations with and without the cache: {same_output:.1%} of the sentences")
+same_output = np.mean(
+    [
+        a == b
+        for a, b in zip(
+            decode_hyps["Transformer, cache"],
+            decode_hyps["Transformer, no cache"],
+        )
+    ]
+)
+print(
+    "greedy decoding of the test set: "
+    + ", ".join(f"{name} {sec:.2f} s" for name, sec in decode_seconds.items())
+)
+print(
+    f"same translations with and without the cache: {same_output:.1%} of the sentences"
+)
 
-# One decoding step on the first test batch, after a few steps have filled the state and the cache.
+# One decoding step on the first test batch, after a few steps have filled the
+# state and the cache.
 step_batch = next(iter(test_batches))
-step_src, step_lengths = step_batch["src"].to(device), step_batch["src_lengths"].to(device)
+step_src, step_lengths = (
+    step_batch["src"].to(device),
+    step_batch["src_lengths"].to(device),
+)
 
 
 def step_cost(step, n_repeats: int = 20):
-    """Timing of one call of ``step()`` (``train.Timing``, see ``clock``) and the operators it calls at the top level."""
-    timing = benchmark(step, repeats=n_repeats, warmup=1, device=device, clock=clock)
+    """Timing of one call of ``step()`` (``train.Timing``, see ``clock``) and
+    the operators it calls at the top level."""
+    timing = benchmark(
+        step, repeats=n_repeats, warmup=1, device=device, clock=clock
+    )
     with stderr_silenced(), profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
-    n_ops = sum(e.cpu_parent is None and e.name.startswith("aten::") for e in prof.events())
+    n_ops = sum(
+        e.cpu_parent is None and e.name.startswith("aten::")
+        for e in prof.events()
+    )
     return timing, n_ops
 
 
 with torch.no_grad():
     rnn.eval()
     tf.eval()
-    y_step = torch.full((step_src.shape[0],), 4, dtype=torch.long, device=device)  # any token: the cost is the same
-    # Both models speak seqlib.decoding's step protocol: start_decoding, then decode_step(y_prev, state).
+    y_step = torch.full(
+        (step_src.shape[0],), 4, dtype=torch.long, device=device
+    )  # any token: the cost is the same
+    # Both models speak seqlib.decoding's step protocol: start_decoding, then
+    # decode_step(y_prev, state).
     rnn_state = rnn.start_decoding(step_src, step_lengths)
     for _ in range(5):
         _, rnn_state, _ = rnn.decode_step(y_step, rnn_state)
-    step_timing = {"RNN": step_cost(lambda: rnn.decode_step(y_step, rnn_state))}
+    step_timing = {
+        "RNN": step_cost(lambda: rnn.decode_step(y_step, rnn_state))
+    }
     tf_state = tf.start_decoding(step_src, step_lengths)
     for t in range(41):
         if t in (5, 40):
-            step_timing[f"Transformer, t = {t}"] = step_cost(lambda: tf.decode_step(y_step, tf_state))
+            step_timing[f"Transformer, t = {t}"] = step_cost(
+                lambda: tf.decode_step(y_step, tf_state)
+            )
         _, tf_state, _ = tf.decode_step(y_step, tf_state)
-# The claims compare the least disturbed repeats (.min); the median and spread show how noisy they were.
-step_ms = {name: (1e3 * timing.min, n_ops) for name, (timing, n_ops) in step_timing.items()}
+# The claims compare the least disturbed repeats (.min); the median and spread
+# show how noisy they were.
+step_ms = {
+    name: (1e3 * timing.min, n_ops)
+    for name, (timing, n_ops) in step_timing.items()
+}
 print(f"one decoding step, batch of {step_src.shape[0]} sentences:")
 for name, (timing, n_ops) in step_timing.items():
-    print(f"  {name:<20s} {1e3 * timing.min:6.2f} ms fastest, {1e3 * timing.median:6.2f} ms median "
-          f"(spread {timing.spread:.0%}), {n_ops:4d} operators")
+    print(
+        f"  {name:<20s} {1e3 * timing.min:6.2f} ms fastest, {1e3 * timing.median:6.2f} ms median "
+        f"(spread {timing.spread:.0%}), {n_ops:4d} operators"
+    )
 
 decode_claims = [
-    claims.check("ch05-cache-same-translations", "Greedy decoding with and without the key/value cache writes the "
-                 "same translations (fraction of identical test sentences)", same_output, ">= 0.98"),
-    claims.check("ch05-decoder-step-more-ops", "One Transformer decoding step calls several times as many PyTorch "
-                 "operators as one step of the RNN decoder (ratio of the counts)",
-                 step_ms["Transformer, t = 5"][1] / step_ms["RNN"][1], "> 3"),
+    claims.check(
+        "ch05-cache-same-translations",
+        "Greedy decoding with and without the key/value cache writes the "
+        "same translations (fraction of identical test sentences)",
+        same_output,
+        ">= 0.98",
+    ),
+    claims.check(
+        "ch05-decoder-step-more-ops",
+        "One Transformer decoding step calls several times as many PyTorch "
+        "operators as one step of the RNN decoder (ratio of the counts)",
+        step_ms["Transformer, t = 5"][1] / step_ms["RNN"][1],
+        "> 3",
+    ),
 ]
 if one_cpu_thread:
     decode_claims += [
-        claims.check("ch05-cache-saves-time", "On one CPU thread greedy decoding of the test set without the "
-                     "key/value cache takes longer than with it (seconds without / seconds with)",
-                     decode_seconds["Transformer, no cache"] / decode_seconds["Transformer, cache"], "> 2"),
-        claims.check("ch05-decoder-step-slower", "On one CPU thread one Transformer decoding step (at t = 5) takes "
-                     "longer than one RNN step (Transformer ms / RNN ms)",
-                     step_ms["Transformer, t = 5"][0] / step_ms["RNN"][0], "> 1.2"),
-        claims.check("ch05-cached-step-grows", "On one CPU thread a cached Transformer step takes longer late in the "
-                     "sentence than early, because it attends over more cached positions (ms at t = 40 / ms at t = 5)",
-                     step_ms["Transformer, t = 40"][0] / step_ms["Transformer, t = 5"][0], "> 1.05"),
+        claims.check(
+            "ch05-cache-saves-time",
+            "On one CPU thread greedy decoding of the test set without the "
+            "key/value cache takes longer than with it (seconds without / seconds with)",
+            decode_seconds["Transformer, no cache"]
+            / decode_seconds["Transformer, cache"],
+            "> 2",
+        ),
+        claims.check(
+            "ch05-decoder-step-slower",
+            "On one CPU thread one Transformer decoding step (at t = 5) takes "
+            "longer than one RNN step (Transformer ms / RNN ms)",
+            step_ms["Transformer, t = 5"][0] / step_ms["RNN"][0],
+            "> 1.2",
+        ),
+        claims.check(
+            "ch05-cached-step-grows",
+            "On one CPU thread a cached Transformer step takes longer late in the "
+            "sentence than early, because it attends over more cached positions (ms at t = 40 / ms at t = 5)",
+            step_ms["Transformer, t = 40"][0]
+            / step_ms["Transformer, t = 5"][0],
+            "> 1.05",
+        ),
     ]
 for c in decode_claims:
     print(f"{c.id}: {c.held}")
@@ -1057,41 +1511,56 @@ for c in decode_claims:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-example = max(range(len(data.test)), key=lambda i: (len(data.test[i].src) <= 14, len(data.test[i].src)))
+example = max(
+    range(len(data.test)),
+    key=lambda i: (len(data.test[i].src) <= 14, len(data.test[i].src)),
+)
 pair = data.test[example]
 one = make_batch([pair], data.src_vocab, data.tgt_vocab)
 hyp = seq2seq.translate(tf, [one], data.tgt_vocab)
-tgt_in = torch.tensor([data.tgt_vocab.encode(hyp[0], bos=True, eos=False)], device=device)   # (1, T): <bos> + words
+tgt_in = torch.tensor(
+    [data.tgt_vocab.encode(hyp[0], bos=True, eos=False)], device=device
+)  # (1, T): <bos> + words
 with torch.no_grad(), attention.record(tf) as maps:
     tf(one["src"].to(device), one["src_lengths"].to(device), tgt_in)
 print("recorded:", maps.names)
 last_cross = f"decoder.blocks.{len(tf.decoder.blocks) - 1}.mixers.cross_attn"
-weights = maps.select(last_cross)[0].mean(1).cpu()                                            # (1, T, S)
+weights = maps.select(last_cross)[0].mean(1).cpu()  # (1, T, S)
 fig, ax = plt.subplots(figsize=(7, 5.5))
-plot_alignment(ax, weights[0], list(pair.src) + ["<eos>"], hyp[0] + ["<eos>"],
-               title="Transformer cross-attention (last block, mean of heads)")
+plot_alignment(
+    ax,
+    weights[0],
+    list(pair.src) + ["<eos>"],
+    hyp[0] + ["<eos>"],
+    title="Transformer cross-attention (last block, mean of heads)",
+)
 plt.show()
 print("source:", " ".join(pair.src))
 print("output:", " ".join(hyp[0]))
-assert torch.allclose(weights[0].sum(-1), torch.ones(len(hyp[0]) + 1), atol=1e-5)
+assert torch.allclose(
+    weights[0].sum(-1), torch.ones(len(hyp[0]) + 1), atol=1e-5
+)
 
-# Beam search keeps the $k$ most probable partial translations instead of one. Its
-# rules are those of chapter 2, now shared by every model through
-# `seqlib.decoding.beam_search`: finished translations are ranked by
-# $\log p / |Y|^{\alpha}$, an `<eos>` ends a hypothesis only if it ranks among the
-# $k$ best candidates of its step, and the search stops once $k$ hypotheses have
-# ended. Here it is on the first test sentences, against greedy decoding (beam 1):
+# Beam search keeps the $k$ most probable partial translations instead of one.
+# Its rules are those of chapter 2, now shared by every model through
+# `seqlib.decoding.beam_search`: finished translations are ranked by $\log p /
+# |Y|^{\alpha}$, an `<eos>` ends a hypothesis only if it ranks among the $k$
+# best candidates of its step, and the search stops once $k$ hypotheses have
+# ended. Here it is on the first test sentences, against greedy decoding (beam
+# 1):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-few = data.test[:S.n_beam]
+few = data.test[: S.n_beam]
 few_batches = [make_batch(few, data.src_vocab, data.tgt_vocab)]
 few_refs = [p.refs for p in few]
 for beam in (1, S.beam_size):
     start_time = clock()
     hyps = seq2seq.translate(tf, few_batches, data.tgt_vocab, beam_size=beam)
-    print(f"Transformer, beam {beam}: BLEU {metrics.corpus_bleu(hyps, few_refs).score:.1f} on {len(few)} sentences "
-          f"({clock() - start_time:.1f} s)")
+    print(
+        f"Transformer, beam {beam}: BLEU {metrics.corpus_bleu(hyps, few_refs).score:.1f} on {len(few)} sentences "
+        f"({clock() - start_time:.1f} s)"
+    )
 
 # %% [markdown]
 # With these rules, beam search ($k = 4$) scored 2.2 to 6.1 BLEU points more than
@@ -1173,17 +1642,25 @@ for beam in (1, S.beam_size):
 # ```
 
 # %% tags=["solution"]
-def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None):
-    """Scaled dot-product attention: returns ``(..., T, d_v)`` outputs and ``(..., T, S)`` weights."""
+def sdpa(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+):
+    """Scaled dot-product attention: returns ``(..., T, d_v)`` outputs and
+    ``(..., T, S)`` weights."""
     # BEGIN SOLUTION
     # HINT: scores = q @ k^T / sqrt(d); fill masked scores with torch.finfo(dtype).min (not -inf), softmax, * mask.
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])        # (..., T, S)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., T, S)
     if mask is not None:
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    weights = torch.softmax(scores, dim=-1)                            # (..., T, S)
+    weights = torch.softmax(scores, dim=-1)  # (..., T, S)
     if mask is not None:
-        weights = weights * mask   # masked weights exactly 0; a fully masked row becomes all zeros, not NaN
-    return weights @ v, weights                                        # (..., T, d_v), (..., T, S)
+        weights = (
+            weights * mask
+        )  # masked weights exactly 0; a fully masked row becomes all zeros, not NaN
+    return weights @ v, weights  # (..., T, d_v), (..., T, S)
     # END SOLUTION
 
 
@@ -1195,27 +1672,67 @@ def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor |
 from seqlib.exercises import check_close, check_shape, check_true
 
 g = torch.Generator().manual_seed(seed_for(0))
-q_, k_, v_ = torch.randn(2, 3, 4, 8, generator=g), torch.randn(2, 3, 6, 8, generator=g), torch.randn(2, 3, 6, 5, generator=g)
-mask_ = causal_mask(4, 6).repeat(2, 1, 1, 1)                     # (B, 1, T, S): causal for every head
-mask_[1, 0, 2] = False                                            # query 2 of sentence 1 may attend to nothing
+q_, k_, v_ = (
+    torch.randn(2, 3, 4, 8, generator=g),
+    torch.randn(2, 3, 6, 8, generator=g),
+    torch.randn(2, 3, 6, 5, generator=g),
+)
+mask_ = causal_mask(4, 6).repeat(
+    2, 1, 1, 1
+)  # (B, 1, T, S): causal for every head
+mask_[1, 0, 2] = False  # query 2 of sentence 1 may attend to nothing
 out_, w_ = sdpa(q_, k_, v_, mask_)
-ref_out = attention.scaled_dot_product_attention(q_, k_, v_, mask=mask_, fast=False)   # the zero-row contract
-alive_ = mask_.any(-1).expand(2, 3, 4)                            # (B, h, T): queries with at least one key
+ref_out = attention.scaled_dot_product_attention(
+    q_, k_, v_, mask=mask_, fast=False
+)  # the zero-row contract
+alive_ = mask_.any(-1).expand(
+    2, 3, 4
+)  # (B, h, T): queries with at least one key
 check_shape(out_, (2, 3, 4, 5), name="sdpa output", letters="B, h, T, d_v")
-check_true(bool(torch.isfinite(out_).all() and torch.isfinite(w_).all()),
-           "sdpa: NaN or inf in the output (a fully masked row? fill with a finite number, not -inf)")
-torch_out = torch.nn.functional.scaled_dot_product_attention(q_, k_, v_, attn_mask=mask_)
-check_close(out_[alive_], torch_out[alive_], rtol=1e-4, atol=1e-5,
-            name="sdpa output vs torch (queries with a key; scores scaled by 1/sqrt(d))")
-check_close(out_, ref_out, rtol=1e-4, atol=1e-5, name="sdpa output vs seqlib (zero for the fully masked query)")
-check_close(w_.sum(-1), alive_.float(), atol=1e-5, name="weights sum to one (zero for a fully masked row)")
-check_true(bool((w_[~mask_.expand_as(w_)] == 0).all()), "masked positions must get weight exactly 0")
+check_true(
+    bool(torch.isfinite(out_).all() and torch.isfinite(w_).all()),
+    "sdpa: NaN or inf in the output (a fully masked row? fill with a finite number, not -inf)",
+)
+torch_out = torch.nn.functional.scaled_dot_product_attention(
+    q_, k_, v_, attn_mask=mask_
+)
+check_close(
+    out_[alive_],
+    torch_out[alive_],
+    rtol=1e-4,
+    atol=1e-5,
+    name="sdpa output vs torch (queries with a key; scores scaled by 1/sqrt(d))",
+)
+check_close(
+    out_,
+    ref_out,
+    rtol=1e-4,
+    atol=1e-5,
+    name="sdpa output vs seqlib (zero for the fully masked query)",
+)
+check_close(
+    w_.sum(-1),
+    alive_.float(),
+    atol=1e-5,
+    name="weights sum to one (zero for a fully masked row)",
+)
+check_true(
+    bool((w_[~mask_.expand_as(w_)] == 0).all()),
+    "masked positions must get weight exactly 0",
+)
 try:
-    out_n, w_n = sdpa(q_[0], k_[0], v_[0])                        # (h, T, d), no mask
+    out_n, w_n = sdpa(q_[0], k_[0], v_[0])  # (h, T, d), no mask
 except Exception as err:
-    raise AssertionError(f"sdpa(q, k, v) with mask=None raised {type(err).__name__}: {err}") from err
-check_close(out_n, torch.nn.functional.scaled_dot_product_attention(q_[0], k_[0], v_[0]), rtol=1e-4, atol=1e-5,
-            name="sdpa(q, k, v) without a mask vs torch")
+    raise AssertionError(
+        f"sdpa(q, k, v) with mask=None raised {type(err).__name__}: {err}"
+    ) from err
+check_close(
+    out_n,
+    torch.nn.functional.scaled_dot_product_attention(q_[0], k_[0], v_[0]),
+    rtol=1e-4,
+    atol=1e-5,
+    name="sdpa(q, k, v) without a mask vs torch",
+)
 
 # %% [markdown]
 # :::{exercise} The sinusoidal encoding
@@ -1238,8 +1755,10 @@ def sinusoid(T: int, d: int) -> torch.Tensor:
     """The (T, d) sinusoidal positional encoding of Vaswani et al."""
     # BEGIN SOLUTION
     # HINT: angles = t * omega as a (T, d/2) outer product; put sin in pe[:, 0::2] and cos in pe[:, 1::2].
-    t = torch.arange(T, dtype=torch.float64)[:, None]                       # (T, 1)
-    omega = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)    # (d/2,)
+    t = torch.arange(T, dtype=torch.float64)[:, None]  # (T, 1)
+    omega = 10000.0 ** (
+        -torch.arange(0, d, 2, dtype=torch.float64) / d
+    )  # (d/2,)
     pe = torch.zeros(T, d, dtype=torch.float64)
     pe[:, 0::2], pe[:, 1::2] = torch.sin(t * omega), torch.cos(t * omega)
     return pe.float()
@@ -1256,14 +1775,41 @@ from seqlib.exercises import check_close, check_shape, check_true
 mine = sinusoid(200, 16)
 check_shape(mine, (200, 16), name="sinusoid(200, 16)", letters="T, d")
 t_ = torch.arange(200.0)
-check_close(mine[:, 0], torch.sin(t_), atol=1e-5, name="column 0 = sin(t) (sines in the even columns)")
-check_close(mine[:, 1], torch.cos(t_), atol=1e-5, name="column 1 = cos(t) (cosines in the odd columns)")
-check_close(mine[:, 2], torch.sin(t_ * 10000 ** (-2 / 16)), atol=1e-5,
-            name="column 2 = sin(t * omega_2) with omega_2 = 10000^(-2/d)")
-check_close(mine, positional.sinusoidal_encoding(200, 16), atol=1e-5, name="sinusoid vs seqlib")
-check_close(sinusoid(7, 10), positional.sinusoidal_encoding(7, 10), atol=1e-5, name="sinusoid(7, 10) vs seqlib")
+check_close(
+    mine[:, 0],
+    torch.sin(t_),
+    atol=1e-5,
+    name="column 0 = sin(t) (sines in the even columns)",
+)
+check_close(
+    mine[:, 1],
+    torch.cos(t_),
+    atol=1e-5,
+    name="column 1 = cos(t) (cosines in the odd columns)",
+)
+check_close(
+    mine[:, 2],
+    torch.sin(t_ * 10000 ** (-2 / 16)),
+    atol=1e-5,
+    name="column 2 = sin(t * omega_2) with omega_2 = 10000^(-2/d)",
+)
+check_close(
+    mine,
+    positional.sinusoidal_encoding(200, 16),
+    atol=1e-5,
+    name="sinusoid vs seqlib",
+)
+check_close(
+    sinusoid(7, 10),
+    positional.sinusoidal_encoding(7, 10),
+    atol=1e-5,
+    name="sinusoid(7, 10) vs seqlib",
+)
 steps = (mine[3:] - mine[:-3]).norm(dim=-1)
-check_true(bool(steps.max() - steps.min() < 1e-4), "||p(t+3) - p(t)|| should not depend on t")
+check_true(
+    bool(steps.max() - steps.min() < 1e-4),
+    "||p(t+3) - p(t)|| should not depend on t",
+)
 check_true(bool(mine.abs().max() <= 1.0), "values should be bounded by 1")
 
 # %% [markdown]
@@ -1301,9 +1847,14 @@ check_true(bool(mine.abs().max() <= 1.0), "values should be bounded by 1")
 k_off = 5
 omega = positional.frequencies(16)
 c, s = torch.cos(omega * k_off), torch.sin(omega * k_off)
-R = torch.block_diag(*[torch.tensor([[c[i], s[i]], [-s[i], c[i]]]) for i in range(8)])
+R = torch.block_diag(
+    *[torch.tensor([[c[i], s[i]], [-s[i], c[i]]]) for i in range(8)]
+)
 codes = positional.sinusoidal_encoding(100, 16, dtype=torch.float64)
-print("p_{t+5} == R_5 p_t for all t:", torch.allclose(codes[:-k_off] @ R.T, codes[k_off:], atol=1e-10))
+print(
+    "p_{t+5} == R_5 p_t for all t:",
+    torch.allclose(codes[:-k_off] @ R.T, codes[k_off:], atol=1e-10),
+)
 
 # %% [markdown] tags=["solution"]
 # ```{solution-end}
@@ -1352,7 +1903,8 @@ print("p_{t+5} == R_5 p_t for all t:", torch.allclose(codes[:-k_off] @ R.T, code
 
 # %% tags=["solution"]
 def layer_macs(N: int, D: int) -> tuple[int, int]:
-    """Multiply-adds of one self-attention layer and of one GRU layer, width D, on N tokens (no biases)."""
+    """Multiply-adds of one self-attention layer and of one GRU layer, width D,
+    on N tokens (no biases)."""
     # BEGIN SOLUTION
     # HINT: attention: four D x D projections per token, plus N^2 D for the scores and N^2 D for the sum.
     return 4 * N * D * D + 2 * N * N * D, 6 * N * D * D
@@ -1370,7 +1922,8 @@ from seqlib.exercises import check_close
 
 
 def counted_macs(fn) -> int:
-    """Multiply-adds of the matrix products ``fn`` runs, from PyTorch's FLOP counter (2 FLOPs each)."""
+    """Multiply-adds of the matrix products ``fn`` runs, from PyTorch's FLOP
+    counter (2 FLOPs each)."""
     with FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops() // 2
@@ -1383,13 +1936,21 @@ def compare_counts(N_: int, D_: int) -> bool:
 
     def one_attention_layer():
         q, k, v = wq(x_), wk(x_), wv(x_)
-        return wo(torch.softmax(q @ k.transpose(-2, -1) / D_ ** 0.5, -1) @ v)
+        return wo(torch.softmax(q @ k.transpose(-2, -1) / D_**0.5, -1) @ v)
 
     attention_count, gru_count = layer_macs(N_, D_)
-    check_close(attention_count, counted_macs(one_attention_layer), rtol=1e-6,
-                name=f"multiply-adds of one self-attention layer, N = {N_}, D = {D_}")
-    return check_close(gru_count, counted_macs(lambda: gru_(x_)), rtol=1e-6,
-                       name=f"multiply-adds of one GRU layer, N = {N_}, D = {D_}")
+    check_close(
+        attention_count,
+        counted_macs(one_attention_layer),
+        rtol=1e-6,
+        name=f"multiply-adds of one self-attention layer, N = {N_}, D = {D_}",
+    )
+    return check_close(
+        gru_count,
+        counted_macs(lambda: gru_(x_)),
+        rtol=1e-6,
+        name=f"multiply-adds of one GRU layer, N = {N_}, D = {D_}",
+    )
 
 
 for N_, D_ in ((3, 8), (8, 8), (20, 8)):

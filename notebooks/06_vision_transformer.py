@@ -46,8 +46,9 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("seqlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "seqlib @ git+https://github.com/attention-course/attention-book"], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    repo = "git+https://github.com/attention-course/attention-book"
+    subprocess.run([*pip, f"seqlib @ {repo}"], check=True)
 
 from seqlib.notebook import start
 
@@ -62,8 +63,14 @@ import torch
 import torch.nn.functional as F
 
 from seqlib import attention, claims, layers, profiles, train, vit
-from seqlib.data import (CIFAR10_CLASSES, FASHION_CLASSES, load_cifar10, load_fashion_mnist, load_sample_photo,
-                         random_crop_flip)
+from seqlib.data import (
+    CIFAR10_CLASSES,
+    FASHION_CLASSES,
+    load_cifar10,
+    load_fashion_mnist,
+    load_sample_photo,
+    random_crop_flip,
+)
 from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch06")
@@ -98,13 +105,24 @@ print(inspect.getsource(layers.patchify))
 # Transformer actually sees: one row per patch, $3 \cdot 32^2 = 3072$ numbers each.
 
 # %%
-photo = load_sample_photo("china.jpg")[:, :416, :]          # (3, 416, 640)
+photo = load_sample_photo("china.jpg")[:, :416, :]  # (3, 416, 640)
 P_photo = 32
-tokens_photo = layers.patchify(photo[None], P_photo)[0]         # (N, 3·P·P)
+tokens_photo = layers.patchify(photo[None], P_photo)[0]  # (N, 3·P·P)
 gh, gw = 416 // P_photo, 640 // P_photo
-print("photo", tuple(photo.shape), "->", gh, "x", gw, "patches ->", tuple(tokens_photo.shape))
-assert tokens_photo.shape == (gh * gw, 3 * P_photo ** 2)
-assert torch.equal(layers.unpatchify(tokens_photo[None], P_photo, 416, 640)[0], photo)
+print(
+    "photo",
+    tuple(photo.shape),
+    "->",
+    gh,
+    "x",
+    gw,
+    "patches ->",
+    tuple(tokens_photo.shape),
+)
+assert tokens_photo.shape == (gh * gw, 3 * P_photo**2)
+assert torch.equal(
+    layers.unpatchify(tokens_photo[None], P_photo, 416, 640)[0], photo
+)
 
 fig = plt.figure(figsize=(11, 7.5))
 ax = fig.add_subplot(2, 2, 1)
@@ -115,18 +133,43 @@ for k in range(1, gh):
     ax.axhline(k * P_photo - 0.5, color="w", lw=0.6)
 for n in (0, 1, 2, gw, gh * gw - 1):
     r, c = divmod(n, gw)
-    ax.text(c * P_photo + 3, r * P_photo + 12, str(n + 1), color="yellow", fontsize=8, weight="bold")
-ax.set(title=f"{gh}×{gw} patches of {P_photo}×{P_photo} pixels", xlabel="x (pixels)", ylabel="y (pixels)")
+    ax.text(
+        c * P_photo + 3,
+        r * P_photo + 12,
+        str(n + 1),
+        color="yellow",
+        fontsize=8,
+        weight="bold",
+    )
+ax.set(
+    title=f"{gh}×{gw} patches of {P_photo}×{P_photo} pixels",
+    xlabel="x (pixels)",
+    ylabel="y (pixels)",
+)
 ax = fig.add_subplot(2, 2, 2)
-strip = torch.cat([tokens_photo[n].view(3, P_photo, P_photo) for n in range(12)], dim=2)   # (3, P, 12P)
+strip = torch.cat(
+    [tokens_photo[n].view(3, P_photo, P_photo) for n in range(12)], dim=2
+)  # (3, P, 12P)
 ax.imshow(strip.permute(1, 2, 0).numpy())
-ax.set(title="the first 12 tokens, in raster order", xticks=[P_photo * (k + 0.5) for k in range(12)],
-       xticklabels=[f"$x_{{{k + 1}}}$" for k in range(12)], yticks=[])
+ax.set(
+    title="the first 12 tokens, in raster order",
+    xticks=[P_photo * (k + 0.5) for k in range(12)],
+    xticklabels=[f"$x_{{{k + 1}}}$" for k in range(12)],
+    yticks=[],
+)
 ax = fig.add_subplot(2, 1, 2)
-im = ax.imshow(tokens_photo.numpy(), aspect="auto", cmap="viridis", interpolation="nearest")
+im = ax.imshow(
+    tokens_photo.numpy(),
+    aspect="auto",
+    cmap="viridis",
+    interpolation="nearest",
+)
 fig.colorbar(im, ax=ax, label="pixel value")
-ax.set(title=f"The sequence: {gh * gw} tokens × {3 * P_photo ** 2} numbers (R plane, then G, then B)",
-       xlabel="position inside the flattened patch", ylabel="token index n")
+ax.set(
+    title=f"The sequence: {gh * gw} tokens × {3 * P_photo**2} numbers (R plane, then G, then B)",
+    xlabel="position inside the flattened patch",
+    ylabel="token index n",
+)
 plt.show()
 
 # %% [markdown]
@@ -142,28 +185,44 @@ if cfg.dataset == "cifar10":
     class_names = CIFAR10_CLASSES
 else:
     x_train_all, y_train_all = load_fashion_mnist("train", n=cfg.n_train)
-    # all 10,000 test images, whatever the profile: evaluation is cheap, and the
-    # differences this chapter compares are a few points, too small for 1,000
+    # all 10,000 test images, whatever the profile: evaluation is cheap, and
+    # the differences this chapter compares are a few points, too small for
+    # 1,000
     x_test, y_test = load_fashion_mnist("test")
     class_names = FASHION_CLASSES
 C_in, H_img, W_img = x_train_all.shape[1:]
 P = cfg.patch
 grid = H_img // P
-print(f"train {tuple(x_train_all.shape)}  test {tuple(x_test.shape)}  patch {P} -> {grid}x{grid} = {grid ** 2} tokens")
+print(
+    f"train {tuple(x_train_all.shape)}  test {tuple(x_test.shape)}  patch {P} -> {grid}x{grid} = {grid**2} tokens"
+)
 assert H_img % P == 0 and W_img % P == 0
 
 # %%
-sample = x_test[:1]                                                      # (1, C, H, W)
-patches = layers.patchify(sample, P)[0]                                     # (N, C·P·P)
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw={"width_ratios": [1, 3]})
+sample = x_test[:1]  # (1, C, H, W)
+patches = layers.patchify(sample, P)[0]  # (N, C·P·P)
+fig, axes = plt.subplots(
+    1, 2, figsize=(9, 3.2), gridspec_kw={"width_ratios": [1, 3]}
+)
 axes[0].imshow(sample[0].permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray")
 for k in range(1, grid):
     axes[0].axvline(k * P - 0.5, color="C1")
     axes[0].axhline(k * P - 0.5, color="C1")
-axes[0].set(title=f"{class_names[int(y_test[0])]}: {grid}×{grid} patches", xlabel="x (pixels)", ylabel="y (pixels)")
-strip = torch.cat([F.pad(p.view(C_in, P, P), (1, 1, 1, 1), value=1.0) for p in patches], dim=2)  # (C, P+2, N(P+2))
+axes[0].set(
+    title=f"{class_names[int(y_test[0])]}: {grid}×{grid} patches",
+    xlabel="x (pixels)",
+    ylabel="y (pixels)",
+)
+strip = torch.cat(
+    [F.pad(p.view(C_in, P, P), (1, 1, 1, 1), value=1.0) for p in patches],
+    dim=2,
+)  # (C, P+2, N(P+2))
 axes[1].imshow(strip.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray")
-axes[1].set(title=f"the same image as a sequence of N = {grid ** 2} patch tokens", xticks=[], yticks=[])
+axes[1].set(
+    title=f"the same image as a sequence of N = {grid**2} patch tokens",
+    xticks=[],
+    yticks=[],
+)
 plt.show()
 
 # %% [markdown]
@@ -206,11 +265,20 @@ print(inspect.getsource(layers.UnfoldPatchEmbedding))
 
 # %%
 torch.manual_seed(seed_for(0))
-conv_embed = layers.ConvPatchEmbedding(image_size=H_img, patch_size=P, in_channels=C_in, dim=cfg.dim)
-unfold_embed = layers.UnfoldPatchEmbedding.from_conv(conv_embed)      # E = conv weight reshaped to (D, C·P·P)
+conv_embed = layers.ConvPatchEmbedding(
+    image_size=H_img, patch_size=P, in_channels=C_in, dim=cfg.dim
+)
+unfold_embed = layers.UnfoldPatchEmbedding.from_conv(
+    conv_embed
+)  # E = conv weight reshaped to (D, C·P·P)
 batch = x_test[:64]
 same = torch.allclose(conv_embed(batch), unfold_embed(batch), atol=1e-5)
-print("conv embedding:", tuple(conv_embed(batch).shape), " unfold + linear equal to it:", same)
+print(
+    "conv embedding:",
+    tuple(conv_embed(batch).shape),
+    " unfold + linear equal to it:",
+    same,
+)
 assert same
 
 # %% [markdown]
@@ -225,18 +293,36 @@ print(inspect.getsource(vit.ViT))
 
 def make_vit() -> vit.ViT:
     """The chapter's ViT, sized by the profile."""
-    return vit.ViT(vit.ViTConfig(image_size=H_img, patch_size=P, in_channels=C_in, num_classes=len(class_names),
-                                 dim=cfg.dim, depth=cfg.depth, heads=cfg.heads,
-                                 mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout))
+    return vit.ViT(
+        vit.ViTConfig(
+            image_size=H_img,
+            patch_size=P,
+            in_channels=C_in,
+            num_classes=len(class_names),
+            dim=cfg.dim,
+            depth=cfg.depth,
+            heads=cfg.heads,
+            mlp_ratio=cfg.mlp_ratio,
+            dropout=cfg.dropout,
+        )
+    )
 
 
 def make_cnn() -> torch.nn.Module:
-    """The baseline CNN, its last width chosen to match the ViT's parameter count."""
-    return layers.small_cnn(in_channels=C_in, num_classes=len(class_names), widths=cfg.cnn_widths)
+    """The baseline CNN, its last width chosen to match the ViT's parameter
+    count."""
+    return layers.small_cnn(
+        in_channels=C_in, num_classes=len(class_names), widths=cfg.cnn_widths
+    )
 
 
-n_vit, n_cnn = layers.count_parameters(make_vit()), layers.count_parameters(make_cnn())
-print(f"ViT parameters: {n_vit:,}   CNN parameters: {n_cnn:,}   ratio {n_cnn / n_vit:.3f}")
+n_vit, n_cnn = (
+    layers.count_parameters(make_vit()),
+    layers.count_parameters(make_cnn()),
+)
+print(
+    f"ViT parameters: {n_vit:,}   CNN parameters: {n_cnn:,}   ratio {n_cnn / n_vit:.3f}"
+)
 assert abs(n_cnn / n_vit - 1) < 0.1
 
 # %% [markdown]
@@ -258,34 +344,72 @@ augment = (lambda x: random_crop_flip(x, padding=4)) if cfg.augment else None
 
 
 def run(make, n: int, epochs: int, desc: str) -> dict:
-    """Train a fresh model on the first n training images; return it with test accuracy and time."""
+    """Train a fresh model on the first n training images; return it with test
+    accuracy and time."""
     torch.manual_seed(seed_for(0))
     model = make()
-    hist = train.train_classifier(model, x_train_all[:n], y_train_all[:n], epochs=epochs,
-                                  batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                  seed=seed_for(0), augment=augment, device=device, desc=desc)
-    return {"model": model, "acc": train.accuracy(model, x_test, y_test), "train_acc": hist.last("acc"),
-            "seconds": sum(hist["seconds"]), "params": layers.count_parameters(model)}
+    hist = train.train_classifier(
+        model,
+        x_train_all[:n],
+        y_train_all[:n],
+        epochs=epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        seed=seed_for(0),
+        augment=augment,
+        device=device,
+        desc=desc,
+    )
+    return {
+        "model": model,
+        "acc": train.accuracy(model, x_test, y_test),
+        "train_acc": hist.last("acc"),
+        "seconds": sum(hist["seconds"]),
+        "params": layers.count_parameters(model),
+    }
 
 
 results = {}
 for name, make in (("ViT", make_vit), ("CNN", make_cnn)):
-    results[name, cfg.n_train] = run(make, cfg.n_train, cfg.epochs, f"{name}, n={cfg.n_train}")
+    results[name, cfg.n_train] = run(
+        make, cfg.n_train, cfg.epochs, f"{name}, n={cfg.n_train}"
+    )
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"{'model':<6}{'params':>10}{'train images':>14}{'test acc':>10}{'train acc':>11}{'seconds':>9}")
+print(
+    f"{'model':<6}{'params':>10}{'train images':>14}{'test acc':>10}{'train acc':>11}{'seconds':>9}"
+)
 for (name, n), r in results.items():
-    print(f"{name:<6}{r['params']:>10,}{n:>14}{r['acc']:>10.3f}{r['train_acc']:>11.3f}{r['seconds']:>9.1f}")
+    print(
+        f"{name:<6}{r['params']:>10,}{n:>14}{r['acc']:>10.3f}{r['train_acc']:>11.3f}{r['seconds']:>9.1f}"
+    )
 
 # %%
 vit_big, cnn_big = results["ViT", cfg.n_train], results["CNN", cfg.n_train]
-learn = claims.check("ch06-both-learn", f"Both models learn the task: test accuracy above 0.6 with {cfg.n_train} "
-             "training images", min(vit_big["acc"], cnn_big["acc"]), "> 0.6")
-lead = claims.check("ch06-cnn-beats-vit", f"With {cfg.n_train} training images the CNN is more accurate than the ViT "
-             "of the same size", cnn_big["acc"] - vit_big["acc"], "> 0.05", flagship=True)
-claims.check("ch06-vit-fits-less", f"With {cfg.n_train} training images the CNN fits its training data better "
-             "than the ViT (training accuracy in the last epoch)", cnn_big["train_acc"] - vit_big["train_acc"], "> 0.05")
+learn = claims.check(
+    "ch06-both-learn",
+    f"Both models learn the task: test accuracy above 0.6 with {cfg.n_train} "
+    "training images",
+    min(vit_big["acc"], cnn_big["acc"]),
+    "> 0.6",
+)
+lead = claims.check(
+    "ch06-cnn-beats-vit",
+    f"With {cfg.n_train} training images the CNN is more accurate than the ViT "
+    "of the same size",
+    cnn_big["acc"] - vit_big["acc"],
+    "> 0.05",
+    flagship=True,
+)
+claims.check(
+    "ch06-vit-fits-less",
+    f"With {cfg.n_train} training images the CNN fits its training data better "
+    "than the ViT (training accuracy in the last epoch)",
+    cnn_big["train_acc"] - vit_big["train_acc"],
+    "> 0.05",
+)
 print("both models learn (test accuracy > 0.6):", learn.held)
 print("the CNN is more accurate at this data size:", lead.held)
 
@@ -325,36 +449,73 @@ print("the CNN is more accurate at this data size:", lead.held)
 
 # %%
 for name, make in (("ViT", make_vit), ("CNN", make_cnn)):
-    results[name, cfg.n_small] = run(make, cfg.n_small, cfg.small_epochs, f"{name}, n={cfg.n_small}")
+    results[name, cfg.n_small] = run(
+        make, cfg.n_small, cfg.small_epochs, f"{name}, n={cfg.n_small}"
+    )
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 sizes = [cfg.n_small, cfg.n_train]
 fig, ax = plt.subplots(figsize=(6, 3.6))
 for name, marker in (("ViT", "o"), ("CNN", "s")):
-    ax.plot(sizes, [100 * results[name, n]["acc"] for n in sizes], marker=marker, label=f"{name} ({results[name, sizes[0]]['params']:,} parameters)")
+    ax.plot(
+        sizes,
+        [100 * results[name, n]["acc"] for n in sizes],
+        marker=marker,
+        label=f"{name} ({results[name, sizes[0]]['params']:,} parameters)",
+    )
 ax.set_xscale("log")
-ax.set(title="Test accuracy against training-set size", xlabel="training images (log scale)", ylabel="test accuracy (%)")
+ax.set(
+    title="Test accuracy against training-set size",
+    xlabel="training images (log scale)",
+    ylabel="test accuracy (%)",
+)
 ax.set_xticks(sizes, [str(n) for n in sizes])
 ax.legend()
 plt.show()
-print(f"{'model':<6}" + "".join(f"{'n=' + str(n):>10}" for n in sizes) + f"{'gain':>8}")
+print(
+    f"{'model':<6}"
+    + "".join(f"{'n=' + str(n):>10}" for n in sizes)
+    + f"{'gain':>8}"
+)
 for name in ("ViT", "CNN"):
     accs = [results[name, n]["acc"] for n in sizes]
-    print(f"{name:<6}" + "".join(f"{a:>10.3f}" for a in accs) + f"{accs[1] - accs[0]:>+8.3f}")
+    print(
+        f"{name:<6}"
+        + "".join(f"{a:>10.3f}" for a in accs)
+        + f"{accs[1] - accs[0]:>+8.3f}"
+    )
 
 # %%
-gain = {name: results[name, cfg.n_train]["acc"] - results[name, cfg.n_small]["acc"] for name in ("ViT", "CNN")}
-gap_small = results["CNN", cfg.n_small]["acc"] - results["ViT", cfg.n_small]["acc"]
-wins = claims.check("ch06-cnn-wins-small", f"With {cfg.n_small} training images the CNN is more accurate than the ViT",
-             gap_small, "> 0.05", flagship=True)
-# Data hunger predicts gain["ViT"] > gain["CNN"]. At this scale the difference is smaller than its spread over
-# seeds (its sign changes with the seed), so what is asserted is only that it is small next to the CNN's lead.
-steady = claims.check("ch06-gain-difference-small", f"At this scale the CNN's lead barely changes from {cfg.n_small} to "
-             f"{cfg.n_train} training images: the ViT's gain minus the CNN's is within ±0.05",
-             gain["ViT"] - gain["CNN"], "in [-0.05, 0.05]")
+gain = {
+    name: results[name, cfg.n_train]["acc"] - results[name, cfg.n_small]["acc"]
+    for name in ("ViT", "CNN")
+}
+gap_small = (
+    results["CNN", cfg.n_small]["acc"] - results["ViT", cfg.n_small]["acc"]
+)
+wins = claims.check(
+    "ch06-cnn-wins-small",
+    f"With {cfg.n_small} training images the CNN is more accurate than the ViT",
+    gap_small,
+    "> 0.05",
+    flagship=True,
+)
+# Data hunger predicts gain["ViT"] > gain["CNN"]. At this scale the difference
+# is smaller than its spread over seeds (its sign changes with the seed), so
+# what is asserted is only that it is small next to the CNN's lead.
+steady = claims.check(
+    "ch06-gain-difference-small",
+    f"At this scale the CNN's lead barely changes from {cfg.n_small} to "
+    f"{cfg.n_train} training images: the ViT's gain minus the CNN's is within ±0.05",
+    gain["ViT"] - gain["CNN"],
+    "in [-0.05, 0.05]",
+)
 print("with little data the CNN wins:", wins.held)
-print(f"the CNN's lead changes by less than 0.05 between {cfg.n_small} and {cfg.n_train} images:", steady.held)
+print(
+    f"the CNN's lead changes by less than 0.05 between {cfg.n_small} and {cfg.n_train} images:",
+    steady.held,
+)
 
 # %% [markdown]
 # On seeds 0–2 the CNN is better at both sizes, by 0.13–0.15 with 1000 images
@@ -382,11 +543,15 @@ print(f"the CNN's lead changes by less than 0.05 between {cfg.n_small} and {cfg.
 
 # %%
 model_vit = results["ViT", cfg.n_train]["model"].cpu().eval()
-pos = model_vit.pos.table.detach()[1:]                 # (N, D): drop the class token's row
-sim = vit.position_similarity(pos)                     # (N, N)
-fig, axes = plt.subplots(grid, grid, figsize=(1.3 * grid + 1, 1.3 * grid), layout="constrained")
+pos = model_vit.pos.table.detach()[1:]  # (N, D): drop the class token's row
+sim = vit.position_similarity(pos)  # (N, N)
+fig, axes = plt.subplots(
+    grid, grid, figsize=(1.3 * grid + 1, 1.3 * grid), layout="constrained"
+)
 for n, ax in enumerate(axes.flat):
-    im = ax.imshow(sim[n].view(grid, grid).numpy(), cmap="viridis", vmin=-1, vmax=1)
+    im = ax.imshow(
+        sim[n].view(grid, grid).numpy(), cmap="viridis", vmin=-1, vmax=1
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     if n % grid == 0:
@@ -398,17 +563,31 @@ fig.suptitle("Similarity of each patch's position embedding to all others")
 plt.show()
 
 # %%
-rows, cols = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
-rc = torch.stack([rows.flatten(), cols.flatten()], 1)                 # (N, 2)
-dist = (rc[:, None] - rc[None]).abs().sum(-1)                          # (N, N) Manhattan distance in patches
+rows, cols = torch.meshgrid(
+    torch.arange(grid), torch.arange(grid), indexing="ij"
+)
+rc = torch.stack([rows.flatten(), cols.flatten()], 1)  # (N, 2)
+dist = (
+    (rc[:, None] - rc[None]).abs().sum(-1)
+)  # (N, N) Manhattan distance in patches
 near, far = sim[dist == 1].mean().item(), sim[dist >= grid].mean().item()
-neighbours = claims.check("ch06-pos-neighbours", f"Neighbouring patches have more similar learned position embeddings than "
-             f"patches {grid} or more steps apart (difference of mean cosine similarity)", near - far, "> 0.05")
-print("neighbouring patches have more similar embeddings than distant ones:", neighbours.held)
+neighbours = claims.check(
+    "ch06-pos-neighbours",
+    f"Neighbouring patches have more similar learned position embeddings than "
+    f"patches {grid} or more steps apart (difference of mean cosine similarity)",
+    near - far,
+    "> 0.05",
+)
+print(
+    "neighbouring patches have more similar embeddings than distant ones:",
+    neighbours.held,
+)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"mean cosine similarity: neighbours {near:.3f}, patches >= {grid} steps apart {far:.3f}")
+print(
+    f"mean cosine similarity: neighbours {near:.3f}, patches >= {grid} steps apart {far:.3f}"
+)
 
 # %% [markdown]
 # On seeds 0–2 the neighbours' mean similarity exceeds that of patches four or
@@ -445,24 +624,40 @@ print(inspect.getsource(vit.attention_rollout))
 print(inspect.getsource(vit.attention_maps))
 
 # %%
-idx = [int((y_test == c).nonzero()[0]) for c in range(min(6, len(class_names)))]
-images = x_test[idx]                                               # (6, C, H, W)
+idx = [
+    int((y_test == c).nonzero()[0]) for c in range(min(6, len(class_names)))
+]
+images = x_test[idx]  # (6, C, H, W)
 with torch.no_grad(), attention.record(model_vit) as recorded:
-    logits = model_vit(images)                                     # (6, classes)
-maps = recorded.select("encoder.blocks.*")                         # L maps of (6, h, N+1, N+1)
-rollout = vit.attention_rollout(maps)                              # (6, N+1, N+1)
-last_cls = maps[-1].mean(1)[:, 0, 1:]                              # (6, N): last layer, class token row
-roll_cls = rollout[:, 0, 1:]                                       # (6, N)
-print("layers:", len(maps), " map:", tuple(maps[0].shape), " rollout:", tuple(rollout.shape))
-assert torch.allclose(rollout.sum(-1), torch.ones(len(idx), grid ** 2 + 1), atol=1e-5)
+    logits = model_vit(images)  # (6, classes)
+maps = recorded.select("encoder.blocks.*")  # L maps of (6, h, N+1, N+1)
+rollout = vit.attention_rollout(maps)  # (6, N+1, N+1)
+last_cls = maps[-1].mean(1)[:, 0, 1:]  # (6, N): last layer, class token row
+roll_cls = rollout[:, 0, 1:]  # (6, N)
+print(
+    "layers:",
+    len(maps),
+    " map:",
+    tuple(maps[0].shape),
+    " rollout:",
+    tuple(rollout.shape),
+)
+assert torch.allclose(
+    rollout.sum(-1), torch.ones(len(idx), grid**2 + 1), atol=1e-5
+)
 
 
 def overlay(ax, image, weights, title):
-    """Draw the image and the patch weights (upsampled bilinearly) on top of it."""
+    """Draw the image and the patch weights (upsampled bilinearly) on top of
+    it."""
     w = weights.view(1, 1, grid, grid)
-    w = F.interpolate(w, size=(H_img, W_img), mode="bilinear", align_corners=False)[0, 0]  # (H, W)
+    w = F.interpolate(
+        w, size=(H_img, W_img), mode="bilinear", align_corners=False
+    )[0, 0]  # (H, W)
     ax.imshow(image.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray")
-    ax.imshow((w / w.max()).numpy(), cmap="inferno", alpha=0.55, vmin=0, vmax=1)
+    ax.imshow(
+        (w / w.max()).numpy(), cmap="inferno", alpha=0.55, vmin=0, vmax=1
+    )
     ax.set_title(title, fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -471,12 +666,18 @@ def overlay(ax, image, weights, title):
 fig, axes = plt.subplots(3, len(idx), figsize=(1.9 * len(idx), 6.2))
 for k in range(len(idx)):
     pred = class_names[int(logits[k].argmax())]
-    axes[0, k].imshow(images[k].permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray")
-    axes[0, k].set_title(f"{class_names[int(y_test[idx[k]])]}\npredicted: {pred}", fontsize=8)
+    axes[0, k].imshow(
+        images[k].permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray"
+    )
+    axes[0, k].set_title(
+        f"{class_names[int(y_test[idx[k]])]}\npredicted: {pred}", fontsize=8
+    )
     axes[0, k].axis("off")
     overlay(axes[1, k], images[k], last_cls[k], "last layer, class token")
     overlay(axes[2, k], images[k], roll_cls[k], "rollout, class token")
-fig.suptitle("Where the class token looks (brighter = more weight; test images)")
+fig.suptitle(
+    "Where the class token looks (brighter = more weight; test images)"
+)
 plt.show()
 
 # %% [markdown]
@@ -488,17 +689,29 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 with torch.no_grad():
-    roll_all = torch.cat([vit.attention_rollout(vit.attention_maps(model_vit, xb))[:, 0, 1:]
-                          for xb in x_test.split(250)])                           # (N_test, N)
+    roll_all = torch.cat(
+        [
+            vit.attention_rollout(vit.attention_maps(model_vit, xb))[:, 0, 1:]
+            for xb in x_test.split(250)
+        ]
+    )  # (N_test, N)
 roll_all = roll_all / roll_all.sum(-1, keepdim=True)
-content = layers.patchify(x_test, P).amax(-1) > 0.05                                 # (N_test, N) patch shows the object
+content = (
+    layers.patchify(x_test, P).amax(-1) > 0.05
+)  # (N_test, N) patch shows the object
 mass_on_object = (roll_all * content).sum(-1).mean().item()
 share_of_object = content.float().mean().item()
-print(f"rollout mass on object patches {mass_on_object:.3f}; object patches are {share_of_object:.3f} of all "
-      f"(ratio {mass_on_object / share_of_object:.3f})")
-claims.check("ch06-rollout-not-on-object", "The class token's rollout spreads over object and background patches "
-             "about in proportion to their share (mass on object patches / their share within 10 % of 1)",
-             mass_on_object / share_of_object, "in [0.9, 1.1]");
+print(
+    f"rollout mass on object patches {mass_on_object:.3f}; object patches are {share_of_object:.3f} of all "
+    f"(ratio {mass_on_object / share_of_object:.3f})"
+)
+claims.check(
+    "ch06-rollout-not-on-object",
+    "The class token's rollout spreads over object and background patches "
+    "about in proportion to their share (mass on object patches / their share within 10 % of 1)",
+    mass_on_object / share_of_object,
+    "in [0.9, 1.1]",
+);
 
 # %% [markdown]
 # For this small model there is no preference to speak of: on seeds 0–2 the
@@ -569,14 +782,21 @@ claims.check("ch06-rollout-not-on-object", "The class token's rollout spreads ov
 # ```
 
 # %% tags=["solution"]
-def embed_patches(images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, patch: int) -> torch.Tensor:
-    """(B, C, H, W) images, (D, C, P, P) weight, (D,) bias -> (B, N, D) patch embeddings."""
+def embed_patches(
+    images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, patch: int
+) -> torch.Tensor:
+    """(B, C, H, W) images, (D, C, P, P) weight, (D,) bias -> (B, N, D) patch
+    embeddings."""
     # BEGIN SOLUTION
     # HINT: images.unfold(2, P, P).unfold(3, P, P) has shape (B, C, H/P, W/P, P, P); move C next to the P axes.
     B, C, H, W = images.shape
-    blocks = images.unfold(2, patch, patch).unfold(3, patch, patch)          # (B, C, H/P, W/P, P, P)
-    flat = blocks.permute(0, 2, 3, 1, 4, 5).reshape(B, -1, C * patch * patch)  # (B, N, C·P·P)
-    return flat @ weight.reshape(weight.shape[0], -1).T + bias               # (B, N, D)
+    blocks = images.unfold(2, patch, patch).unfold(
+        3, patch, patch
+    )  # (B, C, H/P, W/P, P, P)
+    flat = blocks.permute(0, 2, 3, 1, 4, 5).reshape(
+        B, -1, C * patch * patch
+    )  # (B, N, C·P·P)
+    return flat @ weight.reshape(weight.shape[0], -1).T + bias  # (B, N, D)
     # END SOLUTION
 
 
@@ -588,17 +808,38 @@ def embed_patches(images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
 from seqlib.exercises import check_close, check_shape, check_true
 
 gen = torch.Generator().manual_seed(seed_for(0))
-imgs = torch.randn(2, 3, 8, 12, generator=gen)                     # distinct H and W: a 2×3 grid of patches
+imgs = torch.randn(
+    2, 3, 8, 12, generator=gen
+)  # distinct H and W: a 2×3 grid of patches
 w, b = torch.randn(5, 3, 4, 4, generator=gen), torch.randn(5, generator=gen)
 mine = embed_patches(imgs, w, b, 4)
-check_shape(mine, (2, 6, 5), name="embed_patches on 8×12 images", letters="B, N, D")
-check_close(embed_patches(imgs, torch.zeros_like(w), b, 4), b.expand(2, 6, 5), atol=1e-6,
-            name="embed_patches with a zero weight (every token should equal the bias)")
-sums = embed_patches(imgs, torch.ones(1, 3, 4, 4), torch.zeros(1), 4)[..., 0]          # (B, N): sum of each patch
-check_true(torch.allclose(sums, imgs.reshape(2, 3, 2, 4, 3, 4).sum((1, 3, 5)).flatten(1), atol=1e-4),
-           "token n should come from patch (n // (W/P), n % (W/P)): the patches in row-major order")
-check_close(mine, F.conv2d(imgs, w, b, stride=4).flatten(2).transpose(1, 2), rtol=1e-4, atol=1e-4,
-            name="embed_patches vs a strided convolution (each patch flattened in (channel, row, column) order)")
+check_shape(
+    mine, (2, 6, 5), name="embed_patches on 8×12 images", letters="B, N, D"
+)
+check_close(
+    embed_patches(imgs, torch.zeros_like(w), b, 4),
+    b.expand(2, 6, 5),
+    atol=1e-6,
+    name="embed_patches with a zero weight (every token should equal the bias)",
+)
+sums = embed_patches(imgs, torch.ones(1, 3, 4, 4), torch.zeros(1), 4)[
+    ..., 0
+]  # (B, N): sum of each patch
+check_true(
+    torch.allclose(
+        sums,
+        imgs.reshape(2, 3, 2, 4, 3, 4).sum((1, 3, 5)).flatten(1),
+        atol=1e-4,
+    ),
+    "token n should come from patch (n // (W/P), n % (W/P)): the patches in row-major order",
+)
+check_close(
+    mine,
+    F.conv2d(imgs, w, b, stride=4).flatten(2).transpose(1, 2),
+    rtol=1e-4,
+    atol=1e-4,
+    name="embed_patches vs a strided convolution (each patch flattened in (channel, row, column) order)",
+)
 
 # %% [markdown]
 # :::{exercise} Counting the parameters of a ViT
@@ -633,23 +874,53 @@ check_close(mine, F.conv2d(imgs, w, b, stride=4).flatten(2).transpose(1, 2), rto
 # of the 86 M parameters; the embedding (0.6 M) and head (0.8 M) are small.
 
 # %% tags=["solution"]
-def vit_parameters(P: int, C: int, N: int, D: int, L: int, F_: int, K: int) -> int:
-    """Parameters of the chapter's ViT: patch size P, channels C, N patches, width D, depth L, MLP F_, K classes."""
+def vit_parameters(
+    P: int, C: int, N: int, D: int, L: int, F_: int, K: int
+) -> int:
+    """Parameters of the chapter's ViT: patch size P, channels C, N patches,
+    width D, depth L, MLP F_, K classes."""
     # BEGIN SOLUTION
     # HINT: add up patch embedding, class token, position table, L pre-norm blocks, the final norm and the head.
-    return (P * P * C + 1) * D + D + (N + 1) * D + L * (4 * D * D + 2 * D * F_ + F_ + 9 * D) + 2 * D + D * K + K
+    return (
+        (P * P * C + 1) * D
+        + D
+        + (N + 1) * D
+        + L * (4 * D * D + 2 * D * F_ + F_ + 9 * D)
+        + 2 * D
+        + D * K
+        + K
+    )
     # END SOLUTION
 
 
 # %% tags=["solution"]
 small = vit.vit_tiny()
 c = small.config
-assert vit_parameters(c.patch_size, c.in_channels, small.patch_embed.num_patches, c.dim, c.depth,
-                      int(c.dim * c.mlp_ratio), c.num_classes) == layers.count_parameters(small)
-base = vit.ViT(vit.ViTConfig(image_size=224, patch_size=16, in_channels=3, num_classes=1000, dim=768, depth=12,
-                             heads=12, mlp_ratio=4.0))
+assert vit_parameters(
+    c.patch_size,
+    c.in_channels,
+    small.patch_embed.num_patches,
+    c.dim,
+    c.depth,
+    int(c.dim * c.mlp_ratio),
+    c.num_classes,
+) == layers.count_parameters(small)
+base = vit.ViT(
+    vit.ViTConfig(
+        image_size=224,
+        patch_size=16,
+        in_channels=3,
+        num_classes=1000,
+        dim=768,
+        depth=12,
+        heads=12,
+        mlp_ratio=4.0,
+    )
+)
 n_base = layers.count_parameters(base)
-print(f"ViT-Base: formula {vit_parameters(16, 3, 196, 768, 12, 3072, 1000):,}, counted {n_base:,}")
+print(
+    f"ViT-Base: formula {vit_parameters(16, 3, 196, 768, 12, 3072, 1000):,}, counted {n_base:,}"
+)
 assert vit_parameters(16, 3, 196, 768, 12, 3072, 1000) == n_base
 del base
 
@@ -660,15 +931,47 @@ del base
 # %% exercise="ex06-params" forbid=["seqlib.layers.count_parameters", "seqlib.vit"] tags=["check"]
 from seqlib.exercises import check_close
 
-for kw in (dict(), dict(image_size=12, patch_size=4, in_channels=3, num_classes=5, dim=8, depth=3, heads=2,
-                        mlp_ratio=3.0), dict(image_size=16, patch_size=8, in_channels=2, num_classes=7, dim=12,
-                                             depth=1, heads=3, mlp_ratio=1.5)):
+for kw in (
+    dict(),
+    dict(
+        image_size=12,
+        patch_size=4,
+        in_channels=3,
+        num_classes=5,
+        dim=8,
+        depth=3,
+        heads=2,
+        mlp_ratio=3.0,
+    ),
+    dict(
+        image_size=16,
+        patch_size=8,
+        in_channels=2,
+        num_classes=7,
+        dim=12,
+        depth=1,
+        heads=3,
+        mlp_ratio=1.5,
+    ),
+):
     c = vit.ViTConfig(**kw)
     counted = layers.count_parameters(vit.ViT(c))
-    args = (c.patch_size, c.in_channels, (c.image_size // c.patch_size) ** 2, c.dim, c.depth,
-            int(c.dim * c.mlp_ratio), c.num_classes)
-    check_close(float(vit_parameters(*args)), float(counted), rtol=0, atol=0.5,
-                name=f"vit_parameters{args} vs the parameters of a ViT of that size")
+    args = (
+        c.patch_size,
+        c.in_channels,
+        (c.image_size // c.patch_size) ** 2,
+        c.dim,
+        c.depth,
+        int(c.dim * c.mlp_ratio),
+        c.num_classes,
+    )
+    check_close(
+        float(vit_parameters(*args)),
+        float(counted),
+        rtol=0,
+        atol=0.5,
+        name=f"vit_parameters{args} vs the parameters of a ViT of that size",
+    )
 
 # %% [markdown]
 # :::{exercise} Attention rollout by hand
@@ -694,7 +997,7 @@ def rollout(maps: list[torch.Tensor]) -> torch.Tensor:
     n = maps[0].shape[-1]
     result = torch.eye(n)
     for attn in maps:
-        result = (0.5 * (attn.mean(0) + torch.eye(n))) @ result   # (N, N)
+        result = (0.5 * (attn.mean(0) + torch.eye(n))) @ result  # (N, N)
     return result
     # END SOLUTION
 
@@ -707,19 +1010,33 @@ def rollout(maps: list[torch.Tensor]) -> torch.Tensor:
 from seqlib.exercises import check_close, check_shape, check_true
 
 gen = torch.Generator().manual_seed(seed_for(1))
-layer_maps = [torch.softmax(torch.randn(3, 5, 5, generator=gen) * 2, dim=-1) for _ in range(4)]
+layer_maps = [
+    torch.softmax(torch.randn(3, 5, 5, generator=gen) * 2, dim=-1)
+    for _ in range(4)
+]
 mine = rollout(layer_maps)
 check_shape(mine, (5, 5), name="rollout", letters="N, N")
-check_true(torch.allclose(mine.sum(-1), torch.ones(5), atol=1e-5),
-           "each row of the rollout should sum to 1 (average the heads, then halve A + I)")
+check_true(
+    torch.allclose(mine.sum(-1), torch.ones(5), atol=1e-5),
+    "each row of the rollout should sum to 1 (average the heads, then halve A + I)",
+)
 one = 0.5 * (layer_maps[0].mean(0) + torch.eye(5))
-check_true(torch.allclose(rollout(layer_maps[:1]), one, atol=1e-5),
-           "with one layer the rollout should be (mean over heads of A + I) / 2: the identity stands for the residual")
+check_true(
+    torch.allclose(rollout(layer_maps[:1]), one, atol=1e-5),
+    "with one layer the rollout should be (mean over heads of A + I) / 2: the identity stands for the residual",
+)
 two = 0.5 * (layer_maps[1].mean(0) + torch.eye(5))
-check_true(torch.allclose(rollout(layer_maps[:2]), two @ one, atol=1e-5),
-           "with two layers the rollout should be Â₂ Â₁: the later layer's matrix goes on the left")
-check_close(mine, vit.attention_rollout([m[None] for m in layer_maps])[0], rtol=1e-4, atol=1e-5,
-            name="rollout vs seqlib.vit.attention_rollout")
+check_true(
+    torch.allclose(rollout(layer_maps[:2]), two @ one, atol=1e-5),
+    "with two layers the rollout should be Â₂ Â₁: the later layer's matrix goes on the left",
+)
+check_close(
+    mine,
+    vit.attention_rollout([m[None] for m in layer_maps])[0],
+    rtol=1e-4,
+    atol=1e-5,
+    name="rollout vs seqlib.vit.attention_rollout",
+)
 
 # %% [markdown]
 # :::{exercise} What the position embedding is worth
@@ -741,23 +1058,44 @@ check_close(mine, vit.attention_rollout([m[None] for m in layer_maps])[0], rtol=
 # NBVAL_IGNORE_OUTPUT
 import copy
 
-perm = torch.randperm(grid * grid, generator=torch.Generator().manual_seed(seed_for(0)))
-shuffled = layers.unpatchify(layers.patchify(x_test, P)[:, perm], P, H_img, W_img)     # same patches, other places
+perm = torch.randperm(
+    grid * grid, generator=torch.Generator().manual_seed(seed_for(0))
+)
+shuffled = layers.unpatchify(
+    layers.patchify(x_test, P)[:, perm], P, H_img, W_img
+)  # same patches, other places
 no_pos = copy.deepcopy(model_vit)
 with torch.no_grad():
     no_pos.pos.table.zero_()
-table = {(name, order): train.accuracy(m, imgs, y_test)
-         for name, m in (("with p", model_vit), ("p = 0", no_pos))
-         for order, imgs in (("original", x_test), ("shuffled", shuffled))}
+table = {
+    (name, order): train.accuracy(m, imgs, y_test)
+    for name, m in (("with p", model_vit), ("p = 0", no_pos))
+    for order, imgs in (("original", x_test), ("shuffled", shuffled))
+}
 for key, acc in table.items():
     print(f"{key[0]:<7} {key[1]:<9} accuracy {acc:.3f}")
-assert table["p = 0", "original"] == table["p = 0", "shuffled"]      # permutation invariance: exact
-claims.check("ch06-positions-used", "Setting the trained ViT's position table to zero lowers its test accuracy",
-             table["with p", "original"] - table["p = 0", "original"], "> 0.05")
-claims.check("ch06-set-above-chance", "Without positions the ViT still classifies far above chance (0.1)",
-             table["p = 0", "original"], "> 0.25")
-claims.check("ch06-shuffle-hurts-most", "Shuffling the patches hurts the trained ViT more than removing its "
-             "positions", table["p = 0", "shuffled"] - table["with p", "shuffled"], "> 0");
+assert (
+    table["p = 0", "original"] == table["p = 0", "shuffled"]
+)  # permutation invariance: exact
+claims.check(
+    "ch06-positions-used",
+    "Setting the trained ViT's position table to zero lowers its test accuracy",
+    table["with p", "original"] - table["p = 0", "original"],
+    "> 0.05",
+)
+claims.check(
+    "ch06-set-above-chance",
+    "Without positions the ViT still classifies far above chance (0.1)",
+    table["p = 0", "original"],
+    "> 0.25",
+)
+claims.check(
+    "ch06-shuffle-hurts-most",
+    "Shuffling the patches hurts the trained ViT more than removing its "
+    "positions",
+    table["p = 0", "shuffled"] - table["with p", "shuffled"],
+    "> 0",
+);
 
 # %% [markdown] tags=["solution"]
 # Without $p$ the class token's output is a function of the *set* of patch tokens,

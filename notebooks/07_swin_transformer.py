@@ -51,8 +51,9 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("seqlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "seqlib @ git+https://github.com/attention-course/attention-book"], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    repo = "git+https://github.com/attention-course/attention-book"
+    subprocess.run([*pip, f"seqlib @ {repo}"], check=True)
 
 from seqlib.notebook import start
 
@@ -69,8 +70,13 @@ from matplotlib.colors import ListedColormap
 
 from seqlib import attention, claims, layers, profiles, swin, train, vit
 from seqlib.attention import MultiHeadAttention
-from seqlib.data import (CIFAR10_CLASSES, FASHION_CLASSES, load_cifar10, load_fashion_mnist,
-                         random_crop_flip)
+from seqlib.data import (
+    CIFAR10_CLASSES,
+    FASHION_CLASSES,
+    load_cifar10,
+    load_fashion_mnist,
+    random_crop_flip,
+)
 from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch07")
@@ -101,14 +107,32 @@ print(inspect.getsource(swin.PatchMerging))
 
 # %%
 torch.manual_seed(seed_for(0))
-swin_t = swin.SwinTransformer(swin.SwinConfig(image_size=224, patch_size=4, in_channels=3, num_classes=1000, dim=96,
-                                              depths=(2, 2, 6, 2), heads=(3, 6, 12, 24), window=7, mlp_ratio=4.0))
+swin_t = swin.SwinTransformer(
+    swin.SwinConfig(
+        image_size=224,
+        patch_size=4,
+        in_channels=3,
+        num_classes=1000,
+        dim=96,
+        depths=(2, 2, 6, 2),
+        heads=(3, 6, 12, 24),
+        window=7,
+        mlp_ratio=4.0,
+    )
+)
 with torch.no_grad():
     pyramid = swin_t.features(torch.rand(1, 3, 224, 224))
 for i, fmap in enumerate(pyramid, start=1):
-    print(f"stage {i}: {tuple(fmap.shape[1:])}  = {fmap.shape[1] // 96}C x H/{224 // fmap.shape[2]} x W/{224 // fmap.shape[3]}")
+    print(
+        f"stage {i}: {tuple(fmap.shape[1:])}  = {fmap.shape[1] // 96}C x H/{224 // fmap.shape[2]} x W/{224 // fmap.shape[3]}"
+    )
 print(f"parameters: {layers.count_parameters(swin_t):,}")
-assert [tuple(f.shape[1:]) for f in pyramid] == [(96, 56, 56), (192, 28, 28), (384, 14, 14), (768, 7, 7)]
+assert [tuple(f.shape[1:]) for f in pyramid] == [
+    (96, 56, 56),
+    (192, 28, 28),
+    (384, 14, 14),
+    (768, 7, 7),
+]
 assert layers.count_parameters(swin_t) == 28_288_354
 del swin_t, pyramid
 
@@ -132,8 +156,8 @@ print(inspect.getsource(swin.window_partition))
 print(inspect.getsource(swin.window_reverse))
 
 # %%
-x = torch.randn(2, 8, 8, 16)                            # (B, H, W, C)
-windows = swin.window_partition(x, 4)                   # (B·nW, M², C)
+x = torch.randn(2, 8, 8, 16)  # (B, H, W, C)
+windows = swin.window_partition(x, 4)  # (B·nW, M², C)
 print("grid", tuple(x.shape), "-> windows", tuple(windows.shape))
 identity = torch.equal(swin.window_reverse(windows, 4, 8, 8), x)
 print("window_reverse(window_partition(x)) == x:", identity)
@@ -161,8 +185,10 @@ assert identity and windows.shape == (2 * 4, 16, 16)
 
 # %%
 print(inspect.getsource(swin.msa_cost))
-print(f"56x56 grid, C=96, M=7: global {swin.msa_cost(56, 56, 96) / 1e9:.2f} G multiply-adds, "
-      f"windows {swin.window_msa_cost(56, 56, 96, 7) / 1e9:.2f} G")
+print(
+    f"56x56 grid, C=96, M=7: global {swin.msa_cost(56, 56, 96) / 1e9:.2f} G multiply-adds, "
+    f"windows {swin.window_msa_cost(56, 56, 96, 7) / 1e9:.2f} G"
+)
 
 # %% [markdown]
 # Now measure it. We time one global attention layer and one window attention
@@ -181,17 +207,18 @@ window_attn = swin.WindowAttention(C_b, h_b, M).to(device).eval()
 
 
 def run_global(tokens, side):
-    return global_attn(tokens)                                        # (B, hw, C)
+    return global_attn(tokens)  # (B, hw, C)
 
 
 def run_window(tokens, side):
-    grid_x = tokens.view(-1, side, side, C_b)                         # (B, h, w, C)
-    out = window_attn(swin.window_partition(grid_x, M))              # (B·nW, M², C)
-    return swin.window_reverse(out, M, side, side)                   # (B, h, w, C)
+    grid_x = tokens.view(-1, side, side, C_b)  # (B, h, w, C)
+    out = window_attn(swin.window_partition(grid_x, M))  # (B·nW, M², C)
+    return swin.window_reverse(out, M, side, side)  # (B, h, w, C)
 
 
 def peak_bytes(fn, *args):
-    """Peak GPU memory of one call beyond what was allocated before it (CUDA only)."""
+    """Peak GPU memory of one call beyond what was allocated before it (CUDA
+    only)."""
     if device.type != "cuda":
         return float("nan")
     torch.cuda.synchronize()
@@ -206,50 +233,90 @@ bench = []
 with torch.no_grad():
     for k in cfg.bench_grids:
         side = k * M
-        tokens = torch.randn(cfg.bench_batch, side * side, C_b, device=device)        # (B, hw, C)
-        one = tokens[:1]                                                                # memory: one image
+        tokens = torch.randn(
+            cfg.bench_batch, side * side, C_b, device=device
+        )  # (B, hw, C)
+        one = tokens[:1]  # memory: one image
         with attention.record() as recorded:
             global_attn(one)
             window_attn(swin.window_partition(one.view(1, side, side, C_b), M))
-        w_global, w_window = recorded                                       # (1, h, hw, hw), (nW, h, M², M²)
-        timing_global = train.benchmark(lambda: run_global(tokens, side), repeats=cfg.bench_repeats, device=device)
-        timing_window = train.benchmark(lambda: run_window(tokens, side), repeats=cfg.bench_repeats, device=device)
-        bench.append({"side": side, "hw": side * side, "timing_global": timing_global, "timing_window": timing_window,
-                      # the claims compare the fastest repeat of each: the least disturbed by other
-                      # processes on a shared machine, where a median still carries their load
-                      "t_global": timing_global.min, "t_window": timing_window.min,
-                      "mem_global": w_global.numel() * w_global.element_size(),
-                      "mem_window": w_window.numel() * w_window.element_size(),
-                      "peak_global": peak_bytes(run_global, tokens, side),
-                      "peak_window": peak_bytes(run_window, tokens, side),
-                      "omega_global": swin.msa_cost(side, side, C_b),
-                      "omega_window": swin.window_msa_cost(side, side, C_b, M)})
+        w_global, w_window = recorded  # (1, h, hw, hw), (nW, h, M², M²)
+        timing_global = train.benchmark(
+            lambda: run_global(tokens, side),
+            repeats=cfg.bench_repeats,
+            device=device,
+        )
+        timing_window = train.benchmark(
+            lambda: run_window(tokens, side),
+            repeats=cfg.bench_repeats,
+            device=device,
+        )
+        bench.append(
+            {
+                "side": side,
+                "hw": side * side,
+                "timing_global": timing_global,
+                "timing_window": timing_window,
+                # the claims compare the fastest repeat of each: the least
+                # disturbed by other processes on a shared machine, where a
+                # median still carries their load
+                "t_global": timing_global.min,
+                "t_window": timing_window.min,
+                "mem_global": w_global.numel() * w_global.element_size(),
+                "mem_window": w_window.numel() * w_window.element_size(),
+                "peak_global": peak_bytes(run_global, tokens, side),
+                "peak_window": peak_bytes(run_window, tokens, side),
+                "omega_global": swin.msa_cost(side, side, C_b),
+                "omega_window": swin.window_msa_cost(side, side, C_b, M),
+            }
+        )
         del w_global, w_window
 hw = np.array([b["hw"] for b in bench])
-t_global, t_window = np.array([b["t_global"] for b in bench]), np.array([b["t_window"] for b in bench])
+t_global, t_window = (
+    np.array([b["t_global"] for b in bench]),
+    np.array([b["t_window"] for b in bench]),
+)
 ratio = t_global / t_window
 
 # %%
-print(f"C = {C_b}, heads = {h_b}, M = {M}; multiply-adds Ω (millions) and MB of attention weights per image")
-print(f"{'grid':>8}{'tokens':>8}{'Ω MSA (M)':>11}{'Ω W-MSA (M)':>13}{'Ω ratio':>9}{'attn MB global':>16}"
-      f"{'attn MB window':>16}")
+print(
+    f"C = {C_b}, heads = {h_b}, M = {M}; multiply-adds Ω (millions) and MB of attention weights per image"
+)
+print(
+    f"{'grid':>8}{'tokens':>8}{'Ω MSA (M)':>11}{'Ω W-MSA (M)':>13}{'Ω ratio':>9}{'attn MB global':>16}"
+    f"{'attn MB window':>16}"
+)
 for b in bench:
-    print(f"{b['side']:>4}x{b['side']:<3}{b['hw']:>8}{b['omega_global'] / 1e6:>11.1f}{b['omega_window'] / 1e6:>13.1f}"
-          f"{b['omega_global'] / b['omega_window']:>9.1f}{b['mem_global'] / 2**20:>16.2f}{b['mem_window'] / 2**20:>16.2f}")
+    print(
+        f"{b['side']:>4}x{b['side']:<3}{b['hw']:>8}{b['omega_global'] / 1e6:>11.1f}{b['omega_window'] / 1e6:>13.1f}"
+        f"{b['omega_global'] / b['omega_window']:>9.1f}{b['mem_global'] / 2**20:>16.2f}{b['mem_window'] / 2**20:>16.2f}"
+    )
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"device: {device}; time for a batch of {cfg.bench_batch}: median of {cfg.bench_repeats} runs and their spread "
-      "(max − min) / median; the ratio is of the fastest runs (these numbers differ from machine to machine and "
-      "from run to run)")
-print(f"{'grid':>8}{'tokens':>8}{'global ms':>11}{'spread':>8}{'window ms':>11}{'spread':>8}{'ratio':>7}")
+print(
+    f"device: {device}; time for a batch of {cfg.bench_batch}: median of {cfg.bench_repeats} runs and their spread "
+    "(max − min) / median; the ratio is of the fastest runs (these numbers differ from machine to machine and "
+    "from run to run)"
+)
+print(
+    f"{'grid':>8}{'tokens':>8}{'global ms':>11}{'spread':>8}{'window ms':>11}{'spread':>8}{'ratio':>7}"
+)
 for b, r in zip(bench, ratio):
     tg, tw = b["timing_global"], b["timing_window"]
-    print(f"{b['side']:>4}x{b['side']:<3}{b['hw']:>8}{1e3 * tg.median:>11.2f}{tg.spread:>8.0%}{1e3 * tw.median:>11.2f}"
-          f"{tw.spread:>8.0%}{r:>7.1f}")
+    print(
+        f"{b['side']:>4}x{b['side']:<3}{b['hw']:>8}{1e3 * tg.median:>11.2f}{tg.spread:>8.0%}{1e3 * tw.median:>11.2f}"
+        f"{tw.spread:>8.0%}{r:>7.1f}"
+    )
 if device.type == "cuda":
-    print("peak GPU MB, global:", [round(b["peak_global"] / 2**20, 1) for b in bench])
-    print("peak GPU MB, window:", [round(b["peak_window"] / 2**20, 1) for b in bench])
+    print(
+        "peak GPU MB, global:",
+        [round(b["peak_global"] / 2**20, 1) for b in bench],
+    )
+    print(
+        "peak GPU MB, window:",
+        [round(b["peak_window"] / 2**20, 1) for b in bench],
+    )
 
 # %% [markdown]
 # To lay the formulas over the measurements, convert multiply-adds to seconds
@@ -261,21 +328,41 @@ if device.type == "cuda":
 # NBVAL_IGNORE_OUTPUT
 omega_g = np.array([b["omega_global"] for b in bench], dtype=float)
 omega_w = np.array([b["omega_window"] for b in bench], dtype=float)
-per_second = omega_g[-1] / t_global[-1]                                  # multiply-adds per second
+per_second = omega_g[-1] / t_global[-1]  # multiply-adds per second
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
 ax = axes[0]
 ax.loglog(hw, 1e3 * t_global, "o", color="C3", label="global MSA, measured")
 ax.loglog(hw, 1e3 * t_window, "s", color="C0", label="window W-MSA, measured")
-ax.loglog(hw, 1e3 * omega_g / per_second, "-", color="C3", alpha=0.6, label="Ω(MSA) / throughput")
-ax.loglog(hw, 1e3 * omega_w / per_second, "-", color="C0", alpha=0.6, label="Ω(W-MSA) / throughput")
-ax.set(title=f"Time of one attention layer (C={C_b}, M={M})", xlabel="tokens hw", ylabel="time (ms)")
+ax.loglog(
+    hw,
+    1e3 * omega_g / per_second,
+    "-",
+    color="C3",
+    alpha=0.6,
+    label="Ω(MSA) / throughput",
+)
+ax.loglog(
+    hw,
+    1e3 * omega_w / per_second,
+    "-",
+    color="C0",
+    alpha=0.6,
+    label="Ω(W-MSA) / throughput",
+)
+ax.set(
+    title=f"Time of one attention layer (C={C_b}, M={M})",
+    xlabel="tokens hw",
+    ylabel="time (ms)",
+)
 ax.legend(fontsize=8)
 ax = axes[1]
 mem_g = np.array([b["mem_global"] for b in bench]) / 2**20
 mem_w = np.array([b["mem_window"] for b in bench]) / 2**20
 ax.loglog(hw, mem_g, "o-", color="C3", label="global: h·(hw)² floats")
 ax.loglog(hw, mem_w, "s-", color="C0", label="windows: h·M²·hw floats")
-ax.set(title="Memory of the attention weights", xlabel="tokens hw", ylabel="MiB")
+ax.set(
+    title="Memory of the attention weights", xlabel="tokens hw", ylabel="MiB"
+)
 ax.legend(fontsize=8)
 ax = axes[2]
 ax.semilogx(hw, ratio, "o-", color="C2", label="measured time ratio")
@@ -285,23 +372,59 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %%
-exact_memory = bool(np.allclose(mem_g / mem_g[0], (hw / hw[0]) ** 2) and np.allclose(mem_w / mem_w[0], hw / hw[0]))
+exact_memory = bool(
+    np.allclose(mem_g / mem_g[0], (hw / hw[0]) ** 2)
+    and np.allclose(mem_w / mem_w[0], hw / hw[0])
+)
 print("attention memory: global grows as (hw)^2, windows as hw:", exact_memory)
 assert exact_memory
-# time ∝ (hw)^k between the smallest and the largest grid: the effective exponent k of each layer
+# time ∝ (hw)^k between the smallest and the largest grid: the effective
+# exponent k of each layer
 span = np.log(hw[-1] / hw[0])
-k_global, k_window = np.log(t_global[-1] / t_global[0]) / span, np.log(t_window[-1] / t_window[0]) / span
-faster = claims.check("ch07-window-faster", f"On the largest grid ({hw[-1]} tokens) window attention is more than 3 times "
-             "faster than global attention", ratio[-1], "> 3", flagship=True)
-claims.check("ch07-window-overhead", f"On the smallest grid (one window of {hw[0]} tokens) window attention is "
-             "slower than global attention: partition, reverse and bias cost extra time", ratio[0], "< 1")
-grows = claims.check("ch07-ratio-grows", "The time ratio global/window on the largest grid is more than 5 times the ratio "
-             "on the smallest", ratio[-1] / ratio[0], "> 5")
-claims.check("ch07-global-exponent", "Global attention's time grows faster than the number of tokens: "
-             "time ∝ (hw)^k with k above 1.3 between the smallest and the largest grid", k_global, "> 1.3")
-claims.check("ch07-window-exponent", "Window attention's time grows no faster than about linearly: "
-             "time ∝ (hw)^k with k below 1.3 between the smallest and the largest grid", k_window, "< 1.3")
-print("window attention is faster on the largest grid, and the ratio grows with hw:", faster.held and grows.held)
+k_global, k_window = (
+    np.log(t_global[-1] / t_global[0]) / span,
+    np.log(t_window[-1] / t_window[0]) / span,
+)
+faster = claims.check(
+    "ch07-window-faster",
+    f"On the largest grid ({hw[-1]} tokens) window attention is more than 3 times "
+    "faster than global attention",
+    ratio[-1],
+    "> 3",
+    flagship=True,
+)
+claims.check(
+    "ch07-window-overhead",
+    f"On the smallest grid (one window of {hw[0]} tokens) window attention is "
+    "slower than global attention: partition, reverse and bias cost extra time",
+    ratio[0],
+    "< 1",
+)
+grows = claims.check(
+    "ch07-ratio-grows",
+    "The time ratio global/window on the largest grid is more than 5 times the ratio "
+    "on the smallest",
+    ratio[-1] / ratio[0],
+    "> 5",
+)
+claims.check(
+    "ch07-global-exponent",
+    "Global attention's time grows faster than the number of tokens: "
+    "time ∝ (hw)^k with k above 1.3 between the smallest and the largest grid",
+    k_global,
+    "> 1.3",
+)
+claims.check(
+    "ch07-window-exponent",
+    "Window attention's time grows no faster than about linearly: "
+    "time ∝ (hw)^k with k below 1.3 between the smallest and the largest grid",
+    k_window,
+    "< 1.3",
+)
+print(
+    "window attention is faster on the largest grid, and the ratio grows with hw:",
+    faster.held and grows.held,
+)
 
 # %% [markdown]
 # The memory panel is exact, on any machine: a quadratic and a linear law. The
@@ -348,8 +471,12 @@ H = W = 8
 M_demo, s_demo = 4, 2
 rows, cols = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
 regular_ids = (rows // M_demo) * (W // M_demo) + cols // M_demo
-shifted_ids = ((rows - s_demo) // M_demo + 1) * 3 + (cols - s_demo) // M_demo + 1    # 3×3 displaced windows
-labels = swin.window_region_ids(H, W, M_demo, s_demo).numpy()                          # regions after the roll
+shifted_ids = (
+    ((rows - s_demo) // M_demo + 1) * 3 + (cols - s_demo) // M_demo + 1
+)  # 3×3 displaced windows
+labels = swin.window_region_ids(
+    H, W, M_demo, s_demo
+).numpy()  # regions after the roll
 cmap9 = ListedColormap(plt.get_cmap("tab10").colors[:9])
 
 
@@ -357,7 +484,15 @@ def draw_grid(ax, ids, title, lines=()):
     ax.imshow(ids, cmap=cmap9, vmin=-0.5, vmax=8.5)
     for r in range(H):
         for c in range(W):
-            ax.text(c, r, f"{r * W + c}", ha="center", va="center", fontsize=6.5, color="white")
+            ax.text(
+                c,
+                r,
+                f"{r * W + c}",
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="white",
+            )
     for pos in lines:
         ax.axhline(pos - 0.5, color="k", lw=2.5)
         ax.axvline(pos - 0.5, color="k", lw=2.5)
@@ -365,14 +500,33 @@ def draw_grid(ax, ids, title, lines=()):
 
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
-draw_grid(axes[0], regular_ids, f"block l: 4 windows of {M_demo}×{M_demo}", lines=(4,))
-draw_grid(axes[1], shifted_ids, f"block l+1: windows displaced by {s_demo} (9 pieces)", lines=(2, 6))
+draw_grid(
+    axes[0],
+    regular_ids,
+    f"block l: 4 windows of {M_demo}×{M_demo}",
+    lines=(4,),
+)
+draw_grid(
+    axes[1],
+    shifted_ids,
+    f"block l+1: windows displaced by {s_demo} (9 pieces)",
+    lines=(2, 6),
+)
 rolled_labels = np.roll(np.roll(shifted_ids, -s_demo, 0), -s_demo, 1)
-draw_grid(axes[2], rolled_labels, f"after rolling by −{s_demo}: 4 windows again", lines=(4,))
+draw_grid(
+    axes[2],
+    rolled_labels,
+    f"after rolling by −{s_demo}: 4 windows again",
+    lines=(4,),
+)
 for r in range(H):
     for c in range(W):
-        axes[2].texts[r * W + c].set_text(f"{((r + s_demo) % H) * W + (c + s_demo) % W}")
-fig.suptitle("Token numbers are positions in the original image; colours are the windows of block l+1 (right two)")
+        axes[2].texts[r * W + c].set_text(
+            f"{((r + s_demo) % H) * W + (c + s_demo) % W}"
+        )
+fig.suptitle(
+    "Token numbers are positions in the original image; colours are the windows of block l+1 (right two)"
+)
 plt.show()
 
 # %% [markdown]
@@ -387,13 +541,18 @@ print(inspect.getsource(swin.window_region_ids))
 print(inspect.getsource(swin.shifted_window_mask))
 
 # %%
-allowed = swin.shifted_window_mask(H, W, M_demo, s_demo)          # (nW, M², M²)
+allowed = swin.shifted_window_mask(H, W, M_demo, s_demo)  # (nW, M², M²)
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
 for w, ax in enumerate(axes):
     ax.imshow(allowed[w].numpy(), cmap="gray", vmin=0, vmax=1)
-    ax.set(title=f"window {w}: {int(allowed[w].sum())} of {M_demo ** 4} pairs allowed",
-           xlabel="key token in window", ylabel="query token in window")
-fig.suptitle("Shifted-window attention masks (white = may attend, black = blocked)")
+    ax.set(
+        title=f"window {w}: {int(allowed[w].sum())} of {M_demo**4} pairs allowed",
+        xlabel="key token in window",
+        ylabel="query token in window",
+    )
+fig.suptitle(
+    "Shifted-window attention masks (white = may attend, black = blocked)"
+)
 plt.show()
 print("allowed pairs per window:", allowed.sum((1, 2)).tolist())
 assert allowed[0].all() and allowed.sum((1, 2)).tolist() == [256, 128, 128, 64]
@@ -436,18 +595,35 @@ print(inspect.getsource(swin.SwinBlock))
 print(inspect.getsource(swin.relative_position_index))
 
 # %%
-index3 = swin.relative_position_index(3)                             # (9, 9)
+index3 = swin.relative_position_index(3)  # (9, 9)
 fig, ax = plt.subplots(figsize=(5.2, 4.4))
 im = ax.imshow(index3.numpy(), cmap="viridis")
 for (i, j), v in np.ndenumerate(index3.numpy()):
-    ax.text(j, i, str(v), ha="center", va="center", fontsize=8, color="w" if v < 12 else "k")
+    ax.text(
+        j,
+        i,
+        str(v),
+        ha="center",
+        va="center",
+        fontsize=8,
+        color="w" if v < 12 else "k",
+    )
 fig.colorbar(im, ax=ax, label="row of the bias table")
-ax.set(title="relative_position_index(3): table row for each (query, key)", xlabel="key token j (row-major in the 3×3 window)",
-       ylabel="query token i")
+ax.set(
+    title="relative_position_index(3): table row for each (query, key)",
+    xlabel="key token j (row-major in the 3×3 window)",
+    ylabel="query token i",
+)
 plt.show()
-print("values in [0, 25):", int(index3.min()) == 0 and int(index3.max()) == 24,
-      " diagonal is the centre row 12:", bool((index3.diagonal() == 12).all()))
-assert int(index3.max()) == (2 * 3 - 1) ** 2 - 1 and torch.equal(index3 + index3.T, torch.full_like(index3, 24))
+print(
+    "values in [0, 25):",
+    int(index3.min()) == 0 and int(index3.max()) == 24,
+    " diagonal is the centre row 12:",
+    bool((index3.diagonal() == 12).all()),
+)
+assert int(index3.max()) == (2 * 3 - 1) ** 2 - 1 and torch.equal(
+    index3 + index3.T, torch.full_like(index3, 24)
+)
 
 # %% [markdown]
 # The window attention layer is the book's one `MultiHeadAttention` with the
@@ -473,64 +649,130 @@ if cfg.dataset == "cifar10":
     class_names = CIFAR10_CLASSES
 else:
     x_train, y_train = load_fashion_mnist("train", n=cfg.n_train)
-    # all 10,000 test images, whatever the profile: evaluation is cheap, and the
-    # difference we compare is a few points, too small for 1,000
+    # all 10,000 test images, whatever the profile: evaluation is cheap, and
+    # the difference we compare is a few points, too small for 1,000
     x_test, y_test = load_fashion_mnist("test")
     class_names = FASHION_CLASSES
 C_in, H_img, W_img = x_train.shape[1:]
-pad = (32 - H_img) // 2                                                  # 2 for Fashion-MNIST, 0 for CIFAR-10
+pad = (32 - H_img) // 2  # 2 for Fashion-MNIST, 0 for CIFAR-10
 
 
 def to_32(images: torch.Tensor) -> torch.Tensor:
-    """Pad (B, C, 28, 28) to (B, C, 32, 32) with background; CIFAR-10 is already 32×32."""
+    """Pad (B, C, 28, 28) to (B, C, 32, 32) with background; CIFAR-10 is
+    already 32×32."""
     return F.pad(images, (pad, pad, pad, pad)) if pad else images
 
 
 augment = (lambda x: random_crop_flip(x, padding=4)) if cfg.augment else None
 models = {
-    "ViT": (lambda: vit.ViT(vit.ViTConfig(image_size=H_img, patch_size=cfg.vit_patch, in_channels=C_in,
-                                          num_classes=len(class_names), dim=cfg.vit_dim, depth=cfg.vit_depth,
-                                          heads=cfg.vit_heads, mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout)),
-            lambda x: x),
-    "Swin": (lambda: swin.SwinTransformer(swin.SwinConfig(
-        image_size=32, patch_size=cfg.swin_patch, in_channels=C_in, num_classes=len(class_names),
-        dim=cfg.swin_dim, depths=cfg.swin_depths, heads=cfg.swin_heads, window=cfg.window,
-        mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout)), to_32),
+    "ViT": (
+        lambda: vit.ViT(
+            vit.ViTConfig(
+                image_size=H_img,
+                patch_size=cfg.vit_patch,
+                in_channels=C_in,
+                num_classes=len(class_names),
+                dim=cfg.vit_dim,
+                depth=cfg.vit_depth,
+                heads=cfg.vit_heads,
+                mlp_ratio=cfg.mlp_ratio,
+                dropout=cfg.dropout,
+            )
+        ),
+        lambda x: x,
+    ),
+    "Swin": (
+        lambda: swin.SwinTransformer(
+            swin.SwinConfig(
+                image_size=32,
+                patch_size=cfg.swin_patch,
+                in_channels=C_in,
+                num_classes=len(class_names),
+                dim=cfg.swin_dim,
+                depths=cfg.swin_depths,
+                heads=cfg.swin_heads,
+                window=cfg.window,
+                mlp_ratio=cfg.mlp_ratio,
+                dropout=cfg.dropout,
+            )
+        ),
+        to_32,
+    ),
 }
 swin_model = models["Swin"][0]()
 with torch.no_grad():
-    stage_shapes = [tuple(f.shape[1:]) for f in swin_model.features(to_32(x_test[:2]))]
+    stage_shapes = [
+        tuple(f.shape[1:]) for f in swin_model.features(to_32(x_test[:2]))
+    ]
 print("Swin stages (C, H, W):", stage_shapes)
-print("windows per stage:", [s.window for s in swin_model.stages], " shifts:",
-      [[b.shift for b in s.blocks] for s in swin_model.stages])
-assert all(b[0] == 2 * a[0] and b[1] == -(-a[1] // 2) for a, b in zip(stage_shapes, stage_shapes[1:]))
+print(
+    "windows per stage:",
+    [s.window for s in swin_model.stages],
+    " shifts:",
+    [[b.shift for b in s.blocks] for s in swin_model.stages],
+)
+assert all(
+    b[0] == 2 * a[0] and b[1] == -(-a[1] // 2)
+    for a, b in zip(stage_shapes, stage_shapes[1:])
+)
 
 # %%
 results = {}
 for name, (make, prepare) in models.items():
     torch.manual_seed(seed_for(0))
     model = make()
-    hist = train.train_classifier(model, prepare(x_train), y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                  lr=cfg.lr, weight_decay=cfg.weight_decay, seed=seed_for(0), augment=augment,
-                                  device=device, desc=name)
-    results[name] = {"model": model, "params": layers.count_parameters(model), "seconds": sum(hist["seconds"]),
-                     "acc": train.accuracy(model, prepare(x_test), y_test), "train_acc": hist.last("acc")}
+    hist = train.train_classifier(
+        model,
+        prepare(x_train),
+        y_train,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        seed=seed_for(0),
+        augment=augment,
+        device=device,
+        desc=name,
+    )
+    results[name] = {
+        "model": model,
+        "params": layers.count_parameters(model),
+        "seconds": sum(hist["seconds"]),
+        "acc": train.accuracy(model, prepare(x_test), y_test),
+        "train_acc": hist.last("acc"),
+    }
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"{'model':<6}{'params':>10}{'test acc':>10}{'train acc':>11}{'seconds':>9}   ({len(x_train)} training images)")
+print(
+    f"{'model':<6}{'params':>10}{'test acc':>10}{'train acc':>11}{'seconds':>9}   ({len(x_train)} training images)"
+)
 for name, r in results.items():
-    print(f"{name:<6}{r['params']:>10,}{r['acc']:>10.3f}{r['train_acc']:>11.3f}{r['seconds']:>9.1f}")
+    print(
+        f"{name:<6}{r['params']:>10,}{r['acc']:>10.3f}{r['train_acc']:>11.3f}{r['seconds']:>9.1f}"
+    )
 
 # %%
 size_ratio = results["Swin"]["params"] / results["ViT"]["params"]
-print(f"Swin has {size_ratio:.3f} times the ViT's parameters (within 25 %):", abs(size_ratio - 1) < 0.25)
+print(
+    f"Swin has {size_ratio:.3f} times the ViT's parameters (within 25 %):",
+    abs(size_ratio - 1) < 0.25,
+)
 assert abs(size_ratio - 1) < 0.25
-learn = claims.check("ch07-both-learn", "Both models learn the task: test accuracy above 0.6",
-             min(r["acc"] for r in results.values()), "> 0.6")
-beats = claims.check("ch07-swin-beats-vit", f"With {len(x_train)} training images the small Swin is more accurate than the "
-             "ViT of chapter 6, by more than 0.02", results["Swin"]["acc"] - results["ViT"]["acc"], "> 0.02",
-             flagship=True)
+learn = claims.check(
+    "ch07-both-learn",
+    "Both models learn the task: test accuracy above 0.6",
+    min(r["acc"] for r in results.values()),
+    "> 0.6",
+)
+beats = claims.check(
+    "ch07-swin-beats-vit",
+    f"With {len(x_train)} training images the small Swin is more accurate than the "
+    "ViT of chapter 6, by more than 0.02",
+    results["Swin"]["acc"] - results["ViT"]["acc"],
+    "> 0.02",
+    flagship=True,
+)
 print("both learn the task (test accuracy > 0.6):", learn.held)
 print("Swin is more accurate than the ViT:", beats.held)
 
@@ -551,15 +793,25 @@ print("Swin is more accurate than the ViT:", beats.held)
 
 # %%
 swin_trained = results["Swin"]["model"].cpu()
-table = swin_trained.stages[0].blocks[0].mixer.attn.bias_table.detach()             # ((2M−1)², h)
+table = (
+    swin_trained.stages[0].blocks[0].mixer.attn.bias_table.detach()
+)  # ((2M−1)², h)
 Mw = swin_trained.stages[0].window
 fig, axes = plt.subplots(1, table.shape[1], figsize=(4.6 * table.shape[1], 4))
 for head, ax in enumerate(np.atleast_1d(axes)):
-    im = ax.imshow(table[:, head].view(2 * Mw - 1, 2 * Mw - 1).numpy(), cmap="coolwarm",
-                   extent=(-(Mw - 1) - 0.5, Mw - 0.5, Mw - 0.5, -(Mw - 1) - 0.5))
+    im = ax.imshow(
+        table[:, head].view(2 * Mw - 1, 2 * Mw - 1).numpy(),
+        cmap="coolwarm",
+        extent=(-(Mw - 1) - 0.5, Mw - 0.5, Mw - 0.5, -(Mw - 1) - 0.5),
+    )
     fig.colorbar(im, ax=ax, label="bias added to the score")
-    ax.set(title=f"head {head + 1}", xlabel="column offset (query − key)", ylabel="row offset (query − key)",
-           xticks=range(-(Mw - 1), Mw), yticks=range(-(Mw - 1), Mw))
+    ax.set(
+        title=f"head {head + 1}",
+        xlabel="column offset (query − key)",
+        ylabel="row offset (query − key)",
+        xticks=range(-(Mw - 1), Mw),
+        yticks=range(-(Mw - 1), Mw),
+    )
 fig.suptitle("Learned relative position bias, stage 1, block 1 (trained Swin)")
 plt.show()
 
@@ -577,50 +829,100 @@ plt.show()
 # information travel further, one window at a time.
 
 # %%
-def window_weights_on_grid(weights: torch.Tensor, query: tuple[int, int], grid: int, window: int,
-                           shift: int) -> np.ndarray:
-    """One query token's window-attention weights (mean over heads) placed on the (grid, grid) token grid.
+def window_weights_on_grid(
+    weights: torch.Tensor,
+    query: tuple[int, int],
+    grid: int,
+    window: int,
+    shift: int,
+) -> np.ndarray:
+    """One query token's window-attention weights (mean over heads) placed on
+    the (grid, grid) token grid.
 
-    ``weights`` (nW, h, M², M²) come from a (shifted) window block and ``query`` is the
-    token's (row, column) in image coordinates. A shifted block attends on the grid
-    rolled by −shift, so positions are rolled there and back.
+    ``weights`` (nW, h, M², M²) come from a (shifted) window block and
+    ``query`` is the token's (row, column) in image coordinates. A shifted
+    block attends on the grid rolled by −shift, so positions are rolled there
+    and back.
     """
-    r, c = (query[0] - shift) % grid, (query[1] - shift) % grid                 # on the rolled grid
-    w = weights[(r // window) * (grid // window) + c // window].mean(0)        # (M², M²) of the query's window
+    r, c = (
+        (query[0] - shift) % grid,
+        (query[1] - shift) % grid,
+    )  # on the rolled grid
+    w = weights[(r // window) * (grid // window) + c // window].mean(
+        0
+    )  # (M², M²) of the query's window
     out = np.zeros((grid, grid))
     r0, c0 = r // window * window, c // window * window
     for j, value in enumerate(w[(r % window) * window + c % window].tolist()):
-        out[(r0 + j // window + shift) % grid, (c0 + j % window + shift) % grid] = value
+        out[
+            (r0 + j // window + shift) % grid, (c0 + j % window + shift) % grid
+        ] = value
     return out
 
 
-def on_pixels(token_map: np.ndarray, patch: int, offset: int, size: int) -> np.ndarray:
-    """Blow a token map up to pixels (each token covers patch×patch) and crop ``offset`` of padding."""
-    return np.kron(token_map, np.ones((patch, patch)))[offset:offset + size, offset:offset + size]
+def on_pixels(
+    token_map: np.ndarray, patch: int, offset: int, size: int
+) -> np.ndarray:
+    """Blow a token map up to pixels (each token covers patch×patch) and crop
+    ``offset`` of padding."""
+    return np.kron(token_map, np.ones((patch, patch)))[
+        offset : offset + size, offset : offset + size
+    ]
 
 
 vit_trained = results["ViT"]["model"].cpu().eval()
-image = x_test[3:4]                                                          # (1, C, H, W)
-pixel = (H_img * 5 // 8, H_img * 3 // 8)                                     # the query: the token holding this pixel
+image = x_test[3:4]  # (1, C, H, W)
+pixel = (
+    H_img * 5 // 8,
+    H_img * 3 // 8,
+)  # the query: the token holding this pixel
 with torch.no_grad():
-    vit_maps = vit.attention_maps(vit_trained, image)                        # L × (1, h, N+1, N+1)
+    vit_maps = vit.attention_maps(vit_trained, image)  # L × (1, h, N+1, N+1)
     g = swin_trained.patch_embed.grid
-    tokens = swin_trained.embed_norm(swin_trained.patch_embed(to_32(image)).reshape(1, g, g, -1))  # (1, g, g, C)
+    tokens = swin_trained.embed_norm(
+        swin_trained.patch_embed(to_32(image)).reshape(1, g, g, -1)
+    )  # (1, g, g, C)
     with attention.record(swin_trained) as recorded:
         swin_trained.stages[0](tokens)
-    swin_maps = recorded.select("stages.0.blocks.*")                         # per block: (nW, h, M², M²)
+    swin_maps = recorded.select(
+        "stages.0.blocks.*"
+    )  # per block: (nW, h, M², M²)
 gv = vit_trained.grid
-pv, ps = H_img // gv, 32 // g                                                # pixels per token side
-q_vit = 1 + (pixel[0] // pv) * gv + pixel[1] // pv                           # position 0 is the class token
+pv, ps = H_img // gv, 32 // g  # pixels per token side
+q_vit = (
+    1 + (pixel[0] // pv) * gv + pixel[1] // pv
+)  # position 0 is the class token
 q_swin = ((pixel[0] + pad) // ps, (pixel[1] + pad) // ps)
-panels = [("ViT, layer 1: global", on_pixels(vit_maps[0][0].mean(0)[q_vit, 1:].view(gv, gv).numpy(), pv, 0, H_img),
-           pv, (pixel[0] // pv * pv, pixel[1] // pv * pv))]
+panels = [
+    (
+        "ViT, layer 1: global",
+        on_pixels(
+            vit_maps[0][0].mean(0)[q_vit, 1:].view(gv, gv).numpy(),
+            pv,
+            0,
+            H_img,
+        ),
+        pv,
+        (pixel[0] // pv * pv, pixel[1] // pv * pv),
+    )
+]
 for b, name in enumerate(["window", "shifted window"]):
     block = swin_trained.stages[0].blocks[b]
-    on_grid = window_weights_on_grid(swin_maps[b], q_swin, g, block.window, block.shift)
-    assert np.count_nonzero(on_grid) <= block.window ** 2 and abs(on_grid.sum() - 1) < 1e-4
-    panels.append((f"Swin, block {b + 1}: {name}", on_pixels(on_grid, ps, pad, H_img), ps,
-                   (q_swin[0] * ps - pad, q_swin[1] * ps - pad)))
+    on_grid = window_weights_on_grid(
+        swin_maps[b], q_swin, g, block.window, block.shift
+    )
+    assert (
+        np.count_nonzero(on_grid) <= block.window**2
+        and abs(on_grid.sum() - 1) < 1e-4
+    )
+    panels.append(
+        (
+            f"Swin, block {b + 1}: {name}",
+            on_pixels(on_grid, ps, pad, H_img),
+            ps,
+            (q_swin[0] * ps - pad, q_swin[1] * ps - pad),
+        )
+    )
 shown = image[0].permute(1, 2, 0).squeeze(-1).numpy()
 fig, axes = plt.subplots(1, 4, figsize=(11, 3.3))
 axes[0].imshow(shown, cmap="gray")
@@ -629,9 +931,15 @@ axes[0].set(title="test image and query pixel", xticks=[], yticks=[])
 for ax, (title, weights, patch, (top, left)) in zip(axes[1:], panels):
     ax.imshow(shown, cmap="gray")
     ax.imshow(np.ma.masked_equal(weights, 0), cmap="magma", alpha=0.75, vmin=0)
-    ax.add_patch(plt.Rectangle((left - 0.5, top - 0.5), patch, patch, fill=False, ec="cyan", lw=2))
+    ax.add_patch(
+        plt.Rectangle(
+            (left - 0.5, top - 0.5), patch, patch, fill=False, ec="cyan", lw=2
+        )
+    )
     ax.set(title=title, xticks=[], yticks=[])
-fig.suptitle("Where one query token looks: its attention weights (colour, mean over heads); uncoloured = weight 0")
+fig.suptitle(
+    "Where one query token looks: its attention weights (colour, mean over heads); uncoloured = weight 0"
+)
 fig.tight_layout()
 plt.show()
 
@@ -655,18 +963,43 @@ plt.show()
 # %%
 full = profiles.sizes("ch07", "full")
 full_models = {
-    "ViT": vit.ViT(vit.ViTConfig(image_size=32, patch_size=full.vit_patch, in_channels=3, num_classes=10,
-                                 dim=full.vit_dim, depth=full.vit_depth, heads=full.vit_heads,
-                                 mlp_ratio=full.mlp_ratio, dropout=full.dropout)),
-    "Swin": swin.SwinTransformer(swin.SwinConfig(
-        image_size=32, patch_size=full.swin_patch, in_channels=3, num_classes=10, dim=full.swin_dim,
-        depths=full.swin_depths, heads=full.swin_heads, window=full.window, mlp_ratio=full.mlp_ratio,
-        dropout=full.dropout)),
+    "ViT": vit.ViT(
+        vit.ViTConfig(
+            image_size=32,
+            patch_size=full.vit_patch,
+            in_channels=3,
+            num_classes=10,
+            dim=full.vit_dim,
+            depth=full.vit_depth,
+            heads=full.vit_heads,
+            mlp_ratio=full.mlp_ratio,
+            dropout=full.dropout,
+        )
+    ),
+    "Swin": swin.SwinTransformer(
+        swin.SwinConfig(
+            image_size=32,
+            patch_size=full.swin_patch,
+            in_channels=3,
+            num_classes=10,
+            dim=full.swin_dim,
+            depths=full.swin_depths,
+            heads=full.swin_heads,
+            window=full.window,
+            mlp_ratio=full.mlp_ratio,
+            dropout=full.dropout,
+        )
+    ),
 }
-full_params = {name: layers.count_parameters(m) for name, m in full_models.items()}
+full_params = {
+    name: layers.count_parameters(m) for name, m in full_models.items()
+}
 full_ratio = full_params["Swin"] / full_params["ViT"]
-print("full profile, CIFAR-10:", {name: f"{n:,}" for name, n in full_params.items()},
-      f" Swin/ViT = {full_ratio:.3f} (within 25 %: {abs(full_ratio - 1) < 0.25})")
+print(
+    "full profile, CIFAR-10:",
+    {name: f"{n:,}" for name, n in full_params.items()},
+    f" Swin/ViT = {full_ratio:.3f} (within 25 %: {abs(full_ratio - 1) < 0.25})",
+)
 assert abs(full_ratio - 1) < 0.25
 del full_models
 
@@ -693,8 +1026,8 @@ def partition(x: torch.Tensor, M: int) -> torch.Tensor:
     # BEGIN SOLUTION
     # HINT: view as (B, H/M, M, W/M, M, C), then bring the two window axes next to B.
     B, H, W, C = x.shape
-    x = x.view(B, H // M, M, W // M, M, C)                            # (B, nh, M, nw, M, C)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, M * M, C)          # (B·nW, M², C)
+    x = x.view(B, H // M, M, W // M, M, C)  # (B, nh, M, nw, M, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, M * M, C)  # (B·nW, M², C)
     # END SOLUTION
 
 
@@ -705,21 +1038,44 @@ def partition(x: torch.Tensor, M: int) -> torch.Tensor:
 # %% exercise="ex07-partition" forbid=["seqlib", "einops"] tags=["check"]
 from seqlib.exercises import check_close, check_shape, check_true
 
-coords = torch.stack(torch.meshgrid(torch.arange(8), torch.arange(12), indexing="ij"), -1)[None]  # (1, 8, 12, 2)
-where = partition(coords, 4)                                       # (6, 16, 2): (row, column) of each token
-check_shape(where, (6, 16, 2), name="partition of an 8×12 grid", letters="nW, M², C")
-check_true(bool((where // 4 == (where // 4)[:, :1]).all()),
-           "each window should hold one 4×4 square of neighbouring tokens: view as (B, H/M, M, W/M, M, C) "
-           "and bring the two window axes (H/M, W/M) together before the two in-window axes")
-check_true(torch.equal(where[:, 0] // 4, torch.tensor([[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]])),
-           "the windows should come in row-major order: window 1 is to the right of window 0, not below it")
-check_true(torch.equal(where[0], coords[0, :4, :4].reshape(16, 2)),
-           "inside a window the tokens should be in row-major order: token 1 is to the right of token 0")
-grid_x = torch.randn(2, 8, 12, 3, generator=torch.Generator().manual_seed(seed_for(0)))
+coords = torch.stack(
+    torch.meshgrid(torch.arange(8), torch.arange(12), indexing="ij"), -1
+)[None]  # (1, 8, 12, 2)
+where = partition(coords, 4)  # (6, 16, 2): (row, column) of each token
+check_shape(
+    where, (6, 16, 2), name="partition of an 8×12 grid", letters="nW, M², C"
+)
+check_true(
+    bool((where // 4 == (where // 4)[:, :1]).all()),
+    "each window should hold one 4×4 square of neighbouring tokens: view as (B, H/M, M, W/M, M, C) "
+    "and bring the two window axes (H/M, W/M) together before the two in-window axes",
+)
+check_true(
+    torch.equal(
+        where[:, 0] // 4,
+        torch.tensor([[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]]),
+    ),
+    "the windows should come in row-major order: window 1 is to the right of window 0, not below it",
+)
+check_true(
+    torch.equal(where[0], coords[0, :4, :4].reshape(16, 2)),
+    "inside a window the tokens should be in row-major order: token 1 is to the right of token 0",
+)
+grid_x = torch.randn(
+    2, 8, 12, 3, generator=torch.Generator().manual_seed(seed_for(0))
+)
 mine = partition(grid_x, 4)
 check_shape(mine, (12, 16, 3), name="partition(x, 4)", letters="B·nW, M², C")
-check_close(mine[:6], partition(grid_x[:1], 4), name="the first 6 windows (they should all come from image 0)")
-check_close(mine, swin.window_partition(grid_x, 4), name="partition vs seqlib.swin.window_partition")
+check_close(
+    mine[:6],
+    partition(grid_x[:1], 4),
+    name="the first 6 windows (they should all come from image 0)",
+)
+check_close(
+    mine,
+    swin.window_partition(grid_x, 4),
+    name="partition vs seqlib.swin.window_partition",
+)
 
 # %% [markdown]
 # :::{exercise} The mask from coordinates
@@ -742,14 +1098,17 @@ check_close(mine, swin.window_partition(grid_x, 4), name="partition vs seqlib.sw
 
 # %% tags=["solution"]
 def mask_from_coordinates(H: int, W: int, M: int, s: int) -> torch.Tensor:
-    """(nW, M², M²) bool: True where two tokens of a shifted window were neighbours in the image."""
+    """(nW, M², M²) bool: True where two tokens of a shifted window were
+    neighbours in the image."""
     # BEGIN SOLUTION
     # HINT: coordinates of shape (1, H, W, 2); after the roll and the partition, compare |Δrow| and |Δcol| with M.
-    rows, cols = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
-    coords = torch.stack([rows, cols], dim=-1)[None]                             # (1, H, W, 2)
+    rows, cols = torch.meshgrid(
+        torch.arange(H), torch.arange(W), indexing="ij"
+    )
+    coords = torch.stack([rows, cols], dim=-1)[None]  # (1, H, W, 2)
     rolled = torch.roll(coords, shifts=(-s, -s), dims=(1, 2))
-    win = swin.window_partition(rolled, M)                                      # (nW, M², 2)
-    delta = (win[:, :, None, :] - win[:, None, :, :]).abs()                     # (nW, M², M², 2)
+    win = swin.window_partition(rolled, M)  # (nW, M², 2)
+    delta = (win[:, :, None, :] - win[:, None, :, :]).abs()  # (nW, M², M², 2)
     return (delta < M).all(-1)
     # END SOLUTION
 
@@ -764,15 +1123,28 @@ from seqlib.exercises import check_shape, check_true
 for H_, W_, M_, s_ in ((8, 8, 4, 2), (12, 8, 4, 2), (14, 14, 7, 3)):
     mine = mask_from_coordinates(H_, W_, M_, s_)
     what = f"mask_from_coordinates({H_}, {W_}, {M_}, {s_})"
-    check_shape(mine, (H_ * W_ // M_ ** 2, M_ ** 2, M_ ** 2), name=what, letters="nW, M², M²")
-    check_true(mine.dtype == torch.bool, f"{what}: expected a bool tensor, got {mine.dtype}")
-    check_true(bool(mine[0].all()), f"{what}: window 0 holds tokens that were neighbours before the shift, so "
-               "every pair in it should be allowed (roll the coordinates by -s, as the grid is rolled)")
-    check_true(not bool(mine[-1, 0, M_ - 1]), f"{what}: in the last window tokens 0 and {M_ - 1} share a row but came "
-               "from opposite sides of the image, so the pair should be masked (allow a pair only when the two "
-               "tokens are close in rows and in columns)")
-    check_true(torch.equal(mine, swin.shifted_window_mask(H_, W_, M_, s_)),
-               f"{what} differs from seqlib.swin.shifted_window_mask")
+    check_shape(
+        mine, (H_ * W_ // M_**2, M_**2, M_**2), name=what, letters="nW, M², M²"
+    )
+    check_true(
+        mine.dtype == torch.bool,
+        f"{what}: expected a bool tensor, got {mine.dtype}",
+    )
+    check_true(
+        bool(mine[0].all()),
+        f"{what}: window 0 holds tokens that were neighbours before the shift, so "
+        "every pair in it should be allowed (roll the coordinates by -s, as the grid is rolled)",
+    )
+    check_true(
+        not bool(mine[-1, 0, M_ - 1]),
+        f"{what}: in the last window tokens 0 and {M_ - 1} share a row but came "
+        "from opposite sides of the image, so the pair should be masked (allow a pair only when the two "
+        "tokens are close in rows and in columns)",
+    )
+    check_true(
+        torch.equal(mine, swin.shifted_window_mask(H_, W_, M_, s_)),
+        f"{what} differs from seqlib.swin.shifted_window_mask",
+    )
 
 # %% [markdown]
 # :::{exercise} Where the two costs cross
@@ -802,20 +1174,25 @@ for H_, W_, M_, s_ in ((8, 8, 4, 2), (12, 8, 4, 2), (14, 14, 7, 3)):
 
 # %% tags=["solution"]
 def crossover_side(C: int, M: int) -> float:
-    """Grid side sqrt(hw) at which global attention costs twice as much as window attention."""
+    """Grid side sqrt(hw) at which global attention costs twice as much as
+    window attention."""
     # BEGIN SOLUTION
     # HINT: divide both costs by hwC, set their ratio to 2 and solve for hw; the side is its square root.
-    return float(np.sqrt(2 * C + 2 * M ** 2))
+    return float(np.sqrt(2 * C + 2 * M**2))
     # END SOLUTION
 
 
 # %% tags=["solution"]
 C_, M_ = 96, 7
-hw_star = 2 * C_ + 2 * M_ ** 2
+hw_star = 2 * C_ + 2 * M_**2
 side = int(np.ceil(np.sqrt(hw_star)))
 print(f"hw* = {hw_star}, grid side about {np.sqrt(hw_star):.1f}")
-assert swin.msa_cost(side, side, C_) >= 2 * swin.window_msa_cost(side, side, C_, M_)
-assert swin.msa_cost(side - 1, side - 1, C_) < 2 * swin.window_msa_cost(side - 1, side - 1, C_, M_)
+assert swin.msa_cost(side, side, C_) >= 2 * swin.window_msa_cost(
+    side, side, C_, M_
+)
+assert swin.msa_cost(side - 1, side - 1, C_) < 2 * swin.window_msa_cost(
+    side - 1, side - 1, C_, M_
+)
 
 # %% [markdown] tags=["solution"]
 # ```{solution-end}
@@ -825,12 +1202,25 @@ assert swin.msa_cost(side - 1, side - 1, C_) < 2 * swin.window_msa_cost(side - 1
 from seqlib.exercises import check_close
 
 for C_, M_ in ((96, 7), (64, 4), (128, 8)):
-    lo, hi = float(M_), 1e4                      # bisection on the chapter's own costs: ratio 1 at M, huge at 1e4
+    lo, hi = (
+        float(M_),
+        1e4,
+    )  # bisection on the chapter's own costs: ratio 1 at M, huge at 1e4
     for _ in range(100):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if swin.msa_cost(mid, mid, C_) < 2 * swin.window_msa_cost(mid, mid, C_, M_) else (lo, mid)
-    check_close(float(crossover_side(C_, M_)), lo, rtol=1e-4, atol=1e-6,
-                name=f"crossover_side({C_}, {M_}), the side where Ω(MSA) = 2 Ω(W-MSA)")
+        lo, hi = (
+            (mid, hi)
+            if swin.msa_cost(mid, mid, C_)
+            < 2 * swin.window_msa_cost(mid, mid, C_, M_)
+            else (lo, mid)
+        )
+    check_close(
+        float(crossover_side(C_, M_)),
+        lo,
+        rtol=1e-4,
+        atol=1e-6,
+        name=f"crossover_side({C_}, {M_}), the side where Ω(MSA) = 2 Ω(W-MSA)",
+    )
 
 # %% [markdown]
 # :::{exercise} How far can a token see?
@@ -853,7 +1243,9 @@ torch.manual_seed(seed_for(0))
 side_r, M_r = 16, 4
 reach = {}
 for shifted in (True, False):
-    stage = swin.SwinStage(8, depth=4, heads=2, window=M_r, grid=side_r, shifted=shifted).eval()
+    stage = swin.SwinStage(
+        8, depth=4, heads=2, window=M_r, grid=side_r, shifted=shifted
+    ).eval()
     grid_in = torch.randn(1, side_r, side_r, 8)
     poked = grid_in.clone()
     poked[0, 5, 5] += torch.randn(8)
@@ -866,8 +1258,16 @@ for shifted in (True, False):
             reached.append(int((changed - torch.tensor([5, 5])).abs().max()))
     reach["with shift" if shifted else "without shift"] = reached
 print("largest row/column distance reached after 1..4 blocks:", reach)
-assert reach["without shift"] == [reach["without shift"][0]] * 4 and reach["with shift"][-1] > reach["without shift"][-1]
-assert reach["with shift"] == [2, 4, 6, 8]          # M/2 = 2 tokens further with every block
+assert (
+    reach["without shift"] == [reach["without shift"][0]] * 4
+    and reach["with shift"][-1] > reach["without shift"][-1]
+)
+assert reach["with shift"] == [
+    2,
+    4,
+    6,
+    8,
+]  # M/2 = 2 tokens further with every block
 
 # %% [markdown] tags=["solution"]
 # Without the shift the change never leaves its window (here at most 2 rows or

@@ -48,8 +48,9 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("seqlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "seqlib @ git+https://github.com/attention-course/attention-book"], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    repo = "git+https://github.com/attention-course/attention-book"
+    subprocess.run([*pip, f"seqlib @ {repo}"], check=True)
 
 from seqlib.notebook import start
 
@@ -95,31 +96,80 @@ print(cfg)
 
 # %%
 def pipeline_diagram():
-    """DETR as boxes and arrows, with the sizes of this chapter's smoke model."""
+    """DETR as boxes and arrows, with the sizes of this chapter's smoke
+    model."""
     n_cells = (cfg.canvas // 2 ** len(cfg.channels)) ** 2
-    stages = [("image\n1×48×48", "0.85"), (f"CNN backbone\n{cfg.channels[-1]}×6×6", "#c6dbef"),
-              (f"1×1 conv, flatten\n{n_cells} tokens × {cfg.dim}", "#c6dbef"),
-              (f"Transformer encoder\n{cfg.enc_layers} blocks", "#fdd0a2"),
-              (f"Transformer decoder\n{cfg.dec_layers} blocks", "#fdd0a2"),
-              (f"heads (per query)\nclass: C+1\nbox: cx, cy, w, h", "#c7e9c0"),
-              (f"set of {cfg.num_queries}\npredictions", "0.85")]
+    stages = [
+        ("image\n1×48×48", "0.85"),
+        (f"CNN backbone\n{cfg.channels[-1]}×6×6", "#c6dbef"),
+        (f"1×1 conv, flatten\n{n_cells} tokens × {cfg.dim}", "#c6dbef"),
+        (f"Transformer encoder\n{cfg.enc_layers} blocks", "#fdd0a2"),
+        (f"Transformer decoder\n{cfg.dec_layers} blocks", "#fdd0a2"),
+        (f"heads (per query)\nclass: C+1\nbox: cx, cy, w, h", "#c7e9c0"),
+        (f"set of {cfg.num_queries}\npredictions", "0.85"),
+    ]
     fig, ax = plt.subplots(figsize=(12, 3.2))
     xs = np.linspace(0.06, 0.94, len(stages))
     for x, (text, color) in zip(xs, stages):
-        ax.add_patch(FancyBboxPatch((x - 0.055, 0.42), 0.11, 0.3, boxstyle="round,pad=0.01", fc=color, ec="k"))
+        ax.add_patch(
+            FancyBboxPatch(
+                (x - 0.055, 0.42),
+                0.11,
+                0.3,
+                boxstyle="round,pad=0.01",
+                fc=color,
+                ec="k",
+            )
+        )
         ax.text(x, 0.57, text, ha="center", va="center", fontsize=8)
     for a, b in zip(xs[:-1], xs[1:]):
-        ax.annotate("", (b - 0.06, 0.57), (a + 0.06, 0.57), arrowprops=dict(arrowstyle="->", lw=1.5))
-    extras = [(xs[2] + 0.03, "+ 2D sine\npositions", xs[2] + 0.06),
-              (xs[4], f"{cfg.num_queries} object\nqueries", xs[4])]
+        ax.annotate(
+            "",
+            (b - 0.06, 0.57),
+            (a + 0.06, 0.57),
+            arrowprops=dict(arrowstyle="->", lw=1.5),
+        )
+    extras = [
+        (xs[2] + 0.03, "+ 2D sine\npositions", xs[2] + 0.06),
+        (xs[4], f"{cfg.num_queries} object\nqueries", xs[4]),
+    ]
     for x_text, text, x_to in extras:
-        ax.text(x_text, 0.12, text, ha="center", va="center", fontsize=8, bbox=dict(fc="#fcbba1", ec="k"))
-        ax.annotate("", (x_to, 0.41), (x_text, 0.2), arrowprops=dict(arrowstyle="->", lw=1.2))
-    ax.annotate("memory (keys, values)", (xs[4] - 0.06, 0.66), (xs[3] + 0.06, 0.66), fontsize=7, ha="center",
-                arrowprops=dict(arrowstyle="->", lw=0.8, ls="--"))
-    ax.text(xs[6], 0.9, "training: Hungarian matching\nto the ground truth, set loss", ha="center", fontsize=8,
-            bbox=dict(fc="#fff7bc", ec="k"))
-    ax.set(xlim=(0, 1), ylim=(0, 1), title="DETR: image → set of (class, box) predictions, no anchors, no NMS")
+        ax.text(
+            x_text,
+            0.12,
+            text,
+            ha="center",
+            va="center",
+            fontsize=8,
+            bbox=dict(fc="#fcbba1", ec="k"),
+        )
+        ax.annotate(
+            "",
+            (x_to, 0.41),
+            (x_text, 0.2),
+            arrowprops=dict(arrowstyle="->", lw=1.2),
+        )
+    ax.annotate(
+        "memory (keys, values)",
+        (xs[4] - 0.06, 0.66),
+        (xs[3] + 0.06, 0.66),
+        fontsize=7,
+        ha="center",
+        arrowprops=dict(arrowstyle="->", lw=0.8, ls="--"),
+    )
+    ax.text(
+        xs[6],
+        0.9,
+        "training: Hungarian matching\nto the ground truth, set loss",
+        ha="center",
+        fontsize=8,
+        bbox=dict(fc="#fff7bc", ec="k"),
+    )
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title="DETR: image → set of (class, box) predictions, no anchors, no NMS",
+    )
     ax.axis("off")
     return fig
 
@@ -138,33 +188,77 @@ plt.show()
 # the class head still has the ten Fashion-MNIST classes plus $\varnothing$.
 
 # %%
-scene_cfg = SceneConfig(canvas=cfg.canvas, min_objects=cfg.min_objects, max_objects=cfg.max_objects,
-                        min_size=cfg.min_size, max_size=cfg.max_size, classes=cfg.classes, n_refs=1)
-train_set = load_scenes("train", cfg.n_train, config=scene_cfg, seed=seed_for(0), pool=cfg.pool)
-test_set = load_scenes("test", cfg.n_test, config=scene_cfg, seed=seed_for(1), pool=cfg.pool // 3)
-train_targets = train_set.detection_targets()  # per scene {"labels": (K,), "boxes": (K, 4) cxcywh in [0, 1]}
-test_gt = [{"labels": l, "boxes": b} for l, b in zip(test_set.labels, test_set.boxes)]  # pixel xyxy, for mAP
+scene_cfg = SceneConfig(
+    canvas=cfg.canvas,
+    min_objects=cfg.min_objects,
+    max_objects=cfg.max_objects,
+    min_size=cfg.min_size,
+    max_size=cfg.max_size,
+    classes=cfg.classes,
+    n_refs=1,
+)
+train_set = load_scenes(
+    "train", cfg.n_train, config=scene_cfg, seed=seed_for(0), pool=cfg.pool
+)
+test_set = load_scenes(
+    "test", cfg.n_test, config=scene_cfg, seed=seed_for(1), pool=cfg.pool // 3
+)
+train_targets = (
+    train_set.detection_targets()
+)  # per scene {"labels": (K,), "boxes": (K, 4) cxcywh in [0, 1]}
+test_gt = [
+    {"labels": l, "boxes": b} for l, b in zip(test_set.labels, test_set.boxes)
+]  # pixel xyxy, for mAP
 n_objects = np.array([len(l) for l in train_set.labels])
-print("train", tuple(train_set.images.shape), " test", tuple(test_set.images.shape))
-print("objects per scene:", {k: int((n_objects == k).sum()) for k in range(1, cfg.max_objects + 1)})
-assert n_objects.max() <= cfg.num_queries and set(torch.cat(train_set.labels).tolist()) <= set(cfg.classes)
+print(
+    "train",
+    tuple(train_set.images.shape),
+    " test",
+    tuple(test_set.images.shape),
+)
+print(
+    "objects per scene:",
+    {k: int((n_objects == k).sum()) for k in range(1, cfg.max_objects + 1)},
+)
+assert n_objects.max() <= cfg.num_queries and set(
+    torch.cat(train_set.labels).tolist()
+) <= set(cfg.classes)
 
 
 # %%
 def draw(ax, image, boxes=(), labels=(), scores=None, color="C1", title=""):
-    """An image with pixel-corner boxes, class names and (optionally) scores."""
+    """An image with pixel-corner boxes, class names and (optionally)
+    scores."""
     ax.imshow(image[0], cmap="gray", vmin=0, vmax=1)
     for i, (box, label) in enumerate(zip(boxes, labels)):
         x1, y1, x2, y2 = [float(v) for v in box]
-        ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ec=color, lw=1.5))
-        text = NOUNS[int(label)] + ("" if scores is None else f" {float(scores[i]):.2f}")
+        ax.add_patch(
+            Rectangle(
+                (x1 - 0.5, y1 - 0.5),
+                x2 - x1,
+                y2 - y1,
+                fill=False,
+                ec=color,
+                lw=1.5,
+            )
+        )
+        text = NOUNS[int(label)] + (
+            "" if scores is None else f" {float(scores[i]):.2f}"
+        )
         ax.text(x1 - 0.5, y1 - 1.5, text, color=color, fontsize=7, va="bottom")
     ax.set(title=title, xticks=[], yticks=[])
 
 
 fig, axes = plt.subplots(1, 6, figsize=(12, 2.4))
 for i, ax in enumerate(axes):
-    draw(ax, train_set.images[i], train_set.boxes[i], train_set.labels[i], color="lime", title=f"scene {i}")
+    draw(
+        ax,
+        train_set.images[i],
+        train_set.boxes[i],
+        train_set.labels[i],
+        color="lime",
+        title=f"scene {i}",
+    )
 fig.suptitle("Training scenes with their ground-truth boxes (48×48 pixels)")
 plt.show()
 
@@ -190,11 +284,17 @@ print(inspect.getsource(bx.generalized_box_iou))
 
 # %%
 a = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
-b = torch.tensor([[1.0, 1.0, 3.0, 3.0], [3.0, 0.0, 5.0, 2.0], [30.0, 0.0, 32.0, 2.0]])
+b = torch.tensor(
+    [[1.0, 1.0, 3.0, 3.0], [3.0, 0.0, 5.0, 2.0], [30.0, 0.0, 32.0, 2.0]]
+)
 g = bx.generalized_box_iou(a, b)[0]
 print("IoU :", [round(v, 3) for v in bx.box_iou(a, b)[0][0].tolist()])
 print("GIoU:", [round(v, 3) for v in g.tolist()])
-assert abs(g[0] - (1 / 7 - 2 / 9)) < 1e-6 and abs(g[1] + 0.2) < 1e-6 and g[2] < g[1] < 0  # farther = lower
+assert (
+    abs(g[0] - (1 / 7 - 2 / 9)) < 1e-6
+    and abs(g[1] + 0.2) < 1e-6
+    and g[2] < g[1] < 0
+)  # farther = lower
 
 # %% [markdown]
 # ## Matching predictions to objects
@@ -267,16 +367,37 @@ print(inspect.getsource(detr.DETR.decode))
 
 # %%
 torch.manual_seed(seed_for(0))
-model = detr.detr_tiny(10, num_queries=cfg.num_queries, channels=tuple(cfg.channels), dim=cfg.dim,
-                       heads=cfg.heads, ff_dim=cfg.ff_dim, enc_layers=cfg.enc_layers,
-                       dec_layers=cfg.dec_layers, dropout=cfg.dropout).to(device)
+model = detr.detr_tiny(
+    10,
+    num_queries=cfg.num_queries,
+    channels=tuple(cfg.channels),
+    dim=cfg.dim,
+    heads=cfg.heads,
+    ff_dim=cfg.ff_dim,
+    enc_layers=cfg.enc_layers,
+    dec_layers=cfg.dec_layers,
+    dropout=cfg.dropout,
+).to(device)
 with attention.record(model) as maps:
     out = model(train_set.images[:4].to(device))
 print("parameters:", layers.count_parameters(model))
-print("logits", tuple(out["logits"].shape), " boxes", tuple(out["boxes"].shape),
-      " aux layers", len(out["aux"]), " grid", model.feature_size(cfg.canvas))
-print("recorded attention:", {name: tuple(w.shape) for name, w in zip(maps.names, maps)})
-assert out["logits"].shape == (4, cfg.num_queries, 11) and out["boxes"].shape == (4, cfg.num_queries, 4)
+print(
+    "logits",
+    tuple(out["logits"].shape),
+    " boxes",
+    tuple(out["boxes"].shape),
+    " aux layers",
+    len(out["aux"]),
+    " grid",
+    model.feature_size(cfg.canvas),
+)
+print(
+    "recorded attention:",
+    {name: tuple(w.shape) for name, w in zip(maps.names, maps)},
+)
+assert out["logits"].shape == (4, cfg.num_queries, 11) and out[
+    "boxes"
+].shape == (4, cfg.num_queries, 4)
 
 # %% [markdown]
 # Before training, the matcher already works on the model's (random) predictions.
@@ -288,14 +409,21 @@ import itertools
 
 idx = next(i for i in range(len(train_set)) if len(train_set.labels[i]) == 3)
 with torch.no_grad():
-    o = model(train_set.images[idx:idx + 1].to(device))
-    cost = matcher.matching_cost(o["logits"].cpu(), o["boxes"].cpu(), train_targets[idx:idx + 1])[0]  # (Q, K)
-(q_idx, t_idx), = matcher.hungarian_match(cost[None], [3])
-brute = min(itertools.permutations(range(cfg.num_queries), 3),
-            key=lambda qs: sum(float(cost[q, j]) for j, q in enumerate(qs)))
+    o = model(train_set.images[idx : idx + 1].to(device))
+    cost = matcher.matching_cost(
+        o["logits"].cpu(), o["boxes"].cpu(), train_targets[idx : idx + 1]
+    )[0]  # (Q, K)
+((q_idx, t_idx),) = matcher.hungarian_match(cost[None], [3])
+brute = min(
+    itertools.permutations(range(cfg.num_queries), 3),
+    key=lambda qs: sum(float(cost[q, j]) for j, q in enumerate(qs)),
+)
 hungarian_total = float(cost[q_idx, t_idx].sum())
 brute_total = sum(float(cost[q, j]) for j, q in enumerate(brute))
-print("Hungarian equals brute force over all 720 assignments:", abs(hungarian_total - brute_total) < 1e-5)
+print(
+    "Hungarian equals brute force over all 720 assignments:",
+    abs(hungarian_total - brute_total) < 1e-5,
+)
 assert abs(hungarian_total - brute_total) < 1e-5
 
 # %% [markdown]
@@ -312,37 +440,67 @@ assert abs(hungarian_total - brute_total) < 1e-5
 # %%
 # NBVAL_IGNORE_OUTPUT
 def curve_map(net, n):
-    return mean_average_precision(detr.predict(net, test_set.images[:n].to(device)), test_gt[:n]).map50
+    return mean_average_precision(
+        detr.predict(net, test_set.images[:n].to(device)), test_gt[:n]
+    ).map50
 
 
 def evaluate(net):
-    """The curve's point after each `eval_every` steps, and how long it took (not training time)."""
+    """The curve's point after each `eval_every` steps, and how long it took
+    (not training time)."""
     start = time.perf_counter()
-    return {"map50": curve_map(net, cfg.n_curve), "eval_seconds": time.perf_counter() - start}
+    return {
+        "map50": curve_map(net, cfg.n_curve),
+        "eval_seconds": time.perf_counter() - start,
+    }
 
 
 def report(epoch, record):
     history["step"].append((epoch + 1) * cfg.eval_every)
     history["loss"].append(record["loss"])
     history["map50"].append(record["map50"])
-    print(f"step {history['step'][-1]:5d}  loss {record['loss']:.3f}  mAP@0.5 (first {cfg.n_curve} test scenes) "
-          f"{record['map50']:.3f}")
+    print(
+        f"step {history['step'][-1]:5d}  loss {record['loss']:.3f}  mAP@0.5 (first {cfg.n_curve} test scenes) "
+        f"{record['map50']:.3f}"
+    )
 
 
 assert cfg.steps % cfg.eval_every == 0
 optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-history = {"step": [0], "map50": [curve_map(model, cfg.n_curve)], "loss": [float("nan")]}
+history = {
+    "step": [0],
+    "map50": [curve_map(model, cfg.n_curve)],
+    "loss": [float("nan")],
+}
 start_time = time.perf_counter()
-fit_history = fit(model, detr.random_batches(train_set.images, train_targets, batch_size=cfg.batch_size,
-                                             seed=seed_for(0)),
-                  detr.train_step, epochs=cfg.steps // cfg.eval_every, steps_per_epoch=cfg.eval_every,
-                  optimizer=optimizer, grad_clip=0.1, device=device, evaluate=evaluate, on_epoch=report,
-                  desc="DETR")
+fit_history = fit(
+    model,
+    detr.random_batches(
+        train_set.images,
+        train_targets,
+        batch_size=cfg.batch_size,
+        seed=seed_for(0),
+    ),
+    detr.train_step,
+    epochs=cfg.steps // cfg.eval_every,
+    steps_per_epoch=cfg.eval_every,
+    optimizer=optimizer,
+    grad_clip=0.1,
+    device=device,
+    evaluate=evaluate,
+    on_epoch=report,
+    desc="DETR",
+)
 train_seconds = time.perf_counter() - start_time
-# fit reports per-epoch means of the step metrics and each epoch's wall time (which includes the evaluation).
+# fit reports per-epoch means of the step metrics and each epoch's wall time
+# (which includes the evaluation).
 match_seconds = cfg.eval_every * sum(fit_history["match_seconds"])
-step_seconds = sum(r["seconds"] - r["eval_seconds"] for r in fit_history.records)
-print(f"training: {train_seconds:.0f} s; matcher {match_seconds:.1f} s of {step_seconds:.1f} s in training steps")
+step_seconds = sum(
+    r["seconds"] - r["eval_seconds"] for r in fit_history.records
+)
+print(
+    f"training: {train_seconds:.0f} s; matcher {match_seconds:.1f} s of {step_seconds:.1f} s in training steps"
+)
 
 # %% [markdown]
 # The matcher is cheap here: we assert that it takes less than half of a training
@@ -356,14 +514,22 @@ print(f"training: {train_seconds:.0f} s; matcher {match_seconds:.1f} s of {step_
 # %%
 # NBVAL_IGNORE_OUTPUT
 match_share = match_seconds / step_seconds
-print(f"matcher share of a training step: {100 * match_share:.1f} % "
-      f"({1000 * match_seconds / cfg.steps:.1f} ms of {1000 * step_seconds / cfg.steps:.1f} ms per step)")
+print(
+    f"matcher share of a training step: {100 * match_share:.1f} % "
+    f"({1000 * match_seconds / cfg.steps:.1f} ms of {1000 * step_seconds / cfg.steps:.1f} ms per step)"
+)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-claims.check("ch08-matcher-share", "The Hungarian matcher takes less than half of a training step's time",
-             match_share, "< 0.5")
-print("the matcher takes less than half of a training step:", match_share < 0.5)
+claims.check(
+    "ch08-matcher-share",
+    "The Hungarian matcher takes less than half of a training step's time",
+    match_share,
+    "< 0.5",
+)
+print(
+    "the matcher takes less than half of a training step:", match_share < 0.5
+)
 
 # %% [markdown]
 # ## How good is it? mAP on unseen scenes
@@ -388,30 +554,54 @@ print("the matcher takes less than half of a training step:", match_share < 0.5)
 # NBVAL_IGNORE_OUTPUT
 predictions = detr.predict(model, test_set.images.to(device))
 result = mean_average_precision(predictions, test_gt)
-print(f"DETR (smoke):   mAP@0.5 = {result.map50:.3f}   mAP@0.75 = {result.map75:.3f}   "
-      f"mAP@[.5:.95] = {result.map:.3f}")
-print("AP@0.5 per class:", {NOUNS[c]: round(v, 2) for c, v in result.ap50_per_class.items()})
+print(
+    f"DETR (smoke):   mAP@0.5 = {result.map50:.3f}   mAP@0.75 = {result.map75:.3f}   "
+    f"mAP@[.5:.95] = {result.map:.3f}"
+)
+print(
+    "AP@0.5 per class:",
+    {NOUNS[c]: round(v, 2) for c, v in result.ap50_per_class.items()},
+)
 
 all_train_boxes = torch.cat(train_set.boxes)  # (ΣK, 4) pixel xyxy
 all_train_labels = torch.cat(train_set.labels)
 freq = {c: float((all_train_labels == c).float().mean()) for c in cfg.classes}
 mean_box = all_train_boxes.mean(0)
-constant = [{"boxes": mean_box.expand(len(freq), 4), "scores": torch.tensor(list(freq.values())),
-             "labels": torch.tensor(list(freq))} for _ in test_gt]
+constant = [
+    {
+        "boxes": mean_box.expand(len(freq), 4),
+        "scores": torch.tensor(list(freq.values())),
+        "labels": torch.tensor(list(freq)),
+    }
+    for _ in test_gt
+]
 gr = torch.Generator().manual_seed(seed_for(1))
 
 
 def random_detections(n=cfg.num_queries):
-    sizes = bx.box_xyxy_to_cxcywh(all_train_boxes)[torch.randint(0, len(all_train_boxes), (n,), generator=gr), 2:]
+    sizes = bx.box_xyxy_to_cxcywh(all_train_boxes)[
+        torch.randint(0, len(all_train_boxes), (n,), generator=gr), 2:
+    ]
     centres = sizes / 2 + torch.rand(n, 2, generator=gr) * (cfg.canvas - sizes)
-    return {"boxes": bx.box_cxcywh_to_xyxy(torch.cat([centres, sizes], 1)), "scores": torch.rand(n, generator=gr),
-            "labels": torch.tensor(cfg.classes)[torch.randint(0, len(cfg.classes), (n,), generator=gr)]}
+    return {
+        "boxes": bx.box_cxcywh_to_xyxy(torch.cat([centres, sizes], 1)),
+        "scores": torch.rand(n, generator=gr),
+        "labels": torch.tensor(cfg.classes)[
+            torch.randint(0, len(cfg.classes), (n,), generator=gr)
+        ],
+    }
 
 
-baselines = {"constant box": mean_average_precision(constant, test_gt),
-             "random boxes": mean_average_precision([random_detections() for _ in test_gt], test_gt)}
+baselines = {
+    "constant box": mean_average_precision(constant, test_gt),
+    "random boxes": mean_average_precision(
+        [random_detections() for _ in test_gt], test_gt
+    ),
+}
 for name, res in baselines.items():
-    print(f"{name:14s}: mAP@0.5 = {res.map50:.3f}   mAP@[.5:.95] = {res.map:.3f}")
+    print(
+        f"{name:14s}: mAP@0.5 = {res.map50:.3f}   mAP@[.5:.95] = {res.map:.3f}"
+    )
 
 # %% [markdown]
 # The floor we assert: mAP@0.5 above 0.30. On seeds 0–2 the smoke run reached 0.55 to
@@ -427,13 +617,26 @@ for name, res in baselines.items():
 # NBVAL_IGNORE_OUTPUT
 best_baseline = max(res.map50 for res in baselines.values())
 MAP50_FLOOR = 0.30
-claims.check("ch08-map50-floor", "After the smoke run DETR reaches mAP@0.5 above 0.30 on the unseen test scenes",
-             result.map50, f"> {MAP50_FLOOR}", flagship=True)
-claims.check("ch08-baselines-blind", "Both image-blind baselines (constant box, random boxes) score mAP@0.5 below 0.05",
-             best_baseline, "< 0.05")
-assert result.map <= result.map50  # stricter IoU thresholds can only lose matches
-print(f"mAP@0.5 above the floor {MAP50_FLOOR}, baselines below 0.05:",
-      result.map50 > MAP50_FLOOR and best_baseline < 0.05)
+claims.check(
+    "ch08-map50-floor",
+    "After the smoke run DETR reaches mAP@0.5 above 0.30 on the unseen test scenes",
+    result.map50,
+    f"> {MAP50_FLOOR}",
+    flagship=True,
+)
+claims.check(
+    "ch08-baselines-blind",
+    "Both image-blind baselines (constant box, random boxes) score mAP@0.5 below 0.05",
+    best_baseline,
+    "< 0.05",
+)
+assert (
+    result.map <= result.map50
+)  # stricter IoU thresholds can only lose matches
+print(
+    f"mAP@0.5 above the floor {MAP50_FLOOR}, baselines below 0.05:",
+    result.map50 > MAP50_FLOOR and best_baseline < 0.05,
+)
 
 # %% [markdown]
 # The first line printed above also gives mAP@0.75. The two thresholds measure
@@ -459,9 +662,13 @@ print(f"mAP@0.5 above the floor {MAP50_FLOOR}, baselines below 0.05:",
 
 # %%
 square = torch.tensor([[16.0, 16.0, 32.0, 32.0]])
-shifted = torch.stack([square[0] + d for d in (1.0, 2.0, 3.0)])  # moved d pixels right and down
-print("IoU of a 16-pixel square with itself moved 1, 2, 3 pixels diagonally:",
-      [round(v, 2) for v in bx.box_iou(square, shifted)[0][0].tolist()])
+shifted = torch.stack(
+    [square[0] + d for d in (1.0, 2.0, 3.0)]
+)  # moved d pixels right and down
+print(
+    "IoU of a 16-pixel square with itself moved 1, 2, 3 pixels diagonally:",
+    [round(v, 2) for v in bx.box_iou(square, shifted)[0][0].tolist()],
+)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -469,17 +676,39 @@ best_iou = []  # per test object: the best IoU of any prediction of its class
 for p, t in zip(predictions, test_gt):
     for box, label in zip(t["boxes"], t["labels"]):
         same_class = p["labels"].cpu() == label
-        best_iou.append(float(bx.box_iou(box[None], p["boxes"].cpu()[same_class])[0].max()) if same_class.any() else 0.0)
+        best_iou.append(
+            float(bx.box_iou(box[None], p["boxes"].cpu()[same_class])[0].max())
+            if same_class.any()
+            else 0.0
+        )
 best_iou = np.array(best_iou)
-found50, found75 = float((best_iou >= 0.5).mean()), float((best_iou >= 0.75).mean())
+found50, found75 = (
+    float((best_iou >= 0.5).mean()),
+    float((best_iou >= 0.75).mean()),
+)
 loose_share = (found50 - found75) / found50
-print(f"objects with a box of their class at IoU >= 0.5: {found50:.2f}, at IoU >= 0.75: {found75:.2f}; "
-      f"found at 0.5 but not at 0.75: {loose_share:.2f}")
+print(
+    f"objects with a box of their class at IoU >= 0.5: {found50:.2f}, at IoU >= 0.75: {found75:.2f}; "
+    f"found at 0.5 but not at 0.75: {loose_share:.2f}"
+)
 print(f"mAP@0.75 / mAP@0.5 = {result.map75 / result.map50:.2f}")
-claims.check("ch08-map75-below-map50", "mAP@0.75 is less than 0.6 times mAP@0.5", result.map75 / result.map50, "< 0.6")
-loose = claims.check("ch08-found-but-loose", "Of the test objects that have a box of their class at IoU 0.5 or "
-                     "more, more than a quarter have none at IoU 0.75", loose_share, "> 0.25")
-print("more than a quarter of the objects found at IoU 0.5 are missed at 0.75:", loose.held)
+claims.check(
+    "ch08-map75-below-map50",
+    "mAP@0.75 is less than 0.6 times mAP@0.5",
+    result.map75 / result.map50,
+    "< 0.6",
+)
+loose = claims.check(
+    "ch08-found-but-loose",
+    "Of the test objects that have a box of their class at IoU 0.5 or "
+    "more, more than a quarter have none at IoU 0.75",
+    loose_share,
+    "> 0.25",
+)
+print(
+    "more than a quarter of the objects found at IoU 0.5 are missed at 0.75:",
+    loose.held,
+)
 
 # %% [markdown]
 # ### Predictions on unseen scenes
@@ -492,10 +721,25 @@ fig, axes = plt.subplots(2, 6, figsize=(12, 4.6))
 for ax, i in zip(axes.flat, range(12)):
     p = predictions[i]
     keep = p["scores"] > 0.5
-    draw(ax, test_set.images[i], test_set.boxes[i], test_set.labels[i], color="lime")
-    draw(ax, test_set.images[i], p["boxes"][keep].cpu(), p["labels"][keep].cpu(), p["scores"][keep].cpu(),
-         color="orange", title=f"test scene {i}")
-fig.suptitle("Unseen test scenes: ground truth (green) and DETR predictions with score > 0.5 (orange)")
+    draw(
+        ax,
+        test_set.images[i],
+        test_set.boxes[i],
+        test_set.labels[i],
+        color="lime",
+    )
+    draw(
+        ax,
+        test_set.images[i],
+        p["boxes"][keep].cpu(),
+        p["labels"][keep].cpu(),
+        p["scores"][keep].cpu(),
+        color="orange",
+        title=f"test scene {i}",
+    )
+fig.suptitle(
+    "Unseen test scenes: ground truth (green) and DETR predictions with score > 0.5 (orange)"
+)
 plt.show()
 
 # %% [markdown]
@@ -511,28 +755,75 @@ plt.show()
 
 # %%
 scene = next(i for i in range(len(test_set)) if len(test_set.labels[i]) == 3)
-target = {"labels": test_set.labels[scene], "boxes": bx.box_xyxy_to_cxcywh(test_set.boxes[scene] / cfg.canvas)}
+target = {
+    "labels": test_set.labels[scene],
+    "boxes": bx.box_xyxy_to_cxcywh(test_set.boxes[scene] / cfg.canvas),
+}
 model.eval()
 with torch.no_grad(), attention.record(model) as maps:
-    o = model(test_set.images[scene:scene + 1].to(device))
-scene_maps = detr.attention_maps(maps)  # "encoder": (1, h, N, N), "cross": (1, h, Q, N), one per layer
-cost = matcher.matching_cost(o["logits"].cpu(), o["boxes"].cpu(), [target])[0]  # (Q, K)
-(q_idx, t_idx), = matcher.hungarian_match(cost[None], [len(target["labels"])])
+    o = model(test_set.images[scene : scene + 1].to(device))
+scene_maps = detr.attention_maps(
+    maps
+)  # "encoder": (1, h, N, N), "cross": (1, h, Q, N), one per layer
+cost = matcher.matching_cost(o["logits"].cpu(), o["boxes"].cpu(), [target])[
+    0
+]  # (Q, K)
+((q_idx, t_idx),) = matcher.hungarian_match(
+    cost[None], [len(target["labels"])]
+)
 p_none = o["logits"][0].softmax(-1)[:, -1].cpu()  # (Q,)
 
-fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw=dict(width_ratios=[1.2, 1]))
-viz.heatmap(cost, ax=ax0, x_labels=[NOUNS[int(c)] for c in target["labels"]],
-            y_labels=[f"query {q}  p(∅)={p_none[q]:.2f}" for q in range(cfg.num_queries)],
-            title="Matching cost (Eq. eq-detr-match); chosen pairs in white", xlabel="ground-truth object",
-            colorbar_label="cost (lower = better)", annotate=True)
+fig, (ax0, ax1) = plt.subplots(
+    1, 2, figsize=(10, 4.2), gridspec_kw=dict(width_ratios=[1.2, 1])
+)
+viz.heatmap(
+    cost,
+    ax=ax0,
+    x_labels=[NOUNS[int(c)] for c in target["labels"]],
+    y_labels=[
+        f"query {q}  p(∅)={p_none[q]:.2f}" for q in range(cfg.num_queries)
+    ],
+    title="Matching cost (Eq. eq-detr-match); chosen pairs in white",
+    xlabel="ground-truth object",
+    colorbar_label="cost (lower = better)",
+    annotate=True,
+)
 for q, t in zip(q_idx, t_idx):
-    ax0.add_patch(Rectangle((int(t) - 0.5, int(q) - 0.5), 1, 1, fill=False, ec="white", lw=3))
+    ax0.add_patch(
+        Rectangle(
+            (int(t) - 0.5, int(q) - 0.5), 1, 1, fill=False, ec="white", lw=3
+        )
+    )
 pred_px = bx.box_cxcywh_to_xyxy(o["boxes"][0].cpu()) * cfg.canvas  # (Q, 4)
-draw(ax1, test_set.images[scene], test_set.boxes[scene], test_set.labels[scene], color="lime")
+draw(
+    ax1,
+    test_set.images[scene],
+    test_set.boxes[scene],
+    test_set.labels[scene],
+    color="lime",
+)
 for q, t in zip(q_idx.tolist(), t_idx.tolist()):
     x1, y1, x2, y2 = pred_px[q].tolist()
-    ax1.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ec="orange", lw=1.5, ls="--"))
-    ax1.text(x2 - 0.5, y2 + 0.5, f"q{q}", color="orange", fontsize=8, va="top", ha="right")
+    ax1.add_patch(
+        Rectangle(
+            (x1 - 0.5, y1 - 0.5),
+            x2 - x1,
+            y2 - y1,
+            fill=False,
+            ec="orange",
+            lw=1.5,
+            ls="--",
+        )
+    )
+    ax1.text(
+        x2 - 0.5,
+        y2 + 0.5,
+        f"q{q}",
+        color="orange",
+        fontsize=8,
+        va="top",
+        ha="right",
+    )
 ax1.set_title("matched queries (orange) and objects (green)")
 plt.show()
 
@@ -540,17 +831,37 @@ plt.show()
 # NBVAL_IGNORE_OUTPUT
 unmatched = torch.ones(cfg.num_queries, dtype=torch.bool)
 unmatched[q_idx] = False
-print("matched queries:", q_idx.tolist(), "-> objects", [NOUNS[int(test_set.labels[scene][t])] for t in t_idx])
-print("p(no object) of the matched queries:", [round(float(v), 3) for v in p_none[q_idx]])
-print(f"p(no object) of the other queries: min {float(p_none[unmatched].min()):.3f}")
-matched_iou = bx.box_iou(pred_px[q_idx], test_set.boxes[scene][t_idx])[0].diagonal()  # (K,)
-claims.check("ch08-matched-boxes-on-objects",
-             "On the shown test scene the boxes of the matched queries overlap their objects (mean IoU above 0.5)",
-             matched_iou.mean(), "> 0.5")
-print("IoU of each matched query's box with its object:", [round(float(v), 2) for v in matched_iou])
+print(
+    "matched queries:",
+    q_idx.tolist(),
+    "-> objects",
+    [NOUNS[int(test_set.labels[scene][t])] for t in t_idx],
+)
+print(
+    "p(no object) of the matched queries:",
+    [round(float(v), 3) for v in p_none[q_idx]],
+)
+print(
+    f"p(no object) of the other queries: min {float(p_none[unmatched].min()):.3f}"
+)
+matched_iou = bx.box_iou(pred_px[q_idx], test_set.boxes[scene][t_idx])[
+    0
+].diagonal()  # (K,)
+claims.check(
+    "ch08-matched-boxes-on-objects",
+    "On the shown test scene the boxes of the matched queries overlap their objects (mean IoU above 0.5)",
+    matched_iou.mean(),
+    "> 0.5",
+)
+print(
+    "IoU of each matched query's box with its object:",
+    [round(float(v), 2) for v in matched_iou],
+)
 
 # %%
-assert sorted(t_idx.tolist()) == list(range(len(target["labels"]))) and len(set(q_idx.tolist())) == len(t_idx)
+assert sorted(t_idx.tolist()) == list(range(len(target["labels"]))) and len(
+    set(q_idx.tolist())
+) == len(t_idx)
 print("every object has exactly one query:", True)
 
 # %% [markdown]
@@ -571,38 +882,76 @@ import torch.nn.functional as F
 
 Hf, Wf = model.feature_size(cfg.canvas)
 cell = cfg.canvas / Hf  # pixels per feature cell
-enc_attn = scene_maps["encoder"][-1][0].mean(0).cpu()  # (N, N): last encoder layer, mean over heads
+enc_attn = (
+    scene_maps["encoder"][-1][0].mean(0).cpu()
+)  # (N, N): last encoder layer, mean over heads
 
 
 def centre_cell(box):
-    """Row-major index of the feature cell that holds the centre of a pixel-corner box."""
+    """Row-major index of the feature cell that holds the centre of a
+    pixel-corner box."""
     x1, y1, x2, y2 = box.tolist()
-    return min(int((y1 + y2) / 2 // cell), Hf - 1) * Wf + min(int((x1 + x2) / 2 // cell), Wf - 1)
+    return min(int((y1 + y2) / 2 // cell), Hf - 1) * Wf + min(
+        int((x1 + x2) / 2 // cell), Wf - 1
+    )
 
 
 def cell_centre(n):
-    """Pixel coordinates (x, y) of the centre of feature cell n, for plotting."""
+    """Pixel coordinates (x, y) of the centre of feature cell n, for
+    plotting."""
     return (n % Wf + 0.5) * cell - 0.5, (n // Wf + 0.5) * cell - 0.5
 
 
 refs = [centre_cell(b) for b in test_set.boxes[scene]]
 fig, axes = plt.subplots(1, len(refs) + 1, figsize=(11, 3.1))
-draw(axes[0], test_set.images[scene], test_set.boxes[scene], test_set.labels[scene], color="lime",
-     title="reference points")
+draw(
+    axes[0],
+    test_set.images[scene],
+    test_set.boxes[scene],
+    test_set.labels[scene],
+    color="lime",
+    title="reference points",
+)
 for k, n in enumerate(refs):
     axes[0].plot(*cell_centre(n), "o", ms=9, mfc=f"C{k}", mec="white")
-    axes[0].text(*cell_centre(n), str(k + 1), color="white", fontsize=7, ha="center", va="center")
+    axes[0].text(
+        *cell_centre(n),
+        str(k + 1),
+        color="white",
+        fontsize=7,
+        ha="center",
+        va="center",
+    )
 for k, (ax, n) in enumerate(zip(axes[1:], refs)):
-    heat = F.interpolate(enc_attn[n].view(1, 1, Hf, Wf), size=(cfg.canvas, cfg.canvas), mode="bilinear",
-                         align_corners=False)[0, 0]  # (48, 48)
+    heat = F.interpolate(
+        enc_attn[n].view(1, 1, Hf, Wf),
+        size=(cfg.canvas, cfg.canvas),
+        mode="bilinear",
+        align_corners=False,
+    )[0, 0]  # (48, 48)
     ax.imshow(test_set.images[scene][0], cmap="gray", vmin=0, vmax=1)
     im = ax.imshow(heat, cmap="magma", alpha=0.6)
     x1, y1, x2, y2 = test_set.boxes[scene][k].tolist()
-    ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ec="lime", lw=1.2))
+    ax.add_patch(
+        Rectangle(
+            (x1 - 0.5, y1 - 0.5),
+            x2 - x1,
+            y2 - y1,
+            fill=False,
+            ec="lime",
+            lw=1.2,
+        )
+    )
     ax.plot(*cell_centre(n), "o", ms=9, mfc=f"C{k}", mec="white")
-    ax.set(title=f"point {k + 1} ({NOUNS[int(test_set.labels[scene][k])]})", xticks=[], yticks=[])
+    ax.set(
+        title=f"point {k + 1} ({NOUNS[int(test_set.labels[scene][k])]})",
+        xticks=[],
+        yticks=[],
+    )
     fig.colorbar(im, ax=ax, fraction=0.046, label="attention weight")
-fig.suptitle("Last encoder layer: self-attention of each reference point over the image (mean over heads)")
+fig.suptitle(
+    "Last encoder layer: self-attention of each reference point over the image (mean over heads)"
+)
 plt.show()
 
 # %% [markdown]
@@ -621,13 +970,20 @@ plt.show()
 # NBVAL_IGNORE_OUTPUT
 model.eval()
 with torch.no_grad(), attention.record(model) as maps:
-    model.encode(test_set.images.to(device))  # the encoder alone: only its maps are recorded
-enc_all = detr.attention_maps(maps)["encoder"][-1].mean(1).cpu()  # (B, N, N): last encoder layer, mean over heads
-row_centres, col_centres = [(torch.arange(s) + 0.5) * cell for s in (Hf, Wf)]  # pixel centres of the cells
+    model.encode(
+        test_set.images.to(device)
+    )  # the encoder alone: only its maps are recorded
+enc_all = (
+    detr.attention_maps(maps)["encoder"][-1].mean(1).cpu()
+)  # (B, N, N): last encoder layer, mean over heads
+row_centres, col_centres = [
+    (torch.arange(s) + 0.5) * cell for s in (Hf, Wf)
+]  # pixel centres of the cells
 
 
 def box_cells(box):
-    """(N,) mask of the cells whose centre lies in the pixel-corner box, enlarged by half a cell."""
+    """(N,) mask of the cells whose centre lies in the pixel-corner box,
+    enlarged by half a cell."""
     x1, y1, x2, y2 = box.tolist()
     rows = (row_centres >= y1 - cell / 2) & (row_centres <= y2 + cell / 2)
     cols = (col_centres >= x1 - cell / 2) & (col_centres <= x2 + cell / 2)
@@ -638,27 +994,47 @@ own, own_area, other, other_area = [], [], [], []
 for b, image_boxes in enumerate(test_set.boxes):
     masks = [box_cells(box) for box in image_boxes]
     for k, box in enumerate(image_boxes):
-        weights = enc_all[b, centre_cell(box)]  # (N,) attention of the object's centre cell
+        weights = enc_all[
+            b, centre_cell(box)
+        ]  # (N,) attention of the object's centre cell
         own.append(float(weights[masks[k]].sum()))
         own_area.append(float(masks[k].float().mean()))
         for j in range(len(image_boxes)):
             if j != k:
-                elsewhere = masks[j] & ~masks[k]  # the other object's cells, not shared with this one
+                elsewhere = (
+                    masks[j] & ~masks[k]
+                )  # the other object's cells, not shared with this one
                 other.append(float(weights[elsewhere].sum()))
                 other_area.append(float(elsewhere.float().mean()))
 encoder_own_ratio = np.mean(own) / np.mean(own_area)
 encoder_other_ratio = np.mean(other) / np.mean(other_area)
-print(f"{len(own)} objects: attention inside the own box {np.mean(own):.2f} vs area share {np.mean(own_area):.2f} "
-      f"(ratio {encoder_own_ratio:.1f})")
-print(f"attention inside the other objects' boxes {np.mean(other):.2f} vs their area share "
-      f"{np.mean(other_area):.2f} (ratio {encoder_other_ratio:.2f})")
-claims.check("ch08-encoder-attention-own-object", "From the cell at an object's centre, the last encoder layer puts "
-             "more than 1.2 times as much attention inside that object's box as the box's share of the grid",
-             encoder_own_ratio, "> 1.2")
-separates = claims.check("ch08-encoder-attention-other-objects", "From the cell at an object's centre, the last "
-                         "encoder layer puts less attention inside the other objects' boxes than their share of the "
-                         "grid", encoder_other_ratio, "< 1")
-print("less attention on the other objects than their area share:", separates.held)
+print(
+    f"{len(own)} objects: attention inside the own box {np.mean(own):.2f} vs area share {np.mean(own_area):.2f} "
+    f"(ratio {encoder_own_ratio:.1f})"
+)
+print(
+    f"attention inside the other objects' boxes {np.mean(other):.2f} vs their area share "
+    f"{np.mean(other_area):.2f} (ratio {encoder_other_ratio:.2f})"
+)
+claims.check(
+    "ch08-encoder-attention-own-object",
+    "From the cell at an object's centre, the last encoder layer puts "
+    "more than 1.2 times as much attention inside that object's box as the box's share of the grid",
+    encoder_own_ratio,
+    "> 1.2",
+)
+separates = claims.check(
+    "ch08-encoder-attention-other-objects",
+    "From the cell at an object's centre, the last "
+    "encoder layer puts less attention inside the other objects' boxes than their share of the "
+    "grid",
+    encoder_other_ratio,
+    "< 1",
+)
+print(
+    "less attention on the other objects than their area share:",
+    separates.held,
+)
 
 # %% [markdown]
 # ## Where the object queries look
@@ -674,42 +1050,79 @@ print("less attention on the other objects than their area share:", separates.he
 # share, and on seeds 0–2 it is 2.9 to 4.5 times ({ref}`claims-ch08`).
 
 # %%
-attn = scene_maps["cross"][-1][0].mean(0).cpu()  # (Q, N): the last decoder layer, averaged over heads
+attn = (
+    scene_maps["cross"][-1][0].mean(0).cpu()
+)  # (Q, N): the last decoder layer, averaged over heads
 scores, labels = o["logits"][0].softmax(-1)[:, :-1].max(-1)
 shown = scores.argsort(descending=True)[:4].cpu()
 fig, axes = plt.subplots(1, len(shown), figsize=(3 * len(shown), 3.2))
 for ax, q in zip(axes, shown.tolist()):
     ax.imshow(test_set.images[scene][0], cmap="gray", vmin=0, vmax=1)
     heat = attn[q].view(Hf, Wf)
-    im = ax.imshow(heat, cmap="magma", alpha=0.55, extent=(-0.5, cfg.canvas - 0.5, cfg.canvas - 0.5, -0.5))
+    im = ax.imshow(
+        heat,
+        cmap="magma",
+        alpha=0.55,
+        extent=(-0.5, cfg.canvas - 0.5, cfg.canvas - 0.5, -0.5),
+    )
     x1, y1, x2, y2 = pred_px[q].tolist()
-    ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ec="cyan", lw=1.5))
-    ax.set(title=f"query {q}: {NOUNS[int(labels[q])]} {float(scores[q]):.2f}", xticks=[], yticks=[])
+    ax.add_patch(
+        Rectangle(
+            (x1 - 0.5, y1 - 0.5),
+            x2 - x1,
+            y2 - y1,
+            fill=False,
+            ec="cyan",
+            lw=1.5,
+        )
+    )
+    ax.set(
+        title=f"query {q}: {NOUNS[int(labels[q])]} {float(scores[q]):.2f}",
+        xticks=[],
+        yticks=[],
+    )
     fig.colorbar(im, ax=ax, fraction=0.046, label="attention weight")
-fig.suptitle("Last decoder layer: cross-attention of the 4 most confident queries (mean over heads), "
-             "predicted box in cyan")
+fig.suptitle(
+    "Last decoder layer: cross-attention of the 4 most confident queries (mean over heads), "
+    "predicted box in cyan"
+)
 plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# Attention mass inside each matched query's own ground-truth box vs the box's share of the image.
+# Attention mass inside each matched query's own ground-truth box vs the box's
+# share of the image.
 cell = cfg.canvas / Hf
 centres = (torch.arange(Hf) + 0.5) * cell
 cy, cx = torch.meshgrid(centres, centres, indexing="ij")
 inside_share, area_share = [], []
 for q, t in zip(q_idx.tolist(), t_idx.tolist()):
     x1, y1, x2, y2 = test_set.boxes[scene][t].tolist()
-    inside = ((cx >= x1 - cell / 2) & (cx <= x2 + cell / 2) & (cy >= y1 - cell / 2) & (cy <= y2 + cell / 2)).flatten()
+    inside = (
+        (cx >= x1 - cell / 2)
+        & (cx <= x2 + cell / 2)
+        & (cy >= y1 - cell / 2)
+        & (cy <= y2 + cell / 2)
+    ).flatten()
     inside_share.append(float(attn[q][inside].sum()))
     area_share.append(float(inside.float().mean()))
-print("attention inside own object (+half a cell):", [round(v, 2) for v in inside_share],
-      " vs area share:", [round(v, 2) for v in area_share])
+print(
+    "attention inside own object (+half a cell):",
+    [round(v, 2) for v in inside_share],
+    " vs area share:",
+    [round(v, 2) for v in area_share],
+)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 attention_ratio = np.mean(inside_share) / np.mean(area_share)
-claims.check("ch08-attention-in-box", "The matched queries put more than 1.5 times as much cross-attention inside "
-             "their own object as the object's share of the image would give", attention_ratio, "> 1.5")
+claims.check(
+    "ch08-attention-in-box",
+    "The matched queries put more than 1.5 times as much cross-attention inside "
+    "their own object as the object's share of the image would give",
+    attention_ratio,
+    "> 1.5",
+)
 print(f"attention inside the own object / area share: {attention_ratio:.1f}")
 
 # %% [markdown]
@@ -726,33 +1139,51 @@ print(f"attention inside the own object / area share: {attention_ratio:.1f}")
 
 # %%
 def one_to_many(cost, sizes):
-    """Each query takes its cheapest object (several queries may share one): no "no object" target."""
+    """Each query takes its cheapest object (several queries may share one): no
+    "no object" target."""
     out = []
-    for b, block in enumerate(cost.detach().cpu().split(list(sizes), dim=-1)):  # (B, Q, K_b) each
+    for b, block in enumerate(
+        cost.detach().cpu().split(list(sizes), dim=-1)
+    ):  # (B, Q, K_b) each
         Q, K = block.shape[1:]
         if K == 0:
-            out.append((torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)))
+            out.append(
+                (
+                    torch.zeros(0, dtype=torch.long),
+                    torch.zeros(0, dtype=torch.long),
+                )
+            )
         else:
             out.append((torch.arange(Q), block[b].argmin(-1)))
     return out
 
 
 def nms(dets, iou_threshold=0.5):
-    """Greedy non-maximum suppression per class: keep the best box, drop those overlapping it."""
+    """Greedy non-maximum suppression per class: keep the best box, drop those
+    overlapping it."""
     keep = []
     for i in dets["scores"].argsort(descending=True).tolist():
-        if all(dets["labels"][j] != dets["labels"][i]
-               or bx.box_iou(dets["boxes"][i:i + 1], dets["boxes"][j:j + 1])[0].item() < iou_threshold for j in keep):
+        if all(
+            dets["labels"][j] != dets["labels"][i]
+            or bx.box_iou(dets["boxes"][i : i + 1], dets["boxes"][j : j + 1])[
+                0
+            ].item()
+            < iou_threshold
+            for j in keep
+        ):
             keep.append(i)
     return {k: v[keep] for k, v in dets.items()}
 
 
 def duplicates_per_object(preds, gts, score=0.5, iou=0.5):
-    """Mean number of confident predictions (score > 0.5) overlapping each object with IoU >= 0.5."""
+    """Mean number of confident predictions (score > 0.5) overlapping each
+    object with IoU >= 0.5."""
     counts = []
     for p, t in zip(preds, gts):
         confident = p["boxes"][p["scores"] > score].cpu()  # (P, 4)
-        counts += (bx.box_iou(t["boxes"], confident)[0] >= iou).sum(1).tolist()  # one count per object
+        counts += (
+            (bx.box_iou(t["boxes"], confident)[0] >= iou).sum(1).tolist()
+        )  # one count per object
     return float(np.mean(counts))
 
 
@@ -760,15 +1191,35 @@ def duplicates_per_object(preds, gts, score=0.5, iou=0.5):
 # NBVAL_IGNORE_OUTPUT
 many = copy.deepcopy(model)
 opt_many = torch.optim.AdamW(many.parameters(), lr=cfg.lr, weight_decay=1e-4)
-fit(many, detr.random_batches(train_set.images, train_targets, batch_size=cfg.batch_size, seed=seed_for(1)),
-    functools.partial(detr.train_step, assign=one_to_many), epochs=1, steps_per_epoch=cfg.one_to_many_steps,
-    optimizer=opt_many, grad_clip=0.1, device=device, desc="one-to-many")
+fit(
+    many,
+    detr.random_batches(
+        train_set.images,
+        train_targets,
+        batch_size=cfg.batch_size,
+        seed=seed_for(1),
+    ),
+    functools.partial(detr.train_step, assign=one_to_many),
+    epochs=1,
+    steps_per_epoch=cfg.one_to_many_steps,
+    optimizer=opt_many,
+    grad_clip=0.1,
+    device=device,
+    desc="one-to-many",
+)
 preds_many = detr.predict(many, test_set.images.to(device))
 rows = {}
-for name, preds in (("one-to-one (DETR)", predictions), ("one-to-many", preds_many)):
-    rows[name] = {"boxes per object": duplicates_per_object(preds, test_gt),
-                  "mAP@0.5": mean_average_precision(preds, test_gt).map50,
-                  "mAP@0.5 after NMS": mean_average_precision([nms(p) for p in preds], test_gt).map50}
+for name, preds in (
+    ("one-to-one (DETR)", predictions),
+    ("one-to-many", preds_many),
+):
+    rows[name] = {
+        "boxes per object": duplicates_per_object(preds, test_gt),
+        "mAP@0.5": mean_average_precision(preds, test_gt).map50,
+        "mAP@0.5 after NMS": mean_average_precision(
+            [nms(p) for p in preds], test_gt
+        ).map50,
+    }
 for name, row in rows.items():
     print(f"{name:18s}", "   ".join(f"{k} {v:.2f}" for k, v in row.items()))
 
@@ -793,31 +1244,70 @@ for name, row in rows.items():
 # %%
 # NBVAL_IGNORE_OUTPUT
 one, many_row = rows["one-to-one (DETR)"], rows["one-to-many"]
-claims.check("ch08-one-to-many-duplicates", "Trained one-to-many, the same network puts more than 1.5 times as many "
-             "confident boxes on each object as DETR", many_row["boxes per object"] / one["boxes per object"], "> 1.5",
-             flagship=True)
-claims.check("ch08-no-nms-one-to-one-wins", "Without NMS, one-to-one matching scores more than twice the mAP@0.5 "
-             "of the one-to-many model", one["mAP@0.5"] / max(many_row["mAP@0.5"], 1e-3), "> 2")
-claims.check("ch08-one-to-many-needs-nms", "NMS more than doubles the mAP@0.5 of the one-to-many model",
-             many_row["mAP@0.5 after NMS"] / max(many_row["mAP@0.5"], 1e-3), "> 2")
-claims.check("ch08-detr-nms-gain", "After the smoke run's 1000 steps, NMS still raises DETR's mAP@0.5 by more "
-             "than 0.03", one["mAP@0.5 after NMS"] - one["mAP@0.5"], "> 0.03")
-claims.check("ch08-detr-duplicates", "After the smoke run's 1000 steps, DETR still puts more than one confident "
-             "box on an object on average", one["boxes per object"], "> 1")
+claims.check(
+    "ch08-one-to-many-duplicates",
+    "Trained one-to-many, the same network puts more than 1.5 times as many "
+    "confident boxes on each object as DETR",
+    many_row["boxes per object"] / one["boxes per object"],
+    "> 1.5",
+    flagship=True,
+)
+claims.check(
+    "ch08-no-nms-one-to-one-wins",
+    "Without NMS, one-to-one matching scores more than twice the mAP@0.5 "
+    "of the one-to-many model",
+    one["mAP@0.5"] / max(many_row["mAP@0.5"], 1e-3),
+    "> 2",
+)
+claims.check(
+    "ch08-one-to-many-needs-nms",
+    "NMS more than doubles the mAP@0.5 of the one-to-many model",
+    many_row["mAP@0.5 after NMS"] / max(many_row["mAP@0.5"], 1e-3),
+    "> 2",
+)
+claims.check(
+    "ch08-detr-nms-gain",
+    "After the smoke run's 1000 steps, NMS still raises DETR's mAP@0.5 by more "
+    "than 0.03",
+    one["mAP@0.5 after NMS"] - one["mAP@0.5"],
+    "> 0.03",
+)
+claims.check(
+    "ch08-detr-duplicates",
+    "After the smoke run's 1000 steps, DETR still puts more than one confident "
+    "box on an object on average",
+    one["boxes per object"],
+    "> 1",
+)
 for name, row in rows.items():
-    print(f"{name}: mAP@0.5 gain from NMS {row['mAP@0.5 after NMS'] - row['mAP@0.5']:+.2f}")
-print(f"confident boxes per object, one-to-many / one-to-one: "
-      f"{many_row['boxes per object'] / one['boxes per object']:.1f}")
+    print(
+        f"{name}: mAP@0.5 gain from NMS {row['mAP@0.5 after NMS'] - row['mAP@0.5']:+.2f}"
+    )
+print(
+    f"confident boxes per object, one-to-many / one-to-one: "
+    f"{many_row['boxes per object'] / one['boxes per object']:.1f}"
+)
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(11, 3))
 for k, i in enumerate((scene, scene + 1)):
-    for ax, (name, preds) in zip(axes[2 * k:2 * k + 2], (("one-to-one", predictions), ("one-to-many", preds_many))):
+    for ax, (name, preds) in zip(
+        axes[2 * k : 2 * k + 2],
+        (("one-to-one", predictions), ("one-to-many", preds_many)),
+    ):
         p = preds[i]
         keep = p["scores"] > 0.5
-        draw(ax, test_set.images[i], p["boxes"][keep].cpu(), p["labels"][keep].cpu(), color="orange",
-             title=f"scene {i}, {name}: {int(keep.sum())} boxes")
-fig.suptitle("Confident predictions (score > 0.5) without NMS: one-to-one matching vs one-to-many assignment")
+        draw(
+            ax,
+            test_set.images[i],
+            p["boxes"][keep].cpu(),
+            p["labels"][keep].cpu(),
+            color="orange",
+            title=f"scene {i}, {name}: {int(keep.sum())} boxes",
+        )
+fig.suptitle(
+    "Confident predictions (score > 0.5) without NMS: one-to-one matching vs one-to-many assignment"
+)
 plt.show()
 
 # %% [markdown]
@@ -839,26 +1329,52 @@ plt.show()
 model.eval()
 with torch.no_grad():
     o_all = model(test_set.images.to(device))
-layer_heads = o_all["aux"] + [{"logits": o_all["logits"], "boxes": o_all["boxes"]}]  # one per decoder layer
+layer_heads = o_all["aux"] + [
+    {"logits": o_all["logits"], "boxes": o_all["boxes"]}
+]  # one per decoder layer
 by_layer = {"without NMS": [], "with NMS": []}
 for head in layer_heads:
     preds = detr.postprocess(head, image_size=cfg.canvas)
     by_layer["without NMS"].append(mean_average_precision(preds, test_gt))
-    by_layer["with NMS"].append(mean_average_precision([nms(p) for p in preds], test_gt))
-assert abs(by_layer["without NMS"][-1].map50 - result.map50) < 0.01  # the last layer is the model's output
+    by_layer["with NMS"].append(
+        mean_average_precision([nms(p) for p in preds], test_gt)
+    )
+assert (
+    abs(by_layer["without NMS"][-1].map50 - result.map50) < 0.01
+)  # the last layer is the model's output
 for name, results in by_layer.items():
-    print(f"{name:12s}", "   ".join(f"layer {l + 1}: mAP@0.5 {r.map50:.3f}, mAP@[.5:.95] {r.map:.3f}"
-                                    for l, r in enumerate(results)))
-nms_gain = [w.map50 - wo.map50 for w, wo in zip(by_layer["with NMS"], by_layer["without NMS"])]
+    print(
+        f"{name:12s}",
+        "   ".join(
+            f"layer {l + 1}: mAP@0.5 {r.map50:.3f}, mAP@[.5:.95] {r.map:.3f}"
+            for l, r in enumerate(results)
+        ),
+    )
+nms_gain = [
+    w.map50 - wo.map50
+    for w, wo in zip(by_layer["with NMS"], by_layer["without NMS"])
+]
 print("mAP@0.5 gain from NMS by layer:", [round(v, 3) for v in nms_gain])
 
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-fig.suptitle("Prediction heads on each decoder layer's output, without and with NMS (IoU 0.5)")
+fig.suptitle(
+    "Prediction heads on each decoder layer's output, without and with NMS (IoU 0.5)"
+)
 layers = np.arange(1, len(layer_heads) + 1)
-for ax, metric, label in zip(axes, ("map50", "map"), ("mAP@0.5", "mAP@[.5:.95]")):
+for ax, metric, label in zip(
+    axes, ("map50", "map"), ("mAP@0.5", "mAP@[.5:.95]")
+):
     for (name, results), style in zip(by_layer.items(), ("o-", "s--")):
-        ax.plot(layers, [getattr(r, metric) for r in results], style, label=name)
-    ax.set(xlabel="decoder layer", ylabel=label, xticks=layers, ylim=(0, None), title=f"{label} by decoder layer")
+        ax.plot(
+            layers, [getattr(r, metric) for r in results], style, label=name
+        )
+    ax.set(
+        xlabel="decoder layer",
+        ylabel=label,
+        xticks=layers,
+        ylim=(0, None),
+        title=f"{label} by decoder layer",
+    )
     ax.legend(loc="lower right")
 plt.show()
 
@@ -875,15 +1391,34 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-claims.check("ch08-nms-gain-first-layer", "NMS raises the mAP@0.5 of the first decoder layer's predictions by more "
-             "than 0.03", nms_gain[0], "> 0.03")
-claims.check("ch08-nms-gain-not-shrinking", "The mAP@0.5 gain from NMS at the last decoder layer is at most 0.03 "
-             "below the gain at the first", nms_gain[-1] - nms_gain[0], "> -0.03")
-layer_ap_change = by_layer["without NMS"][-1].map50 - by_layer["without NMS"][0].map50
-claims.check("ch08-layers-similar-map", "Without NMS the last decoder layer's mAP@0.5 is within 0.05 of the first "
-             "layer's", abs(layer_ap_change), "< 0.05")
-print(f"NMS gain, last minus first layer: {nms_gain[-1] - nms_gain[0]:+.3f}; "
-      f"mAP@0.5 change from the first to the last layer: {layer_ap_change:+.3f}")
+claims.check(
+    "ch08-nms-gain-first-layer",
+    "NMS raises the mAP@0.5 of the first decoder layer's predictions by more "
+    "than 0.03",
+    nms_gain[0],
+    "> 0.03",
+)
+claims.check(
+    "ch08-nms-gain-not-shrinking",
+    "The mAP@0.5 gain from NMS at the last decoder layer is at most 0.03 "
+    "below the gain at the first",
+    nms_gain[-1] - nms_gain[0],
+    "> -0.03",
+)
+layer_ap_change = (
+    by_layer["without NMS"][-1].map50 - by_layer["without NMS"][0].map50
+)
+claims.check(
+    "ch08-layers-similar-map",
+    "Without NMS the last decoder layer's mAP@0.5 is within 0.05 of the first "
+    "layer's",
+    abs(layer_ap_change),
+    "< 0.05",
+)
+print(
+    f"NMS gain, last minus first layer: {nms_gain[-1] - nms_gain[0]:+.3f}; "
+    f"mAP@0.5 change from the first to the last layer: {layer_ap_change:+.3f}"
+)
 
 # %% [markdown]
 # ## Long training, and what came after
@@ -906,16 +1441,37 @@ print(f"NMS gain, last minus first layer: {nms_gain[-1] - nms_gain[0]:+.3f}; "
 
 # %%
 half = len(history["step"]) // 2
-claims.check("ch08-curve-slow-start", f"After the first {history['step'][1]} training steps mAP@0.5 on the curve's "
-             "test scenes is still below 0.05", history["map50"][1], "< 0.05")
-claims.check("ch08-curve-still-rising", "mAP@0.5 on the curve's test scenes is higher at the end of training than "
-             "halfway through", history["map50"][-1] - history["map50"][half], "> 0")
+claims.check(
+    "ch08-curve-slow-start",
+    f"After the first {history['step'][1]} training steps mAP@0.5 on the curve's "
+    "test scenes is still below 0.05",
+    history["map50"][1],
+    "< 0.05",
+)
+claims.check(
+    "ch08-curve-still-rising",
+    "mAP@0.5 on the curve's test scenes is higher at the end of training than "
+    "halfway through",
+    history["map50"][-1] - history["map50"][half],
+    "> 0",
+)
 fig, ax = plt.subplots(1, 2, figsize=(10, 3.2))
 ax[0].plot(history["step"][1:], history["loss"][1:], "o-")
-ax[0].set(title="Training loss (final + auxiliary layers)", xlabel="training step", ylabel="set loss")
+ax[0].set(
+    title="Training loss (final + auxiliary layers)",
+    xlabel="training step",
+    ylabel="set loss",
+)
 ax[1].plot(history["step"], history["map50"], "o-", color="C2", label="DETR")
-ax[1].axhline(best_baseline, color="0.5", ls="--", label="best image-blind baseline")
-ax[1].set(title=f"mAP@0.5 on {cfg.n_curve} test scenes", xlabel="training step", ylabel="mAP@0.5", ylim=(0, 1))
+ax[1].axhline(
+    best_baseline, color="0.5", ls="--", label="best image-blind baseline"
+)
+ax[1].set(
+    title=f"mAP@0.5 on {cfg.n_curve} test scenes",
+    xlabel="training step",
+    ylabel="mAP@0.5",
+    ylim=(0, 1),
+)
 ax[1].legend()
 plt.show()
 
@@ -973,16 +1529,21 @@ plt.show()
 
 # %% tags=["solution"]
 def giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pairwise generalised IoU of corner boxes a (N, 4) and b (M, 4) -> (N, M)."""
+    """Pairwise generalised IoU of corner boxes a (N, 4) and b (M, 4) -> (N,
+    M)."""
     # BEGIN SOLUTION
     # HINT: broadcast a[:, None] against b[None]; the intersection uses max of top-left and min of bottom-right.
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])                       # (N,)
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])                       # (M,)
-    wh = (torch.minimum(a[:, None, 2:], b[None, :, 2:])
-          - torch.maximum(a[:, None, :2], b[None, :, :2])).clamp(min=0)       # (N, M, 2)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])  # (N,)
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])  # (M,)
+    wh = (
+        torch.minimum(a[:, None, 2:], b[None, :, 2:])
+        - torch.maximum(a[:, None, :2], b[None, :, :2])
+    ).clamp(min=0)  # (N, M, 2)
     inter = wh[..., 0] * wh[..., 1]
     union = area_a[:, None] + area_b[None, :] - inter
-    hull_wh = torch.maximum(a[:, None, 2:], b[None, :, 2:]) - torch.minimum(a[:, None, :2], b[None, :, :2])
+    hull_wh = torch.maximum(a[:, None, 2:], b[None, :, 2:]) - torch.minimum(
+        a[:, None, :2], b[None, :, :2]
+    )
     hull = hull_wh[..., 0] * hull_wh[..., 1]
     return inter / union - (hull - union) / hull
     # END SOLUTION
@@ -1001,22 +1562,47 @@ def giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 from seqlib.exercises import check_close, check_shape
 
 sq = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
-check_close(giou(sq, torch.tensor([[1.0, 1.0, 3.0, 3.0]])), torch.tensor([[1 / 7 - 2 / 9]]), atol=1e-6,
-            name="giou of two 2x2 squares overlapping in a 1x1 square (IoU 1/7 minus the empty 2/9 of the "
-                 "enclosing box)")
-check_close(giou(sq, torch.tensor([[2.0, 0.0, 4.0, 2.0]])), torch.zeros(1, 1), atol=1e-6,
-            name="giou of two squares touching at an edge")
-check_close(giou(sq, torch.tensor([[3.0, 0.0, 5.0, 2.0]])), torch.tensor([[-0.2]]), atol=1e-6,
-            name="giou of two disjoint squares (the intersection's width and height must be clamped at 0)")
-check_close(giou(sq, torch.tensor([[3.0, 3.0, 5.0, 5.0]])), torch.tensor([[-17 / 25]]), atol=1e-6,
-            name="giou of two squares apart in both directions (intersection 0, not a product of two negatives)")
+check_close(
+    giou(sq, torch.tensor([[1.0, 1.0, 3.0, 3.0]])),
+    torch.tensor([[1 / 7 - 2 / 9]]),
+    atol=1e-6,
+    name="giou of two 2x2 squares overlapping in a 1x1 square (IoU 1/7 minus the empty 2/9 of the "
+    "enclosing box)",
+)
+check_close(
+    giou(sq, torch.tensor([[2.0, 0.0, 4.0, 2.0]])),
+    torch.zeros(1, 1),
+    atol=1e-6,
+    name="giou of two squares touching at an edge",
+)
+check_close(
+    giou(sq, torch.tensor([[3.0, 0.0, 5.0, 2.0]])),
+    torch.tensor([[-0.2]]),
+    atol=1e-6,
+    name="giou of two disjoint squares (the intersection's width and height must be clamped at 0)",
+)
+check_close(
+    giou(sq, torch.tensor([[3.0, 3.0, 5.0, 5.0]])),
+    torch.tensor([[-17 / 25]]),
+    atol=1e-6,
+    name="giou of two squares apart in both directions (intersection 0, not a product of two negatives)",
+)
 gen = torch.Generator().manual_seed(seed_for(0))
 corners = torch.rand(7, 2, generator=gen)
-boxes_a = torch.cat([corners, corners + torch.rand(7, 2, generator=gen) + 0.01], 1)
+boxes_a = torch.cat(
+    [corners, corners + torch.rand(7, 2, generator=gen) + 0.01], 1
+)
 corners = torch.rand(5, 2, generator=gen)
-boxes_b = torch.cat([corners, corners + torch.rand(5, 2, generator=gen) + 0.01], 1)
+boxes_b = torch.cat(
+    [corners, corners + torch.rand(5, 2, generator=gen) + 0.01], 1
+)
 check_shape(giou(boxes_a, boxes_b), (7, 5), name="giou(a, b)", letters="N, M")
-check_close(giou(boxes_a, boxes_b), bx.generalized_box_iou(boxes_a, boxes_b), atol=1e-5, name="giou of random boxes")
+check_close(
+    giou(boxes_a, boxes_b),
+    bx.generalized_box_iou(boxes_a, boxes_b),
+    atol=1e-5,
+    name="giou of random boxes",
+)
 
 # %% [markdown]
 # :::{exercise} The matching cost of one image
@@ -1036,14 +1622,21 @@ check_close(giou(boxes_a, boxes_b), bx.generalized_box_iou(boxes_a, boxes_b), at
 # ```
 
 # %% tags=["solution"]
-def image_cost(logits: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
-               target_boxes: torch.Tensor) -> torch.Tensor:
-    """Matching cost (Q, K) of one image's Q predictions against its K objects."""
+def image_cost(
+    logits: torch.Tensor,
+    boxes: torch.Tensor,
+    labels: torch.Tensor,
+    target_boxes: torch.Tensor,
+) -> torch.Tensor:
+    """Matching cost (Q, K) of one image's Q predictions against its K
+    objects."""
     # BEGIN SOLUTION
     # HINT: -softmax(logits)[:, labels] + 5 * torch.cdist(boxes, target_boxes, p=1) - 2 * GIoU of the corners.
-    prob = logits.softmax(-1)                                                # (Q, C+1)
-    l1 = torch.cdist(boxes, target_boxes, p=1)                               # (Q, K)
-    g = bx.generalized_box_iou(bx.box_cxcywh_to_xyxy(boxes), bx.box_cxcywh_to_xyxy(target_boxes))  # (Q, K)
+    prob = logits.softmax(-1)  # (Q, C+1)
+    l1 = torch.cdist(boxes, target_boxes, p=1)  # (Q, K)
+    g = bx.generalized_box_iou(
+        bx.box_cxcywh_to_xyxy(boxes), bx.box_cxcywh_to_xyxy(target_boxes)
+    )  # (Q, K)
     return -prob[:, labels] + 5 * l1 - 2 * g
     # END SOLUTION
 
@@ -1056,32 +1649,73 @@ def image_cost(logits: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
 from seqlib.exercises import check_close, check_true
 
 gen = torch.Generator().manual_seed(seed_for(2))
-probe_logits = torch.randn(3, 11, generator=gen)                         # Q = 3 queries, 10 classes + "no object"
-probe_box = torch.tensor([[0.5, 0.4, 0.3, 0.2]])                         # one object, cxcywh
-check_close(image_cost(probe_logits, probe_box.expand(3, 4), torch.tensor([4]), probe_box),
-            -probe_logits.softmax(-1)[:, 4:5] - 2, atol=1e-5,
-            name="cost when every predicted box equals the object's box (it should be -softmax(logits)[q, label] "
-                 "- 2: L1 is 0, GIoU is 1)")
-probe_boxes = torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.3, 0.6, 0.4, 0.1], [0.7, 0.3, 0.1, 0.3]])
+probe_logits = torch.randn(
+    3, 11, generator=gen
+)  # Q = 3 queries, 10 classes + "no object"
+probe_box = torch.tensor([[0.5, 0.4, 0.3, 0.2]])  # one object, cxcywh
+check_close(
+    image_cost(
+        probe_logits, probe_box.expand(3, 4), torch.tensor([4]), probe_box
+    ),
+    -probe_logits.softmax(-1)[:, 4:5] - 2,
+    atol=1e-5,
+    name="cost when every predicted box equals the object's box (it should be -softmax(logits)[q, label] "
+    "- 2: L1 is 0, GIoU is 1)",
+)
+probe_boxes = torch.tensor(
+    [[0.5, 0.5, 0.2, 0.2], [0.3, 0.6, 0.4, 0.1], [0.7, 0.3, 0.1, 0.3]]
+)
 probe_targets = torch.tensor([[0.45, 0.5, 0.3, 0.2], [0.6, 0.4, 0.2, 0.4]])
-check_close(image_cost(torch.zeros(3, 11), probe_boxes, torch.tensor([1, 2]), probe_targets),
-            -1 / 11 + 5 * torch.cdist(probe_boxes, probe_targets, p=1)
-            - 2 * bx.generalized_box_iou(bx.box_cxcywh_to_xyxy(probe_boxes), bx.box_cxcywh_to_xyxy(probe_targets)),
-            atol=1e-5, name="cost with uniform class scores (it should be 5 · L1 of the (cx, cy, w, h) boxes - 2 · GIoU "
-                            "of their corners - 1/11)")
+check_close(
+    image_cost(
+        torch.zeros(3, 11), probe_boxes, torch.tensor([1, 2]), probe_targets
+    ),
+    -1 / 11
+    + 5 * torch.cdist(probe_boxes, probe_targets, p=1)
+    - 2
+    * bx.generalized_box_iou(
+        bx.box_cxcywh_to_xyxy(probe_boxes),
+        bx.box_cxcywh_to_xyxy(probe_targets),
+    ),
+    atol=1e-5,
+    name="cost with uniform class scores (it should be 5 · L1 of the (cx, cy, w, h) boxes - 2 · GIoU "
+    "of their corners - 1/11)",
+)
 
 with torch.no_grad():
     o_check = model(test_set.images[:4].to(device))
-tgts = [{"labels": test_set.labels[i], "boxes": bx.box_xyxy_to_cxcywh(test_set.boxes[i] / cfg.canvas)}
-        for i in range(4)]
-batched = matcher.matching_cost(o_check["logits"].cpu(), o_check["boxes"].cpu(), tgts)
+tgts = [
+    {
+        "labels": test_set.labels[i],
+        "boxes": bx.box_xyxy_to_cxcywh(test_set.boxes[i] / cfg.canvas),
+    }
+    for i in range(4)
+]
+batched = matcher.matching_cost(
+    o_check["logits"].cpu(), o_check["boxes"].cpu(), tgts
+)
 columns = np.cumsum([0] + [len(t["labels"]) for t in tgts])
 for i, t in enumerate(tgts):
-    mine = image_cost(o_check["logits"][i].cpu(), o_check["boxes"][i].cpu(), t["labels"], t["boxes"])
-    check_close(mine, batched[i, :, columns[i]:columns[i + 1]], atol=1e-5, name=f"cost of test scene {i}")
+    mine = image_cost(
+        o_check["logits"][i].cpu(),
+        o_check["boxes"][i].cpu(),
+        t["labels"],
+        t["boxes"],
+    )
+    check_close(
+        mine,
+        batched[i, :, columns[i] : columns[i + 1]],
+        atol=1e-5,
+        name=f"cost of test scene {i}",
+    )
     yours = linear_sum_assignment(mine.numpy())[0].tolist()
-    reference = matcher.hungarian_match(batched, np.diff(columns).tolist())[i][0].tolist()
-    check_true(yours == reference, f"the assignment on your cost of scene {i} should equal the batched matcher's")
+    reference = matcher.hungarian_match(batched, np.diff(columns).tolist())[i][
+        0
+    ].tolist()
+    check_true(
+        yours == reference,
+        f"the assignment on your cost of scene {i} should equal the batched matcher's",
+    )
 
 # %% [markdown]
 # :::{exercise} How much weight for "no object"?
@@ -1114,7 +1748,8 @@ for i, t in enumerate(tgts):
 
 # %% tags=["solution"]
 def no_object_shares(Q: int, objects: float, w: float) -> tuple[float, float]:
-    """(fraction of the class terms whose target is "no object", their share of the total class weight)."""
+    """(fraction of the class terms whose target is "no object", their share of
+    the total class weight)."""
     # BEGIN SOLUTION
     # HINT: Q - objects terms have weight w each, the objects' terms weight 1 each.
     empty = Q - objects
@@ -1132,13 +1767,30 @@ print("Q = 10, 2 objects, w = 0.1:", no_object_shares(10, 2, 0.1))
 # %% exercise="ex08-eos" tags=["check"]
 from seqlib.exercises import check_close
 
-for Q_, counts, w_ in ((10, [1, 2, 3], 0.1), (10, [1, 2, 3], 1.0), (20, [2, 3, 4, 3], 0.5)):
-    targets_ = torch.cat([torch.where(torch.arange(Q_) < k, 0, 10) for k in counts])  # class 10 = "no object"
-    weights_ = torch.where(targets_ == 10, w_, 1.0)                                      # cross-entropy class weights
-    counted = ((targets_ == 10).float().mean(), weights_[targets_ == 10].sum() / weights_.sum())
+for Q_, counts, w_ in (
+    (10, [1, 2, 3], 0.1),
+    (10, [1, 2, 3], 1.0),
+    (20, [2, 3, 4, 3], 0.5),
+):
+    targets_ = torch.cat(
+        [torch.where(torch.arange(Q_) < k, 0, 10) for k in counts]
+    )  # class 10 = "no object"
+    weights_ = torch.where(
+        targets_ == 10, w_, 1.0
+    )  # cross-entropy class weights
+    counted = (
+        (targets_ == 10).float().mean(),
+        weights_[targets_ == 10].sum() / weights_.sum(),
+    )
     mean_objects = sum(counts) / len(counts)
-    check_close(torch.tensor(no_object_shares(Q_, mean_objects, w_), dtype=torch.float32), torch.stack(counted),
-                atol=1e-4, name=f"no_object_shares({Q_}, {mean_objects}, {w_}) = (fraction of terms, share of weight)")
+    check_close(
+        torch.tensor(
+            no_object_shares(Q_, mean_objects, w_), dtype=torch.float32
+        ),
+        torch.stack(counted),
+        atol=1e-4,
+        name=f"no_object_shares({Q_}, {mean_objects}, {w_}) = (fraction of terms, share of weight)",
+    )
 
 # %% [markdown]
 # :::{exercise} Auxiliary decoding losses
@@ -1190,8 +1842,12 @@ for Q_, counts, w_ in ((10, [1, 2, 3], 0.1), (10, [1, 2, 3], 1.0), (20, [2, 3, 4
 # NBVAL_IGNORE_OUTPUT
 for thr in (0.3, 0.5, 0.7, 0.9):
     res = mean_average_precision([nms(p, thr) for p in predictions], test_gt)
-    print(f"NMS at IoU {thr}: mAP@0.5 {res.map50:.3f}  mAP@[.5:.95] {res.map:.3f}")
-print(f"no NMS:        mAP@0.5 {result.map50:.3f}  mAP@[.5:.95] {result.map:.3f}")
+    print(
+        f"NMS at IoU {thr}: mAP@0.5 {res.map50:.3f}  mAP@[.5:.95] {res.map:.3f}"
+    )
+print(
+    f"no NMS:        mAP@0.5 {result.map50:.3f}  mAP@[.5:.95] {result.map:.3f}"
+)
 
 # %% [markdown] tags=["solution"]
 # After our short training NMS still helps, because some duplicates survive: at

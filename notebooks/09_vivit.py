@@ -53,8 +53,9 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("seqlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "seqlib @ git+https://github.com/attention-course/attention-book"], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    repo = "git+https://github.com/attention-course/attention-book"
+    subprocess.run([*pip, f"seqlib @ {repo}"], check=True)
 
 from seqlib.notebook import start
 
@@ -70,7 +71,13 @@ from einops import rearrange
 from matplotlib.patches import Rectangle
 
 from seqlib import claims, layers, profiles, vit, vivit
-from seqlib.data import FASHION_CLASSES, load_fashion_mnist, load_organmnist3d, make_arrow_of_time, reverse_time
+from seqlib.data import (
+    FASHION_CLASSES,
+    load_fashion_mnist,
+    load_organmnist3d,
+    make_arrow_of_time,
+    reverse_time,
+)
 from seqlib.train import accuracy, fit, minibatches, seed_for, train_classifier
 
 cfg = profiles.sizes("ch09")
@@ -115,12 +122,21 @@ print(inspect.getsource(vivit.TubeletEmbedding.forward))
 print(inspect.getsource(vivit.FrameEmbedding.forward))
 
 # %%
-tubelets = vivit.TubeletEmbedding(frames=28, image_size=28, tubelet=(8, 8), in_channels=1, dim=128)
-volume = torch.rand(2, 28, 1, 28, 28)  # (B, F, C, H, W): a 28³ volume is a clip of 28 slices
+tubelets = vivit.TubeletEmbedding(
+    frames=28, image_size=28, tubelet=(8, 8), in_channels=1, dim=128
+)
+volume = torch.rand(
+    2, 28, 1, 28, 28
+)  # (B, F, C, H, W): a 28³ volume is a clip of 28 slices
 tokens = tubelets(volume)
 print("tokens per axis:", vivit.tubelet_grid(28, 8, 8))
 print("token grid (B, n_t, n_s, D):", tuple(tokens.shape))
-print("tokens per volume:", tokens.shape[1] * tokens.shape[2], "of width", tokens.shape[-1])
+print(
+    "tokens per volume:",
+    tokens.shape[1] * tokens.shape[2],
+    "of width",
+    tokens.shape[-1],
+)
 assert vivit.tubelet_grid(28, 8, 8) == 3 and tokens.shape == (2, 3, 9, 128)
 
 # %% [markdown]
@@ -128,8 +144,12 @@ assert vivit.tubelet_grid(28, 8, 8) == 3 and tokens.shape == (2, 3, 9, 128)
 # kernel. We check it with the same weights:
 
 # %%
-frame_embed = vivit.FrameEmbedding(image_size=28, patch_size=7, in_channels=1, dim=16)
-one_frame_tubes = vivit.TubeletEmbedding.inflate(frame_embed.patch, frames=8, t=1)
+frame_embed = vivit.FrameEmbedding(
+    image_size=28, patch_size=7, in_channels=1, dim=16
+)
+one_frame_tubes = vivit.TubeletEmbedding.inflate(
+    frame_embed.patch, frames=8, t=1
+)
 clip = torch.rand(1, 8, 1, 28, 28)
 same = torch.allclose(frame_embed(clip), one_frame_tubes(clip), atol=1e-5)
 print("frame sampling == tubelets of one frame:", same)
@@ -150,10 +170,32 @@ assert same
 x_fm, y_fm = load_fashion_mnist("train", n=max(cfg.vit_n_train, 4000))
 x_fm_test, y_fm_test = load_fashion_mnist("test", n=1000)
 clip_kw = dict(frames=cfg.frames, size=cfg.size, item_size=cfg.item_size)
-train = make_arrow_of_time(cfg.n_train, items=x_fm[:2000], item_labels=y_fm[:2000], seed=seed_for(0), **clip_kw)
-test = make_arrow_of_time(cfg.n_test, items=x_fm_test, item_labels=y_fm_test, seed=seed_for(1), **clip_kw)
-print("train clips (N, F, C, H, W):", tuple(train.videos.shape), " test clips:", tuple(test.videos.shape))
-print("classes:", train.classes, " balanced:", train.labels.float().mean().item() == 0.5)
+train = make_arrow_of_time(
+    cfg.n_train,
+    items=x_fm[:2000],
+    item_labels=y_fm[:2000],
+    seed=seed_for(0),
+    **clip_kw,
+)
+test = make_arrow_of_time(
+    cfg.n_test,
+    items=x_fm_test,
+    item_labels=y_fm_test,
+    seed=seed_for(1),
+    **clip_kw,
+)
+print(
+    "train clips (N, F, C, H, W):",
+    tuple(train.videos.shape),
+    " test clips:",
+    tuple(test.videos.shape),
+)
+print(
+    "classes:",
+    train.classes,
+    " balanced:",
+    train.labels.float().mean().item() == 0.5,
+)
 paired = torch.equal(train.videos[train.pair], reverse_time(train.videos))
 print("every clip's partner is its reversal:", paired)
 assert paired and torch.equal(train.labels[train.pair], 1 - train.labels)
@@ -161,14 +203,18 @@ assert paired and torch.equal(train.labels[train.pair], 1 - train.labels)
 # %%
 i = int((train.labels == 0).nonzero()[0])
 fig, axes = plt.subplots(2, cfg.frames, figsize=(1.2 * cfg.frames, 3.0))
-for row, (idx, name) in enumerate(((i, "forward"), (int(train.pair[i]), "reversed"))):
+for row, (idx, name) in enumerate(
+    ((i, "forward"), (int(train.pair[i]), "reversed"))
+):
     for f in range(cfg.frames):
         axes[row, f].imshow(train.videos[idx, f, 0], vmin=0, vmax=1)
         axes[row, f].set_xticks([])
         axes[row, f].set_yticks([])
         axes[0, f].set_title(f"frame {f}", fontsize=8)
     axes[row, 0].set_ylabel(name)
-fig.suptitle(f"One clip and its reversal (a {FASHION_CLASSES[int(train.item_labels[i])].lower()} falling)")
+fig.suptitle(
+    f"One clip and its reversal (a {FASHION_CLASSES[int(train.item_labels[i])].lower()} falling)"
+)
 plt.show()
 
 # %% [markdown]
@@ -181,7 +227,10 @@ plt.show()
 P, t_frames = cfg.patch, cfg.tubelet
 fig, axes = plt.subplots(2, cfg.frames, figsize=(1.2 * cfg.frames, 3.2))
 colours = plt.cm.tab10(np.arange(10))
-titles = ("uniform frame sampling: 8 × 16 tokens", f"tubelets of {t_frames} frames: 4 × 16 tokens")
+titles = (
+    "uniform frame sampling: 8 × 16 tokens",
+    f"tubelets of {t_frames} frames: 4 × 16 tokens",
+)
 for row, title in enumerate(titles):
     for f in range(cfg.frames):
         ax = axes[row, f]
@@ -189,13 +238,19 @@ for row, title in enumerate(titles):
         colour = colours[f % 10] if row == 0 else colours[(f // t_frames) % 10]
         for r in range(0, cfg.size, P):
             for c in range(0, cfg.size, P):
-                ax.add_patch(Rectangle((c - 0.5, r - 0.5), P, P, fill=False, lw=0.8, ec=colour))
+                ax.add_patch(
+                    Rectangle(
+                        (c - 0.5, r - 0.5), P, P, fill=False, lw=0.8, ec=colour
+                    )
+                )
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"frame {f}", fontsize=8)
     axes[row, 0].set_ylabel("frames" if row == 0 else "tubelets")
     axes[row, cfg.frames // 2].set_xlabel(title)
-fig.suptitle("Tokenisations: one colour per temporal index n_t (boxes: 7×7-pixel patches)")
+fig.suptitle(
+    "Tokenisations: one colour per temporal index n_t (boxes: 7×7-pixel patches)"
+)
 plt.show()
 
 # %% [markdown]
@@ -266,10 +321,21 @@ torch.manual_seed(seed_for(0))
 nt_, ns_, D_, h_ = 3, 4, 8, 4
 layer = vivit.FactorisedDotProductAttention(D_, h_).eval()
 z = torch.randn(2, nt_, ns_, D_)
-frame_of, place_of = torch.arange(nt_ * ns_) // ns_, torch.arange(nt_ * ns_) % ns_
-masks = torch.stack([frame_of[:, None] == frame_of] * (h_ // 2) + [place_of[:, None] == place_of] * (h_ // 2))
-dense = layer.attn(rearrange(z, "b t s d -> b (t s) d"), attn_mask=masks[None].expand(2, -1, -1, -1))
-match = torch.allclose(layer(z), rearrange(dense, "b (t s) d -> b t s d", t=nt_), atol=1e-5)
+frame_of, place_of = (
+    torch.arange(nt_ * ns_) // ns_,
+    torch.arange(nt_ * ns_) % ns_,
+)
+masks = torch.stack(
+    [frame_of[:, None] == frame_of] * (h_ // 2)
+    + [place_of[:, None] == place_of] * (h_ // 2)
+)
+dense = layer.attn(
+    rearrange(z, "b t s d -> b (t s) d"),
+    attn_mask=masks[None].expand(2, -1, -1, -1),
+)
+match = torch.allclose(
+    layer(z), rearrange(dense, "b (t s) d -> b t s d", t=nt_), atol=1e-5
+)
 print("factorised dot-product == masked multi-head attention:", match)
 assert match
 
@@ -282,55 +348,130 @@ assert match
 # time and the attention cost of {eq}`eq-vivit-cost`.
 
 # %%
-base = dict(frames=cfg.frames, image_size=cfg.size, patch_size=cfg.patch, dim=cfg.dim,
-            depth=cfg.depth, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio)
+base = dict(
+    frames=cfg.frames,
+    image_size=cfg.size,
+    patch_size=cfg.patch,
+    dim=cfg.dim,
+    depth=cfg.depth,
+    heads=cfg.heads,
+    mlp_ratio=cfg.mlp_ratio,
+)
 
 
-def train_and_test(model, data, labels, test_videos, test_labels, *, epochs, lr, batch_size, seed,
-                   weight_decay=0.05, augment=None, desc="train"):
-    """Train with chapter 6's recipe; return test accuracy, training accuracy and seconds.
+def train_and_test(
+    model,
+    data,
+    labels,
+    test_videos,
+    test_labels,
+    *,
+    epochs,
+    lr,
+    batch_size,
+    seed,
+    weight_decay=0.05,
+    augment=None,
+    desc="train",
+):
+    """Train with chapter 6's recipe; return test accuracy, training accuracy
+    and seconds.
 
-    The training accuracy is measured after training, in evaluation mode, on the clean
-    training clips (not the running mean over augmented batches with dropout).
+    The training accuracy is measured after training, in evaluation mode, on
+    the clean training clips (not the running mean over augmented batches with
+    dropout).
     """
-    hist = train_classifier(model, data, labels, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                            weight_decay=weight_decay, augment=augment, device=device, desc=desc)
-    return {"acc": accuracy(model, test_videos, test_labels), "train_acc": accuracy(model, data, labels),
-            "seconds": sum(hist["seconds"]), "params": layers.count_parameters(model)}
+    hist = train_classifier(
+        model,
+        data,
+        labels,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        weight_decay=weight_decay,
+        augment=augment,
+        device=device,
+        desc=desc,
+    )
+    return {
+        "acc": accuracy(model, test_videos, test_labels),
+        "train_acc": accuracy(model, data, labels),
+        "seconds": sum(hist["seconds"]),
+        "params": layers.count_parameters(model),
+    }
 
 
 variants = {}
 for variant in vivit.VARIANTS:
     torch.manual_seed(seed_for(0))
-    model = vivit.vivit_tiny(variant=variant, embedding="tubelet", tubelet_frames=cfg.tubelet, **base)
-    variants[variant] = train_and_test(model, train.videos, train.labels, test.videos, test.labels,
-                                       epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
-                                       seed=seed_for(0), desc=variant)
+    model = vivit.vivit_tiny(
+        variant=variant,
+        embedding="tubelet",
+        tubelet_frames=cfg.tubelet,
+        **base,
+    )
+    variants[variant] = train_and_test(
+        model,
+        train.videos,
+        train.labels,
+        test.videos,
+        test.labels,
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        seed=seed_for(0),
+        desc=variant,
+    )
     variants[variant]["cost"] = vivit.attention_cost(model.config)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"{'variant':<27}{'parameters':>11}{'attention cost':>16}{'test acc':>10}{'train acc':>11}{'seconds':>9}")
+print(
+    f"{'variant':<27}{'parameters':>11}{'attention cost':>16}{'test acc':>10}{'train acc':>11}{'seconds':>9}"
+)
 for name, r in variants.items():
-    print(f"{name:<27}{r['params']:>11,}{r['cost']:>16,}{r['acc']:>10.3f}{r['train_acc']:>11.3f}{r['seconds']:>9.1f}")
+    print(
+        f"{name:<27}{r['params']:>11,}{r['cost']:>16,}{r['acc']:>10.3f}{r['train_acc']:>11.3f}{r['seconds']:>9.1f}"
+    )
 
 # %%
 costs = {name: r["cost"] for name, r in variants.items()}
 print("attention cost (score entries per clip):", costs)
-print("joint attention is the most expensive:", max(costs, key=costs.get) == "joint")
-print("dot-product factorisation has the joint model's parameters:",
-      variants["factorised_dot_product"]["params"] == variants["joint"]["params"])
+print(
+    "joint attention is the most expensive:",
+    max(costs, key=costs.get) == "joint",
+)
+print(
+    "dot-product factorisation has the joint model's parameters:",
+    variants["factorised_dot_product"]["params"]
+    == variants["joint"]["params"],
+)
 assert max(costs, key=costs.get) == "joint"
-assert costs["factorised_dot_product"] * 2 == costs["factorised_self_attention"]
+assert (
+    costs["factorised_dot_product"] * 2 == costs["factorised_self_attention"]
+)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 accs = [r["acc"] for r in variants.values()]
-claims.check("ch09-variants-learn-arrow", "Every one of the four ViViT variants learns the arrow of time "
-             "(test accuracy above 0.8)", min(accs), "> 0.8", flagship=True)
-claims.check("ch09-variants-close", "The four variants' test accuracies lie within 0.05 of each other",
-             max(accs) - min(accs), "< 0.05")
-print(f"test accuracy of the four variants: {min(accs):.3f} to {max(accs):.3f}")
+claims.check(
+    "ch09-variants-learn-arrow",
+    "Every one of the four ViViT variants learns the arrow of time "
+    "(test accuracy above 0.8)",
+    min(accs),
+    "> 0.8",
+    flagship=True,
+)
+claims.check(
+    "ch09-variants-close",
+    "The four variants' test accuracies lie within 0.05 of each other",
+    max(accs) - min(accs),
+    "< 0.05",
+)
+print(
+    f"test accuracy of the four variants: {min(accs):.3f} to {max(accs):.3f}"
+)
 
 # %% [markdown]
 # At this size every variant solves the task: each of the four reaches a test
@@ -380,34 +521,71 @@ print(f"test accuracy of the four variants: {min(accs):.3f} to {max(accs):.3f}")
 arrow = {}
 for with_time in (False, True):
     torch.manual_seed(seed_for(0))
-    model = vivit.vivit_tiny(variant="joint", embedding="frame", temporal_position=with_time,
-                             **{**base, "patch_size": cfg.arrow_patch})
-    arrow[with_time] = train_and_test(model, train.videos, train.labels, test.videos, test.labels,
-                                      epochs=cfg.arrow_epochs, lr=cfg.lr, batch_size=cfg.batch_size,
-                                      seed=seed_for(0), desc=f"time positions: {with_time}")
+    model = vivit.vivit_tiny(
+        variant="joint",
+        embedding="frame",
+        temporal_position=with_time,
+        **{**base, "patch_size": cfg.arrow_patch},
+    )
+    arrow[with_time] = train_and_test(
+        model,
+        train.videos,
+        train.labels,
+        test.videos,
+        test.labels,
+        epochs=cfg.arrow_epochs,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        seed=seed_for(0),
+        desc=f"time positions: {with_time}",
+    )
     with torch.no_grad():
         model.eval()
-        same = (model(test.videos).argmax(-1) == model(reverse_time(test.videos)).argmax(-1)).float().mean()
+        same = (
+            (
+                model(test.videos).argmax(-1)
+                == model(reverse_time(test.videos)).argmax(-1)
+            )
+            .float()
+            .mean()
+        )
     arrow[with_time]["same_on_reversal"] = same.item()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 for with_time, r in arrow.items():
-    print(f"temporal positions {str(with_time):<5}: test acc {r['acc']:.3f}, train acc {r['train_acc']:.3f}, "
-          f"same prediction for a clip and its reversal on {100 * r['same_on_reversal']:.0f} % of clips")
+    print(
+        f"temporal positions {str(with_time):<5}: test acc {r['acc']:.3f}, train acc {r['train_acc']:.3f}, "
+        f"same prediction for a clip and its reversal on {100 * r['same_on_reversal']:.0f} % of clips"
+    )
 
 # %%
 blind, aware = arrow[False], arrow[True]
-print("without temporal positions: the same prediction for every clip and its reversal:",
-      blind["same_on_reversal"] == 1.0)
-print("without temporal positions: test accuracy within 0.02 of chance:", abs(blind["acc"] - 0.5) <= 0.02)
-assert blind["same_on_reversal"] == 1.0 and abs(blind["acc"] - 0.5) <= 0.02  # exact by Eq. eq-vivit-chance
+print(
+    "without temporal positions: the same prediction for every clip and its reversal:",
+    blind["same_on_reversal"] == 1.0,
+)
+print(
+    "without temporal positions: test accuracy within 0.02 of chance:",
+    abs(blind["acc"] - 0.5) <= 0.02,
+)
+assert (
+    blind["same_on_reversal"] == 1.0 and abs(blind["acc"] - 0.5) <= 0.02
+)  # exact by Eq. eq-vivit-chance
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-claims.check("ch09-time-positions-arrow", "With temporal positions the joint model tells a clip from its reversal "
-             "(test accuracy above 0.75)", aware["acc"], "> 0.75", flagship=True)
-print("with temporal positions: test accuracy above 0.75:", aware["acc"] > 0.75)
+claims.check(
+    "ch09-time-positions-arrow",
+    "With temporal positions the joint model tells a clip from its reversal "
+    "(test accuracy above 0.75)",
+    aware["acc"],
+    "> 0.75",
+    flagship=True,
+)
+print(
+    "with temporal positions: test accuracy above 0.75:", aware["acc"] > 0.75
+)
 
 # %% [markdown]
 # The margins. Without time positions {eq}`eq-vivit-chance` is exact; the 0.02
@@ -444,10 +622,17 @@ print("with temporal positions: test accuracy above 0.75:", aware["acc"] > 0.75)
 
 # %%
 print(inspect.getsource(vivit.uniform_frame_indices))
-long_frames = 4 * cfg.frames  # clips 4 times longer than the model's frame budget
-picks = {"consecutive": torch.arange(cfg.frames), "uniform": vivit.uniform_frame_indices(long_frames, cfg.frames)}
+long_frames = (
+    4 * cfg.frames
+)  # clips 4 times longer than the model's frame budget
+picks = {
+    "consecutive": torch.arange(cfg.frames),
+    "uniform": vivit.uniform_frame_indices(long_frames, cfg.frames),
+}
 for name, idx in picks.items():
-    print(f"{name:<12}: frames {idx.tolist()}, spanning {int(idx[-1] - idx[0]) + 1} of {long_frames} frames")
+    print(
+        f"{name:<12}: frames {idx.tolist()}, spanning {int(idx[-1] - idx[0]) + 1} of {long_frames} frames"
+    )
 
 # %% [markdown]
 # To see the difference we need a task whose evidence can lie anywhere in a long
@@ -465,53 +650,115 @@ for name, idx in picks.items():
 
 
 # %%
-def make_moving_or_still(n: int, *, items: torch.Tensor, seeds: tuple[int, int, int]):
-    """``n`` clips of ``long_frames`` frames: ``n/2`` in which an item moves, ``n/2`` in which it never does.
+def make_moving_or_still(
+    n: int, *, items: torch.Tensor, seeds: tuple[int, int, int]
+):
+    """``n`` clips of ``long_frames`` frames: ``n/2`` in which an item moves,
+    ``n/2`` in which it never does.
 
     Args:
         n: number of clips, a multiple of 4.
         items: (M, 1, h, w) images to drop.
-        seeds: three seeds: the moving clips' falls, the still clips' items, the start frames and order.
+        seeds: three seeds: the moving clips' falls, the still clips' items,
+            the start frames and order.
 
     Returns:
         videos (n, long_frames, 1, H, W) and labels (n,): 1 "moves", 0 "still".
     """
     F = cfg.frames
-    falls = make_arrow_of_time(n // 2, items=items, seed=seeds[0], **clip_kw)  # half falling, half rising
+    falls = make_arrow_of_time(
+        n // 2, items=items, seed=seeds[0], **clip_kw
+    )  # half falling, half rising
     still = make_arrow_of_time(n // 2, items=items, seed=seeds[1], **clip_kw)
     g = torch.Generator().manual_seed(seeds[2])
-    start = torch.randint(0, long_frames - F + 1, (n // 2,), generator=g)  # (n/2,): first frame of the motion
-    source = (torch.arange(long_frames)[None] - start[:, None]).clamp(0, F - 1)  # (n/2, long_frames)
-    moving = falls.videos[torch.arange(n // 2)[:, None], source]  # (n/2, long_frames, 1, H, W): rest, move, rest
-    held = still.videos[:, :1].expand(-1, long_frames, -1, -1, -1)  # (n/2, long_frames, 1, H, W): one frame held
+    start = torch.randint(
+        0, long_frames - F + 1, (n // 2,), generator=g
+    )  # (n/2,): first frame of the motion
+    source = (torch.arange(long_frames)[None] - start[:, None]).clamp(
+        0, F - 1
+    )  # (n/2, long_frames)
+    moving = falls.videos[
+        torch.arange(n // 2)[:, None], source
+    ]  # (n/2, long_frames, 1, H, W): rest, move, rest
+    held = still.videos[:, :1].expand(
+        -1, long_frames, -1, -1, -1
+    )  # (n/2, long_frames, 1, H, W): one frame held
     order = torch.randperm(n, generator=g)
     labels = torch.cat([torch.ones(n // 2), torch.zeros(n // 2)]).long()
     return torch.cat([moving, held])[order], labels[order]
 
 
-long_train = make_moving_or_still(cfg.n_train, items=x_fm[:2000], seeds=(seed_for(30), seed_for(31), seed_for(32)))
-long_test = make_moving_or_still(cfg.n_test, items=x_fm_test, seeds=(seed_for(33), seed_for(34), seed_for(35)))
-print("train clips (N, F, C, H, W):", tuple(long_train[0].shape), " balanced:", long_train[1].float().mean().item() == 0.5)
-seen = {}  # share of the moving test clips in which the chosen frames are not all the same
+long_train = make_moving_or_still(
+    cfg.n_train,
+    items=x_fm[:2000],
+    seeds=(seed_for(30), seed_for(31), seed_for(32)),
+)
+long_test = make_moving_or_still(
+    cfg.n_test,
+    items=x_fm_test,
+    seeds=(seed_for(33), seed_for(34), seed_for(35)),
+)
+print(
+    "train clips (N, F, C, H, W):",
+    tuple(long_train[0].shape),
+    " balanced:",
+    long_train[1].float().mean().item() == 0.5,
+)
+# share of the moving test clips in which the chosen frames are not all the
+# same
+seen = {}
 for name, idx in picks.items():
     chosen = long_test[0][long_test[1] == 1][:, idx]  # (n/2, 8, 1, H, W)
-    seen[name] = (chosen != chosen[:, :1]).flatten(1).any(1).float().mean().item()
-    print(f"{name:<12}: the chosen frames show the motion in {100 * seen[name]:.1f} % of the moving test clips")
+    seen[name] = (
+        (chosen != chosen[:, :1]).flatten(1).any(1).float().mean().item()
+    )
+    print(
+        f"{name:<12}: the chosen frames show the motion in {100 * seen[name]:.1f} % of the moving test clips"
+    )
 ceiling = 0.5 + 0.5 * seen["consecutive"]
-print(f"best expected accuracy from the first {cfg.frames} frames: {ceiling:.4f}")
-assert seen["uniform"] == 1.0  # frames 0 and 31 are always chosen, and they differ whenever the item moves
+print(
+    f"best expected accuracy from the first {cfg.frames} frames: {ceiling:.4f}"
+)
+assert (
+    seen["uniform"] == 1.0
+)  # frames 0 and 31 are always chosen, and they differ whenever the item moves
 
 # %%
-j = int(((long_test[1] == 1) & (long_test[0][:, :cfg.frames] == long_test[0][:, :1]).flatten(1).all(1)).nonzero()[0])
-clip_j = long_test[0][j, :, 0]  # (long_frames, H, W): a moving clip whose first frames are still
+j = int(
+    (
+        (long_test[1] == 1)
+        & (long_test[0][:, : cfg.frames] == long_test[0][:, :1])
+        .flatten(1)
+        .all(1)
+    ).nonzero()[0]
+)
+clip_j = long_test[0][
+    j, :, 0
+]  # (long_frames, H, W): a moving clip whose first frames are still
 rows = torch.arange(cfg.size, dtype=torch.float32)
-height = (clip_j.sum(-1) * rows).sum(-1) / clip_j.sum((-1, -2))  # (long_frames,): row of the item's centre
+height = (clip_j.sum(-1) * rows).sum(-1) / clip_j.sum(
+    (-1, -2)
+)  # (long_frames,): row of the item's centre
 fig = plt.figure(figsize=(9.6, 5.4), layout="constrained")
 top, bottom = fig.subfigures(2, 1, height_ratios=[1.0, 1.5])
 ax = top.subplots()
-ax.plot(np.arange(long_frames), height.numpy(), color="0.6", lw=1.5, label="all 32 frames")
+ax.plot(
+    np.arange(long_frames),
+    height.numpy(),
+    color="0.6",
+    lw=1.5,
+    label="all 32 frames",
+)
 for (name, idx), marker in zip(picks.items(), ("o", "s")):
-    ax.plot(idx.numpy(), height[idx].numpy(), marker, ms=7, mfc="none", mew=1.5, label=f"{name}: {idx.tolist()}")
+    ax.plot(
+        idx.numpy(),
+        height[idx].numpy(),
+        marker,
+        ms=7,
+        mfc="none",
+        mew=1.5,
+        label=f"{name}: {idx.tolist()}",
+    )
 ax.invert_yaxis()  # rows grow downwards, as in the images
 ax.set_xlabel("frame")
 ax.set_ylabel("row of the item's centre")
@@ -539,32 +786,64 @@ plt.show()
 # and the last frame always differ. We train both:
 
 # %%
-sampling_epochs = 3 * cfg.arrow_epochs  # the change between frames is a small signal; it needs more epochs
+sampling_epochs = (
+    3 * cfg.arrow_epochs
+)  # the change between frames is a small signal; it needs more epochs
 sampling = {}
 for name, idx in picks.items():
     torch.manual_seed(seed_for(0))
-    model = vivit.vivit_tiny(variant="joint", embedding="frame", **{**base, "patch_size": cfg.arrow_patch})
-    sampling[name] = train_and_test(model, long_train[0][:, idx], long_train[1], long_test[0][:, idx], long_test[1],
-                                    epochs=sampling_epochs, lr=cfg.lr, batch_size=cfg.batch_size,
-                                    seed=seed_for(0), desc=f"{name} frames")
+    model = vivit.vivit_tiny(
+        variant="joint",
+        embedding="frame",
+        **{**base, "patch_size": cfg.arrow_patch},
+    )
+    sampling[name] = train_and_test(
+        model,
+        long_train[0][:, idx],
+        long_train[1],
+        long_test[0][:, idx],
+        long_test[1],
+        epochs=sampling_epochs,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        seed=seed_for(0),
+        desc=f"{name} frames",
+    )
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 for name, r in sampling.items():
-    print(f"{name:<12} frames: test acc {r['acc']:.3f}, train acc {r['train_acc']:.3f} ({r['seconds']:.1f} s)")
+    print(
+        f"{name:<12} frames: test acc {r['acc']:.3f}, train acc {r['train_acc']:.3f} ({r['seconds']:.1f} s)"
+    )
 print(f"ceiling for the first {cfg.frames} frames: {ceiling:.3f}")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-claims.check("ch09-uniform-sampling-sees-motion", "With 8 frames chosen uniformly from the 32, the model tells "
-             "moving from still clips (test accuracy above 0.8)", sampling["uniform"]["acc"], "> 0.8")
-claims.check("ch09-uniform-beats-consecutive", "With the same budget of 8 frames, choosing them uniformly over the "
-             "32-frame clip gives a test accuracy at least 0.2 higher than taking the first 8",
-             sampling["uniform"]["acc"] - sampling["consecutive"]["acc"], "> 0.2")
-claims.check("ch09-consecutive-capped", "The model that sees only the first 8 frames scores no more than 0.05 above "
-             "the ceiling set by the moving clips whose motion those frames miss",
-             sampling["consecutive"]["acc"] - ceiling, "< 0.05")
-print(f"uniform minus consecutive: {sampling['uniform']['acc'] - sampling['consecutive']['acc']:+.3f} test accuracy")
+claims.check(
+    "ch09-uniform-sampling-sees-motion",
+    "With 8 frames chosen uniformly from the 32, the model tells "
+    "moving from still clips (test accuracy above 0.8)",
+    sampling["uniform"]["acc"],
+    "> 0.8",
+)
+claims.check(
+    "ch09-uniform-beats-consecutive",
+    "With the same budget of 8 frames, choosing them uniformly over the "
+    "32-frame clip gives a test accuracy at least 0.2 higher than taking the first 8",
+    sampling["uniform"]["acc"] - sampling["consecutive"]["acc"],
+    "> 0.2",
+)
+claims.check(
+    "ch09-consecutive-capped",
+    "The model that sees only the first 8 frames scores no more than 0.05 above "
+    "the ceiling set by the moving clips whose motion those frames miss",
+    sampling["consecutive"]["acc"] - ceiling,
+    "< 0.05",
+)
+print(
+    f"uniform minus consecutive: {sampling['uniform']['acc'] - sampling['consecutive']['acc']:+.3f} test accuracy"
+)
 
 # %% [markdown]
 # The uniformly chosen frames let the model tell moving from still clips on new
@@ -607,25 +886,49 @@ print(inspect.getsource(vivit.inflate_weight))
 
 # %%
 torch.manual_seed(seed_for(0))
-image_model = vit.vit_tiny(dim=cfg.dim, depth=cfg.depth, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio,
-                           patch_size=cfg.patch)
-image_run = train_and_test(image_model, x_fm[:cfg.vit_n_train], y_fm[:cfg.vit_n_train], x_fm_test, y_fm_test,
-                           epochs=cfg.vit_epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed_for(0),
-                           desc="ViT")
+image_model = vit.vit_tiny(
+    dim=cfg.dim,
+    depth=cfg.depth,
+    heads=cfg.heads,
+    mlp_ratio=cfg.mlp_ratio,
+    patch_size=cfg.patch,
+)
+image_run = train_and_test(
+    image_model,
+    x_fm[: cfg.vit_n_train],
+    y_fm[: cfg.vit_n_train],
+    x_fm_test,
+    y_fm_test,
+    epochs=cfg.vit_epochs,
+    lr=cfg.lr,
+    batch_size=cfg.batch_size,
+    seed=seed_for(0),
+    desc="ViT",
+)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"ViT on Fashion-MNIST: test acc {image_run['acc']:.3f} after {cfg.vit_epochs} epochs "
-      f"({image_run['params']:,} parameters, {image_run['seconds']:.1f} s)")
+print(
+    f"ViT on Fashion-MNIST: test acc {image_run['acc']:.3f} after {cfg.vit_epochs} epochs "
+    f"({image_run['params']:,} parameters, {image_run['seconds']:.1f} s)"
+)
 
 # %%
 image = x_fm_test[:4]
-static = image[:, None].expand(4, cfg.frames, 1, 28, 28)  # (B, F, C, H, W): a clip that does not move
+static = image[:, None].expand(
+    4, cfg.frames, 1, 28, 28
+)  # (B, F, C, H, W): a clip that does not move
 exact = {}
 for method in ("average", "central"):
-    tube = vivit.TubeletEmbedding.inflate(image_model.patch_embed, frames=cfg.frames, t=cfg.tubelet,
-                                          method=method)
-    exact[method] = torch.allclose(tube(static)[:, 0], image_model.patch_embed(image), atol=1e-5)
+    tube = vivit.TubeletEmbedding.inflate(
+        image_model.patch_embed,
+        frames=cfg.frames,
+        t=cfg.tubelet,
+        method=method,
+    )
+    exact[method] = torch.allclose(
+        tube(static)[:, 0], image_model.patch_embed(image), atol=1e-5
+    )
 print("on a static clip the inflated embeddings reproduce the 2D one:", exact)
 assert all(exact.values())
 
@@ -637,30 +940,67 @@ assert all(exact.values())
 # weights, the other from the ViT through `init_from_vit` (averaged inflation).
 
 # %%
-what_kw = dict(clip_kw, item_size=cfg.what_item_size, min_drop=cfg.size - cfg.what_item_size)
-small = make_arrow_of_time(cfg.n_small, items=x_fm[:2000], item_labels=y_fm[:2000], seed=seed_for(5), **what_kw)
-what_test = make_arrow_of_time(cfg.n_test, items=x_fm_test, item_labels=y_fm_test, seed=seed_for(6), **what_kw)
-tube_kw = dict(base, embedding="tubelet", tubelet_frames=cfg.tubelet, num_classes=10)
+what_kw = dict(
+    clip_kw,
+    item_size=cfg.what_item_size,
+    min_drop=cfg.size - cfg.what_item_size,
+)
+small = make_arrow_of_time(
+    cfg.n_small,
+    items=x_fm[:2000],
+    item_labels=y_fm[:2000],
+    seed=seed_for(5),
+    **what_kw,
+)
+what_test = make_arrow_of_time(
+    cfg.n_test,
+    items=x_fm_test,
+    item_labels=y_fm_test,
+    seed=seed_for(6),
+    **what_kw,
+)
+tube_kw = dict(
+    base, embedding="tubelet", tubelet_frames=cfg.tubelet, num_classes=10
+)
 init_runs = {}
 for start_from in ("scratch", "ViT"):
     torch.manual_seed(seed_for(0))
     model = vivit.vivit_tiny(**tube_kw)
     if start_from == "ViT":
-        print("copied from the ViT:", vivit.init_from_vit(model, image_model, method="average"))
-    init_runs[start_from] = train_and_test(model, small.videos, small.item_labels, what_test.videos,
-                                           what_test.item_labels, epochs=cfg.small_epochs, lr=cfg.small_lr,
-                                           batch_size=16, seed=seed_for(0), desc=start_from)
+        print(
+            "copied from the ViT:",
+            vivit.init_from_vit(model, image_model, method="average"),
+        )
+    init_runs[start_from] = train_and_test(
+        model,
+        small.videos,
+        small.item_labels,
+        what_test.videos,
+        what_test.item_labels,
+        epochs=cfg.small_epochs,
+        lr=cfg.small_lr,
+        batch_size=16,
+        seed=seed_for(0),
+        desc=start_from,
+    )
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 for name, r in init_runs.items():
-    print(f"from {name:<8}: test acc {r['acc']:.3f}, train acc {r['train_acc']:.3f} ({len(small)} training clips)")
+    print(
+        f"from {name:<8}: test acc {r['acc']:.3f}, train acc {r['train_acc']:.3f} ({len(small)} training clips)"
+    )
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 gain = init_runs["ViT"]["acc"] - init_runs["scratch"]["acc"]
-claims.check("ch09-vit-init-gain", "On 200 training clips, starting from the image ViT gives higher test accuracy "
-             "than starting from scratch", gain, "> 0")
+claims.check(
+    "ch09-vit-init-gain",
+    "On 200 training clips, starting from the image ViT gives higher test accuracy "
+    "than starting from scratch",
+    gain,
+    "> 0",
+)
 print(f"starting from the ViT instead of scratch: {gain:+.3f} test accuracy")
 
 # %% [markdown]
@@ -688,7 +1028,8 @@ print(f"starting from the ViT instead of scratch: {gain:+.3f} test accuracy")
 
 # %%
 def flip_and_reverse(videos: torch.Tensor) -> torch.Tensor:
-    """Label-preserving augmentation for 'what falls': random left-right flips and time reversals.
+    """Label-preserving augmentation for 'what falls': random left-right flips
+    and time reversals.
 
     Args:
         videos: (B, F, C, H, W) clips; returns the same shape.
@@ -699,42 +1040,95 @@ def flip_and_reverse(videos: torch.Tensor) -> torch.Tensor:
     return torch.where(backwards, reverse_time(videos), videos)
 
 
-tiny = make_arrow_of_time(cfg.n_tiny, items=x_fm[:2000], item_labels=y_fm[:2000], seed=seed_for(7), **what_kw)
-reg_epochs = 3 * cfg.tiny_epochs  # long enough for the unregularised model to fit most of its 100 clips
-reg_streams = (0, 21, 22)  # three paired runs: each pair shares its initial weights and batch order
+tiny = make_arrow_of_time(
+    cfg.n_tiny,
+    items=x_fm[:2000],
+    item_labels=y_fm[:2000],
+    seed=seed_for(7),
+    **what_kw,
+)
+reg_epochs = (
+    3 * cfg.tiny_epochs
+)  # long enough for the unregularised model to fit most of its 100 clips
+reg_streams = (
+    0,
+    21,
+    22,
+)  # three paired runs: each pair shares its initial weights and batch order
 reg_runs = {False: [], True: []}
 for stream in reg_streams:
     for regularised in (False, True):
         torch.manual_seed(seed_for(stream))
-        model = vivit.vivit_tiny(**{**tube_kw, "dropout": 0.1 if regularised else 0.0})
+        model = vivit.vivit_tiny(
+            **{**tube_kw, "dropout": 0.1 if regularised else 0.0}
+        )
         vivit.init_from_vit(model, image_model)
         reg_runs[regularised].append(
-            train_and_test(model, tiny.videos, tiny.item_labels, what_test.videos, what_test.item_labels,
-                           epochs=reg_epochs, lr=cfg.small_lr, batch_size=16, seed=seed_for(stream),
-                           weight_decay=0.1 if regularised else 0.0,
-                           augment=flip_and_reverse if regularised else None, desc=f"regularised: {regularised}"))
-reg = {k: {m: float(np.mean([r[m] for r in runs])) for m in ("train_acc", "acc")} for k, runs in reg_runs.items()}
+            train_and_test(
+                model,
+                tiny.videos,
+                tiny.item_labels,
+                what_test.videos,
+                what_test.item_labels,
+                epochs=reg_epochs,
+                lr=cfg.small_lr,
+                batch_size=16,
+                seed=seed_for(stream),
+                weight_decay=0.1 if regularised else 0.0,
+                augment=flip_and_reverse if regularised else None,
+                desc=f"regularised: {regularised}",
+            )
+        )
+reg = {
+    k: {m: float(np.mean([r[m] for r in runs])) for m in ("train_acc", "acc")}
+    for k, runs in reg_runs.items()
+}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 for regularised, r in reg.items():
-    name = "dropout 0.1, weight decay 0.1, flips + reversals" if regularised else "no regularisation"
-    print(f"{name:<50}: train acc {r['train_acc']:.3f}, test acc {r['acc']:.3f}, "
-          f"gap {r['train_acc'] - r['acc']:.3f}   (mean of {len(reg_streams)} runs)")
+    name = (
+        "dropout 0.1, weight decay 0.1, flips + reversals"
+        if regularised
+        else "no regularisation"
+    )
+    print(
+        f"{name:<50}: train acc {r['train_acc']:.3f}, test acc {r['acc']:.3f}, "
+        f"gap {r['train_acc'] - r['acc']:.3f}   (mean of {len(reg_streams)} runs)"
+    )
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 gaps = {k: r["train_acc"] - r["acc"] for k, r in reg.items()}
-claims.check("ch09-tiny-overfits", f"Without regularisation, after {reg_epochs} epochs on 100 clips the model's "
-             "training accuracy exceeds its test accuracy by more than 0.3", gaps[False], "> 0.3")
-claims.check("ch09-reg-lowers-train-acc", "Regularisation lowers the accuracy on the 100 training clips",
-             reg[True]["train_acc"] - reg[False]["train_acc"], "< 0")
-claims.check("ch09-reg-narrows-gap", "Regularisation narrows the gap between training and test accuracy",
-             gaps[True] - gaps[False], "< 0")
-claims.check("ch09-reg-test-unchanged", "Regularisation changes the test accuracy by less than 0.08 either way",
-             reg[True]["acc"] - reg[False]["acc"], "in [-0.08, 0.08]")
-print(f"regularised minus unregularised: train acc {reg[True]['train_acc'] - reg[False]['train_acc']:+.3f}, "
-      f"test acc {reg[True]['acc'] - reg[False]['acc']:+.3f}, gap {gaps[True] - gaps[False]:+.3f}")
+claims.check(
+    "ch09-tiny-overfits",
+    f"Without regularisation, after {reg_epochs} epochs on 100 clips the model's "
+    "training accuracy exceeds its test accuracy by more than 0.3",
+    gaps[False],
+    "> 0.3",
+)
+claims.check(
+    "ch09-reg-lowers-train-acc",
+    "Regularisation lowers the accuracy on the 100 training clips",
+    reg[True]["train_acc"] - reg[False]["train_acc"],
+    "< 0",
+)
+claims.check(
+    "ch09-reg-narrows-gap",
+    "Regularisation narrows the gap between training and test accuracy",
+    gaps[True] - gaps[False],
+    "< 0",
+)
+claims.check(
+    "ch09-reg-test-unchanged",
+    "Regularisation changes the test accuracy by less than 0.08 either way",
+    reg[True]["acc"] - reg[False]["acc"],
+    "in [-0.08, 0.08]",
+)
+print(
+    f"regularised minus unregularised: train acc {reg[True]['train_acc'] - reg[False]['train_acc']:+.3f}, "
+    f"test acc {reg[True]['acc'] - reg[False]['acc']:+.3f}, gap {gaps[True] - gaps[False]:+.3f}"
+)
 
 # %% [markdown]
 # Without regularisation the model now fits its 100 clips far better than new
@@ -778,12 +1172,24 @@ print(f"regularised minus unregularised: train acc {reg[True]['train_acc'] - reg
 
 # %%
 organ = vivit.vivit_organmnist3d(dropout=cfg.organ_dropout)
-print("tokens per volume:", organ.nt * organ.ns, " parameters:", f"{layers.count_parameters(organ):,}")
+print(
+    "tokens per volume:",
+    organ.nt * organ.ns,
+    " parameters:",
+    f"{layers.count_parameters(organ):,}",
+)
 assert organ.nt * organ.ns == 27
 if cfg.organ_epochs > 0:
-    organ_train, organ_test = load_organmnist3d("train"), load_organmnist3d("test")
+    organ_train, organ_test = (
+        load_organmnist3d("train"),
+        load_organmnist3d("test"),
+    )
     torch.manual_seed(seed_for(0))
-    optimizer = torch.optim.Adam(organ.parameters(), lr=cfg.organ_lr, weight_decay=cfg.organ_weight_decay)
+    optimizer = torch.optim.Adam(
+        organ.parameters(),
+        lr=cfg.organ_lr,
+        weight_decay=cfg.organ_weight_decay,
+    )
 
     def organ_step(m, batch):
         volumes, labels = batch
@@ -791,12 +1197,25 @@ if cfg.organ_epochs > 0:
         acc = (logits.argmax(-1) == labels).float().mean().item()
         return torch.nn.functional.cross_entropy(logits, labels), {"acc": acc}
 
-    fit(organ, minibatches(*organ_train, batch_size=cfg.organ_batch_size, seed=seed_for(0)), organ_step,
-        epochs=cfg.organ_epochs, optimizer=optimizer, device=device, desc="OrganMNIST3D")
+    fit(
+        organ,
+        minibatches(
+            *organ_train, batch_size=cfg.organ_batch_size, seed=seed_for(0)
+        ),
+        organ_step,
+        epochs=cfg.organ_epochs,
+        optimizer=optimizer,
+        device=device,
+        desc="OrganMNIST3D",
+    )
     organ_acc = accuracy(organ.to(device), organ_test[0], organ_test[1])
-    print(f"OrganMNIST3D test accuracy: {organ_acc:.3f} (report: 0.77; MedMNIST v2's 3D ResNet-18: 0.907)")
+    print(
+        f"OrganMNIST3D test accuracy: {organ_acc:.3f} (report: 0.77; MedMNIST v2's 3D ResNet-18: 0.907)"
+    )
 else:
-    print("OrganMNIST3D training runs in the full profile (SEQLIB_PROFILE=full)")
+    print(
+        "OrganMNIST3D training runs in the full profile (SEQLIB_PROFILE=full)"
+    )
 
 # %% [markdown]
 # ```{admonition} Going further: the full profile
@@ -844,7 +1263,8 @@ def space_batches(z: torch.Tensor) -> torch.Tensor:
 
 
 def time_batches(z: torch.Tensor) -> torch.Tensor:
-    """(B, n_t, n_s, D) -> (B·n_s, n_t, D): one sequence per place, in frame order."""
+    """(B, n_t, n_s, D) -> (B·n_s, n_t, D): one sequence per place, in frame
+    order."""
     # BEGIN SOLUTION
     # HINT: swap the n_t and n_s axes first (permute), then merge B with n_s.
     B, nt, ns, D = z.shape
@@ -859,16 +1279,37 @@ def time_batches(z: torch.Tensor) -> torch.Tensor:
 # %% exercise="ex09-reshape" forbid=["seqlib"] tags=["check"]
 from seqlib.exercises import check_close, check_shape, check_true
 
-grid = torch.arange(2 * 3 * 4 * 5.0).reshape(2, 3, 4, 5)           # B = 2 clips, n_t = 3, n_s = 4, D = 5
-check_shape(space_batches(grid), (6, 4, 5), name="space_batches", letters="B·n_t, n_s, D")
-check_true(torch.equal(space_batches(grid)[1 * 3 + 0], grid[1, 0]),
-           "row b·n_t + t of space_batches should hold frame t of clip b (row 3 = clip 1, frame 0)")
-check_close(space_batches(grid), rearrange(grid, "b t s d -> (b t) s d"), name="space_batches")
-check_shape(time_batches(grid), (8, 3, 5), name="time_batches", letters="B·n_s, n_t, D")
-check_true(torch.equal(time_batches(grid)[1 * 4 + 2], grid[1, :, 2]),
-           "row b·n_s + s of time_batches should hold the tokens of clip b at place s in frame order "
-           "(row 6 = clip 1, place 2): swap the n_t and n_s axes before merging B with n_s")
-check_close(time_batches(grid), rearrange(grid, "b t s d -> (b s) t d"), name="time_batches")
+grid = torch.arange(2 * 3 * 4 * 5.0).reshape(
+    2, 3, 4, 5
+)  # B = 2 clips, n_t = 3, n_s = 4, D = 5
+check_shape(
+    space_batches(grid),
+    (6, 4, 5),
+    name="space_batches",
+    letters="B·n_t, n_s, D",
+)
+check_true(
+    torch.equal(space_batches(grid)[1 * 3 + 0], grid[1, 0]),
+    "row b·n_t + t of space_batches should hold frame t of clip b (row 3 = clip 1, frame 0)",
+)
+check_close(
+    space_batches(grid),
+    rearrange(grid, "b t s d -> (b t) s d"),
+    name="space_batches",
+)
+check_shape(
+    time_batches(grid), (8, 3, 5), name="time_batches", letters="B·n_s, n_t, D"
+)
+check_true(
+    torch.equal(time_batches(grid)[1 * 4 + 2], grid[1, :, 2]),
+    "row b·n_s + s of time_batches should hold the tokens of clip b at place s in frame order "
+    "(row 6 = clip 1, place 2): swap the n_t and n_s axes before merging B with n_s",
+)
+check_close(
+    time_batches(grid),
+    rearrange(grid, "b t s d -> (b s) t d"),
+    name="time_batches",
+)
 
 # %% [markdown]
 # :::{exercise} Counting tubelet tokens
@@ -890,8 +1331,17 @@ check_close(time_batches(grid), rearrange(grid, "b t s d -> (b s) t d"), name="t
 # ```
 
 # %% tags=["solution"]
-def count_tokens(frames: int, size: int, t: int, p: int, stride_t: int, stride_p: int, padding: int = 0) -> int:
-    """Tokens of a tubelet embedding: n_t · n_h · n_w from floor((L + 2·pad − k) / s) + 1 per axis."""
+def count_tokens(
+    frames: int,
+    size: int,
+    t: int,
+    p: int,
+    stride_t: int,
+    stride_p: int,
+    padding: int = 0,
+) -> int:
+    """Tokens of a tubelet embedding: n_t · n_h · n_w from floor((L + 2·pad −
+    k) / s) + 1 per axis."""
     # BEGIN SOLUTION
     # HINT: apply the formula once for time (frames, t, stride_t) and once per spatial axis (size, p, stride_p).
     n_t = (frames + 2 * padding - t) // stride_t + 1
@@ -902,8 +1352,13 @@ def count_tokens(frames: int, size: int, t: int, p: int, stride_t: int, stride_p
 
 # %% tags=["solution"]
 kinetics = count_tokens(32, 224, 2, 16, 2, 16)
-print("ViViT-B on a 32-frame 224×224 clip:", kinetics, "tokens;", f"{kinetics ** 2:,}",
-      "scores per head and block")
+print(
+    "ViViT-B on a 32-frame 224×224 clip:",
+    kinetics,
+    "tokens;",
+    f"{kinetics**2:,}",
+    "scores per head and block",
+)
 
 # %% [markdown] tags=["solution"]
 # 16 × 14 × 14 = 3136 tokens, so joint attention computes about 9.8 million scores
@@ -915,18 +1370,30 @@ print("ViViT-B on a 32-frame 224×224 clip:", kinetics, "tokens;", f"{kinetics *
 # %% exercise="ex09-tokens" forbid=["seqlib", "torch.nn.Conv3d", "torch.nn.functional.conv3d"] tags=["check"]
 from seqlib.exercises import check_true
 
-for args, what in (((28, 28, 8, 8, 8, 8), "the report's 28³ volume with 8³ tubelets"),
-                   ((8, 28, 2, 7, 2, 7), "8 frames of 28×28 with 2×7×7 tubelets"),
-                   ((28, 28, 8, 8, 4, 4), "overlapping tubelets (stride 4)"),
-                   ((28, 28, 8, 8, 8, 8, 2), "padding 2 on every side of every axis"),
-                   ((10, 24, 3, 5, 2, 4, 1), "kernel and stride that differ in time and space"),
-                   ((9, 30, 4, 8, 3, 7), "sizes the strides do not divide (round down)")):
+for args, what in (
+    ((28, 28, 8, 8, 8, 8), "the report's 28³ volume with 8³ tubelets"),
+    ((8, 28, 2, 7, 2, 7), "8 frames of 28×28 with 2×7×7 tubelets"),
+    ((28, 28, 8, 8, 4, 4), "overlapping tubelets (stride 4)"),
+    ((28, 28, 8, 8, 8, 8, 2), "padding 2 on every side of every axis"),
+    (
+        (10, 24, 3, 5, 2, 4, 1),
+        "kernel and stride that differ in time and space",
+    ),
+    ((9, 30, 4, 8, 3, 7), "sizes the strides do not divide (round down)"),
+):
     frames_, size_, t_, p_, st_, sp_, pad_ = (*args, 0)[:7]
-    # brute force: count the positions where the kernel fits inside the padded clip
-    want = (len(range(0, frames_ + 2 * pad_ - t_ + 1, st_)) * len(range(0, size_ + 2 * pad_ - p_ + 1, sp_)) ** 2)
+    # brute force: count the positions where the kernel fits inside the padded
+    # clip
+    want = (
+        len(range(0, frames_ + 2 * pad_ - t_ + 1, st_))
+        * len(range(0, size_ + 2 * pad_ - p_ + 1, sp_)) ** 2
+    )
     got = count_tokens(*args)
-    check_true(got == want, f"count_tokens{args} ({what}): got {got}, expected {want} tokens; "
-               "per axis floor((L + 2·pad − k) / s) + 1, time with (t, s_t), each spatial axis with (p, s_p)")
+    check_true(
+        got == want,
+        f"count_tokens{args} ({what}): got {got}, expected {want} tokens; "
+        "per axis floor((L + 2·pad − k) / s) + 1, time with (t, s_t), each spatial axis with (p, s_p)",
+    )
 
 # %% [markdown]
 # :::{exercise} When does factorising pay?
@@ -959,7 +1426,8 @@ for args, what in (((28, 28, 8, 8, 8, 8), "the report's 28³ volume with 8³ tub
 
 # %% tags=["solution"]
 def cost_ratio(n_t: int, n_s: int) -> float:
-    """C1 / C3: attention cost of the joint model over that of factorised self-attention."""
+    """C1 / C3: attention cost of the joint model over that of factorised
+    self-attention."""
     # BEGIN SOLUTION
     # HINT: C1 ∝ (n_t n_s)², C3 ∝ n_t n_s² + n_s n_t²; simplify the quotient.
     return n_t * n_s / (n_t + n_s)
@@ -968,11 +1436,27 @@ def cost_ratio(n_t: int, n_s: int) -> float:
 
 # %% tags=["solution"]
 for nt, ns in ((4, 16), (16, 196)):
-    c1 = vivit.attention_cost(vivit.ViViTConfig(variant="joint", frames=nt, image_size=int(ns ** 0.5), patch_size=1,
-                                                embedding="frame"))
-    c3 = vivit.attention_cost(vivit.ViViTConfig(variant="factorised_self_attention", frames=nt,
-                                                image_size=int(ns ** 0.5), patch_size=1, embedding="frame"))
-    print(f"n_t={nt}, n_s={ns}: C1/C3 = {c1 / c3:.2f} (formula {nt * ns / (nt + ns):.2f})")
+    c1 = vivit.attention_cost(
+        vivit.ViViTConfig(
+            variant="joint",
+            frames=nt,
+            image_size=int(ns**0.5),
+            patch_size=1,
+            embedding="frame",
+        )
+    )
+    c3 = vivit.attention_cost(
+        vivit.ViViTConfig(
+            variant="factorised_self_attention",
+            frames=nt,
+            image_size=int(ns**0.5),
+            patch_size=1,
+            embedding="frame",
+        )
+    )
+    print(
+        f"n_t={nt}, n_s={ns}: C1/C3 = {c1 / c3:.2f} (formula {nt * ns / (nt + ns):.2f})"
+    )
 
 # %% [markdown] tags=["solution"]
 # ```{solution-end}
@@ -982,11 +1466,25 @@ for nt, ns in ((4, 16), (16, 196)):
 from seqlib.exercises import check_close
 
 for nt_, ns_ in ((4, 16), (16, 196), (2, 9), (8, 49), (1, 25)):
-    joint, factorised = (vivit.attention_cost(vivit.ViViTConfig(variant=v, frames=nt_, image_size=int(ns_ ** 0.5),
-                                                                patch_size=1, embedding="frame"))
-                         for v in ("joint", "factorised_self_attention"))
-    check_close(float(cost_ratio(nt_, ns_)), joint / factorised, rtol=1e-6, atol=1e-9,
-                name=f"cost_ratio({nt_}, {ns_}) vs vivit.attention_cost of the two models")
+    joint, factorised = (
+        vivit.attention_cost(
+            vivit.ViViTConfig(
+                variant=v,
+                frames=nt_,
+                image_size=int(ns_**0.5),
+                patch_size=1,
+                embedding="frame",
+            )
+        )
+        for v in ("joint", "factorised_self_attention")
+    )
+    check_close(
+        float(cost_ratio(nt_, ns_)),
+        joint / factorised,
+        rtol=1e-6,
+        atol=1e-9,
+        name=f"cost_ratio({nt_}, {ns_}) vs vivit.attention_cost of the two models",
+    )
 
 # %% [markdown]
 # :::{exercise} Do tubelets know the arrow of time?
@@ -1018,12 +1516,22 @@ for nt_, ns_ in ((4, 16), (16, 196), (2, 9), (8, 49), (1, 25)):
 
 # %% tags=["solution"]
 torch.manual_seed(seed_for(0))
-tube_blind = vivit.vivit_tiny(variant="joint", embedding="tubelet", tubelet_frames=2, temporal_position=False,
-                              **base).eval()
+tube_blind = vivit.vivit_tiny(
+    variant="joint",
+    embedding="tubelet",
+    tubelet_frames=2,
+    temporal_position=False,
+    **base,
+).eval()
 with torch.no_grad():
-    forward_logits, reversed_logits = tube_blind(test.videos[:8]), tube_blind(reverse_time(test.videos[:8]))
-print("tubelet model without time positions gives the same logits for a clip and its reversal:",
-      torch.allclose(forward_logits, reversed_logits, atol=1e-5))
+    forward_logits, reversed_logits = (
+        tube_blind(test.videos[:8]),
+        tube_blind(reverse_time(test.videos[:8])),
+    )
+print(
+    "tubelet model without time positions gives the same logits for a clip and its reversal:",
+    torch.allclose(forward_logits, reversed_logits, atol=1e-5),
+)
 
 # %% [markdown] tags=["solution"]
 # ```{solution-end}

@@ -58,8 +58,9 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("seqlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "seqlib @ git+https://github.com/attention-course/attention-book"], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    repo = "git+https://github.com/attention-course/attention-book"
+    subprocess.run([*pip, f"seqlib @ {repo}"], check=True)
 
 from seqlib.notebook import start
 
@@ -76,7 +77,7 @@ import torch
 import torch.nn.functional as F
 
 from seqlib import attention, claims, profiles, rvt, train
-from seqlib import rvt_keras as rk                                         # sets up Keras on the torch backend
+from seqlib import rvt_keras as rk  # sets up Keras on the torch backend
 from seqlib.attention import MultiHeadAttention
 from seqlib.data import FASHION_CLASSES, load_event_clips
 from seqlib.swin import window_partition
@@ -132,21 +133,41 @@ print(inspect.getsource(rk.RVTBlock.call))
 
 # %%
 keras.utils.set_random_seed(seed_for(0))
-walk = np.random.default_rng(seed_for(0)).random((2, 2, 3, 3, 1), dtype=np.float32)  # (B, T, H, W, C)
-block = rk.RVTBlock(input_channels=1, output_channels=cfg.keras_channels, lstm_hidden_size=cfg.keras_lstm)
+walk = np.random.default_rng(seed_for(0)).random(
+    (2, 2, 3, 3, 1), dtype=np.float32
+)  # (B, T, H, W, C)
+block = rk.RVTBlock(
+    input_channels=1,
+    output_channels=cfg.keras_channels,
+    lstm_hidden_size=cfg.keras_lstm,
+)
 rec = rk.run_sequence(block, walk)
 for key, values in rec.items():
     print(f"{key:9s} {len(values)} steps of {tuple(values[0].shape)}")
 
 # %%
 gate = ops.convert_to_numpy(rec["gate"][0])
-assert gate.min() > 0 and gate.max() < 1                                  # a sigmoid gate, not a softmax
-np.testing.assert_allclose(ops.convert_to_numpy(rec["block"][0]),
-                           ops.convert_to_numpy(rec["conv"][0]) * gate, rtol=1e-6)
-np.testing.assert_allclose(ops.convert_to_numpy(rec["out"][1]), ops.convert_to_numpy(rec["h"][1]))
-fresh = block(walk[:, 1])                                                 # step 2 from zero states
-carried = not np.allclose(ops.convert_to_numpy(fresh[1]), ops.convert_to_numpy(rec["h"][1]))
-print("gate in (0, 1):", True, "| LSTM output equals hidden state:", True, "| state changes step 2:", carried)
+assert gate.min() > 0 and gate.max() < 1  # a sigmoid gate, not a softmax
+np.testing.assert_allclose(
+    ops.convert_to_numpy(rec["block"][0]),
+    ops.convert_to_numpy(rec["conv"][0]) * gate,
+    rtol=1e-6,
+)
+np.testing.assert_allclose(
+    ops.convert_to_numpy(rec["out"][1]), ops.convert_to_numpy(rec["h"][1])
+)
+fresh = block(walk[:, 1])  # step 2 from zero states
+carried = not np.allclose(
+    ops.convert_to_numpy(fresh[1]), ops.convert_to_numpy(rec["h"][1])
+)
+print(
+    "gate in (0, 1):",
+    True,
+    "| LSTM output equals hidden state:",
+    True,
+    "| state changes step 2:",
+    carried,
+)
 assert carried
 
 # %% [markdown]
@@ -156,17 +177,24 @@ assert carried
 # query); the gate cannot, because its receptive field is 5×5.
 
 # %%
-frame = np.random.default_rng(seed_for(1)).random((1, 12, 12, 1), dtype=np.float32)
+frame = np.random.default_rng(seed_for(1)).random(
+    (1, 12, 12, 1), dtype=np.float32
+)
 probe = rk.BlockSelfAttention(cfg.keras_channels)
 u = block.conv2d_input(frame)
 far = frame.copy()
-far[0, 11, 11, 0] += 5.0                                                  # 11 pixels away from (0, 0)
+far[0, 11, 11, 0] += 5.0  # 11 pixels away from (0, 0)
 _, gate_a = probe(u, return_attention=True)
 _, gate_b = probe(block.conv2d_input(far), return_attention=True)
 gate_a, gate_b = ops.convert_to_numpy(gate_a), ops.convert_to_numpy(gate_b)
 same_far = bool(np.allclose(gate_a[0, :5, :5], gate_b[0, :5, :5]))
 moved_near = bool(not np.allclose(gate_a[0, 9:, 9:], gate_b[0, 9:, 9:]))
-print("gate near (0, 0) unchanged by the far pixel:", same_far, "| gate near (11, 11) changed:", moved_near)
+print(
+    "gate near (0, 0) unchanged by the far pixel:",
+    same_far,
+    "| gate near (11, 11) changed:",
+    moved_near,
+)
 assert same_far and moved_near
 
 # %% [markdown]
@@ -182,43 +210,81 @@ assert same_far and moved_near
 
 # %%
 def slides_figures(rec: dict, *, sample: int = 0, title: str = "") -> None:
-    """The slides' six views of one :func:`run_sequence` record, for one sample."""
-    npy = {k: [ops.convert_to_numpy(v)[sample] for v in vals] for k, vals in rec.items()}
+    """The slides' six views of one :func:`run_sequence` record, for one
+    sample."""
+    npy = {
+        k: [ops.convert_to_numpy(v)[sample] for v in vals]
+        for k, vals in rec.items()
+    }
     T, C = len(npy["conv"]), npy["conv"][0].shape[-1]
     fig = plt.figure(figsize=(13, 9.5))
     grid = fig.add_gridspec(4, max(C, T, 4))
-    for c in range(C):                                                    # 1: conv features
+    for c in range(C):  # 1: conv features
         ax = fig.add_subplot(grid[0, c])
         im = ax.imshow(npy["conv"][0][..., c], cmap="viridis")
         fig.colorbar(im, ax=ax, fraction=0.046)
-        ax.set(title=f"1. conv feature {c} (t=0)", xlabel="x (pixel)", ylabel="y (pixel)")
-    for t in range(T):                                                    # 3: gate over time
+        ax.set(
+            title=f"1. conv feature {c} (t=0)",
+            xlabel="x (pixel)",
+            ylabel="y (pixel)",
+        )
+    for t in range(T):  # 3: gate over time
         ax = fig.add_subplot(grid[1, t])
         im = ax.imshow(npy["gate"][t].mean(-1), cmap="hot", vmin=0, vmax=1)
         fig.colorbar(im, ax=ax, fraction=0.046, label="gate")
-        ax.set(title=("2. block map" if t == 0 else "3. block map") + f", t={t}", xlabel="x (pixel)",
-               ylabel="y (pixel)")
-    ax = fig.add_subplot(grid[2, 0])                                      # 4: grid branch
+        ax.set(
+            title=("2. block map" if t == 0 else "3. block map") + f", t={t}",
+            xlabel="x (pixel)",
+            ylabel="y (pixel)",
+        )
+    ax = fig.add_subplot(grid[2, 0])  # 4: grid branch
     im = ax.imshow(npy["grid"][0].mean(-1), cmap="hot")
     fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set(title="4. grid branch (t=0)", xlabel="x (pixel)", ylabel="y (pixel)")
-    for c in range(min(C, grid.ncols - 1)):                               # 5: combined features
+    ax.set(
+        title="4. grid branch (t=0)", xlabel="x (pixel)", ylabel="y (pixel)"
+    )
+    for c in range(min(C, grid.ncols - 1)):  # 5: combined features
         ax = fig.add_subplot(grid[2, c + 1])
         ax.imshow(npy["combined"][0][..., c], cmap="gray")
-        ax.set(title=f"5. combined ch {c} (t=0)", xlabel="x (pixel)", ylabel="y (pixel)")
-    ax = fig.add_subplot(grid[3, :])                                      # 6: LSTM over time
-    out, hid = np.stack(npy["out"]), np.stack(npy["h"])                   # (T, U)
+        ax.set(
+            title=f"5. combined ch {c} (t=0)",
+            xlabel="x (pixel)",
+            ylabel="y (pixel)",
+        )
+    ax = fig.add_subplot(grid[3, :])  # 6: LSTM over time
+    out, hid = np.stack(npy["out"]), np.stack(npy["h"])  # (T, U)
     for u in range(out.shape[1]):
-        ax.plot(range(T), hid[:, u], color="purple", lw=2.5, alpha=0.5, label="hidden state $h_t$" if u == 0 else None)
-        ax.plot(range(T), out[:, u], color="green", ls="--", marker="o", label="LSTM output $o_t$" if u == 0 else None)
-    ax.set(title="6. LSTM outputs (green) and hidden states (purple), one line per unit", xlabel="time step t",
-           ylabel="activation", xticks=range(T))
+        ax.plot(
+            range(T),
+            hid[:, u],
+            color="purple",
+            lw=2.5,
+            alpha=0.5,
+            label="hidden state $h_t$" if u == 0 else None,
+        )
+        ax.plot(
+            range(T),
+            out[:, u],
+            color="green",
+            ls="--",
+            marker="o",
+            label="LSTM output $o_t$" if u == 0 else None,
+        )
+    ax.set(
+        title="6. LSTM outputs (green) and hidden states (purple), one line per unit",
+        xlabel="time step t",
+        ylabel="activation",
+        xticks=range(T),
+    )
     ax.legend(loc="upper left")
     fig.suptitle(title)
     plt.show()
 
 
-slides_figures(rec, title="The slides' block on the walk-through's random data (2 × 2 × 3×3×1), sample 0")
+slides_figures(
+    rec,
+    title="The slides' block on the walk-through's random data (2 × 2 × 3×3×1), sample 0",
+)
 
 # %% [markdown]
 # On 3×3 inputs every map is tiny and the "same" padding dominates: the pictures
@@ -231,22 +297,54 @@ slides_figures(rec, title="The slides' block on the walk-through's random data (
 # 16×16 pixels.
 
 # %%
-real = load_event_clips("test", n=2, seed=seed_for(7), frames=cfg.frames, moving_frames=cfg.moving_frames,
-                        canvas=cfg.canvas, item=cfg.item, classes=cfg.classes)
-scenes = F.interpolate(real.frames.flatten(0, 1), size=cfg.keras_frame, mode="area")   # (B·F, 1, h, w)
-scenes = scenes.view(2, cfg.frames, 1, cfg.keras_frame, cfg.keras_frame).permute(0, 1, 3, 4, 2)
+real = load_event_clips(
+    "test",
+    n=2,
+    seed=seed_for(7),
+    frames=cfg.frames,
+    moving_frames=cfg.moving_frames,
+    canvas=cfg.canvas,
+    item=cfg.item,
+    classes=cfg.classes,
+)
+scenes = F.interpolate(
+    real.frames.flatten(0, 1), size=cfg.keras_frame, mode="area"
+)  # (B·F, 1, h, w)
+scenes = scenes.view(
+    2, cfg.frames, 1, cfg.keras_frame, cfg.keras_frame
+).permute(0, 1, 3, 4, 2)
 keras.utils.set_random_seed(seed_for(0))
-block_real = rk.RVTBlock(input_channels=1, output_channels=cfg.keras_channels,
-                         lstm_hidden_size=cfg.keras_lstm)
-rec_real = rk.run_sequence(block_real, scenes.numpy())                    # (B, F, h, w, 1) channels-last
-print("frames:", tuple(scenes.shape), "| LSTM input per step:", tuple(rec_real["flat"][0].shape))
+block_real = rk.RVTBlock(
+    input_channels=1,
+    output_channels=cfg.keras_channels,
+    lstm_hidden_size=cfg.keras_lstm,
+)
+rec_real = rk.run_sequence(
+    block_real, scenes.numpy()
+)  # (B, F, h, w, 1) channels-last
+print(
+    "frames:",
+    tuple(scenes.shape),
+    "| LSTM input per step:",
+    tuple(rec_real["flat"][0].shape),
+)
 gates_real = [ops.convert_to_numpy(g) for g in rec_real["gate"]]
 hidden_real = [ops.convert_to_numpy(h) for h in rec_real["h"]]
-stopped = range(cfg.moving_frames, cfg.frames)                      # the scene no longer changes here
-assert all(np.allclose(gates_real[t], gates_real[cfg.moving_frames - 1]) for t in stopped)
-assert not np.allclose(hidden_real[-1], hidden_real[-2])                 # the LSTM state still moves
-slides_figures(rec_real, title=f"The slides' block on a moving {FASHION_CLASSES[real.classes[int(real.labels[0])]]}, "
-                               f"{cfg.keras_frame}×{cfg.keras_frame} frames")
+stopped = range(
+    cfg.moving_frames, cfg.frames
+)  # the scene no longer changes here
+assert all(
+    np.allclose(gates_real[t], gates_real[cfg.moving_frames - 1])
+    for t in stopped
+)
+assert not np.allclose(
+    hidden_real[-1], hidden_real[-2]
+)  # the LSTM state still moves
+slides_figures(
+    rec_real,
+    title=f"The slides' block on a moving {FASHION_CLASSES[real.classes[int(real.labels[0])]]}, "
+    f"{cfg.keras_frame}×{cfg.keras_frame} frames",
+)
 
 # %% [markdown]
 # On a real frame the gate follows edges and the item's outline, and the gate
@@ -325,15 +423,21 @@ for w, members in enumerate(window_partition(ids, 4)[..., 0].long()):
 for w, members in enumerate(rvt.grid_partition(ids, 4)[..., 0].long()):
     grid_id[members] = w
 torch.manual_seed(seed_for(0))
-layers = {"block": rvt.partition_block(8, 2, 4, mode="block"), "grid": rvt.partition_block(8, 2, 4, mode="grid")}
+layers = {
+    "block": rvt.partition_block(8, 2, 4, mode="block"),
+    "grid": rvt.partition_block(8, 2, 4, mode="grid"),
+}
 layers["block → grid"] = torch.nn.Sequential(layers["block"], layers["grid"])
 reach = {}
 for name, layer in layers.items():
     x = torch.randn(1, H, H, 8, requires_grad=True)
     layer(x)[0, 0, 0].sum().backward()
-    reach[name] = x.grad[0].abs().sum(-1) > 1e-7                          # (H, W) bool
+    reach[name] = x.grad[0].abs().sum(-1) > 1e-7  # (H, W) bool
 fig, axes = plt.subplots(1, 5, figsize=(17, 3.6))
-for ax, ids_, name in ((axes[0], block_id, "block partition, P=4"), (axes[1], grid_id, "grid partition, G=4")):
+for ax, ids_, name in (
+    (axes[0], block_id, "block partition, P=4"),
+    (axes[1], grid_id, "grid partition, G=4"),
+):
     ax.imshow(ids_.view(H, H), cmap="tab20")
     for (r, c), v in np.ndenumerate(ids_.view(H, H).numpy()):
         ax.text(c, r, int(v), ha="center", va="center", fontsize=8)
@@ -341,11 +445,17 @@ for ax, ids_, name in ((axes[0], block_id, "block partition, P=4"), (axes[1], gr
 for ax, (name, r) in zip(axes[2:], reach.items()):
     ax.imshow(r.numpy(), cmap="Greens", vmin=0, vmax=1.3)
     ax.plot(0, 0, "r*", ms=12)
-    ax.set(title=f"reach of token (0,0): {name}", xlabel="token column", ylabel="token row")
+    ax.set(
+        title=f"reach of token (0,0): {name}",
+        xlabel="token column",
+        ylabel="token row",
+    )
 plt.show()
 print({name: int(r.sum()) for name, r in reach.items()})
-assert not reach["block"][4:, 4:].any() and reach["grid"][4:, 4:].any()     # grid crosses the map
-assert reach["block → grid"].all()                                          # P·G = 16 ≥ H = 8
+assert (
+    not reach["block"][4:, 4:].any() and reach["grid"][4:, 4:].any()
+)  # grid crosses the map
+assert reach["block → grid"].all()  # P·G = 16 ≥ H = 8
 
 # %% [markdown]
 # One block layer sees its 16 tokens, one grid layer sees 16 tokens spread over
@@ -376,27 +486,47 @@ assert reach["block → grid"].all()                                          # 
 # %%
 print(inspect.getsource(rvt.RVT.step))
 print(inspect.getsource(rvt.RVT.forward))
-common = dict(frames=cfg.frames, moving_frames=cfg.moving_frames, canvas=cfg.canvas, item=cfg.item,
-              noise=cfg.noise, classes=cfg.classes)
-train_set = load_event_clips("train", n=cfg.n_train, seed=seed_for(0), **common)
+common = dict(
+    frames=cfg.frames,
+    moving_frames=cfg.moving_frames,
+    canvas=cfg.canvas,
+    item=cfg.item,
+    noise=cfg.noise,
+    classes=cfg.classes,
+)
+train_set = load_event_clips(
+    "train", n=cfg.n_train, seed=seed_for(0), **common
+)
 test_set = load_event_clips("test", n=cfg.n_test, seed=seed_for(1), **common)
 names = [FASHION_CLASSES[c] for c in train_set.classes]
 print("events:", tuple(train_set.events.shape), "| classes:", names)
-silent = train_set.events[:, cfg.moving_frames:].mean().item()
-print(f"event rate after the item stops: {silent:.3f} (the noise level is {cfg.noise})")
+silent = train_set.events[:, cfg.moving_frames :].mean().item()
+print(
+    f"event rate after the item stops: {silent:.3f} (the noise level is {cfg.noise})"
+)
 assert abs(silent - cfg.noise) < 0.002
 
 # %%
 clip = 0
 fig, axes = plt.subplots(2, cfg.frames, figsize=(2.6 * cfg.frames, 5.4))
 for t in range(cfg.frames):
-    axes[0, t].imshow(train_set.frames[clip, t, 0], cmap="gray", vmin=0, vmax=1)
+    axes[0, t].imshow(
+        train_set.frames[clip, t, 0], cmap="gray", vmin=0, vmax=1
+    )
     ev = train_set.events[clip, t]
     axes[1, t].imshow(ev[0] - ev[1], cmap="bwr", vmin=-1, vmax=1)
     state = "moving" if train_set.moving[clip, t] else "stopped"
-    axes[0, t].set(title=f"scene, frame {t} ({state})", xlabel="x (pixel)", ylabel="y (pixel)")
-    axes[1, t].set(title=f"events, frame {t}", xlabel="x (pixel)", ylabel="y (pixel)")
-fig.suptitle(f"A training clip ({names[int(train_set.labels[clip])]}): red on, blue off events")
+    axes[0, t].set(
+        title=f"scene, frame {t} ({state})",
+        xlabel="x (pixel)",
+        ylabel="y (pixel)",
+    )
+    axes[1, t].set(
+        title=f"events, frame {t}", xlabel="x (pixel)", ylabel="y (pixel)"
+    )
+fig.suptitle(
+    f"A training clip ({names[int(train_set.labels[clip])]}): red on, blue off events"
+)
 plt.show()
 
 # %% [markdown]
@@ -411,57 +541,98 @@ plt.show()
 
 # %%
 def make_model(lstm: bool, window: int = 1) -> rvt.RVT:
-    """The chapter's RVT; ``window`` > 1 makes its input the last ``window`` event frames (2 channels each)."""
-    train.seed_everything(seed_for(0))                                    # the same start for every model
-    return rvt.rvt_tiny(image_size=cfg.canvas, in_channels=2 * window, dims=cfg.dims, strides=cfg.strides,
-                        heads=cfg.heads, block=cfg.block, grid=cfg.grid, depth=cfg.depth,
-                        num_classes=len(cfg.classes), lstm=lstm)
+    """The chapter's RVT; ``window`` > 1 makes its input the last ``window``
+    event frames (2 channels each)."""
+    train.seed_everything(seed_for(0))  # the same start for every model
+    return rvt.rvt_tiny(
+        image_size=cfg.canvas,
+        in_channels=2 * window,
+        dims=cfg.dims,
+        strides=cfg.strides,
+        heads=cfg.heads,
+        block=cfg.block,
+        grid=cfg.grid,
+        depth=cfg.depth,
+        num_classes=len(cfg.classes),
+        lstm=lstm,
+    )
 
 
 def step(model, batch):
     clips, labels = batch
     logits = model(clips)
-    return F.cross_entropy(logits, labels), {"acc": (logits.argmax(-1) == labels).float().mean().item()}
+    return F.cross_entropy(logits, labels), {
+        "acc": (logits.argmax(-1) == labels).float().mean().item()
+    }
 
 
 @torch.no_grad()
 def test_accuracy(model) -> float:
     model.eval()
-    return (model(test_set.events.to(device)).argmax(-1).cpu() == test_set.labels).float().mean().item()
+    return (
+        (model(test_set.events.to(device)).argmax(-1).cpu() == test_set.labels)
+        .float()
+        .mean()
+        .item()
+    )
 
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 results, models = {}, {}
-epochs = max(cfg.epochs, 6)                                            # the smoke profile's 3 are too few
+epochs = max(cfg.epochs, 6)  # the smoke profile's 3 are too few
 
 
-def train_model(model: rvt.RVT, inputs: torch.Tensor, desc: str) -> tuple[dict, float]:
-    """Train ``model`` on ``inputs`` (N, F, C, S, S) and the training labels: (history, seconds).
+def train_model(
+    model: rvt.RVT, inputs: torch.Tensor, desc: str
+) -> tuple[dict, float]:
+    """Train ``model`` on ``inputs`` (N, F, C, S, S) and the training labels:
+    (history, seconds).
 
-    Every model of the chapter gets the same recipe: the same batches in the same
-    order (stream 0), AdamW with the same settings, the same number of epochs.
+    Every model of the chapter gets the same recipe: the same batches in the
+    same order (stream 0), AdamW with the same settings, the same number of
+    epochs.
     """
-    batches = train.minibatches(inputs, train_set.labels, batch_size=cfg.batch_size, seed=seed_for(0))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    batches = train.minibatches(
+        inputs, train_set.labels, batch_size=cfg.batch_size, seed=seed_for(0)
+    )
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=0.01
+    )
     t0 = time.perf_counter()
-    history = train.fit(model, batches, step, epochs=epochs, optimizer=optimizer, device=device, desc=desc)
+    history = train.fit(
+        model,
+        batches,
+        step,
+        epochs=epochs,
+        optimizer=optimizer,
+        device=device,
+        desc=desc,
+    )
     return history, time.perf_counter() - t0
 
 
 for lstm in (True, False):
     model = make_model(lstm)
     history, seconds = train_model(model, train_set.events, f"lstm={lstm}")
-    results[lstm] = dict(acc=test_accuracy(model), seconds=seconds, loss=history["loss"],
-                         params=sum(p.numel() for p in model.parameters()))
+    results[lstm] = dict(
+        acc=test_accuracy(model),
+        seconds=seconds,
+        loss=history["loss"],
+        params=sum(p.numel() for p in model.parameters()),
+    )
     models[lstm] = model
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 for lstm, r in results.items():
-    print(f"{'with' if lstm else 'without'} LSTM: test accuracy {r['acc']:.3f}, "
-          f"{r['params']:,} parameters, trained in {r['seconds']:.0f} s")
-    print("    training loss per epoch:", " ".join(f"{v:.3f}" for v in r["loss"]))
+    print(
+        f"{'with' if lstm else 'without'} LSTM: test accuracy {r['acc']:.3f}, "
+        f"{r['params']:,} parameters, trained in {r['seconds']:.0f} s"
+    )
+    print(
+        "    training loss per epoch:", " ".join(f"{v:.3f}" for v in r["loss"])
+    )
 
 # %% [markdown]
 # What margin should we demand? Without memory the last frame is noise that is
@@ -478,12 +649,27 @@ for lstm, r in results.items():
 chance = np.bincount(test_set.labels.numpy()).max() / len(test_set.labels)
 se = math.sqrt(0.25 * 0.75 / len(test_set.labels))
 with_lstm, without = results[True]["acc"], results[False]["acc"]
-claims.check("ch10-no-memory-chance", "Without the LSTM the test accuracy after the last frame is within four "
-             "standard errors of chance", without - chance, f"< {4 * se:.4f}")
-claims.check("ch10-lstm-memory-gain", "With the ConvLSTM the RVT classifies the item after the silent frames at "
-             "least 20 points better than without it", with_lstm - without, ">= 0.20", flagship=True)
-print(f"chance (most frequent class): {chance:.3f}, 4 standard errors: {4 * se:.3f}")
-print(f"without LSTM − chance: {without - chance:+.3f} | with LSTM − without: {with_lstm - without:+.3f}")
+claims.check(
+    "ch10-no-memory-chance",
+    "Without the LSTM the test accuracy after the last frame is within four "
+    "standard errors of chance",
+    without - chance,
+    f"< {4 * se:.4f}",
+)
+claims.check(
+    "ch10-lstm-memory-gain",
+    "With the ConvLSTM the RVT classifies the item after the silent frames at "
+    "least 20 points better than without it",
+    with_lstm - without,
+    ">= 0.20",
+    flagship=True,
+)
+print(
+    f"chance (most frequent class): {chance:.3f}, 4 standard errors: {4 * se:.3f}"
+)
+print(
+    f"without LSTM − chance: {without - chance:+.3f} | with LSTM − without: {with_lstm - without:+.3f}"
+)
 
 # %% [markdown]
 # On seeds 0–2 the model with the ConvLSTM beats the one without by 36 to 58
@@ -499,30 +685,67 @@ print(f"without LSTM − chance: {without - chance:+.3f} | with LSTM − without
 
 # %%
 @torch.no_grad()
-def accuracy_per_frame(model: rvt.RVT, events: torch.Tensor, labels: torch.Tensor) -> list[float]:
+def accuracy_per_frame(
+    model: rvt.RVT, events: torch.Tensor, labels: torch.Tensor
+) -> list[float]:
     model.eval()
-    states, accs = model.initial_state(), []                              # zeros at the start of the clip
+    states, accs = model.initial_state(), []  # zeros at the start of the clip
     for t in range(events.shape[1]):
-        logits, states = model.step(events[:, t], states)                 # the states go in and come back
+        logits, states = model.step(
+            events[:, t], states
+        )  # the states go in and come back
         accs.append((logits.argmax(-1) == labels).float().mean().item())
     return accs
 
 
-per_frame = {lstm: accuracy_per_frame(models[lstm], test_set.events, test_set.labels) for lstm in (True, False)}
+per_frame = {
+    lstm: accuracy_per_frame(models[lstm], test_set.events, test_set.labels)
+    for lstm in (True, False)
+}
 last_moving = cfg.moving_frames - 1
-claims.check("ch10-lstm-early", "With the LSTM the prediction is already at least 20 points above chance at the "
-             "last frame in which the item moves", per_frame[True][last_moving] - chance, ">= 0.20")
-claims.check("ch10-lstm-keeps", "With the LSTM the accuracy drops by less than 10 points over the silent frames",
-             per_frame[True][last_moving] - per_frame[True][-1], "< 0.10")
-claims.check("ch10-no-memory-every-frame", "Without the LSTM the accuracy after every frame is within four "
-             "standard errors of chance", max(per_frame[False]) - chance, f"< {4 * se:.4f}")
+claims.check(
+    "ch10-lstm-early",
+    "With the LSTM the prediction is already at least 20 points above chance at the "
+    "last frame in which the item moves",
+    per_frame[True][last_moving] - chance,
+    ">= 0.20",
+)
+claims.check(
+    "ch10-lstm-keeps",
+    "With the LSTM the accuracy drops by less than 10 points over the silent frames",
+    per_frame[True][last_moving] - per_frame[True][-1],
+    "< 0.10",
+)
+claims.check(
+    "ch10-no-memory-every-frame",
+    "Without the LSTM the accuracy after every frame is within four "
+    "standard errors of chance",
+    max(per_frame[False]) - chance,
+    f"< {4 * se:.4f}",
+)
 fig, ax = plt.subplots(figsize=(7, 3.8))
 for lstm, color in ((True, "tab:green"), (False, "tab:gray")):
-    ax.plot(range(cfg.frames), per_frame[lstm], "o-", color=color, label=f"{'with' if lstm else 'without'} LSTM")
-ax.axvspan(cfg.moving_frames - 0.5, cfg.frames - 0.5, color="0.9", label="item stopped: noise only")
+    ax.plot(
+        range(cfg.frames),
+        per_frame[lstm],
+        "o-",
+        color=color,
+        label=f"{'with' if lstm else 'without'} LSTM",
+    )
+ax.axvspan(
+    cfg.moving_frames - 0.5,
+    cfg.frames - 0.5,
+    color="0.9",
+    label="item stopped: noise only",
+)
 ax.axhline(chance, color="k", ls=":", label="chance")
-ax.set(title="Accuracy of the prediction after each frame (test clips)", xlabel="frame",
-       ylabel="accuracy", ylim=(0, 1), xticks=range(cfg.frames))
+ax.set(
+    title="Accuracy of the prediction after each frame (test clips)",
+    xlabel="frame",
+    ylabel="accuracy",
+    ylim=(0, 1),
+    xticks=range(cfg.frames),
+)
 ax.legend(loc="center right", fontsize=8)
 plt.show()
 
@@ -557,66 +780,164 @@ plt.show()
 
 # %%
 print(inspect.getsource(rvt.frame_window))
-silence = cfg.frames - cfg.moving_frames                           # silent frames at the end of a clip
-window_sizes = (silence, silence + 1, cfg.frames)                     # noise only; + last moving frame; all
-longer_set = load_event_clips("test", n=cfg.n_test, seed=seed_for(1), **{**common, "frames": cfg.frames + 1})
-assert torch.equal(longer_set.labels, test_set.labels)                   # the same clips, one more silent frame
-assert torch.equal(longer_set.positions[:, :cfg.frames], test_set.positions)
-print(f"windows k = {window_sizes}; longer clips: {tuple(longer_set.events.shape)}")
+silence = cfg.frames - cfg.moving_frames  # silent frames at the end of a clip
+window_sizes = (
+    silence,
+    silence + 1,
+    cfg.frames,
+)  # noise only; + last moving frame; all
+longer_set = load_event_clips(
+    "test",
+    n=cfg.n_test,
+    seed=seed_for(1),
+    **{**common, "frames": cfg.frames + 1},
+)
+assert torch.equal(
+    longer_set.labels, test_set.labels
+)  # the same clips, one more silent frame
+assert torch.equal(longer_set.positions[:, : cfg.frames], test_set.positions)
+print(
+    f"windows k = {window_sizes}; longer clips: {tuple(longer_set.events.shape)}"
+)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 @torch.no_grad()
-def last_frame_accuracy(model: rvt.RVT, events: torch.Tensor, labels: torch.Tensor, window: int | None) -> float:
-    """Accuracy after the last frame: the clip frame by frame (window None) or its last ``window`` frames."""
+def last_frame_accuracy(
+    model: rvt.RVT,
+    events: torch.Tensor,
+    labels: torch.Tensor,
+    window: int | None,
+) -> float:
+    """Accuracy after the last frame: the clip frame by frame (window None) or
+    its last ``window`` frames."""
     model.eval()
-    clips = events if window is None else rvt.frame_window(events, window).unsqueeze(1)
-    return (model(clips.to(device)).argmax(-1).cpu() == labels).float().mean().item()
+    clips = (
+        events
+        if window is None
+        else rvt.frame_window(events, window).unsqueeze(1)
+    )
+    return (
+        (model(clips.to(device)).argmax(-1).cpu() == labels)
+        .float()
+        .mean()
+        .item()
+    )
 
 
 windowed = {}
 for k in window_sizes:
     model = make_model(False, window=k)
-    inputs = rvt.frame_window(train_set.events, k).unsqueeze(1)          # (N, 1, 2k, S, S): one stacked frame
+    inputs = rvt.frame_window(train_set.events, k).unsqueeze(
+        1
+    )  # (N, 1, 2k, S, S): one stacked frame
     history, seconds = train_model(model, inputs, f"window {k}")
-    windowed[k] = dict(model=model, seconds=seconds, loss=history["loss"],
-                       acc=last_frame_accuracy(model, test_set.events, test_set.labels, k),
-                       longer=last_frame_accuracy(model, longer_set.events, longer_set.labels, k))
+    windowed[k] = dict(
+        model=model,
+        seconds=seconds,
+        loss=history["loss"],
+        acc=last_frame_accuracy(model, test_set.events, test_set.labels, k),
+        longer=last_frame_accuracy(
+            model, longer_set.events, longer_set.labels, k
+        ),
+    )
 for lstm in (True, False):
-    results[lstm]["longer"] = last_frame_accuracy(models[lstm], longer_set.events, longer_set.labels, None)
-rows = [(f"{'with' if lstm else 'without'} LSTM", results[lstm]) for lstm in (True, False)]
+    results[lstm]["longer"] = last_frame_accuracy(
+        models[lstm], longer_set.events, longer_set.labels, None
+    )
+rows = [
+    (f"{'with' if lstm else 'without'} LSTM", results[lstm])
+    for lstm in (True, False)
+]
 rows += [(f"window k={k}", windowed[k]) for k in window_sizes]
-print(f"{'model':>14} {f'{silence} silent (trained)':>20} {f'{silence + 1} silent':>10} {'train s':>8}")
+print(
+    f"{'model':>14} {f'{silence} silent (trained)':>20} {f'{silence + 1} silent':>10} {'train s':>8}"
+)
 for name, r in rows:
-    print(f"{name:>14} {r['acc']:>20.3f} {r['longer']:>10.3f} {r['seconds']:>8.0f}")
+    print(
+        f"{name:>14} {r['acc']:>20.3f} {r['longer']:>10.3f} {r['seconds']:>8.0f}"
+    )
 for k in window_sizes:
-    print(f"window k={k} training loss per epoch:", " ".join(f"{v:.3f}" for v in windowed[k]["loss"]))
+    print(
+        f"window k={k} training loss per epoch:",
+        " ".join(f"{v:.3f}" for v in windowed[k]["loss"]),
+    )
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 short, reach, whole = (windowed[k] for k in window_sizes)
-claims.check("ch10-window-noise-chance", "A feed-forward window of only the silent frames is within four standard "
-             "errors of chance", short["acc"] - chance, f"< {4 * se:.4f}")
-claims.check("ch10-window-reach-gain", "A window that reaches back to the last frame in which the item moves "
-             "classifies at least 20 points better than one of the silent frames only", reach["acc"] - short["acc"],
-             ">= 0.20")
-claims.check("ch10-window-clip-above-chance", "A window that covers the whole clip classifies at least 30 points "
-             "above chance", whole["acc"] - chance, ">= 0.30")
-claims.check("ch10-window-beyond-chance", "With one more silent frame than in training, the window that reached "
-             "the last moving frame is within four standard errors of chance", reach["longer"] - chance,
-             f"< {4 * se:.4f}")
-claims.check("ch10-lstm-beyond-window", "With one more silent frame than in training, the LSTM model classifies at "
-             "least 20 points better than that window", results[True]["longer"] - reach["longer"], ">= 0.20")
-claims.check("ch10-window-clip-shift-drop", "One more silent frame than in training costs the whole-clip window at "
-             "least 20 points of accuracy", whole["acc"] - whole["longer"], ">= 0.20")
+claims.check(
+    "ch10-window-noise-chance",
+    "A feed-forward window of only the silent frames is within four standard "
+    "errors of chance",
+    short["acc"] - chance,
+    f"< {4 * se:.4f}",
+)
+claims.check(
+    "ch10-window-reach-gain",
+    "A window that reaches back to the last frame in which the item moves "
+    "classifies at least 20 points better than one of the silent frames only",
+    reach["acc"] - short["acc"],
+    ">= 0.20",
+)
+claims.check(
+    "ch10-window-clip-above-chance",
+    "A window that covers the whole clip classifies at least 30 points "
+    "above chance",
+    whole["acc"] - chance,
+    ">= 0.30",
+)
+claims.check(
+    "ch10-window-beyond-chance",
+    "With one more silent frame than in training, the window that reached "
+    "the last moving frame is within four standard errors of chance",
+    reach["longer"] - chance,
+    f"< {4 * se:.4f}",
+)
+claims.check(
+    "ch10-lstm-beyond-window",
+    "With one more silent frame than in training, the LSTM model classifies at "
+    "least 20 points better than that window",
+    results[True]["longer"] - reach["longer"],
+    ">= 0.20",
+)
+claims.check(
+    "ch10-window-clip-shift-drop",
+    "One more silent frame than in training costs the whole-clip window at "
+    "least 20 points of accuracy",
+    whole["acc"] - whole["longer"],
+    ">= 0.20",
+)
 fig, ax = plt.subplots(figsize=(7.5, 3.8))
 xs = np.arange(len(rows))
-ax.bar(xs - 0.2, [r["acc"] for _, r in rows], 0.4, color="tab:blue", label=f"{silence} silent frames (as in training)")
-ax.bar(xs + 0.2, [r["longer"] for _, r in rows], 0.4, color="tab:orange", label=f"{silence + 1} silent frames")
+ax.bar(
+    xs - 0.2,
+    [r["acc"] for _, r in rows],
+    0.4,
+    color="tab:blue",
+    label=f"{silence} silent frames (as in training)",
+)
+ax.bar(
+    xs + 0.2,
+    [r["longer"] for _, r in rows],
+    0.4,
+    color="tab:orange",
+    label=f"{silence + 1} silent frames",
+)
 ax.axhline(chance, color="k", ls=":", label="chance")
-ax.set_xticks(xs, [name.replace(" LSTM", "\nLSTM").replace(" k=", "\nk = ") for name, _ in rows])
-ax.set(title="Accuracy after the last frame: memory vs a fixed window of frames",
-       xlabel="model (k: frames in the window)", ylabel="test accuracy", ylim=(0, 1))
+ax.set_xticks(
+    xs,
+    [
+        name.replace(" LSTM", "\nLSTM").replace(" k=", "\nk = ")
+        for name, _ in rows
+    ],
+)
+ax.set(
+    title="Accuracy after the last frame: memory vs a fixed window of frames",
+    xlabel="model (k: frames in the window)",
+    ylabel="test accuracy",
+    ylim=(0, 1),
+)
 ax.legend(loc="upper right", fontsize=8)
 plt.show()
 
@@ -652,13 +973,21 @@ plt.show()
 # horizon:
 
 # %%
-carried = {"with LSTM": sum(2 * d * (cfg.canvas // math.prod(cfg.strides[:i + 1])) ** 2
-                            for i, d in enumerate(cfg.dims))}
+carried = {
+    "with LSTM": sum(
+        2 * d * (cfg.canvas // math.prod(cfg.strides[: i + 1])) ** 2
+        for i, d in enumerate(cfg.dims)
+    )
+}
 params = {"with LSTM": results[True]["params"]}
 for k in window_sizes:
-    carried[f"window k={k}"] = (k - 1) * 2 * cfg.canvas ** 2
-    params[f"window k={k}"] = sum(p.numel() for p in windowed[k]["model"].parameters())
-print(f"{'model':>14} {'parameters':>11} {'numbers carried to the next frame':>34}")
+    carried[f"window k={k}"] = (k - 1) * 2 * cfg.canvas**2
+    params[f"window k={k}"] = sum(
+        p.numel() for p in windowed[k]["model"].parameters()
+    )
+print(
+    f"{'model':>14} {'parameters':>11} {'numbers carried to the next frame':>34}"
+)
 for name in carried:
     print(f"{name:>14} {params[name]:>11,} {carried[name]:>34,}")
 
@@ -684,34 +1013,61 @@ for name in carried:
 # %%
 model = models[True].eval()
 t_show = 1
-sample = int((test_set.labels == 1).nonzero()[0]) if (test_set.labels == 1).any() else 0
-frame_ev = test_set.events[sample:sample + 1, t_show]                    # (1, 2, S, S)
+sample = (
+    int((test_set.labels == 1).nonzero()[0])
+    if (test_set.labels == 1).any()
+    else 0
+)
+frame_ev = test_set.events[sample : sample + 1, t_show]  # (1, 2, S, S)
 with torch.no_grad():
     states = model.initial_state()
     for t in range(t_show):
-        _, states = model.step(test_set.events[sample:sample + 1, t], states)
-    with attention.record(model) as recorded:                            # the maps of frame t_show only
+        _, states = model.step(test_set.events[sample : sample + 1, t], states)
+    with attention.record(model) as recorded:  # the maps of frame t_show only
         model.step(frame_ev, states)
-maps = rvt.recorded_attention(recorded, stage=0, block=0)                 # {"block": [w], "grid": [w]}
+maps = rvt.recorded_attention(
+    recorded, stage=0, block=0
+)  # {"block": [w], "grid": [w]}
 stage = model.stages[0]
-r0, c0 = (test_set.positions[sample, t_show] + cfg.item // 2).tolist()  # item centre, pixels
+r0, c0 = (
+    test_set.positions[sample, t_show] + cfg.item // 2
+).tolist()  # item centre, pixels
 stride = cfg.strides[0]
 hw = cfg.canvas // stride
 query = (min(r0 // stride, hw - 1), min(c0 // stride, hw - 1))
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
 picture = (frame_ev[0, 0] - frame_ev[0, 1]).numpy()
 axes[0].imshow(picture, cmap="bwr", vmin=-1, vmax=1)
-axes[0].set(title=f"event frame {t_show} ({names[int(test_set.labels[sample])]})", xlabel="x (pixel)",
-            ylabel="y (pixel)")
+axes[0].set(
+    title=f"event frame {t_show} ({names[int(test_set.labels[sample])]})",
+    xlabel="x (pixel)",
+    ylabel="y (pixel)",
+)
 for ax, mode in zip(axes[1:], ("block", "grid")):
-    size = getattr(stage.blocks[0], mode).mixer.size                     # P or G of that layer
-    amap = rvt.attention_to_map(maps[mode][0], query, mode=mode, size=size, height=hw, width=hw)
+    size = getattr(stage.blocks[0], mode).mixer.size  # P or G of that layer
+    amap = rvt.attention_to_map(
+        maps[mode][0], query, mode=mode, size=size, height=hw, width=hw
+    )
     assert torch.isclose(amap.sum(), torch.tensor(1.0), atol=1e-5)
     ax.imshow(np.abs(picture), cmap="gray", vmin=0, vmax=1)
-    im = ax.imshow(amap.numpy(), cmap="hot", alpha=0.6, extent=(-0.5, cfg.canvas - 0.5, cfg.canvas - 0.5, -0.5))
-    ax.plot(query[1] * stride + stride / 2 - 0.5, query[0] * stride + stride / 2 - 0.5, "c*", ms=14)
+    im = ax.imshow(
+        amap.numpy(),
+        cmap="hot",
+        alpha=0.6,
+        extent=(-0.5, cfg.canvas - 0.5, cfg.canvas - 0.5, -0.5),
+    )
+    ax.plot(
+        query[1] * stride + stride / 2 - 0.5,
+        query[0] * stride + stride / 2 - 0.5,
+        "c*",
+        ms=14,
+    )
     fig.colorbar(im, ax=ax, label="attention weight")
-    ax.set(title=f"{mode} attention of the query ★", xlabel="x (pixel)", ylabel="y (pixel)")
+    ax.set(
+        title=f"{mode} attention of the query ★",
+        xlabel="x (pixel)",
+        ylabel="y (pixel)",
+    )
 plt.show()
 
 # %% [markdown]
@@ -738,40 +1094,90 @@ latency = []
 with torch.no_grad():
     for S in cfg.bench_sizes:
         x = torch.randn(1, S, S, cfg.bench_dim)
-        multi = train.benchmark(lambda: (mha(window_partition(x, P)), mha(rvt.grid_partition(x, P))),
-                                repeats=cfg.bench_repeats, warmup=1)
-        glob = train.benchmark(lambda: mha(x.reshape(1, S * S, -1)), repeats=cfg.bench_repeats, warmup=1)
-        latency.append((S, S * S, 1000 * multi.median, 1000 * glob.median, multi.spread, glob.spread))
-print(f"{'map':>7} {'tokens':>7} {'block+grid ms':>14} {'global ms':>10} {'global / block+grid':>20} "
-      f"{'spread b+g / global':>20}")
+        multi = train.benchmark(
+            lambda: (
+                mha(window_partition(x, P)),
+                mha(rvt.grid_partition(x, P)),
+            ),
+            repeats=cfg.bench_repeats,
+            warmup=1,
+        )
+        glob = train.benchmark(
+            lambda: mha(x.reshape(1, S * S, -1)),
+            repeats=cfg.bench_repeats,
+            warmup=1,
+        )
+        latency.append(
+            (
+                S,
+                S * S,
+                1000 * multi.median,
+                1000 * glob.median,
+                multi.spread,
+                glob.spread,
+            )
+        )
+print(
+    f"{'map':>7} {'tokens':>7} {'block+grid ms':>14} {'global ms':>10} {'global / block+grid':>20} "
+    f"{'spread b+g / global':>20}"
+)
 for S, N, multi, glob, multi_spread, glob_spread in latency:
-    print(f"{S:>3}×{S:<3} {N:>7} {multi:>14.2f} {glob:>10.2f} {glob / multi:>20.1f} "
-          f"{multi_spread:>10.0%} / {glob_spread:.0%}")
+    print(
+        f"{S:>3}×{S:<3} {N:>7} {multi:>14.2f} {glob:>10.2f} {glob / multi:>20.1f} "
+        f"{multi_spread:>10.0%} / {glob_spread:.0%}"
+    )
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 4))
 tokens = [row[1] for row in latency]
-ax.loglog(tokens, [row[2] for row in latency], "o-", label=f"block ({P}×{P}) + grid ({P}×{P}) attention")
+ax.loglog(
+    tokens,
+    [row[2] for row in latency],
+    "o-",
+    label=f"block ({P}×{P}) + grid ({P}×{P}) attention",
+)
 ax.loglog(tokens, [row[3] for row in latency], "s-", label="global attention")
-ax.set(title="Attention latency per frame (1 CPU thread, C = 32)", xlabel="tokens per frame N",
-       ylabel="milliseconds")
+ax.set(
+    title="Attention latency per frame (1 CPU thread, C = 32)",
+    xlabel="tokens per frame N",
+    ylabel="milliseconds",
+)
 ax.legend()
 plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-ratio_smallest = latency[0][3] / latency[0][2]                           # global / block+grid, 8×8 map
-ratio_largest = latency[-1][3] / latency[-1][2]                          # the same on the largest map
-growth_ratio = (latency[-1][3] / latency[0][3]) / (latency[-1][2] / latency[0][2])
-claims.check("ch10-small-map-global-faster", "On an 8×8 map (64 tokens), where one block is the whole map, one "
-             "global attention layer is faster than block + grid attention", ratio_smallest, "< 1")
-claims.check("ch10-global-slower-largest", "On the largest map (4096 tokens) global attention takes more than 3× "
-             "the time of block + grid attention, but less than the 32× that the operation count predicts",
-             ratio_largest, "in [3, 32]", flagship=True)
-claims.check("ch10-global-grows-faster", "From 64 to 4096 tokens the time of global attention grows more than 4× "
-             "as much as that of block + grid attention", growth_ratio, "> 4")
-print(f"global / block+grid: {ratio_smallest:.1f} on {latency[0][1]} tokens, {ratio_largest:.1f} on "
-      f"{latency[-1][1]} tokens; growth of global time / growth of block+grid time: {growth_ratio:.0f}")
+ratio_smallest = latency[0][3] / latency[0][2]  # global / block+grid, 8×8 map
+ratio_largest = latency[-1][3] / latency[-1][2]  # the same on the largest map
+growth_ratio = (latency[-1][3] / latency[0][3]) / (
+    latency[-1][2] / latency[0][2]
+)
+claims.check(
+    "ch10-small-map-global-faster",
+    "On an 8×8 map (64 tokens), where one block is the whole map, one "
+    "global attention layer is faster than block + grid attention",
+    ratio_smallest,
+    "< 1",
+)
+claims.check(
+    "ch10-global-slower-largest",
+    "On the largest map (4096 tokens) global attention takes more than 3× "
+    "the time of block + grid attention, but less than the 32× that the operation count predicts",
+    ratio_largest,
+    "in [3, 32]",
+    flagship=True,
+)
+claims.check(
+    "ch10-global-grows-faster",
+    "From 64 to 4096 tokens the time of global attention grows more than 4× "
+    "as much as that of block + grid attention",
+    growth_ratio,
+    "> 4",
+)
+print(
+    f"global / block+grid: {ratio_smallest:.1f} on {latency[0][1]} tokens, {ratio_largest:.1f} on "
+    f"{latency[-1][1]} tokens; growth of global time / growth of block+grid time: {growth_ratio:.0f}"
+)
 
 # %% [markdown]
 # What does this measure? Eq. {eq}`eq-rvt-cost` counts the multiply–adds of the
@@ -841,8 +1247,8 @@ def grid_groups(x: torch.Tensor, G: int) -> torch.Tensor:
     # BEGIN SOLUTION
     # HINT: view as (B, G, H/G, G, W/G, C); the axes of size H/G and W/G pick the group.
     B, H, W, C = x.shape
-    x = x.view(B, G, H // G, G, W // G, C)                                # (B, g1, h, g2, w, C)
-    return x.permute(0, 2, 4, 1, 3, 5).reshape(-1, G * G, C)              # (B·nG, G², C)
+    x = x.view(B, G, H // G, G, W // G, C)  # (B, g1, h, g2, w, C)
+    return x.permute(0, 2, 4, 1, 3, 5).reshape(-1, G * G, C)  # (B·nG, G², C)
     # END SOLUTION
 
 
@@ -853,22 +1259,45 @@ def grid_groups(x: torch.Tensor, G: int) -> torch.Tensor:
 # %% exercise="ex10-grid" forbid=["seqlib", "einops"] tags=["check"]
 from seqlib.exercises import check_close, check_shape, check_true
 
-coords = torch.stack(torch.meshgrid(torch.arange(8), torch.arange(12), indexing="ij"), -1)[None]  # (1, 8, 12, 2)
-where = grid_groups(coords, 4)                                     # (6, 16, 2): (row, column) of each token
-check_shape(where, (6, 16, 2), name="grid_groups of an 8×12 map", letters="nG, G², C")
-residue = where % torch.tensor([2, 3])                             # (i mod H/G, j mod W/G)
-check_true(bool((residue == residue[:, :1]).all()),
-           "each group should hold tokens spaced H/G rows and W/G columns apart (token (i, j) joins group "
-           "(i mod H/G, j mod W/G)), not a G×G block of neighbours")
-check_true(torch.equal(where[:, 0], torch.tensor([[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]])),
-           "the groups should come in row-major order: group 1 is (0, 1), the group of token (0, 1)")
-check_true(torch.equal(where[0], coords[0, ::2, ::3].reshape(16, 2)),
-           "inside a group the tokens should be in row-major order: token 1 of group 0 is (0, W/G)")
-grid_x = torch.randn(2, 8, 12, 3, generator=torch.Generator().manual_seed(seed_for(0)))
+coords = torch.stack(
+    torch.meshgrid(torch.arange(8), torch.arange(12), indexing="ij"), -1
+)[None]  # (1, 8, 12, 2)
+where = grid_groups(coords, 4)  # (6, 16, 2): (row, column) of each token
+check_shape(
+    where, (6, 16, 2), name="grid_groups of an 8×12 map", letters="nG, G², C"
+)
+residue = where % torch.tensor([2, 3])  # (i mod H/G, j mod W/G)
+check_true(
+    bool((residue == residue[:, :1]).all()),
+    "each group should hold tokens spaced H/G rows and W/G columns apart (token (i, j) joins group "
+    "(i mod H/G, j mod W/G)), not a G×G block of neighbours",
+)
+check_true(
+    torch.equal(
+        where[:, 0],
+        torch.tensor([[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]]),
+    ),
+    "the groups should come in row-major order: group 1 is (0, 1), the group of token (0, 1)",
+)
+check_true(
+    torch.equal(where[0], coords[0, ::2, ::3].reshape(16, 2)),
+    "inside a group the tokens should be in row-major order: token 1 of group 0 is (0, W/G)",
+)
+grid_x = torch.randn(
+    2, 8, 12, 3, generator=torch.Generator().manual_seed(seed_for(0))
+)
 mine = grid_groups(grid_x, 4)
 check_shape(mine, (12, 16, 3), name="grid_groups(x, 4)", letters="B·nG, G², C")
-check_close(mine[:6], grid_groups(grid_x[:1], 4), name="the first 6 groups (they should all come from image 0)")
-check_close(mine, rvt.grid_partition(grid_x, 4), name="grid_groups vs seqlib.rvt.grid_partition")
+check_close(
+    mine[:6],
+    grid_groups(grid_x[:1], 4),
+    name="the first 6 groups (they should all come from image 0)",
+)
+check_close(
+    mine,
+    rvt.grid_partition(grid_x, 4),
+    name="grid_groups vs seqlib.rvt.grid_partition",
+)
 
 # %% [markdown]
 # :::{exercise} One step of the 1×1 ConvLSTM
@@ -888,10 +1317,11 @@ check_close(mine, rvt.grid_partition(grid_x, 4), name="grid_groups vs seqlib.rvt
 
 # %% tags=["solution"]
 def convlstm_step(x, h, c, weight, bias):
-    """One ConvLSTM step with 1×1 kernels on channels-last maps; returns (h, c)."""
+    """One ConvLSTM step with 1×1 kernels on channels-last maps; returns (h,
+    c)."""
     # BEGIN SOLUTION
     # HINT: a 1×1 convolution on a channels-last map is torch.cat([x, h], -1) @ weight.T + bias.
-    gates = torch.cat([x, h], dim=-1) @ weight.T + bias                   # (B, H, W, 4C)
+    gates = torch.cat([x, h], dim=-1) @ weight.T + bias  # (B, H, W, 4C)
     i, f, o, g = gates.chunk(4, dim=-1)
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     return torch.sigmoid(o) * torch.tanh(c), c
@@ -907,23 +1337,44 @@ from seqlib.exercises import check_close
 
 torch.manual_seed(seed_for(0))
 cell = rvt.ConvLSTM1x1(3)
-xs = [torch.randn(2, 4, 5, 3) for _ in range(3)]                   # x, h, c with distinct H and W
+xs = [
+    torch.randn(2, 4, 5, 3) for _ in range(3)
+]  # x, h, c with distinct H and W
 big = 30.0
 probe_w = torch.zeros(12, 6)
-probe_b = torch.tensor([big] * 3 + [-big] * 3 + [0.0] * 3 + [big] * 3)      # i open, f shut, o half, g → +1
-check_close(convlstm_step(xs[0], xs[1], xs[2], probe_w, probe_b)[1], torch.ones(2, 4, 5, 3), atol=1e-5,
-            name="new c with the input gate open, the forget gate shut and g → +1 (it should be 1 everywhere: "
-                 "the rows of weight are the gates i, f, o, g in that order)")
-probe_w[9:, :3] = torch.eye(3)                                      # g reads x only
+probe_b = torch.tensor(
+    [big] * 3 + [-big] * 3 + [0.0] * 3 + [big] * 3
+)  # i open, f shut, o half, g → +1
+check_close(
+    convlstm_step(xs[0], xs[1], xs[2], probe_w, probe_b)[1],
+    torch.ones(2, 4, 5, 3),
+    atol=1e-5,
+    name="new c with the input gate open, the forget gate shut and g → +1 (it should be 1 everywhere: "
+    "the rows of weight are the gates i, f, o, g in that order)",
+)
+probe_w[9:, :3] = torch.eye(3)  # g reads x only
 probe_b[9:] = 0.0
-check_close(convlstm_step(xs[0], xs[1], xs[2], probe_w, probe_b)[1], torch.tanh(xs[0]), atol=1e-5,
-            name="new c when only the x columns of the g rows are set (it should be tanh(x): the columns of "
-                 "weight multiply [x; h], x first)")
+check_close(
+    convlstm_step(xs[0], xs[1], xs[2], probe_w, probe_b)[1],
+    torch.tanh(xs[0]),
+    atol=1e-5,
+    name="new c when only the x columns of the g rows are set (it should be tanh(x): the columns of "
+    "weight multiply [x; h], x first)",
+)
 with torch.no_grad():
     ref = cell(xs[0], (xs[1], xs[2]))
-    mine = convlstm_step(xs[0], xs[1], xs[2], cell.to_gates.weight, cell.to_gates.bias)
-check_close(mine[1], ref[1], atol=1e-6, name="new cell state c = σ(f) ⊙ c + σ(i) ⊙ tanh(g)")
-check_close(mine[0], ref[0], atol=1e-6, name="new hidden state h = σ(o) ⊙ tanh(new c)")
+    mine = convlstm_step(
+        xs[0], xs[1], xs[2], cell.to_gates.weight, cell.to_gates.bias
+    )
+check_close(
+    mine[1],
+    ref[1],
+    atol=1e-6,
+    name="new cell state c = σ(f) ⊙ c + σ(i) ⊙ tanh(g)",
+)
+check_close(
+    mine[0], ref[0], atol=1e-6, name="new hidden state h = σ(o) ⊙ tanh(new c)"
+)
 
 # %% [markdown]
 # :::{exercise} When do block and grid see everything?
@@ -967,8 +1418,11 @@ check_close(mine[0], ref[0], atol=1e-6, name="new hidden state h = σ(o) ⊙ tan
 # through gradients.
 
 # %% tags=["solution"]
-def reaches_whole_map(height: int, width: int, block: tuple[int, int], grid: tuple[int, int]) -> bool:
-    """Does one block layer followed by one grid layer connect every token of the map to every other?"""
+def reaches_whole_map(
+    height: int, width: int, block: tuple[int, int], grid: tuple[int, int]
+) -> bool:
+    """Does one block layer followed by one grid layer connect every token of
+    the map to every other?"""
     # BEGIN SOLUTION
     # HINT: apply P·G ≥ H to the rows and to the columns.
     return block[0] * grid[0] >= height and block[1] * grid[1] >= width
@@ -976,22 +1430,34 @@ def reaches_whole_map(height: int, width: int, block: tuple[int, int], grid: tup
 
 
 # %% tags=["solution"]
-print("stages reached by one pair:", [s + 1 for s, (h, w) in enumerate([(96, 160), (48, 80), (24, 40), (12, 20)])
-                                      if reaches_whole_map(h, w, (6, 10), (6, 10))])
+print(
+    "stages reached by one pair:",
+    [
+        s + 1
+        for s, (h, w) in enumerate([(96, 160), (48, 80), (24, 40), (12, 20)])
+        if reaches_whole_map(h, w, (6, 10), (6, 10))
+    ],
+)
 
 
 # %% tags=["solution"]
 def pair_reaches_all(H: int, P: int, G: int) -> bool:
     torch.manual_seed(seed_for(0))
-    pair = torch.nn.Sequential(rvt.partition_block(4, 1, P, mode="block"),
-                               rvt.partition_block(4, 1, G, mode="grid"))
+    pair = torch.nn.Sequential(
+        rvt.partition_block(4, 1, P, mode="block"),
+        rvt.partition_block(4, 1, G, mode="grid"),
+    )
     x = torch.randn(1, H, H, 4, requires_grad=True)
-    pair(x)[0].sum(-1).flatten()[torch.randint(0, H * H, (1,))].sum().backward()
+    pair(x)[0].sum(-1).flatten()[
+        torch.randint(0, H * H, (1,))
+    ].sum().backward()
     return bool((x.grad[0].abs().sum(-1) > 0).all())
 
 
 for H_, P_, G_ in ((8, 4, 2), (8, 2, 4), (12, 3, 4), (12, 2, 3), (12, 4, 2)):
-    print(f"H={H_}, P={P_}, G={G_}: P·G ≥ H is {P_ * G_ >= H_}, one pair reaches all: {pair_reaches_all(H_, P_, G_)}")
+    print(
+        f"H={H_}, P={P_}, G={G_}: P·G ≥ H is {P_ * G_ >= H_}, one pair reaches all: {pair_reaches_all(H_, P_, G_)}"
+    )
     assert pair_reaches_all(H_, P_, G_) == (P_ * G_ >= H_)
 
 # %% [markdown] tags=["solution"]
@@ -1003,21 +1469,40 @@ from seqlib.exercises import check_close
 
 
 def axis_reach(size: int, block: int, grid: int) -> bool:
-    """Count along one axis: does every input reach every output through a block layer, then a grid layer?"""
+    """Count along one axis: does every input reach every output through a
+    block layer, then a grid layer?"""
     k = np.arange(size)
-    same_block = (k[:, None] // block) == (k[None, :] // block)                      # input j -> middle k
-    same_group = (k[:, None] % (size // grid)) == (k[None, :] % (size // grid))      # middle k -> output i
+    same_block = (k[:, None] // block) == (
+        k[None, :] // block
+    )  # input j -> middle k
+    same_group = (k[:, None] % (size // grid)) == (
+        k[None, :] % (size // grid)
+    )  # middle k -> output i
     return bool(((same_block.astype(int) @ same_group.astype(int)) > 0).all())
 
 
-cases = [((96, 160), (6, 10), (6, 10)), ((48, 80), (6, 10), (6, 10)), ((24, 40), (6, 10), (6, 10)),
-         ((12, 20), (6, 10), (6, 10)), ((8, 8), (4, 4), (2, 2)), ((12, 8), (2, 4), (6, 2)), ((12, 12), (3, 2), (3, 6)),
-         ((12, 12), (2, 3), (6, 3))]
+cases = [
+    ((96, 160), (6, 10), (6, 10)),
+    ((48, 80), (6, 10), (6, 10)),
+    ((24, 40), (6, 10), (6, 10)),
+    ((12, 20), (6, 10), (6, 10)),
+    ((8, 8), (4, 4), (2, 2)),
+    ((12, 8), (2, 4), (6, 2)),
+    ((12, 12), (3, 2), (3, 6)),
+    ((12, 12), (2, 3), (6, 3)),
+]
 yours = [float(reaches_whole_map(h, w, b, g)) for (h, w), b, g in cases]
-counted = [float(axis_reach(h, b[0], g[0]) and axis_reach(w, b[1], g[1])) for (h, w), b, g in cases]
-check_close(np.array(yours), np.array(counted), atol=0,
-            name="reaches_whole_map on the four RVT stages (96×160 ... 12×20, 6×10 blocks and grids), then "
-                 "8×8, 12×8 and 12×12 maps (1 = reaches every token; check rows and columns)")
+counted = [
+    float(axis_reach(h, b[0], g[0]) and axis_reach(w, b[1], g[1]))
+    for (h, w), b, g in cases
+]
+check_close(
+    np.array(yours),
+    np.array(counted),
+    atol=0,
+    name="reaches_whole_map on the four RVT stages (96×160 ... 12×20, 6×10 blocks and grids), then "
+    "8×8, 12×8 and 12×12 maps (1 = reaches every token; check rows and columns)",
+)
 
 # %% [markdown]
 # :::{exercise} How long does the memory last?
@@ -1040,13 +1525,30 @@ check_close(np.array(yours), np.array(counted), atol=0,
 silences = range(1, 7)
 accs = []
 for s in silences:
-    longer = load_event_clips("test", n=200, seed=seed_for(1), **{**common, "frames": cfg.moving_frames + s})
-    accs.append(accuracy_per_frame(models[True], longer.events, longer.labels)[-1])
+    longer = load_event_clips(
+        "test",
+        n=200,
+        seed=seed_for(1),
+        **{**common, "frames": cfg.moving_frames + s},
+    )
+    accs.append(
+        accuracy_per_frame(models[True], longer.events, longer.labels)[-1]
+    )
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(list(silences), accs, "o-", color="tab:green", label="with LSTM")
 ax.axhline(chance, color="k", ls=":", label="chance")
-ax.axvline(cfg.frames - cfg.moving_frames, color="0.6", ls="--", label="silence seen in training")
-ax.set(title="Memory after the item stops", xlabel="silent frames at the end", ylabel="accuracy", ylim=(0, 1))
+ax.axvline(
+    cfg.frames - cfg.moving_frames,
+    color="0.6",
+    ls="--",
+    label="silence seen in training",
+)
+ax.set(
+    title="Memory after the item stops",
+    xlabel="silent frames at the end",
+    ylabel="accuracy",
+    ylim=(0, 1),
+)
 ax.legend()
 plt.show()
 
@@ -1087,8 +1589,15 @@ inverse = np.argsort(perm)
 gate_layer = rk.BlockSelfAttention(4)
 plain = ops.convert_to_numpy(gate_layer(x6))
 shuffled = x6.reshape(1, 36, 4)[:, perm].reshape(1, 6, 6, 4)
-back = ops.convert_to_numpy(gate_layer(shuffled)).reshape(1, 36, 4)[:, inverse].reshape(1, 6, 6, 4)
-print("equivariant under a pixel permutation:", bool(np.allclose(plain, back, atol=1e-5)))
+back = (
+    ops.convert_to_numpy(gate_layer(shuffled))
+    .reshape(1, 36, 4)[:, inverse]
+    .reshape(1, 6, 6, 4)
+)
+print(
+    "equivariant under a pixel permutation:",
+    bool(np.allclose(plain, back, atol=1e-5)),
+)
 
 # %% [markdown] tags=["solution"]
 # It is not: the gate is a convolution, whose output at a pixel depends on *which*

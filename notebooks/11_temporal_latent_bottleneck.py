@@ -51,8 +51,9 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("seqlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "seqlib[keras] @ git+https://github.com/attention-course/attention-book"], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    repo = "git+https://github.com/attention-course/attention-book"
+    subprocess.run([*pip, f"seqlib[keras] @ {repo}"], check=True)
 
 from seqlib.notebook import start
 
@@ -61,7 +62,8 @@ device = start("ch11")
 # %%
 from seqlib.keras_backend import require_torch_backend
 
-keras = require_torch_backend()  # Keras 3 on the PyTorch backend, before anything imports keras: no TensorFlow
+# Keras 3 on the PyTorch backend, before anything imports keras: no TensorFlow
+keras = require_torch_backend()
 
 import inspect
 import tempfile
@@ -77,7 +79,12 @@ from keras import ops
 from seqlib import attention, claims, layers, profiles, tlb, train, vit
 from seqlib import tlb_keras as tk
 from seqlib.tlb_parity import copy_keras_weights
-from seqlib.data import CIFAR10_CLASSES, FASHION_CLASSES, load_cifar10, load_fashion_mnist
+from seqlib.data import (
+    CIFAR10_CLASSES,
+    FASHION_CLASSES,
+    load_cifar10,
+    load_fashion_mnist,
+)
 from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch11")
@@ -195,13 +202,19 @@ print(inspect.getsource(tk.NormedAttention))
 # %%
 print(inspect.getsource(tk.TLBCell.step))
 print(inspect.getsource(tk.TLBCell.keras_example_fast_stream))
-cifar = tlb.TLBConfig.from_sizes(profiles.sizes("ch11", "full"), num_classes=10)  # the example's CIFAR-10 sizes
+cifar = tlb.TLBConfig.from_sizes(
+    profiles.sizes("ch11", "full"), num_classes=10
+)  # the example's CIFAR-10 sizes
 for layout in tlb.LAYOUTS:
     calls = tlb.fast_stream_calls(cifar.num_layers, cifar.r, layout)
     kinds = [kind for kind, _ in calls]
-    cifar_model = tlb.TemporalLatentBottleneck(tlb.TLBConfig(**{**cifar.__dict__, "layout": layout}))
-    print(f"{layout}: {kinds.count('self')} self + {kinds.count('cross')} cross sub-layers per chunk, "
-          f"{layers.count_parameters(cifar_model):,} parameters")
+    cifar_model = tlb.TemporalLatentBottleneck(
+        tlb.TLBConfig(**{**cifar.__dict__, "layout": layout})
+    )
+    print(
+        f"{layout}: {kinds.count('self')} self + {kinds.count('cross')} cross sub-layers per chunk, "
+        f"{layers.count_parameters(cifar_model):,} parameters"
+    )
     print("   ", ", ".join(f"{kind}({module})" for kind, module in calls))
 
 # %% [markdown]
@@ -224,35 +237,74 @@ print(inspect.getsource(tk.TLBCell.get_initial_state))
 # each chunk is one row of patches and the slow stream reads the image row by row.
 
 # %%
-x_train, y_train = load_fashion_mnist("train", n=cfg.n_train) if cfg.dataset == "fashion_mnist" \
+x_train, y_train = (
+    load_fashion_mnist("train", n=cfg.n_train)
+    if cfg.dataset == "fashion_mnist"
     else load_cifar10("train", n=cfg.n_train)
-x_test, y_test = load_fashion_mnist("test", n=cfg.n_test) if cfg.dataset == "fashion_mnist" \
+)
+x_test, y_test = (
+    load_fashion_mnist("test", n=cfg.n_test)
+    if cfg.dataset == "fashion_mnist"
     else load_cifar10("test", n=cfg.n_test)
-class_names = FASHION_CLASSES if cfg.dataset == "fashion_mnist" else CIFAR10_CLASSES
-config = tlb.TLBConfig.from_sizes(cfg, num_classes=len(class_names))  # the fields TLBConfig and cfg share
+)
+class_names = (
+    FASHION_CLASSES if cfg.dataset == "fashion_mnist" else CIFAR10_CLASSES
+)
+config = tlb.TLBConfig.from_sizes(
+    cfg, num_classes=len(class_names)
+)  # the fields TLBConfig and cfg share
 print(config)
 
 keras.utils.set_random_seed(seed_for(0))
-demo = tk.TemporalLatentBottleneck(**{**config.__dict__, "image_size": 28, "patch_size": 4, "in_channels": 1,
-                                      "chunk_size": 7, "num_latents": 7})
-pair = load_fashion_mnist("test", n=2)[0].permute(0, 2, 3, 1)       # (2, 28, 28, 1): Keras is channels-last
-logits_pair = demo(pair)                                             # (B, classes); the first call builds the layers
-chunks = demo.patch_embedding(pair)                                  # (B, T, K, D)
+demo = tk.TemporalLatentBottleneck(
+    **{
+        **config.__dict__,
+        "image_size": 28,
+        "patch_size": 4,
+        "in_channels": 1,
+        "chunk_size": 7,
+        "num_latents": 7,
+    }
+)
+pair = load_fashion_mnist("test", n=2)[0].permute(
+    0, 2, 3, 1
+)  # (2, 28, 28, 1): Keras is channels-last
+logits_pair = demo(pair)  # (B, classes); the first call builds the layers
+chunks = demo.patch_embedding(pair)  # (B, T, K, D)
 cell = demo.cell
-state = cell.get_initial_state(batch_size=2)[0]                      # (B, L·D)
-slow = ops.reshape(state, (2, cell.num_latents, cell.dim))           # (B, L, D)
+state = cell.get_initial_state(batch_size=2)[0]  # (B, L·D)
+slow = ops.reshape(state, (2, cell.num_latents, cell.dim))  # (B, L, D)
 fast, slow_next, weights = cell.step(chunks[:, 0], slow)
-outputs = demo.rnn(chunks)                                           # (B, T, K·D + h·L·K)
-fast_all, weights_all = tk.split_cell_output(outputs, chunk_size=7, dim=cell.dim, num_heads=cell.num_heads,
-                                             num_latents=cell.num_latents)
-for name, value in [("images", pair), ("chunks (B, T, K, D)", chunks), ("state (B, L·D)", state),
-                    ("slow stream (B, L, D)", slow), ("chunk 0 after the fast stream (B, K, D)", fast),
-                    ("slow stream after chunk 0 (B, L, D)", slow_next), ("its attention (B, h, L, K)", weights),
-                    ("RNN outputs (B, T, K·D + h·L·K)", outputs), ("fast streams (B, T, K, D)", fast_all),
-                    ("slow-stream attention (B, T, h, L, K)", weights_all), ("logits (B, classes)", logits_pair)]:
+outputs = demo.rnn(chunks)  # (B, T, K·D + h·L·K)
+fast_all, weights_all = tk.split_cell_output(
+    outputs,
+    chunk_size=7,
+    dim=cell.dim,
+    num_heads=cell.num_heads,
+    num_latents=cell.num_latents,
+)
+for name, value in [
+    ("images", pair),
+    ("chunks (B, T, K, D)", chunks),
+    ("state (B, L·D)", state),
+    ("slow stream (B, L, D)", slow),
+    ("chunk 0 after the fast stream (B, K, D)", fast),
+    ("slow stream after chunk 0 (B, L, D)", slow_next),
+    ("its attention (B, h, L, K)", weights),
+    ("RNN outputs (B, T, K·D + h·L·K)", outputs),
+    ("fast streams (B, T, K, D)", fast_all),
+    ("slow-stream attention (B, T, h, L, K)", weights_all),
+    ("logits (B, classes)", logits_pair),
+]:
     print(f"{name:<42}{tuple(value.shape)}")
-assert tuple(chunks.shape) == (2, 7, 7, config.dim) and tuple(weights_all.shape) == (2, 7, cell.num_heads, 7, 7)
-assert np.allclose(ops.convert_to_numpy(weights_all[:, 0]), ops.convert_to_numpy(weights), atol=1e-6)
+assert tuple(chunks.shape) == (2, 7, 7, config.dim) and tuple(
+    weights_all.shape
+) == (2, 7, cell.num_heads, 7, 7)
+assert np.allclose(
+    ops.convert_to_numpy(weights_all[:, 0]),
+    ops.convert_to_numpy(weights),
+    atol=1e-6,
+)
 
 # %% [markdown]
 # The last assert says that the weights the RNN emits for chunk 0 are the ones the
@@ -266,7 +318,8 @@ assert np.allclose(ops.convert_to_numpy(weights_all[:, 0]), ops.convert_to_numpy
 
 # %%
 def latent_spread(slow_stream) -> float:
-    """Largest difference between any latent and latent 0: 0 when all latents are equal."""
+    """Largest difference between any latent and latent 0: 0 when all latents
+    are equal."""
     s = ops.convert_to_numpy(slow_stream)
     return float(np.abs(s - s[:, :1]).max())
 
@@ -276,8 +329,14 @@ from_zeros, from_learned = zeros, slow
 for t in range(7):
     from_zeros = cell.step(chunks[:, t], from_zeros)[1]
     from_learned = cell.step(chunks[:, t], from_learned)[1]
-print("after 7 chunks, latents started from zeros are equal (spread < 1e-5):", latent_spread(from_zeros) < 1e-5)
-print("after 7 chunks, latents from learned starts differ (spread > 0.1):", latent_spread(from_learned) > 0.1)
+print(
+    "after 7 chunks, latents started from zeros are equal (spread < 1e-5):",
+    latent_spread(from_zeros) < 1e-5,
+)
+print(
+    "after 7 chunks, latents from learned starts differ (spread > 0.1):",
+    latent_spread(from_learned) > 0.1,
+)
 assert latent_spread(from_zeros) < 1e-5 and latent_spread(from_learned) > 0.1
 
 # %% [markdown]
@@ -290,33 +349,62 @@ assert latent_spread(from_zeros) < 1e-5 and latent_spread(from_learned) > 0.1
 
 # %%
 def to_keras(images: torch.Tensor) -> np.ndarray:
-    """(B, C, H, W) tensor → channels-last (B, H, W, C) array, the layout Keras expects."""
+    """(B, C, H, W) tensor → channels-last (B, H, W, C) array, the layout Keras
+    expects."""
     return images.permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def resize_crop_flip(images: torch.Tensor, size: int, *, pad_to: int, generator: torch.Generator) -> torch.Tensor:
-    """The Keras example's augmentation: resize to pad_to, random size×size crop, random horizontal flip."""
-    big = F.interpolate(images, size=(pad_to, pad_to), mode="bilinear", align_corners=False)  # (B, C, S', S')
-    dy, dx = torch.randint(0, pad_to - size + 1, (2, len(images)), generator=generator).tolist()
-    out = torch.stack([big[i, :, dy[i]:dy[i] + size, dx[i]:dx[i] + size] for i in range(len(images))])  # (B, C, S, S)
+def resize_crop_flip(
+    images: torch.Tensor, size: int, *, pad_to: int, generator: torch.Generator
+) -> torch.Tensor:
+    """The Keras example's augmentation: resize to pad_to, random size×size
+    crop, random horizontal flip."""
+    big = F.interpolate(
+        images, size=(pad_to, pad_to), mode="bilinear", align_corners=False
+    )  # (B, C, S', S')
+    dy, dx = torch.randint(
+        0, pad_to - size + 1, (2, len(images)), generator=generator
+    ).tolist()
+    out = torch.stack(
+        [
+            big[i, :, dy[i] : dy[i] + size, dx[i] : dx[i] + size]
+            for i in range(len(images))
+        ]
+    )  # (B, C, S, S)
     flip = torch.rand(len(images), generator=generator) < 0.5
     return torch.where(flip[:, None, None, None], out.flip(-1), out)
 
 
 def prepare(images: torch.Tensor) -> torch.Tensor:
-    """Test-time input: resized to the model's image size (a no-op for Fashion-MNIST)."""
+    """Test-time input: resized to the model's image size (a no-op for
+    Fashion-MNIST)."""
     size = cfg.image_size
-    return images if images.shape[-1] == size else F.interpolate(images, size=(size, size), mode="bilinear",
-                                                                  align_corners=False)
+    return (
+        images
+        if images.shape[-1] == size
+        else F.interpolate(
+            images, size=(size, size), mode="bilinear", align_corners=False
+        )
+    )
 
 
 def compile_tlb(model: tk.TemporalLatentBottleneck, steps: int) -> None:
-    """AdamW, 10 % linear warm-up to cfg.lr then cosine decay, cross-entropy on logits."""
+    """AdamW, 10 % linear warm-up to cfg.lr then cosine decay, cross-entropy on
+    logits."""
     warmup = max(1, steps // 10)
-    schedule = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=steps - warmup, warmup_target=cfg.lr,
-                                                      warmup_steps=warmup)
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0,
+        decay_steps=steps - warmup,
+        warmup_target=cfg.lr,
+        warmup_steps=warmup,
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(
+            schedule, weight_decay=cfg.weight_decay
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
 
 
 keras.utils.set_random_seed(seed_for(0))
@@ -328,38 +416,80 @@ augment_rng = torch.Generator().manual_seed(seed_for(0))
 
 # %%
 def keras_accuracy(m: tk.TemporalLatentBottleneck) -> float:
-    """Test accuracy of a Keras model in inference mode, 500 images at a time."""
-    logits_ = np.concatenate([ops.convert_to_numpy(m(x_test_k[i:i + 500], training=False))
-                              for i in range(0, len(x_test_k), 500)])
+    """Test accuracy of a Keras model in inference mode, 500 images at a
+    time."""
+    logits_ = np.concatenate(
+        [
+            ops.convert_to_numpy(m(x_test_k[i : i + 500], training=False))
+            for i in range(0, len(x_test_k), 500)
+        ]
+    )
     return float((logits_.argmax(-1) == y_test_np).mean())
 
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 keras_seconds, keras_curve = 0.0, {"loss": [], "acc": [], "test acc": []}
-for epoch in range(cfg.epochs):  # one fit() per epoch so the full profile can draw new crops each time
+for epoch in range(
+    cfg.epochs
+):  # one fit() per epoch so the full profile can draw new crops each time
     x_epoch = x_train
     if cfg.augment:
-        x_epoch = torch.cat([resize_crop_flip(b, cfg.image_size, pad_to=cfg.image_size + 4,
-                                              generator=augment_rng) for b in x_train.split(1000)])
+        x_epoch = torch.cat(
+            [
+                resize_crop_flip(
+                    b,
+                    cfg.image_size,
+                    pad_to=cfg.image_size + 4,
+                    generator=augment_rng,
+                )
+                for b in x_train.split(1000)
+            ]
+        )
     x_epoch_k = to_keras(prepare(x_epoch))
     start_time = time.perf_counter()
-    fitted = model.fit(x_epoch_k, y_train.numpy(), batch_size=cfg.batch_size, epochs=epoch + 1,
-                       initial_epoch=epoch, verbose=2)
-    keras_seconds += time.perf_counter() - start_time                  # the fit alone, not the evaluation
-    keras_curve["loss"] += fitted.history["loss"]                       # epoch means, as Keras prints them
+    fitted = model.fit(
+        x_epoch_k,
+        y_train.numpy(),
+        batch_size=cfg.batch_size,
+        epochs=epoch + 1,
+        initial_epoch=epoch,
+        verbose=2,
+    )
+    keras_seconds += (
+        time.perf_counter() - start_time
+    )  # the fit alone, not the evaluation
+    keras_curve["loss"] += fitted.history[
+        "loss"
+    ]  # epoch means, as Keras prints them
     keras_curve["acc"] += fitted.history["accuracy"]
     keras_curve["test acc"].append(keras_accuracy(model))
-test_out = [model(x_test_k[i:i + 500], training=False, return_attention=True) for i in range(0, len(x_test_k), 500)]
-logits_test = np.concatenate([ops.convert_to_numpy(lg) for lg, _ in test_out])          # (N_test, classes)
-maps_test = torch.cat([torch.from_numpy(ops.convert_to_numpy(w)) for _, w in test_out])  # (N_test, T, h, L, K)
+test_out = [
+    model(x_test_k[i : i + 500], training=False, return_attention=True)
+    for i in range(0, len(x_test_k), 500)
+]
+logits_test = np.concatenate(
+    [ops.convert_to_numpy(lg) for lg, _ in test_out]
+)  # (N_test, classes)
+maps_test = torch.cat(
+    [torch.from_numpy(ops.convert_to_numpy(w)) for _, w in test_out]
+)  # (N_test, T, h, L, K)
 tlb_acc = float((logits_test.argmax(-1) == y_test_np).mean())
 assert abs(tlb_acc - keras_curve["test acc"][-1]) < 1e-9
-if profiles.current_profile() == "smoke":  # a claim about the smoke run (CIFAR-10 in the full profile is harder)
-    claims.check("ch11-tlb-learns", "After 3 epochs (90 steps) the Keras TLB reaches more than 60 % test accuracy "
-                 "on the 10 Fashion-MNIST classes", tlb_acc, "> 0.6")
-print(f"TLB (Keras): {model.count_params():,} parameters, test accuracy {tlb_acc:.3f}, "
-      f"trained in {keras_seconds:.0f} s")
+if (
+    profiles.current_profile() == "smoke"
+):  # a claim about the smoke run (CIFAR-10 in the full profile is harder)
+    claims.check(
+        "ch11-tlb-learns",
+        "After 3 epochs (90 steps) the Keras TLB reaches more than 60 % test accuracy "
+        "on the 10 Fashion-MNIST classes",
+        tlb_acc,
+        "> 0.6",
+    )
+print(
+    f"TLB (Keras): {model.count_params():,} parameters, test accuracy {tlb_acc:.3f}, "
+    f"trained in {keras_seconds:.0f} s"
+)
 
 # %% [markdown]
 # After these 90 steps the TLB's test accuracy is between 0.70 and 0.73 on seeds
@@ -374,9 +504,18 @@ print(f"TLB (Keras): {model.count_params():,} parameters, test accuracy {tlb_acc
 with tempfile.TemporaryDirectory() as tmp:
     model.save(Path(tmp) / "tlb.keras")
     reloaded = keras.models.load_model(Path(tmp) / "tlb.keras")
-same = np.array_equal(ops.convert_to_numpy(reloaded(x_test_k[:50])), ops.convert_to_numpy(model(x_test_k[:50])))
-print("reloaded:", type(reloaded).__name__, " same logits:", same, " same config:",
-      reloaded.get_config() == model.get_config())
+same = np.array_equal(
+    ops.convert_to_numpy(reloaded(x_test_k[:50])),
+    ops.convert_to_numpy(model(x_test_k[:50])),
+)
+print(
+    "reloaded:",
+    type(reloaded).__name__,
+    " same logits:",
+    same,
+    " same config:",
+    reloaded.get_config() == model.get_config(),
+)
 assert same
 
 # %% [markdown]
@@ -403,25 +542,50 @@ idx = [int((y_test == c).nonzero()[0]) for c in range(6)]
 images_k = x_test_k[idx]
 logits, maps = model(images_k, training=False, return_attention=True)
 grid = cfg.image_size // cfg.patch_size
-heat = tk.slow_stream_heatmap(maps, grid)                           # (6, grid, grid)
-heat_up = ops.convert_to_numpy(tk.upsample_heatmap(heat, cfg.image_size))   # (6, H, W)
-print("maps", tuple(maps.shape), "-> patch heatmaps", tuple(heat.shape), "-> upsampled", heat_up.shape)
-assert np.allclose(ops.convert_to_numpy(ops.sum(maps, axis=-1)), 1.0, atol=1e-5)
+heat = tk.slow_stream_heatmap(maps, grid)  # (6, grid, grid)
+heat_up = ops.convert_to_numpy(
+    tk.upsample_heatmap(heat, cfg.image_size)
+)  # (6, H, W)
+print(
+    "maps",
+    tuple(maps.shape),
+    "-> patch heatmaps",
+    tuple(heat.shape),
+    "-> upsampled",
+    heat_up.shape,
+)
+assert np.allclose(
+    ops.convert_to_numpy(ops.sum(maps, axis=-1)), 1.0, atol=1e-5
+)
 
-fig, axes = plt.subplots(2, len(idx), figsize=(1.9 * len(idx), 4.4), layout="constrained")
+fig, axes = plt.subplots(
+    2, len(idx), figsize=(1.9 * len(idx), 4.4), layout="constrained"
+)
 for k, i in enumerate(idx):
     image = images_k[k].squeeze(-1) if images_k.shape[-1] == 1 else images_k[k]
     axes[0, k].imshow(image, cmap="gray")
-    axes[0, k].set_title(f"{class_names[int(y_test[i])]}\npredicted: {class_names[int(ops.argmax(logits[k]))]}",
-                         fontsize=8)
+    axes[0, k].set_title(
+        f"{class_names[int(y_test[i])]}\npredicted: {class_names[int(ops.argmax(logits[k]))]}",
+        fontsize=8,
+    )
     axes[1, k].imshow(image, cmap="gray")
-    shown = axes[1, k].imshow(heat_up[k] / heat_up[k].max(), cmap="inferno", alpha=0.55, vmin=0, vmax=1)
+    shown = axes[1, k].imshow(
+        heat_up[k] / heat_up[k].max(),
+        cmap="inferno",
+        alpha=0.55,
+        vmin=0,
+        vmax=1,
+    )
     axes[1, k].set_title("slow-stream attention", fontsize=8)
     for ax in axes[:, k]:
         ax.set_xticks([])
         ax.set_yticks([])
-fig.colorbar(shown, ax=axes[1, :].tolist(), shrink=0.8, label="weight / image max")
-fig.suptitle(f"Where the slow stream reads (test images; {grid}×{grid} patches, chunks of {cfg.chunk_size})")
+fig.colorbar(
+    shown, ax=axes[1, :].tolist(), shrink=0.8, label="weight / image max"
+)
+fig.suptitle(
+    f"Where the slow stream reads (test images; {grid}×{grid} patches, chunks of {cfg.chunk_size})"
+)
 plt.show()
 
 # %% [markdown]
@@ -436,16 +600,34 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 K = cfg.chunk_size
-selectivity = float(maps_test.amax(-1).mean()) * K          # 1 = uniform over the chunk, K = one token
-patch_ink = F.avg_pool2d(prepare(x_test).mean(1, keepdim=True), cfg.patch_size).flatten(1)  # (N_test, N)
-per_token = maps_test.amax(3).mean(2).flatten(1)                    # (N_test, N): as in the heatmap
+selectivity = (
+    float(maps_test.amax(-1).mean()) * K
+)  # 1 = uniform over the chunk, K = one token
+patch_ink = F.avg_pool2d(
+    prepare(x_test).mean(1, keepdim=True), cfg.patch_size
+).flatten(1)  # (N_test, N)
+per_token = (
+    maps_test.amax(3).mean(2).flatten(1)
+)  # (N_test, N): as in the heatmap
 on_object = patch_ink > 0.05
 ratio = float(per_token[on_object].mean() / per_token[~on_object].mean())
-claims.check("ch11-slow-selective", "The slow stream is selective: a latent's largest weight in a chunk averages "
-             "more than 1.2/K", selectivity, "> 1.2")
-claims.check("ch11-slow-not-garment", "After the short training the slow stream does not favour garment patches: "
-             "their mean weight is below that of background patches", ratio, "< 1")
-print(f"largest weight per latent, in units of 1/K: {selectivity:.2f} (of at most {K})")
+claims.check(
+    "ch11-slow-selective",
+    "The slow stream is selective: a latent's largest weight in a chunk averages "
+    "more than 1.2/K",
+    selectivity,
+    "> 1.2",
+)
+claims.check(
+    "ch11-slow-not-garment",
+    "After the short training the slow stream does not favour garment patches: "
+    "their mean weight is below that of background patches",
+    ratio,
+    "< 1",
+)
+print(
+    f"largest weight per latent, in units of 1/K: {selectivity:.2f} (of at most {K})"
+)
 print(f"mean weight on object patches / on background patches: {ratio:.2f}")
 
 # %% [markdown]
@@ -482,18 +664,32 @@ print(inspect.getsource(tlb.TemporalLatentBottleneck.forward))
 
 # %%
 twin = copy_keras_weights(model, tlb.TemporalLatentBottleneck(config)).eval()
-x_check = torch.from_numpy(x_test_k[:200]).permute(0, 3, 1, 2)       # (B, C, H, W) for PyTorch
+x_check = torch.from_numpy(x_test_k[:200]).permute(
+    0, 3, 1, 2
+)  # (B, C, H, W) for PyTorch
 with torch.no_grad(), attention.record(twin) as recorded:
     t_logits = twin(x_check)
-t_maps = tlb.slow_stream_maps(recorded)                                 # (B, T, h, L, K)
-k_logits, k_maps = (torch.from_numpy(ops.convert_to_numpy(v))
-                    for v in model(x_test_k[:200], training=False, return_attention=True))
+t_maps = tlb.slow_stream_maps(recorded)  # (B, T, h, L, K)
+k_logits, k_maps = (
+    torch.from_numpy(ops.convert_to_numpy(v))
+    for v in model(x_test_k[:200], training=False, return_attention=True)
+)
 diff_logits = float((t_logits - k_logits).abs().max())
 diff_maps = float((t_maps - k_maps).abs().max())
-print(f"parameters: Keras {model.count_params():,}, PyTorch {layers.count_parameters(twin):,}")
-print("largest difference below 1e-5 (float32 rounding): logits", diff_logits < 1e-5, "| attention weights",
-      diff_maps < 1e-5)
-assert diff_logits < 1e-5 and diff_maps < 1e-5 and model.count_params() == layers.count_parameters(twin)
+print(
+    f"parameters: Keras {model.count_params():,}, PyTorch {layers.count_parameters(twin):,}"
+)
+print(
+    "largest difference below 1e-5 (float32 rounding): logits",
+    diff_logits < 1e-5,
+    "| attention weights",
+    diff_maps < 1e-5,
+)
+assert (
+    diff_logits < 1e-5
+    and diff_maps < 1e-5
+    and model.count_params() == layers.count_parameters(twin)
+)
 
 # %% [markdown]
 # ## TLB against a ViT of the same size
@@ -507,24 +703,55 @@ assert diff_logits < 1e-5 and diff_maps < 1e-5 and model.count_params() == layer
 
 # %%
 def make_vit(image_size: int = cfg.image_size) -> vit.ViT:
-    """Chapter 6's ViT at the chapter's width, sized to match the TLB's parameter count."""
-    return vit.ViT(vit.ViTConfig(image_size=image_size, patch_size=cfg.patch_size,
-                                 in_channels=cfg.in_channels, num_classes=len(class_names), dim=cfg.vit_dim,
-                                 depth=cfg.vit_depth, heads=cfg.vit_heads, mlp_ratio=cfg.vit_mlp_ratio))
+    """Chapter 6's ViT at the chapter's width, sized to match the TLB's
+    parameter count."""
+    return vit.ViT(
+        vit.ViTConfig(
+            image_size=image_size,
+            patch_size=cfg.patch_size,
+            in_channels=cfg.in_channels,
+            num_classes=len(class_names),
+            dim=cfg.vit_dim,
+            depth=cfg.vit_depth,
+            heads=cfg.vit_heads,
+            mlp_ratio=cfg.vit_mlp_ratio,
+        )
+    )
 
 
 def train_torch(m: torch.nn.Module, desc: str):
-    """Chapter 6's recipe (AdamW, warm-up + cosine) with the chapter's data, epochs, batch and learning rate.
+    """Chapter 6's recipe (AdamW, warm-up + cosine) with the chapter's data,
+    epochs, batch and learning rate.
 
-    Every model trained with it sees the same batches in the same order (``seed_for(0)``).
-    Returns the per-epoch history (training ``loss`` and ``acc``).
+    Every model trained with it sees the same batches in the same order
+    (``seed_for(0)``). Returns the per-epoch history (training ``loss`` and
+    ``acc``).
     """
-    augment = (lambda b: resize_crop_flip(b, cfg.image_size, pad_to=cfg.image_size + 4,
-                                          generator=augment_rng)) if cfg.augment else None
-    return train.train_classifier(m, x_train if cfg.augment else prepare(x_train), y_train,
-                                  epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay, seed=seed_for(0), augment=augment,
-                                  device=device, desc=desc)
+    augment = (
+        (
+            lambda b: resize_crop_flip(
+                b,
+                cfg.image_size,
+                pad_to=cfg.image_size + 4,
+                generator=augment_rng,
+            )
+        )
+        if cfg.augment
+        else None
+    )
+    return train.train_classifier(
+        m,
+        x_train if cfg.augment else prepare(x_train),
+        y_train,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        seed=seed_for(0),
+        augment=augment,
+        device=device,
+        desc=desc,
+    )
 
 
 torch.manual_seed(seed_for(0))
@@ -540,9 +767,17 @@ assert abs(n_vit / n_tlb - 1) < 0.1
 # %%
 # NBVAL_IGNORE_OUTPUT
 n_steps = cfg.epochs * steps_per_epoch
-claims.check("ch11-tlb-beats-vit", f"After the same short training ({n_steps} steps) the Keras TLB is at least "
-             "20 points more accurate than a ViT of the same size", tlb_acc - vit_acc, ">= 0.20", flagship=True)
-print(f"test accuracy after {n_steps} steps: TLB (Keras) {tlb_acc:.3f}, ViT (PyTorch) {vit_acc:.3f}")
+claims.check(
+    "ch11-tlb-beats-vit",
+    f"After the same short training ({n_steps} steps) the Keras TLB is at least "
+    "20 points more accurate than a ViT of the same size",
+    tlb_acc - vit_acc,
+    ">= 0.20",
+    flagship=True,
+)
+print(
+    f"test accuracy after {n_steps} steps: TLB (Keras) {tlb_acc:.3f}, ViT (PyTorch) {vit_acc:.3f}"
+)
 
 # %% [markdown]
 # Cost is measured for one training step (forward and backward) on a batch of
@@ -558,7 +793,8 @@ print(f"test accuracy after {n_steps} steps: TLB (Keras) {tlb_acc:.3f}, ViT (PyT
 
 # %%
 def saved_activation_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
-    """Bytes autograd keeps for the backward pass of one step (each storage counted once, parameters excluded)."""
+    """Bytes autograd keeps for the backward pass of one step (each storage
+    counted once, parameters excluded)."""
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved = {}
 
@@ -574,35 +810,56 @@ def saved_activation_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
     return sum(saved.values())
 
 
-def step_timing(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> train.Timing:
-    """``repeats`` timed forward + backward passes (`train.benchmark`, the book's one timing helper).
+def step_timing(
+    model: torch.nn.Module, x: torch.Tensor, repeats: int
+) -> train.Timing:
+    """``repeats`` timed forward + backward passes (`train.benchmark`, the
+    book's one timing helper).
 
-    No separate warm-up: the activation count next to each timing runs the same step.
-    The claims below compare ``Timing.min``, the least disturbed repeat, because this
-    CPU is shared and a single slow repeat would move a median of two; the printed
-    output gives the median and the spread too.
+    No separate warm-up: the activation count next to each timing runs the same
+    step. The claims below compare ``Timing.min``, the least disturbed repeat,
+    because this CPU is shared and a single slow repeat would move a median of
+    two; the printed output gives the median and the spread too.
     """
-    return train.benchmark(lambda: model(x).logsumexp(-1).sum().backward(), repeats=repeats, warmup=0,
-                           device=x.device)
+    return train.benchmark(
+        lambda: model(x).logsumexp(-1).sum().backward(),
+        repeats=repeats,
+        warmup=0,
+        device=x.device,
+    )
 
 
 def timing_note(timings: dict[str, train.Timing]) -> str:
     """One line: median and spread of each timing, in ms."""
-    return " | ".join(f"{name} median {1000 * t.median:.0f} ms, spread {t.spread:.0%}" for name, t in timings.items())
+    return " | ".join(
+        f"{name} median {1000 * t.median:.0f} ms, spread {t.spread:.0%}"
+        for name, t in timings.items()
+    )
 
 
 def explicit_attention(model: torch.nn.Module) -> torch.nn.Module:
-    """Switch every MultiHeadAttention of ``model`` to the step-by-step path that stores the weights."""
+    """Switch every MultiHeadAttention of ``model`` to the step-by-step path
+    that stores the weights."""
     for module in model.modules():
         if hasattr(module, "fast"):
             module.fast = False
     return model
 
 
-def tlb_at(image_size: int, chunk_size: int = cfg.chunk_size) -> tlb.TemporalLatentBottleneck:
-    """The chapter's TLB (same width, depth and L latents) for another image size or chunk size."""
-    return tlb.TemporalLatentBottleneck(tlb.TLBConfig(**{**config.__dict__, "image_size": image_size,
-                                                         "chunk_size": chunk_size}))
+def tlb_at(
+    image_size: int, chunk_size: int = cfg.chunk_size
+) -> tlb.TemporalLatentBottleneck:
+    """The chapter's TLB (same width, depth and L latents) for another image
+    size or chunk size."""
+    return tlb.TemporalLatentBottleneck(
+        tlb.TLBConfig(
+            **{
+                **config.__dict__,
+                "image_size": image_size,
+                "chunk_size": chunk_size,
+            }
+        )
+    )
 
 
 # %%
@@ -610,57 +867,119 @@ def tlb_at(image_size: int, chunk_size: int = cfg.chunk_size) -> tlb.TemporalLat
 gen = torch.Generator().manual_seed(seed_for(0))
 scaling = []
 for size in cfg.scaling_sizes:
-    x = torch.rand(cfg.timing_batch, cfg.in_channels, size, size, generator=gen).to(device)
+    x = torch.rand(
+        cfg.timing_batch, cfg.in_channels, size, size, generator=gen
+    ).to(device)
     torch.manual_seed(seed_for(0))
-    models = {"TLB": tlb_at(size), "ViT": make_vit(size), "ViT, explicit attention": explicit_attention(make_vit(size))}
+    models = {
+        "TLB": tlb_at(size),
+        "ViT": make_vit(size),
+        "ViT, explicit attention": explicit_attention(make_vit(size)),
+    }
     models = {name: m.to(device) for name, m in models.items()}
     row = {"N": (size // cfg.patch_size) ** 2}
     for name, m in models.items():
-        row[name, "MB"] = saved_activation_bytes(m, x) / 2 ** 20
+        row[name, "MB"] = saved_activation_bytes(m, x) / 2**20
         row[name, "timing"] = step_timing(m, x, cfg.timing_repeats)
-        row[name, "ms"] = 1000 * row[name, "timing"].min                 # least disturbed repeat (see step_timing)
+        row[name, "ms"] = (
+            1000 * row[name, "timing"].min
+        )  # least disturbed repeat (see step_timing)
     scaling.append(row)
-print(f"{'N':>5} | {'TLB ms':>8} {'ViT ms':>8} {'ViT expl. ms':>13} | {'TLB MB':>7} {'ViT MB':>7} {'ViT expl. MB':>13}")
+print(
+    f"{'N':>5} | {'TLB ms':>8} {'ViT ms':>8} {'ViT expl. ms':>13} | {'TLB MB':>7} {'ViT MB':>7} {'ViT expl. MB':>13}"
+)
 for r in scaling:
-    print(f"{r['N']:>5} | {r['TLB', 'ms']:>8.0f} {r['ViT', 'ms']:>8.0f} {r['ViT, explicit attention', 'ms']:>13.0f} | "
-          f"{r['TLB', 'MB']:>7.1f} {r['ViT', 'MB']:>7.1f} {r['ViT, explicit attention', 'MB']:>13.1f}")
+    print(
+        f"{r['N']:>5} | {r['TLB', 'ms']:>8.0f} {r['ViT', 'ms']:>8.0f} {r['ViT, explicit attention', 'ms']:>13.0f} | "
+        f"{r['TLB', 'MB']:>7.1f} {r['ViT', 'MB']:>7.1f} {r['ViT, explicit attention', 'MB']:>13.1f}"
+    )
 print("ms above: fastest repeat; medians and spreads:")
 for r in scaling:
-    print(f"  N = {r['N']}: " + timing_note({name: r[name, "timing"] for name in models}))
+    print(
+        f"  N = {r['N']}: "
+        + timing_note({name: r[name, "timing"] for name in models})
+    )
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-x_batch = prepare(x_train[:cfg.batch_size]).to(device)          # one training batch
-batch_timing = {name: step_timing(m.to(device), x_batch, cfg.timing_repeats) for name, m in (("TLB", twin),
-                                                                                            ("ViT", vit_model))}
-cost = {name: (1000 * batch_timing[name].min,                           # least disturbed repeat (see step_timing)
-               saved_activation_bytes(m, x_batch) / 2 ** 20) for name, m in (("TLB", twin), ("ViT", vit_model))}
+x_batch = prepare(x_train[: cfg.batch_size]).to(device)  # one training batch
+batch_timing = {
+    name: step_timing(m.to(device), x_batch, cfg.timing_repeats)
+    for name, m in (("TLB", twin), ("ViT", vit_model))
+}
+cost = {
+    name: (
+        1000
+        * batch_timing[name].min,  # least disturbed repeat (see step_timing)
+        saved_activation_bytes(m, x_batch) / 2**20,
+    )
+    for name, m in (("TLB", twin), ("ViT", vit_model))
+}
 twin.cpu()
-print(f"{'model':<5}{'params':>9}{'test acc':>10}{'train s':>9}{'  (framework)':<14}{'PyTorch ms/step':>16}"
-      f"{'act. MB/step':>13}")
-for name, n, acc, seconds, framework in (("TLB", n_tlb, tlb_acc, keras_seconds, "Keras"),
-                                         ("ViT", n_vit, vit_acc, vit_seconds, "PyTorch")):
-    print(f"{name:<5}{n:>9,}{acc:>10.3f}{seconds:>9.0f}{'  (' + framework + ')':<14}{cost[name][0]:>16.0f}"
-          f"{cost[name][1]:>13.1f}")
+print(
+    f"{'model':<5}{'params':>9}{'test acc':>10}{'train s':>9}{'  (framework)':<14}{'PyTorch ms/step':>16}"
+    f"{'act. MB/step':>13}"
+)
+for name, n, acc, seconds, framework in (
+    ("TLB", n_tlb, tlb_acc, keras_seconds, "Keras"),
+    ("ViT", n_vit, vit_acc, vit_seconds, "PyTorch"),
+):
+    print(
+        f"{name:<5}{n:>9,}{acc:>10.3f}{seconds:>9.0f}{'  (' + framework + ')':<14}{cost[name][0]:>16.0f}"
+        f"{cost[name][1]:>13.1f}"
+    )
 print("ms/step above: fastest repeat;", timing_note(batch_timing))
 keras_overhead = keras_seconds / (n_steps * cost["TLB"][0] / 1000)
-claims.check("ch11-keras-overhead", "The Keras fit of the TLB takes more than 1.5× as long as the same number of "
-             "forward and backward passes of its PyTorch twin", keras_overhead, "> 1.5")
-print(f"Keras fit / {n_steps} forward + backward passes of the PyTorch twin: {keras_overhead:.1f}")
+claims.check(
+    "ch11-keras-overhead",
+    "The Keras fit of the TLB takes more than 1.5× as long as the same number of "
+    "forward and backward passes of its PyTorch twin",
+    keras_overhead,
+    "> 1.5",
+)
+print(
+    f"Keras fit / {n_steps} forward + backward passes of the PyTorch twin: {keras_overhead:.1f}"
+)
 
 # %%
 n_tokens = np.array([r["N"] for r in scaling])
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-for name, style in (("TLB", "o-"), ("ViT", "s-"), ("ViT, explicit attention", "s--")):
-    axes[0].loglog(n_tokens, [r[name, "ms"] for r in scaling], style, label=name)
-    axes[1].loglog(n_tokens, [r[name, "MB"] for r in scaling], style, label=name)
-axes[1].loglog(n_tokens, scaling[0]["TLB", "MB"] * n_tokens / n_tokens[0], ":", color="gray", label="∝ N")
-axes[1].loglog(n_tokens, scaling[0]["ViT, explicit attention", "MB"] * (n_tokens / n_tokens[0]) ** 2, ":",
-               color="black", label="∝ N²")
-axes[0].set(xlabel="tokens N", ylabel="ms per training step",
-            title=f"Time (batch {cfg.timing_batch}, {device.type.upper()})")
-axes[1].set(xlabel="tokens N", ylabel="MB kept for backward",
-            title=f"Activation memory (batch {cfg.timing_batch})")
+for name, style in (
+    ("TLB", "o-"),
+    ("ViT", "s-"),
+    ("ViT, explicit attention", "s--"),
+):
+    axes[0].loglog(
+        n_tokens, [r[name, "ms"] for r in scaling], style, label=name
+    )
+    axes[1].loglog(
+        n_tokens, [r[name, "MB"] for r in scaling], style, label=name
+    )
+axes[1].loglog(
+    n_tokens,
+    scaling[0]["TLB", "MB"] * n_tokens / n_tokens[0],
+    ":",
+    color="gray",
+    label="∝ N",
+)
+axes[1].loglog(
+    n_tokens,
+    scaling[0]["ViT, explicit attention", "MB"]
+    * (n_tokens / n_tokens[0]) ** 2,
+    ":",
+    color="black",
+    label="∝ N²",
+)
+axes[0].set(
+    xlabel="tokens N",
+    ylabel="ms per training step",
+    title=f"Time (batch {cfg.timing_batch}, {device.type.upper()})",
+)
+axes[1].set(
+    xlabel="tokens N",
+    ylabel="MB kept for backward",
+    title=f"Activation memory (batch {cfg.timing_batch})",
+)
 for ax in axes:
     ax.minorticks_off()
     ax.set_xticks(n_tokens, [str(n) for n in n_tokens])
@@ -668,35 +987,76 @@ for ax in axes:
 plt.show()
 
 # %%
-growth = {name: scaling[-1][name, "MB"] / scaling[0][name, "MB"] for name in ("TLB", "ViT", "ViT, explicit attention")}
+growth = {
+    name: scaling[-1][name, "MB"] / scaling[0][name, "MB"]
+    for name in ("TLB", "ViT", "ViT, explicit attention")
+}
 token_growth = scaling[-1]["N"] / scaling[0]["N"]
 print(f"tokens grow {token_growth:.0f}x")
-print("TLB memory grows linearly (within 1.5x of N):", growth["TLB"] < 1.5 * token_growth)
-print("ViT memory with explicit attention grows faster than N (> 3x N):", growth["ViT, explicit attention"]
-      > 3 * token_growth)
-print("at the largest N the TLB keeps less than the explicit ViT:",
-      scaling[-1]["TLB", "MB"] < scaling[-1]["ViT, explicit attention", "MB"])
-print("the fused ViT keeps less than the TLB at every size:", all(r["ViT", "MB"] < r["TLB", "MB"] for r in scaling))
-assert growth["TLB"] < 1.5 * token_growth and growth["ViT, explicit attention"] > 3 * token_growth
+print(
+    "TLB memory grows linearly (within 1.5x of N):",
+    growth["TLB"] < 1.5 * token_growth,
+)
+print(
+    "ViT memory with explicit attention grows faster than N (> 3x N):",
+    growth["ViT, explicit attention"] > 3 * token_growth,
+)
+print(
+    "at the largest N the TLB keeps less than the explicit ViT:",
+    scaling[-1]["TLB", "MB"] < scaling[-1]["ViT, explicit attention", "MB"],
+)
+print(
+    "the fused ViT keeps less than the TLB at every size:",
+    all(r["ViT", "MB"] < r["TLB", "MB"] for r in scaling),
+)
+assert (
+    growth["TLB"] < 1.5 * token_growth
+    and growth["ViT, explicit attention"] > 3 * token_growth
+)
 assert scaling[-1]["TLB", "MB"] < scaling[-1]["ViT, explicit attention", "MB"]
 assert all(r["ViT", "MB"] < r["TLB", "MB"] for r in scaling)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 fused_speedup = scaling[0]["TLB", "ms"] / scaling[0]["ViT", "ms"]
-time_growth = {name: scaling[-1][name, "ms"] / scaling[0][name, "ms"] for name in ("TLB", "ViT, explicit attention")}
-explicit_vs_tlb = scaling[-1]["ViT, explicit attention", "ms"] / scaling[-1]["TLB", "ms"]
-claims.check("ch11-fused-vit-faster", "At 49 tokens the ViT's training step with PyTorch's fused attention is "
-             "more than twice as fast as the TLB's", fused_speedup, "> 2")
-claims.check("ch11-explicit-vit-time-grows", "With explicit attention the ViT's step time grows more than 1.5× as "
-             "much as the TLB's from 49 to 784 tokens", time_growth["ViT, explicit attention"] / time_growth["TLB"],
-             "> 1.5")
-claims.check("ch11-explicit-vit-catches-up", "At 784 tokens the TLB's training step takes less than twice as long "
-             "as that of the ViT with explicit attention", explicit_vs_tlb, "> 0.5")
-print(f"TLB time / fused ViT time at N = {scaling[0]['N']}: {fused_speedup:.1f}")
-print(f"time growth from N = {scaling[0]['N']} to {scaling[-1]['N']}: TLB {time_growth['TLB']:.0f}x, "
-      f"explicit ViT {time_growth['ViT, explicit attention']:.0f}x")
-print(f"explicit ViT time / TLB time at N = {scaling[-1]['N']}: {explicit_vs_tlb:.1f}")
+time_growth = {
+    name: scaling[-1][name, "ms"] / scaling[0][name, "ms"]
+    for name in ("TLB", "ViT, explicit attention")
+}
+explicit_vs_tlb = (
+    scaling[-1]["ViT, explicit attention", "ms"] / scaling[-1]["TLB", "ms"]
+)
+claims.check(
+    "ch11-fused-vit-faster",
+    "At 49 tokens the ViT's training step with PyTorch's fused attention is "
+    "more than twice as fast as the TLB's",
+    fused_speedup,
+    "> 2",
+)
+claims.check(
+    "ch11-explicit-vit-time-grows",
+    "With explicit attention the ViT's step time grows more than 1.5× as "
+    "much as the TLB's from 49 to 784 tokens",
+    time_growth["ViT, explicit attention"] / time_growth["TLB"],
+    "> 1.5",
+)
+claims.check(
+    "ch11-explicit-vit-catches-up",
+    "At 784 tokens the TLB's training step takes less than twice as long "
+    "as that of the ViT with explicit attention",
+    explicit_vs_tlb,
+    "> 0.5",
+)
+print(
+    f"TLB time / fused ViT time at N = {scaling[0]['N']}: {fused_speedup:.1f}"
+)
+print(
+    f"time growth from N = {scaling[0]['N']} to {scaling[-1]['N']}: TLB {time_growth['TLB']:.0f}x, "
+    f"explicit ViT {time_growth['ViT, explicit attention']:.0f}x"
+)
+print(
+    f"explicit ViT time / TLB time at N = {scaling[-1]['N']}: {explicit_vs_tlb:.1f}"
+)
 
 # %% [markdown]
 # What the numbers say, at this scale and on a CPU. The memory figures are byte
@@ -764,23 +1124,40 @@ print(f"explicit ViT time / TLB time at N = {scaling[-1]['N']}: {explicit_vs_tlb
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-x = torch.rand(cfg.timing_batch, cfg.in_channels, cfg.image_size, cfg.image_size, generator=gen)
+x = torch.rand(
+    cfg.timing_batch,
+    cfg.in_channels,
+    cfg.image_size,
+    cfg.image_size,
+    generator=gen,
+)
 x = x.to(device)
 sweep = []
 for K in cfg.chunk_sweep:
-    torch.manual_seed(seed_for(0))                                       # the same initial weights for every K
+    torch.manual_seed(seed_for(0))  # the same initial weights for every K
     m = tlb_at(cfg.image_size, K).to(device)
-    row = {"K": K, "T": config.num_patches // K, "params": layers.count_parameters(m),
-           "MB": saved_activation_bytes(m, x) / 2 ** 20, "timing": step_timing(m, x, cfg.timing_repeats)}
-    row["ms"] = 1000 * row["timing"].min                                 # least disturbed repeat (see step_timing)
+    row = {
+        "K": K,
+        "T": config.num_patches // K,
+        "params": layers.count_parameters(m),
+        "MB": saved_activation_bytes(m, x) / 2**20,
+        "timing": step_timing(m, x, cfg.timing_repeats),
+    }
+    row["ms"] = (
+        1000 * row["timing"].min
+    )  # least disturbed repeat (see step_timing)
     if K == cfg.chunk_size or K in cfg.sweep_train:
         row["history"] = train_torch(m, f"TLB K={K}")
         row["acc"] = train.accuracy(m, prepare(x_test), y_test)
     sweep.append(row)
-print(f"{'K':>4}{'steps T':>9}{'params':>9}{'ms/step':>9}{'act. MB':>9}{'test acc':>10}")
+print(
+    f"{'K':>4}{'steps T':>9}{'params':>9}{'ms/step':>9}{'act. MB':>9}{'test acc':>10}"
+)
 for r in sweep:
     acc = f"{r['acc']:.3f}" if "acc" in r else "(not trained)"
-    print(f"{r['K']:>4}{r['T']:>9}{r['params']:>9,}{r['ms']:>9.0f}{r['MB']:>9.2f}{acc:>14}")
+    print(
+        f"{r['K']:>4}{r['T']:>9}{r['params']:>9,}{r['ms']:>9.0f}{r['MB']:>9.2f}{acc:>14}"
+    )
 print("ms/step above: fastest repeat; medians and spreads:")
 for r in sweep:
     print(f"  K = {r['K']}: " + timing_note({"TLB": r["timing"]}))
@@ -789,9 +1166,14 @@ for r in sweep:
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
 ks = [r["K"] for r in sweep]
 axes[0].loglog(ks, [r["ms"] for r in sweep], "o-")
-axes[0].set(ylabel="ms per training step", title=f"Time (batch {cfg.timing_batch})")
+axes[0].set(
+    ylabel="ms per training step", title=f"Time (batch {cfg.timing_batch})"
+)
 axes[1].semilogx(ks, [r["MB"] for r in sweep], "o-", color="C1")
-axes[1].set(ylabel="MB kept for backward", title=f"Activation memory (batch {cfg.timing_batch})")
+axes[1].set(
+    ylabel="MB kept for backward",
+    title=f"Activation memory (batch {cfg.timing_batch})",
+)
 for ax in axes:
     ax.minorticks_off()
     ax.set_xticks(ks, [f"{r['K']}\n(T = {r['T']})" for r in sweep])
@@ -801,16 +1183,28 @@ plt.show()
 
 # %%
 by_k = {r["K"]: r for r in sweep}
-print("every chunk size has the same number of parameters:", len({r["params"] for r in sweep}) == 1)
+print(
+    "every chunk size has the same number of parameters:",
+    len({r["params"] for r in sweep}) == 1,
+)
 assert len({r["params"] for r in sweep}) == 1
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 ks_sorted = sorted(by_k)
-larger_faster = min(by_k[a]["ms"] / by_k[b]["ms"] for a, b in zip(ks_sorted, ks_sorted[1:]))
-claims.check("ch11-larger-chunks-faster", "At 49 tokens, each larger chunk size in the sweep makes a training step "
-             "more than 1.5× faster", larger_faster, "> 1.5")
-print(f"time per step, next smaller K / next larger K, smallest over the sweep: {larger_faster:.1f}")
+larger_faster = min(
+    by_k[a]["ms"] / by_k[b]["ms"] for a, b in zip(ks_sorted, ks_sorted[1:])
+)
+claims.check(
+    "ch11-larger-chunks-faster",
+    "At 49 tokens, each larger chunk size in the sweep makes a training step "
+    "more than 1.5× faster",
+    larger_faster,
+    "> 1.5",
+)
+print(
+    f"time per step, next smaller K / next larger K, smallest over the sweep: {larger_faster:.1f}"
+)
 
 # %% [markdown]
 # The parameters do not depend on $K$ (attention and FFN weights are shared by all
@@ -839,14 +1233,27 @@ print(f"time per step, next smaller K / next larger K, smallest over the sweep: 
 # NBVAL_IGNORE_OUTPUT
 trained = {r["K"]: r["acc"] for r in sweep if "acc" in r}
 one_chunk = max(trained)
-print(f"PyTorch, same start and batches: K = {cfg.chunk_size} {trained[cfg.chunk_size]:.3f}, "
-      f"K = {one_chunk} {trained[one_chunk]:.3f}, ViT {vit_acc:.3f}")
-if profiles.current_profile() == "smoke":  # claims about the smoke run; the full profile reports its own
-    claims.check("ch11-row-chunks-beat-one-chunk", "From the same initial weights and batches, the TLB with chunks of "
-                 "one row is more accurate than with one chunk of the whole image",
-                 trained[cfg.chunk_size] - trained[one_chunk], "> 0")
-    claims.check("ch11-one-chunk-beats-vit", "With one chunk of the whole image (no recurrence) and the ViT's "
-                 "recipe and batches, the TLB is more accurate than the ViT", trained[one_chunk] - vit_acc, "> 0")
+print(
+    f"PyTorch, same start and batches: K = {cfg.chunk_size} {trained[cfg.chunk_size]:.3f}, "
+    f"K = {one_chunk} {trained[one_chunk]:.3f}, ViT {vit_acc:.3f}"
+)
+if (
+    profiles.current_profile() == "smoke"
+):  # claims about the smoke run; the full profile reports its own
+    claims.check(
+        "ch11-row-chunks-beat-one-chunk",
+        "From the same initial weights and batches, the TLB with chunks of "
+        "one row is more accurate than with one chunk of the whole image",
+        trained[cfg.chunk_size] - trained[one_chunk],
+        "> 0",
+    )
+    claims.check(
+        "ch11-one-chunk-beats-vit",
+        "With one chunk of the whole image (no recurrence) and the ViT's "
+        "recipe and batches, the TLB is more accurate than the ViT",
+        trained[one_chunk] - vit_acc,
+        "> 0",
+    )
 
 # %% [markdown]
 # ## The training runs, epoch by epoch
@@ -860,11 +1267,20 @@ if profiles.current_profile() == "smoke":  # claims about the smoke run; the ful
 # epoch for the Keras run and after the last one for the PyTorch runs.
 
 # %%
-runs = {"TLB (Keras)": (keras_curve, tlb_acc), "ViT (PyTorch)": (vit_history, vit_acc)}
-runs |= {f"TLB K = {r['K']} (PyTorch)": (r["history"], r["acc"]) for r in sweep if "history" in r}
+runs = {
+    "TLB (Keras)": (keras_curve, tlb_acc),
+    "ViT (PyTorch)": (vit_history, vit_acc),
+}
+runs |= {
+    f"TLB K = {r['K']} (PyTorch)": (r["history"], r["acc"])
+    for r in sweep
+    if "history" in r
+}
 epochs_axis = np.arange(1, cfg.epochs + 1)
 fig, axes = plt.subplots(1, 3, figsize=(8, 3.3), layout="constrained")
-for (name, (history, final_acc)), color in zip(runs.items(), [f"C{i}" for i in range(len(runs))]):
+for (name, (history, final_acc)), color in zip(
+    runs.items(), [f"C{i}" for i in range(len(runs))]
+):
     axes[0].plot(epochs_axis, history["loss"], "o-", color=color, label=name)
     axes[1].plot(epochs_axis, history["acc"], "o-", color=color)
     if name == "TLB (Keras)":
@@ -874,26 +1290,48 @@ for (name, (history, final_acc)), color in zip(runs.items(), [f"C{i}" for i in r
 axes[0].set(ylabel="cross-entropy", title="Training loss")
 axes[1].set(ylabel="accuracy", title="Training accuracy")
 axes[2].set(ylabel="accuracy", title="Test accuracy")
-axes[2].plot([], [], "D", color="gray", label="PyTorch runs: tested after the last epoch only")  # legend entry
+axes[2].plot(
+    [],
+    [],
+    "D",
+    color="gray",
+    label="PyTorch runs: tested after the last epoch only",
+)  # legend entry
 for ax in axes:
     ax.set_xticks(epochs_axis)
     ax.set_xlabel("epoch")
 for ax in axes[1:]:
     ax.set_ylim(0, 1)
 fig.legend(loc="outside lower center", ncol=3, fontsize=9)
-fig.suptitle(f"The training runs ({cfg.n_train:,} training images, batch {cfg.batch_size})")
+fig.suptitle(
+    f"The training runs ({cfg.n_train:,} training images, batch {cfg.batch_size})"
+)
 plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-last_drop = min(history["loss"][-2] - history["loss"][-1] for history, _ in runs.values())
-if profiles.current_profile() == "smoke":  # a claim about the smoke runs; the full profile reports its own
-    still_falling = claims.check("ch11-loss-still-falling", "In each of the chapter's four training runs the "
-                                 "training loss still falls in the last epoch", last_drop, "> 0")
+last_drop = min(
+    history["loss"][-2] - history["loss"][-1] for history, _ in runs.values()
+)
+if (
+    profiles.current_profile() == "smoke"
+):  # a claim about the smoke runs; the full profile reports its own
+    still_falling = claims.check(
+        "ch11-loss-still-falling",
+        "In each of the chapter's four training runs the "
+        "training loss still falls in the last epoch",
+        last_drop,
+        "> 0",
+    )
 for name, (history, final_acc) in runs.items():
-    print(f"{name:<22} loss per epoch " + " ".join(f"{v:.3f}" for v in history["loss"])
-          + f"   test accuracy {final_acc:.3f}")
-print("smallest fall of the training loss in the last epoch:", f"{last_drop:.3f}")
+    print(
+        f"{name:<22} loss per epoch "
+        + " ".join(f"{v:.3f}" for v in history["loss"])
+        + f"   test accuracy {final_acc:.3f}"
+    )
+print(
+    "smallest fall of the training loss in the last epoch:", f"{last_drop:.3f}"
+)
 
 # %% [markdown]
 # On seeds 0–2 the training loss of every run still fell in the last epoch (claim
@@ -1001,7 +1439,8 @@ print("smallest fall of the training loss in the last epoch:", f"{last_drop:.3f}
 
 # %% tags=["solution"]
 def vit_scores(N: int, layers: int, heads: int) -> int:
-    """Attention scores per image of a ViT with `layers` blocks of `heads` heads over N tokens."""
+    """Attention scores per image of a ViT with `layers` blocks of `heads`
+    heads over N tokens."""
     # BEGIN SOLUTION
     # HINT: each head of each layer builds one N×N matrix.
     return layers * heads * N * N
@@ -1009,7 +1448,8 @@ def vit_scores(N: int, layers: int, heads: int) -> int:
 
 
 def tlb_scores(N: int, K: int, L: int, layers: int, r: int, heads: int) -> int:
-    """Attention scores per image of a TLB: chunks of K, L latents, `layers` fast layers, a cross every r."""
+    """Attention scores per image of a TLB: chunks of K, L latents, `layers`
+    fast layers, a cross every r."""
     # BEGIN SOLUTION
     # HINT: count the score matrices of one chunk (self, cross and slow-stream attention), then multiply by N/K.
     return heads * N * (layers * K + (-(-layers // r) + 1) * L)
@@ -1017,8 +1457,20 @@ def tlb_scores(N: int, K: int, L: int, layers: int, r: int, heads: int) -> int:
 
 
 # %% tags=["solution"]
-print("N = 49:", vit_scores(49, 2, 2), "ViT scores,", tlb_scores(49, 7, 7, 2, 2, 2), "TLB scores")
-print("N = 784:", vit_scores(784, 2, 2), "ViT scores,", tlb_scores(784, 7, 7, 2, 2, 2), "TLB scores")
+print(
+    "N = 49:",
+    vit_scores(49, 2, 2),
+    "ViT scores,",
+    tlb_scores(49, 7, 7, 2, 2, 2),
+    "TLB scores",
+)
+print(
+    "N = 784:",
+    vit_scores(784, 2, 2),
+    "ViT scores,",
+    tlb_scores(784, 7, 7, 2, 2, 2),
+    "TLB scores",
+)
 
 # %% [markdown] tags=["solution"]
 # ```{solution-end}
@@ -1029,23 +1481,50 @@ from seqlib.exercises import check_close
 
 
 def recorded_scores(model: torch.nn.Module, image_size: int) -> int:
-    """Entries of all attention matrices the model computes for one image, counted from attention.record."""
+    """Entries of all attention matrices the model computes for one image,
+    counted from attention.record."""
     with torch.no_grad(), attention.record(model) as maps:
         model(torch.zeros(1, 1, image_size, image_size))
     return sum(w.numel() for w in maps)
 
 
-for kw_ in (dict(r=2), dict(r=1), dict(chunk_size=49, num_latents=3), dict(num_layers=3, r=2, num_latents=5),
-           dict(num_heads=4, chunk_size=1, num_latents=2)):
+for kw_ in (
+    dict(r=2),
+    dict(r=1),
+    dict(chunk_size=49, num_latents=3),
+    dict(num_layers=3, r=2, num_latents=5),
+    dict(num_heads=4, chunk_size=1, num_latents=2),
+):
     c_ = tlb.TLBConfig(**kw_)
-    args_ = (c_.num_patches, c_.chunk_size, c_.num_latents, c_.num_layers, c_.r, c_.num_heads)
-    check_close(float(tlb_scores(*args_)), float(recorded_scores(tlb.TemporalLatentBottleneck(c_).eval(), 28)),
-                rtol=0, atol=0.5, name=f"tlb_scores{args_} vs the weights recorded from a TLB of that size")
+    args_ = (
+        c_.num_patches,
+        c_.chunk_size,
+        c_.num_latents,
+        c_.num_layers,
+        c_.r,
+        c_.num_heads,
+    )
+    check_close(
+        float(tlb_scores(*args_)),
+        float(recorded_scores(tlb.TemporalLatentBottleneck(c_).eval(), 28)),
+        rtol=0,
+        atol=0.5,
+        name=f"tlb_scores{args_} vs the weights recorded from a TLB of that size",
+    )
 for kw_ in (dict(), dict(depth=2, heads=2, patch_size=4)):
     m_ = vit.vit_tiny(**kw_).eval()
-    args_ = (m_.patch_embed.num_patches + 1, m_.config.depth, m_.config.heads)       # N counts the class token here
-    check_close(float(vit_scores(*args_)), float(recorded_scores(m_, 28)), rtol=0, atol=0.5,
-                name=f"vit_scores{args_} vs the weights recorded from a ViT of that size")
+    args_ = (
+        m_.patch_embed.num_patches + 1,
+        m_.config.depth,
+        m_.config.heads,
+    )  # N counts the class token here
+    check_close(
+        float(vit_scores(*args_)),
+        float(recorded_scores(m_, 28)),
+        rtol=0,
+        atol=0.5,
+        name=f"vit_scores{args_} vs the weights recorded from a ViT of that size",
+    )
 
 # %% [markdown]
 # :::{exercise} The recurrence by hand
@@ -1066,15 +1545,18 @@ for kw_ in (dict(), dict(depth=2, heads=2, patch_size=4)):
 # ```
 
 # %% tags=["solution"]
-def run_slow_stream(cell: tlb.TLBCell, chunks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``cell`` over chunks (B, T, K, D); return H_T (B, L, D) and the weights (B, T, h, L, K)."""
+def run_slow_stream(
+    cell: tlb.TLBCell, chunks: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``cell`` over chunks (B, T, K, D); return H_T (B, L, D) and the
+    weights (B, T, h, L, K)."""
     # BEGIN SOLUTION
     # HINT: cell(fast, slow) returns (fast, slow); loop inside attention.record(cell), stack with tlb.slow_stream_maps.
-    slow = cell.initial_state(chunks.shape[0])                     # (B, L, D)
+    slow = cell.initial_state(chunks.shape[0])  # (B, L, D)
     with attention.record(cell) as maps:
         for t in range(chunks.shape[1]):
-            _, slow = cell(chunks[:, t], slow)                     # (B, K, D), (B, L, D)
-    return slow, tlb.slow_stream_maps(maps)                        # (B, L, D), (B, T, h, L, K)
+            _, slow = cell(chunks[:, t], slow)  # (B, K, D), (B, L, D)
+    return slow, tlb.slow_stream_maps(maps)  # (B, L, D), (B, T, h, L, K)
     # END SOLUTION
 
 
@@ -1086,20 +1568,37 @@ def run_slow_stream(cell: tlb.TLBCell, chunks: torch.Tensor) -> tuple[torch.Tens
 from seqlib.exercises import check_close, check_shape, check_true
 
 with torch.no_grad():
-    chunks_t = twin.patch_embedding(x_check[:8])                   # (8, T, K, D)
+    chunks_t = twin.patch_embedding(x_check[:8])  # (8, T, K, D)
     final, mine = run_slow_stream(twin.cell, chunks_t)
     with attention.record(twin) as recorded:
         twin(x_check[:8])
-    reference = tlb.slow_stream_maps(recorded)                     # (8, T, h, L, K)
+    reference = tlb.slow_stream_maps(recorded)  # (8, T, h, L, K)
 T_, K_ = config.num_chunks, config.chunk_size
-check_shape(final, (8, config.num_latents, config.dim), name="H_T", letters="B, L, D")
-check_shape(mine, (8, T_, config.num_heads, config.num_latents, K_), name="weights", letters="B, T, h, L, K")
-check_true(float((final[:, 0] - final[:, 1]).abs().max()) > 1e-4,
-           "the latents of H_T should differ from each other: start from cell.initial_state, not from equal rows")
-check_close(mine[:, 0], reference[:, 0], atol=1e-5,
-            name="slow-stream weights of the first chunk (start from cell.initial_state and feed chunk 1 first)")
-check_close(mine, reference, atol=1e-5,
-            name="slow-stream weights of every chunk (pass the slow stream each step returns into the next step)")
+check_shape(
+    final, (8, config.num_latents, config.dim), name="H_T", letters="B, L, D"
+)
+check_shape(
+    mine,
+    (8, T_, config.num_heads, config.num_latents, K_),
+    name="weights",
+    letters="B, T, h, L, K",
+)
+check_true(
+    float((final[:, 0] - final[:, 1]).abs().max()) > 1e-4,
+    "the latents of H_T should differ from each other: start from cell.initial_state, not from equal rows",
+)
+check_close(
+    mine[:, 0],
+    reference[:, 0],
+    atol=1e-5,
+    name="slow-stream weights of the first chunk (start from cell.initial_state and feed chunk 1 first)",
+)
+check_close(
+    mine,
+    reference,
+    atol=1e-5,
+    name="slow-stream weights of every chunk (pass the slow stream each step returns into the next step)",
+)
 
 # %% [markdown]
 # :::{exercise} Reading the slow stream

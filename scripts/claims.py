@@ -33,16 +33,27 @@ import execute  # noqa: E402  (the sibling script)
 ROOT = execute.ROOT
 PAGE = ROOT / "book" / "claims.md"
 TITLES = {
-    "01": "Autoencoders and PCA", "02": "RNN encoder–decoders and BLEU", "03": "Attention for sequence to sequence",
-    "04": "Image captioning with attention", "05": "Self-attention and Transformers", "06": "The Vision Transformer",
-    "07": "The Swin Transformer", "08": "DETR", "09": "ViViT", "10": "The Recurrent Vision Transformer",
+    "01": "Autoencoders and PCA",
+    "02": "RNN encoder–decoders and BLEU",
+    "03": "Attention for sequence to sequence",
+    "04": "Image captioning with attention",
+    "05": "Self-attention and Transformers",
+    "06": "The Vision Transformer",
+    "07": "The Swin Transformer",
+    "08": "DETR",
+    "09": "ViViT",
+    "10": "The Recurrent Vision Transformer",
     "11": "The Temporal Latent Bottleneck",
 }
 
 
 def notebooks(chapters: list[str] | None) -> list[Path]:
     found = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
-    return [p for p in found if not chapters or p.name[:2] in {c.zfill(2) for c in chapters}]
+    return [
+        p
+        for p in found
+        if not chapters or p.name[:2] in {c.zfill(2) for c in chapters}
+    ]
 
 
 def cached(py: Path, seed: int) -> dict | None:
@@ -54,14 +65,22 @@ def cached(py: Path, seed: int) -> dict | None:
 
 
 def run_one(py: Path, seed: int, store: bool) -> dict:
-    cmd = [sys.executable, str(Path(execute.__file__)), "--seed", str(seed), str(py)]
+    cmd = [
+        sys.executable,
+        str(Path(execute.__file__)),
+        "--seed",
+        str(seed),
+        str(py),
+    ]
     if not (store and seed == 0):
         cmd.insert(2, "--no-write")
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     print(done.stdout.strip() or done.stderr.strip()[-2000:], flush=True)
     record = cached(py, seed)
     if record is None:
-        raise RuntimeError(f"{py.name} seed {seed}: no record written\n{done.stderr[-2000:]}")
+        raise RuntimeError(
+            f"{py.name} seed {seed}: no record written\n{done.stderr[-2000:]}"
+        )
     return record
 
 
@@ -93,14 +112,18 @@ def held_on_every(claim: dict, seeds: list[int]) -> bool:
     return all(claim["held_on"].get(s) for s in seeds)
 
 
-def render(records: list[dict], seeds: list[int], seconds: float, command: str) -> str:
+def render(
+    records: list[dict], seeds: list[int], seconds: float, command: str
+) -> str:
     import torch
 
     by_claim: dict[str, dict] = {}
     errors = []
     for record in records:
         if record["error"]:
-            errors.append(f"{record['notebook']} (seed {record['seed']}): {record['error']}")
+            errors.append(
+                f"{record['notebook']} (seed {record['seed']}): {record['error']}"
+            )
         for c in record["claims"]:
             entry = by_claim.setdefault(c["id"], {**c, "values": {}})
             entry["values"][record["seed"]] = c["value"]
@@ -129,18 +152,34 @@ def render(records: list[dict], seeds: list[int], seconds: float, command: str) 
         "",
     ]
     held_all = sum(held_on_every(c, seeds) for c in by_claim.values())
-    lines += [f"**{held_all} of {len(by_claim)} claims held on every seed.**", ""]
+    lines += [
+        f"**{held_all} of {len(by_claim)} claims held on every seed.**",
+        "",
+    ]
     if errors:
-        lines += ["```{warning}", "These runs did not finish:", ""] + [f"- {e}" for e in errors] + ["```", ""]
+        lines += (
+            ["```{warning}", "These runs did not finish:", ""]
+            + [f"- {e}" for e in errors]
+            + ["```", ""]
+        )
     for chapter in sorted({c["chapter"] for c in by_claim.values()}):
         nn = chapter[2:]
         stem = next(p.stem for p in notebooks([nn]))
-        times = ", ".join(f"{r['seconds']:.0f} s" for r in records if r["notebook"] == stem)
-        lines += [f"(claims-{chapter})=", f"## {int(nn)}. {TITLES[nn]}", "",
-                  f"Chapter: {{doc}}`../notebooks/{stem}`. Run time per seed: {times}.", "",
-                  "| claim | condition | seeds " + " / ".join(map(str, seeds)) + " | mean ± spread | held |",
-                  "|---|---|---|---|---|"]
-        for cid, c in by_claim.items():   # in the order the chapter checks them
+        times = ", ".join(
+            f"{r['seconds']:.0f} s" for r in records if r["notebook"] == stem
+        )
+        lines += [
+            f"(claims-{chapter})=",
+            f"## {int(nn)}. {TITLES[nn]}",
+            "",
+            f"Chapter: {{doc}}`../notebooks/{stem}`. Run time per seed: {times}.",
+            "",
+            "| claim | condition | seeds "
+            + " / ".join(map(str, seeds))
+            + " | mean ± spread | held |",
+            "|---|---|---|---|---|",
+        ]
+        for cid, c in by_claim.items():  # in the order the chapter checks them
             if c["chapter"] != chapter:
                 continue
             values = [c["values"].get(s) for s in seeds]
@@ -151,9 +190,11 @@ def render(records: list[dict], seeds: list[int], seconds: float, command: str) 
             n_held = sum(bool(c["held_on"].get(s)) for s in seeds)
             star = " ★" if c["flagship"] else ""
             d = digits(mean, spread)
-            lines.append(f"| {c['statement']} `{cid}`{star} | {c['condition'].replace('|', '/')} | "
-                         + " / ".join(fmt(v, d) for v in values)
-                         + f" | {fmt(mean, d)} ± {fmt(spread, 2)} | {'yes' if held else f'{n_held} of {len(seeds)}'} |")
+            lines.append(
+                f"| {c['statement']} `{cid}`{star} | {c['condition'].replace('|', '/')} | "
+                + " / ".join(fmt(v, d) for v in values)
+                + f" | {fmt(mean, d)} ± {fmt(spread, 2)} | {'yes' if held else f'{n_held} of {len(seeds)}'} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -161,35 +202,82 @@ def render(records: list[dict], seeds: list[int], seconds: float, command: str) 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--chapters", nargs="*", help="two-digit chapter numbers (default: all)")
+    parser.add_argument(
+        "--chapters",
+        nargs="*",
+        help="two-digit chapter numbers (default: all)",
+    )
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--force", action="store_true", help="rerun even when the source is unchanged")
-    parser.add_argument("--store", action="store_true", help="store seed 0's outputs in the notebooks")
-    parser.add_argument("--no-page", action="store_true", help="run and report, but do not write the page")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="rerun even when the source is unchanged",
+    )
+    parser.add_argument(
+        "--store",
+        action="store_true",
+        help="store seed 0's outputs in the notebooks",
+    )
+    parser.add_argument(
+        "--no-page",
+        action="store_true",
+        help="run and report, but do not write the page",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     todo, records = [], []
     for py in notebooks(args.chapters):
         for seed in args.seeds:
-            record = None if args.force or (args.store and seed == 0) else cached(py, seed)
+            record = (
+                None
+                if args.force or (args.store and seed == 0)
+                else cached(py, seed)
+            )
             (records.append(record) if record else todo.append((py, seed)))
-    print(f"{len(records)} runs reused, {len(todo)} to run with {args.jobs} jobs", flush=True)
+    print(
+        f"{len(records)} runs reused, {len(todo)} to run with {args.jobs} jobs",
+        flush=True,
+    )
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         records += list(pool.map(lambda job: run_one(*job, args.store), todo))
     seconds = time.perf_counter() - start
-    failed = [f"{r['notebook']} seed {r['seed']}: {r['error']}" for r in records if r["error"]]
-    failed += [f"{r['notebook']} seed {r['seed']}: claim {c['id']} = {c['value']:.4g}, expected {c['condition']}"
-               for r in records for c in r["claims"] if not c["held"]]
+    failed = [
+        f"{r['notebook']} seed {r['seed']}: {r['error']}"
+        for r in records
+        if r["error"]
+    ]
+    failed += [
+        f"{r['notebook']} seed {r['seed']}: claim {c['id']} = {c['value']:.4g}, expected {c['condition']}"
+        for r in records
+        for c in r["claims"]
+        if not c["held"]
+    ]
     if not args.no_page:
-        found = {(py.stem, s): cached(py, s) for py in notebooks(None) for s in args.seeds}
-        missing = [f"{stem} seed {s}" for (stem, s), record in found.items() if record is None]
+        found = {
+            (py.stem, s): cached(py, s)
+            for py in notebooks(None)
+            for s in args.seeds
+        }
+        missing = [
+            f"{stem} seed {s}"
+            for (stem, s), record in found.items()
+            if record is None
+        ]
         if missing:
-            print("page not written; runs missing or out of date:", ", ".join(missing))
+            print(
+                "page not written; runs missing or out of date:",
+                ", ".join(missing),
+            )
         else:
             every = list(found.values())
             ran = sum(r["seconds"] for r in every)
-            command = "python scripts/claims.py --seeds " + " ".join(map(str, args.seeds))
-            PAGE.write_text(render(every, args.seeds, ran, command) + "\n", encoding="utf-8")
+            command = "python scripts/claims.py --seeds " + " ".join(
+                map(str, args.seeds)
+            )
+            PAGE.write_text(
+                render(every, args.seeds, ran, command) + "\n",
+                encoding="utf-8",
+            )
             print(f"wrote {PAGE.relative_to(ROOT)}")
     print(f"done in {seconds / 60:.1f} min; {len(failed)} failures")
     for line in failed:

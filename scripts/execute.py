@@ -30,8 +30,15 @@ from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "claims"
-ENV = {"SEQLIB_PROFILE": "smoke", "SEQLIB_THREADS": "1", "SEQLIB_OFFLINE": "1", "CI": "1",
-       "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+ENV = {
+    "SEQLIB_PROFILE": "smoke",
+    "SEQLIB_THREADS": "1",
+    "SEQLIB_OFFLINE": "1",
+    "CI": "1",
+    "KERAS_BACKEND": "torch",
+    "OMP_NUM_THREADS": "1",
+    "PYTHONHASHSEED": "0",
+}
 
 
 def _seqlib_imports(source: str) -> set[str]:
@@ -39,8 +46,14 @@ def _seqlib_imports(source: str) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] == "seqlib"}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "seqlib":
+            found |= {
+                a.name for a in node.names if a.name.split(".")[0] == "seqlib"
+            }
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.split(".")[0] == "seqlib"
+        ):
             found.add(node.module)
             found |= {f"{node.module}.{a.name}" for a in node.names}
     return found
@@ -49,8 +62,13 @@ def _seqlib_imports(source: str) -> set[str]:
 def _module_files(name: str) -> list[Path]:
     """The files of module ``name`` and of the packages above it (empty if it is not a module)."""
     parts = name.split(".")
-    files = [ROOT.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts))]
-    candidates = [ROOT.joinpath(*parts).with_suffix(".py"), ROOT.joinpath(*parts, "__init__.py")]
+    files = [
+        ROOT.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts))
+    ]
+    candidates = [
+        ROOT.joinpath(*parts).with_suffix(".py"),
+        ROOT.joinpath(*parts, "__init__.py"),
+    ]
     hit = [c for c in candidates if c.exists()]
     return [f for f in files if f.exists()] + hit if hit else []
 
@@ -76,7 +94,9 @@ def source_key(py: Path) -> str:
         # The syntax tree, not the text: markdown cells, comments and cell markers
         # (such as NBVAL_IGNORE_OUTPUT) cannot change a result.
         tree = ast.dump(ast.parse(path.read_text(encoding="utf-8")))
-        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + tree.encode())
+        digest.update(
+            path.relative_to(ROOT).as_posix().encode() + b"\0" + tree.encode()
+        )
     return digest.hexdigest()[:16]
 
 
@@ -85,41 +105,65 @@ def record_path(py: Path, seed: int) -> Path:
     return CACHE / f"{py.stem}.seed{seed}.json"
 
 
-def execute(py: Path, *, seed: int = 0, write: bool = True, timeout: int = 900) -> dict:
+def execute(
+    py: Path, *, seed: int = 0, write: bool = True, timeout: int = 900
+) -> dict:
     """Run ``py`` (a percent-format pair) with ``SEQLIB_SEED=seed`` and record its claims.
 
     With ``write`` (seed 0 only) the executed notebook is stored as the ``.ipynb``
     pair. Returns the run record: seconds, error (or None) and the claims.
     """
     if write and seed != 0:
-        raise ValueError("stored outputs come from seed 0; pass write=False for other seeds")
+        raise ValueError(
+            "stored outputs come from seed 0; pass write=False for other seeds"
+        )
     nb = jupytext.read(py)
     nb.metadata.setdefault("jupytext", {})["formats"] = "ipynb,py:percent"
     key = source_key(py)
-    with tempfile.NamedTemporaryFile("w+", suffix=".jsonl", delete=False) as tmp:
+    with tempfile.NamedTemporaryFile(
+        "w+", suffix=".jsonl", delete=False
+    ) as tmp:
         claims_file = tmp.name
-    os.environ.update(ENV, SEQLIB_SEED=str(seed), SEQLIB_CLAIMS_FILE=claims_file,
-                      SEQLIB_CLAIMS_SOFT="0" if write else "1")
+    os.environ.update(
+        ENV,
+        SEQLIB_SEED=str(seed),
+        SEQLIB_CLAIMS_FILE=claims_file,
+        SEQLIB_CLAIMS_SOFT="0" if write else "1",
+    )
     start, error = time.perf_counter(), None
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(py.parent)}}).execute()
+        NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(py.parent)}},
+        ).execute()
     except CellExecutionError as exc:
         error = str(exc).strip().splitlines()[-1][:500]
     seconds = time.perf_counter() - start
     with open(claims_file, encoding="utf-8") as f:
         claims = [json.loads(line) for line in f if line.strip()]
     os.unlink(claims_file)
-    record = {"notebook": py.stem, "seed": seed, "key": key, "seconds": round(seconds, 1), "error": error,
-              "claims": claims}
+    record = {
+        "notebook": py.stem,
+        "seed": seed,
+        "key": key,
+        "seconds": round(seconds, 1),
+        "error": error,
+        "claims": claims,
+    }
     CACHE.mkdir(parents=True, exist_ok=True)
     out = record_path(py, seed)
-    out.with_suffix(".tmp").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    out.with_suffix(".tmp").write_text(
+        json.dumps(record, indent=1), encoding="utf-8"
+    )
     out.with_suffix(".tmp").replace(out)
     if error is None and write:
         ipynb = py.with_suffix(".ipynb")
         nbformat.write(nb, ipynb)
-        jupytext.write(jupytext.read(ipynb), py, fmt="py:percent")   # keep the pair byte-identical
+        jupytext.write(
+            jupytext.read(ipynb), py, fmt="py:percent"
+        )  # keep the pair byte-identical
     return record
 
 
@@ -127,16 +171,29 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="+")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-write", action="store_true", help="record claims only; keep the stored notebook")
+    parser.add_argument(
+        "--no-write",
+        action="store_true",
+        help="record claims only; keep the stored notebook",
+    )
     args = parser.parse_args(argv)
     failed = 0
     for name in args.notebooks:
         path = Path(name).with_suffix(".py")
-        record = execute(path, seed=args.seed, write=not args.no_write and args.seed == 0)
+        record = execute(
+            path, seed=args.seed, write=not args.no_write and args.seed == 0
+        )
         bad = [c["id"] for c in record["claims"] if not c["held"]]
-        status = "ok" if record["error"] is None and not bad else f"FAILED {record['error'] or ''} {bad or ''}"
-        print(f"{path} (seed {args.seed}): executed in {record['seconds']:.1f} s, "
-              f"{len(record['claims'])} claims, {status}", flush=True)
+        status = (
+            "ok"
+            if record["error"] is None and not bad
+            else f"FAILED {record['error'] or ''} {bad or ''}"
+        )
+        print(
+            f"{path} (seed {args.seed}): executed in {record['seconds']:.1f} s, "
+            f"{len(record['claims'])} claims, {status}",
+            flush=True,
+        )
         failed += status != "ok"
     return 1 if failed else 0
 

@@ -25,7 +25,9 @@ class Autoencoder(nn.Module):
         d_in: input width D, checked on every call.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, *, d_in: int) -> None:
+    def __init__(
+        self, encoder: nn.Module, decoder: nn.Module, *, d_in: int
+    ) -> None:
         super().__init__()
         self.encoder, self.decoder, self.d_in = encoder, decoder, d_in
 
@@ -38,16 +40,22 @@ class Autoencoder(nn.Module):
 
 
 def linear_autoencoder(d_in: int, k: int) -> Autoencoder:
-    """One linear layer each way, with biases: the model of the AE–PCA homework."""
+    """One linear layer each way, with biases: the model of the AE–PCA
+    homework."""
     return Autoencoder(nn.Linear(d_in, k), nn.Linear(k, d_in), d_in=d_in)
 
 
-def mlp_autoencoder(d_in: int, k: int, hidden: Sequence[int] = (256, 64), *,
-                    sigmoid_output: bool = True) -> Autoencoder:
+def mlp_autoencoder(
+    d_in: int,
+    k: int,
+    hidden: Sequence[int] = (256, 64),
+    *,
+    sigmoid_output: bool = True,
+) -> Autoencoder:
     """A deep autoencoder whose decoder mirrors the encoder.
 
-    Encoder ``d_in → hidden[0] → … → k`` with ReLUs, decoder ``k → … → hidden[0] → d_in``.
-    A sigmoid output keeps pixels in [0, 1].
+    Encoder ``d_in → hidden[0] → … → k`` with ReLUs, decoder ``k → … →
+    hidden[0] → d_in``. A sigmoid output keeps pixels in [0, 1].
     """
     widths = [d_in, *hidden, k]
     enc: list[nn.Module] = []
@@ -56,16 +64,22 @@ def mlp_autoencoder(d_in: int, k: int, hidden: Sequence[int] = (256, 64), *,
         enc += [nn.Linear(a, b), nn.ReLU()]
     for a, b in zip(widths[::-1][:-1], widths[::-1][1:]):
         dec += [nn.Linear(a, b), nn.ReLU()]
-    enc.pop()                     # the code itself is linear
-    dec.pop()                     # so is the decoder's last layer, before the squashing
+    enc.pop()  # the code itself is linear
+    dec.pop()  # so is the decoder's last layer, before the squashing
     if sigmoid_output:
         dec.append(nn.Sigmoid())
     return Autoencoder(nn.Sequential(*enc), nn.Sequential(*dec), d_in=d_in)
 
 
-def add_noise(x: torch.Tensor, std: float, *, generator: torch.Generator | None = None,
-              clip: bool = True) -> torch.Tensor:
-    """Corrupt ``x`` with Gaussian noise of standard deviation ``std`` (denoising AE input).
+def add_noise(
+    x: torch.Tensor,
+    std: float,
+    *,
+    generator: torch.Generator | None = None,
+    clip: bool = True,
+) -> torch.Tensor:
+    """Corrupt ``x`` with Gaussian noise of standard deviation ``std``
+    (denoising AE input).
 
     Args:
         x: any shape, values in [0, 1].
@@ -75,15 +89,18 @@ def add_noise(x: torch.Tensor, std: float, *, generator: torch.Generator | None 
     """
     if std < 0:
         raise ValueError(f"std must be >= 0, got {std}")
-    noisy = x + std * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    noisy = x + std * torch.randn(
+        x.shape, generator=generator, dtype=x.dtype, device=x.device
+    )
     return noisy.clamp(0, 1) if clip else noisy
 
 
 def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Principal angles, in degrees and ascending, between span(a) and span(b).
 
-    Orthonormalise both bases with QR; the singular values of ``Qa^T Qb`` are the
-    cosines of the angles (Björck & Golub). 0° everywhere means the same subspace.
+    Orthonormalise both bases with QR; the singular values of ``Qa^T Qb`` are
+    the cosines of the angles (Björck & Golub). 0° everywhere means the same
+    subspace.
 
     Args:
         a: (D, K) basis of the first subspace, columns linearly independent.
@@ -94,16 +111,22 @@ def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """
     sizes = expect_shape(a, ("D", None), "a")
     expect_shape(b, ("D", None), "b", sizes)
-    qa, _ = torch.linalg.qr(a.detach().double())                      # (D, K)
-    qb, _ = torch.linalg.qr(b.detach().double())                             # (D, K2)
-    cosines = torch.linalg.svdvals(qa.T @ qb).clamp(-1.0, 1.0)        # (min(K, K2),)
-    return torch.rad2deg(torch.arccos(cosines))                      # ascending: cosines descend
+    qa, _ = torch.linalg.qr(a.detach().double())  # (D, K)
+    qb, _ = torch.linalg.qr(b.detach().double())  # (D, K2)
+    cosines = torch.linalg.svdvals(qa.T @ qb).clamp(-1.0, 1.0)  # (min(K, K2),)
+    return torch.rad2deg(torch.arccos(cosines))  # ascending: cosines descend
 
 
 @torch.no_grad()
-def reconstruction_mse(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None,
-                       *, batch_size: int = 2048) -> float:
-    """Mean squared error per pixel between ``model(x)`` and ``target`` (default ``x``).
+def reconstruction_mse(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor | None = None,
+    *,
+    batch_size: int = 2048,
+) -> float:
+    """Mean squared error per pixel between ``model(x)`` and ``target``
+    (default ``x``).
 
     Args:
         model: maps (B, D) to (B, D).
@@ -114,6 +137,8 @@ def reconstruction_mse(model: nn.Module, x: torch.Tensor, target: torch.Tensor |
     sizes = expect_shape(x, ("N", "D"), "x")
     expect_shape(target, ("N", "D"), "target", sizes)
     model.eval()
-    total = sum(((model(xb) - tb) ** 2).sum().item()
-                for xb, tb in zip(x.split(batch_size), target.split(batch_size)))
+    total = sum(
+        ((model(xb) - tb) ** 2).sum().item()
+        for xb, tb in zip(x.split(batch_size), target.split(batch_size))
+    )
     return total / x.numel()

@@ -27,7 +27,9 @@ FILE_ENV = "SEQLIB_CLAIMS_FILE"
 SOFT_ENV = "SEQLIB_CLAIMS_SOFT"
 ID_PATTERN = re.compile(r"^ch\d{2}-[a-z0-9]+(-[a-z0-9]+)*$")
 _NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
-_CONDITION = re.compile(rf"^\s*(?:(<=|>=|<|>)\s*{_NUMBER}|in\s*\[\s*{_NUMBER}\s*,\s*{_NUMBER}\s*\])\s*$")
+_CONDITION = re.compile(
+    rf"^\s*(?:(<=|>=|<|>)\s*{_NUMBER}|in\s*\[\s*{_NUMBER}\s*,\s*{_NUMBER}\s*\])\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -46,24 +48,39 @@ class Claim:
 
 
 def evaluate(value: float, condition: str) -> bool:
-    """Decide ``condition`` (``"> 0.2"``, ``"<= 5"``, ``"in [1.0, 1.05]"``) for ``value``.
+    """Decide ``condition`` (``"> 0.2"``, ``"<= 5"``, ``"in [1.0, 1.05]"``) for
+    ``value``.
 
     Raises:
         ValueError: the condition is not one of the three forms above.
     """
     match = _CONDITION.match(condition)
     if match is None:
-        raise ValueError(f"condition must look like '> 0.2', '<= 5' or 'in [1.0, 1.05]', got {condition!r}")
+        raise ValueError(
+            f"condition must look like '> 0.2', '<= 5' or 'in [1.0, 1.05]', got {condition!r}"
+        )
     op, bound, low, high = match.groups()
     if math.isnan(value):
         return False
     if op is None:
         return float(low) <= value <= float(high)
     bound = float(bound)
-    return {"<": value < bound, "<=": value <= bound, ">": value > bound, ">=": value >= bound}[op]
+    return {
+        "<": value < bound,
+        "<=": value <= bound,
+        ">": value > bound,
+        ">=": value >= bound,
+    }[op]
 
 
-def check(claim_id: str, statement: str, value: float, condition: str, *, flagship: bool = False) -> Claim:
+def check(
+    claim_id: str,
+    statement: str,
+    value: float,
+    condition: str,
+    *,
+    flagship: bool = False,
+) -> Claim:
     """Assert one named claim and record it.
 
     Args:
@@ -71,34 +88,52 @@ def check(claim_id: str, statement: str, value: float, condition: str, *, flagsh
         statement: the claim as the prose states it, one sentence.
         value: the measured number the claim is about (a difference for a
             comparison, so that its spread over seeds means something).
-        condition: what must hold for ``value``, e.g. ``"> 0"`` or ``"in [1, 1.05]"``.
+        condition: what must hold for ``value``, e.g. ``"> 0"`` or ``"in [1,
+            1.05]"``.
         flagship: True for the chapter's flagship result.
 
     Returns:
         The :class:`Claim` that was recorded.
 
     Raises:
-        AssertionError: the condition does not hold (unless ``SEQLIB_CLAIMS_SOFT=1``).
+        AssertionError: the condition does not hold (unless
+            ``SEQLIB_CLAIMS_SOFT=1``).
     """
     if not ID_PATTERN.match(claim_id):
-        raise ValueError(f"claim id must look like 'ch06-vit-data-gain', got {claim_id!r}")
+        raise ValueError(
+            f"claim id must look like 'ch06-vit-data-gain', got {claim_id!r}"
+        )
     if claim_id[:4] not in profiles.SIZES:
-        raise ValueError(f"claim {claim_id}: chapter {claim_id[:4]!r} has no sizes in seqlib/profiles.py; "
-                         f"known chapters: {sorted(profiles.SIZES)}")
+        raise ValueError(
+            f"claim {claim_id}: chapter {claim_id[:4]!r} has no sizes in seqlib/profiles.py; "
+            f"known chapters: {sorted(profiles.SIZES)}"
+        )
     try:
         value = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"claim {claim_id}: value must be a number, got {type(value).__name__}") from None
-    claim = Claim(id=claim_id, chapter=claim_id[:4], statement=statement, value=value, condition=condition,
-                  held=evaluate(value, condition), flagship=flagship, seed=base_seed(),
-                  profile=profiles.current_profile())
+        raise ValueError(
+            f"claim {claim_id}: value must be a number, got {type(value).__name__}"
+        ) from None
+    claim = Claim(
+        id=claim_id,
+        chapter=claim_id[:4],
+        statement=statement,
+        value=value,
+        condition=condition,
+        held=evaluate(value, condition),
+        flagship=flagship,
+        seed=base_seed(),
+        profile=profiles.current_profile(),
+    )
     path = os.environ.get(FILE_ENV)
     if path:
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(asdict(claim)) + "\n")
     if not claim.held and os.environ.get(SOFT_ENV, "0") in ("", "0"):
-        raise AssertionError(f"claim {claim_id} failed on seed {claim.seed}: {statement} "
-                             f"(measured {value:.4g}, expected {condition})")
+        raise AssertionError(
+            f"claim {claim_id} failed on seed {claim.seed}: {statement} "
+            f"(measured {value:.4g}, expected {condition})"
+        )
     return claim
 
 

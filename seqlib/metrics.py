@@ -1,4 +1,5 @@
-"""Evaluation metrics of the book. Section 1: BLEU (chapters 2–4); section 2: mAP (chapter 8).
+"""Evaluation metrics of the book. Section 1: BLEU (chapters 2–4); section 2:
+mAP (chapter 8).
 
 BLEU (Papineni et al. 2002) scores a corpus of hypotheses against one or more
 references per sentence: the geometric mean of the modified (clipped) n-gram
@@ -26,7 +27,7 @@ from seqlib.boxes import box_iou
 Tokens = Sequence[str]
 
 
-# --- BLEU -------------------------------------------------------------------------------
+# --- BLEU --------------------------------------------------------------------
 @dataclass(frozen=True)
 class BleuResult:
     """A corpus BLEU score (0–100) and the statistics it was computed from."""
@@ -45,45 +46,68 @@ def _tokens(sentence: Tokens | str) -> list[str]:
 
 def _check_corpus(hypotheses: Sequence, references: Sequence) -> None:
     if len(hypotheses) != len(references):
-        raise ValueError(f"need one list of references per hypothesis: got {len(hypotheses)} "
-                         f"hypotheses and {len(references)} reference lists")
+        raise ValueError(
+            f"need one list of references per hypothesis: got {len(hypotheses)} "
+            f"hypotheses and {len(references)} reference lists"
+        )
     if len(hypotheses) == 0:
         raise ValueError("BLEU of an empty corpus is undefined")
     for i, refs in enumerate(references):
         if isinstance(refs, str) or len(refs) == 0:
-            raise ValueError(f"references[{i}] must be a non-empty list of references, got {refs!r}")
+            raise ValueError(
+                f"references[{i}] must be a non-empty list of references, got {refs!r}"
+            )
 
 
-def corpus_bleu(hypotheses: Sequence[Tokens | str], references: Sequence[Sequence[Tokens | str]], *,
-                tokenize: str = "none") -> BleuResult:
+def corpus_bleu(
+    hypotheses: Sequence[Tokens | str],
+    references: Sequence[Sequence[Tokens | str]],
+    *,
+    tokenize: str = "none",
+) -> BleuResult:
     """Corpus BLEU through sacrebleu.
 
     Args:
         hypotheses: one sentence per item (a token list or a string).
-        references: for each hypothesis, a list of its references (one or more).
+        references: for each hypothesis, a list of its references (one or
+            more).
         tokenize: sacrebleu's tokenizer; ``"none"`` because our sentences are
             already tokens (use ``"13a"``, sacrebleu's default, on raw text).
 
     Returns:
-        A :class:`BleuResult` whose ``signature`` names the settings and version.
+        A :class:`BleuResult` whose ``signature`` names the settings and
+        version.
     """
     _check_corpus(hypotheses, references)
     hyps = [" ".join(_tokens(h)) for h in hypotheses]
     n_refs = max(len(r) for r in references)
     # sacrebleu wants reference *streams*; None marks a missing reference.
-    streams = [[" ".join(_tokens(r[k])) if k < len(r) else None for r in references] for k in range(n_refs)]
+    streams = [
+        [" ".join(_tokens(r[k])) if k < len(r) else None for r in references]
+        for k in range(n_refs)
+    ]
     metric = sacrebleu.BLEU(tokenize=tokenize)
     res = metric.corpus_score(hyps, streams)
-    return BleuResult(res.score, tuple(res.precisions), res.bp, res.sys_len, res.ref_len,
-                      str(metric.get_signature()))
+    return BleuResult(
+        res.score,
+        tuple(res.precisions),
+        res.bp,
+        res.sys_len,
+        res.ref_len,
+        str(metric.get_signature()),
+    )
 
 
 def ngrams(tokens: Tokens, n: int) -> Counter:
     """Counts of the n-grams (as tuples) of ``tokens``."""
-    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    return Counter(
+        tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)
+    )
 
 
-def clipped_matches(hyp: Tokens, refs: Sequence[Tokens], n: int) -> tuple[int, int]:
+def clipped_matches(
+    hyp: Tokens, refs: Sequence[Tokens], n: int
+) -> tuple[int, int]:
     """(matches, total) of the modified n-gram precision of one sentence.
 
     A hypothesis n-gram counts at most as often as it occurs in the single
@@ -95,29 +119,38 @@ def clipped_matches(hyp: Tokens, refs: Sequence[Tokens], n: int) -> tuple[int, i
     for ref in refs:
         for gram, c in ngrams(ref, n).items():
             max_ref[gram] = max(max_ref[gram], c)
-    return sum(min(c, max_ref[g]) for g, c in counts.items()), sum(counts.values())
+    return sum(min(c, max_ref[g]) for g, c in counts.items()), sum(
+        counts.values()
+    )
 
 
 def closest_ref_length(hyp_len: int, ref_lens: Sequence[int]) -> int:
-    """The reference length closest to ``hyp_len`` (the shorter one on a tie)."""
+    """The reference length closest to ``hyp_len`` (the shorter one on a
+    tie)."""
     return min(ref_lens, key=lambda r: (abs(r - hyp_len), r))
 
 
 def brevity_penalty(sys_len: int, ref_len: int) -> float:
-    """``1`` if ``c > r`` else ``exp(1 - r / c)`` (0 for an empty output), on corpus totals."""
+    """``1`` if ``c > r`` else ``exp(1 - r / c)`` (0 for an empty output), on
+    corpus totals."""
     if sys_len > ref_len:
         return 1.0
     return math.exp(1 - ref_len / sys_len) if sys_len > 0 else 0.0
 
 
-def bleu_by_hand(hypotheses: Sequence[Tokens | str], references: Sequence[Sequence[Tokens | str]], *,
-                 max_n: int = 4, smooth: str = "exp") -> BleuResult:
+def bleu_by_hand(
+    hypotheses: Sequence[Tokens | str],
+    references: Sequence[Sequence[Tokens | str]],
+    *,
+    max_n: int = 4,
+    smooth: str = "exp",
+) -> BleuResult:
     """BLEU from its definition: ``BP * exp(mean_n log p_n)``, times 100.
 
-    Matches and totals are summed over the corpus before dividing (corpus-level,
-    not an average of sentence scores). ``smooth="exp"`` reproduces sacrebleu's
-    default for an order with no match (precision ``1 / (2^k * total)`` for the
-    k-th such order); ``"none"`` gives 0 then.
+    Matches and totals are summed over the corpus before dividing
+    (corpus-level, not an average of sentence scores). ``smooth="exp"``
+    reproduces sacrebleu's default for an order with no match (precision ``1 /
+    (2^k * total)`` for the k-th such order); ``"none"`` gives 0 then.
     """
     _check_corpus(hypotheses, references)
     matches, totals, sys_len, ref_len = [0] * max_n, [0] * max_n, 0, 0
@@ -138,17 +171,35 @@ def bleu_by_hand(hypotheses: Sequence[Tokens | str], references: Sequence[Sequen
             precisions.append(0.0)
         elif m == 0 and smooth == "exp":
             k += 1
-            precisions.append(1 / (2 ** k * t))
+            precisions.append(1 / (2**k * t))
         else:
             precisions.append(m / t)
     if min(precisions) == 0:
-        return BleuResult(0.0, tuple(100 * p for p in precisions), bp, sys_len, ref_len, "by hand")
+        return BleuResult(
+            0.0,
+            tuple(100 * p for p in precisions),
+            bp,
+            sys_len,
+            ref_len,
+            "by hand",
+        )
     score = 100 * bp * math.exp(sum(math.log(p) for p in precisions) / max_n)
-    return BleuResult(score, tuple(100 * p for p in precisions), bp, sys_len, ref_len, "by hand")
+    return BleuResult(
+        score,
+        tuple(100 * p for p in precisions),
+        bp,
+        sys_len,
+        ref_len,
+        "by hand",
+    )
 
 
-def bleu_by_length(hypotheses: Sequence[Tokens | str], references: Sequence[Sequence[Tokens | str]],
-                   src_lengths: Sequence[int], edges: Sequence[int]) -> list[dict]:
+def bleu_by_length(
+    hypotheses: Sequence[Tokens | str],
+    references: Sequence[Sequence[Tokens | str]],
+    src_lengths: Sequence[int],
+    edges: Sequence[int],
+) -> list[dict]:
     """Corpus BLEU of each source-length bucket ``[edges[i], edges[i+1])``.
 
     Returns:
@@ -157,28 +208,47 @@ def bleu_by_length(hypotheses: Sequence[Tokens | str], references: Sequence[Sequ
     """
     _check_corpus(hypotheses, references)
     if len(src_lengths) != len(hypotheses):
-        raise ValueError(f"need one source length per hypothesis: got {len(src_lengths)} "
-                         f"lengths and {len(hypotheses)} hypotheses")
+        raise ValueError(
+            f"need one source length per hypothesis: got {len(src_lengths)} "
+            f"lengths and {len(hypotheses)} hypotheses"
+        )
     if len(edges) < 2 or list(edges) != sorted(edges):
-        raise ValueError(f"edges must be increasing with at least 2 values, got {list(edges)}")
+        raise ValueError(
+            f"edges must be increasing with at least 2 values, got {list(edges)}"
+        )
     rows = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         idx = [i for i, n in enumerate(src_lengths) if lo <= n < hi]
-        score = (corpus_bleu([hypotheses[i] for i in idx], [references[i] for i in idx]).score
-                 if idx else float("nan"))
-        rows.append({"bucket": f"{lo}-{hi - 1}", "lo": lo, "hi": hi, "n": len(idx), "bleu": score})
+        score = (
+            corpus_bleu(
+                [hypotheses[i] for i in idx], [references[i] for i in idx]
+            ).score
+            if idx
+            else float("nan")
+        )
+        rows.append(
+            {
+                "bucket": f"{lo}-{hi - 1}",
+                "lo": lo,
+                "hi": hi,
+                "n": len(idx),
+                "bleu": score,
+            }
+        )
     return rows
 
 
-# --- mAP (chapter 8) ----------------------------------------------------------------------
-# Detection is scored per class by average precision: rank the class's detections over
-# all images by score, call one a true positive when it matches a still unmatched
-# ground-truth box of its image with IoU >= t (COCO's greedy rule: the unmatched box of
-# highest IoU), and take the area under the precision-recall curve after replacing each
-# precision by the best precision at any higher recall (the "envelope"). mAP averages
-# AP over the classes that have ground truth; COCO's mAP@[.5:.95] also averages over the
-# ten thresholds t = 0.50, 0.55, ..., 0.95 (Lin et al. 2014). Boxes are corners
-# (x1, y1, x2, y2) in any unit, the same for predictions and targets.
+# --- mAP (chapter 8) ---------------------------------------------------------
+#    Detection is scored per class by average precision: rank the class's
+#    detections over all images by score, call one a true positive when it
+#    matches a still unmatched ground-truth box of its image with IoU >= t
+#    (COCO's greedy rule: the unmatched box of highest IoU), and take the area
+#    under the precision-recall curve after replacing each precision by the
+#    best precision at any higher recall (the "envelope"). mAP averages AP over
+#    the classes that have ground truth; COCO's mAP@[.5:.95] also averages over
+#    the ten thresholds t = 0.50, 0.55, ..., 0.95 (Lin et al. 2014). Boxes are
+#    corners (x1, y1, x2, y2) in any unit, the same for predictions and
+#    targets.
 COCO_IOU_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 
 
@@ -193,52 +263,86 @@ class MapResult:
     interpolation: str  # "coco" (101 recall points) or "voc" (all points)
 
 
-def average_precision(scores: Sequence[float], is_tp: Sequence[bool], n_gt: int, *,
-                      interpolation: str = "coco") -> float:
+def average_precision(
+    scores: Sequence[float],
+    is_tp: Sequence[bool],
+    n_gt: int,
+    *,
+    interpolation: str = "coco",
+) -> float:
     """AP of one class at one IoU threshold from its detections.
 
     Args:
-        scores: confidence of each detection (any order; ties keep the given order).
+        scores: confidence of each detection (any order; ties keep the given
+            order).
         is_tp: whether each detection is a true positive.
         n_gt: number of ground-truth objects of the class (> 0).
-        interpolation: ``"coco"``: mean of the precision envelope at the 101 recalls
-            0, 0.01, ..., 1 (0 past the highest recall reached); ``"voc"``: exact
-            area under the envelope, summing precision × recall step (VOC 2010+,
-            "all points").
+        interpolation: ``"coco"``: mean of the precision envelope at the 101
+            recalls 0, 0.01, ..., 1 (0 past the highest recall reached);
+            ``"voc"``: exact area under the envelope, summing precision ×
+            recall step (VOC 2010+, "all points").
 
     Returns:
         AP in [0, 1]: 1 for every object found before any false positive.
     """
     if n_gt <= 0:
-        raise ValueError(f"AP needs at least one ground-truth object, got n_gt={n_gt}")
+        raise ValueError(
+            f"AP needs at least one ground-truth object, got n_gt={n_gt}"
+        )
     if len(scores) != len(is_tp):
-        raise ValueError(f"need one is_tp flag per score: got {len(scores)} scores, {len(is_tp)} flags")
+        raise ValueError(
+            f"need one is_tp flag per score: got {len(scores)} scores, {len(is_tp)} flags"
+        )
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     tp = np.asarray(is_tp, dtype=bool)[order]
     tp_cum, fp_cum = np.cumsum(tp), np.cumsum(~tp)
     recall = tp_cum / n_gt
     precision = tp_cum / np.maximum(tp_cum + fp_cum, 1)
-    envelope = np.maximum.accumulate(precision[::-1])[::-1] if len(precision) else precision
+    envelope = (
+        np.maximum.accumulate(precision[::-1])[::-1]
+        if len(precision)
+        else precision
+    )
     if interpolation == "coco":
-        idx = np.searchsorted(recall, np.linspace(0, 1, 101), side="left")  # first rank reaching each recall
-        return float(np.where(idx < len(envelope), envelope[np.minimum(idx, len(envelope) - 1)], 0.0).mean()
-                     if len(envelope) else 0.0)
+        idx = np.searchsorted(
+            recall, np.linspace(0, 1, 101), side="left"
+        )  # first rank reaching each recall
+        return float(
+            np.where(
+                idx < len(envelope),
+                envelope[np.minimum(idx, len(envelope) - 1)],
+                0.0,
+            ).mean()
+            if len(envelope)
+            else 0.0
+        )
     if interpolation == "voc":
-        steps = np.diff(np.concatenate([[0.0], recall]))  # recall gained at each rank
+        steps = np.diff(
+            np.concatenate([[0.0], recall])
+        )  # recall gained at each rank
         return float((steps * envelope).sum())
-    raise ValueError(f"interpolation must be 'coco' or 'voc', got {interpolation!r}")
+    raise ValueError(
+        f"interpolation must be 'coco' or 'voc', got {interpolation!r}"
+    )
 
 
-def match_detections(pred_boxes: torch.Tensor, pred_scores: torch.Tensor, gt_boxes: torch.Tensor,
-                     iou_threshold: float) -> np.ndarray:
-    """True-positive flags of one image's detections of one class (COCO's greedy matching).
+def match_detections(
+    pred_boxes: torch.Tensor,
+    pred_scores: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    iou_threshold: float,
+) -> np.ndarray:
+    """True-positive flags of one image's detections of one class (COCO's
+    greedy matching).
 
-    Detections are visited by decreasing score; each takes the unmatched ground-truth
-    box of highest IoU if that IoU is at least ``iou_threshold``, else it is a false
-    positive. A second detection of an already matched object is a false positive.
+    Detections are visited by decreasing score; each takes the unmatched
+    ground-truth box of highest IoU if that IoU is at least ``iou_threshold``,
+    else it is a false positive. A second detection of an already matched
+    object is a false positive.
 
     Args:
-        pred_boxes: ``(P, 4)`` xyxy; pred_scores: ``(P,)``; gt_boxes: ``(K, 4)`` xyxy.
+        pred_boxes: ``(P, 4)`` xyxy; pred_scores: ``(P,)``; gt_boxes: ``(K,
+            4)`` xyxy.
 
     Returns:
         ``(P,)`` bool, in the order of the inputs.
@@ -256,25 +360,37 @@ def match_detections(pred_boxes: torch.Tensor, pred_scores: torch.Tensor, gt_box
     return flags
 
 
-def mean_average_precision(predictions: Sequence[dict], targets: Sequence[dict], *,
-                           iou_thresholds: Sequence[float] = COCO_IOU_THRESHOLDS,
-                           interpolation: str = "coco") -> MapResult:
+def mean_average_precision(
+    predictions: Sequence[dict],
+    targets: Sequence[dict],
+    *,
+    iou_thresholds: Sequence[float] = COCO_IOU_THRESHOLDS,
+    interpolation: str = "coco",
+) -> MapResult:
     """COCO-style mAP of a detector over a set of images.
 
     Args:
-        predictions: per image ``{"boxes": (P, 4) xyxy, "scores": (P,), "labels": (P,)}``.
-        targets: per image ``{"boxes": (K, 4) xyxy, "labels": (K,)}``, same units.
-        iou_thresholds: thresholds averaged into ``map``; must include 0.5 and 0.75.
-        interpolation: ``"coco"`` (101-point, the default) or ``"voc"`` (all points).
+        predictions: per image ``{"boxes": (P, 4) xyxy, "scores": (P,),
+            "labels": (P,)}``.
+        targets: per image ``{"boxes": (K, 4) xyxy, "labels": (K,)}``, same
+            units.
+        iou_thresholds: thresholds averaged into ``map``; must include 0.5 and
+            0.75.
+        interpolation: ``"coco"`` (101-point, the default) or ``"voc"`` (all
+            points).
 
     Returns:
-        A :class:`MapResult`. Classes without ground truth are left out of the mean
-        (as COCO does); their detections cannot count.
+        A :class:`MapResult`. Classes without ground truth are left out of the
+        mean (as COCO does); their detections cannot count.
     """
     if len(predictions) != len(targets):
-        raise ValueError(f"need one prediction dict per target dict: got {len(predictions)} and {len(targets)}")
+        raise ValueError(
+            f"need one prediction dict per target dict: got {len(predictions)} and {len(targets)}"
+        )
     if not {0.5, 0.75} <= {round(t, 2) for t in iou_thresholds}:
-        raise ValueError(f"iou_thresholds must include 0.5 and 0.75, got {list(iou_thresholds)}")
+        raise ValueError(
+            f"iou_thresholds must include 0.5 and 0.75, got {list(iou_thresholds)}"
+        )
     classes = sorted({int(c) for t in targets for c in t["labels"]})
     if not classes:
         raise ValueError("mAP is undefined without any ground-truth object")
@@ -285,11 +401,26 @@ def mean_average_precision(predictions: Sequence[dict], targets: Sequence[dict],
             scores, flags = [], []
             for p, t in zip(predictions, targets):
                 keep = p["labels"] == c
-                flags.append(match_detections(p["boxes"][keep], p["scores"][keep], t["boxes"][t["labels"] == c],
-                                              thr))
+                flags.append(
+                    match_detections(
+                        p["boxes"][keep],
+                        p["scores"][keep],
+                        t["boxes"][t["labels"] == c],
+                        thr,
+                    )
+                )
                 scores.append(p["scores"][keep].double().numpy())
-            ap[ti, ci] = average_precision(np.concatenate(scores), np.concatenate(flags), n_gt,
-                                           interpolation=interpolation)
+            ap[ti, ci] = average_precision(
+                np.concatenate(scores),
+                np.concatenate(flags),
+                n_gt,
+                interpolation=interpolation,
+            )
     at = {round(t, 2): i for i, t in enumerate(iou_thresholds)}
-    return MapResult(float(ap.mean()), float(ap[at[0.5]].mean()), float(ap[at[0.75]].mean()),
-                     {c: float(a) for c, a in zip(classes, ap[at[0.5]])}, interpolation)
+    return MapResult(
+        float(ap.mean()),
+        float(ap[at[0.5]].mean()),
+        float(ap[at[0.75]].mean()),
+        {c: float(a) for c, a in zip(classes, ap[at[0.5]])},
+        interpolation,
+    )

@@ -1,14 +1,17 @@
 """The first code cell of every chapter: seed, threads, device, and a report.
 
 ``start("ch01")`` makes a notebook behave the same on a laptop, on Colab and in
-CI: it seeds every generator from ``SEQLIB_SEED``, caps CPU threads (``SEQLIB_THREADS``; CI runs one
-notebook per core), picks the device, sets a readable figure style and prints
-the profile with the run time to expect.
+CI: it seeds every generator from ``SEQLIB_SEED``, caps CPU threads
+(``SEQLIB_THREADS``; CI runs one notebook per core), picks the device, sets a
+readable figure style and prints the profile with the run time to expect.
 """
 
 from __future__ import annotations
 
+import html
+import inspect
 import os
+import textwrap
 
 import matplotlib
 import torch
@@ -21,7 +24,8 @@ def start(chapter: str) -> torch.device:
     """Prepare a chapter notebook and print what will run.
 
     Args:
-        chapter: the chapter key used in :mod:`seqlib.profiles`, e.g. ``"ch01"``.
+        chapter: the chapter key used in :mod:`seqlib.profiles`, e.g.
+            ``"ch01"``.
 
     Returns:
         The device the chapter trains on (cuda, mps or cpu).
@@ -33,12 +37,167 @@ def start(chapter: str) -> torch.device:
     device = pick_device()
     profile = profiles.current_profile()
     minutes = getattr(profiles.sizes(chapter), "expected_minutes", None)
-    matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "axes.grid": False,
-                                "image.cmap": "gray", "figure.autolayout": True})
+    matplotlib.rcParams.update(
+        {
+            "figure.dpi": 100,
+            "savefig.dpi": 100,
+            "axes.grid": False,
+            "image.cmap": "gray",
+            "figure.autolayout": True,
+        }
+    )
     where = "GPU" if device.type == "cuda" else device.type.upper()
-    print(f"profile: {profile} (set SEQLIB_PROFILE=full for the real-data run)")
+    print(
+        f"profile: {profile} (set SEQLIB_PROFILE=full for the real-data run)"
+    )
     print(f"device:  {where}")
-    print(f"seed:    SEQLIB_SEED={base_seed()} (every random choice of the chapter derives from it)")
+    print(
+        f"seed:    SEQLIB_SEED={base_seed()} (every random choice of the chapter derives from it)"
+    )
     if minutes is not None:
-        print(f"expected run time: about {minutes:g} min on {'a GPU' if profile == 'full' else '2 CPU cores'}")
+        print(
+            f"expected run time: about {minutes:g} min on {'a GPU' if profile == 'full' else '2 CPU cores'}"
+        )
     return device
+
+
+# Listings of at most this many lines are shown open; longer ones are collapsed
+# behind a one-line summary that the caller must write.
+OPEN_LINES = 12
+
+
+class Listing:
+    """The source of a seqlib function or class, ready for display.
+
+    Jupyter, Colab and the book each pick the richest form they can render:
+
+    * ``text/plain`` is the source itself. nbval compares it, so a listing
+      stored in a notebook cannot drift from ``seqlib``.
+    * ``text/html`` is highlighted with inline styles (Jupyter, Colab), inside
+      ``<details>`` when the listing is long.
+    * ``text/markdown`` is MyST for the book: a Python code block, in a
+      dropdown when long, whose title links to the API reference.
+    """
+
+    def __init__(
+        self, obj, summary: str | None = None, *, collapse: bool | None = None
+    ):
+        try:
+            source = inspect.getsource(obj)
+        except (TypeError, OSError) as err:
+            raise TypeError(
+                f"show() needs a function, method or class defined in Python source; "
+                f"got {type(obj).__name__} {obj!r}"
+            ) from err
+        self.source = textwrap.dedent(source).rstrip("\n")
+        self.name = _qualified_name(obj)
+        self.role = (
+            "py:class"
+            if inspect.isclass(obj)
+            else ("py:meth" if _is_method(obj) else "py:func")
+        )
+        self.lines = self.source.count("\n") + 1
+        self.collapsed = (
+            self.lines > OPEN_LINES if collapse is None else collapse
+        )
+        if self.collapsed and not summary:
+            raise ValueError(
+                f"show({self.name}): a listing of {self.lines} lines is collapsed, so it needs "
+                f"a summary saying what the reader will find in it, e.g. "
+                f"show({self.name.rsplit('.', 1)[-1]}, 'the clipped n-gram counts')"
+            )
+        self.summary = summary
+
+    def _title_parts(self) -> tuple[str, str]:
+        size = f"{self.lines} lines"
+        lead = f"{self.summary}: " if self.summary else ""
+        return lead, size
+
+    def _repr_markdown_(self) -> str:
+        lead, size = self._title_parts()
+        link = f"{{{self.role}}}`{self.name}`"
+        fence = "```"
+        while fence in self.source:
+            fence += "`"
+        block = f"{fence}python\n{self.source}\n{fence}"
+        if self.collapsed:
+            colon = ":::"
+            return f"{colon}{{dropdown}} {lead}{link} ({size})\n\n{block}\n{colon}\n"
+        return f"{lead}{link}\n\n{block}\n"
+
+    def _repr_html_(self) -> str:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import PythonLexer
+
+        code = highlight(
+            self.source,
+            PythonLexer(),
+            HtmlFormatter(noclasses=True, nobackground=True),
+        )
+        lead, size = self._title_parts()
+        title = f"{html.escape(lead)}<code>{html.escape(self.name)}</code> ({size})"
+        if self.collapsed:
+            return f"<details><summary>{title}</summary>\n{code}</details>"
+        return f"<div>{title}</div>\n{code}"
+
+    def __repr__(self) -> str:
+        return self.source
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        return {
+            "text/plain": self.source,
+            "text/markdown": self._repr_markdown_(),
+            "text/html": self._repr_html_(),
+        }
+
+
+def _is_method(obj) -> bool:
+    qualname = getattr(obj, "__qualname__", "")
+    return (
+        not inspect.isclass(obj)
+        and "." in qualname
+        and "<locals>" not in qualname
+    )
+
+
+def _qualified_name(obj) -> str:
+    module = getattr(obj, "__module__", None) or ""
+    qualname = getattr(obj, "__qualname__", None) or getattr(
+        obj, "__name__", repr(obj)
+    )
+    return f"{module}.{qualname}" if module else qualname
+
+
+def show(
+    obj, summary: str | None = None, *, collapse: bool | None = None
+) -> None:
+    """Display the source of a seqlib function, method or class.
+
+    In a notebook the listing is highlighted; one longer than
+    ``OPEN_LINES`` lines is collapsed behind ``summary``, which must then
+    say what the reader will find in it. Outside IPython the source is
+    printed.
+
+    Args:
+        obj: the function, method or class to show.
+        summary: one line on what the listing holds (required when collapsed).
+        collapse: force the listing open (``False``) or collapsed (``True``).
+
+    Raises:
+        TypeError: ``obj`` has no Python source (a builtin, an instance).
+        ValueError: a collapsed listing without a summary.
+    """
+    listing = Listing(obj, summary, collapse=collapse)
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except (
+        ImportError
+    ):  # pragma: no cover - IPython is a dependency of the notebooks
+        print(listing.source)
+        return
+    if get_ipython() is None:
+        print(listing.source)
+    else:
+        display(listing)

@@ -1,4 +1,5 @@
-"""The one training loop of the book, its seeds and devices, and the one timing helper.
+"""The one training loop of the book, its seeds and devices, and the one timing
+helper.
 
 The loop, :func:`fit`, is deliberately plain: a chapter supplies
 ``step(model, batch)`` that returns the loss (or ``(loss, metrics)``), and gets
@@ -6,9 +7,10 @@ back a :class:`History` of per-epoch means. Its hooks cover what chapters vary:
 the step itself, an evaluation after each epoch, a learning-rate schedule,
 gradient clipping, a callback per epoch, epochs of a fixed number of steps
 (for an endless stream of batches), and the full profile's switches, bfloat16
-autocast and ``torch.compile``. :func:`train_classifier` is the image-classifier
-recipe of chapters 6, 7, 9 and 11 on top of it. A tqdm bar shows progress in a
-terminal or notebook and stays quiet in CI (``CI`` set) or when ``SEQLIB_QUIET=1``.
+autocast and ``torch.compile``. :func:`train_classifier` is the
+image-classifier recipe of chapters 6, 7, 9 and 11 on top of it. A tqdm bar
+shows progress in a terminal or notebook and stays quiet in CI (``CI`` set) or
+when ``SEQLIB_QUIET=1``.
 
 :func:`benchmark` times every measurement in the book the same way: warm-up
 calls, CUDA synchronisation around each timed call, and the median with the
@@ -34,30 +36,39 @@ from torch import nn
 from seqlib.layers import param_groups
 from seqlib.shapes import expect_shape
 
-StepFn = Callable[[nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, dict[str, float]]"]
+StepFn = Callable[
+    [nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, dict[str, float]]"
+]
 
 
 SEED_ENV = "SEQLIB_SEED"
 
 
 def base_seed() -> int:
-    """The run's seed knob: ``SEQLIB_SEED`` (default 0), a non-negative integer.
+    """The run's seed knob: ``SEQLIB_SEED`` (default 0), a non-negative
+    integer.
 
-    Every random choice of a chapter (data generation, initialisation, batching,
-    sampling) derives its seed from this one number through :func:`seed_for`.
+    Every random choice of a chapter (data generation, initialisation,
+    batching, sampling) derives its seed from this one number through
+    :func:`seed_for`.
     """
     raw = os.environ.get(SEED_ENV, "0").strip() or "0"
     try:
         seed = int(raw)
     except ValueError:
-        raise ValueError(f"{SEED_ENV} must be a non-negative integer, got {raw!r}") from None
+        raise ValueError(
+            f"{SEED_ENV} must be a non-negative integer, got {raw!r}"
+        ) from None
     if seed < 0:
-        raise ValueError(f"{SEED_ENV} must be a non-negative integer, got {seed}")
+        raise ValueError(
+            f"{SEED_ENV} must be a non-negative integer, got {seed}"
+        )
     return seed
 
 
 def seed_for(stream: int = 0) -> int:
-    """The seed of random stream ``stream`` (0-999) under the run's ``SEQLIB_SEED``.
+    """The seed of random stream ``stream`` (0-999) under the run's
+    ``SEQLIB_SEED``.
 
     Streams keep independent choices apart (the training data, the test data,
     each model's initialisation and batch order); ``SEQLIB_SEED`` moves all of
@@ -88,14 +99,20 @@ def pick_device(prefer: str | None = None) -> torch.device:
         return torch.device(prefer)
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if (
+        getattr(torch.backends, "mps", None) is not None
+        and torch.backends.mps.is_available()
+    ):
         return torch.device("mps")
     return torch.device("cpu")
 
 
 def quiet() -> bool:
-    """True when progress bars should stay hidden (CI or ``SEQLIB_QUIET=1``)."""
-    return bool(os.environ.get("CI")) or os.environ.get("SEQLIB_QUIET", "0") not in ("", "0")
+    """True when progress bars should stay hidden (CI or
+    ``SEQLIB_QUIET=1``)."""
+    return bool(os.environ.get("CI")) or os.environ.get(
+        "SEQLIB_QUIET", "0"
+    ) not in ("", "0")
 
 
 @dataclass
@@ -127,7 +144,8 @@ def to_device(batch: Any, device: torch.device) -> Any:
 
 
 def _progress(iterable: Iterable[int], desc: str) -> Iterable[int]:
-    """Wrap ``iterable`` in a tqdm bar unless :func:`quiet`; tqdm is imported only when shown."""
+    """Wrap ``iterable`` in a tqdm bar unless :func:`quiet`; tqdm is imported
+    only when shown."""
     if quiet():
         return iterable
     from tqdm.auto import tqdm
@@ -145,35 +163,50 @@ def _split(out: Any) -> tuple[torch.Tensor, dict[str, float]]:
 PRECISIONS = ("fp32", "bf16")
 
 
-def fit(model: nn.Module, batches: Callable[[], Iterable[Any]] | Iterable[Any], step: StepFn, *,
-        epochs: int, optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3,
-        device: torch.device | None = None, grad_clip: float | None = None,
-        scheduler: Any = None, evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
-        steps_per_epoch: int | None = None, on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-        precision: str = "fp32", compile: bool | str = False, desc: str = "train") -> History:
+def fit(
+    model: nn.Module,
+    batches: Callable[[], Iterable[Any]] | Iterable[Any],
+    step: StepFn,
+    *,
+    epochs: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr: float = 1e-3,
+    device: torch.device | None = None,
+    grad_clip: float | None = None,
+    scheduler: Any = None,
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+    steps_per_epoch: int | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    precision: str = "fp32",
+    compile: bool | str = False,
+    desc: str = "train",
+) -> History:
     """Train ``model`` for ``epochs`` and return the per-epoch history.
 
     Args:
         model: the module to train (moved to ``device``).
-        batches: an iterable of batches (a DataLoader), or a function returning a
-            fresh iterable each epoch.
-        step: ``step(model, batch)`` returns the loss tensor, or ``(loss, metrics)``
-            with float metrics; the batch is already on ``device``.
+        batches: an iterable of batches (a DataLoader), or a function returning
+            a fresh iterable each epoch.
+        step: ``step(model, batch)`` returns the loss tensor, or ``(loss,
+            metrics)`` with float metrics; the batch is already on ``device``.
         epochs: number of passes over ``batches``.
         optimizer: defaults to Adam with learning rate ``lr``.
         device: defaults to :func:`pick_device`.
-        grad_clip: clip the global gradient norm to this value (RNNs and DETR need it).
-        scheduler: a learning-rate scheduler stepped after every optimizer step.
-        evaluate: called after each epoch in eval mode under ``no_grad``; its dict
-            is added to the record (e.g. validation loss or accuracy).
-        steps_per_epoch: end an epoch after this many steps (for a function that
-            yields batches without end, or to evaluate every n steps).
-        on_epoch: called as ``on_epoch(epoch, record)`` after each epoch (progress
-            reports, checkpoints, early looks at a figure).
+        grad_clip: clip the global gradient norm to this value (RNNs and DETR
+            need it).
+        scheduler: a learning-rate scheduler stepped after every optimizer
+            step.
+        evaluate: called after each epoch in eval mode under ``no_grad``; its
+            dict is added to the record (e.g. validation loss or accuracy).
+        steps_per_epoch: end an epoch after this many steps (for a function
+            that yields batches without end, or to evaluate every n steps).
+        on_epoch: called as ``on_epoch(epoch, record)`` after each epoch
+            (progress reports, checkpoints, early looks at a figure).
         precision: ``"fp32"``, or ``"bf16"`` for bfloat16 autocast of the step
             (full profile on a GPU; on a CPU it runs but is rarely faster).
-        compile: pass the model through ``torch.compile`` for the steps; a string
-            names the backend (``"inductor"``, or ``"eager"`` to test the wiring).
+        compile: pass the model through ``torch.compile`` for the steps; a
+            string names the backend (``"inductor"``, or ``"eager"`` to test
+            the wiring).
         desc: label of the progress bar.
 
     Returns:
@@ -183,15 +216,21 @@ def fit(model: nn.Module, batches: Callable[[], Iterable[Any]] | Iterable[Any], 
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        raise ValueError(
+            f"precision must be one of {PRECISIONS}, got {precision!r}"
+        )
     if steps_per_epoch is not None and steps_per_epoch < 1:
-        raise ValueError(f"steps_per_epoch must be >= 1 or None, got {steps_per_epoch}")
+        raise ValueError(
+            f"steps_per_epoch must be >= 1 or None, got {steps_per_epoch}"
+        )
     device = device or pick_device()
     model.to(device)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     runner = model
     if compile:
-        runner = torch.compile(model, backend=compile if isinstance(compile, str) else "inductor")
+        runner = torch.compile(
+            model, backend=compile if isinstance(compile, str) else "inductor"
+        )
 
     def autocast():
         if precision == "bf16":
@@ -219,7 +258,9 @@ def fit(model: nn.Module, batches: Callable[[], Iterable[Any]] | Iterable[Any], 
                 sums[k] = sums.get(k, 0.0) + float(v)
             count += 1
         if count == 0:
-            raise ValueError("batches produced no batch; check the dataset size and batch size")
+            raise ValueError(
+                "batches produced no batch; check the dataset size and batch size"
+            )
         record = {k: v / count for k, v in sums.items()}
         if evaluate is not None:
             model.eval()
@@ -233,12 +274,16 @@ def fit(model: nn.Module, batches: Callable[[], Iterable[Any]] | Iterable[Any], 
     return history
 
 
-def minibatches(*tensors: torch.Tensor, batch_size: int, shuffle: bool = True,
-                seed: int = 0) -> Callable[[], Iterable[tuple[torch.Tensor, ...]]]:
+def minibatches(
+    *tensors: torch.Tensor,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+) -> Callable[[], Iterable[tuple[torch.Tensor, ...]]]:
     """Return a function that yields the tensors in (shuffled) minibatches.
 
-    Each call draws a new order from a generator seeded once with ``seed``, so a
-    training run is reproducible and each epoch sees a different order. All
+    Each call draws a new order from a generator seeded once with ``seed``, so
+    a training run is reproducible and each epoch sees a different order. All
     tensors must share their first axis N. Pass the result to :func:`fit`.
     """
     if not tensors:
@@ -246,37 +291,58 @@ def minibatches(*tensors: torch.Tensor, batch_size: int, shuffle: bool = True,
     n = tensors[0].shape[0]
     for i, t in enumerate(tensors):
         if t.shape[0] != n:
-            raise ValueError(f"tensors[{i}]: expected first axis N={n}, got shape {tuple(t.shape)}")
+            raise ValueError(
+                f"tensors[{i}]: expected first axis N={n}, got shape {tuple(t.shape)}"
+            )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     generator = torch.Generator().manual_seed(seed)
 
     def epoch() -> Iterable[tuple[torch.Tensor, ...]]:
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        order = (
+            torch.randperm(n, generator=generator)
+            if shuffle
+            else torch.arange(n)
+        )
         for idx in order.split(batch_size):
             yield tuple(t[idx] for t in tensors)
 
     return epoch
 
 
-# --- the image-classifier recipe (chapters 6, 7, 9 and 11) --------------------------------------
-def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int, batch_size: int,
-                     lr: float, weight_decay: float = 0.05, seed: int = 0,
-                     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                     device: torch.device | None = None, desc: str = "train", **fit_kwargs) -> History:
-    """Train with AdamW, a one-cycle schedule (10 % warm-up, then cosine) and cross-entropy.
+# --- the image-classifier recipe (chapters 6, 7, 9 and 11) -------------------
+def train_classifier(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float = 0.05,
+    seed: int = 0,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    device: torch.device | None = None,
+    desc: str = "train",
+    **fit_kwargs,
+) -> History:
+    """Train with AdamW, a one-cycle schedule (10 % warm-up, then cosine) and
+    cross-entropy.
 
-    Transformers trained from scratch need the warm-up and the weight decay; the
-    CNN gets the same recipe, so the comparison is of architectures, not recipes.
-    Weight decay skips what :func:`seqlib.layers.no_weight_decay_names` names
-    (biases, norms, and what the model's ``no_weight_decay()`` lists: class tokens,
-    position tables, relative-position bias tables).
+    Transformers trained from scratch need the warm-up and the weight decay;
+    the CNN gets the same recipe, so the comparison is of architectures, not
+    recipes. Weight decay skips what
+    :func:`seqlib.layers.no_weight_decay_names` names (biases, norms, and what
+    the model's ``no_weight_decay()`` lists: class tokens, position tables,
+    relative-position bias tables).
 
     Args:
         model: maps (B, C, H, W) to logits (B, classes).
         images: (N, C, H, W); labels: (N,) int64.
-        augment: applied to each training batch (e.g. :func:`seqlib.data.random_crop_flip`).
-        fit_kwargs: passed on to :func:`fit` (``precision``, ``compile``, ``evaluate``, ...).
+        augment: applied to each training batch (e.g.
+            :func:`seqlib.data.random_crop_flip`).
+        fit_kwargs: passed on to :func:`fit` (``precision``, ``compile``,
+            ``evaluate``, ...).
 
     Returns:
         The :class:`History` (per-epoch ``loss``, ``acc`` and ``seconds``).
@@ -285,31 +351,54 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     seed_everything(seed)
     steps = epochs * -(-len(images) // batch_size)
     optimizer = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=steps, pct_start=0.1
+    )
 
     def step(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]):
         x, y = batch
         logits = m(augment(x) if augment is not None else x)  # (B, classes)
-        return F.cross_entropy(logits, y), {"acc": (logits.argmax(-1) == y).float().mean().item()}
+        return F.cross_entropy(logits, y), {
+            "acc": (logits.argmax(-1) == y).float().mean().item()
+        }
 
-    return fit(model, minibatches(images, labels, batch_size=batch_size, seed=seed), step, epochs=epochs,
-               optimizer=optimizer, scheduler=scheduler, device=device, desc=desc, **fit_kwargs)
+    return fit(
+        model,
+        minibatches(images, labels, batch_size=batch_size, seed=seed),
+        step,
+        epochs=epochs,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        device=device,
+        desc=desc,
+        **fit_kwargs,
+    )
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 500) -> float:
-    """Top-1 accuracy of ``model`` on (N, C, H, W) images, evaluated in batches in eval mode."""
+def accuracy(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    batch_size: int = 500,
+) -> float:
+    """Top-1 accuracy of ``model`` on (N, C, H, W) images, evaluated in batches
+    in eval mode."""
     model.eval()
     device = next(model.parameters()).device
-    correct = sum(int((model(x.to(device)).argmax(-1).cpu() == y).sum())
-                  for x, y in zip(images.split(batch_size), labels.split(batch_size)))
+    correct = sum(
+        int((model(x.to(device)).argmax(-1).cpu() == y).sum())
+        for x, y in zip(images.split(batch_size), labels.split(batch_size))
+    )
     return correct / len(labels)
 
 
-# --- timing -------------------------------------------------------------------------------------
+# --- timing ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Timing:
-    """Seconds of the timed repeats of one call: median, spread and all of them."""
+    """Seconds of the timed repeats of one call: median, spread and all of
+    them."""
 
     times: tuple[float, ...]
 
@@ -334,18 +423,27 @@ class Timing:
         return f"{1e3 * self.median:.2f} ms (median of {len(self.times)}, {1e3 * self.min:.2f}-{1e3 * self.max:.2f})"
 
 
-def benchmark(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1, device: torch.device | str | None = None,
-              clock: Callable[[], float] = time.perf_counter) -> Timing:
+def benchmark(
+    fn: Callable[[], Any],
+    *,
+    repeats: int = 5,
+    warmup: int = 1,
+    device: torch.device | str | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Timing:
     """Time ``fn()``: ``warmup`` untimed calls, then ``repeats`` timed ones.
 
-    On a CUDA ``device`` the GPU is synchronised before and after each timed call,
-    so the time is that of the work, not of queuing it. ``clock`` may be
-    ``time.process_time`` for CPU time (meaningful with one CPU thread, where it
-    ignores whatever else the machine runs). Report ``Timing.median`` and the
-    spread; ``Timing.min`` is the least disturbed repeat on a shared machine.
+    On a CUDA ``device`` the GPU is synchronised before and after each timed
+    call, so the time is that of the work, not of queuing it. ``clock`` may be
+    ``time.process_time`` for CPU time (meaningful with one CPU thread, where
+    it ignores whatever else the machine runs). Report ``Timing.median`` and
+    the spread; ``Timing.min`` is the least disturbed repeat on a shared
+    machine.
     """
     if repeats < 1 or warmup < 0:
-        raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+        raise ValueError(
+            f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}"
+        )
     cuda = device is not None and torch.device(device).type == "cuda"
 
     def sync() -> None:

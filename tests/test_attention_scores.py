@@ -6,8 +6,15 @@ import torch.nn.functional as F
 
 from seqlib.attention import masked_softmax, padding_mask
 from seqlib.scores import (
-    SCORES, AdditiveScore, CosineScore, GeneralScore, LocalWindow, LocationScore, attend,
-    hard_weights, score_function,
+    SCORES,
+    AdditiveScore,
+    CosineScore,
+    GeneralScore,
+    LocalWindow,
+    LocationScore,
+    attend,
+    hard_weights,
+    score_function,
 )
 
 torch.set_num_threads(1)
@@ -16,8 +23,12 @@ B, T, S, D = 3, 4, 6, 8
 
 def _inputs(seed=0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(B, T, D, generator=g), torch.randn(B, S, D, generator=g),
-            torch.randn(B, S, 5, generator=g), torch.tensor([6, 3, 1]))
+    return (
+        torch.randn(B, T, D, generator=g),
+        torch.randn(B, S, D, generator=g),
+        torch.randn(B, S, 5, generator=g),
+        torch.tensor([6, 3, 1]),
+    )
 
 
 @pytest.mark.parametrize("name", SCORES)
@@ -35,7 +46,10 @@ def test_weights_sum_to_one_and_padding_gets_exactly_zero(name):
 
 def test_padding_mask():
     assert padding_mask(torch.tensor([2, 0, 3]), 4).tolist() == [
-        [True, True, False, False], [False] * 4, [True, True, True, False]]
+        [True, True, False, False],
+        [False] * 4,
+        [True, True, True, False],
+    ]
 
 
 def test_fully_masked_rows_give_zeros_not_nan_and_finite_gradients():
@@ -51,11 +65,21 @@ def test_fully_masked_rows_give_zeros_not_nan_and_finite_gradients():
 def test_scaled_dot_equals_torch_sdpa():
     q, k, v, lengths = _inputs(1)
     mask = padding_mask(lengths, S)
-    ours, _ = attend(q, k, v, score=score_function("scaled_dot", d_query=D, d_key=D), mask=mask)
+    ours, _ = attend(
+        q,
+        k,
+        v,
+        score=score_function("scaled_dot", d_query=D, d_key=D),
+        mask=mask,
+    )
     ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, :])
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
-    ours, _ = attend(q, k, v, score=score_function("scaled_dot", d_query=D, d_key=D))
-    torch.testing.assert_close(ours, F.scaled_dot_product_attention(q, k, v), rtol=1e-5, atol=1e-6)
+    ours, _ = attend(
+        q, k, v, score=score_function("scaled_dot", d_query=D, d_key=D)
+    )
+    torch.testing.assert_close(
+        ours, F.scaled_dot_product_attention(q, k, v), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_formulas_by_hand():
@@ -63,13 +87,19 @@ def test_formulas_by_hand():
     q, k, _, _ = _inputs(2)
     add = AdditiveScore(D, D, d_hidden=7)
     b, t, j = 1, 2, 3
-    by_hand = add.v.weight[0] @ torch.tanh(add.W.weight @ q[b, t] + add.U.weight @ k[b, j] + add.U.bias)
+    by_hand = add.v.weight[0] @ torch.tanh(
+        add.W.weight @ q[b, t] + add.U.weight @ k[b, j] + add.U.bias
+    )
     torch.testing.assert_close(add(q, k)[b, t, j], by_hand)
     gen = GeneralScore(D, 5)
     k5 = torch.randn(B, S, 5)
-    torch.testing.assert_close(gen(q, k5)[b, t, j], q[b, t] @ gen.W.weight @ k5[b, j])
+    torch.testing.assert_close(
+        gen(q, k5)[b, t, j], q[b, t] @ gen.W.weight @ k5[b, j]
+    )
     cos = CosineScore(beta=3.0)
-    torch.testing.assert_close(cos(q, k)[b, t, j], 3.0 * F.cosine_similarity(q[b, t], k[b, j], dim=0))
+    torch.testing.assert_close(
+        cos(q, k)[b, t, j], 3.0 * F.cosine_similarity(q[b, t], k[b, j], dim=0)
+    )
     dot = score_function("dot", d_query=D, d_key=D)
     torch.testing.assert_close(dot(q, k)[b, t, j], q[b, t] @ k[b, j])
 
@@ -107,9 +137,18 @@ def test_local_window_masks_outside_and_keeps_a_distribution():
     assert p.shape == (B, T)
     assert ((p >= 0) & (p <= (lengths[:, None] - 1))).all()
     j = torch.arange(S)
-    assert torch.equal(window, ((j - p[..., None]).abs() <= 1) & (j < lengths[:, None, None]))
+    assert torch.equal(
+        window, ((j - p[..., None]).abs() <= 1) & (j < lengths[:, None, None])
+    )
     assert window.any(-1).all()  # never empty
-    _, w = attend(q, k, v, score=score_function("dot", d_query=D, d_key=D), mask=window, bias=bias)
+    _, w = attend(
+        q,
+        k,
+        v,
+        score=score_function("dot", d_query=D, d_key=D),
+        mask=window,
+        bias=bias,
+    )
     torch.testing.assert_close(w.sum(-1), torch.ones(B, T))
     assert (w[~window] == 0).all()
 
@@ -118,9 +157,15 @@ def test_hard_attention_is_one_hot_and_lets_gradients_through():
     scores = torch.randn(B, T, S, requires_grad=True)
     mask = padding_mask(torch.tensor([6, 3, 1]), S)[:, None, :].expand(B, T, S)
     w = hard_weights(scores, mask, training=True)
-    assert torch.equal(w.sum(-1), torch.ones(B, T)) and set(w.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(w.sum(-1), torch.ones(B, T)) and set(
+        w.unique().tolist()
+    ) <= {0.0, 1.0}
     assert (w[~mask] == 0).all()
     (w * torch.randn(B, T, S)).sum().backward()
-    assert scores.grad.abs().sum() > 0  # straight-through: the soft sample's gradient
+    assert (
+        scores.grad.abs().sum() > 0
+    )  # straight-through: the soft sample's gradient
     w_eval = hard_weights(scores.detach(), mask, training=False)
-    assert torch.equal(w_eval.argmax(-1), scores.detach().masked_fill(~mask, -1e9).argmax(-1))
+    assert torch.equal(
+        w_eval.argmax(-1), scores.detach().masked_fill(~mask, -1e9).argmax(-1)
+    )

@@ -15,23 +15,44 @@ from seqlib.exercises import batch, student, table
 from seqlib.exercises.convention import parse
 
 CHAPTERS = table.chapter_notebooks()
-GRADED_END_TO_END = [p for p in CHAPTERS if p.stem[:2] in {"05", "10"}]  # the two quickest chapters
+GRADED_END_TO_END = [
+    p for p in CHAPTERS if p.stem[:2] in {"05", "10"}
+]  # the two quickest chapters
 
 
 def _defined_functions(source: str) -> set[str]:
-    return {n.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef)}
+    return {
+        n.name
+        for n in ast.walk(ast.parse(source))
+        if isinstance(n, ast.FunctionDef)
+    }
 
 
 def _called_names(source: str) -> set[str]:
-    return {n.func.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    return {
+        n.func.id
+        for n in ast.walk(ast.parse(source))
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    }
 
 
 def _raises_not_implemented_first(source: str, name: str) -> bool:
-    fn = next(n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef) and n.name == name)
-    body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    fn = next(
+        n
+        for n in ast.walk(ast.parse(source))
+        if isinstance(n, ast.FunctionDef) and n.name == name
+    )
+    body = [
+        s
+        for s in fn.body
+        if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+    ]
     first = body[0]
-    return (isinstance(first, ast.Raise) and isinstance(first.exc, ast.Call)
-            and getattr(first.exc.func, "id", "") == "NotImplementedError")
+    return (
+        isinstance(first, ast.Raise)
+        and isinstance(first.exc, ast.Call)
+        and getattr(first.exc.func, "id", "") == "NotImplementedError"
+    )
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
@@ -39,17 +60,31 @@ def test_every_check_calls_a_function_that_the_student_edition_stubs(path):
     ref = table.read_notebook(path)
     layout = parse(ref, str(path))
     stu = student.make_student_notebook(ref, str(path))
-    stubs = {name: cell.source for cell in stu.cells if cell.cell_type == "code"
-             and "NotImplementedError" in cell.source for name in _defined_functions(cell.source)}
+    stubs = {
+        name: cell.source
+        for cell in stu.cells
+        if cell.cell_type == "code" and "NotImplementedError" in cell.source
+        for name in _defined_functions(cell.source)
+    }
     implement = [e.label for e in layout.exercises if e.depth == "implement"]
-    assert implement, f"{path.name}: needs at least one implement exercise with self-checks"
-    for label in implement + [label for label in layout.checks if label not in implement]:
-        assert layout.checks.get(label), f"{path.name}: implement exercise {label} has no check cell"
+    assert implement, (
+        f"{path.name}: needs at least one implement exercise with self-checks"
+    )
+    for label in implement + [
+        label for label in layout.checks if label not in implement
+    ]:
+        assert layout.checks.get(label), (
+            f"{path.name}: implement exercise {label} has no check cell"
+        )
         for index, _ in layout.checks[label]:
             called = _called_names(ref.cells[index].source) & set(stubs)
-            assert called, f"{path.name}: check cell {index} of {label} calls none of the stubbed functions {sorted(stubs)}"
+            assert called, (
+                f"{path.name}: check cell {index} of {label} calls none of the stubbed functions {sorted(stubs)}"
+            )
             for name in called:
-                assert _raises_not_implemented_first(stubs[name], name), f"{name} stub does not raise first"
+                assert _raises_not_implemented_first(stubs[name], name), (
+                    f"{name} stub does not raise first"
+                )
 
 
 def test_two_chapters_grade_full_and_their_student_editions_zero(tmp_path):

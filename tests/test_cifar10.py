@@ -21,9 +21,15 @@ def _pickle_like_original(obj) -> bytes:
 
 
 def _write_batch(path, images: np.ndarray, labels: list[int]) -> None:
-    data = np.ascontiguousarray(images.reshape(len(images), 3072))  # (N, 3072): R plane, G plane, B plane
-    obj = {b"batch_label": b"fixture batch", b"labels": labels, b"data": data,
-           b"filenames": [f"img_{i}.png".encode() for i in range(len(labels))]}
+    data = np.ascontiguousarray(
+        images.reshape(len(images), 3072)
+    )  # (N, 3072): R plane, G plane, B plane
+    obj = {
+        b"batch_label": b"fixture batch",
+        b"labels": labels,
+        b"data": data,
+        b"filenames": [f"img_{i}.png".encode() for i in range(len(labels))],
+    }
     path.write_bytes(_pickle_like_original(obj))
 
 
@@ -31,12 +37,17 @@ def _write_dataset(root, per_batch=4, seed=0):
     rng = np.random.default_rng(seed)
     directory = root / "cifar-10-batches-py"
     directory.mkdir(parents=True)
-    meta = {b"num_cases_per_batch": per_batch, b"label_names": [c.encode() for c in CIFAR10_CLASSES],
-            b"num_vis": 3072}
+    meta = {
+        b"num_cases_per_batch": per_batch,
+        b"label_names": [c.encode() for c in CIFAR10_CLASSES],
+        b"num_vis": 3072,
+    }
     (directory / "batches.meta").write_bytes(_pickle_like_original(meta))
     written = {}
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        images = rng.integers(0, 256, size=(per_batch, 3, 32, 32), dtype=np.uint8)
+        images = rng.integers(
+            0, 256, size=(per_batch, 3, 32, 32), dtype=np.uint8
+        )
         labels = rng.integers(0, 10, size=per_batch).tolist()
         _write_batch(directory / name, images, labels)
         written[name] = (images, labels)
@@ -46,29 +57,46 @@ def _write_dataset(root, per_batch=4, seed=0):
 def test_fixture_uses_the_original_global_names(tmp_path):
     directory, _ = _write_dataset(tmp_path)
     raw = (directory / "data_batch_1").read_bytes()
-    assert b"numpy.core.multiarray\n_reconstruct" in raw and b"numpy._core" not in raw
+    assert (
+        b"numpy.core.multiarray\n_reconstruct" in raw
+        and b"numpy._core" not in raw
+    )
 
 
 def test_read_batch_restores_channel_planes(tmp_path):
     images = np.zeros((2, 3, 32, 32), dtype=np.uint8)
-    images[0, 0, 0, 1] = 200   # red, row 0, column 1 -> data[0, 1]
-    images[1, 2, 31, 31] = 7   # blue, last pixel -> data[1, 3071]
+    images[0, 0, 0, 1] = 200  # red, row 0, column 1 -> data[0, 1]
+    images[1, 2, 31, 31] = 7  # blue, last pixel -> data[1, 3071]
     _write_batch(tmp_path / "b", images, [3, 9])
     x, y = read_batch(tmp_path / "b")
     assert x.shape == (2, 3, 32, 32) and x.dtype == np.uint8
-    assert x[0, 0, 0, 1] == 200 and x[1, 2, 31, 31] == 7 and int(x.sum()) == 207
+    assert (
+        x[0, 0, 0, 1] == 200 and x[1, 2, 31, 31] == 7 and int(x.sum()) == 207
+    )
     assert y.tolist() == [3, 9]
 
 
 def test_load_train_and_test_splits(tmp_path):
     directory, written = _write_dataset(tmp_path, per_batch=4)
     x, y = load_cifar10("train", root=tmp_path)
-    assert x.shape == (20, 3, 32, 32) and str(x.dtype) == "torch.float32" and str(y.dtype) == "torch.int64"
-    expected = np.concatenate([written[f"data_batch_{i}"][0] for i in range(1, 6)])
+    assert (
+        x.shape == (20, 3, 32, 32)
+        and str(x.dtype) == "torch.float32"
+        and str(y.dtype) == "torch.int64"
+    )
+    expected = np.concatenate(
+        [written[f"data_batch_{i}"][0] for i in range(1, 6)]
+    )
     np.testing.assert_allclose(x.numpy(), expected / 255.0, rtol=0, atol=1e-6)
-    assert y.tolist() == sum((written[f"data_batch_{i}"][1] for i in range(1, 6)), [])
-    xt, yt = load_cifar10("test", n=3, root=directory)  # the batch directory itself also works
-    np.testing.assert_allclose(xt.numpy(), written["test_batch"][0][:3] / 255.0, atol=1e-6)
+    assert y.tolist() == sum(
+        (written[f"data_batch_{i}"][1] for i in range(1, 6)), []
+    )
+    xt, yt = load_cifar10(
+        "test", n=3, root=directory
+    )  # the batch directory itself also works
+    np.testing.assert_allclose(
+        xt.numpy(), written["test_batch"][0][:3] / 255.0, atol=1e-6
+    )
     assert yt.tolist() == written["test_batch"][1][:3]
 
 
@@ -81,7 +109,11 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="batches.meta"):
         load_cifar10("test", root=tmp_path / "nowhere")
     bad = tmp_path / "bad"
-    bad.write_bytes(_pickle_like_original({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}))
+    bad.write_bytes(
+        _pickle_like_original(
+            {b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}
+        )
+    )
     with pytest.raises(ValueError, match=r"uint8 \(N, 3072\)"):
         read_batch(bad)
     _write_batch(bad, np.zeros((2, 3, 32, 32), np.uint8), [0, 10])
@@ -98,8 +130,12 @@ def test_refuses_pickles_that_run_code(tmp_path):
             return (print, ("this must never run",))
 
     path = tmp_path / "evil"
-    path.write_bytes(pickle.dumps({b"data": Evil(), b"labels": []}, protocol=2))
-    with pytest.raises(ValueError, match=r"refusing to load (__builtin__|builtins)\.print"):
+    path.write_bytes(
+        pickle.dumps({b"data": Evil(), b"labels": []}, protocol=2)
+    )
+    with pytest.raises(
+        ValueError, match=r"refusing to load (__builtin__|builtins)\.print"
+    ):
         read_batch(path)
 
 
@@ -107,7 +143,9 @@ def test_download_from_archive_and_offline_message(tmp_path, monkeypatch):
     """The cache path: a verified archive is extracted once; offline without it, the message helps."""
     monkeypatch.setenv("SEQLIB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("SEQLIB_OFFLINE", "1")
-    with pytest.raises(DatasetUnavailableError, match="cifar-10-python.tar.gz") as info:
+    with pytest.raises(
+        DatasetUnavailableError, match="cifar-10-python.tar.gz"
+    ) as info:
         load_cifar10("test")
     assert "by hand" in str(info.value) and "root=" in str(info.value)
 
@@ -118,7 +156,11 @@ def test_download_from_archive_and_offline_message(tmp_path, monkeypatch):
     archive = tmp_path / "cache" / "cifar10" / "cifar-10-python.tar.gz"
     archive.parent.mkdir(parents=True, exist_ok=True)
     archive.write_bytes(buffer.getvalue())
-    monkeypatch.setattr(cifar10, "ARCHIVE_SHA256", hashlib.sha256(buffer.getvalue()).hexdigest())
+    monkeypatch.setattr(
+        cifar10,
+        "ARCHIVE_SHA256",
+        hashlib.sha256(buffer.getvalue()).hexdigest(),
+    )
     x, y = load_cifar10("test")
     assert x.shape == (4, 3, 32, 32) and y.tolist() == written["test_batch"][1]
     assert (archive.parent / "cifar-10-batches-py" / "data_batch_5").is_file()
@@ -131,19 +173,36 @@ def test_random_crop_flip_moves_and_mirrors():
     gen = torch.Generator().manual_seed(0)
     out = random_crop_flip(x, padding=2, generator=gen)
     assert out.shape == x.shape
-    same = [torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(-1)) for i in range(64)]
+    same = [
+        torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(-1))
+        for i in range(64)
+    ]
     assert 0 < sum(same) < 64  # some images kept their place, most moved
-    again = random_crop_flip(x, padding=2, generator=torch.Generator().manual_seed(0))
+    again = random_crop_flip(
+        x, padding=2, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(out, again)
-    assert torch.equal(random_crop_flip(x, padding=0, generator=gen).sort(-1).values, x.sort(-1).values)
+    assert torch.equal(
+        random_crop_flip(x, padding=0, generator=gen).sort(-1).values,
+        x.sort(-1).values,
+    )
 
 
 def test_random_crop_flip_is_a_crop_of_the_padded_image():
     from seqlib.data.cifar10 import random_crop_flip
 
     x = torch.rand(8, 3, 6, 6)
-    out = random_crop_flip(x, padding=2, generator=torch.Generator().manual_seed(3))
+    out = random_crop_flip(
+        x, padding=2, generator=torch.Generator().manual_seed(3)
+    )
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="reflect")
     for i in range(8):
-        crops = [padded[i, :, r:r + 6, c:c + 6] for r in range(5) for c in range(5)]
-        assert any(torch.equal(out[i], crop) or torch.equal(out[i], crop.flip(-1)) for crop in crops)
+        crops = [
+            padded[i, :, r : r + 6, c : c + 6]
+            for r in range(5)
+            for c in range(5)
+        ]
+        assert any(
+            torch.equal(out[i], crop) or torch.equal(out[i], crop.flip(-1))
+            for crop in crops
+        )

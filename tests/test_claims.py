@@ -18,40 +18,73 @@ from seqlib import claims, train
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 PAGE = ROOT / "book" / "claims.md"
-SEEDING_CALLS = {"manual_seed", "set_random_seed", "seed_everything", "Random", "default_rng", "seed"}
+SEEDING_CALLS = {
+    "manual_seed",
+    "set_random_seed",
+    "seed_everything",
+    "Random",
+    "default_rng",
+    "seed",
+}
 
 
 def _calls(path: Path):
-    return [n for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(n, ast.Call)]
+    return [
+        n
+        for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(n, ast.Call)
+    ]
 
 
 def _name(call: ast.Call) -> str:
     f = call.func
-    return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+    return (
+        f.attr
+        if isinstance(f, ast.Attribute)
+        else f.id
+        if isinstance(f, ast.Name)
+        else ""
+    )
 
 
 def notebook_claims(path: Path) -> dict[str, bool]:
     """Claim id -> flagship, for every ``claims.check("chNN-…", …)`` call in a chapter."""
     found = {}
     for call in _calls(path):
-        if _name(call) == "check" and call.args and isinstance(call.args[0], ast.Constant) \
-                and isinstance(call.args[0].value, str) and claims.ID_PATTERN.match(call.args[0].value):
-            flagship = any(k.arg == "flagship" and isinstance(k.value, ast.Constant) and k.value.value
-                           for k in call.keywords)
+        if (
+            _name(call) == "check"
+            and call.args
+            and isinstance(call.args[0], ast.Constant)
+            and isinstance(call.args[0].value, str)
+            and claims.ID_PATTERN.match(call.args[0].value)
+        ):
+            flagship = any(
+                k.arg == "flagship"
+                and isinstance(k.value, ast.Constant)
+                and k.value.value
+                for k in call.keywords
+            )
             found[call.args[0].value] = flagship
     return found
 
 
 def page_claims() -> dict[str, bool]:
-    rows = re.findall(r"^\| [^|]*`(ch\d\d-[a-z0-9-]+)`( ★)? \|", PAGE.read_text(encoding="utf-8"), flags=re.M)
+    rows = re.findall(
+        r"^\| [^|]*`(ch\d\d-[a-z0-9-]+)`( ★)? \|",
+        PAGE.read_text(encoding="utf-8"),
+        flags=re.M,
+    )
     return {cid: bool(star) for cid, star in rows}
 
 
 # --- the seed knob -----------------------------------------------------------------
 
+
 def test_seed_for_default_knob_keeps_stream_numbers(monkeypatch):
     monkeypatch.delenv(train.SEED_ENV, raising=False)
-    assert train.base_seed() == 0 and [train.seed_for(k) for k in (0, 1, 7)] == [0, 1, 7]
+    assert train.base_seed() == 0 and [
+        train.seed_for(k) for k in (0, 1, 7)
+    ] == [0, 1, 7]
 
 
 def test_seed_knob_moves_every_stream_apart(monkeypatch):
@@ -66,7 +99,9 @@ def test_seed_knob_moves_every_stream_apart(monkeypatch):
 @pytest.mark.parametrize("bad", ["-1", "one", "1.5"])
 def test_bad_seed_knob_is_a_clear_error(monkeypatch, bad):
     monkeypatch.setenv(train.SEED_ENV, bad)
-    with pytest.raises(ValueError, match="SEQLIB_SEED must be a non-negative integer"):
+    with pytest.raises(
+        ValueError, match="SEQLIB_SEED must be a non-negative integer"
+    ):
         train.base_seed()
 
 
@@ -83,18 +118,33 @@ def test_no_chapter_hard_codes_a_seed(path):
     for call in _calls(path):
         args = list(call.args) if _name(call) in SEEDING_CALLS else []
         args += [k.value for k in call.keywords if k.arg == "seed"]
-        literal += [f"line {a.lineno}: {_name(call)}(… {a.value} …)" for a in args
-                    if isinstance(a, ast.Constant) and isinstance(a.value, int)]
-    assert not literal, f"{path.name} hard-codes seeds that SEQLIB_SEED cannot move: {literal}; use seed_for(k)"
+        literal += [
+            f"line {a.lineno}: {_name(call)}(… {a.value} …)"
+            for a in args
+            if isinstance(a, ast.Constant) and isinstance(a.value, int)
+        ]
+    assert not literal, (
+        f"{path.name} hard-codes seeds that SEQLIB_SEED cannot move: {literal}; use seed_for(k)"
+    )
 
 
 # --- claims ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value, condition, held", [
-    (0.3, "> 0.2", True), (0.2, "> 0.2", False), (0.2, ">= 0.2", True), (4.9, "< 5", True),
-    (5.0, "<= 5", True), (5.1, "<= 5", False), (1.02, "in [1.0, 1.05]", True), (0.99, "in [1, 1.05]", False),
-    (float("nan"), "> 0", False),
-])
+
+@pytest.mark.parametrize(
+    "value, condition, held",
+    [
+        (0.3, "> 0.2", True),
+        (0.2, "> 0.2", False),
+        (0.2, ">= 0.2", True),
+        (4.9, "< 5", True),
+        (5.0, "<= 5", True),
+        (5.1, "<= 5", False),
+        (1.02, "in [1.0, 1.05]", True),
+        (0.99, "in [1, 1.05]", False),
+        (float("nan"), "> 0", False),
+    ],
+)
 def test_conditions(value, condition, held):
     assert claims.evaluate(value, condition) is held
 
@@ -112,7 +162,10 @@ def test_check_records_and_raises(tmp_path, monkeypatch):
     monkeypatch.delenv(claims.SOFT_ENV, raising=False)
     held = claims.check("ch06-demo", "A beats B", 0.31, "> 0", flagship=True)
     assert held.held and held.seed == 2 and held.chapter == "ch06"
-    with pytest.raises(AssertionError, match=r"claim ch06-weak failed on seed 2: .*measured -0.05, expected > 0"):
+    with pytest.raises(
+        AssertionError,
+        match=r"claim ch06-weak failed on seed 2: .*measured -0.05, expected > 0",
+    ):
         claims.check("ch06-weak", "A beats B by far", -0.05, "> 0")
     assert [c.id for c in claims.load(record)] == ["ch06-demo", "ch06-weak"]
     assert json.loads(record.read_text().splitlines()[1])["held"] is False
@@ -125,14 +178,18 @@ def test_soft_mode_records_without_raising(tmp_path, monkeypatch):
     assert claims.load(tmp_path / "c.jsonl")[0].held is False
 
 
-@pytest.mark.parametrize("bad_id", ["vit-gain", "ch6-vit", "ch123-x", "ch06_vit", "ch06-Vit"])
+@pytest.mark.parametrize(
+    "bad_id", ["vit-gain", "ch6-vit", "ch123-x", "ch06_vit", "ch06-Vit"]
+)
 def test_bad_claim_id_is_a_clear_error(bad_id):
     with pytest.raises(ValueError, match="claim id must look like"):
         claims.check(bad_id, "x", 1.0, "> 0")
 
 
 def test_a_claim_names_a_chapter_that_has_sizes():
-    with pytest.raises(ValueError, match=r"chapter 'ch12' has no sizes in seqlib/profiles.py"):
+    with pytest.raises(
+        ValueError, match=r"chapter 'ch12' has no sizes in seqlib/profiles.py"
+    ):
         claims.check("ch12-toy", "x", 1.0, "> 0")
 
 
@@ -143,34 +200,56 @@ def test_value_must_be_a_number():
 
 # --- the page against the notebooks --------------------------------------------------
 
+
 def test_every_chapter_checks_a_flagship_claim():
     for path in NOTEBOOKS:
         found = notebook_claims(path)
-        assert any(found.values()), f"{path.name} checks no flagship claim (claims.check(..., flagship=True))"
+        assert any(found.values()), (
+            f"{path.name} checks no flagship claim (claims.check(..., flagship=True))"
+        )
 
 
 def test_claim_ids_are_unique_across_the_book():
     ids = [cid for path in NOTEBOOKS for cid in notebook_claims(path)]
-    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+    assert len(ids) == len(set(ids)), sorted(
+        {i for i in ids if ids.count(i) > 1}
+    )
 
 
 def test_claims_page_names_the_claims_the_notebooks_check():
-    assert PAGE.exists(), "book/claims.md is missing: run python scripts/claims.py --seeds 0 1 2"
-    in_notebooks = {cid: flag for path in NOTEBOOKS for cid, flag in notebook_claims(path).items()}
+    assert PAGE.exists(), (
+        "book/claims.md is missing: run python scripts/claims.py --seeds 0 1 2"
+    )
+    in_notebooks = {
+        cid: flag
+        for path in NOTEBOOKS
+        for cid, flag in notebook_claims(path).items()
+    }
     on_page = page_claims()
     stale = sorted(set(on_page) - set(in_notebooks))
     missing = sorted(set(in_notebooks) - set(on_page))
-    assert not stale and not missing, (f"book/claims.md is out of date (missing {missing}, stale {stale}): "
-                                       "run python scripts/claims.py --seeds 0 1 2")
-    assert on_page == in_notebooks, "flagship marks differ between the page and the notebooks"
+    assert not stale and not missing, (
+        f"book/claims.md is out of date (missing {missing}, stale {stale}): "
+        "run python scripts/claims.py --seeds 0 1 2"
+    )
+    assert on_page == in_notebooks, (
+        "flagship marks differ between the page and the notebooks"
+    )
 
 
 def test_claims_page_says_how_it_was_made():
     text = PAGE.read_text(encoding="utf-8")
-    for needed in ("python scripts/claims.py --seeds", "**Device:**", "PyTorch", "**Generated**"):
+    for needed in (
+        "python scripts/claims.py --seeds",
+        "**Device:**",
+        "PyTorch",
+        "**Generated**",
+    ):
         assert needed in text, f"book/claims.md lacks {needed!r}"
     for chapter in range(1, 12):
-        assert f"(claims-ch{chapter:02d})=" in text, f"book/claims.md has no section for chapter {chapter}"
+        assert f"(claims-ch{chapter:02d})=" in text, (
+            f"book/claims.md has no section for chapter {chapter}"
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -180,6 +259,13 @@ def test_no_stored_output_shows_a_claim_object(path):
     import nbformat
 
     nb = nbformat.read(path.with_suffix(".ipynb"), as_version=4)
-    shown = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
-             for out in cell.get("outputs", []) if "Claim(id=" in str(out.get("data", {}).get("text/plain", ""))]
-    assert not shown, f"{path.with_suffix('.ipynb').name}: cells {shown} display a Claim object"
+    shown = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if "Claim(id=" in str(out.get("data", {}).get("text/plain", ""))
+    ]
+    assert not shown, (
+        f"{path.with_suffix('.ipynb').name}: cells {shown} display a Claim object"
+    )

@@ -40,7 +40,9 @@ def offline_cache(tmp_path, monkeypatch):
 
 def idx_bytes(arr: np.ndarray, *, dtype_byte: int = 0x08) -> bytes:
     """Encode a uint8 array as an IDX file."""
-    header = bytes([0, 0, dtype_byte, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    header = bytes([0, 0, dtype_byte, arr.ndim]) + struct.pack(
+        f">{arr.ndim}I", *arr.shape
+    )
     return header + arr.astype(np.uint8).tobytes()
 
 
@@ -52,8 +54,13 @@ def write_idx(path, arr, *, gz=False, **kw):
 
 def tiny_split(n, seed):
     rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)  # (N, 28, 28)
-    images[0, 0, 0], images[0, 0, 1] = 0, 255  # make the range endpoints appear
+    images = rng.integers(
+        0, 256, size=(n, 28, 28), dtype=np.uint8
+    )  # (N, 28, 28)
+    images[0, 0, 0], images[0, 0, 1] = (
+        0,
+        255,
+    )  # make the range endpoints appear
     return images, (np.arange(n) % 10).astype(np.uint8)  # (N,)
 
 
@@ -61,7 +68,9 @@ def write_tiny_fashion(directory, *, seed=0, gz=True):
     """Write the four Fashion-MNIST files (tiny) into ``directory``; return the arrays."""
     directory.mkdir(parents=True, exist_ok=True)
     arrays = {}
-    for i, (split, (image_name, label_name)) in enumerate(fashion_mnist.FILES.items()):
+    for i, (split, (image_name, label_name)) in enumerate(
+        fashion_mnist.FILES.items()
+    ):
         images, labels = tiny_split(SIZES[split], seed + i)
         suffix = ".gz" if gz else ""
         write_idx(directory / f"{image_name}{suffix}", images, gz=gz)
@@ -71,11 +80,17 @@ def write_tiny_fashion(directory, *, seed=0, gz=True):
 
 
 def raw_hashes(directory):
-    return {name: hashlib.sha256(fashion_mnist.read_idx_bytes(directory / f"{name}.gz")).hexdigest()
-            for pair in fashion_mnist.FILES.values() for name in pair}
+    return {
+        name: hashlib.sha256(
+            fashion_mnist.read_idx_bytes(directory / f"{name}.gz")
+        ).hexdigest()
+        for pair in fashion_mnist.FILES.values()
+        for name in pair
+    }
 
 
 # --- IDX parsing ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_read_idx_roundtrip(tmp_path, gz):
@@ -91,7 +106,9 @@ def test_read_idx_roundtrip(tmp_path, gz):
 def test_read_idx_rejects_truncated_payload(tmp_path, cut):
     path = tmp_path / "short-images"
     path.write_bytes(idx_bytes(tiny_split(2, 0)[0])[:-cut])
-    with pytest.raises(ValueError, match=r"short-images.*\(2, 28, 28\).*truncated"):
+    with pytest.raises(
+        ValueError, match=r"short-images.*\(2, 28, 28\).*truncated"
+    ):
         read_idx(path)
 
 
@@ -116,7 +133,10 @@ def test_read_idx_rejects_corrupt_gzip(tmp_path):
 
 def test_read_idx_rejects_wrong_magic(tmp_path):
     labels = write_idx(tmp_path / "labels-file", np.zeros(5, np.uint8))
-    with pytest.raises(ValueError, match="labels-file.*expected magic 0x00000803.*found 0x00000801"):
+    with pytest.raises(
+        ValueError,
+        match="labels-file.*expected magic 0x00000803.*found 0x00000801",
+    ):
         read_idx(labels, ndim=3)
     not_idx = tmp_path / "notes.txt"
     not_idx.write_bytes(b"hello world")
@@ -125,26 +145,37 @@ def test_read_idx_rejects_wrong_magic(tmp_path):
 
 
 def test_read_idx_rejects_wrong_dtype_byte(tmp_path):
-    path = write_idx(tmp_path / "floats", np.zeros((2, 2, 2), np.uint8), dtype_byte=0x0D)
-    with pytest.raises(ValueError, match="floats.*dtype byte 0x08.*found 0x0d"):
+    path = write_idx(
+        tmp_path / "floats", np.zeros((2, 2, 2), np.uint8), dtype_byte=0x0D
+    )
+    with pytest.raises(
+        ValueError, match="floats.*dtype byte 0x08.*found 0x0d"
+    ):
         read_idx(path)
 
 
 # --- Fashion-MNIST loader ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_load_fashion_mnist_from_root(tmp_path, gz):
     arrays = write_tiny_fashion(tmp_path / "fm", gz=gz)
     for split, (images, labels) in arrays.items():
         x, y = load_fashion_mnist(split, root=tmp_path / "fm")
-        assert x.shape == (SIZES[split], 1, 28, 28) and x.dtype == torch.float32
+        assert (
+            x.shape == (SIZES[split], 1, 28, 28) and x.dtype == torch.float32
+        )
         assert y.shape == (SIZES[split],) and y.dtype == torch.int64
         assert x.min() == 0.0 and x.max() == 1.0
-        torch.testing.assert_close(x, torch.from_numpy(images[:, None] / np.float32(255)))
+        torch.testing.assert_close(
+            x, torch.from_numpy(images[:, None] / np.float32(255))
+        )
         assert y.tolist() == labels.tolist()
     x2, y2 = load_fashion_mnist("train", n=2, root=tmp_path / "fm")
     assert x2.shape == (2, 1, 28, 28)
-    torch.testing.assert_close(x2, load_fashion_mnist("train", root=tmp_path / "fm")[0][:2])
+    torch.testing.assert_close(
+        x2, load_fashion_mnist("train", root=tmp_path / "fm")[0][:2]
+    )
     assert y2.tolist() == arrays["train"][1][:2].tolist()
 
 
@@ -160,66 +191,110 @@ def test_load_fashion_mnist_bad_arguments(tmp_path):
 
 def test_load_fashion_mnist_rejects_mismatched_counts(tmp_path):
     write_tiny_fashion(tmp_path / "fm")
-    write_idx(tmp_path / "fm" / "train-labels-idx1-ubyte.gz", np.zeros(4, np.uint8), gz=True)
+    write_idx(
+        tmp_path / "fm" / "train-labels-idx1-ubyte.gz",
+        np.zeros(4, np.uint8),
+        gz=True,
+    )
     with pytest.raises(ValueError, match=r"\(5, 28, 28\) and \(4,\)"):
         load_fashion_mnist("train", root=tmp_path / "fm")
 
 
-def test_load_fashion_mnist_offline_without_files_says_what_to_fetch(tmp_path, monkeypatch, offline_cache):
+def test_load_fashion_mnist_offline_without_files_says_what_to_fetch(
+    tmp_path, monkeypatch, offline_cache
+):
     monkeypatch.setattr(fashion_mnist, "SYSTEM_DIR", tmp_path / "no-debian")
     with pytest.raises(DatasetUnavailableError) as info:
         load_fashion_mnist("test")
     message = str(info.value)
     assert "t10k-images-idx3-ubyte.gz" in message
     assert str(offline_cache / "fashion-mnist") in message
-    assert fashion_mnist.MIRRORS[0] in message and "dataset-fashion-mnist" in message
+    assert (
+        fashion_mnist.MIRRORS[0] in message
+        and "dataset-fashion-mnist" in message
+    )
     assert list((offline_cache / "fashion-mnist").iterdir()) == []
 
 
-def test_load_fashion_mnist_downloads_into_cache(tmp_path, monkeypatch, offline_cache):
+def test_load_fashion_mnist_downloads_into_cache(
+    tmp_path, monkeypatch, offline_cache
+):
     arrays = write_tiny_fashion(tmp_path / "mirror")
     gz_sha = {p.name: sha256_file(p) for p in (tmp_path / "mirror").iterdir()}
     monkeypatch.setattr(fashion_mnist, "SYSTEM_DIR", tmp_path / "no-debian")
-    monkeypatch.setattr(fashion_mnist, "MIRRORS", ((tmp_path / "gone").as_uri() + "/",
-                                                   (tmp_path / "mirror").as_uri() + "/"))
+    monkeypatch.setattr(
+        fashion_mnist,
+        "MIRRORS",
+        (
+            (tmp_path / "gone").as_uri() + "/",
+            (tmp_path / "mirror").as_uri() + "/",
+        ),
+    )
     monkeypatch.setattr(fashion_mnist, "GZ_SHA256", gz_sha)
-    monkeypatch.setattr(fashion_mnist, "RAW_SHA256", raw_hashes(tmp_path / "mirror"))
+    monkeypatch.setattr(
+        fashion_mnist, "RAW_SHA256", raw_hashes(tmp_path / "mirror")
+    )
     monkeypatch.delenv("SEQLIB_OFFLINE")
     x, y = load_fashion_mnist("test")
-    assert x.shape == (3, 1, 28, 28) and y.tolist() == arrays["test"][1].tolist()
-    cached = sorted(p.name for p in (offline_cache / "fashion-mnist").iterdir())
+    assert (
+        x.shape == (3, 1, 28, 28) and y.tolist() == arrays["test"][1].tolist()
+    )
+    cached = sorted(
+        p.name for p in (offline_cache / "fashion-mnist").iterdir()
+    )
     assert cached == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
 
-def test_cache_wins_over_system_dir_and_is_verified(tmp_path, monkeypatch, offline_cache):
+def test_cache_wins_over_system_dir_and_is_verified(
+    tmp_path, monkeypatch, offline_cache
+):
     cached = write_tiny_fashion(offline_cache / "fashion-mnist", seed=0)
     write_tiny_fashion(tmp_path / "debian", seed=10)
     monkeypatch.setattr(fashion_mnist, "SYSTEM_DIR", tmp_path / "debian")
-    monkeypatch.setattr(fashion_mnist, "RAW_SHA256", raw_hashes(offline_cache / "fashion-mnist"))
+    monkeypatch.setattr(
+        fashion_mnist,
+        "RAW_SHA256",
+        raw_hashes(offline_cache / "fashion-mnist"),
+    )
     x, _ = load_fashion_mnist("train")
-    torch.testing.assert_close(x[:, 0], torch.from_numpy(cached["train"][0] / np.float32(255)))
+    torch.testing.assert_close(
+        x[:, 0], torch.from_numpy(cached["train"][0] / np.float32(255))
+    )
     # The Debian copy has other content, so it fails the checksum once the cache is gone.
     for p in (offline_cache / "fashion-mnist").iterdir():
         p.unlink()
-    with pytest.raises(ChecksumMismatchError, match="debian/train-images-idx3-ubyte.gz.*expected"):
+    with pytest.raises(
+        ChecksumMismatchError,
+        match="debian/train-images-idx3-ubyte.gz.*expected",
+    ):
         load_fashion_mnist("train")
 
 
-_DEBIAN_FILES = [fashion_mnist.SYSTEM_DIR / f"{name}.gz"
-                 for pair in fashion_mnist.FILES.values() for name in pair]
+_DEBIAN_FILES = [
+    fashion_mnist.SYSTEM_DIR / f"{name}.gz"
+    for pair in fashion_mnist.FILES.values()
+    for name in pair
+]
 
 
-@pytest.mark.skipif(not all(p.is_file() for p in _DEBIAN_FILES),
-                    reason="Debian package dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not all(p.is_file() for p in _DEBIAN_FILES),
+    reason="Debian package dataset-fashion-mnist not installed",
+)
 def test_real_fashion_mnist_from_debian_package():
     for split, count in (("train", 60000), ("test", 10000)):
-        x, y = load_fashion_mnist(split)  # the cache is empty, so this reads SYSTEM_DIR
+        x, y = load_fashion_mnist(
+            split
+        )  # the cache is empty, so this reads SYSTEM_DIR
         assert x.shape == (count, 1, 28, 28) and x.dtype == torch.float32
         assert 0.0 <= x.min() and x.max() <= 1.0
-        assert torch.bincount(y).tolist() == [count // 10] * len(FASHION_CLASSES)
+        assert torch.bincount(y).tolist() == [count // 10] * len(
+            FASHION_CLASSES
+        )
 
 
 # --- fetch ----------------------------------------------------------------------------------
+
 
 def test_cache_dir_follows_env(offline_cache):
     assert cache_dir() == offline_cache and offline_cache.is_dir()
@@ -228,25 +303,39 @@ def test_cache_dir_follows_env(offline_cache):
 def test_fetch_offline_raises_and_leaves_nothing(offline_cache):
     dest = offline_cache / "set" / "archive.tar.gz"
     with pytest.raises(DatasetUnavailableError) as info:
-        fetch(["https://example.invalid/archive.tar.gz"], dest, "0" * 64, what="test archive")
+        fetch(
+            ["https://example.invalid/archive.tar.gz"],
+            dest,
+            "0" * 64,
+            what="test archive",
+        )
     message = str(info.value)
     assert "archive.tar.gz" in message and str(dest.parent) in message
-    assert "https://example.invalid/archive.tar.gz" in message and "SEQLIB_OFFLINE" in message
+    assert (
+        "https://example.invalid/archive.tar.gz" in message
+        and "SEQLIB_OFFLINE" in message
+    )
     assert list(dest.parent.iterdir()) == []
 
 
-def test_fetch_wrong_checksum_leaves_nothing(tmp_path, monkeypatch, offline_cache):
+def test_fetch_wrong_checksum_leaves_nothing(
+    tmp_path, monkeypatch, offline_cache
+):
     monkeypatch.delenv("SEQLIB_OFFLINE")
     source = tmp_path / "payload.bin"
     source.write_bytes(b"some bytes")
     dest = offline_cache / "set" / "payload.bin"
     with pytest.raises(ChecksumMismatchError) as info:
         fetch(source.as_uri(), dest, "ab" * 32, what="payload")
-    assert f"expected SHA-256 {'ab' * 32}, got {sha256_file(source)}" in str(info.value)
+    assert f"expected SHA-256 {'ab' * 32}, got {sha256_file(source)}" in str(
+        info.value
+    )
     assert list(dest.parent.iterdir()) == []
 
 
-def test_fetch_right_checksum_lands_atomically(tmp_path, monkeypatch, offline_cache):
+def test_fetch_right_checksum_lands_atomically(
+    tmp_path, monkeypatch, offline_cache
+):
     monkeypatch.delenv("SEQLIB_OFFLINE")
     source = tmp_path / "payload.bin"
     source.write_bytes(b"x" * 3_000_000)  # several chunks
@@ -256,9 +345,21 @@ def test_fetch_right_checksum_lands_atomically(tmp_path, monkeypatch, offline_ca
     mirrors = [(tmp_path / "missing.bin").as_uri(), source.as_uri()]
     assert fetch(mirrors, dest, sha256_file(source), what="payload") == dest
     assert dest.read_bytes() == source.read_bytes()
-    assert [p.name for p in dest.parent.iterdir()] == ["payload.bin"]  # no .part left
-    monkeypatch.setenv("SEQLIB_OFFLINE", "1")  # a verified file needs no network
-    assert fetch("https://example.invalid/x", dest, sha256_file(source).upper(), what="payload") == dest
+    assert [p.name for p in dest.parent.iterdir()] == [
+        "payload.bin"
+    ]  # no .part left
+    monkeypatch.setenv(
+        "SEQLIB_OFFLINE", "1"
+    )  # a verified file needs no network
+    assert (
+        fetch(
+            "https://example.invalid/x",
+            dest,
+            sha256_file(source).upper(),
+            what="payload",
+        )
+        == dest
+    )
 
 
 def test_fetch_all_mirrors_unreachable(tmp_path, monkeypatch, offline_cache):
@@ -273,11 +374,14 @@ def test_fetch_all_mirrors_unreachable(tmp_path, monkeypatch, offline_cache):
 
 # --- bundled images -------------------------------------------------------------------------
 
+
 def test_load_digits():
     x, y = load_digits()
     assert x.shape == (1797, 1, 8, 8) and x.dtype == torch.float32
     assert y.shape == (1797,) and y.dtype == torch.int64
-    assert x.min() == 0.0 and x.max() == 1.0 and set(y.tolist()) == set(range(10))
+    assert (
+        x.min() == 0.0 and x.max() == 1.0 and set(y.tolist()) == set(range(10))
+    )
     x5, y5 = load_digits(n=5)
     torch.testing.assert_close(x5, x[:5])
     assert y5.tolist() == y[:5].tolist()
@@ -293,5 +397,7 @@ def test_load_sample_photo(name):
 
 
 def test_load_sample_photo_bad_name():
-    with pytest.raises(ValueError, match=r"'china.jpg', 'flower.jpg'.*'cat.jpg'"):
+    with pytest.raises(
+        ValueError, match=r"'china.jpg', 'flower.jpg'.*'cat.jpg'"
+    ):
         load_sample_photo("cat.jpg")

@@ -36,7 +36,9 @@ CHAPTERS = {p.stem[:2]: p for p in table.chapter_notebooks()}
 def _cases(chapter: str):
     if not (CASES / f"ch{chapter}.py").exists():
         return None
-    spec = importlib.util.spec_from_file_location(f"exercise_cases_ch{chapter}", CASES / f"ch{chapter}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"exercise_cases_ch{chapter}", CASES / f"ch{chapter}.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -52,7 +54,11 @@ def _chapter(chapter: str):
 def _implement_labels(chapter: str) -> list[str]:
     """Implement exercises, and derive exercises whose answer a check grades."""
     nb, layout = _chapter(chapter)
-    return [e.label for e in layout.exercises if e.depth == "implement" or layout.checks.get(e.label)]
+    return [
+        e.label
+        for e in layout.exercises
+        if e.depth == "implement" or layout.checks.get(e.label)
+    ]
 
 
 _NAMESPACES: dict[str, dict] = {}
@@ -63,8 +69,20 @@ def _namespace(chapter: str) -> dict:
     if chapter not in _NAMESPACES:
         nb, _ = _chapter(chapter)
         ns = {"__name__": "__main__"}
-        exec(compile(reference_imports(nb), f"<chapter {chapter} imports>", "exec"), ns)
-        exec(compile(getattr(_cases(chapter), "CONTEXT", "") or "", f"<chapter {chapter} context>", "exec"), ns)
+        exec(
+            compile(
+                reference_imports(nb), f"<chapter {chapter} imports>", "exec"
+            ),
+            ns,
+        )
+        exec(
+            compile(
+                getattr(_cases(chapter), "CONTEXT", "") or "",
+                f"<chapter {chapter} context>",
+                "exec",
+            ),
+            ns,
+        )
         _NAMESPACES[chapter] = ns
     return dict(_NAMESPACES[chapter])
 
@@ -72,7 +90,11 @@ def _namespace(chapter: str) -> dict:
 def _solution_sources(chapter: str, label: str) -> list[str]:
     nb, layout = _chapter(chapter)
     start, end = next((s, e) for s, e, lab in layout.blocks if lab == label)
-    return [nb.cells[i].source for i in range(start, end + 1) if nb.cells[i].cell_type == "code"]
+    return [
+        nb.cells[i].source
+        for i in range(start, end + 1)
+        if nb.cells[i].cell_type == "code"
+    ]
 
 
 def _run_checks(chapter: str, label: str, sources: list[str]) -> None:
@@ -89,43 +111,75 @@ def _run_checks(chapter: str, label: str, sources: list[str]) -> None:
             if name in ns:
                 ns[name] = guard.wrap(label, ns[name])
         for index, _ in layout.checks[label]:
-            exec(compile(nb.cells[index].source, f"<check cell {index}>", "exec"), ns)
+            exec(
+                compile(
+                    nb.cells[index].source, f"<check cell {index}>", "exec"
+                ),
+                ns,
+            )
     finally:
         guard.uninstall()
 
 
-IMPLEMENT = [(ch, label) for ch in sorted(CHAPTERS) for label in _implement_labels(ch)]
-WRONG = [(ch, label, what, source, message) for ch in sorted(CHAPTERS)
-         for label, cases in getattr(_cases(ch), "WRONG", {}).items() for what, source, message in cases]
+IMPLEMENT = [
+    (ch, label) for ch in sorted(CHAPTERS) for label in _implement_labels(ch)
+]
+WRONG = [
+    (ch, label, what, source, message)
+    for ch in sorted(CHAPTERS)
+    for label, cases in getattr(_cases(ch), "WRONG", {}).items()
+    for what, source, message in cases
+]
 
 
 def test_every_chapter_has_a_case_file():
     assert sorted(p.stem[2:] for p in CASES.glob("ch*.py")) == sorted(CHAPTERS)
 
 
-@pytest.mark.parametrize("chapter,label", IMPLEMENT, ids=[label for _, label in IMPLEMENT])
+@pytest.mark.parametrize(
+    "chapter,label", IMPLEMENT, ids=[label for _, label in IMPLEMENT]
+)
 def test_graded_exercise_has_rules_and_wrong_solutions(chapter, label):
     _, layout = _chapter(chapter)
     depth = next(e.depth for e in layout.exercises if e.label == label)
     assert layout.checks.get(label), f"{label}: no check cell"
-    assert depth != "implement" or layout.forbid.get(label), f"{label}: its check cells declare no 'forbid' rule"
-    assert layout.implements.get(label), f"{label}: no function between BEGIN/END SOLUTION markers"
+    assert depth != "implement" or layout.forbid.get(label), (
+        f"{label}: its check cells declare no 'forbid' rule"
+    )
+    assert layout.implements.get(label), (
+        f"{label}: no function between BEGIN/END SOLUTION markers"
+    )
     cases = getattr(_cases(chapter), "WRONG", {}).get(label, [])
     if layout.forbid.get(label):
-        assert any(re.search("shortcut", m) for _, _, m in cases), f"{label}: no shortcut case in ch{chapter}.py"
-    assert any(not re.search("shortcut", m) for _, _, m in cases), f"{label}: no wrong-answer case in ch{chapter}.py"
+        assert any(re.search("shortcut", m) for _, _, m in cases), (
+            f"{label}: no shortcut case in ch{chapter}.py"
+        )
+    assert any(not re.search("shortcut", m) for _, _, m in cases), (
+        f"{label}: no wrong-answer case in ch{chapter}.py"
+    )
 
 
-@pytest.mark.parametrize("chapter,label", IMPLEMENT, ids=[label for _, label in IMPLEMENT])
+@pytest.mark.parametrize(
+    "chapter,label", IMPLEMENT, ids=[label for _, label in IMPLEMENT]
+)
 def test_reference_solution_passes_its_checks(chapter, label):
     _run_checks(chapter, label, _solution_sources(chapter, label))
 
 
-@pytest.mark.parametrize("chapter,label,what,source,message", WRONG,
-                         ids=[f"{label}: {what}" for _, label, what, _, _ in WRONG])
-def test_wrong_solution_is_rejected_with_a_helpful_message(chapter, label, what, source, message):
-    assert label in _implement_labels(chapter), f"{label} is not an implement exercise of chapter {chapter}"
+@pytest.mark.parametrize(
+    "chapter,label,what,source,message",
+    WRONG,
+    ids=[f"{label}: {what}" for _, label, what, _, _ in WRONG],
+)
+def test_wrong_solution_is_rejected_with_a_helpful_message(
+    chapter, label, what, source, message
+):
+    assert label in _implement_labels(chapter), (
+        f"{label} is not an implement exercise of chapter {chapter}"
+    )
     with pytest.raises(Exception) as caught:
         _run_checks(chapter, label, [source])
     text = f"{type(caught.value).__name__}: {caught.value}"
-    assert re.search(message, text), f"{label} / {what}: the check failed, but with {text!r}"
+    assert re.search(message, text), (
+        f"{label} / {what}: the check failed, but with {text!r}"
+    )

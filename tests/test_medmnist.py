@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from seqlib.data import DatasetUnavailableError, load_organmnist3d, read_medmnist_npz, sha256_file
+from seqlib.data import (
+    DatasetUnavailableError,
+    load_organmnist3d,
+    read_medmnist_npz,
+    sha256_file,
+)
 from seqlib.data import medmnist
 
 SIZES = {"train": 5, "val": 2, "test": 3}
@@ -17,8 +22,12 @@ def _fixture(path, **override):
     rng = np.random.default_rng(0)
     arrays = {}
     for split, n in SIZES.items():
-        arrays[f"{split}_images"] = rng.integers(0, 256, size=(n, 28, 28, 28), dtype=np.uint8)
-        arrays[f"{split}_labels"] = rng.integers(0, 11, size=(n, 1)).astype(np.uint8)
+        arrays[f"{split}_images"] = rng.integers(
+            0, 256, size=(n, 28, 28, 28), dtype=np.uint8
+        )
+        arrays[f"{split}_labels"] = rng.integers(0, 11, size=(n, 1)).astype(
+            np.uint8
+        )
     arrays.update(override)
     arrays = {k: v for k, v in arrays.items() if v is not None}
     np.savez_compressed(path, **arrays)
@@ -30,10 +39,18 @@ def test_loads_every_split_as_depth_first_clips(tmp_path):
     arrays = _fixture(path)
     for split, n in SIZES.items():
         volumes, labels = load_organmnist3d(split, path=path)
-        assert volumes.shape == (n, 28, 1, 28, 28) and volumes.dtype == torch.float32
-        assert labels.dtype == torch.int64 and labels.tolist() == arrays[f"{split}_labels"][:, 0].tolist()
+        assert (
+            volumes.shape == (n, 28, 1, 28, 28)
+            and volumes.dtype == torch.float32
+        )
+        assert (
+            labels.dtype == torch.int64
+            and labels.tolist() == arrays[f"{split}_labels"][:, 0].tolist()
+        )
         expected = torch.from_numpy(arrays[f"{split}_images"]).float() / 255
-        torch.testing.assert_close(volumes[:, :, 0], expected)  # slice f of the volume is frame f
+        torch.testing.assert_close(
+            volumes[:, :, 0], expected
+        )  # slice f of the volume is frame f
     volumes, labels = load_organmnist3d("train", n=2, path=path)
     assert len(volumes) == len(labels) == 2
     with pytest.raises(ValueError, match="n must be"):
@@ -44,13 +61,19 @@ def test_loads_every_split_as_depth_first_clips(tmp_path):
         load_organmnist3d(path=tmp_path / "absent.npz")
 
 
-@pytest.mark.parametrize("override, message", [
-    ({"val_labels": None}, "missing"),
-    ({"train_images": np.zeros((2, 28, 28, 28), dtype=np.float32)}, "uint8"),
-    ({"train_images": np.zeros((2, 28, 28), dtype=np.uint8)}, "uint8"),
-    ({"train_labels": np.zeros((5,), dtype=np.uint8)}, r"\(5, 1\)"),
-    ({"train_labels": np.full((5, 1), 11, dtype=np.uint8)}, r"\[0, 11\)"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"val_labels": None}, "missing"),
+        (
+            {"train_images": np.zeros((2, 28, 28, 28), dtype=np.float32)},
+            "uint8",
+        ),
+        ({"train_images": np.zeros((2, 28, 28), dtype=np.uint8)}, "uint8"),
+        ({"train_labels": np.zeros((5,), dtype=np.uint8)}, r"\(5, 1\)"),
+        ({"train_labels": np.full((5, 1), 11, dtype=np.uint8)}, r"\[0, 11\)"),
+    ],
+)
 def test_malformed_archives_are_refused(tmp_path, override, message):
     path = tmp_path / "bad.npz"
     _fixture(path, **override)
@@ -66,7 +89,9 @@ def test_not_an_archive(tmp_path):
         read_medmnist_npz(path, "train")
 
 
-def test_cache_download_path_with_sha256_and_manual_message(tmp_path, monkeypatch):
+def test_cache_download_path_with_sha256_and_manual_message(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv("SEQLIB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("SEQLIB_OFFLINE", "1")
     # nothing cached, no network: the message says what to fetch and where to put it
@@ -83,5 +108,7 @@ def test_cache_download_path_with_sha256_and_manual_message(tmp_path, monkeypatc
     # without a pinned SHA-256 a hand-placed copy is accepted only with MedMNIST's MD5
     with pytest.raises(DatasetUnavailableError, match="has MD5"):
         load_organmnist3d("test", sha256=None)
-    monkeypatch.setattr(medmnist, "MD5", hashlib.md5(cached.read_bytes()).hexdigest())
+    monkeypatch.setattr(
+        medmnist, "MD5", hashlib.md5(cached.read_bytes()).hexdigest()
+    )
     assert load_organmnist3d("val", sha256=None)[0].shape == (2, 28, 1, 28, 28)

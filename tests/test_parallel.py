@@ -14,8 +14,21 @@ FIXTURES = Path(__file__).parent / "fixtures" / "parallel"
 
 
 def test_tokenize_splits_punctuation_and_lowercases():
-    assert parallel.tokenize("Nous aimons l'été.") == ["nous", "aimons", "l", "'", "été", "."]
-    assert parallel.tokenize("Où est la gare ?", lowercase=False) == ["Où", "est", "la", "gare", "?"]
+    assert parallel.tokenize("Nous aimons l'été.") == [
+        "nous",
+        "aimons",
+        "l",
+        "'",
+        "été",
+        ".",
+    ]
+    assert parallel.tokenize("Où est la gare ?", lowercase=False) == [
+        "Où",
+        "est",
+        "la",
+        "gare",
+        "?",
+    ]
 
 
 def test_read_tab_pairs_drops_attribution():
@@ -33,7 +46,9 @@ def test_read_tab_pairs_reports_bad_line(tmp_path):
 
 
 def test_same_source_becomes_several_references():
-    data = parallel.load_tatoeba(FIXTURES / "fra.txt", n_valid=2, n_test=2, min_freq=1)
+    data = parallel.load_tatoeba(
+        FIXTURES / "fra.txt", n_valid=2, n_test=2, min_freq=1
+    )
     everything = data.train + data.valid + data.test
     assert len(everything) == 10  # 12 lines, 2 repeated sources
     hi = next(p for p in everything if p.src == ("hi", "."))
@@ -43,11 +58,20 @@ def test_same_source_becomes_several_references():
 
 
 def test_tatoeba_split_is_deterministic_and_reversible():
-    a = parallel.load_tatoeba(FIXTURES / "fra.txt", n_valid=2, n_test=2, seed=3, min_freq=1)
-    b = parallel.load_tatoeba(FIXTURES / "fra.txt", n_valid=2, n_test=2, seed=3, min_freq=1)
+    a = parallel.load_tatoeba(
+        FIXTURES / "fra.txt", n_valid=2, n_test=2, seed=3, min_freq=1
+    )
+    b = parallel.load_tatoeba(
+        FIXTURES / "fra.txt", n_valid=2, n_test=2, seed=3, min_freq=1
+    )
     assert a.test == b.test
-    r = parallel.load_tatoeba(FIXTURES / "fra.txt", reverse=True, n_valid=2, n_test=2, min_freq=1)
-    assert any(p.src == ("le", "chien", "dort", ".") for p in r.train + r.valid + r.test)
+    r = parallel.load_tatoeba(
+        FIXTURES / "fra.txt", reverse=True, n_valid=2, n_test=2, min_freq=1
+    )
+    assert any(
+        p.src == ("le", "chien", "dort", ".")
+        for p in r.train + r.valid + r.test
+    )
     with pytest.raises(ValueError, match="distinct sources"):
         parallel.load_tatoeba(FIXTURES / "fra.txt", n_valid=5, n_test=5)
 
@@ -55,10 +79,27 @@ def test_tatoeba_split_is_deterministic_and_reversible():
 def test_load_multi30k_from_text_files():
     data = parallel.load_multi30k(FIXTURES / "multi30k", min_freq=1)
     assert (len(data.train), len(data.valid), len(data.test)) == (4, 2, 2)
-    assert data.train[1].src == ("two", "dogs", "play", "in", "the", "snow", ".")
-    assert data.train[1].tgt == ("zwei", "hunde", "spielen", "im", "schnee", ".")
+    assert data.train[1].src == (
+        "two",
+        "dogs",
+        "play",
+        "in",
+        "the",
+        "snow",
+        ".",
+    )
+    assert data.train[1].tgt == (
+        "zwei",
+        "hunde",
+        "spielen",
+        "im",
+        "schnee",
+        ".",
+    )
     assert "hunde" in data.tgt_vocab
-    reverse = parallel.load_multi30k(FIXTURES / "multi30k", src="de", tgt="en", min_freq=1)
+    reverse = parallel.load_multi30k(
+        FIXTURES / "multi30k", src="de", tgt="en", min_freq=1
+    )
     assert reverse.train[1].tgt[0] == "two"
     with pytest.raises(ValueError, match="English-German"):
         parallel.load_multi30k(FIXTURES / "multi30k", src="en", tgt="fr")
@@ -82,13 +123,20 @@ def _tarball(prefix: str) -> bytes:
     return buf.getvalue()
 
 
-def test_multi30k_dir_verifies_and_unpacks_cached_archives(tmp_path, monkeypatch):
+def test_multi30k_dir_verifies_and_unpacks_cached_archives(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv("SEQLIB_OFFLINE", "1")
     files = {}
     for split, (urls, _, archive, prefix) in parallel.MULTI30K_FILES.items():
         blob = _tarball(prefix)
         (tmp_path / archive).write_bytes(blob)
-        files[split] = (urls, hashlib.sha256(blob).hexdigest(), archive, prefix)
+        files[split] = (
+            urls,
+            hashlib.sha256(blob).hexdigest(),
+            archive,
+            prefix,
+        )
     monkeypatch.setattr(parallel, "MULTI30K_FILES", files)
     root = parallel.multi30k_dir(tmp_path)
     assert (root / "val.de").read_text(encoding="utf-8").startswith("Ein Kind")
@@ -96,7 +144,9 @@ def test_multi30k_dir_verifies_and_unpacks_cached_archives(tmp_path, monkeypatch
     assert len(parallel.load_multi30k(root, min_freq=1).test) == 2
 
 
-def test_multi30k_offline_without_files_explains_what_to_fetch(tmp_path, monkeypatch):
+def test_multi30k_offline_without_files_explains_what_to_fetch(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv("SEQLIB_OFFLINE", "1")
     with pytest.raises(DatasetUnavailableError, match="training.tar.gz"):
         parallel.multi30k_dir(tmp_path)
@@ -107,5 +157,7 @@ def test_missing_anki_file_gives_manual_instructions(tmp_path, monkeypatch):
     with pytest.raises(DatasetUnavailableError, match="manythings.org"):
         parallel.anki_file("deu")
     (tmp_path / "anki").mkdir()
-    (tmp_path / "anki" / "deu.txt").write_text("Hi.\tHallo.\tx\n", encoding="utf-8")
+    (tmp_path / "anki" / "deu.txt").write_text(
+        "Hi.\tHallo.\tx\n", encoding="utf-8"
+    )
     assert parallel.anki_file("deu").name == "deu.txt"

@@ -8,7 +8,9 @@ def test_default_is_smoke(monkeypatch):
     assert profiles.current_profile() == "smoke"
 
 
-@pytest.mark.parametrize("value, expected", [("full", "full"), (" SMOKE ", "smoke"), ("", "smoke")])
+@pytest.mark.parametrize(
+    "value, expected", [("full", "full"), (" SMOKE ", "smoke"), ("", "smoke")]
+)
 def test_profile_from_environment(monkeypatch, value, expected):
     monkeypatch.setenv("SEQLIB_PROFILE", value)
     assert profiles.current_profile() == expected
@@ -16,7 +18,10 @@ def test_profile_from_environment(monkeypatch, value, expected):
 
 def test_unknown_profile_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("SEQLIB_PROFILE", "fast")
-    with pytest.raises(ValueError, match=r"SEQLIB_PROFILE must be one of \('smoke', 'full'\), got 'fast'"):
+    with pytest.raises(
+        ValueError,
+        match=r"SEQLIB_PROFILE must be one of \('smoke', 'full'\), got 'fast'",
+    ):
         profiles.current_profile()
 
 
@@ -45,7 +50,10 @@ def test_misspelt_names_and_wrong_types_are_errors():
         cfg.epoch  # noqa: B018
     with pytest.raises(TypeError, match=r"Ch06Sizes has no field 'epoch'"):
         cfg.replace(epoch=3)
-    with pytest.raises(TypeError, match=r"Ch06Sizes.epochs: expected a value of type int, got 'three'"):
+    with pytest.raises(
+        TypeError,
+        match=r"Ch06Sizes.epochs: expected a value of type int, got 'three'",
+    ):
         cfg.replace(epochs="three")
     with pytest.raises(TypeError, match=r"use \.epochs"):
         cfg["epochs"]
@@ -55,8 +63,12 @@ def test_misspelt_names_and_wrong_types_are_errors():
 
 def test_a_table_with_mismatched_profiles_is_rejected():
     with pytest.raises(ValueError, match="only in full: \\['extra'\\]"):
-        profiles._record_type("ch99", {"smoke": {"a": 1}, "full": {"a": 2, "extra": 3}})
-    with pytest.raises(TypeError, match="ch99 full a: expected a value of type int"):
+        profiles._record_type(
+            "ch99", {"smoke": {"a": 1}, "full": {"a": 2, "extra": 3}}
+        )
+    with pytest.raises(
+        TypeError, match="ch99 full a: expected a value of type int"
+    ):
         profiles._record_type("ch99", {"smoke": {"a": 1}, "full": {"a": "x"}})
 
 

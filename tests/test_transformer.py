@@ -13,7 +13,12 @@ from seqlib import attention, decoding, seq2seq
 from seqlib.attention import MultiHeadAttention, causal_mask, padding_mask
 from seqlib.data.translation import BucketBatches, translation_task
 from seqlib.transformer import (
-    DecoderBlock, EncoderBlock, Seq2SeqTransformer, TransformerConfig, TransformerEncoder, transformer_tiny,
+    DecoderBlock,
+    EncoderBlock,
+    Seq2SeqTransformer,
+    TransformerConfig,
+    TransformerEncoder,
+    transformer_tiny,
 )
 from seqlib.layers import Block
 
@@ -24,8 +29,12 @@ F32 = dict(rtol=1e-5, atol=1e-5)
 def _copy_attn(dst: MultiHeadAttention, src: nn.MultiheadAttention) -> None:
     q, k, v = src.in_proj_weight.chunk(3)
     qb, kb, vb = src.in_proj_bias.chunk(3)
-    for lin, w, b in [(dst.to_q, q, qb), (dst.to_k, k, kb), (dst.to_v, v, vb),
-                      (dst.proj, src.out_proj.weight, src.out_proj.bias)]:
+    for lin, w, b in [
+        (dst.to_q, q, qb),
+        (dst.to_k, k, kb),
+        (dst.to_v, v, vb),
+        (dst.proj, src.out_proj.weight, src.out_proj.bias),
+    ]:
         lin.weight.data.copy_(w)
         lin.bias.data.copy_(b)
 
@@ -38,7 +47,9 @@ def _copy_common(ours, ref) -> None:
 @pytest.mark.parametrize("norm_first", [True, False])
 def test_encoder_block_equals_torch_transformer_encoder_layer(norm_first):
     torch.manual_seed(0)
-    ref = nn.TransformerEncoderLayer(D, H, FF, dropout=0.0, batch_first=True, norm_first=norm_first).eval()
+    ref = nn.TransformerEncoderLayer(
+        D, H, FF, dropout=0.0, batch_first=True, norm_first=norm_first
+    ).eval()
     ours = EncoderBlock(D, H, FF, dropout=0.0, norm_first=norm_first).eval()
     assert isinstance(ours, Block) and list(ours.mixers) == ["attn"]
     _copy_attn(ours.mixers["attn"], ref.self_attn)
@@ -46,14 +57,23 @@ def test_encoder_block_equals_torch_transformer_encoder_layer(norm_first):
     ours.norms[0].load_state_dict(ref.norm1.state_dict())
     ours.norms[1].load_state_dict(ref.norm2.state_dict())
     x, mask = torch.randn(3, 6, D), padding_mask(torch.tensor([6, 4, 2]), 6)
-    torch.testing.assert_close(ours(x, key_padding_mask=mask), ref(x, src_key_padding_mask=~mask), **F32)
+    torch.testing.assert_close(
+        ours(x, key_padding_mask=mask),
+        ref(x, src_key_padding_mask=~mask),
+        **F32,
+    )
 
 
 def test_decoder_block_equals_torch_transformer_decoder_layer():
     torch.manual_seed(0)
-    ref = nn.TransformerDecoderLayer(D, H, FF, dropout=0.0, batch_first=True, norm_first=True).eval()
+    ref = nn.TransformerDecoderLayer(
+        D, H, FF, dropout=0.0, batch_first=True, norm_first=True
+    ).eval()
     ours = DecoderBlock(D, H, FF, dropout=0.0).eval()
-    assert isinstance(ours, Block) and list(ours.mixers) == ["self_attn", "cross_attn"]
+    assert isinstance(ours, Block) and list(ours.mixers) == [
+        "self_attn",
+        "cross_attn",
+    ]
     _copy_attn(ours.mixers["self_attn"], ref.self_attn)
     _copy_attn(ours.mixers["cross_attn"], ref.multihead_attn)
     _copy_common(ours, ref)
@@ -61,8 +81,12 @@ def test_decoder_block_equals_torch_transformer_decoder_layer():
         mine.load_state_dict(theirs.state_dict())
     x, mem = torch.randn(3, 5, D), torch.randn(3, 7, D)
     mask = padding_mask(torch.tensor([7, 3, 1]), 7)
-    expected = ref(x, mem, tgt_mask=~causal_mask(5), memory_key_padding_mask=~mask)
-    torch.testing.assert_close(ours(x, memory=mem, memory_padding_mask=mask), expected, **F32)
+    expected = ref(
+        x, mem, tgt_mask=~causal_mask(5), memory_key_padding_mask=~mask
+    )
+    torch.testing.assert_close(
+        ours(x, memory=mem, memory_padding_mask=mask), expected, **F32
+    )
 
 
 def test_encoder_without_positions_is_permutation_equivariant():
@@ -74,7 +98,9 @@ def test_encoder_without_positions_is_permutation_equivariant():
 
 def _model(**kw):
     torch.manual_seed(0)
-    return transformer_tiny(11, 13, dim=D, heads=H, ff_dim=FF, enc_layers=1, dec_layers=2, **kw).eval()
+    return transformer_tiny(
+        11, 13, dim=D, heads=H, ff_dim=FF, enc_layers=1, dec_layers=2, **kw
+    ).eval()
 
 
 def _batch():
@@ -90,7 +116,9 @@ def test_with_positions_the_model_sees_word_order():
     src, lengths, tgt = _batch()
     flipped = src.clone()
     flipped[0] = src[0].flip(0)
-    assert not torch.allclose(model(src, lengths, tgt)[0], model(flipped, lengths, tgt)[0])
+    assert not torch.allclose(
+        model(src, lengths, tgt)[0], model(flipped, lengths, tgt)[0]
+    )
 
 
 def test_decoder_cannot_see_the_future_and_padding_is_ignored():
@@ -101,10 +129,14 @@ def test_decoder_cannot_see_the_future_and_padding_is_ignored():
     a, b = model(src, lengths, tgt), model(src, lengths, changed)
     torch.testing.assert_close(a[:, :3], b[:, :3], rtol=0, atol=0)
     noisy = torch.where(padding_mask(lengths, 6), src, torch.full_like(src, 7))
-    torch.testing.assert_close(model(noisy, lengths, tgt), a, rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        model(noisy, lengths, tgt), a, rtol=0, atol=1e-5
+    )
     with attention.record(model) as maps:
         logits = model(src, lengths, tgt)
-    attn = maps.select("decoder.blocks.*.mixers.cross_attn")[-1].mean(1)  # last block, mean of heads
+    attn = maps.select("decoder.blocks.*.mixers.cross_attn")[-1].mean(
+        1
+    )  # last block, mean of heads
     assert logits.shape == (3, 5, 13) and attn.shape == (3, 5, 6)
     assert (attn[2, :, 2:] == 0).all()
     torch.testing.assert_close(attn.sum(-1), torch.ones(3, 5))
@@ -116,7 +148,9 @@ def test_cached_decoding_steps_equal_the_full_decoder(norm_first):
     src, lengths, tgt = _batch()
     with attention.record(model) as maps:
         full = model(src, lengths, tgt)  # (B, T, V)
-    attn = maps.select("decoder.blocks.1.mixers.cross_attn")[0].mean(1)  # (B, T, S)
+    attn = maps.select("decoder.blocks.1.mixers.cross_attn")[0].mean(
+        1
+    )  # (B, T, S)
     state = model.start_decoding(src, lengths)
     for t in range(tgt.shape[1]):
         logits, state, w = model.decode_step(tgt[:, t], state)
@@ -133,44 +167,95 @@ def test_greedy_is_the_argmax_of_teacher_forcing_on_its_own_output():
     tgt_in = torch.cat([torch.ones(3, 1, dtype=torch.long), ids[:, :-1]], 1)
     argmax = model(src, lengths, tgt_in).argmax(-1)
     for b in range(3):
-        n = next((i + 1 for i, y in enumerate(ids[b].tolist()) if y == 2), ids.shape[1])
+        n = next(
+            (i + 1 for i, y in enumerate(ids[b].tolist()) if y == 2),
+            ids.shape[1],
+        )
         assert argmax[b, :n].tolist() == ids[b, :n].tolist()
 
 
 def test_learns_to_reverse_and_decodes_with_greedy_and_beam():
     torch.manual_seed(0)
-    model = Seq2SeqTransformer(TransformerConfig(10, 10, dim=32, heads=2, ff_dim=64, enc_layers=1,
-                                                 dec_layers=1, dropout=0.0))
+    model = Seq2SeqTransformer(
+        TransformerConfig(
+            10,
+            10,
+            dim=32,
+            heads=2,
+            ff_dim=64,
+            enc_layers=1,
+            dec_layers=1,
+            dropout=0.0,
+        )
+    )
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(150):
         src = torch.randint(3, 10, (32, 5))
-        tgt = torch.cat([src.flip(1), torch.full((32, 1), 2)], 1)  # reversed, then <eos>
-        tgt_in = torch.cat([torch.ones(32, 1, dtype=torch.long), tgt[:, :-1]], 1)
-        loss = seq2seq.sequence_loss(model(src, torch.full((32,), 5), tgt_in), tgt)
+        tgt = torch.cat(
+            [src.flip(1), torch.full((32, 1), 2)], 1
+        )  # reversed, then <eos>
+        tgt_in = torch.cat(
+            [torch.ones(32, 1, dtype=torch.long), tgt[:, :-1]], 1
+        )
+        loss = seq2seq.sequence_loss(
+            model(src, torch.full((32,), 5), tgt_in), tgt
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
-    src = torch.randint(3, 10, (20, 5), generator=torch.Generator().manual_seed(1))
+    src = torch.randint(
+        3, 10, (20, 5), generator=torch.Generator().manual_seed(1)
+    )
     ids, _ = model.greedy(src, torch.full((20,), 5), max_len=8)
     assert (ids[:, :5] == src.flip(1)).float().mean() > 0.95
-    assert model.beam_search(src[0], beam_size=3, max_len=8) == src[0].flip(0).tolist()
+    assert (
+        model.beam_search(src[0], beam_size=3, max_len=8)
+        == src[0].flip(0).tolist()
+    )
 
 
 def test_chapter_2_translate_and_train_step_work_unchanged():
     data = translation_task(12, 2, 4, min_len=3, max_len=8, seed=0)
-    model = transformer_tiny(len(data.src_vocab), len(data.tgt_vocab), dim=D, heads=H, ff_dim=FF)
-    batch = next(iter(BucketBatches(data.train, data.src_vocab, data.tgt_vocab, batch_size=4)))
+    model = transformer_tiny(
+        len(data.src_vocab), len(data.tgt_vocab), dim=D, heads=H, ff_dim=FF
+    )
+    batch = next(
+        iter(
+            BucketBatches(
+                data.train, data.src_vocab, data.tgt_vocab, batch_size=4
+            )
+        )
+    )
     loss, metrics = seq2seq.train_step(model, batch)
     assert loss.ndim == 0 and "ppl" in metrics
-    batches = BucketBatches(data.test, data.src_vocab, data.tgt_vocab, batch_size=2, shuffle=False)
-    hyps, attn = seq2seq.translate(model, batches, data.tgt_vocab, extra_len=3, return_attention=True)
-    assert len(hyps) == 4 and all(isinstance(h, list) for h in hyps) and len(attn) == 4
-    assert len(seq2seq.translate(model, batches, data.tgt_vocab, beam_size=2, extra_len=3)) == 4
+    batches = BucketBatches(
+        data.test, data.src_vocab, data.tgt_vocab, batch_size=2, shuffle=False
+    )
+    hyps, attn = seq2seq.translate(
+        model, batches, data.tgt_vocab, extra_len=3, return_attention=True
+    )
+    assert (
+        len(hyps) == 4
+        and all(isinstance(h, list) for h in hyps)
+        and len(attn) == 4
+    )
+    assert (
+        len(
+            seq2seq.translate(
+                model, batches, data.tgt_vocab, beam_size=2, extra_len=3
+            )
+        )
+        == 4
+    )
 
 
 def test_learned_positions_and_post_norm_variants_run():
-    for kw in ({"positional": "learned", "max_len": 16}, {"norm_first": False}, {"activation": "gelu"}):
+    for kw in (
+        {"positional": "learned", "max_len": 16},
+        {"norm_first": False},
+        {"activation": "gelu"},
+    ):
         model = _model(**kw)
         src, lengths, tgt = _batch()
         assert model(src, lengths, tgt).shape == (3, 5, 13)
@@ -203,16 +288,28 @@ def test_the_cache_projects_only_the_new_token_and_the_memory_once():
     memory = state.memory
     block = model.decoder.blocks[0]
     rows = {"self": [], "cross": []}
-    block.mixers["self_attn"].to_k.register_forward_hook(lambda m, i, o: rows["self"].append(i[0].shape[1]))
-    block.mixers["cross_attn"].to_k.register_forward_hook(lambda m, i, o: rows["cross"].append(i[0].shape[1]))
+    block.mixers["self_attn"].to_k.register_forward_hook(
+        lambda m, i, o: rows["self"].append(i[0].shape[1])
+    )
+    block.mixers["cross_attn"].to_k.register_forward_hook(
+        lambda m, i, o: rows["cross"].append(i[0].shape[1])
+    )
     for t in range(tgt.shape[1]):
         _, state, _ = model.decode_step(tgt[:, t], state)
         past = state.past
         B, h, n, d = past[0].k.shape
-        assert n == t + 1 and past[0].memory_k.shape == (B, h, memory.shape[1], d)
-    assert rows["self"] == [1] * tgt.shape[1]  # one new position per step, never the prefix
-    assert rows["cross"] == [memory.shape[1]]  # the encoder's keys: once, at step 0
-
+        assert n == t + 1 and past[0].memory_k.shape == (
+            B,
+            h,
+            memory.shape[1],
+            d,
+        )
+    assert (
+        rows["self"] == [1] * tgt.shape[1]
+    )  # one new position per step, never the prefix
+    assert rows["cross"] == [
+        memory.shape[1]
+    ]  # the encoder's keys: once, at step 0
 
 
 def test_the_recorder_names_one_map_per_layer_and_equals_the_explicit_computation():
@@ -220,10 +317,18 @@ def test_the_recorder_names_one_map_per_layer_and_equals_the_explicit_computatio
     src, lengths, tgt = _batch()
     with attention.record(model) as maps:
         model(src, lengths, tgt)
-    assert maps.names == ["encoder.blocks.0.mixers.attn",
-                          "decoder.blocks.0.mixers.self_attn", "decoder.blocks.0.mixers.cross_attn",
-                          "decoder.blocks.1.mixers.self_attn", "decoder.blocks.1.mixers.cross_attn"]
-    shapes = {"attn": (3, H, 6, 6), "self_attn": (3, H, 5, 5), "cross_attn": (3, H, 5, 6)}  # (B, h, T, S)
+    assert maps.names == [
+        "encoder.blocks.0.mixers.attn",
+        "decoder.blocks.0.mixers.self_attn",
+        "decoder.blocks.0.mixers.cross_attn",
+        "decoder.blocks.1.mixers.self_attn",
+        "decoder.blocks.1.mixers.cross_attn",
+    ]
+    shapes = {
+        "attn": (3, H, 6, 6),
+        "self_attn": (3, H, 5, 5),
+        "cross_attn": (3, H, 5, 6),
+    }  # (B, h, T, S)
     for name, w in zip(maps.names, maps):
         assert w.shape == shapes[name.rsplit(".", 1)[1]]
     assert (maps.select("*self_attn")[1].triu(diagonal=1) == 0).all()  # causal
@@ -235,7 +340,9 @@ def test_the_recorder_names_one_map_per_layer_and_equals_the_explicit_computatio
         mha = block.mixers["attn"]
         q = mha.to_q(y).view(3, 6, H, d).transpose(1, 2)  # (B, h, S, d)
         k = mha.to_k(y).view(3, 6, H, d).transpose(1, 2)
-        scores = (q @ k.transpose(-1, -2) / math.sqrt(d)).masked_fill(~padding_mask(lengths, 6)[:, None, None], -math.inf)
+        scores = (q @ k.transpose(-1, -2) / math.sqrt(d)).masked_fill(
+            ~padding_mask(lengths, 6)[:, None, None], -math.inf
+        )
     torch.testing.assert_close(maps[0], torch.softmax(scores, -1), **F32)
 
 
@@ -243,15 +350,26 @@ def test_decoding_greedy_sample_and_beam_agree_on_the_protocol():
     model = _model()
     src, lengths, _ = _batch()
     ids, attn = model.greedy(src, lengths, max_len=7)
-    direct, direct_attn = decoding.greedy(model, model.start_decoding(src, lengths), batch_size=3, max_len=7)
+    direct, direct_attn = decoding.greedy(
+        model, model.start_decoding(src, lengths), batch_size=3, max_len=7
+    )
     assert torch.equal(ids, direct) and torch.equal(attn, direct_attn)
-    cold, _ = decoding.sample(model, model.start_decoding(src, lengths), batch_size=3, max_len=7, temperature=1e-4,
-                              generator=torch.Generator().manual_seed(0))
+    cold, _ = decoding.sample(
+        model,
+        model.start_decoding(src, lengths),
+        batch_size=3,
+        max_len=7,
+        temperature=1e-4,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.equal(cold, ids)  # temperature -> 0 is greedy
     for b in range(3):
         row = ids[b].tolist()
-        words = row[:row.index(2)] if 2 in row else row
-        assert model.beam_search(src[b, :lengths[b]], beam_size=1, max_len=7) == words  # beam 1 is greedy
+        words = row[: row.index(2)] if 2 in row else row
+        assert (
+            model.beam_search(src[b, : lengths[b]], beam_size=1, max_len=7)
+            == words
+        )  # beam 1 is greedy
 
 
 def _reference_beam(model, src, *, beam_size, max_len, alpha):
@@ -261,7 +379,12 @@ def _reference_beam(model, src, *, beam_size, max_len, alpha):
     for t in range(1, max_len + 1):
         prefix = torch.tensor([h for h, _ in hyps])  # (k, t)
         k = len(hyps)
-        logp = F.log_softmax(model.decode(prefix, memory.expand(k, -1, -1), mask.expand(k, -1))[:, -1], -1)
+        logp = F.log_softmax(
+            model.decode(prefix, memory.expand(k, -1, -1), mask.expand(k, -1))[
+                :, -1
+            ],
+            -1,
+        )
         cand = (torch.tensor([s for _, s in hyps])[:, None] + logp).flatten()
         top, flat = cand.topk(min(2 * beam_size, cand.numel()))
         keep = []
@@ -269,7 +392,7 @@ def _reference_beam(model, src, *, beam_size, max_len, alpha):
             beam, token = divmod(i, logp.shape[-1])
             if token == 2:
                 if rank < beam_size:
-                    finished.append((score / t ** alpha, hyps[beam][0][1:]))
+                    finished.append((score / t**alpha, hyps[beam][0][1:]))
             elif len(keep) < beam_size:
                 keep.append((hyps[beam][0] + [token], score))
         if len(finished) >= beam_size or not keep:
@@ -288,16 +411,29 @@ def test_beam_search_follows_the_shared_rules_with_the_cache(beam_size):
     candidates and stopped on a bound; now an ``<eos>`` counts only within the top k.)
     """
     torch.manual_seed(1)
-    model = transformer_tiny(11, 13, dim=D, heads=H, ff_dim=FF, enc_layers=1, dec_layers=2).eval()
+    model = transformer_tiny(
+        11, 13, dim=D, heads=H, ff_dim=FF, enc_layers=1, dec_layers=2
+    ).eval()
     with torch.no_grad():
-        model.out.bias[2] += 0.5  # <eos> often among the 2k candidates but below the top k: the rule matters
+        model.out.bias[2] += (
+            0.5  # <eos> often among the 2k candidates but below the top k: the rule matters
+        )
     src, lengths, _ = _batch()
     for b in range(3):
-        sentence = src[b, :lengths[b]]
+        sentence = src[b, : lengths[b]]
         with torch.no_grad():
-            expected = _reference_beam(model, sentence, beam_size=beam_size, max_len=8, alpha=0.7)
-        assert 5 <= len(expected) < 8  # an ending was found, neither at once nor only at the bound
-        assert model.beam_search(sentence, beam_size=beam_size, max_len=8, alpha=0.7) == expected
+            expected = _reference_beam(
+                model, sentence, beam_size=beam_size, max_len=8, alpha=0.7
+            )
+        assert (
+            5 <= len(expected) < 8
+        )  # an ending was found, neither at once nor only at the bound
+        assert (
+            model.beam_search(
+                sentence, beam_size=beam_size, max_len=8, alpha=0.7
+            )
+            == expected
+        )
 
 
 def test_reorder_state_expands_a_fresh_state_into_beams():
@@ -305,7 +441,13 @@ def test_reorder_state_expands_a_fresh_state_into_beams():
     model = transformer_tiny(12, 12).eval()
     src = torch.randint(3, 12, (1, 5))
     state = model.start_decoding(src, torch.tensor([5]))
-    beams = model.reorder_state(state, torch.zeros(3, dtype=torch.long))  # no cache yet: one input -> 3 beams
-    assert beams.past is None and beams.memory.shape[0] == 3 and beams.memory_mask.shape == (3, 5)
+    beams = model.reorder_state(
+        state, torch.zeros(3, dtype=torch.long)
+    )  # no cache yet: one input -> 3 beams
+    assert (
+        beams.past is None
+        and beams.memory.shape[0] == 3
+        and beams.memory_mask.shape == (3, 5)
+    )
     logits, _, _ = model.decode_step(torch.ones(3, dtype=torch.long), beams)
     assert torch.allclose(logits, logits[:1].expand(3, -1), atol=1e-6)

@@ -4,12 +4,24 @@ import pytest
 import torch
 
 from seqlib.data.translation import (
-    ADVERBS, INTRANSITIVE, TRANSITIVE, BucketBatches, Vocab, check_batch, generate_pairs,
-    make_batch, pad_sequences, translation_task,
+    ADVERBS,
+    INTRANSITIVE,
+    TRANSITIVE,
+    BucketBatches,
+    Vocab,
+    check_batch,
+    generate_pairs,
+    make_batch,
+    pad_sequences,
+    translation_task,
 )
 
 torch.set_num_threads(1)
-VERB_FORMS = {stem + end for _, _, stem in TRANSITIVE + INTRANSITIVE for end in ("t", "en")}
+VERB_FORMS = {
+    stem + end
+    for _, _, stem in TRANSITIVE + INTRANSITIVE
+    for end in ("t", "en")
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +43,14 @@ def test_lengths_in_range_and_spread():
 
 
 def test_splits_are_disjoint_and_deterministic(task):
-    sources = [{p.src for p in split} for split in (task.train, task.valid, task.test)]
-    assert not (sources[0] & sources[1]) and not (sources[0] & sources[2]) and not (sources[1] & sources[2])
+    sources = [
+        {p.src for p in split} for split in (task.train, task.valid, task.test)
+    ]
+    assert (
+        not (sources[0] & sources[1])
+        and not (sources[0] & sources[2])
+        and not (sources[1] & sources[2])
+    )
     again = translation_task(300, 30, 60, min_len=3, max_len=40, seed=1)
     assert again.test == task.test
 
@@ -61,9 +79,20 @@ def test_every_clause_is_verb_final():
 
 def test_reordering_moves_the_verb_past_the_object():
     # one transitive clause without adverb: source S V O, target S O V
-    pairs = [p for p in generate_pairs(300, min_len=3, max_len=12, seed=5)
-             if len(p.src) <= 8 and not set(p.src) & {a for a, _ in ADVERBS} and "that" not in p.src]
-    moved = [p for p in pairs if p.src[-1] not in {v for _, v, _ in INTRANSITIVE} | {v for v, _, _ in INTRANSITIVE}]
+    pairs = [
+        p
+        for p in generate_pairs(300, min_len=3, max_len=12, seed=5)
+        if len(p.src) <= 8
+        and not set(p.src) & {a for a, _ in ADVERBS}
+        and "that" not in p.src
+    ]
+    moved = [
+        p
+        for p in pairs
+        if p.src[-1]
+        not in {v for _, v, _ in INTRANSITIVE}
+        | {v for v, _, _ in INTRANSITIVE}
+    ]
     assert moved, "expected some transitive one-clause sentences"
     for p in moved:
         assert p.tgt[-1] in VERB_FORMS
@@ -101,18 +130,26 @@ def test_make_batch_shifts_target_for_teacher_forcing(task):
     for row_in, row_out in zip(batch["tgt_in"], batch["tgt_out"]):
         n = int((row_out != 0).sum())
         assert row_out[n - 1] == Vocab.eos_id
-        assert torch.equal(row_in[1:n], row_out[:n - 1])  # input = output shifted right by one
+        assert torch.equal(
+            row_in[1:n], row_out[: n - 1]
+        )  # input = output shifted right by one
     lengths = (batch["src"] != 0).sum(1)
     assert torch.equal(lengths, batch["src_lengths"])
 
 
 def test_bucket_batches_cover_everything_once_and_group_lengths(task):
-    batches = BucketBatches(task.train, task.src_vocab, task.tgt_vocab, batch_size=16, seed=0)
+    batches = BucketBatches(
+        task.train, task.src_vocab, task.tgt_vocab, batch_size=16, seed=0
+    )
     seen = torch.cat([b["index"] for b in batches]).tolist()
     assert sorted(seen) == list(range(len(task.train)))
     assert len(batches) == -(-len(task.train) // 16)
-    spread = [int(b["src_lengths"].max() - b["src_lengths"].min()) for b in batches]
-    assert sum(spread) / len(spread) < 8  # sorted within a pool: little padding
+    spread = [
+        int(b["src_lengths"].max() - b["src_lengths"].min()) for b in batches
+    ]
+    assert (
+        sum(spread) / len(spread) < 8
+    )  # sorted within a pool: little padding
     first = [b["index"].tolist() for b in batches]
     second = [b["index"].tolist() for b in batches]
     assert first != second  # a new order each epoch

@@ -25,7 +25,12 @@ def _es5_dir() -> Path | None:
     spec = find_spec("mathjax")
     if spec is None or not spec.submodule_search_locations:
         return None
-    es5 = Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax" / "es5"
+    es5 = (
+        Path(next(iter(spec.submodule_search_locations)))
+        / "static"
+        / "mathjax"
+        / "es5"
+    )
     return es5 if (es5 / BUNDLE).is_file() else None
 
 
@@ -33,7 +38,9 @@ def _config_inited(app, config) -> None:
     if _es5_dir() is not None:
         config.mathjax_path = f"mathjax/{BUNDLE}"
     else:
-        logger.info("offline_mathjax: django-static-mathjax not installed; MathJax loads from its CDN")
+        logger.info(
+            "offline_mathjax: django-static-mathjax not installed; MathJax loads from its CDN"
+        )
 
 
 def _build_finished(app, exception) -> None:

@@ -1,4 +1,5 @@
-"""Small images that ship with scikit-learn: the 8x8 digits and two sample photos.
+"""Small images that ship with scikit-learn: the 8x8 digits and two sample
+photos.
 
 Both need no download, so every chapter can use them in the smoke profile. The
 digits are the UCI optical handwritten digits (Alpaydin & Kaynak 1998), 1,797
@@ -23,7 +24,8 @@ def load_digits(*, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Load scikit-learn's bundled 8x8 handwritten digits.
 
     Args:
-        n: keep the first ``n`` of the 1,797 images (deterministic); ``None`` keeps all.
+        n: keep the first ``n`` of the 1,797 images (deterministic); ``None``
+            keeps all.
 
     Returns:
         images: float32 (N, 1, 8, 8) in [0, 1] (pixel count / 16).
@@ -34,7 +36,9 @@ def load_digits(*, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """
     bunch = sklearn.datasets.load_digits()
     k = check_n(n, len(bunch.target), what="digits")
-    x = np.divide(bunch.images[:k, None], DIGITS_MAX, dtype=np.float32)  # (N, 1, 8, 8)
+    x = np.divide(
+        bunch.images[:k, None], DIGITS_MAX, dtype=np.float32
+    )  # (N, 1, 8, 8)
     y = bunch.target[:k].astype(np.int64)  # (N,)
     return torch.from_numpy(x), torch.from_numpy(y)
 
@@ -46,7 +50,8 @@ def load_sample_photo(name: str = "china.jpg") -> torch.Tensor:
         name: ``"china.jpg"`` or ``"flower.jpg"``.
 
     Returns:
-        float32 (3, H, W) in [0, 1], RGB, channels first; H, W = 427, 640 for both.
+        float32 (3, H, W) in [0, 1], RGB, channels first; H, W = 427, 640 for
+        both.
 
     Raises:
         ValueError: for any other name, listing the valid ones.
@@ -54,5 +59,7 @@ def load_sample_photo(name: str = "china.jpg") -> torch.Tensor:
     if name not in SAMPLE_PHOTOS:
         raise ValueError(f"name must be one of {SAMPLE_PHOTOS}, got {name!r}")
     photo = sklearn.datasets.load_sample_image(name)  # (H, W, 3) uint8
-    x = np.divide(photo.transpose(2, 0, 1), 255, dtype=np.float32, order="C")  # (3, H, W)
+    x = np.divide(
+        photo.transpose(2, 0, 1), 255, dtype=np.float32, order="C"
+    )  # (3, H, W)
     return torch.from_numpy(x)

@@ -1,17 +1,18 @@
-"""Keep the grading of an implement exercise honest: no shortcuts, genuine references.
+"""Keep the grading of an implement exercise honest: no shortcuts, genuine
+references.
 
-An implement exercise may forbid library code, in the ``forbid`` metadata of its
-check cells: a list of dotted names, each a module (``"seqlib"``, ``"einops"``,
-``"sklearn"``), a function (``"seqlib.swin.window_partition"``), a class (all its
-methods: ``"seqlib.rvt.ConvLSTM1x1"``) or a builtin
+An implement exercise may forbid library code, in the ``forbid`` metadata of
+its check cells: a list of dotted names, each a module (``"seqlib"``,
+``"einops"``, ``"sklearn"``), a function (``"seqlib.swin.window_partition"``),
+a class (all its methods: ``"seqlib.rvt.ConvLSTM1x1"``) or a builtin
 (``"torch.nn.functional.conv2d"``). While the student's function runs, called
 from a check, a profile hook (``sys.setprofile``) sees every Python and C call
 it makes, directly or through any alias, ``getattr``, ``functools.partial``, a
 reloaded module or library code; a call into a forbidden name is recorded, and
 when the student's function returns it raises :class:`ShortcutError` naming the
-rule and the line. Importing a forbidden name from notebook code raises at once.
-The checks themselves call the real references: the hook only runs inside the
-student's function.
+rule and the line. Importing a forbidden name from notebook code raises at
+once. The checks themselves call the real references: the hook only runs inside
+the student's function.
 
 In the submission's kernel the grader drives a :class:`Guard` through
 :mod:`seqlib.exercises.sandbox`, which also undoes tampering before each check.
@@ -31,8 +32,15 @@ from typing import Any, Callable, Iterable
 
 # Called from a student's function, these would switch the guard off or copy
 # library source; they count as shortcuts for every exercise.
-ALWAYS_FORBIDDEN = ("sys.setprofile", "sys.settrace", "threading.setprofile", "threading.settrace",
-                    "inspect.getsource", "inspect.getsourcelines", "importlib.reload")
+ALWAYS_FORBIDDEN = (
+    "sys.setprofile",
+    "sys.settrace",
+    "threading.setprofile",
+    "threading.settrace",
+    "inspect.getsource",
+    "inspect.getsourcelines",
+    "importlib.reload",
+)
 
 
 class ShortcutError(RuntimeError):
@@ -40,7 +48,8 @@ class ShortcutError(RuntimeError):
 
 
 def _resolve(name: str) -> tuple[Any, str]:
-    """The object a dotted name refers to, and the longest importable module prefix."""
+    """The object a dotted name refers to, and the longest importable module
+    prefix."""
     parts = name.split(".")
     for cut in range(len(parts), 0, -1):
         module_name = ".".join(parts[:cut])
@@ -78,11 +87,15 @@ class _Rule:
 
     def __init__(self, name: str):
         self.name = name
-        self.module = ""        # the name is a module: importing it is forbidden too
-        self.path: str | None = None   # ... and running any code from this file or folder
-        self.code: tuple[str, str] | None = None   # (file, qualname or "Class.") of a function or class
-        self.builtin: Any = None                   # a C function, recognised by identity
-        self.methods: set[str] = set()             # a class's methods (for Python 3.10)
+        self.module = ""  # the name is a module: importing it is forbidden too
+        self.path: str | None = (
+            None  # ... and running any code from this file or folder
+        )
+        self.code: tuple[str, str] | None = (
+            None  # (file, qualname or "Class.") of a function or class
+        )
+        self.builtin: Any = None  # a C function, recognised by identity
+        self.methods: set[str] = set()  # a class's methods (for Python 3.10)
         try:
             obj, module_name = _resolve(name)
         except (ImportError, AttributeError):
@@ -94,7 +107,9 @@ class _Rule:
         elif isinstance(obj, type):
             file = getattr(sys.modules.get(obj.__module__), "__file__", None)
             self.code = (file, obj.__qualname__ + ".") if file else None
-            self.methods = {k for k, v in vars(obj).items() if _code_of(v) is not None}
+            self.methods = {
+                k for k, v in vars(obj).items() if _code_of(v) is not None
+            }
         elif (code := _code_of(obj)) is not None:
             self.code = (code.co_filename, _qualname(code))
         else:
@@ -102,34 +117,55 @@ class _Rule:
 
     def matches_code(self, code: types.CodeType) -> bool:
         if self.path is not None:
-            return (code.co_filename.startswith(self.path) if self.path.endswith(os.sep)
-                    else code.co_filename == self.path)
+            return (
+                code.co_filename.startswith(self.path)
+                if self.path.endswith(os.sep)
+                else code.co_filename == self.path
+            )
         if self.code is None:
             return False
         file, qualname = self.code
         if code.co_filename != file:
             return False
         if not hasattr(code, "co_qualname"):  # Python 3.10
-            return code.co_name in self.methods if qualname.endswith(".") else code.co_name == qualname
-        return code.co_qualname.startswith(qualname) if qualname.endswith(".") else code.co_qualname == qualname
+            return (
+                code.co_name in self.methods
+                if qualname.endswith(".")
+                else code.co_name == qualname
+            )
+        return (
+            code.co_qualname.startswith(qualname)
+            if qualname.endswith(".")
+            else code.co_qualname == qualname
+        )
 
     def matches_builtin(self, func: Any) -> bool:
-        """Whether a C function, or a method bound to an object (``x.mean``), is this rule's."""
+        """Whether a C function, or a method bound to an object (``x.mean``),
+        is this rule's."""
         if func is self.builtin:
             return True
-        owner = getattr(self.builtin, "__objclass__", None)   # a method descriptor: Tensor.mean
-        return (owner is not None and getattr(func, "__name__", None) == self.builtin.__name__
-                and isinstance(getattr(func, "__self__", None), owner))
+        owner = getattr(
+            self.builtin, "__objclass__", None
+        )  # a method descriptor: Tensor.mean
+        return (
+            owner is not None
+            and getattr(func, "__name__", None) == self.builtin.__name__
+            and isinstance(getattr(func, "__self__", None), owner)
+        )
 
     def matches_import(self, module: str, fromlist: Iterable[str]) -> bool:
         if self.module:
-            return module == self.module or module.startswith(self.module + ".") or any(
-                f"{module}.{item}" == self.module for item in fromlist)
+            return (
+                module == self.module
+                or module.startswith(self.module + ".")
+                or any(f"{module}.{item}" == self.module for item in fromlist)
+            )
         return any(f"{module}.{item}" == self.name for item in fromlist)
 
 
 def _qualname(code: types.CodeType) -> str:
-    """``Class.method`` on Python 3.11+; the bare name on 3.10 (class rules then match by name)."""
+    """``Class.method`` on Python 3.11+; the bare name on 3.10 (class rules
+    then match by name)."""
     return getattr(code, "co_qualname", code.co_name)
 
 
@@ -150,58 +186,94 @@ class Guard:
     """
 
     def __init__(self, rules: dict[str, list[str]]):
-        self.rules = {label: [_Rule(n) for n in names] for label, names in rules.items() if names}
+        self.rules = {
+            label: [_Rule(n) for n in names]
+            for label, names in rules.items()
+            if names
+        }
         self._always = [_Rule(n) for n in ALWAYS_FORBIDDEN]
-        self._active: list[str] = []          # labels of the student functions now running
+        self._active: list[
+            str
+        ] = []  # labels of the student functions now running
         self._violations: list[str] = []
         self._seen: dict[types.CodeType, str | None] = {}
         self._previous_profile: Any = None
         self._importing: str | None = None
         self._original_import = builtins.__import__
         self._lock = threading.RLock()
-        # One bound method each, so that what sys.getprofile() and builtins.__import__ hold
-        # can be compared with them by identity.
+        # One bound method each, so that what sys.getprofile() and
+        # builtins.__import__ hold can be compared with them by identity.
         self._hook = self._profile
         self._import_hook = self._import
 
-    # -- the rules ------------------------------------------------------------------
+    # -- the rules ------------------------------------------------------------
     def _active_rules(self) -> list[tuple[str, _Rule]]:
-        rules = [(label, r) for label in dict.fromkeys(self._active) for r in self.rules.get(label, [])]
-        return rules + [(self._active[-1], r) for r in self._always] if self._active else rules
+        rules = [
+            (label, r)
+            for label in dict.fromkeys(self._active)
+            for r in self.rules.get(label, [])
+        ]
+        return (
+            rules + [(self._active[-1], r) for r in self._always]
+            if self._active
+            else rules
+        )
 
     def _describe(self, label: str) -> str:
         names = ", ".join(r.name for r in self.rules.get(label, []))
-        return f"exercise {label} does not allow {names}" if names else f"exercise {label}"
+        return (
+            f"exercise {label} does not allow {names}"
+            if names
+            else f"exercise {label}"
+        )
 
     def _record(self, label: str, what: str, frame) -> None:
         where = _where_in_notebook(frame)
-        message = (f"{what}" + (f" at {where}" if where else "")
-                   + f" is a shortcut: {self._describe(label)}; write it yourself")
+        message = (
+            f"{what}"
+            + (f" at {where}" if where else "")
+            + f" is a shortcut: {self._describe(label)}; write it yourself"
+        )
         if message not in self._violations and len(self._violations) < 3:
             self._violations.append(message)
 
     def _forbidden_name(self, code: types.CodeType, module: str) -> str | None:
-        """The dotted name of forbidden code (cached per code object), or None."""
+        """The dotted name of forbidden code (cached per code object), or
+        None."""
         if code not in self._seen:
-            # Module code runs on import, which the import hook judges; this file is the guard.
-            hit = (code.co_name != "<module>" and code.co_filename != __file__
-                   and any(r.matches_code(code) for r in self._all_rules()))
+            # Module code runs on import, which the import hook judges; this
+            # file is the guard.
+            hit = (
+                code.co_name != "<module>"
+                and code.co_filename != __file__
+                and any(r.matches_code(code) for r in self._all_rules())
+            )
             self._seen[code] = f"{module}.{_qualname(code)}" if hit else None
         return self._seen[code]
 
     def _profile(self, frame, event, arg):
         if event == "call":
-            name = self._forbidden_name(frame.f_code, frame.f_globals.get("__name__", "?"))
+            name = self._forbidden_name(
+                frame.f_code, frame.f_globals.get("__name__", "?")
+            )
             caller = frame.f_back
-            if name is None or (caller is not None and self._forbidden_name(
-                    caller.f_code, caller.f_globals.get("__name__", "?"))):
-                return  # allowed code, or forbidden code called from forbidden code (reported once)
+            if name is None or (
+                caller is not None
+                and self._forbidden_name(
+                    caller.f_code, caller.f_globals.get("__name__", "?")
+                )
+            ):
+                # allowed code, or forbidden code called from forbidden code
+                # (reported once)
+                return
             for label, rule in self._active_rules():
                 if rule.matches_code(frame.f_code):
                     self._record(label, f"calling {name}", caller)
                     return
         elif event == "c_call":
-            if self._forbidden_name(frame.f_code, frame.f_globals.get("__name__", "?")):
+            if self._forbidden_name(
+                frame.f_code, frame.f_globals.get("__name__", "?")
+            ):
                 return
             for label, rule in self._active_rules():
                 if rule.builtin is not None and rule.matches_builtin(arg):
@@ -213,7 +285,7 @@ class Guard:
             yield from rules
         yield from self._always
 
-    # -- student calls --------------------------------------------------------------
+    # -- student calls --------------------------------------------------------
     def call(self, label: str, fn: Callable, args, kwargs):
         """Run ``fn(*args, **kwargs)`` as exercise ``label``'s student code."""
         with self._lock:
@@ -242,8 +314,10 @@ class Guard:
         with self._lock:
             if sys.getprofile() is not self._hook and self._active:
                 label = self._active[-1]
-                self._violations.append(f"the grader's profile hook was switched off while "
-                                        f"exercise {label}'s code ran")
+                self._violations.append(
+                    f"the grader's profile hook was switched off while "
+                    f"exercise {label}'s code ran"
+                )
             self._active.pop()
             if not outermost:
                 sys.setprofile(self._hook)
@@ -253,7 +327,8 @@ class Guard:
             return found
 
     def wrap(self, label: str, fn: Callable) -> Callable:
-        """``fn`` as a function whose calls are checked against ``label``'s rules."""
+        """``fn`` as a function whose calls are checked against ``label``'s
+        rules."""
         if getattr(fn, "__seqlib_exercise__", None) == label:
             return fn
 
@@ -267,23 +342,33 @@ class Guard:
         checked.__seqlib_exercise__ = label
         return checked
 
-    # -- imports --------------------------------------------------------------------
+    # -- imports --------------------------------------------------------------
     def _import(self, name, globals=None, locals=None, fromlist=(), level=0):
-        labels = list(self._active) or ([self._importing] if self._importing else [])
-        if labels and level == 0 and (globals or {}).get("__name__") == "__main__":
+        labels = list(self._active) or (
+            [self._importing] if self._importing else []
+        )
+        if (
+            labels
+            and level == 0
+            and (globals or {}).get("__name__") == "__main__"
+        ):
             for label in dict.fromkeys(labels):
                 for rule in self.rules.get(label, []):
                     if rule.matches_import(name, fromlist or ()):
-                        raise ShortcutError(f"importing {rule.name} is a shortcut: "
-                                            f"{self._describe(label)}; write it yourself")
+                        raise ShortcutError(
+                            f"importing {rule.name} is a shortcut: "
+                            f"{self._describe(label)}; write it yourself"
+                        )
         return self._original_import(name, globals, locals, fromlist, level)
 
     def importing(self, label: str | None) -> None:
-        """Refuse, until called again, notebook imports that ``label`` forbids."""
+        """Refuse, until called again, notebook imports that ``label``
+        forbids."""
         self._importing = label if label in self.rules else None
 
     def install(self) -> "Guard":
-        """Hook ``builtins.__import__`` (the profile hook runs only inside student calls)."""
+        """Hook ``builtins.__import__`` (the profile hook runs only inside
+        student calls)."""
         if builtins.__import__ is not self._import_hook:
             self._original_import = builtins.__import__
             builtins.__import__ = self._import_hook

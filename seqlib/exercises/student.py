@@ -1,4 +1,5 @@
-"""The student edition of a chapter notebook: solutions out, stubs and checks in.
+"""The student edition of a chapter notebook: solutions out, stubs and checks
+in.
 
 Every cell tagged ``solution`` is removed, except a code cell holding
 ``# BEGIN SOLUTION`` ... ``# END SOLUTION``: it stays, with the marked lines
@@ -8,8 +9,8 @@ anywhere in the file. The convention is in ``book/instructors.md``.
 
 Usage::
 
-    seqlib-student                            # every notebooks/*.ipynb -> student/
-    seqlib-student notebooks/01_autoencoders_pca.ipynb -o handout/
+    seqlib-student                            # every notebooks/*.ipynb ->
+    student/ seqlib-student notebooks/01_autoencoders_pca.ipynb -o handout/
 """
 
 from __future__ import annotations
@@ -22,8 +23,16 @@ from pathlib import Path
 
 import nbformat
 
-from seqlib.exercises.convention import (CHECK_TAG, HINT_MARK, SOLUTION_TAG, ConventionError,
-                                         marker_regions, parse, read_notebook, tags)
+from seqlib.exercises.convention import (
+    CHECK_TAG,
+    HINT_MARK,
+    SOLUTION_TAG,
+    ConventionError,
+    marker_regions,
+    parse,
+    read_notebook,
+    tags,
+)
 
 DEFAULT_HINT = "write this function"
 _NOTEBOOK_KEYS = ("kernelspec", "language_info")
@@ -33,9 +42,9 @@ _CHECK_KEYS = ("exercise", "points", "forbid")
 def stub_source(source: str, where: str = "cell") -> str:
     """Replace each ``# BEGIN/END SOLUTION`` region of ``source`` by a stub.
 
-    The stub is ``raise NotImplementedError("<hint>")`` at the indentation of the
-    ``# BEGIN SOLUTION`` line; the hint is the text of a ``# HINT:`` line right
-    after it, or ``"write this function"``.
+    The stub is ``raise NotImplementedError("<hint>")`` at the indentation of
+    the ``# BEGIN SOLUTION`` line; the hint is the text of a ``# HINT:`` line
+    right after it, or ``"write this function"``.
 
     Args:
         source: a code cell's source.
@@ -53,25 +62,35 @@ def stub_source(source: str, where: str = "cell") -> str:
         indent = re.match(r"\s*", lines[begin]).group(0)
         hint = DEFAULT_HINT
         if begin + 1 < end and lines[begin + 1].strip().startswith(HINT_MARK):
-            hint = lines[begin + 1].strip()[len(HINT_MARK):].strip() or DEFAULT_HINT
+            hint = (
+                lines[begin + 1].strip()[len(HINT_MARK) :].strip()
+                or DEFAULT_HINT
+            )
         stub = f"{indent}raise NotImplementedError({json.dumps(hint, ensure_ascii=False)})"
-        lines[begin:end + 1] = [stub]
+        lines[begin : end + 1] = [stub]
     return "\n".join(lines)
 
 
 def _scrub_metadata(cell: nbformat.NotebookNode) -> dict:
-    """Cell metadata of the student edition: non-solution tags, and a check's exercise/points."""
+    """Cell metadata of the student edition: non-solution tags, and a check's
+    exercise/points."""
     kept = {}
     cell_tags = [t for t in tags(cell) if t != SOLUTION_TAG]
     if cell_tags:
         kept["tags"] = cell_tags
     if CHECK_TAG in cell_tags:
-        kept.update({k: cell.metadata[k] for k in _CHECK_KEYS if k in cell.metadata})
+        kept.update(
+            {k: cell.metadata[k] for k in _CHECK_KEYS if k in cell.metadata}
+        )
     return kept
 
 
-def student_cell(cell: nbformat.NotebookNode, where: str = "cell",
-                 *, keep_outputs: bool = False) -> nbformat.NotebookNode | None:
+def student_cell(
+    cell: nbformat.NotebookNode,
+    where: str = "cell",
+    *,
+    keep_outputs: bool = False,
+) -> nbformat.NotebookNode | None:
     """The student version of one cell, or ``None`` when it is a solution.
 
     Args:
@@ -89,13 +108,17 @@ def student_cell(cell: nbformat.NotebookNode, where: str = "cell",
     new = nbformat.from_dict(json.loads(json.dumps(cell)))
     new.metadata = nbformat.from_dict(_scrub_metadata(cell))
     if new.cell_type == "code":
-        new.source = stub_source(cell.source, where) if is_stub else cell.source
+        new.source = (
+            stub_source(cell.source, where) if is_stub else cell.source
+        )
         if is_stub or not keep_outputs:
             new.outputs, new.execution_count = [], None
     return new
 
 
-def make_student_notebook(nb: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
+def make_student_notebook(
+    nb: nbformat.NotebookNode, name: str = "notebook"
+) -> nbformat.NotebookNode:
     """Make the student edition of a reference notebook.
 
     Args:
@@ -111,7 +134,12 @@ def make_student_notebook(nb: nbformat.NotebookNode, name: str = "notebook") -> 
     parse(nb, name)
     student = nbformat.v4.new_notebook()
     student.metadata = nbformat.from_dict(
-        {k: json.loads(json.dumps(nb.metadata[k])) for k in _NOTEBOOK_KEYS if k in nb.metadata})
+        {
+            k: json.loads(json.dumps(nb.metadata[k]))
+            for k in _NOTEBOOK_KEYS
+            if k in nb.metadata
+        }
+    )
     for index, cell in enumerate(nb.cells):
         new = student_cell(cell, f"{name}: cell {index}")
         if new is not None:
@@ -132,8 +160,10 @@ def _read(path: Path) -> nbformat.NotebookNode:
     except FileNotFoundError:
         raise ConventionError(f"{path}: no such file") from None
     except Exception as err:  # nbformat raises several types for bad files
-        raise ConventionError(f"{path}: not a readable notebook ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0] if str(err) else ''})") from None
+        raise ConventionError(
+            f"{path}: not a readable notebook ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''})"
+        ) from None
 
 
 def write_student_edition(path: Path, out_dir: Path) -> Path:
@@ -159,15 +189,29 @@ def write_student_edition(path: Path, out_dir: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point ``seqlib-student``; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="seqlib-student", description="Write student editions (solutions removed, stubs kept).")
-    parser.add_argument("notebooks", nargs="*", type=Path,
-                        help="reference notebooks (default: notebooks/*.ipynb)")
-    parser.add_argument("-o", "--output-dir", type=Path, default=Path("student"),
-                        help="where to write the student editions (default: student/)")
+        prog="seqlib-student",
+        description="Write student editions (solutions removed, stubs kept).",
+    )
+    parser.add_argument(
+        "notebooks",
+        nargs="*",
+        type=Path,
+        help="reference notebooks (default: notebooks/*.ipynb)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output-dir",
+        type=Path,
+        default=Path("student"),
+        help="where to write the student editions (default: student/)",
+    )
     args = parser.parse_args(argv)
     paths = args.notebooks or _default_notebooks()
     if not paths:
-        print("seqlib-student: error: no notebooks given and none found in notebooks/", file=sys.stderr)
+        print(
+            "seqlib-student: error: no notebooks given and none found in notebooks/",
+            file=sys.stderr,
+        )
         return 1
     failed = 0
     for path in paths:
