@@ -200,7 +200,7 @@ print(
 # %% [markdown]
 # ## The homework: a linear autoencoder finds the PCA subspace
 #
-# Take the autoencoder of Eq. {eq}`eq-ae-mse` with one linear layer each way,
+# Take the autoencoder of {eq}`eq-ae-mse` with one linear layer each way,
 # $f(\mathbf{x}) = W_e\mathbf{x} + \mathbf{b}_e$ and $g(\mathbf{z}) = W_d\mathbf{z} + \mathbf{b}_d$,
 # with $W_e \in \mathbb{R}^{K\times D}$ and $W_d \in \mathbb{R}^{D\times K}$. Its
 # reconstruction $W_d W_e \mathbf{x} + W_d\mathbf{b}_e + \mathbf{b}_d$ is an affine map
@@ -949,7 +949,7 @@ plt.show()
 #
 # Implement `pca_reconstruction(x, k)` with `torch.linalg.svd` only: no sklearn,
 # no `seqlib` and no `torch.pca_lowrank`. Centre the data, take the top-$k$ right
-# singular vectors and return the reconstruction of Eq. {eq}`eq-pca` for the same
+# singular vectors and return the reconstruction of {eq}`eq-pca` for the same
 # rows. Then run the check cell.
 # (depth: implement; about 15 minutes)
 # :::

@@ -257,7 +257,7 @@ print(
 # ## The model
 #
 # `seqlib.seq2seq` holds both models of chapters 2 and 3. They share one decoder
-# step, equation {eq}`eq-decoder`; the *plain* decoder's context is the encoder
+# step, {eq}`eq-decoder`; the *plain* decoder's context is the encoder
 # summary, fixed for the whole sentence:
 
 # %%
@@ -643,7 +643,7 @@ else:
 # :::{exercise} The brevity penalty
 # :label: ex02-brevity
 #
-# Implement `my_brevity_penalty(c, r)`, equation {eq}`eq-bp`, for a corpus whose
+# Implement `my_brevity_penalty(c, r)`, {eq}`eq-bp`, for a corpus whose
 # hypotheses have total length `c` and whose effective reference length is `r`.
 # An empty output (`c = 0`) gets penalty 0. Use `math`, not `seqlib` or a BLEU
 # library (`sacrebleu`, `nltk`). Then answer: what is the largest BLEU
@@ -708,7 +708,7 @@ check_close(
 # :label: ex02-clipping
 #
 # Implement `my_clipped_matches(hyp, refs, n)` that returns the pair `(matches,
-# total)` of equation {eq}`eq-pn` for one sentence: `total` is the number of
+# total)` of {eq}`eq-pn` for one sentence: `total` is the number of
 # n-grams of `hyp`, and `matches` counts each of them at most as many times as
 # it occurs in the single reference where it occurs most. Use only the Python
 # standard library: not `seqlib`, `sacrebleu` or `nltk`. Why does BLEU clip by

@@ -134,7 +134,7 @@ print(inspect.getsource(cap.regions))
 # %% [markdown]
 # The decoder is chapter 3's decoder step (`seqlib.seq2seq.Decoder`): same
 # embedding, recurrent cell and output layer, with an LSTM, the initial state of
-# the paper, and the attention of Eq. {eq}`eq-context` over regions. Its
+# the paper, and the attention of {eq}`eq-context` over regions. Its
 # `attention` method also implements the hard variant discussed below. Its
 # `forward` returns the weights with the logits (a `CaptionOutput`), because the
 # losses below need them; under `attention.record` the same tensor is recorded as
@@ -1133,7 +1133,7 @@ for c in pooled_claims:
 # ## Switching on the doubly stochastic regulariser
 #
 # Our main model trained with $\lambda = 0$. What does the penalty of
-# Eq. {eq}`eq-doubly-stochastic` change? We train the soft model again, from the
+# {eq}`eq-doubly-stochastic` change? We train the soft model again, from the
 # same initialisation and on the same batches, with $\lambda = 0.1$. Our loss
 # averages the cross-entropy over the words of a caption, so $\lambda = 0.1$
 # weighs the penalty against the cross-entropy of a ten-word caption as
@@ -1255,7 +1255,7 @@ for c in ds_claims:
     print(f"{c.id}: {c.held}")
 
 # %% [markdown]
-# The penalty does what Eq. {eq}`eq-doubly-stochastic` and exercise
+# The penalty does what {eq}`eq-doubly-stochastic` and exercise
 # {ref}`ex04-coverage` predict, and it does it thoroughly. With $\lambda = 0.1$ the
 # most-attended region of a test caption collects only 16–33% of the attention it
 # collects with $\lambda = 0$ on seeds 0–2, and the penalty of the test captions
@@ -1314,7 +1314,7 @@ for c in ds_claims:
 # :::{exercise} The doubly stochastic penalty
 # :label: ex04-penalty
 #
-# Implement `penalty(weights, step_mask)` for Eq. {eq}`eq-doubly-stochastic`: `weights`
+# Implement `penalty(weights, step_mask)` for {eq}`eq-doubly-stochastic`: `weights`
 # is (B, T, N), `step_mask` is a (B, T) bool tensor that is False on padding steps,
 # which must not count. Return the mean over the batch of
 # $\sum_i (1 - \sum_t \alpha_{ti})^2$, without `seqlib`. (depth: implement; about
@@ -1526,7 +1526,7 @@ check_close(
 # therefore mainly stops a caption from returning to the same regions word after
 # word, which is what Xu et al. wanted; a large $\lambda$ also flattens each word's
 # attention, in their setting no less than in ours. For scale, in
-# Eq. {eq}`eq-doubly-stochastic` the cross-entropy is summed over the words, and
+# {eq}`eq-doubly-stochastic` the cross-entropy is summed over the words, and
 # after training ours is about 0.6 nats per word, so about 6 nats for a 10-word
 # caption: the gap of 7 is of the same order.
 
@@ -1586,7 +1586,7 @@ check_close(
 #
 # Show that for any $b$ that does not depend on the sample $s \sim p_\theta(s)$,
 # $\mathbb{E}_s[b \, \nabla_\theta \log p_\theta(s)] = 0$, so subtracting a baseline
-# from the reward in Eq. {eq}`eq-reinforce` leaves the expected gradient unchanged.
+# from the reward in {eq}`eq-reinforce` leaves the expected gradient unchanged.
 # Why may $b$ not depend on the current sample, and why does our moving average
 # over *earlier* batches satisfy that? (depth: derive; about 10 minutes)
 # :::

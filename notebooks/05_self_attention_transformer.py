@@ -193,7 +193,7 @@ print(inspect.getsource(SelfAttention))
 print(inspect.getsource(attention.scaled_dot_product_attention))
 
 # %% [markdown]
-# The function has two paths: the **teaching path** writes out Eq.
+# The function has two paths: the **teaching path** writes out
 # {eq}`eq-general-attention` and the masked softmax of chapter 3; the **fast path**
 # calls `torch.nn.functional.scaled_dot_product_attention`, which hands the work to
 # one of several kernels. Only its flash and memory-efficient kernels fuse the steps
@@ -251,7 +251,7 @@ assert torch.allclose(a.sum(-1), torch.ones(B, M)) and torch.allclose(
 # %% [markdown]
 # ## Self-attention does not know the order of its inputs
 #
-# Nothing in Eq. {eq}`eq-general-attention` refers to *where* a token is. If we
+# Nothing in {eq}`eq-general-attention` refers to *where* a token is. If we
 # permute the inputs with a permutation matrix $P$, the keys, values and queries
 # are permuted the same way, $A$ becomes $PAP^\top$, and the output is just permuted:
 #
@@ -657,7 +657,7 @@ assert (
 # The blocks match `torch.nn.TransformerEncoderLayer` / `TransformerDecoderLayer`
 # with `norm_first=True` given the same weights (tested).
 #
-# Both blocks are one class, `seqlib.layers.Block`: Eq. {eq}`eq-prenorm` applied to
+# Both blocks are one class, `seqlib.layers.Block`: {eq}`eq-prenorm` applied to
 # one or more **mixers** (the sub-layers that let tokens exchange information) and
 # then to the feed-forward network. The encoder block's mixer is multi-head
 # self-attention; the decoder block's mixers are the causal self-attention and the
@@ -1279,7 +1279,7 @@ plt.show()
 #
 # **Generating is sequential, even for a Transformer.** In training, teacher
 # forcing hands the decoder the whole target sentence at once, and the causal mask
-# of Eq. {eq}`eq-causal` keeps each position from reading the later ones, so all
+# of {eq}`eq-causal` keeps each position from reading the later ones, so all
 # $T$ positions are computed in one parallel pass. At inference there is no target
 # to hand over: word $t+1$ depends on word $t$, so generating $T$ words takes $T$
 # dependent steps, one new token per step, exactly like the RNN, and the
@@ -1738,7 +1738,7 @@ check_close(
 # :::{exercise} The sinusoidal encoding
 # :label: ex05-sinusoid
 #
-# Implement `sinusoid(T, d)` returning the $T\times d$ matrix of Eq. {eq}`eq-sinusoid`
+# Implement `sinusoid(T, d)` returning the $T\times d$ matrix of {eq}`eq-sinusoid`
 # (sine in even columns, cosine in odd ones, $\omega_i = 10000^{-2(i-1)/d}$) without
 # calling `seqlib` (its `seqlib.positional` has the answer). The check compares it
 # with seqlib and tests two of the desiderata on your version.
@@ -1817,7 +1817,7 @@ check_true(bool(mine.abs().max() <= 1.0), "values should be bounded by 1")
 # :label: ex05-rotation
 #
 # Show that for every offset $k$ there is a $d\times d$ matrix $R_k$, independent of
-# $t$, with $\mathbf{p}_{t+k} = R_k\,\mathbf{p}_t$ for the code of Eq. {eq}`eq-sinusoid`.
+# $t$, with $\mathbf{p}_{t+k} = R_k\,\mathbf{p}_t$ for the code of {eq}`eq-sinusoid`.
 # Deduce $\lVert \mathbf{p}_{t+k} - \mathbf{p}_t\rVert^2 = \sum_{i=1}^{d/2}(2 - 2\cos\omega_i k)$, and
 # explain why this is desideratum 2. Does $\mathbf{p}_t^\top \mathbf{p}_{t+k}$ tell $k$ from
 # $-k$? (depth: derive; about 20 minutes)

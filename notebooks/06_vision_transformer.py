@@ -719,7 +719,7 @@ claims.check(
 # over object and background patches about in proportion to their share. With
 # 16 tokens, most of which show some of the garment, and a short training run,
 # the class token reads almost everything, and the residual term of
-# Eq. {eq}`eq-rollout` pulls every rollout towards uniform. Rollout is a
+# {eq}`eq-rollout` pulls every rollout towards uniform. Rollout is a
 # picture of information flow, not a segmentation. A single layer's map is not
 # mixed with the identity in this way, so it can be more peaked than the
 # rollout; compare the two rows of the figure above.
@@ -978,7 +978,7 @@ for kw in (
 # :label: ex06-rollout
 #
 # Implement `rollout(maps)` for **one** image: `maps` is a list of $L$ tensors of
-# shape (h, N, N), each row a probability distribution. Follow Eq. {eq}`eq-rollout`:
+# shape (h, N, N), each row a probability distribution. Follow {eq}`eq-rollout`:
 # average the heads, add the identity and halve, multiply the layers in the right
 # order. Return the (N, N) rollout, without seqlib (the check compares with
 # `vit.attention_rollout`, which you may not call). (depth: implement; about 15 minutes)

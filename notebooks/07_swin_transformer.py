@@ -432,7 +432,7 @@ print(
 # grid there is one window and the two layers do the same arithmetic, yet window
 # attention is the slower one (it took 1.7–1.8 times as long in the three runs
 # of seeds 0–2 on one CPU, {ref}`claims-ch07`): the partition, its reverse and
-# the gathered bias cost time that Eq. {eq}`eq-swin-cost` does not count. Such
+# the gathered bias cost time that {eq}`eq-swin-cost` does not count. Such
 # fixed costs dominate both layers on small grids and flatten both curves there.
 # Summarised as time $\propto (hw)^k$ between the smallest and the largest grid,
 # the same three runs gave $k$ = 1.49 for global attention, well above 1
@@ -445,7 +445,7 @@ print(
 # held on every run is the shape of the comparison: on the largest grid window
 # attention was 20–21 times faster, and the ratio global/window there was
 # 35–37 times its value on the smallest grid. Over the whole range the ratio
-# grows with the number of tokens, as Eq. {eq}`eq-swin-cost` predicts, though
+# grows with the number of tokens, as {eq}`eq-swin-cost` predicts, though
 # not always from one grid to the next, since every time is a single noisy
 # measurement. Expect other factors on your machine, and on a GPU, where layers
 # this small mostly measure kernel-launch overheads.
@@ -783,7 +783,7 @@ print("Swin is more accurate than the ViT:", beats.held)
 # parameters and four times as many tokens at its first stage. What Swin is
 # designed for is not mainly accuracy on 28×28 images but the *shape* of its
 # computation: fine 4×4-pixel tokens at a cost that grows only linearly with
-# their number (in multiply-adds, Eq. {eq}`eq-swin-cost`), and a pyramid of
+# their number (in multiply-adds, {eq}`eq-swin-cost`), and a pyramid of
 # feature maps that detection and segmentation heads can use, which is why Swin
 # replaced CNN backbones in many dense-prediction systems.
 #
@@ -1150,7 +1150,7 @@ for H_, W_, M_, s_ in ((8, 8, 4, 2), (12, 8, 4, 2), (14, 14, 7, 3)):
 # :::{exercise} Where the two costs cross
 # :label: ex07-cost
 #
-# Using Eq. {eq}`eq-swin-cost`: (a) show that the ratio
+# Using {eq}`eq-swin-cost`: (a) show that the ratio
 # $\Omega(\text{MSA})/\Omega(\text{W-MSA})$ depends on $hw$, $C$ and $M$ only
 # through $(4C + 2hw)/(4C + 2M^2)$; (b) for Swin-T's first stage ($C = 96$,
 # $M = 7$) find the grid side $\sqrt{hw}$ at which global attention costs twice as

@@ -746,7 +746,7 @@ plt.show()
 # ## The matching on a real prediction
 #
 # Take one test scene and the trained model's ten predictions. The cost matrix of
-# Eq. {eq}`eq-detr-match` has one row per query and one column per object; the
+# {eq}`eq-detr-match` has one row per query and one column per object; the
 # matcher picks one cell per column, no two in the same row (white
 # squares). The chosen queries are the ones whose boxes sit on the objects (we assert
 # a mean IoU above 0.5 between each matched box and its object; it is 0.71 to 0.77 on
@@ -1517,7 +1517,7 @@ plt.show()
 # :label: ex08-giou
 #
 # Implement `giou(a, b)` for two sets of corner boxes `a` (N, 4) and `b` (M, 4),
-# returning the (N, M) matrix of Eq. {eq}`eq-giou`, with tensor operations only (no
+# returning the (N, M) matrix of {eq}`eq-giou`, with tensor operations only (no
 # loops, no seqlib, no torchvision). Check it by hand on two unit squares that touch at one
 # edge (what is their GIoU?), then with the check cell. (depth: implement; about 20 minutes)
 # :::
@@ -1610,7 +1610,7 @@ check_close(
 #
 # Implement `image_cost(logits, boxes, labels, target_boxes)` for a single image:
 # `logits` (Q, C+1), `boxes` (Q, 4) and `target_boxes` (K, 4) in normalised
-# $(c_x, c_y, w, h)$, `labels` (K,). Return the (Q, K) cost of Eq. {eq}`eq-detr-match`
+# $(c_x, c_y, w, h)$, `labels` (K,). Return the (Q, K) cost of {eq}`eq-detr-match`
 # with weights 1, 5 and 2. You may use `seqlib.boxes.generalized_box_iou` and
 # `box_cxcywh_to_xyxy`, but not `seqlib.matcher`. The check compares your matrix with the batched one and the
 # assignments that `linear_sum_assignment` finds on both. (depth: implement; about 20 minutes)

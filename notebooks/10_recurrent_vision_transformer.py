@@ -1180,7 +1180,7 @@ print(
 )
 
 # %% [markdown]
-# What does this measure? Eq. {eq}`eq-rvt-cost` counts the multiply–adds of the
+# What does this measure? {eq}`eq-rvt-cost` counts the multiply–adds of the
 # attention products, and for block + grid that count is linear in $N$. The table
 # times something else: whole attention layers (projections, reshapes, memory
 # allocation and the attention itself) on one CPU thread, and that time is **not**
@@ -1306,7 +1306,7 @@ check_close(
 # Implement `convlstm_step(x, h, c, weight, bias)` for maps $x, h, c$ of shape
 # (B, H, W, C), with `weight` (4C, 2C) and `bias` (4C,) whose rows are the gates
 # $i, f, o, g$ in that order and whose columns multiply $[x; h]$. Follow
-# Eq. {eq}`eq-convlstm` and return the new `(h, c)`, without seqlib (the check compares
+# {eq}`eq-convlstm` and return the new `(h, c)`, without seqlib (the check compares
 # with `rvt.ConvLSTM1x1`) or `torch.nn.LSTMCell`. (depth: implement; about 15 minutes)
 # :::
 
@@ -1380,7 +1380,7 @@ check_close(
 # :::{exercise} When do block and grid see everything?
 # :label: ex10-reach
 #
-# (a) Prove Eq. {eq}`eq-rvt-reach`: on an $H\times H$ map with blocks of $P$ and a grid of $G$
+# (a) Prove {eq}`eq-rvt-reach`: on an $H\times H$ map with blocks of $P$ and a grid of $G$
 # (both dividing $H$), one block layer followed by one grid layer connects every
 # input token to every output token when $PG \ge H$. (b) Show that the condition is
 # also necessary. (c) What changes if the grid layer comes first? (d) The authors'
@@ -1511,7 +1511,7 @@ check_close(
 # The LSTM model was trained on clips that end with a fixed number of silent frames (two in the smoke profile).
 # Evaluate it, without retraining, on test clips with 1 to 6 silent frames (same
 # seed, more frames) and plot the accuracy after the last frame against the number
-# of silent frames. Does the memory fade? What in Eq. {eq}`eq-convlstm` would let it
+# of silent frames. Does the memory fade? What in {eq}`eq-convlstm` would let it
 # last forever, and why does training on short silences not force that?
 # (depth: experiment; about 15 minutes)
 # :::
@@ -1573,7 +1573,7 @@ plt.show()
 # shuffling the tokens shuffles its output the same way (chapter 5). Take the slides'
 # `BlockSelfAttention` on a 6×6 random map, apply a random permutation of the 36
 # pixels before and its inverse after the layer, and compare with the layer's
-# plain output. Explain the result from Eq. {eq}`eq-slides-block`.
+# plain output. Explain the result from {eq}`eq-slides-block`.
 # (depth: experiment; about 10 minutes)
 # :::
 

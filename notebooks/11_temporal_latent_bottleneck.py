@@ -134,7 +134,7 @@ print(cfg)
 # H_t = \operatorname{Block}^{\text{slow}}\big(H_{t-1}, F_t\big), \qquad t = 1, \dots, T .
 # $$ (eq-tlb-slow)
 #
-# Equation {eq}`eq-tlb-slow` is an RNN, $h_t = f(h_{t-1}, x_t)$, whose state is a
+# {eq}`eq-tlb-slow` is an RNN, $h_t = f(h_{t-1}, x_t)$, whose state is a
 # set of vectors and whose update is attention. Information flows both ways: the
 # fast stream *reads* the past through $H_{t-1}$ in {eq}`eq-tlb-fast`, and the
 # slow stream *writes* the present into $H_t$. The two streams see different things
@@ -647,7 +647,7 @@ print(f"mean weight on object patches / on background patches: {ratio:.2f}")
 #
 # `seqlib.tlb` is the same model in PyTorch, built from the book's shared parts:
 # chapter 6's patch embedding and chapter 5's block. Every $\operatorname{Block}$ of
-# Eqs. {eq}`eq-tlb-block` to {eq}`eq-tlb-slow` is chapter 5's `layers.Block` with a
+# {eq}`eq-tlb-block` to {eq}`eq-tlb-slow` is chapter 5's `layers.Block` with a
 # different mixer, `NormedKVAttention`: the one `MultiHeadAttention` whose keys and
 # values are layer-normed by the mixer (the block norms the queries). What differs
 # between the blocks is only which tokens meet: the chunk with itself (self-attention
