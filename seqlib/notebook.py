@@ -8,10 +8,12 @@ readable figure style and prints the profile with the run time to expect.
 
 from __future__ import annotations
 
+import functools
 import html
 import inspect
 import os
 import textwrap
+import warnings
 
 import matplotlib
 import torch
@@ -46,6 +48,7 @@ def start(chapter: str) -> torch.device:
             "figure.autolayout": True,
         }
     )
+    watch_legibility()
     where = "GPU" if device.type == "cuda" else device.type.upper()
     print(
         f"profile: {profile} (set SEQLIB_PROFILE=full for the real-data run)"
@@ -201,3 +204,120 @@ def show(
         print(listing.source)
     else:
         display(listing)
+
+
+# --- figures a reader can read -----------------------------------------------
+# The book shows a figure at most as wide as its article column (about 688 px
+# at a 1200 px window, book/_static/custom.css) and shrinks wider ones to fit.
+# A figure passes when, at that size, its text is at least MIN_TEXT_PX high and
+# each panel at least MIN_PANEL_PX wide.
+BOOK_COLUMN_PX = 688
+MIN_TEXT_PX = 9.0
+MIN_PANEL_PX = 70.0
+
+
+class LegibilityWarning(UserWarning):
+    """A figure whose text or panels would be too small in the book."""
+
+
+def _texts(fig):
+    """The visible, non-empty texts of ``fig`` that a reader has to read."""
+    found = list(fig.texts)
+    if getattr(fig, "_suptitle", None) is not None:
+        found.append(fig._suptitle)
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        found += [ax.title, ax._left_title, ax._right_title, *ax.texts]
+        if ax.axison:
+            for axis in (ax.xaxis, ax.yaxis):
+                if axis.get_visible():
+                    found += [axis.label, *axis.get_ticklabels()]
+        legend = ax.get_legend()
+        if legend is not None and legend.get_visible():
+            found += list(legend.get_texts())
+            found.append(legend.get_title())
+    return [
+        t
+        for t in found
+        if t is not None and t.get_visible() and t.get_text().strip()
+    ]
+
+
+def legibility_problems(
+    fig,
+    column_px: float = BOOK_COLUMN_PX,
+    min_text_px: float = MIN_TEXT_PX,
+    min_panel_px: float = MIN_PANEL_PX,
+) -> list[str]:
+    """What would be too small to read when the book shows ``fig``.
+
+    The figure is drawn (without rendering) so that tick labels exist, then
+    every title, label, tick label, legend entry and text is measured at the
+    size the book shows it: ``column_px`` wide at most.
+
+    Args:
+        fig: a matplotlib figure.
+        column_px: the widest the book shows a figure, in CSS pixels.
+        min_text_px: the smallest readable text height, in CSS pixels.
+        min_panel_px: the narrowest readable panel (axes), in CSS pixels.
+
+    Returns:
+        One sentence per problem; empty when the figure is legible.
+    """
+    width_in = float(fig.get_size_inches()[0])
+    dpi = float(fig.dpi)
+    scale = min(1.0, column_px / (width_in * dpi))
+    fig.draw_without_rendering()
+    problems = []
+    small = [
+        (t.get_fontsize() * dpi / 72 * scale, t.get_text())
+        for t in _texts(fig)
+    ]
+    small = sorted(item for item in small if item[0] < min_text_px)
+    if small:
+        px, text = small[0]
+        problems.append(
+            f"{len(small)} texts smaller than {min_text_px:g} px in the book "
+            f"(smallest {px:.1f} px: {text[:30]!r}); the {width_in:g} in "
+            f"figure is shown at {scale:.0%}: make it narrower or its fonts "
+            f"larger"
+        )
+    panels = [
+        ax.get_position().width * width_in * dpi * scale
+        for ax in fig.axes
+        if ax.get_visible() and ax.get_label() != "<colorbar>"
+    ]
+    narrow = [w for w in panels if w < min_panel_px]
+    if narrow:
+        problems.append(
+            f"{len(narrow)} panels narrower than {min_panel_px:g} px in the "
+            f"book (narrowest {min(narrow):.0f} px): fewer panels per row"
+        )
+    return problems
+
+
+def watch_legibility() -> None:
+    """Warn (:class:`LegibilityWarning`) when a figure is saved or shown
+    illegible.
+
+    Patches ``FigureCanvasBase.print_figure``, which every backend, Jupyter's
+    inline display included, calls to make an image. The warning goes to the
+    cell's stderr, where nbval sees it.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    original = FigureCanvasBase.print_figure
+    if getattr(original, "_watches_legibility", False):
+        return
+
+    @functools.wraps(original)
+    def print_figure(self, *args, **kwargs):
+        problems = legibility_problems(self.figure)
+        if problems:
+            warnings.warn("; ".join(problems), LegibilityWarning, stacklevel=2)
+        return original(self, *args, **kwargs)
+
+    print_figure._watches_legibility = True
+    FigureCanvasBase.print_figure = print_figure
+    warnings.simplefilter("always", LegibilityWarning)
