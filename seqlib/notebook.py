@@ -55,11 +55,13 @@ def start(chapter: str) -> torch.device:
     )
     print(f"device:  {where}")
     print(
-        f"seed:    SEQLIB_SEED={base_seed()} (every random choice of the chapter derives from it)"
+        f"seed:    SEQLIB_SEED={base_seed()} "
+        "(every random choice of the chapter derives from it)"
     )
     if minutes is not None:
         print(
-            f"expected run time: about {minutes:g} min on {'a GPU' if profile == 'full' else '2 CPU cores'}"
+            f"expected run time: about {minutes:g} min on "
+            + ("a GPU" if profile == "full" else "2 CPU cores")
         )
     return device
 
@@ -89,7 +91,8 @@ class Listing:
             source = inspect.getsource(obj)
         except (TypeError, OSError) as err:
             raise TypeError(
-                f"show() needs a function, method or class defined in Python source; "
+                "show() needs a function, method or class defined in Python "
+                "source; "
                 f"got {type(obj).__name__} {obj!r}"
             ) from err
         self.source = textwrap.dedent(source).rstrip("\n")
@@ -105,9 +108,10 @@ class Listing:
         )
         if self.collapsed and not summary:
             raise ValueError(
-                f"show({self.name}): a listing of {self.lines} lines is collapsed, so it needs "
-                f"a summary saying what the reader will find in it, e.g. "
-                f"show({self.name.rsplit('.', 1)[-1]}, 'the clipped n-gram counts')"
+                f"show({self.name}): a listing of {self.lines} lines is "
+                "collapsed, so it needs a summary saying what the reader will "
+                f"find in it, e.g. show({self.name.rsplit('.', 1)[-1]}, "
+                "'the clipped n-gram counts')"
             )
         self.summary = summary
 
@@ -125,7 +129,8 @@ class Listing:
         block = f"{fence}python\n{self.source}\n{fence}"
         if self.collapsed:
             colon = ":::"
-            return f"{colon}{{dropdown}} {lead}{link} ({size})\n\n{block}\n{colon}\n"
+            title = f"{lead}{link} ({size})"
+            return f"{colon}{{dropdown}} {title}\n\n{block}\n{colon}\n"
         return f"{lead}{link}\n\n{block}\n"
 
     def _repr_html_(self) -> str:
@@ -139,7 +144,8 @@ class Listing:
             HtmlFormatter(noclasses=True, nobackground=True),
         )
         lead, size = self._title_parts()
-        title = f"{html.escape(lead)}<code>{html.escape(self.name)}</code> ({size})"
+        name = f"<code>{html.escape(self.name)}</code>"
+        title = f"{html.escape(lead)}{name} ({size})"
         if self.collapsed:
             return f"<details><summary>{title}</summary>\n{code}</details>"
         return f"<div>{title}</div>\n{code}"
