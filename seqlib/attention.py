@@ -121,7 +121,8 @@ class AttentionMaps:
         ]
         if not found and required:
             raise KeyError(
-                f"no recorded attention matches {pattern!r}; recorded: {sorted(set(self.names))}"
+                f"no recorded attention matches {pattern!r}; recorded: "
+                f"{sorted(set(self.names))}"
             )
         return found
 
@@ -181,8 +182,8 @@ def report(
 def causal_mask(
     T: int, S: int | None = None, *, device: torch.device | str | None = None
 ) -> torch.Tensor:
-    """``(T, S)`` bool mask, True where query ``t`` may attend key ``s <= t +
-    (S - T)``.
+    """``(T, S)`` bool mask, True where query ``t`` may attend key
+    ``s <= t + (S - T)``.
 
     With ``S = T`` (the default) this is the lower triangle: position ``t``
     sees itself and the past, never the future (Vaswani et al. 2017, section
@@ -211,8 +212,8 @@ def scaled_dot_product_attention(
     through PyTorch's kernel.
 
     Args:
-        q: ``(..., T, d)`` queries; k: ``(..., S, d)`` keys; v: ``(..., S,
-            dv)`` values.
+        q: ``(..., T, d)`` queries; k: ``(..., S, d)`` keys; v:
+            ``(..., S, dv)`` values.
         mask: bool, broadcastable to ``(..., T, S)``, True where attending is
             allowed.
         bias: float, broadcastable to ``(..., T, S)``, added to the scores
@@ -275,10 +276,9 @@ class GeneralAttention(nn.Module):
 
     Keys ``k_j = W_k x_j`` and values ``v_j = W_v x_j`` are computed from the
     inputs ``x`` (N×D); the queries ``q`` (M×D_k) come from elsewhere (an RNN
-    decoder state, DETR's object queries). Output ``y_i = sum_j
-    softmax_j(q_i·k_j / sqrt(D_k)) v_j``. The weights (B, M, N) go to
-    :func:`record`.
-    """
+    decoder state, DETR's object queries). Output
+    ``y_i = sum_j softmax_j(q_i·k_j / sqrt(D_k)) v_j``. The weights (B, M, N)
+    go to :func:`record`."""
 
     def __init__(self, d_input: int, d_key: int, d_value: int | None = None):
         super().__init__()
@@ -309,8 +309,8 @@ class GeneralAttention(nn.Module):
 
 
 class SelfAttention(GeneralAttention):
-    """Self-attention: the queries are projections of the same inputs, ``q_i =
-    W_q x_i``."""
+    """Self-attention: the queries are projections of the same inputs,
+    ``q_i = W_q x_i``."""
 
     def __init__(self, d_input: int, d_key: int, d_value: int | None = None):
         super().__init__(d_input, d_key, d_value)
@@ -432,8 +432,8 @@ class MultiHeadAttention(nn.Module):
     def keys_values(
         self, key: torch.Tensor, value: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The projected keys and values, split into heads: ``(B, S, kdim) -> 2
-        × (B, h, S, d)``.
+        """The projected keys and values, split into heads:
+        ``(B, S, kdim) -> 2 × (B, h, S, d)``.
 
         A decoder's key/value cache stores these, so that each step projects
         only its new token (:meth:`seqlib.transformer.DecoderBlock.step`).
@@ -463,8 +463,8 @@ class MultiHeadAttention(nn.Module):
 
         ``mask`` is bool, broadcastable to ``(B, h, T, S)`` (True = may
         attend). ``causal=True`` declares that ``mask`` is only the causal mask
-        (T = S), so the fused causal kernel may stand in for it. Returns ``(B,
-        T, D)`` and the weights ``(B, h, T, S)``, formed explicitly when
+        (T = S), so the fused causal kernel may stand in for it. Returns
+        ``(B, T, D)`` and the weights ``(B, h, T, S)``, formed explicitly when
         ``need_weights`` or under :func:`record` (else None).
         """
         q = rearrange(
@@ -499,8 +499,8 @@ class MultiHeadAttention(nn.Module):
     def _mask(
         self, B, T, S, key_padding_mask, attn_mask, causal, device
     ) -> torch.Tensor | None:
-        """Combine the masks (all True = may attend) into one bool ``(B|1, h|1,
-        T|1, S)``."""
+        """Combine the masks (all True = may attend) into one bool
+        ``(B|1, h|1, T|1, S)``."""
         mask = None
         if key_padding_mask is not None:
             expect_dtype(key_padding_mask, torch.bool, name="key_padding_mask")
@@ -513,8 +513,9 @@ class MultiHeadAttention(nn.Module):
             shapes = {2: (T, S), 3: (B, T, S), 4: (B, self.heads, T, S)}
             if attn_mask.dim() not in shapes:
                 raise ValueError(
-                    f"attn_mask: expected shape (T, S), (B, T, S) or (B, h, T, S) = "
-                    f"{shapes[2]}, {shapes[3]} or {shapes[4]}, got {tuple(attn_mask.shape)}"
+                    "attn_mask: expected shape (T, S), (B, T, S) or "
+                    f"(B, h, T, S) = {shapes[2]}, {shapes[3]} or {shapes[4]}, "
+                    f"got {tuple(attn_mask.shape)}"
                 )
             expect_shape(attn_mask, shapes[attn_mask.dim()], name="attn_mask")
             am = (
@@ -530,8 +531,8 @@ class MultiHeadAttention(nn.Module):
 
 
 def _check_bias(bias: torch.Tensor, full: tuple[int, int, int, int]) -> None:
-    """An additive bias must be floating point and broadcast to ``(B, h, T,
-    S)``."""
+    """An additive bias must be floating point and broadcast to
+    ``(B, h, T, S)``."""
     if not torch.is_floating_point(bias):
         raise ValueError(
             f"attn_bias must be a float tensor, got dtype {bias.dtype}"
@@ -542,6 +543,6 @@ def _check_bias(bias: torch.Tensor, full: tuple[int, int, int, int]) -> None:
         shape = None
     if shape != torch.Size(full):
         raise ValueError(
-            f"attn_bias: expected a shape broadcastable to (B, h, T, S)={full}, "
-            f"got {tuple(bias.shape)}"
+            "attn_bias: expected a shape broadcastable to "
+            f"(B, h, T, S)={full}, got {tuple(bias.shape)}"
         )

@@ -54,8 +54,8 @@ def mlp_autoencoder(
 ) -> Autoencoder:
     """A deep autoencoder whose decoder mirrors the encoder.
 
-    Encoder ``d_in → hidden[0] → … → k`` with ReLUs, decoder ``k → … →
-    hidden[0] → d_in``. A sigmoid output keeps pixels in [0, 1].
+    Encoder ``d_in → hidden[0] → … → k`` with ReLUs, decoder
+    ``k → … → hidden[0] → d_in``. A sigmoid output keeps pixels in [0, 1].
     """
     widths = [d_in, *hidden, k]
     enc: list[nn.Module] = []

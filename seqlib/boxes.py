@@ -2,14 +2,15 @@
 
 DETR (Carion et al. 2020) predicts boxes as normalised ``(cx, cy, w, h)`` in
 ``[0, 1]`` and compares them with the ground truth through an L1 distance and
-the generalised IoU of Rezatofighi et al. (2019), which needs corners ``(x1,
-y1, x2, y2)``. For two boxes ``a`` and ``b`` with smallest enclosing box ``c``,
-``IoU = |a ∩ b| / |a ∪ b|`` and ``GIoU = IoU - |c \\ (a ∪ b)| / |c|``: it
-equals IoU when the boxes overlap enough to fill ``c`` and, unlike IoU, still
-says *how far apart* two disjoint boxes are (it goes to -1), so its gradient
-does not vanish. Every function works on any leading shape ``(..., 4)`` or, for
-the pairwise ones, on ``(N, 4)`` × ``(M, 4)`` giving ``(N, M)``; boxes in
-pixels or in ``[0, 1]`` alike. Shape letters: N and M boxes.
+the generalised IoU of Rezatofighi et al. (2019), which needs corners
+``(x1, y1, x2, y2)``. For two boxes ``a`` and ``b`` with smallest enclosing box
+``c``, ``IoU = |a ∩ b| / |a ∪ b|`` and ``GIoU = IoU - |c \\ (a ∪ b)| / |c|``:
+it equals IoU when the boxes overlap enough to fill ``c`` and, unlike IoU,
+still says *how far apart* two disjoint boxes are (it goes to -1), so its
+gradient does not vanish. Every function works on any leading shape
+``(..., 4)`` or, for the pairwise ones, on ``(N, 4)`` × ``(M, 4)`` giving
+``(N, M)``; boxes in pixels or in ``[0, 1]`` alike. Shape letters: N and M
+boxes.
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def box_iou(
     """Pairwise IoU and union of corner boxes.
 
     Args:
-        a: ``(N, 4)`` boxes ``(x1, y1, x2, y2)`` with ``x2 >= x1``, ``y2 >=
-            y1``.
+        a: ``(N, 4)`` boxes ``(x1, y1, x2, y2)`` with ``x2 >= x1``,
+            ``y2 >= y1``.
         b: ``(M, 4)`` boxes likewise.
 
     Returns:
@@ -119,6 +120,7 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
         if bool((boxes[:, 2:] < boxes[:, :2]).any()):
             bad = boxes[(boxes[:, 2:] < boxes[:, :2]).any(-1)][0].tolist()
             raise ValueError(
-                f"{name}: boxes must be corners (x1, y1, x2, y2) with x2 >= x1 and y2 >= y1, "
-                f"got {bad} (cxcywh boxes? convert with box_cxcywh_to_xyxy)"
+                f"{name}: boxes must be corners (x1, y1, x2, y2) with x2 >= "
+                f"x1 and y2 >= y1, got {bad} (cxcywh boxes? convert with "
+                "box_cxcywh_to_xyxy)"
             )

@@ -100,8 +100,8 @@ def attention_on_named_objects(
 def region_totals(
     weights: torch.Tensor, n_steps: int | None = None
 ) -> torch.Tensor:
-    """Each region's attention summed over a caption's steps, ``s_i = sum_t
-    alpha_ti``: (T, N) -> (N,).
+    """Each region's attention summed over a caption's steps,
+    ``s_i = sum_t alpha_ti``: (T, N) -> (N,).
 
     ``n_steps`` keeps only the first steps (e.g. the words, without ``<eos>``).
     The doubly stochastic penalty of the caption is ``((1 - s) ** 2).sum()``.

@@ -104,7 +104,8 @@ def hard_attention_loss(
     """
     if out.log_probs is None:
         raise ValueError(
-            "hard_attention_loss needs a model with hard=True (out.log_probs is None)"
+            "hard_attention_loss needs a model with hard=True "
+            "(out.log_probs is None)"
         )
     expect_shape(tgt_out, tuple(out.logits.shape[:2]), name="tgt_out")
     real = (tgt_out != pad_id).float()  # (B, T)

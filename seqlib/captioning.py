@@ -11,11 +11,11 @@ chapter 3's decoder step (:class:`seqlib.seq2seq.Decoder`) with an LSTM whose
 initial ``h_0, c_0`` come from the mean region (Xu et al. Sec. 3.1.2); greedy
 and beam search are :mod:`seqlib.decoding`'s, through the same step protocol as
 the translation model (:class:`seqlib.seq2seq.StepDecoding`). *Soft* attention
-trains by backpropagation, with the doubly stochastic regulariser ``lambda
-sum_i (1 - sum_t alpha_ti)^2``; *hard* attention samples one region per word
-and trains the sampler with REINFORCE (Williams 1992) against a moving-average
-baseline: both losses are in :mod:`seqlib.caption_losses`, the read-outs of the
-attention (masses in boxes, relation baselines, BLEU-1..4) in
+trains by backpropagation, with the doubly stochastic regulariser
+``lambda sum_i (1 - sum_t alpha_ti)^2``; *hard* attention samples one region
+per word and trains the sampler with REINFORCE (Williams 1992) against a
+moving-average baseline: both losses are in :mod:`seqlib.caption_losses`, the
+read-outs of the attention (masses in boxes, relation baselines, BLEU-1..4) in
 :mod:`seqlib.caption_analysis`. Shape letters: B batch, C channels, H/W image
 size, m/n feature-map rows/columns, N = m n regions, T caption length, V
 vocabulary.
@@ -118,7 +118,8 @@ def torchvision_encoder(name: str, *, pretrained: bool = False) -> nn.Module:
     """
     if name not in TORCHVISION_ENCODERS:
         raise ValueError(
-            f"unknown encoder {name!r}; expected one of {sorted(TORCHVISION_ENCODERS)}"
+            f"unknown encoder {name!r}; expected one of "
+            f"{sorted(TORCHVISION_ENCODERS)}"
         )
     try:
         import torchvision
@@ -164,11 +165,11 @@ class AttentionLSTMDecoder(Decoder):
     """Chapter 3's decoder step over image regions, as in Xu et al.: an LSTM,
     ``h_0, c_0`` from the mean region.
 
-    With ``hard=True`` the context is one region ``a_{s_t}``, ``s_t ~
-    Categorical(alpha_t)`` in training and the most likely region in evaluation
-    (Xu et al. Sec. 4.1). As in the paper, a training caption uses the expected
-    context (soft attention) instead with probability ``p_expected``, which
-    steadies the high-variance sampled gradient.
+    With ``hard=True`` the context is one region ``a_{s_t}``,
+    ``s_t ~ Categorical(alpha_t)`` in training and the most likely region in
+    evaluation (Xu et al. Sec. 4.1). As in the paper, a training caption uses
+    the expected context (soft attention) instead with probability
+    ``p_expected``, which steadies the high-variance sampled gradient.
     """
 
     def __init__(
@@ -294,11 +295,11 @@ class PooledLSTMDecoder(AttentionLSTMDecoder):
 
     The lecture's first captioner: the CNN's map is mean-pooled into one vector
     ``a_bar`` (B, C) that gives ``h_0, m_0`` (as in
-    :class:`AttentionLSTMDecoder`) and is the context at every step, ``c_t =
-    a_bar``. Everything else (embedding, LSTM, output layer) is the attention
-    decoder's, so comparing the two measures what attention adds. The returned
-    weights are uniform (1/N per region): pooling is soft attention that looks
-    everywhere equally, always.
+    :class:`AttentionLSTMDecoder`) and is the context at every step,
+    ``c_t = a_bar``. Everything else (embedding, LSTM, output layer) is the
+    attention decoder's, so comparing the two measures what attention adds. The
+    returned weights are uniform (1/N per region): pooling is soft attention
+    that looks everywhere equally, always.
     """
 
     def __init__(self, vocab: int, emb: int, hidden: int, d_regions: int):
@@ -369,7 +370,8 @@ class Captioner(StepDecoding, nn.Module):
         if c.pooled:
             if c.hard or c.gate:
                 raise ValueError(
-                    "pooled=True has no attention: it cannot be combined with hard=True or gate=True"
+                    "pooled=True has no attention: it cannot be combined "
+                    "with hard=True or gate=True"
                 )
             self.decoder = PooledLSTMDecoder(c.vocab, c.emb, c.hidden, d)
             return
@@ -470,8 +472,8 @@ def caption_batches(
     batch_size: int,
     seed: int = 0,
 ):
-    """A function yielding shuffled batches ``{"images", "tgt_in",
-    "tgt_out"}``, one epoch per call.
+    """A function yielding shuffled batches
+    ``{"images", "tgt_in", "tgt_out"}``, one epoch per call.
 
     Each epoch every image appears once, with one of its references drawn at
     random, so over the epochs the model sees all of them (as for Flickr8k's
@@ -486,8 +488,8 @@ def caption_batches(
     expect_shape(images, ("N", None, None, None), name="images")
     if len(captions) != images.shape[0]:
         raise ValueError(
-            f"need one tuple of references per image: {images.shape[0]} images, "
-            f"{len(captions)} caption tuples"
+            f"need one tuple of references per image: {images.shape[0]} "
+            f"images, {len(captions)} caption tuples"
         )
     gen = torch.Generator().manual_seed(seed)
 

@@ -57,7 +57,8 @@ def evaluate(value: float, condition: str) -> bool:
     match = _CONDITION.match(condition)
     if match is None:
         raise ValueError(
-            f"condition must look like '> 0.2', '<= 5' or 'in [1.0, 1.05]', got {condition!r}"
+            "condition must look like '> 0.2', '<= 5' or 'in [1.0, 1.05]', "
+            f"got {condition!r}"
         )
     op, bound, low, high = match.groups()
     if math.isnan(value):
@@ -88,8 +89,8 @@ def check(
         statement: the claim as the prose states it, one sentence.
         value: the measured number the claim is about (a difference for a
             comparison, so that its spread over seeds means something).
-        condition: what must hold for ``value``, e.g. ``"> 0"`` or ``"in [1,
-            1.05]"``.
+        condition: what must hold for ``value``, e.g. ``"> 0"`` or
+            ``"in [1, 1.05]"``.
         flagship: True for the chapter's flagship result.
 
     Returns:
@@ -105,14 +106,15 @@ def check(
         )
     if claim_id[:4] not in profiles.SIZES:
         raise ValueError(
-            f"claim {claim_id}: chapter {claim_id[:4]!r} has no sizes in seqlib/profiles.py; "
-            f"known chapters: {sorted(profiles.SIZES)}"
+            f"claim {claim_id}: chapter {claim_id[:4]!r} has no sizes in "
+            f"seqlib/profiles.py; known chapters: {sorted(profiles.SIZES)}"
         )
     try:
         value = float(value)
     except (TypeError, ValueError):
         raise ValueError(
-            f"claim {claim_id}: value must be a number, got {type(value).__name__}"
+            f"claim {claim_id}: value must be a number, got "
+            f"{type(value).__name__}"
         ) from None
     claim = Claim(
         id=claim_id,

@@ -17,16 +17,14 @@ and the encoder's memory, or the Transformer's key/value caches.
 
 The rules, one set for every model:
 
-- **Length penalty.** Finished hypotheses are ranked by ``log p(Y) /
-|Y|^alpha``
-  with |Y| counting the words and ``<eos>`` (Wu et al. 2016's normalisation,
-  simplified); ``alpha = 0`` ranks by raw log-probability, which favours short
-  outputs.
-- **``<eos>``.** Each step ranks the 2k best (beam, token) candidates. An
-``<eos>``
-  candidate finishes its hypothesis only if it ranks among the top k (as in
-  fairseq); otherwise unlikely short endings would fill the finished list. The
-  best k non-``<eos>`` candidates live on.
+- **Length penalty.** Finished hypotheses are ranked by
+  ``log p(Y) / |Y|^alpha`` with ``|Y|`` counting the words and ``<eos>`` (Wu et
+  al. 2016's normalisation, simplified); ``alpha = 0`` ranks by raw
+  log-probability, which favours short outputs.
+- **The end token.** Each step ranks the 2k best (beam, token) candidates. An
+  ``<eos>`` candidate finishes its hypothesis only if it ranks among the top k
+  (as in fairseq); otherwise unlikely short endings would fill the finished
+  list. The best k non-``<eos>`` candidates live on.
 - **Stopping.** The search stops when k hypotheses have finished, when no live
   candidate is left, or after ``max_len`` steps; if nothing finished, the best
   live hypothesis is returned.
@@ -124,7 +122,8 @@ def _generate(
 ):
     if batch_size < 1 or max_len < 1:
         raise ValueError(
-            f"batch_size and max_len must be >= 1, got {batch_size} and {max_len}"
+            f"batch_size and max_len must be >= 1, got {batch_size} and "
+            f"{max_len}"
         )
     y = torch.full(
         (batch_size,), bos_id, dtype=torch.long, device=device
@@ -161,7 +160,8 @@ def beam_search(
     ids (without ``<eos>``)."""
     if beam_size < 1 or max_len < 1:
         raise ValueError(
-            f"beam_size and max_len must be >= 1, got {beam_size} and {max_len}"
+            f"beam_size and max_len must be >= 1, got {beam_size} and "
+            f"{max_len}"
         )
     hyps = torch.full(
         (1, 1), bos_id, dtype=torch.long, device=device

@@ -7,22 +7,22 @@ which the 2D sinusoidal positional encoding of
 encoder lets every cell attend to every other (global context); a decoder takes
 Q learned **object queries**, lets them attend to each other (no causal mask:
 they are a set) and cross-attend to the encoded image, and two heads turn each
-query into a class among C + 1 (the last is "no object") and a box ``(cx, cy,
-w, h)`` in [0, 1] (a sigmoid). There are no anchors and no non-maximum
-suppression: training matches the Q predictions one-to-one to the objects
-(:mod:`seqlib.matcher`), so a second query on the same object learns to say "no
-object". The encoder and decoder are seqlib's Transformer blocks
+query into a class among C + 1 (the last is "no object") and a box
+``(cx, cy, w, h)`` in [0, 1] (a sigmoid). There are no anchors and no
+non-maximum suppression: training matches the Q predictions one-to-one to the
+objects (:mod:`seqlib.matcher`), so a second query on the same object learns to
+say "no object". The encoder and decoder are seqlib's Transformer blocks
 (:mod:`seqlib.transformer`): the book's one :class:`seqlib.layers.Block`, whose
 mixers here are global self-attention over the cells and, in the decoder, the
 queries' self-attention and their cross-attention to the cells. Attention maps
 come from :func:`seqlib.attention.record` (:func:`attention_maps`), and
-:func:`train_step` is a step function for :func:`seqlib.train.fit`.
-As in the short reference implementation at the end of the paper, the
-positional code is added once to the encoder input and the queries are the
-decoder input (the full DETR adds both to the queries and keys of every layer).
-Every decoder layer's output goes through the shared final norm and heads,
-giving the auxiliary decoding losses of section 3.2. Shape letters: B batch,
-H/W image size, N = H'W' feature cells, D width, Q queries, h heads, C classes.
+:func:`train_step` is a step function for :func:`seqlib.train.fit`. As in the
+short reference implementation at the end of the paper, the positional code is
+added once to the encoder input and the queries are the decoder input (the full
+DETR adds both to the queries and keys of every layer). Every decoder layer's
+output goes through the shared final norm and heads, giving the auxiliary
+decoding losses of section 3.2. Shape letters: B batch, H/W image size, N =
+H'W' feature cells, D width, Q queries, h heads, C classes.
 """
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ class Backbone(nn.Module):
 
 
 class BoxHead(nn.Module):
-    """Three-layer perceptron with ReLU, then a sigmoid: normalised ``(cx, cy,
-    w, h)``."""
+    """Three-layer perceptron with ReLU, then a sigmoid: normalised
+    ``(cx, cy, w, h)``."""
 
     def __init__(self, dim: int):
         super().__init__()
@@ -181,8 +181,8 @@ class DETR(nn.Module):
         the queries' self-attention (no causal mask: the queries are a set) and
         the cross-attention to the memory. Returns one ``(B, Q, D)`` output per
         layer, after the shared final norm. Under
-        :func:`seqlib.attention.record`, layer i's cross-attention ``(B, h, Q,
-        N)`` is ``decoder.blocks.i.mixers.cross_attn``.
+        :func:`seqlib.attention.record`, layer i's cross-attention
+        ``(B, h, Q, N)`` is ``decoder.blocks.i.mixers.cross_attn``.
         """
         x = self.queries.weight[None].expand(
             memory.shape[0], -1, -1
@@ -249,15 +249,15 @@ def postprocess(
     detection and the ranking by score does the rest; there is no NMS.
 
     Returns:
-        Per image ``{"boxes": (Q, 4) xyxy pixels, "scores": (Q,), "labels":
-        (Q,)}``.
+        Per image a dict
+        ``{"boxes": (Q, 4) xyxy pixels, "scores": (Q,), "labels": (Q,)}``.
     """
     prob = outputs["logits"].softmax(-1)[..., :-1]  # (B, Q, C)
     scores, labels = prob.max(-1)  # (B, Q) each
     boxes = box_cxcywh_to_xyxy(outputs["boxes"]) * image_size  # (B, Q, 4)
     return [
-        {"boxes": b, "scores": s, "labels": l}
-        for b, s, l in zip(boxes, scores, labels)
+        {"boxes": b, "scores": s, "labels": c}
+        for b, s, c in zip(boxes, scores, labels)
     ]
 
 

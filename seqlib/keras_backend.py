@@ -36,12 +36,18 @@ def require_torch_backend() -> ModuleType:
     backend = keras.backend.backend()
     if backend != BACKEND:
         how = (
-            "keras was imported before seqlib could choose the backend; set KERAS_BACKEND=torch in the "
-            "environment (or call seqlib.keras_backend.require_torch_backend()) before the first `import keras`"
+            "keras was imported before seqlib could choose the backend; set "
+            "KERAS_BACKEND=torch in the environment (or call "
+            "seqlib.keras_backend.require_torch_backend()) before the first "
+            "`import keras`"
             if os.environ.get("KERAS_BACKEND", BACKEND) == BACKEND
-            else f"KERAS_BACKEND is {os.environ['KERAS_BACKEND']!r}; set it to 'torch' before the first `import keras`"
+            else (
+                f"KERAS_BACKEND is {os.environ['KERAS_BACKEND']!r}; set it to "
+                "'torch' before the first `import keras`"
+            )
         )
         raise ImportError(
-            f"seqlib's Keras models need the Keras torch backend, got {backend!r}: {how}"
+            "seqlib's Keras models need the Keras torch backend, got "
+            f"{backend!r}: {how}"
         )
     return keras

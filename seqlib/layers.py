@@ -49,7 +49,8 @@ class FeedForward(nn.Module):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(
-                f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
+                f"activation must be one of {sorted(ACTIVATIONS)}, got "
+                f"{activation!r}"
             )
         self.net = nn.Sequential(
             nn.Linear(dim, ff_dim),
@@ -64,18 +65,18 @@ class FeedForward(nn.Module):
 
 
 class Block(nn.Module):
-    """The one residual block: each mixer, then the MLP, as ``x +
-    drop(f(LN(x)))``.
+    """The one residual block: each mixer, then the MLP, as
+    ``x + drop(f(LN(x)))``.
 
     Args:
         dim: the token width D (the layer norms' size).
-        mixer: the module that mixes tokens, called as ``mixer(LN(x),
-            **context)`` with the keyword arguments given to :meth:`forward` (a
-            mask, the encoder's memory, the keys and values of the other
-            stream, ...); it is stored as ``mixers["attn"]``. A dict of named
-            mixers gives one residual sub-layer each, in order (the Transformer
-            decoder's ``"self_attn"`` then ``"cross_attn"``; ViViT's
-            ``"space"`` then ``"time"``).
+        mixer: the module that mixes tokens, called as
+            ``mixer(LN(x), **context)`` with the keyword arguments given to
+            :meth:`forward` (a mask, the encoder's memory, the keys and values
+            of the other stream, ...); it is stored as ``mixers["attn"]``. A
+            dict of named mixers gives one residual sub-layer each, in order
+            (the Transformer decoder's ``"self_attn"`` then ``"cross_attn"``;
+            ViViT's ``"space"`` then ``"time"``).
         mlp: the position-wise network of the last sub-layer, or None (no MLP).
         dropout: dropout on each sub-layer's output before it joins the
             residual.
@@ -124,8 +125,8 @@ class Block(nn.Module):
         """``(..., D) -> (..., D)``; ``context`` goes to every mixer."""
         if x.shape[-1] != self.dim:
             raise ValueError(
-                f"Block: expected tokens of width D={self.dim} on the last axis, "
-                f"got shape {tuple(x.shape)}"
+                f"Block: expected tokens of width D={self.dim} on the last "
+                f"axis, got shape {tuple(x.shape)}"
             )
         for i, mixer in enumerate(self.mixers.values()):
             x = self._residual(x, i, lambda y, m=mixer: m(y, **context))
@@ -138,7 +139,8 @@ class Block(nn.Module):
 def _check_divisible(height: int, width: int, patch: int) -> None:
     if patch < 1 or height % patch or width % patch:
         raise ValueError(
-            f"image size (H, W)=({height}, {width}) must be a multiple of the patch size P={patch}"
+            f"image size (H, W)=({height}, {width}) must be a multiple of the "
+            f"patch size P={patch}"
         )
 
 

@@ -75,13 +75,13 @@ def matching_cost(
     Args:
         logits: ``(B, Q, C + 1)`` class scores, the last one "no object".
         boxes: ``(B, Q, 4)`` predicted ``(cx, cy, w, h)`` in [0, 1].
-        targets: B dicts with ``"labels"`` ``(K_b,)`` and ``"boxes"`` ``(K_b,
-            4)`` cxcywh.
+        targets: B dicts with ``"labels"`` ``(K_b,)`` and ``"boxes"``
+            ``(K_b, 4)`` cxcywh.
         weights: the cost weights.
 
     Returns:
-        ``(B, Q, ΣK)``; image b's block is columns ``sum(K[:b]) :
-        sum(K[:b+1])``.
+        ``(B, Q, ΣK)``; image b's block is columns ``sum(K[:b])`` to
+        ``sum(K[:b+1])``.
     """
     labels, tgt_boxes = _concat_targets(logits, boxes, targets)
     B, Q, _ = logits.shape
@@ -120,7 +120,8 @@ def hungarian_match(cost: torch.Tensor, sizes: Sequence[int]) -> list[Match]:
     dims = expect_shape(cost, ("B", "Q", sum(sizes)), name="cost (B, Q, ΣK)")
     if len(sizes) != dims["B"] or any(k > dims["Q"] for k in sizes):
         raise ValueError(
-            f"sizes: expected {dims['B']} object counts, each <= Q={dims['Q']}, got {list(sizes)}"
+            f"sizes: expected {dims['B']} object counts, each <= "
+            f"Q={dims['Q']}, got {list(sizes)}"
         )
     blocks = (
         cost.detach().cpu().split(list(sizes), dim=-1)
@@ -261,7 +262,8 @@ def _concat_targets(
     )
     if len(targets) != dims["B"]:
         raise ValueError(
-            f"targets: expected one dict per image (B={dims['B']}), got {len(targets)}"
+            f"targets: expected one dict per image (B={dims['B']}), got "
+            f"{len(targets)}"
         )
     n_classes = logits.shape[-1] - 1
     for b, t in enumerate(targets):
@@ -278,8 +280,9 @@ def _concat_targets(
             < n_classes
         ):
             raise ValueError(
-                f"targets[{b}]['labels'] must lie in 0..{n_classes - 1} (index {n_classes} is "
-                f"'no object'), got {t['labels'].tolist()}"
+                f"targets[{b}]['labels'] must lie in 0..{n_classes - 1} "
+                f"(index {n_classes} is 'no object'), got "
+                f"{t['labels'].tolist()}"
             )
     labels = torch.cat([t["labels"] for t in targets]).to(
         logits.device

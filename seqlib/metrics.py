@@ -47,15 +47,17 @@ def _tokens(sentence: Tokens | str) -> list[str]:
 def _check_corpus(hypotheses: Sequence, references: Sequence) -> None:
     if len(hypotheses) != len(references):
         raise ValueError(
-            f"need one list of references per hypothesis: got {len(hypotheses)} "
-            f"hypotheses and {len(references)} reference lists"
+            "need one list of references per hypothesis: got "
+            f"{len(hypotheses)} hypotheses and {len(references)} reference "
+            "lists"
         )
     if len(hypotheses) == 0:
         raise ValueError("BLEU of an empty corpus is undefined")
     for i, refs in enumerate(references):
         if isinstance(refs, str) or len(refs) == 0:
             raise ValueError(
-                f"references[{i}] must be a non-empty list of references, got {refs!r}"
+                f"references[{i}] must be a non-empty list of references, got "
+                f"{refs!r}"
             )
 
 
@@ -149,8 +151,8 @@ def bleu_by_hand(
 
     Matches and totals are summed over the corpus before dividing
     (corpus-level, not an average of sentence scores). ``smooth="exp"``
-    reproduces sacrebleu's default for an order with no match (precision ``1 /
-    (2^k * total)`` for the k-th such order); ``"none"`` gives 0 then.
+    reproduces sacrebleu's default for an order with no match (precision
+    ``1 / (2^k * total)`` for the k-th such order); ``"none"`` gives 0 then.
     """
     _check_corpus(hypotheses, references)
     matches, totals, sys_len, ref_len = [0] * max_n, [0] * max_n, 0, 0
@@ -214,7 +216,8 @@ def bleu_by_length(
         )
     if len(edges) < 2 or list(edges) != sorted(edges):
         raise ValueError(
-            f"edges must be increasing with at least 2 values, got {list(edges)}"
+            "edges must be increasing with at least 2 values, got "
+            f"{list(edges)}"
         )
     rows = []
     for lo, hi in zip(edges[:-1], edges[1:]):
@@ -291,7 +294,8 @@ def average_precision(
         )
     if len(scores) != len(is_tp):
         raise ValueError(
-            f"need one is_tp flag per score: got {len(scores)} scores, {len(is_tp)} flags"
+            f"need one is_tp flag per score: got {len(scores)} scores, "
+            f"{len(is_tp)} flags"
         )
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     tp = np.asarray(is_tp, dtype=bool)[order]
@@ -341,8 +345,8 @@ def match_detections(
     object is a false positive.
 
     Args:
-        pred_boxes: ``(P, 4)`` xyxy; pred_scores: ``(P,)``; gt_boxes: ``(K,
-            4)`` xyxy.
+        pred_boxes: ``(P, 4)`` xyxy; pred_scores: ``(P,)``; gt_boxes:
+            ``(K, 4)`` xyxy.
 
     Returns:
         ``(P,)`` bool, in the order of the inputs.
@@ -370,8 +374,8 @@ def mean_average_precision(
     """COCO-style mAP of a detector over a set of images.
 
     Args:
-        predictions: per image ``{"boxes": (P, 4) xyxy, "scores": (P,),
-            "labels": (P,)}``.
+        predictions: per image
+            ``{"boxes": (P, 4) xyxy, "scores": (P,), "labels": (P,)}``.
         targets: per image ``{"boxes": (K, 4) xyxy, "labels": (K,)}``, same
             units.
         iou_thresholds: thresholds averaged into ``map``; must include 0.5 and
@@ -385,11 +389,13 @@ def mean_average_precision(
     """
     if len(predictions) != len(targets):
         raise ValueError(
-            f"need one prediction dict per target dict: got {len(predictions)} and {len(targets)}"
+            "need one prediction dict per target dict: got "
+            f"{len(predictions)} and {len(targets)}"
         )
     if not {0.5, 0.75} <= {round(t, 2) for t in iou_thresholds}:
         raise ValueError(
-            f"iou_thresholds must include 0.5 and 0.75, got {list(iou_thresholds)}"
+            "iou_thresholds must include 0.5 and 0.75, got "
+            f"{list(iou_thresholds)}"
         )
     classes = sorted({int(c) for t in targets for c in t["labels"]})
     if not classes:

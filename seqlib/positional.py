@@ -6,9 +6,10 @@ outputs and changes nothing else. A positional encoding ``p_t = pos(t)`` is
 added to token ``t`` (Vaswani et al. 2017 add it; concatenating works too, at
 the price of width) so that order can matter. Two choices of ``pos``: a learned
 lookup table of ``T×d`` parameters (BERT, ViT), or the fixed sinusoids of
-Vaswani et al. (section 3.5), ``p_t[2i] = sin(ω_i t)``, ``p_t[2i+1] = cos(ω_i
-t)`` with ``ω_i = base^(-2i/d)``, which meet four desiderata: a unique code per
-position, distances between positions ``t`` and ``t+k`` independent of ``t``
+Vaswani et al. (section 3.5), ``p_t[2i] = sin(ω_i t)``,
+``p_t[2i+1] = cos(ω_i t)`` with ``ω_i = base^(-2i/d)``, which meet four
+desiderata: a unique code per position, distances between positions ``t`` and
+``t+k`` independent of ``t``
 and of the sentence length, bounded values that extend to any length, and
 determinism. The 2D variant (DETR, Carion et al. 2020) encodes the row in one
 half of the channels and the column in the other. Shape letters: B batch, N or
@@ -58,8 +59,8 @@ def sinusoidal_encoding(
             exact).
 
     Returns:
-        ``(T, d)`` with ``out[t, 2i] = sin(ω_i t)`` and ``out[t, 2i+1] =
-        cos(ω_i t)``.
+        ``(T, d)`` with ``out[t, 2i] = sin(ω_i t)`` and
+        ``out[t, 2i+1] = cos(ω_i t)``.
     """
     if isinstance(positions, int):
         if positions < 1:
@@ -91,15 +92,15 @@ def sinusoidal_encoding_2d(
         H, W: grid size (patches of a ViT, cells of DETR's feature map).
         d: width, a multiple of 4 (sin/cos pairs for each axis).
         base: as in :func:`sinusoidal_encoding`.
-        normalize: map positions to ``(0, scale]`` as DETR does (``(i + 1) / H
-            · scale``), so the code describes relative location in the image,
-            whatever its size.
+        normalize: map positions to ``(0, scale]`` as DETR does
+            (``(i + 1) / H · scale``), so the code describes relative location
+            in the image, whatever its size.
         scale: the range of normalised positions.
         dtype: of the result.
 
     Returns:
-        ``(H, W, d)``; ``out[i, j, :d/2]`` encodes row ``i`` and ``out[i, j,
-        d/2:]`` column ``j``.
+        ``(H, W, d)``; ``out[i, j, :d/2]`` encodes row ``i`` and
+        ``out[i, j, d/2:]`` column ``j``.
     """
     if H < 1 or W < 1:
         raise ValueError(f"grid must be at least 1×1, got H={H}, W={W}")
@@ -193,5 +194,6 @@ def positional_encoding(kind: str, d: int, *, max_len: int = 512) -> nn.Module:
     if kind == "learned":
         return LearnedPositionalEncoding(max_len, d)
     raise ValueError(
-        f"unknown positional encoding {kind!r}; expected 'sinusoidal' or 'learned'"
+        f"unknown positional encoding {kind!r}; expected 'sinusoidal' or "
+        "'learned'"
     )

@@ -604,8 +604,9 @@ def current_profile() -> str:
     )
     if value not in PROFILES:
         raise ValueError(
-            f"{ENV_VAR} must be one of {PROFILES}, got {os.environ.get(ENV_VAR)!r}. "
-            f"Unset it for the default ({DEFAULT_PROFILE!r})."
+            f"{ENV_VAR} must be one of {PROFILES}, got "
+            f"{os.environ.get(ENV_VAR)!r}. Unset it for the default "
+            f"({DEFAULT_PROFILE!r})."
         )
     return value
 
@@ -632,7 +633,8 @@ class Sizes:
         for name, value in overrides.items():
             if name not in fields:
                 raise TypeError(
-                    f"{type(self).__name__} has no field {name!r}; fields: {sorted(fields)}"
+                    f"{type(self).__name__} has no field {name!r}; fields: "
+                    f"{sorted(fields)}"
                 )
             _check_type(f"{type(self).__name__}.{name}", value, fields[name])
         return dataclasses.replace(self, **overrides)
@@ -676,7 +678,8 @@ def _check_type(what: str, value: Any, expected: type) -> None:
     if got is expected or (expected is float and got is int):
         return
     raise TypeError(
-        f"{what}: expected a value of type {expected.__name__}, got {value!r} ({got.__name__})"
+        f"{what}: expected a value of type {expected.__name__}, got {value!r} "
+        f"({got.__name__})"
     )
 
 
@@ -685,13 +688,15 @@ def _record_type(chapter: str, by_profile: dict[str, dict[str, Any]]) -> type:
     and checked across profiles."""
     if set(by_profile) != set(PROFILES):
         raise ValueError(
-            f"{chapter}: expected sizes for the profiles {PROFILES}, got {sorted(by_profile)}"
+            f"{chapter}: expected sizes for the profiles {PROFILES}, got "
+            f"{sorted(by_profile)}"
         )
     smoke, full = by_profile["smoke"], by_profile["full"]
     if list(smoke) != list(full):
         raise ValueError(
-            f"{chapter}: smoke and full must list the same fields in the same order; "
-            f"only in smoke: {sorted(set(smoke) - set(full))}, only in full: {sorted(set(full) - set(smoke))}"
+            f"{chapter}: smoke and full must list the same fields in the same "
+            f"order; only in smoke: {sorted(set(smoke) - set(full))}, only in "
+            f"full: {sorted(set(full) - set(smoke))}"
         )
     types = {}
     for name in smoke:

@@ -61,7 +61,8 @@ def grid_partition(x: torch.Tensor, grid: int) -> torch.Tensor:
     dims = expect_shape(x, ("B", "H", "W", "C"), name="x")
     if grid < 1 or dims["H"] % grid or dims["W"] % grid:
         raise ValueError(
-            f"x: map (H, W)=({dims['H']}, {dims['W']}) must be a multiple of the grid size G={grid}"
+            f"x: map (H, W)=({dims['H']}, {dims['W']}) must be a multiple of "
+            f"the grid size G={grid}"
         )
     return rearrange(
         x, "b (g1 h) (g2 w) c -> (b h w) (g1 g2) c", g1=grid, g2=grid
@@ -74,13 +75,15 @@ def grid_reverse(
     """Inverse of :func:`grid_partition`: (B·nG, G·G, C) → (B, H, W, C)."""
     if grid < 1 or height % grid or width % grid:
         raise ValueError(
-            f"map ({height}, {width}) must be a multiple of the grid size G={grid}"
+            f"map ({height}, {width}) must be a multiple of the grid size "
+            f"G={grid}"
         )
     dims = expect_shape(groups, (None, grid * grid, "C"), name="groups")
     h, w = height // grid, width // grid
     if groups.shape[0] % (h * w):
         raise ValueError(
-            f"groups: expected a multiple of nG={h * w} groups on axis 0, got shape {tuple(groups.shape)}"
+            f"groups: expected a multiple of nG={h * w} groups on axis 0, got "
+            f"shape {tuple(groups.shape)}"
         )
     return rearrange(
         groups,
@@ -148,9 +151,9 @@ class PartitionAttention(MultiHeadAttention):
     A pure token grouping around the book's one attention layer: partition the
     (B, H, W, C) map into groups of N tokens, attend inside each group, put the
     tokens back. In a :class:`seqlib.layers.Block` (see
-    :func:`partition_block`) it is the residual sub-layer ``x +
-    reverse(MHSA(partition(LN(x))))``. Under :func:`seqlib.attention.record`
-    the weights (B·n, h, N, N) are recorded.
+    :func:`partition_block`) it is the residual sub-layer
+    ``x + reverse(MHSA(partition(LN(x))))``. Under
+    :func:`seqlib.attention.record` the weights (B·n, h, N, N) are recorded.
     """
 
     def __init__(
@@ -246,8 +249,8 @@ class ConvLSTM1x1(nn.Module):
             self.to_gates.bias[dim : 2 * dim].fill_(1.0)
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> State:
-        """``x`` (B, H, W, C) and ``(h, c)`` (zeros when None) → the new ``(h,
-        c)``."""
+        """``x`` (B, H, W, C) and ``(h, c)`` (zeros when None) → the new
+        ``(h, c)``."""
         expect_shape(x, ("B", "H", "W", self.dim), name="x")
         if state is None:
             state = (torch.zeros_like(x), torch.zeros_like(x))
@@ -341,8 +344,8 @@ class RVTConfig:
     def __post_init__(self) -> None:
         if not len(self.dims) == len(self.strides) == len(self.heads):
             raise ValueError(
-                f"dims, strides and heads need one entry per stage, got {self.dims}, "
-                f"{self.strides}, {self.heads}"
+                "dims, strides and heads need one entry per stage, got "
+                f"{self.dims}, {self.strides}, {self.heads}"
             )
         size = self.image_size
         for s in self.strides:
@@ -350,7 +353,8 @@ class RVTConfig:
             for what, p in (("block", self.block), ("grid", self.grid)):
                 if size % min(p, size):
                     raise ValueError(
-                        f"a {size}×{size} map is not a multiple of the {what} size {p}"
+                        f"a {size}×{size} map is not a multiple of the {what} "
+                        f"size {p}"
                     )
 
 
@@ -422,7 +426,8 @@ class RVT(nn.Module):
         states = self.initial_state() if states is None else list(states)
         if len(states) != len(self.stages):
             raise ValueError(
-                f"states: expected one entry per stage ({len(self.stages)}), got {len(states)}"
+                f"states: expected one entry per stage ({len(self.stages)}), "
+                f"got {len(states)}"
             )
         x = frame
         for i, stage in enumerate(self.stages):
@@ -479,8 +484,8 @@ def frame_window(clip: torch.Tensor, k: int) -> torch.Tensor:
         k: the window length, at least 1.
 
     Returns:
-        (B, k·C, H, W): channels ``[(k-1)·C, k·C)`` hold the last frame, ``[0,
-        C)`` frame F-k.
+        (B, k·C, H, W): channels ``[(k-1)·C, k·C)`` hold the last frame,
+        ``[0, C)`` frame F-k.
     """
     dims = expect_shape(clip, ("B", "F", "C", "H", "W"), name="clip")
     if k < 1:

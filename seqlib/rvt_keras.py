@@ -231,7 +231,8 @@ class RVTBlock(layers.Layer):
         shape = tuple(frame.shape)
         if len(shape) != 4 or shape[-1] != self.input_channels:
             raise ValueError(
-                f"frame: expected shape (B, H, W, {self.input_channels}), got {shape}"
+                f"frame: expected shape (B, H, W, {self.input_channels}), got "
+                f"{shape}"
             )
         x_conv = self.conv2d_input(frame)  # (B, H, W, C)
         x_block, gate = self.block_sa(

@@ -31,8 +31,8 @@ from seqlib.shapes import expect_dtype, expect_shape
 def _expand_mask(
     mask: torch.Tensor | None, B: int, T: int, S: int
 ) -> torch.Tensor | None:
-    """Accept a ``(B, S)`` or ``(B, T, S)`` bool mask; return it as ``(B, T,
-    S)``."""
+    """Accept a ``(B, S)`` or ``(B, T, S)`` bool mask; return it as
+    ``(B, T, S)``."""
     if mask is None:
         return None
     expect_dtype(mask, torch.bool, name="mask")
@@ -55,8 +55,8 @@ def hard_weights(
     Sampling a position is not differentiable. In training we draw it with the
     Gumbel-max trick and let the gradient pass through the *soft*
     Gumbel-softmax probabilities (straight-through estimator, Jang et al.
-    2017); at evaluation the most likely position is taken. Returns ``(B, T,
-    S)`` one-hot rows (all zero where every position is masked).
+    2017); at evaluation the most likely position is taken. Returns
+    ``(B, T, S)`` one-hot rows (all zero where every position is masked).
     """
     if mask is not None:
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
@@ -107,8 +107,8 @@ class DotScore(Score):
 
 
 class ScaledDotScore(Score):
-    """Scaled dot product (Vaswani et al. 2017): ``score(s, h) = s^T h /
-    sqrt(d)``.
+    """Scaled dot product (Vaswani et al. 2017):
+    ``score(s, h) = s^T h / sqrt(d)``.
 
     ``d`` is the key width: for random vectors with unit-variance entries
     ``s^T h`` has variance ``d``, so dividing by ``sqrt(d)`` keeps the softmax
@@ -164,8 +164,8 @@ class GeneralScore(Score):
 
 
 class AdditiveScore(Score):
-    """Additive / concat (Bahdanau et al. 2015): ``score(s, h) = v_a^T tanh(W_a
-    s + U_a h)``.
+    """Additive / concat (Bahdanau et al. 2015):
+    ``score(s, h) = v_a^T tanh(W_a s + U_a h)``.
 
     ``U_a h`` is computed once per sentence (Bahdanau et al., appendix A.1.2).
     """
@@ -204,8 +204,9 @@ class LocationScore(Score):
         S = prepared.shape[1]
         if S > self.max_len:
             raise ValueError(
-                f"location score was built for sources of at most {self.max_len} "
-                f"positions, got keys of shape (B, S, D)={tuple(prepared.shape)}"
+                "location score was built for sources of at most "
+                f"{self.max_len} positions, got keys of shape "
+                f"(B, S, D)={tuple(prepared.shape)}"
             )
         return self.W(query)[:, :, :S]  # (B, T, S)
 
@@ -251,8 +252,8 @@ def attend(
     hard: bool = False,
     tau: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Context vectors ``c_t = sum_j alpha_tj v_j`` with ``alpha_t =
-    softmax_j(score(q_t, k_j))``.
+    """Context vectors ``c_t = sum_j alpha_tj v_j`` with
+    ``alpha_t = softmax_j(score(q_t, k_j))``.
 
     Args:
         query: ``(B, T, Dq)`` one query per output step (T = 1 inside an RNN

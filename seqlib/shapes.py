@@ -57,8 +57,8 @@ def expect_shape(
                 bound.get(d, d) if isinstance(d, str) else d for d in spec
             )
             raise ValueError(
-                f"{name}: expected shape {letters}={filled}, got {tuple(x.shape)} "
-                f"(axis {axis} should be {want}, is {got})"
+                f"{name}: expected shape {letters}={filled}, got "
+                f"{tuple(x.shape)} (axis {axis} should be {want}, is {got})"
             )
     return bound
 
@@ -74,5 +74,6 @@ def expect_dtype(
     )
     if x.dtype not in allowed:
         raise ValueError(
-            f"{name}: expected dtype {' or '.join(map(str, allowed))}, got {x.dtype}"
+            f"{name}: expected dtype {' or '.join(map(str, allowed))}, got "
+            f"{x.dtype}"
         )

@@ -50,8 +50,8 @@ def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
     dims = expect_shape(x, ("B", "H", "W", "C"), name="x")
     if window < 1 or dims["H"] % window or dims["W"] % window:
         raise ValueError(
-            f"x: grid (H, W)=({dims['H']}, {dims['W']}) must be a multiple of the "
-            f"window size M={window}"
+            f"x: grid (H, W)=({dims['H']}, {dims['W']}) must be a multiple of "
+            f"the window size M={window}"
         )
     return rearrange(
         x, "b (nh m1) (nw m2) c -> (b nh nw) (m1 m2) c", m1=window, m2=window
@@ -73,7 +73,8 @@ def window_reverse(
     """
     if height % window or width % window:
         raise ValueError(
-            f"grid ({height}, {width}) must be a multiple of the window size M={window}"
+            f"grid ({height}, {width}) must be a multiple of the window size "
+            f"M={window}"
         )
     nh, nw = height // window, width // window
     dims = expect_shape(windows, (None, window * window, "C"), name="windows")
@@ -137,11 +138,11 @@ def window_region_ids(
     labels = torch.zeros(height, width, dtype=torch.long)
     if shift == 0:
         return labels
-    bands = lambda n: (
+    bands = lambda n: (  # noqa: E731
         slice(0, n - window),
         slice(n - window, n - shift),
         slice(n - shift, n),
-    )  # noqa: E731
+    )
     for i, rows in enumerate(bands(height)):
         for j, cols in enumerate(bands(width)):
             labels[rows, cols] = 3 * i + j
@@ -282,7 +283,8 @@ class WindowAttention(MultiHeadAttention):
             )
             if dims["BnW"] % mask.shape[0]:
                 raise ValueError(
-                    f"windows: expected a multiple of nW={mask.shape[0]} windows, got {dims['BnW']}"
+                    f"windows: expected a multiple of nW={mask.shape[0]} "
+                    f"windows, got {dims['BnW']}"
                 )
             attn_mask = mask.repeat(
                 dims["BnW"] // mask.shape[0], 1, 1
@@ -450,11 +452,13 @@ class SwinConfig:
     def __post_init__(self) -> None:
         if len(self.depths) != len(self.heads):
             raise ValueError(
-                f"depths and heads need one entry per stage, got {self.depths} and {self.heads}"
+                "depths and heads need one entry per stage, got "
+                f"{self.depths} and {self.heads}"
             )
         if self.image_size % self.patch_size:
             raise ValueError(
-                f"image_size={self.image_size} must be a multiple of patch_size={self.patch_size}"
+                f"image_size={self.image_size} must be a multiple of "
+                f"patch_size={self.patch_size}"
             )
 
 

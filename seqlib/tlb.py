@@ -143,7 +143,8 @@ def check_config(
     Keras version)."""
     if patch_size < 1 or image_size % patch_size:
         raise ValueError(
-            f"image_size={image_size} must be a multiple of patch_size={patch_size}"
+            f"image_size={image_size} must be a multiple of "
+            f"patch_size={patch_size}"
         )
     n = (image_size // patch_size) ** 2
     if chunk_size < 1 or n % chunk_size:
@@ -208,10 +209,10 @@ class NormedKVAttention(MultiHeadAttention):
     layer-normed here.
 
     In a :class:`~seqlib.layers.Block` the query is the block's layer-normed
-    input, so the sub-layer is ``query + MHA(LN_q(query), LN_k(key),
-    LN_v(value))``: each input gets its own layer norm. That matters in
-    cross-attention, where keys and values come from the other stream, whose
-    scale need not match the queries'.
+    input, so the sub-layer is
+    ``query + MHA(LN_q(query), LN_k(key), LN_v(value))``: each input gets its
+    own layer norm. That matters in cross-attention, where keys and values come
+    from the other stream, whose scale need not match the queries'.
     """
 
     def __init__(
@@ -361,7 +362,8 @@ class PerceptualModule(nn.Module):
         """(B, M, D), (B, S, D), (B, S, D) → (B, M, D)."""
         if cross and self.cross_block is None:
             raise ValueError(
-                "this module has no cross-attention (the cell never calls it as one)"
+                "this module has no cross-attention (the cell never calls it "
+                "as one)"
             )
         return (self.cross_block if cross else self.self_block)(
             query, key=key, value=value

@@ -33,14 +33,13 @@ from __future__ import annotations
 
 from seqlib.keras_backend import require_torch_backend
 
-keras = (
-    require_torch_backend()
-)  # Keras 3 on the torch backend: Keras tensors are torch tensors
+# Keras 3 on the torch backend: Keras tensors are torch tensors.
+keras = require_torch_backend()
 
 from keras import layers, ops  # noqa: E402
 
 from seqlib.shapes import expect_shape  # noqa: E402
-from seqlib.tlb import (
+from seqlib.tlb import (  # noqa: E402
     TLBConfig,
     check_config,
     cross_layers,
@@ -338,7 +337,8 @@ class PerceptualModule(layers.Layer):
         """(B, M, D), (B, S, D), (B, S, D) → (B, M, D)."""
         if cross and self.cross_attention is None:
             raise ValueError(
-                "this module has no cross-attention (the cell never calls it as one)"
+                "this module has no cross-attention (the cell never calls it "
+                "as one)"
             )
         attention = self.cross_attention if cross else self.attention
         return self.ffn(
@@ -365,8 +365,8 @@ class TLBCell(layers.Layer):
 
     The state is the slow stream, flattened to ``(B, L·D)`` because a Keras RNN
     state is a vector per example. Keras' RNN (torch backend) stacks one tensor
-    per step, so the cell's output packs two things into one vector of ``K·D +
-    h·L·K``: the chunk after the fast stream and the update's attention
+    per step, so the cell's output packs two things into one vector of
+    ``K·D + h·L·K``: the chunk after the fast stream and the update's attention
     weights; :func:`split_cell_output` unpacks them.
 
     The fast stream is ``self_blocks`` and ``cross_blocks``

@@ -30,7 +30,8 @@ def _put(param: torch.Tensor, value: torch.Tensor) -> None:
     )  # Keras may hold it on another device
     if value.shape != param.shape:
         raise ValueError(
-            f"weight shape mismatch: expected {tuple(param.shape)}, got {tuple(value.shape)}"
+            f"weight shape mismatch: expected {tuple(param.shape)}, got "
+            f"{tuple(value.shape)}"
         )
     param.copy_(value)
 

@@ -187,8 +187,9 @@ def fit(
         model: the module to train (moved to ``device``).
         batches: an iterable of batches (a DataLoader), or a function returning
             a fresh iterable each epoch.
-        step: ``step(model, batch)`` returns the loss tensor, or ``(loss,
-            metrics)`` with float metrics; the batch is already on ``device``.
+        step: ``step(model, batch)`` returns the loss tensor, or
+            ``(loss, metrics)`` with float metrics; the batch is already on
+            ``device``.
         epochs: number of passes over ``batches``.
         optimizer: defaults to Adam with learning rate ``lr``.
         device: defaults to :func:`pick_device`.
@@ -259,7 +260,8 @@ def fit(
             count += 1
         if count == 0:
             raise ValueError(
-                "batches produced no batch; check the dataset size and batch size"
+                "batches produced no batch; check the dataset size and batch "
+                "size"
             )
         record = {k: v / count for k, v in sums.items()}
         if evaluate is not None:
@@ -292,7 +294,8 @@ def minibatches(
     for i, t in enumerate(tensors):
         if t.shape[0] != n:
             raise ValueError(
-                f"tensors[{i}]: expected first axis N={n}, got shape {tuple(t.shape)}"
+                f"tensors[{i}]: expected first axis N={n}, got shape "
+                f"{tuple(t.shape)}"
             )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -340,7 +343,7 @@ def train_classifier(
         model: maps (B, C, H, W) to logits (B, classes).
         images: (N, C, H, W); labels: (N,) int64.
         augment: applied to each training batch (e.g.
-            :func:`seqlib.data.random_crop_flip`).
+            :func:`seqlib.data.cifar10.random_crop_flip`).
         fit_kwargs: passed on to :func:`fit` (``precision``, ``compile``,
             ``evaluate``, ...).
 
@@ -420,7 +423,10 @@ class Timing:
         return (self.max - self.min) / self.median if self.median > 0 else 0.0
 
     def __str__(self) -> str:
-        return f"{1e3 * self.median:.2f} ms (median of {len(self.times)}, {1e3 * self.min:.2f}-{1e3 * self.max:.2f})"
+        return (
+            f"{1e3 * self.median:.2f} ms (median of {len(self.times)}, "
+            f"{1e3 * self.min:.2f}-{1e3 * self.max:.2f})"
+        )
 
 
 def benchmark(
@@ -442,7 +448,8 @@ def benchmark(
     """
     if repeats < 1 or warmup < 0:
         raise ValueError(
-            f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}"
+            f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, "
+            f"warmup={warmup}"
         )
     cuda = device is not None and torch.device(device).type == "cuda"
 

@@ -303,8 +303,8 @@ class TransformerDecoder(nn.Module):
         memory_padding_mask: torch.Tensor | None = None,
         causal: bool = True,
     ) -> torch.Tensor:
-        """``(B, T, D)`` attending to ``memory`` ``(B, S, D)`` -> ``(B, T,
-        D)``."""
+        """``(B, T, D)`` attending to ``memory`` ``(B, S, D)`` ->
+        ``(B, T, D)``."""
         for block in self.blocks:
             x = block(
                 x,

@@ -49,8 +49,8 @@ VARIANTS = (
 def tubelet_grid(
     size: int, kernel: int, stride: int | None = None, padding: int = 0
 ) -> int:
-    """Tokens along one axis of a convolution: ``floor((size + 2·padding −
-    kernel) / stride) + 1``.
+    """Tokens along one axis of a convolution:
+    ``floor((size + 2·padding − kernel) / stride) + 1``.
 
     The report's OrganMNIST3D arithmetic: ``tubelet_grid(28, 8) == 3`` (the
     last 4 voxels are dropped).
@@ -58,8 +58,8 @@ def tubelet_grid(
     stride = kernel if stride is None else stride
     if kernel < 1 or stride < 1 or padding < 0 or size + 2 * padding < kernel:
         raise ValueError(
-            f"need kernel, stride >= 1 and size + 2·padding >= kernel, got size={size}, "
-            f"kernel={kernel}, stride={stride}, padding={padding}"
+            "need kernel, stride >= 1 and size + 2·padding >= kernel, got "
+            f"size={size}, kernel={kernel}, stride={stride}, padding={padding}"
         )
     return (size + 2 * padding - kernel) // stride + 1
 
@@ -278,9 +278,8 @@ class FactorisedSelfAttentionBlock(Block):
     """Model 3: spatial self-attention, then temporal self-attention, then the
     MLP (pre-norm residuals).
 
-    A :class:`~seqlib.layers.Block` with two mixers, ``{"space": ..., "time":
-    ...}``.
-    """
+    A :class:`~seqlib.layers.Block` with two mixers,
+    ``{"space": ..., "time": ...}``."""
 
     def __init__(
         self, dim: int, heads: int, ff_dim: int, *, dropout: float = 0.0
@@ -311,7 +310,8 @@ class FactorisedDotProductAttention(nn.Module):
         super().__init__()
         if heads < 2 or heads % 2:
             raise ValueError(
-                f"factorised dot-product attention needs an even number of heads >= 2, got {heads}"
+                "factorised dot-product attention needs an even number of "
+                f"heads >= 2, got {heads}"
             )
         self.attn = MultiHeadAttention(dim, heads, dropout=dropout)
 
@@ -582,9 +582,10 @@ def init_from_vit(
         v.in_channels,
     ):
         raise ValueError(
-            f"ViT and ViViT must share width, patch, image size and channels: ViT "
-            f"{(v.dim, v.patch_size, v.image_size, v.in_channels)}, ViViT "
-            f"{(c.dim, c.patch_size, c.image_size, c.in_channels)} (dim, patch, image, channels)"
+            "ViT and ViViT must share width, patch, image size and channels: "
+            f"ViT {(v.dim, v.patch_size, v.image_size, v.in_channels)}, ViViT "
+            f"{(c.dim, c.patch_size, c.image_size, c.in_channels)} "
+            "(dim, patch, image, channels)"
         )
     copied = ["embedding", "pos.space"]
     with torch.no_grad():

@@ -44,7 +44,8 @@ def image_grid(
     expect_shape(images, ("B", None, "H", "W"), "images")
     if images.shape[1] not in (1, 3):
         raise ValueError(
-            f"images: expected 1 or 3 channels (B, C, H, W), got {tuple(images.shape)}"
+            "images: expected 1 or 3 channels (B, C, H, W), got "
+            f"{tuple(images.shape)}"
         )
     if titles is not None and len(titles) != len(images):
         raise ValueError(
@@ -80,14 +81,15 @@ def reconstruction_rows(
     """Compare images row by row: originals, then one row per model.
 
     Args:
-        rows: tensors of the same shape (B, C, H, W), e.g. ``[x, x_noisy,
-            pca(x), ae(x)]``.
+        rows: tensors of the same shape (B, C, H, W), e.g.
+            ``[x, x_noisy, pca(x), ae(x)]``.
         labels: one label per row, written at the left.
         title: figure title.
     """
     if len(rows) != len(labels):
         raise ValueError(
-            f"labels: expected {len(rows)} labels (one per row), got {len(labels)}"
+            f"labels: expected {len(rows)} labels (one per row), got "
+            f"{len(labels)}"
         )
     sizes = expect_shape(rows[0], ("B", None, "H", "W"), "rows[0]")
     for i, r in enumerate(rows[1:], start=1):

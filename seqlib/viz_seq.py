@@ -45,8 +45,8 @@ def plot_alignment(
     )
     if w.shape != (len(tgt_tokens), len(src_tokens)):
         raise ValueError(
-            f"weights: expected shape (T, S)=({len(tgt_tokens)}, {len(src_tokens)}) "
-            f"from the labels, got {w.shape}"
+            f"weights: expected shape (T, S)=({len(tgt_tokens)}, "
+            f"{len(src_tokens)}) from the labels, got {w.shape}"
         )
     image = ax.imshow(
         w,

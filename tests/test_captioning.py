@@ -11,7 +11,6 @@ from seqlib import caption_analysis as analysis
 from seqlib import caption_losses as closs
 from seqlib import captioning as cap
 from seqlib.data.translation import Vocab
-from seqlib.seq2seq import Memory
 
 V, B, T, H = 12, 3, 5, 32
 

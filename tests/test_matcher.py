@@ -199,13 +199,13 @@ def test_auxiliary_losses_add_one_set_loss_per_layer():
     expected = sum(
         float(
             set_loss(
-                l["logits"],
-                l["boxes"],
+                layer["logits"],
+                layer["boxes"],
                 targets,
-                match(l["logits"], l["boxes"], targets),
+                match(layer["logits"], layer["boxes"], targets),
             )["total"]
         )
-        for l in layers
+        for layer in layers
     )
     assert float(out["loss"]) == pytest.approx(expected, rel=1e-5)
     assert out["match_seconds"] > 0

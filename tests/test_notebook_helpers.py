@@ -16,7 +16,9 @@ def test_listing_plain_text_is_the_source():
     import inspect
 
     listing = notebook.Listing(metrics.brevity_penalty)
-    assert listing.source == inspect.getsource(metrics.brevity_penalty).rstrip()
+    assert (
+        listing.source == inspect.getsource(metrics.brevity_penalty).rstrip()
+    )
     bundle = listing._repr_mimebundle_()
     assert bundle["text/plain"] == listing.source
     assert set(bundle) == {"text/plain", "text/markdown", "text/html"}

@@ -41,10 +41,13 @@ def test_every_clip_has_its_reversal_with_the_other_label():
     assert torch.equal(data.videos[data.pair], reverse_time(data.videos))
     assert torch.equal(data.labels[data.pair], 1 - data.labels)
     assert torch.equal(data.item_labels[data.pair], data.item_labels)
+
     # so the two classes hold exactly the same frames: no frame-level cue exists
-    frames = lambda y: sorted(
-        v.sum().item() for v in data.videos[data.labels == y].flatten(0, 1)
-    )  # noqa: E731
+    def frames(y):
+        return sorted(
+            v.sum().item() for v in data.videos[data.labels == y].flatten(0, 1)
+        )
+
     assert frames(0) == frames(1)
 
 

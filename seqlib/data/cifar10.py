@@ -98,7 +98,8 @@ def _unpickle(path: Path) -> dict[str, Any]:
         ).load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as err:
         raise ValueError(
-            f"{path}: expected a CIFAR-10 python-pickle batch, could not unpickle it ({err})"
+            f"{path}: expected a CIFAR-10 python-pickle batch, could not "
+            f"unpickle it ({err})"
         ) from err
     if not isinstance(obj, dict):
         raise ValueError(
@@ -123,7 +124,8 @@ def read_batch(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
     missing = {"data", "labels"} - set(batch)
     if missing:
         raise ValueError(
-            f"{path}: expected keys 'data' and 'labels', missing {sorted(missing)}"
+            f"{path}: expected keys 'data' and 'labels', missing "
+            f"{sorted(missing)}"
         )
     data, labels = batch["data"], np.asarray(batch["labels"], dtype=np.int64)
     if (
@@ -142,13 +144,15 @@ def read_batch(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
         )
     if labels.shape != (len(data),):
         raise ValueError(
-            f"{path}: expected {len(data)} labels (one per image), found shape {labels.shape}"
+            f"{path}: expected {len(data)} labels (one per image), found "
+            f"shape {labels.shape}"
         )
     if len(labels) and (
         labels.min() < 0 or labels.max() >= len(CIFAR10_CLASSES)
     ):
         raise ValueError(
-            f"{path}: expected labels in [0, 10), found [{labels.min()}, {labels.max()}]"
+            f"{path}: expected labels in [0, 10), found [{labels.min()}, "
+            f"{labels.max()}]"
         )
     return data.reshape(-1, *IMAGE_SHAPE), labels  # (N, 3, 32, 32), (N,)
 
@@ -176,7 +180,8 @@ def _batch_dir(root: Path | str | None) -> Path:
         directory = root if (root / META).is_file() else root / BATCH_DIR
         if not (directory / META).is_file():
             raise FileNotFoundError(
-                f"expected {BATCH_DIR}/{META} under {root} (or {META} in it), found neither"
+                f"expected {BATCH_DIR}/{META} under {root} (or {META} in it), "
+                "found neither"
             )
         return directory
     cache = cache_dir() / CACHE_SUBDIR
@@ -195,8 +200,8 @@ def _batch_dir(root: Path | str | None) -> Path:
         )
     except DatasetUnavailableError as err:
         raise type(err)(
-            f"{err}\nOr unpack {ARCHIVE} yourself and pass root= the directory "
-            f"holding {BATCH_DIR}/."
+            f"{err}\nOr unpack {ARCHIVE} yourself and pass root= the "
+            f"directory holding {BATCH_DIR}/."
         ) from err
     with tarfile.open(archive, "r:gz") as tar:
         members = [

@@ -114,8 +114,8 @@ def fetch(
         url_or_urls: one URL or a sequence of mirror URLs for the same file.
         dest: where the file should end up (its directory is created).
         sha256: expected hex SHA-256 of the file.
-        what: a human description for messages, e.g. ``"Fashion-MNIST train
-            images"``.
+        what: a human description for messages, e.g.
+            ``"Fashion-MNIST train images"``.
 
     Returns:
         ``dest`` as a ``Path``.
@@ -209,6 +209,7 @@ def _manual_message(
     ]
     lines += [
         f"and put it in the directory {dest.parent}",
-        f"(expected SHA-256 {sha256}; set {CACHE_ENV} to use another cache directory).",
+        f"(expected SHA-256 {sha256}; set {CACHE_ENV} to use another cache "
+        "directory).",
     ]
     return "\n".join(lines)

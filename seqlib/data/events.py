@@ -64,10 +64,9 @@ def bouncing_positions(
     """Top-left positions (n, F, 2) of items that bounce off the walls, then
     stop.
 
-    The item moves between frames ``t-1`` and ``t`` for ``1 <= t <
-    moving_frames`` and stays where it is afterwards; ``room`` is the largest
-    allowed coordinate.
-    """
+    The item moves between frames ``t-1`` and ``t`` for
+    ``1 <= t < moving_frames`` and stays where it is afterwards; ``room`` is
+    the largest allowed coordinate."""
     pos = torch.randint(0, room + 1, (n, 2), generator=generator)
     speed = torch.randint(1, max_speed + 1, (n, 2), generator=generator)
     sign = torch.randint(0, 2, (n, 2), generator=generator) * 2 - 1
@@ -152,8 +151,8 @@ def make_event_clips(
     """
     if not 1 <= moving_frames < frames:
         raise ValueError(
-            f"need 1 <= moving_frames < frames so that the last frame is silent, got "
-            f"moving_frames={moving_frames}, frames={frames}"
+            "need 1 <= moving_frames < frames so that the last frame is "
+            f"silent, got moving_frames={moving_frames}, frames={frames}"
         )
     if item > canvas:
         raise ValueError(

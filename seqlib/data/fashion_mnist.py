@@ -59,20 +59,36 @@ MIRRORS = (
 # SHA-256 of the original Zalando .gz files (their MD5s are the ones Zalando
 # publishes).
 GZ_SHA256 = {
-    "train-images-idx3-ubyte.gz": "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc",
-    "train-labels-idx1-ubyte.gz": "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc",
-    "t10k-images-idx3-ubyte.gz": "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229",
-    "t10k-labels-idx1-ubyte.gz": "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf",
+    "train-images-idx3-ubyte.gz": (
+        "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc"
+    ),
+    "train-labels-idx1-ubyte.gz": (
+        "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc"
+    ),
+    "t10k-images-idx3-ubyte.gz": (
+        "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229"
+    ),
+    "t10k-labels-idx1-ubyte.gz": (
+        "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf"
+    ),
 }
 # SHA-256 of the decompressed IDX bytes. Debian recompressed the .gz files (so
 # their bytes and MD5s differ from Zalando's) but the content is identical;
 # checking the content accepts the original .gz, the Debian .gz and a gunzipped
 # copy alike.
 RAW_SHA256 = {
-    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    "train-images-idx3-ubyte": (
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"
+    ),
+    "train-labels-idx1-ubyte": (
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"
+    ),
+    "t10k-images-idx3-ubyte": (
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"
+    ),
+    "t10k-labels-idx1-ubyte": (
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"
+    ),
 }
 IDX_UBYTE = 0x08  # the dtype byte of unsigned-byte IDX data
 _IDX_KIND = {1: "labels", 3: "images"}
@@ -124,35 +140,39 @@ def parse_idx(
         )
     if len(data) < 4:
         raise ValueError(
-            f"{source}: expected a 4-byte IDX magic number, found {len(data)} bytes"
+            f"{source}: expected a 4-byte IDX magic number, found {len(data)} "
+            "bytes"
         )
     magic = int.from_bytes(data[:4], "big")
     want = f"0x{0x800 + ndim:08x}" if ndim else "0x00000801 or 0x00000803"
     if data[0] != 0 or data[1] != 0:
         raise ValueError(
-            f"{source}: not an IDX file: expected magic {want}, found 0x{magic:08x}"
+            f"{source}: not an IDX file: expected magic {want}, found "
+            f"0x{magic:08x}"
         )
     if data[2] != IDX_UBYTE:
         raise ValueError(
-            f"{source}: expected IDX dtype byte 0x{IDX_UBYTE:02x} (unsigned byte), "
-            f"found 0x{data[2]:02x} (magic 0x{magic:08x})"
+            f"{source}: expected IDX dtype byte 0x{IDX_UBYTE:02x} "
+            f"(unsigned byte), found 0x{data[2]:02x} (magic 0x{magic:08x})"
         )
     dims = data[3]
     if dims not in _IDX_KIND or (ndim is not None and dims != ndim):
         raise ValueError(
-            f"{source}: expected magic {want} ({_IDX_KIND.get(ndim, 'labels or images')}), "
-            f"found 0x{magic:08x} ({dims} dims)"
+            f"{source}: expected magic {want} "
+            f"({_IDX_KIND.get(ndim, 'labels or images')}), found "
+            f"0x{magic:08x} ({dims} dims)"
         )
     header = 4 + 4 * dims
     if len(data) < header:
         raise ValueError(
-            f"{source}: expected a {header}-byte header, found only {len(data)} bytes"
+            f"{source}: expected a {header}-byte header, found only "
+            f"{len(data)} bytes"
         )
     shape = struct.unpack(f">{dims}I", data[4:header])
     if len(data) - header != prod(shape):
         raise ValueError(
-            f"{source}: header says shape {shape}, i.e. {prod(shape)} payload bytes, "
-            f"found {len(data) - header} (truncated or padded file)"
+            f"{source}: header says shape {shape}, i.e. {prod(shape)} payload "
+            f"bytes, found {len(data) - header} (truncated or padded file)"
         )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
@@ -213,12 +233,13 @@ def load_fashion_mnist(
     labels = _load_file(label_name, root=root, ndim=1)  # (N,) uint8
     if images.shape[1:] != (28, 28) or len(labels) != len(images):
         raise ValueError(
-            f"Fashion-MNIST {split}: expected images (N, 28, 28) and labels (N,), "
-            f"found {images.shape} and {labels.shape}"
+            f"Fashion-MNIST {split}: expected images (N, 28, 28) and labels "
+            f"(N,), found {images.shape} and {labels.shape}"
         )
     if len(labels) and labels.max() >= len(FASHION_CLASSES):
         raise ValueError(
-            f"Fashion-MNIST {split}: expected labels in [0, 10), found {labels.max()}"
+            f"Fashion-MNIST {split}: expected labels in [0, 10), found "
+            f"{labels.max()}"
         )
     k = check_n(n, len(labels), what=f"Fashion-MNIST {split}")
     x = np.divide(
@@ -259,7 +280,10 @@ def _load_file(name: str, *, root: Path | str | None, ndim: int) -> np.ndarray:
                 what=f"Fashion-MNIST file {gz}",
             )
         except DatasetUnavailableError as err:
-            hint = f"On Debian/Ubuntu `apt install dataset-fashion-mnist` puts the files in {SYSTEM_DIR}."
+            hint = (
+                "On Debian/Ubuntu `apt install dataset-fashion-mnist` puts "
+                f"the files in {SYSTEM_DIR}."
+            )
             raise type(err)(f"{err}\n{hint}") from err
     data = read_idx_bytes(path)
     got = hashlib.sha256(data).hexdigest()

@@ -86,7 +86,8 @@ def read_tokens(path: Path | str) -> dict[str, list[str]]:
             match = _LINE.match(line)
             if match is None:
                 raise ValueError(
-                    f"{path}:{number}: expected '<image>.jpg#<k><TAB><caption>', got {line[:80]!r}"
+                    f"{path}:{number}: expected "
+                    f"'<image>.jpg#<k><TAB><caption>', got {line[:80]!r}"
                 )
             image, k, text = (
                 match["image"],
@@ -124,7 +125,8 @@ def read_split(path: Path | str) -> list[str]:
                 continue
             if not name.endswith(".jpg") or any(c.isspace() for c in name):
                 raise ValueError(
-                    f"{path}:{number}: expected one image name '<name>.jpg', got {name!r}"
+                    f"{path}:{number}: expected one image name '<name>.jpg', "
+                    f"got {name!r}"
                 )
             names.append(name)
     return names
@@ -151,13 +153,15 @@ def flickr8k_dir(root: Path | str | None = None) -> Path:
 def _fetch_archive(root: Path, archive: str, sha: str | None) -> None:
     manual = (
         f"Download {MIRROR}{archive} (or get Flickr8k from its authors, "
-        f"https://hockenmaier.cs.illinois.edu/8k-pictures.html) and unzip it into {root}, so that "
-        f"{root / TOKEN_FILE} and {root / IMAGE_DIRS[0]}/ exist; or pass root= to the loader."
+        "https://hockenmaier.cs.illinois.edu/8k-pictures.html) and unzip it "
+        f"into {root}, so that {root / TOKEN_FILE} and "
+        f"{root / IMAGE_DIRS[0]}/ exist; or pass root= to the loader."
     )
     if sha is None:
         raise DatasetUnavailableError(
             f"Flickr8k is not in {root} and its archive digest is not pinned "
-            f"(seqlib.data.flickr8k.ARCHIVES), so it is not downloaded.\n{manual}"
+            "(seqlib.data.flickr8k.ARCHIVES), so it is not "
+            f"downloaded.\n{manual}"
         )
     try:
         path = fetch(
@@ -210,7 +214,8 @@ def load_flickr8k(
     for name in read_split(base / SPLIT_FILES[split])[:n]:
         if name not in captions:
             raise ValueError(
-                f"{SPLIT_FILES[split]} lists {name}, which has no caption in {TOKEN_FILE}"
+                f"{SPLIT_FILES[split]} lists {name}, which has no caption in "
+                f"{TOKEN_FILE}"
             )
         items.append(
             CaptionedImage(

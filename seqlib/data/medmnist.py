@@ -74,7 +74,7 @@ def read_medmnist_npz(
         num_classes: labels must lie in ``[0, num_classes)``.
 
     Returns:
-        images uint8 (N, *volume) and labels int64 (N,).
+        images uint8 ``(N, *volume)`` and labels int64 ``(N,)``.
 
     Raises:
         ValueError: for an unknown split, a missing array, or wrong shapes,
@@ -101,20 +101,22 @@ def read_medmnist_npz(
     if len(arrays) < 2:
         missing = sorted({f"{split}_images", f"{split}_labels"} - set(arrays))
         raise ValueError(
-            f"{path}: not a MedMNIST archive, missing {missing} (has {sorted(files)})"
+            f"{path}: not a MedMNIST archive, missing {missing} "
+            f"(has {sorted(files)})"
         )
     images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
     if images.dtype != np.uint8 or images.shape[1:] != volume:
         raise ValueError(
-            f"{split}_images: expected uint8 (N, {', '.join(map(str, volume))}), "
-            f"got {images.dtype} {images.shape}"
+            f"{split}_images: expected uint8 (N, "
+            f"{', '.join(map(str, volume))}), got {images.dtype} "
+            f"{images.shape}"
         )
     if labels.shape != (len(images), 1) or not np.issubdtype(
         labels.dtype, np.integer
     ):
         raise ValueError(
-            f"{split}_labels: expected integers of shape ({len(images)}, 1), got {labels.dtype} "
-            f"{labels.shape}"
+            f"{split}_labels: expected integers of shape ({len(images)}, 1), "
+            f"got {labels.dtype} {labels.shape}"
         )
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(
@@ -155,11 +157,14 @@ def organmnist3d_path(*, sha256: str | None = SHA256) -> Path:
         else f"{dest} does not exist"
     )
     raise DatasetUnavailableError(
-        f"Could not obtain OrganMNIST3D ({FILE}): {found}, and no SHA-256 is pinned for a download.\n"
-        f"Fetch {FILE} by hand from any of:\n"
+        f"Could not obtain OrganMNIST3D ({FILE}): {found}, and no SHA-256 is "
+        f"pinned for a download.\nFetch {FILE} by hand from any of:\n"
         + "".join(f"  {u}\n" for u in URLS)
-        + f"and put it in the directory {dest.parent} (expected MD5 {MD5}, as published by MedMNIST),\n"
-        f"or pass path= to load_organmnist3d, or sha256= to download with a verified digest."
+        + (
+            f"and put it in the directory {dest.parent} (expected MD5 {MD5}, "
+            "as published by MedMNIST),\nor pass path= to load_organmnist3d, "
+            "or sha256= to download with a verified digest."
+        )
     )
 
 
@@ -181,9 +186,9 @@ def load_organmnist3d(
         sha256: the digest to download and verify the archive with.
 
     Returns:
-        volumes: float32 (N, 28, 1, 28, 28) in [0, 1], depth first (a 28-frame
-            clip).
-        labels: int64 (N,), indices into :data:`ORGAN_CLASSES`.
+        ``(volumes, labels)``, with volumes float32 ``(N, 28, 1, 28, 28)`` in
+        [0, 1], depth first (a 28-frame clip), and labels int64 ``(N,)``,
+        indices into :data:`ORGAN_CLASSES`.
     """
     source = (
         Path(path) if path is not None else organmnist3d_path(sha256=sha256)

@@ -62,8 +62,8 @@ _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
 def tokenize(text: str, *, lowercase: bool = True) -> list[str]:
-    """Words and punctuation marks as separate tokens: ``"L'été."`` -> ``["l",
-    "'", "été", "."]``."""
+    """Words and punctuation marks as separate tokens: ``"L'été."`` ->
+    ``["l", "'", "été", "."]``."""
     return _TOKEN.findall(text.lower() if lowercase else text)
 
 
@@ -89,8 +89,9 @@ def read_tab_pairs(path: Path | str) -> list[tuple[str, str]]:
                 or not fields[1].strip()
             ):
                 raise ValueError(
-                    f"{path}:{number}: expected 'english<TAB>translation[<TAB>attribution]', "
-                    f"got {line[:80]!r}"
+                    f"{path}:{number}: expected "
+                    "'english<TAB>translation[<TAB>attribution]', got "
+                    f"{line[:80]!r}"
                 )
             pairs.append((fields[0].strip(), fields[1].strip()))
     return pairs
@@ -142,8 +143,8 @@ def load_tatoeba(
     )
     if len(pairs) <= n_valid + n_test:
         raise ValueError(
-            f"{path}: only {len(pairs)} distinct sources, fewer than n_valid + n_test + 1 = "
-            f"{n_valid + n_test + 1}"
+            f"{path}: only {len(pairs)} distinct sources, fewer than "
+            f"n_valid + n_test + 1 = {n_valid + n_test + 1}"
         )
     random.Random(seed).shuffle(pairs)
     test, valid, train = (
@@ -166,7 +167,8 @@ def anki_file(lang: str = "fra") -> Path:
     if not path.exists():
         raise DatasetUnavailableError(
             f"The Tatoeba/Anki file for {lang!r} is not in the cache.\n"
-            f"Download {lang}-eng.zip from {ANKI_URL} in a browser, unzip it, and put {lang}.txt at\n"
+            f"Download {lang}-eng.zip from {ANKI_URL} in a browser, "
+            f"unzip it, and put {lang}.txt at\n"
             f"  {path}\n(each line: English<TAB>translation<TAB>attribution)."
         )
     return path
@@ -225,7 +227,8 @@ def load_multi30k(
     into the cache)."""
     if {src, tgt} != {"en", "de"}:
         raise ValueError(
-            f"Multi30k task 1 is English-German: need src/tgt 'en' and 'de', got {src!r}, {tgt!r}"
+            "Multi30k task 1 is English-German: need src/tgt 'en' and 'de', "
+            f"got {src!r}, {tgt!r}"
         )
     directory = multi30k_dir() if directory is None else Path(directory)
     splits = []

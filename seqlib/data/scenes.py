@@ -78,13 +78,13 @@ class SceneConfig:
             self.classes
         ) <= set(range(len(NOUNS))):
             raise ValueError(
-                f"classes must be >= max_objects={self.max_objects} distinct ids in 0..9, "
-                f"got {self.classes}"
+                f"classes must be >= max_objects={self.max_objects} distinct "
+                f"ids in 0..9, got {self.classes}"
             )
         if not 4 <= self.min_size <= self.max_size <= self.canvas:
             raise ValueError(
-                f"need 4 <= min_size <= max_size <= canvas, got {self.min_size}, "
-                f"{self.max_size}, {self.canvas}"
+                "need 4 <= min_size <= max_size <= canvas, got "
+                f"{self.min_size}, {self.max_size}, {self.canvas}"
             )
 
 
@@ -129,8 +129,8 @@ class SceneData:
         )
 
     def detection_targets(self) -> list[dict[str, torch.Tensor]]:
-        """DETR-style targets: per scene ``{"labels": (K,), "boxes": (K, 4)
-        normalised cxcywh}``."""
+        """DETR-style targets: per scene
+        ``{"labels": (K,), "boxes": (K, 4) normalised cxcywh}``."""
         size = self.images.shape[-1]
         return [
             {"labels": lab, "boxes": normalised_cxcywh(box, size)}
@@ -254,10 +254,9 @@ def _place(
     """Sizes and top-left corners for items whose (estimated) ink boxes stay
     ``gap`` apart.
 
-    ``ink`` holds each item's 28x28 ink box; at size ``s`` it scales by ``s /
-    28`` (rounded outwards). Returns ``[(x, y, s), ...]`` or None after 200
-    failed draws.
-    """
+    ``ink`` holds each item's 28x28 ink box; at size ``s`` it scales by
+    ``s / 28`` (rounded outwards). Returns ``[(x, y, s), ...]`` or None after
+    200 failed draws."""
     placed, boxes = [], []
     for _ in range(200):
         if len(placed) == len(ink):
@@ -327,7 +326,8 @@ def make_scenes(
     classes = [c for c in cfg.classes if by_class[c]]
     if len(classes) < cfg.max_objects:
         raise ValueError(
-            f"the item pool has {len(classes)} classes, need {cfg.max_objects} distinct ones"
+            f"the item pool has {len(classes)} classes, need "
+            f"{cfg.max_objects} distinct ones"
         )
     images = torch.zeros(n, 1, cfg.canvas, cfg.canvas)  # (N, 1, H, W)
     labels, boxes, captions = [], [], []

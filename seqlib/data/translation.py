@@ -254,7 +254,8 @@ def generate_pairs(
     ``[min_len, max_len]``."""
     if not 1 <= min_len <= max_len:
         raise ValueError(
-            f"need 1 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}"
+            f"need 1 <= min_len <= max_len, got min_len={min_len}, "
+            f"max_len={max_len}"
         )
     rng, seen, pairs = random.Random(seed), set(), []
     for _ in range(50 * n + 1000):
@@ -440,8 +441,8 @@ class BucketBatches:
 
 
 def check_batch(batch: dict[str, torch.Tensor]) -> dict[str, int]:
-    """Validate a batch dict's shapes and dtypes; return ``{"B", "S",
-    "T"}``."""
+    """Validate a batch dict's shapes and dtypes; return
+    ``{"B", "S", "T"}``."""
     dims = expect_shape(batch["src"], ("B", "S"), name="src")
     expect_dtype(batch["src"], torch.long, name="src")
     expect_shape(batch["src_lengths"], ("B",), name="src_lengths", sizes=dims)

@@ -65,8 +65,8 @@ def render_clip(
     *,
     end_brightness: float = 1.0,
 ) -> torch.Tensor:
-    """Paste ``item`` (1, s, s) on a ``size``² canvas at row ``top +
-    round(offset)``, column ``left``.
+    """Paste ``item`` (1, s, s) on a ``size``² canvas at row
+    ``top + round(offset)``, column ``left``.
 
     The item's brightness falls linearly from 1 at the first frame to
     ``end_brightness`` at the last (a cooling ember; 1 keeps it constant).
@@ -118,7 +118,8 @@ def make_arrow_of_time(
     room = size - item_size
     if n < 2 or n % 2:
         raise ValueError(
-            f"n must be a positive even number (clips come in forward/reversed pairs), got {n}"
+            "n must be a positive even number (clips come in "
+            f"forward/reversed pairs), got {n}"
         )
     if items.dim() != 4 or items.shape[1] != 1:
         raise ValueError(
@@ -126,7 +127,8 @@ def make_arrow_of_time(
         )
     if item_labels is not None and tuple(item_labels.shape) != (len(items),):
         raise ValueError(
-            f"item_labels: expected shape ({len(items)},), got {tuple(item_labels.shape)}"
+            f"item_labels: expected shape ({len(items)},), got "
+            f"{tuple(item_labels.shape)}"
         )
     if not 0 < end_brightness <= 1:
         raise ValueError(
@@ -134,7 +136,8 @@ def make_arrow_of_time(
         )
     if not 1 <= min_drop <= room:
         raise ValueError(
-            f"min_drop must be in [1, size - item_size = {room}], got {min_drop}"
+            f"min_drop must be in [1, size - item_size = {room}], got "
+            f"{min_drop}"
         )
     g = torch.Generator().manual_seed(seed)
     small = F.interpolate(
@@ -191,6 +194,7 @@ def reverse_time(videos: torch.Tensor) -> torch.Tensor:
     taken from F − 1 − f."""
     if videos.dim() != 5:
         raise ValueError(
-            f"videos: expected shape (B, F, C, H, W), got {tuple(videos.shape)}"
+            "videos: expected shape (B, F, C, H, W), got "
+            f"{tuple(videos.shape)}"
         )
     return videos.flip(1)

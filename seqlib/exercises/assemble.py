@@ -101,7 +101,8 @@ def find_reference(nb, folder: Path = ROOT / "notebooks") -> Path:
             }:
                 return path
     raise NoReference(
-        f"no chapter in {folder} defines the exercises {labels or '(none found)'}"
+        f"no chapter in {folder} defines the exercises "
+        f"{labels or '(none found)'}"
     )
 
 
@@ -217,8 +218,8 @@ def assemble(submission, ref, ref_name: str, notes: str) -> Assembly:
             names = implemented(ref, layout, label)
             for ref_index, points in layout.checks[label]:
                 source = (
-                    f"{_GUARD}.before_check(globals(), {label!r}, {names!r}, {imports!r})\n"
-                    + ref.cells[ref_index].source
+                    f"{_GUARD}.before_check(globals(), {label!r}, {names!r}, "
+                    f"{imports!r})\n" + ref.cells[ref_index].source
                 )
                 cells.append(
                     _code(

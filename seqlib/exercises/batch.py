@@ -80,7 +80,10 @@ def grade_one(path: Path, args, record: Path) -> dict:
             "exercises": [],
             "total": 0,
             "max": None,
-            "message": f"the grader did not finish within {args.timeout + _MARGIN_S:g} s and was stopped",
+            "message": (
+                "the grader did not finish within "
+                f"{args.timeout + _MARGIN_S:g} s and was stopped"
+            ),
             "elapsed_s": round(time.monotonic() - start, 2),
         }
     if record.exists():
@@ -227,7 +230,8 @@ def run(args) -> int:
                 )
     except OSError as err:
         print(
-            f"seqlib-grade: could not write the class's files ({err.strerror or err})."
+            "seqlib-grade: could not write the class's files "
+            f"({err.strerror or err})."
         )
         return EXIT_INTERNAL
     width = max([len(r["student"]) for r in table] + [7])
@@ -237,7 +241,8 @@ def run(args) -> int:
     print(f"{'student':<{width}}  {'total':>6}  {'max':>5}  status")
     for row in table:
         print(
-            f"{row['student']:<{width}}  {row['total']:>6g}  {str(row['max']):>5}  {row['status']}"
+            f"{row['student']:<{width}}  {row['total']:>6g}  "
+            f"{str(row['max']):>5}  {row['status']}"
         )
     return EXIT_OK
 
@@ -291,7 +296,7 @@ def grade_editions(
                 e["points"] or "NotImplementedError" not in e["reason"]
             ):
                 problems.append(
-                    f"{path}: the student edition's {e['label']} scores {e['points']} "
-                    f"({e['reason'] or 'passed'})"
+                    f"{path}: the student edition's {e['label']} scores "
+                    f"{e['points']} ({e['reason'] or 'passed'})"
                 )
     return problems

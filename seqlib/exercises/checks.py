@@ -41,7 +41,8 @@ def check_shape(
     """
     if x is None or not hasattr(x, "shape"):
         raise AssertionError(
-            f"{name}: expected a tensor of shape {tuple(expected)}, got {type(x).__name__}"
+            f"{name}: expected a tensor of shape {tuple(expected)}, got "
+            f"{type(x).__name__}"
         )
     got, want = tuple(x.shape), tuple(int(d) for d in expected)
     if got != want:
@@ -60,8 +61,8 @@ def check_close(
     atol: float = 1e-6,
     name: str = "output",
 ) -> bool:
-    """Assert ``actual`` matches ``expected`` within ``atol + rtol *
-    |expected|``."""
+    """Assert ``actual`` matches ``expected`` within
+    ``atol + rtol * |expected|``."""
     a, e = _as_array(actual, name), _as_array(expected, "expected")
     if a.shape != e.shape:
         raise AssertionError(
@@ -79,9 +80,10 @@ def check_close(
         )
         where = f" at index {tuple(int(i) for i in idx)}" if idx else ""
         raise AssertionError(
-            f"{name}: values differ{where}: got {float(a[idx]):.6g}, expected {float(e[idx]):.6g} "
-            f"(|diff|={float(err[idx]):.3g} > tolerance {float(tol[idx]):.3g}; "
-            f"{int(np.sum(err > tol))} of {err.size} entries out of tolerance)"
+            f"{name}: values differ{where}: got {float(a[idx]):.6g}, expected "
+            f"{float(e[idx]):.6g} (|diff|={float(err[idx]):.3g} > tolerance "
+            f"{float(tol[idx]):.3g}; {int(np.sum(err > tol))} of {err.size} "
+            "entries out of tolerance)"
         )
     return True
 

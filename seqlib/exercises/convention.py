@@ -117,7 +117,8 @@ def _parse_exercise(cell, index: int, name: str) -> Exercise | None:
     label = _LABEL_OPT_RE.search(cell.source)
     if not label:
         raise ConventionError(
-            f"{_where(name, index)}: the exercise directive has no ':label:' option"
+            f"{_where(name, index)}: the exercise directive has no ':label:' "
+            "option"
         )
     if not LABEL_RE.match(label.group(1)):
         raise ConventionError(
@@ -149,13 +150,15 @@ def _marker_regions(source: str, where: str) -> list[tuple[int, int]]:
         if text.startswith(BEGIN_MARK):
             if begin is not None:
                 raise ConventionError(
-                    f"{where}: line {number + 1}: '{BEGIN_MARK}' inside another one"
+                    f"{where}: line {number + 1}: '{BEGIN_MARK}' inside "
+                    "another one"
                 )
             begin = number
         elif text.startswith(END_MARK):
             if begin is None:
                 raise ConventionError(
-                    f"{where}: line {number + 1}: '{END_MARK}' without '{BEGIN_MARK}'"
+                    f"{where}: line {number + 1}: '{END_MARK}' without "
+                    f"'{BEGIN_MARK}'"
                 )
             regions.append((begin, number))
             begin = None
@@ -192,18 +195,20 @@ def _solution_blocks(nb, name: str) -> list[tuple[int, int, str]]:
         if opened:
             if start is not None:
                 raise ConventionError(
-                    f"{_where(name, index)}: solution-start inside the solution "
-                    f"block opened at cell {start[0]}"
+                    f"{_where(name, index)}: solution-start inside the "
+                    f"solution block opened at cell {start[0]}"
                 )
             if not opened.group(1):
                 raise ConventionError(
-                    f"{_where(name, index)}: solution-start names no exercise label"
+                    f"{_where(name, index)}: solution-start names no exercise "
+                    "label"
                 )
             start = (index, opened.group(1))
         if closed:
             if start is None:
                 raise ConventionError(
-                    f"{_where(name, index)}: solution-end without solution-start"
+                    f"{_where(name, index)}: solution-end without "
+                    "solution-start"
                 )
             blocks.append((start[0], index, start[1]))
             start = None
@@ -225,8 +230,8 @@ def _check_points(
         )
     if not label:
         raise ConventionError(
-            f"{_where(name, index)}: check cell has no 'exercise' metadata key "
-            "naming the exercise it checks"
+            f"{_where(name, index)}: check cell has no 'exercise' metadata "
+            "key naming the exercise it checks"
         )
     if label not in labels:
         raise ConventionError(
@@ -240,16 +245,16 @@ def _check_points(
         or points <= 0
     ):
         raise ConventionError(
-            f"{_where(name, index)}: check cell 'points' must be a positive number, "
-            f"got {points!r}"
+            f"{_where(name, index)}: check cell 'points' must be a positive "
+            f"number, got {points!r}"
         )
     forbid = cell.metadata.get("forbid", [])
     if not isinstance(forbid, list) or not all(
         isinstance(n, str) and _DOTTED_RE.match(n) for n in forbid
     ):
         raise ConventionError(
-            f"{_where(name, index)}: check cell 'forbid' must be a list of dotted "
-            f'names such as ["seqlib.swin", "einops"], got {forbid!r}'
+            f"{_where(name, index)}: check cell 'forbid' must be a list of "
+            f'dotted names such as ["seqlib.swin", "einops"], got {forbid!r}'
         )
     return label, points
 
@@ -277,12 +282,14 @@ def _exercises(nb, name: str) -> list[Exercise]:
             continue
         if any(e.label == exercise.label for e in exercises):
             raise ConventionError(
-                f"{_where(name, index)}: exercise label {exercise.label} defined twice"
+                f"{_where(name, index)}: exercise label {exercise.label} "
+                "defined twice"
             )
         if chapter and int(exercise.label[2:4]) != int(chapter.group(1)):
             raise ConventionError(
                 f"{_where(name, index)}: label {exercise.label} should start "
-                f"with ex{int(chapter.group(1)):02d}- (NN is the chapter number)"
+                f"with ex{int(chapter.group(1)):02d}- (NN is the chapter "
+                "number)"
             )
         exercises.append(exercise)
     return exercises
@@ -300,8 +307,8 @@ def _check_blocks(
         for index in range(start, end + 1):
             if SOLUTION_TAG not in tags(nb.cells[index]):
                 raise ConventionError(
-                    f"{_where(name, index)}: cell inside the solution of {label} "
-                    f"lacks the '{SOLUTION_TAG}' tag"
+                    f"{_where(name, index)}: cell inside the solution of "
+                    f"{label} lacks the '{SOLUTION_TAG}' tag"
                 )
 
 
@@ -339,9 +346,10 @@ def parse(nb: nbformat.NotebookNode, name: str = "notebook") -> Layout:
         if CHECK_TAG in tags(cell):
             if index in inside or SOLUTION_TAG in tags(cell):
                 raise ConventionError(
-                    f"{_where(name, index)}: check cell tagged '{SOLUTION_TAG}' or "
-                    "inside a solution block (it would vanish from the student "
-                    "edition); move it after solution-end"
+                    f"{_where(name, index)}: check cell tagged "
+                    f"'{SOLUTION_TAG}' or inside a solution block "
+                    "(it would vanish from the student edition); move it "
+                    "after solution-end"
                 )
             label, points = _check_points(cell, index, name, labels)
             layout.checks.setdefault(label, []).append((index, points))

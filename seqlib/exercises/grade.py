@@ -154,7 +154,8 @@ class GradeReport:
         for e in self.exercises:
             status = "passed" if e.status == "passed" else e.reason
             rows.append(
-                f"{e.label:<{width}}  {e.points:>6g}  {e.max_points:>5g}  {status}"
+                f"{e.label:<{width}}  {e.points:>6g}  {e.max_points:>5g}  "
+                f"{status}"
             )
         rows.append(
             f"{'total':<{width}}  {self.total:>6g}  {self.max or 0:>5g}"
@@ -245,15 +246,17 @@ def _failure_message(
     if outcome.stop == "kernel-died":
         return (
             f"The kernel died while running {where} of {report.notebook}, so "
-            "grading stopped there; exercises whose checks had not run score 0 (not reached). "
-            "Common causes are running out of memory, os._exit or sys.exit in a cell, and a "
-            f"crash in native code.{tail}"
+            "grading stopped there; exercises whose checks had not run score "
+            "0 (not reached). Common causes are running out of memory, "
+            "os._exit or sys.exit in a cell, and a crash in native "
+            f"code.{tail}"
         )
     return (
-        f"Grading of {report.notebook} stopped at {where}: the notebook did not "
-        f"finish within the {timeout:g} s limit (or a timed-out cell could not be interrupted). "
-        "Exercises whose checks had not run score 0 (not reached). Look for an infinite loop or "
-        "a slow cell, or raise --timeout."
+        f"Grading of {report.notebook} stopped at {where}: the notebook did "
+        f"not finish within the {timeout:g} s limit (or a timed-out cell "
+        "could not be interrupted). Exercises whose checks had not run score "
+        "0 (not reached). Look for an infinite loop or a slow cell, or raise "
+        "--timeout."
     )
 
 
@@ -295,13 +298,16 @@ def grade_notebook(
         nb = _read(path)
     except OSError as err:
         report.status = "not-a-notebook"
-        report.message = f"{path} could not be read ({type(err).__name__}: {err.strerror or err})."
+        report.message = (
+            f"{path} could not be read ({type(err).__name__}: "
+            f"{err.strerror or err})."
+        )
     except Exception as err:  # nbformat raises several types for non-notebooks
         report.status = "not-a-notebook"
         report.message = (
             f"{path} is not a valid Jupyter notebook ({type(err).__name__}: "
-            f"{first_line(err)[:200]}). Nothing was run; ask for the .ipynb file "
-            "saved from Jupyter."
+            f"{first_line(err)[:200]}). Nothing was run; ask for the .ipynb "
+            "file saved from Jupyter."
         )
     if report.status == "graded":
         try:
@@ -316,18 +322,25 @@ def grade_notebook(
             report.reference = str(ref_path)
             if not parse(ref, str(ref_path)).checks:
                 raise ConventionError(
-                    f"{ref_path}: no check cells (cells tagged 'check'), nothing to grade"
+                    f"{ref_path}: no check cells (cells tagged 'check'), "
+                    "nothing to grade"
                 )
         except (ConventionError, NoReference) as err:
             report.status = "not-gradable"
             report.message = f"{err}. Nothing was run." + (
                 ""
                 if reference or own_checks
-                else " Give the chapter (or its student edition) with --reference."
+                else (
+                    " Give the chapter (or its student edition) with "
+                    "--reference."
+                )
             )
         except Exception as err:
             report.status = "not-gradable"
-            report.message = f"the reference {reference} could not be read ({type(err).__name__}: {err})."
+            report.message = (
+                f"the reference {reference} could not be read "
+                f"({type(err).__name__}: {err})."
+            )
     if report.status == "graded":
         _grade(
             report,
@@ -387,8 +400,9 @@ def _grade(
     if isinstance(outcome, str):
         report.status = "kernel-failed"
         report.message = (
-            f"The {kernel_name!r} kernel could not start ({outcome}).{tail} Nothing "
-            "was graded; check that ipykernel is installed in the grading environment."
+            f"The {kernel_name!r} kernel could not start ({outcome}).{tail} "
+            "Nothing was graded; check that ipykernel is installed in the "
+            "grading environment."
         )
         return
     report.exercises = _score(assembly, outcome)
@@ -417,9 +431,12 @@ def _grade(
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seqlib-grade",
-        description="Run submitted notebooks with the reference's check cells "
-        "and score their exercises. One notebook: a table and an exit status. Several, or --csv: "
-        "a class, graded in parallel, one CSV row per student.",
+        description=(
+            "Run submitted notebooks with the reference's check cells and "
+            "score their exercises. One notebook: a table and an exit "
+            "status. Several, or --csv: a class, graded in parallel, one CSV "
+            "row per student."
+        ),
     )
     parser.add_argument(
         "notebooks",
@@ -526,7 +543,8 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
         except OSError as err:
             print(
-                f"seqlib-grade: could not write {args.json} ({err.strerror or err})."
+                f"seqlib-grade: could not write {args.json} "
+                f"({err.strerror or err})."
             )
             return EXIT_INTERNAL
     return report.exit_code
@@ -538,8 +556,8 @@ def _remarks(report: GradeReport) -> list[str]:
     lines = []
     if report.changed_checks:
         lines.append(
-            "check cells differ from the reference (graded with the reference's): "
-            + ", ".join(report.changed_checks)
+            "check cells differ from the reference (graded with the "
+            "reference's): " + ", ".join(report.changed_checks)
         )
     lines += [f"tampering undone: {note}" for note in report.notes]
     lines += [

@@ -1,6 +1,5 @@
 """Run a notebook's code cells in a fresh kernel, under time limits, for the
 grader.
-
 Errors are allowed (one failing cell does not stop the rest); a cell past its
 limit is interrupted and the run goes on if the kernel still answers; a dead
 kernel or the whole run's limit stops it. :func:`execute` returns what happened
@@ -43,11 +42,18 @@ class Outcome:
 
 
 def first_line(text: str) -> str:
+    """The first non-blank line of ``text``, stripped (``""`` if none)."""
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     return lines[0] if lines else ""
 
 
 def cell_error(cell: nbformat.NotebookNode) -> dict | None:
+    """The first error output of an executed cell.
+
+    Returns:
+        ``{"ename": ..., "evalue": ...}`` (the first line of the message), or
+        None when the cell raised nothing.
+    """
     for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
             return {
@@ -213,6 +219,16 @@ def execute(
 
 
 def stderr_tail(handle) -> str:
+    """A sentence quoting the kernel's last stderr line, for error messages.
+
+    Args:
+        handle: the binary file the kernel's stderr was written to; lines
+            with ``WARNING`` are skipped.
+
+    Returns:
+        ``" The kernel's last message was: '...'."``, or ``""`` if there was
+        none.
+    """
     handle.seek(0)
     lines = [
         line.strip()

@@ -124,12 +124,14 @@ def before_check(
     """
     if _GUARD is not None and not _GUARD.intact:
         _note(
-            f"before the checks of {label}: builtins.__import__ had been replaced; put back"
+            f"before the checks of {label}: builtins.__import__ had been "
+            "replaced; put back"
         )
         _GUARD.install()
     for what in restore_library():
         _note(
-            f"before the checks of {label}: notebook code had replaced {what}; put back"
+            f"before the checks of {label}: notebook code had replaced "
+            f"{what}; put back"
         )
     if imports:
         for statement in ast.parse(imports).body:
@@ -157,8 +159,9 @@ def before_check(
             ]
             if changed:
                 _note(
-                    f"before the checks of {label}: notebook code had rebound {', '.join(changed)}; "
-                    "the reference's imports were run again"
+                    f"before the checks of {label}: notebook code had rebound "
+                    f"{', '.join(changed)}; the reference's imports were run "
+                    "again"
                 )
     if _GUARD is None:
         return

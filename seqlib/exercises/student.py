@@ -66,7 +66,10 @@ def stub_source(source: str, where: str = "cell") -> str:
                 lines[begin + 1].strip()[len(HINT_MARK) :].strip()
                 or DEFAULT_HINT
             )
-        stub = f"{indent}raise NotImplementedError({json.dumps(hint, ensure_ascii=False)})"
+        stub = (
+            f"{indent}raise "
+            f"NotImplementedError({json.dumps(hint, ensure_ascii=False)})"
+        )
         lines[begin : end + 1] = [stub]
     return "\n".join(lines)
 
@@ -209,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     paths = args.notebooks or _default_notebooks()
     if not paths:
         print(
-            "seqlib-student: error: no notebooks given and none found in notebooks/",
+            "seqlib-student: error: no notebooks given and none found in "
+            "notebooks/",
             file=sys.stderr,
         )
         return 1

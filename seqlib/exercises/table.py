@@ -73,8 +73,8 @@ def table_rows(paths: list[Path]) -> list[str]:
         for exercise in parse(nb, str(path)).exercises:
             title = exercise.title.replace("|", "\\|")
             rows.append(
-                f"| {chapter} | {title} (`{exercise.label}`) | {exercise.depth} "
-                f"| about {exercise.minutes} min |"
+                f"| {chapter} | {title} (`{exercise.label}`) | "
+                f"{exercise.depth} | about {exercise.minutes} min |"
             )
     return rows
 
