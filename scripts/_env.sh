@@ -12,17 +12,29 @@ TORCH_REQ="${SEQLIB_TORCH:-torch==2.13.0}"
 
 say() { printf '\n== %s\n' "$*"; }
 
-# Fashion-MNIST through the system package when we can; otherwise the loader
-# downloads it on first use (and the offline tests skip what needs it).
-if [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then
+# System packages through apt when we are root: Fashion-MNIST (otherwise the
+# loader downloads it on first use, and the offline tests skip what needs it)
+# and Debian's chromium, which the browser check of the built book drives
+# through playwright (otherwise that check and its tests are skipped).
+APT_UPDATED=
+apt_install() {  # apt_install PACKAGE WHAT-IF-NOT
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    say "installing dataset-fashion-mnist (apt)"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; } \
-      || echo "apt could not install dataset-fashion-mnist; seqlib will download Fashion-MNIST when first needed"
+    say "installing $1 (apt)"
+    { { [ -n "$APT_UPDATED" ] || apt-get update -qq; } && APT_UPDATED=1 \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null; } \
+      || echo "apt could not install $1; $2"
   else
-    echo "note: dataset-fashion-mnist not installed; seqlib will download Fashion-MNIST when first needed"
+    echo "note: $1 not installed (needs root and apt: apt-get install $1); $2"
   fi
+}
+if [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then
+  apt_install dataset-fashion-mnist "seqlib will download Fashion-MNIST when first needed"
 fi
+case "$EXTRAS" in *all* | *test*)  # the tests' extras bring playwright
+  if [ -z "${SEQLIB_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+    apt_install chromium "the browser check of the book will be skipped"
+  fi ;;
+esac
 
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV"

@@ -640,8 +640,8 @@ class Sizes:
         return dataclasses.replace(self, **overrides)
 
     def __str__(self) -> str:
-        """The fields wrapped to lines of at most 100 characters (what a
-        chapter prints)."""
+        """The fields wrapped to lines of at most 76 characters (what a
+        chapter prints; the book's output column holds about 78)."""
         import textwrap
 
         # a value's own spaces are protected, so a tuple never breaks across
@@ -652,7 +652,7 @@ class Sizes:
         )
         body = textwrap.fill(
             items,
-            100,
+            76,
             initial_indent="    ",
             subsequent_indent="    ",
             break_long_words=False,

@@ -608,3 +608,29 @@ def test_table_rows_come_from_the_directives():
         "| A minimal chapter | Column means (`ex01-column-means`) | implement | about 5 min |",
         "| A minimal chapter | Why the mean (`ex01-why-mean`) | derive | about 10 min |",
     ]
+
+
+def test_long_hint_stub_fits_79_columns_and_keeps_its_message():
+    hint = (
+        "build the (B, h, N, N) scores, fill the masked ones with the "
+        "dtype's minimum, softmax over the last axis and zero the masked rows"
+    )
+    source = (
+        "def f(x):\n    '''Doc.'''\n    # BEGIN SOLUTION\n"
+        f"    # HINT: {hint}\n    return x\n    # END SOLUTION\n"
+    )
+    stubbed = student.stub_source(source)
+    assert all(len(line) <= 79 for line in stubbed.splitlines()), stubbed
+    namespace: dict = {}
+    exec(stubbed, namespace)
+    with pytest.raises(NotImplementedError) as err:
+        namespace["f"](1)
+    assert str(err.value) == hint
+
+
+def test_student_edition_keeps_figure_alt_text():
+    cell = nbformat.v4.new_code_cell("plt.show()")
+    cell.metadata["mystnb"] = {"image": {"alt": "A line rising."}}
+    cell.metadata["secret"] = 1
+    new = student.student_cell(cell)
+    assert new.metadata == {"mystnb": {"image": {"alt": "A line rising."}}}

@@ -82,5 +82,5 @@ def test_unknown_chapter_or_profile():
 def test_printed_sizes_wrap_without_splitting_a_value():
     text = str(profiles.sizes("ch10", "full"))
     lines = text.splitlines()
-    assert lines[0] == "Ch10Sizes(" and all(len(line) <= 100 for line in lines)
+    assert lines[0] == "Ch10Sizes(" and all(len(line) <= 76 for line in lines)
     assert "classes=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)," in text  # on one line

@@ -19,6 +19,7 @@ import argparse
 import json
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -66,18 +67,42 @@ def stub_source(source: str, where: str = "cell") -> str:
                 lines[begin + 1].strip()[len(HINT_MARK) :].strip()
                 or DEFAULT_HINT
             )
-        stub = (
-            f"{indent}raise "
-            f"NotImplementedError({json.dumps(hint, ensure_ascii=False)})"
-        )
-        lines[begin : end + 1] = [stub]
+        lines[begin : end + 1] = _raise_lines(indent, hint)
     return "\n".join(lines)
 
 
+def _raise_lines(indent: str, hint: str, width: int = 79) -> list[str]:
+    """``raise NotImplementedError(hint)`` in lines of at most ``width``
+    characters where the hint allows (a long hint becomes an implicit
+    concatenation of string pieces; the message is unchanged)."""
+    one = f"{indent}raise NotImplementedError({_quote(hint)})"
+    inner = indent + "    "
+    pieces = textwrap.wrap(
+        hint,
+        max(20, width - len(inner) - 2),
+        drop_whitespace=False,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    if len(one) <= width or "".join(pieces) != hint:
+        return [one]
+    return [
+        f"{indent}raise NotImplementedError(",
+        *(f"{inner}{_quote(piece)}" for piece in pieces),
+        f"{indent})",
+    ]
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _scrub_metadata(cell: nbformat.NotebookNode) -> dict:
-    """Cell metadata of the student edition: non-solution tags, and a check's
-    exercise/points."""
+    """Cell metadata of the student edition: non-solution tags, a check's
+    exercise/points, and myst-nb's display options (a figure's alt text)."""
     kept = {}
+    if "mystnb" in cell.metadata:  # how the book shows outputs (alt text)
+        kept["mystnb"] = cell.metadata["mystnb"]
     cell_tags = [t for t in tags(cell) if t != SOLUTION_TAG]
     if cell_tags:
         kept["tags"] = cell_tags
