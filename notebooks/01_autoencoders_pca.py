@@ -50,8 +50,6 @@ from seqlib.notebook import start
 device = start("ch01")
 
 # %%
-import inspect
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -61,6 +59,7 @@ from sklearn.decomposition import PCA
 from seqlib import autoencoder as ae
 from seqlib import claims, profiles, train, viz
 from seqlib.data import FASHION_CLASSES, load_digits, load_fashion_mnist
+from seqlib.notebook import show
 from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch01")
@@ -83,10 +82,15 @@ print(cfg)
 # network cannot simply copy its input; it has to find the few directions that
 # explain most of the images. Deeper autoencoders stack layers in the encoder and
 # mirror them in the decoder, so that the output has the input's width again. The
-# seqlib version builds both halves from one list of widths:
+# seqlib version, {py:func}`seqlib.autoencoder.mlp_autoencoder`, builds both halves
+# from one list of widths:
 
 # %%
-print(inspect.getsource(ae.mlp_autoencoder))
+show(
+    ae.mlp_autoencoder,
+    "One list of widths, read forwards for the encoder and backwards for "
+    "the decoder",
+)
 
 # %%
 model = ae.mlp_autoencoder(784, k=8, hidden=(256, 64))
@@ -120,11 +124,11 @@ assert (
     and x_train.max() <= 1.0
 )
 
-# %%
+# %% mystnb={"image": {"alt": "Ten greyscale Fashion-MNIST test images in two rows of five, one per clothing class, each titled with its class name."}}
 first_of_each = [int((y_test == c).nonzero()[0]) for c in range(10)]
 viz.image_grid(
     x_test_img[first_of_each],
-    ncols=10,
+    ncols=5,
     titles=[FASHION_CLASSES[c] for c in range(10)],
     suptitle="One test image per Fashion-MNIST class",
 )
@@ -147,7 +151,7 @@ plt.show()
 # orthonormal weights, and the best one there is. The eigenvalue spectrum shows how
 # much variance each direction carries.
 
-# %%
+# %% mystnb={"image": {"alt": "The 40 largest eigenvalues of the Fashion-MNIST covariance on a log scale, falling steadily, with a dashed line between the 8th and 9th where the ratio of neighbouring eigenvalues is larger than further on."}}
 k = cfg.k
 pca_all = PCA(n_components=40).fit(x_train.numpy())
 eig = pca_all.explained_variance_
@@ -226,10 +230,14 @@ print(
 # **span the same subspace**. The right tool to compare two subspaces is the set of
 # **principal angles** between them: with orthonormal bases $Q_a$, $Q_b$ their
 # cosines are the singular values of $Q_a^\top Q_b$. All angles are zero exactly
-# when the subspaces coincide.
+# when the subspaces coincide. {py:func}`seqlib.autoencoder.principal_angles`
+# computes them:
 
 # %%
-print(inspect.getsource(ae.principal_angles))
+show(
+    ae.principal_angles,
+    "Principal angles from two QR decompositions and one SVD",
+)
 
 # %% [markdown]
 # Now train the linear autoencoder with Adam on the centred images. Centring is
@@ -281,24 +289,26 @@ hist_linear = train.fit(
 )
 linear_seconds = sum(hist_linear["seconds"])  # fit times every epoch
 
-# %%
+# %% mystnb={"image": {"alt": "Two training curves of the linear autoencoder: its excess error over PCA falls quickly in the first epochs, while the largest principal angle to the PCA subspace stays large for longer before it falls below the 5 degree line."}}
 # NBVAL_IGNORE_OUTPUT
 first_close = next(
     i for i, r in enumerate(hist_linear["mse_ratio"]) if r < 1.05
 )  # first epoch within 5%
 claims.check(
     "ch01-linear-error-close-early",
-    "The linear autoencoder's training error comes within 5% of PCA's in the first 8 epochs",
+    "The linear autoencoder's training error comes within 5% of PCA's in the "
+    "first 8 epochs",
     first_close + 1,
     "<= 8",
 )
 claims.check(
     "ch01-linear-subspace-lags-error",
-    "When its error first comes within 5% of PCA's, the linear autoencoder's subspace is still more than 20° away",
+    "When its error first comes within 5% of PCA's, the linear autoencoder's "
+    "subspace is still more than 20° away",
     hist_linear["max_angle"][first_close],
     "> 20",
 )
-fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2))
+fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
 epochs = np.arange(1, len(hist_linear.records) + 1)
 a1.semilogy(epochs, np.array(hist_linear["mse_ratio"]) - 1, "o-")
 a1.set(
@@ -318,7 +328,8 @@ plt.show()
 print(f"trained in {linear_seconds:.1f} s")
 print(
     f"first within 5% of PCA's error after epoch {first_close + 1}, "
-    f"when the largest angle was still {hist_linear['max_angle'][first_close]:.0f}°"
+    "when the largest angle was still "
+    f"{hist_linear['max_angle'][first_close]:.0f}°"
 )
 
 # %% [markdown]
@@ -337,14 +348,16 @@ ratio_train = ae.reconstruction_mse(linear, xc_train) / mse_pca_train
 ratio_test = ae.reconstruction_mse(linear, xc_test) / mse_pca_test
 claims.check(
     "ch01-linear-ae-pca-angle",
-    "The subspace a linear autoencoder learns is within 5° of the top-K principal subspace",
+    "The subspace a linear autoencoder learns is within 5° of the top-K "
+    "principal subspace",
     angles.max().item(),
     "< 5",
     flagship=True,
 )
 claims.check(
     "ch01-linear-ae-pca-mse-ratio",
-    "A linear autoencoder's training MSE is within 5% of PCA's, never below it",
+    "A linear autoencoder's training MSE is within 5% of PCA's, never below "
+    "it",
     ratio_train,
     "in [1.0, 1.05]",
     flagship=True,
@@ -364,7 +377,8 @@ print(
 # NBVAL_IGNORE_OUTPUT
 print(f"principal angles (degrees): {np.round(angles.numpy(), 2)}")
 print(
-    f"largest angle {angles.max().item():.2f}°, MSE ratio train {ratio_train:.4f}, test {ratio_test:.4f}"
+    f"largest angle {angles.max().item():.2f}°, MSE ratio train "
+    f"{ratio_train:.4f}, test {ratio_test:.4f}"
 )
 
 # %% [markdown]
@@ -379,7 +393,7 @@ print(
 # onto $\operatorname{span}(W_d)$ moves it by less than 0.01 (it is a unit vector),
 # which is the picture of "same subspace, different basis":
 
-# %%
+# %% mystnb={"image": {"alt": "The eight principal components as images, next to their projections onto the decoder's span, which look the same, and the decoder's own columns, which are different mixtures of them."}}
 wd = linear.decoder.weight.detach().double()  # (784, K)
 q, _ = torch.linalg.qr(wd)  # orthonormal basis of span(W_d)
 pcs_in_span = (
@@ -391,13 +405,15 @@ residual = (
 lengths = wd.norm(dim=0)  # (K,) lengths of the decoder's columns
 claims.check(
     "ch01-pcs-in-decoder-span",
-    "Projecting a principal component (a unit vector) onto the decoder's span moves it by less than 0.05",
+    "Projecting a principal component (a unit vector) onto the decoder's span "
+    "moves it by less than 0.05",
     residual,
     "< 0.05",
 )
 claims.check(
     "ch01-decoder-not-orthonormal",
-    "The linear autoencoder's decoder columns are far from unit length (the shortest is longer than 2)",
+    "The linear autoencoder's decoder columns are far from unit length (the "
+    "shortest is longer than 2)",
     lengths.min().item(),
     "> 2",
 )
@@ -414,10 +430,19 @@ rescaled = [
     )
     for r in rows
 ]
+half = k // 2  # two blocks of K/2 columns, so that each image stays large
 viz.reconstruction_rows(
-    rescaled,
-    ["PCA $u_i$", "$u_i$ projected\non span($W_d$)", "decoder\ncolumns"],
-    title="Principal components, their projections onto the decoder's span, and the decoder's own basis",
+    [r[:half] for r in rescaled] + [r[half:] for r in rescaled],
+    [
+        f"PCA $u_1$ to $u_{{{half}}}$",
+        "projected\non span($W_d$)",
+        f"decoder\ncolumns 1 to {half}",
+        f"PCA $u_{{{half + 1}}}$ to $u_{{{k}}}$",
+        "projected\non span($W_d$)",
+        f"decoder\ncolumns {half + 1} to {k}",
+    ],
+    title="Principal components, their projections\n"
+    "and the decoder's own basis",
 )
 plt.show()
 
@@ -456,7 +481,8 @@ print(f"{'deep AE 256-64':<22}{mse_deep_test:>10.4f}{deep_seconds:>9.1f}")
 # %%
 claims.check(
     "ch01-deep-ae-beats-pca",
-    "At the same K, the deep autoencoder's test MSE is at least 15% below PCA's (ratio deep/PCA)",
+    "At the same K, the deep autoencoder's test MSE is at least 15% below "
+    "PCA's (ratio deep/PCA)",
     mse_deep_test / mse_pca_test,
     "< 0.85",
 )
@@ -465,8 +491,9 @@ print(
     mse_deep_test < mse_pca_test,
 )
 
-# %%
-idx = first_of_each
+# %% mystnb={"image": {"alt": "Six unseen test garments and their reconstructions from an 8-number code by PCA, the linear autoencoder and the deep autoencoder, whose images are the sharpest of the three."}}
+# six of the ten classes, so that each image stays large enough to see
+idx = [first_of_each[c] for c in (0, 1, 2, 5, 8, 9)]
 viz.reconstruction_rows(
     [
         x_test_img[idx],
@@ -546,23 +573,25 @@ m_over = table[f"linear, K={cfg.overcomplete_width} (over)"][1]
 m_under = min(v[1] for name, v in table.items() if "under" in name)
 claims.check(
     "ch01-overcomplete-copies-digits",
-    "On unseen digits the over-complete autoencoder's MSE is at least 5 times lower than the best under-complete one's",
+    "On unseen digits the over-complete autoencoder's MSE is at least 5 times "
+    "lower than the best under-complete one's",
     m_under / m_over,
     "> 5",
 )
 claims.check(
     "ch01-undercomplete-fails-on-digits",
-    "Both under-complete autoencoders reconstruct digits at least 20% worse than clothes (MSE ratio digits/clothes)",
+    "Both under-complete autoencoders reconstruct digits at least 20% worse "
+    "than clothes (MSE ratio digits/clothes)",
     min(v[1] / v[0] for name, v in table.items() if "under" in name),
     "> 1.2",
 )
 print(
-    "over-complete AE reproduces digits at least 5x better than the under-complete ones:",
+    "over-complete AE reproduces digits 5x better than under-complete ones:",
     m_over * 5 < m_under,
 )
 
-# %%
-sample = digits_flat[:10]
+# %% mystnb={"image": {"alt": "Five handwritten digits, the deep under-complete autoencoder's reconstructions, which are blurred garment-like shapes, and the over-complete autoencoder's, which reproduce the digits."}}
+sample = digits_flat[:5]
 viz.reconstruction_rows(
     [
         sample.reshape(-1, 1, 28, 28),
@@ -574,7 +603,8 @@ viz.reconstruction_rows(
         f"deep AE, K={k}",
         f"over-complete\nK={cfg.overcomplete_width}",
     ],
-    title="Inputs unlike any training image: only the over-complete AE reproduces them",
+    title="Inputs unlike any training image:\n"
+    "only the over-complete AE reproduces them",
 )
 plt.show()
 
@@ -646,40 +676,46 @@ print(
 n_copied = int((missed_pcs < 0.1).sum())
 print(f"principal directions with less than 10% wrong: {n_copied} of 784")
 print(
-    f"over-complete AE: MSE on clothes {mse_over_test:.4f}, on uniform-noise images {mse_over_noise:.4f}"
+    f"over-complete AE: MSE on clothes {mse_over_test:.4f}, on uniform-noise "
+    f"images {mse_over_noise:.4f}"
 )
 
-# %%
+# %% mystnb={"image": {"alt": "For each of the 784 principal directions, ordered by variance, the fraction of its energy the over-complete map gets wrong: near 0 for the first hundred or so, rising to about 1 for the last few hundred, with the means for random directions and test images drawn as lines."}}
 claims.check(
     "ch01-overcomplete-keeps-data",
-    "The over-complete autoencoder's W_d W_e gets less than 10% of the energy of centred test images wrong",
+    "The over-complete autoencoder's W_d W_e gets less than 10% of the energy "
+    "of centred test images wrong",
     missed_data.item(),
     "< 0.1",
 )
 claims.check(
     "ch01-overcomplete-not-identity",
-    "On random directions the over-complete autoencoder's W_d W_e gets more than half of the energy wrong: "
+    "On random directions the over-complete autoencoder's W_d W_e gets more "
+    "than half of the energy wrong: "
     "it is far from the identity",
     missed_random.item(),
     "> 0.5",
 )
 claims.check(
     "ch01-overcomplete-identity-only-on-top-pcs",
-    "W_d W_e is close to the identity on the 50 leading principal directions and far from it on the last "
+    "W_d W_e is close to the identity on the 50 leading principal directions "
+    "and far from it on the last "
     "284 (mean fraction of energy wrong, last 284 minus first 50)",
     (missed_pcs[500:].mean() - missed_pcs[:50].mean()).item(),
     "> 0.5",
 )
 claims.check(
     "ch01-overcomplete-copies-some-directions",
-    "The over-complete autoencoder's W_d W_e gets less than 10% wrong on more than 50 but fewer than 300 "
+    "The over-complete autoencoder's W_d W_e gets less than 10% wrong on more "
+    "than 50 but fewer than 300 "
     "of the 784 principal directions (their number)",
     n_copied,
     "in [50, 300]",
 )
 claims.check(
     "ch01-overcomplete-fails-on-noise",
-    "The over-complete autoencoder's MSE on uniform-noise images is more than 5 times its MSE on clothes",
+    "The over-complete autoencoder's MSE on uniform-noise images is more than "
+    "5 times its MSE on clothes",
     mse_over_noise / mse_over_test,
     "> 5",
 )
@@ -736,7 +772,7 @@ plt.show()
 # noise and clips the result back to $[0, 1]$, so that it is still an image:
 # $\tilde{\mathbf{x}} = \operatorname{clip}(\mathbf{x} + \boldsymbol\epsilon, 0, 1)$,
 # $\boldsymbol\epsilon \sim \mathcal{N}(0, \sigma^2 I)$, applied pixel by pixel. This is
-# what `ae.add_noise` does by default (`clip=False` gives the unclipped
+# what {py:func}`seqlib.autoencoder.add_noise` does by default (`clip=False` gives the unclipped
 # $\mathbf{x} + \boldsymbol\epsilon$). The loss is
 #
 # $$
@@ -799,40 +835,45 @@ print(
     f"{denoise[f'PCA, K={k}'] - mse_pca_test:.4f}"
 )
 print(
-    f"share of the clipped noise's energy inside PCA's {k}-dim subspace: {noise_in_pca.item():.3f} "
-    f"(white noise: K/D = {k / 784:.3f})"
+    f"share of the clipped noise's energy inside PCA's {k}-dim subspace: "
+    f"{noise_in_pca.item():.3f}\n(white noise: K/D = {k / 784:.3f})"
 )
 
 # %%
 claims.check(
     "ch01-dae-beats-pca",
-    "On noisy test images the denoising autoencoder's error is at least 20% below PCA's (MSE ratio DAE/PCA)",
+    "On noisy test images the denoising autoencoder's error is at least 20% "
+    "below PCA's (MSE ratio DAE/PCA)",
     denoise["denoising AE"] / denoise[f"PCA, K={k}"],
     "< 0.8",
     flagship=True,
 )
 claims.check(
     "ch01-clipped-noise-in-pca-subspace",
-    "More than 5% of the clipped noise's energy lies inside PCA's K-dimensional subspace, five times the "
+    "More than 5% of the clipped noise's energy lies inside PCA's "
+    "K-dimensional subspace, five times the "
     "share K/D of white noise",
     noise_in_pca.item(),
     "> 0.05",
 )
 claims.check(
     "ch01-pca-removes-noise",
-    "PCA's projection removes more than half of the noisy input's error (MSE ratio PCA/noisy input)",
+    "PCA's projection removes more than half of the noisy input's error (MSE "
+    "ratio PCA/noisy input)",
     denoise[f"PCA, K={k}"] / denoise["noisy input itself"],
     "< 0.5",
 )
 claims.check(
     "ch01-clean-ae-worse-than-pca-on-noise",
-    "On noisy images the deep autoencoder trained on clean images does worse than PCA (MSE ratio PCA/clean AE)",
+    "On noisy images the deep autoencoder trained on clean images does worse "
+    "than PCA (MSE ratio PCA/clean AE)",
     denoise[f"PCA, K={k}"] / denoise["deep AE (clean training)"],
     "< 0.85",
 )
 claims.check(
     "ch01-dae-beats-clean-ae",
-    "On noisy images the denoising autoencoder's error is less than 60% of the clean-trained network's",
+    "On noisy images the denoising autoencoder's error is less than 60% of "
+    "the clean-trained network's",
     denoise["denoising AE"] / denoise["deep AE (clean training)"],
     "< 0.6",
 )
@@ -845,7 +886,7 @@ print(
     denoise["denoising AE"] < denoise["deep AE (clean training)"],
 )
 
-# %%
+# %% mystnb={"image": {"alt": "Six test garments, their noisy versions, and the reconstructions by PCA, the clean-trained deep autoencoder and the denoising autoencoder, whose outputs are the cleanest."}}
 viz.reconstruction_rows(
     [
         x_test_img[idx],
@@ -905,7 +946,7 @@ plt.show()
 # ```{admonition} Going further: the full profile
 # :class: tip
 # `SEQLIB_PROFILE=full` trains on all 60 000 images with longer schedules (sizes in
-# `seqlib/profiles.py`). Run it on Colab with a GPU through the launch button, or
+# {py:mod}`seqlib.profiles`). Run it on Colab with a GPU through the launch button, or
 # locally with `SEQLIB_PROFILE=full jupyter nbconvert --to notebook --execute notebooks/01_autoencoders_pca.ipynb`.
 # No full-profile run has been recorded yet; when one is, the
 # {doc}`../book/results` page will list it.
@@ -959,12 +1000,13 @@ plt.show()
 # :class: dropdown
 # ```
 
+
 # %% tags=["solution"]
 def pca_reconstruction(x: torch.Tensor, k: int) -> torch.Tensor:
     """Reconstruct the rows of ``x`` (N, D) from their top-``k`` principal
     components."""
     # BEGIN SOLUTION
-    # HINT: subtract the column mean, take Vh[:k] from torch.linalg.svd, project and add the mean back.
+    # HINT: centre, take Vh[:k] of torch.linalg.svd, project, add the mean back
     mean = x.mean(0, keepdim=True)  # (1, D)
     _, _, vh = torch.linalg.svd(
         x - mean, full_matrices=False
@@ -992,7 +1034,8 @@ for k_ in (8, 3):
         subset.mean(0),
         rtol=1e-3,
         atol=1e-4,
-        name=f"column means of pca_reconstruction(x, {k_}) (centre with the column means, add them back)",
+        name=f"column means of pca_reconstruction(x, {k_}) (centre with the "
+        "column means, add them back)",
     )
     reference = PCA(n_components=k_, svd_solver="full").fit(subset.numpy())
     expected = reference.inverse_transform(reference.transform(subset.numpy()))
@@ -1002,8 +1045,10 @@ for k_ in (8, 3):
     )
     check_true(
         mse_mine <= mse_pca * 1.001 + 1e-7,
-        f"pca_reconstruction(x, {k_}): mean squared error {mse_mine:.4g} is above PCA's {mse_pca:.4g}; "
-        f"centre with the column means and keep the {k_} directions with the largest singular values",
+        f"pca_reconstruction(x, {k_}): mean squared error {mse_mine:.4g} is "
+        f"above PCA's {mse_pca:.4g}; "
+        f"centre with the column means and keep the {k_} directions with the "
+        "largest singular values",
     )
     check_close(
         mine,
@@ -1035,12 +1080,13 @@ check_shape(
 # :class: dropdown
 # ```
 
+
 # %% tags=["solution"]
 def largest_principal_angle(a: torch.Tensor, b: torch.Tensor) -> float:
     """Largest principal angle, in degrees, between span(a) and span(b); a, b:
     (D, K)."""
     # BEGIN SOLUTION
-    # HINT: orthonormalise with torch.linalg.qr; the smallest singular value of Qa^T Qb is the cosine.
+    # HINT: QR both; the smallest singular value of Qa^T Qb is the cosine
     qa, _ = torch.linalg.qr(a.double())
     qb, _ = torch.linalg.qr(b.double())
     smallest_cosine = torch.linalg.svdvals(qa.T @ qb).min().clamp(-1, 1)
@@ -1082,7 +1128,8 @@ check_close(
 same = largest_principal_angle(a, a @ torch.randn(4, 4, generator=rng))
 check_true(
     same < 1e-3,
-    f"a basis change (a @ M) spans the same subspace: the angle should be 0°, got {same} "
+    "a basis change (a @ M) spans the same subspace: the angle should be 0°, "
+    f"got {same} "
     "(NaN? clamp the cosine to [-1, 1] before arccos)",
 )
 
@@ -1146,7 +1193,8 @@ claims.check(
 )
 claims.check(
     "ch01-k16-angle-large",
-    "With K = 16 the largest principal angle to the PCA subspace stays far above 5° (above 10°)",
+    "With K = 16 the largest principal angle to the PCA subspace stays far "
+    "above 5° (above 10°)",
     angles16.max().item(),
     "> 10",
 )
@@ -1203,8 +1251,10 @@ print("angles:", np.round(angles16.numpy(), 1))
 #
 # ```python
 # for std in [0.1, 0.3, 0.5, 0.8]:
-#     noisy = ae.add_noise(x_test, std, generator=torch.Generator().manual_seed(seed_for(5)))
-#     ...  # train a denoising AE with noise_std=std as above and record the three errors
+#     gen = torch.Generator().manual_seed(seed_for(5))
+#     noisy = ae.add_noise(x_test, std, generator=gen)
+#     ...  # train a denoising AE with noise_std=std as above,
+#     ...  # then record the three errors
 # ```
 
 # %% [markdown] tags=["solution"]

@@ -38,7 +38,9 @@
 
 # %%
 # Setup: installs seqlib on Colab; locally the README's commands already did.
-import importlib.util, subprocess, sys
+import importlib.util
+import subprocess
+import sys
 
 if importlib.util.find_spec("seqlib") is None:
     pip = [sys.executable, "-m", "pip", "install", "-q"]
@@ -49,22 +51,35 @@ from seqlib.notebook import start
 device = start("ch02")
 
 # %%
-import inspect
+import textwrap
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
 from seqlib import claims, decoding, metrics, seq2seq
 from seqlib.data import load_multi30k, translation
 from seqlib.data.translation import BucketBatches, make_batch, translation_task
+from seqlib.notebook import show
 from seqlib.profiles import sizes
 from seqlib.train import benchmark, fit, seed_everything, seed_for
 from seqlib.viz_seq import plot_bleu_by_length
 
 S = sizes("ch02")
-S
+print(S)
+
+
+def print_words(label: str, words) -> None:
+    """Print a sentence after ``label``, wrapped to the page's width."""
+    print(
+        textwrap.fill(
+            " ".join(words),
+            79,
+            initial_indent=label,
+            subsequent_indent=" " * len(label),
+        )
+    )
+
 
 # %% [markdown]
 # ## Translation is sequence to sequence
@@ -108,7 +123,7 @@ S
 # correct prefixes, needs no sampling or decoding, and obtains the loss of every
 # target position in one pass of the decoder over the reference. That pass is
 # still a loop over time: the GRU needs $s_{t-1}$ before it can compute $s_t$, so
-# the steps run one after another (`seq2seq.Decoder.forward` loops over the target
+# the steps run one after another ({py:meth}`seqlib.seq2seq.Decoder.forward` loops over the target
 # positions). Training that is parallel across the target needs a decoder without
 # recurrence, the Transformer of chapter 5. The price of teacher forcing is
 # *exposure bias*: at test time the decoder must live with its own mistakes,
@@ -131,7 +146,11 @@ S
 # references. Here is the grammar of one clause:
 
 # %%
-print(inspect.getsource(translation._clause))
+show(
+    translation._clause,
+    "One clause: the source in English order, and every correct target with "
+    "its verb last",
+)
 
 # %%
 # Random streams (seed_for): 0 and 1 generate and split the data (0 also
@@ -149,12 +168,13 @@ if S.corpus == "generated":
 else:  # the full profile: Multi30k, downloaded into the cache on first use
     data = load_multi30k()
 for pair in data.train[:3]:
-    print("source:   ", " ".join(pair.src))
+    print_words("source:    ", pair.src)
     for ref in pair.refs:
-        print("reference:", " ".join(ref))
+        print_words("reference: ", ref)
     print()
 print(
-    f"{len(data.train)} / {len(data.valid)} / {len(data.test)} pairs; vocabularies: "
+    f"{len(data.train)} / {len(data.valid)} / {len(data.test)} pairs; "
+    "vocabularies: "
     f"{len(data.src_vocab)} source, {len(data.tgt_vocab)} target tokens"
 )
 
@@ -162,7 +182,7 @@ print(
 # Every clause of every reference ends with its verb, whatever the source order;
 # the check below is the same one the tests run.
 
-# %%
+# %% mystnb={"image": {"alt": "Histogram of the source sentence lengths in the training set, spread from 3 to 40 tokens."}}
 verbs = {
     stem + end
     for _, _, stem in translation.TRANSITIVE + translation.INTRANSITIVE
@@ -201,21 +221,21 @@ plt.show()
 batch = make_batch(data.train[:2], data.src_vocab, data.tgt_vocab)
 for key, value in batch.items():
     print(f"{key:12s} {tuple(value.shape)}")
-print(
-    "tgt_in :",
-    data.tgt_vocab.itos[batch["tgt_in"][0, 0]],
-    data.tgt_vocab.decode(batch["tgt_in"][0]),
+print_words(
+    "tgt_in:  ",
+    [data.tgt_vocab.itos[batch["tgt_in"][0, 0]]]
+    + data.tgt_vocab.decode(batch["tgt_in"][0]),
 )
-print(
-    "tgt_out:",
-    data.tgt_vocab.decode(batch["tgt_out"][0]),
-    data.tgt_vocab.itos[2],
+print_words(
+    "tgt_out: ",
+    data.tgt_vocab.decode(batch["tgt_out"][0]) + [data.tgt_vocab.itos[2]],
 )
 
 # %% [markdown]
 # Padding costs decoder steps for nothing. Batches of sentences of similar length
-# (*bucketing*) waste far less than random batches: on seeds 0–2 less than 4% of
+# (*bucketing*, {py:class}`seqlib.data.translation.BucketBatches`) waste far less than random batches: on seeds 0–2 less than 4% of
 # the padding of random batches.
+
 
 # %%
 def padding_fraction(batches):
@@ -245,25 +265,27 @@ waste_bucketed, waste_random = (
 )
 claims.check(
     "ch02-bucketing-cuts-padding",
-    "Length-bucketed batches waste less than a tenth of the padding that random batches waste",
+    "Length-bucketed batches waste less than a tenth of the padding that "
+    "random batches waste",
     waste_bucketed / waste_random,
     "< 0.1",
 )
 print(
-    f"padding: {waste_random:.0%} of source positions in random batches, {waste_bucketed:.0%} when bucketed"
+    f"padding: {waste_random:.0%} of source positions in random batches, "
+    f"{waste_bucketed:.0%} when bucketed"
 )
 
 # %% [markdown]
 # ## The model
 #
-# `seqlib.seq2seq` holds both models of chapters 2 and 3. They share one decoder
+# {py:mod}`seqlib.seq2seq` holds both models of chapters 2 and 3. They share one decoder
 # step, {eq}`eq-decoder`; the *plain* decoder's context is the encoder
 # summary, fixed for the whole sentence:
 
 # %%
-print(inspect.getsource(seq2seq.Decoder._advance))
-print(inspect.getsource(seq2seq.Decoder.step))
-print(inspect.getsource(seq2seq.PlainDecoder))
+show(seq2seq.Decoder._advance)
+show(seq2seq.Decoder.step)
+show(seq2seq.PlainDecoder)
 
 # %%
 seed_everything(seed_for(0))
@@ -272,7 +294,8 @@ plain = seq2seq.plain_seq2seq(
 )
 n_params = sum(p.numel() for p in plain.parameters())
 print(
-    f"encoder output width D = {plain.encoder.out_dim}; context vector c has {plain.encoder.out_dim} numbers"
+    f"encoder output width D = {plain.encoder.out_dim}; context vector c has "
+    f"{plain.encoder.out_dim} numbers"
 )
 print(f"parameters: {n_params:,}")
 logits = plain(batch["src"], batch["src_lengths"], batch["tgt_in"])
@@ -296,7 +319,7 @@ print("logits:", tuple(logits.shape), "= (B, T, V)")
 # {cite}`pascanu2013difficulty`: when the norm of the whole gradient (all
 # parameters together) exceeds a threshold $\tau$, rescale it to norm $\tau$ and
 # keep its direction, $g \leftarrow g \cdot \min(1, \tau / \lVert g \rVert)$.
-# `seqlib.train.fit` does this with PyTorch's `clip_grad_norm_` after every
+# {py:func}`seqlib.train.fit` does this with PyTorch's `clip_grad_norm_` after every
 # backward pass when it gets `grad_clip`; this chapter and the next use
 # $\tau = 1$ (`grad_clip=1.0` below).
 #
@@ -304,7 +327,7 @@ print("logits:", tuple(logits.shape), "= (B, T, V)")
 # words as decoder input:
 
 # %%
-print(inspect.getsource(seq2seq.train_step))
+show(seq2seq.train_step)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -321,10 +344,11 @@ history = fit(
 )
 train_seconds = time.perf_counter() - t0
 print(
-    f"trained {S.epochs} epochs in {train_seconds:.0f} s; final training loss {history.last('loss'):.3f}"
+    f"trained {S.epochs} epochs in {train_seconds:.0f} s; final training loss "
+    f"{history.last('loss'):.3f}"
 )
 
-# %%
+# %% mystnb={"image": {"alt": "Training loss of the plain encoder-decoder per epoch, falling steadily over the run."}}
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.plot(range(1, len(history["loss"]) + 1), history["loss"], marker="o")
 ax.set_xlabel("epoch")
@@ -352,7 +376,7 @@ plt.show()
 # outputs (every word adds a negative term), so finished translations are compared
 # by a length-normalised score. Wu et al. {cite}`wu2016google` divide the
 # log-probability by the length penalty $\mathrm{lp}(Y) = \big((5 + |Y|)/6\big)^{\alpha}$.
-# `seqlib.decoding.beam_search` uses the simpler $\log p / T^{\alpha}$ with $\alpha = 0.7$, where $T$
+# {py:func}`seqlib.decoding.beam_search` uses the simpler $\log p / T^{\alpha}$ with $\alpha = 0.7$, where $T$
 # counts the output's words and its `<eos>`: the same idea without the offset 5.
 # Both leave the order of equally long hypotheses unchanged and differ only in how
 # strongly they reward length. The constant $6^{\alpha}$ changes no ranking, and the
@@ -361,15 +385,23 @@ plt.show()
 # translations; the $k$ unfinished ones all have the same length, and raw
 # log-probability ranks them.
 #
-# The search lives in `seqlib.decoding`, apart from any model: a model only says
+# The search lives in {py:mod}`seqlib.decoding`, apart from any model: a model only says
 # how to take one step (`decode_step`: previous word and state in, next-word
 # logits and state out) and how to follow the surviving beams (`reorder_state`).
 # The same rules (this length penalty, when an `<eos>` counts, when to stop)
 # serve this RNN, the captioner of chapter 4 and the Transformer of chapter 5.
 
 # %%
-print(inspect.getsource(decoding.beam_search))
-print(inspect.getsource(seq2seq.StepDecoding))
+show(
+    decoding.beam_search,
+    "Beam search: extend every beam by every word, keep the k best, and rank "
+    "finished outputs by their length-normalised log-probability",
+)
+show(
+    seq2seq.StepDecoding,
+    "What the RNN provides to the search: one decoding step, and its state "
+    "reordered to follow the surviving beams",
+)
 
 # %%
 test_batches = BucketBatches(
@@ -416,7 +448,8 @@ bleu_beam_few = metrics.corpus_bleu(beam_hyps, refs[: len(few)]).score
 if S.corpus == "generated":  # the smoke profile's weak model
     claims.check(
         "ch02-beam-no-better-than-greedy",
-        "On the weak smoke-profile model, beam search raises BLEU over greedy decoding by less than 1.5 points",
+        "On the weak smoke-profile model, beam search raises BLEU over greedy "
+        "decoding by less than 1.5 points",
         bleu_beam_few - bleu_greedy_few,
         "< 1.5",
     )
@@ -424,17 +457,23 @@ if S.corpus == "generated":  # the smoke profile's weak model
 # %%
 # NBVAL_IGNORE_OUTPUT
 for i in (0, 1):
-    print("source: ", " ".join(data.test[i].src))
-    print("greedy: ", " ".join(greedy_hyps[i]))
-    print("beam:   ", " ".join(beam_hyps[i]))
-    print("ref:    ", " ".join(data.test[i].refs[0]), "\n")
+    print_words("source:  ", data.test[i].src)
+    print_words("greedy:  ", greedy_hyps[i])
+    print_words("beam:    ", beam_hyps[i])
+    print_words("ref:     ", data.test[i].refs[0])
+    print()
 print(
-    f"BLEU on the first {len(few)} test sentences: greedy {bleu_greedy_few:.1f}, beam {bleu_beam_few:.1f}"
+    f"BLEU on the first {len(few)} test sentences: "
+    f"greedy {bleu_greedy_few:.1f}, beam {bleu_beam_few:.1f}"
+)
+print("time, median of the repeats (spread: (max - min) / median):")
+print(
+    f"  greedy {greedy_time.median:.2f} s ({greedy_time.spread:.0%}) "
+    f"for all {len(data.test)} sentences (batched)"
 )
 print(
-    f"time (median of the repeats, spread (max - min) / median): greedy {greedy_time.median:.2f} s "
-    f"({greedy_time.spread:.0%}) for all {len(data.test)} sentences (batched), "
-    f"beam {beam_time.median:.2f} s ({beam_time.spread:.0%}) for {len(few)} (one sentence at a time)"
+    f"  beam   {beam_time.median:.2f} s ({beam_time.spread:.0%}) "
+    f"for {len(few)} (one sentence at a time)"
 )
 
 # %% [markdown]
@@ -475,12 +514,20 @@ print(
 # $$ (eq-bleu)
 #
 # The counts are summed over the whole corpus before dividing: BLEU is a corpus
-# metric, not an average of sentence scores. Our hand-written version:
+# metric, not an average of sentence scores. Our hand-written version,
+# {py:func}`seqlib.metrics.bleu_by_hand`, with its two helpers:
 
 # %%
-print(inspect.getsource(metrics.clipped_matches))
-print(inspect.getsource(metrics.brevity_penalty))
-print(inspect.getsource(metrics.bleu_by_hand))
+show(
+    metrics.clipped_matches,
+    "Clipped n-gram matches and the n-gram total of one sentence",
+)
+show(metrics.brevity_penalty)
+show(
+    metrics.bleu_by_hand,
+    "BLEU from its definition: corpus totals of clipped n-gram counts, "
+    "geometric mean, brevity penalty",
+)
 
 # %% [markdown]
 # A worked example with two references. The hypothesis repeats "the" three times
@@ -498,10 +545,12 @@ for n in (1, 2, 3, 4):
     print(f"p_{n} = {m}/{t}")
 r = metrics.closest_ref_length(len(hyp), [len(x) for x in ex_refs])
 print(
-    f"c = {len(hyp)}, r = {r}, BP = exp(1 - {r}/{len(hyp)}) = {metrics.brevity_penalty(len(hyp), r):.4f}"
+    f"c = {len(hyp)}, r = {r}, BP = exp(1 - {r}/{len(hyp)}) = "
+    f"{metrics.brevity_penalty(len(hyp), r):.4f}"
 )
 print(
-    "no 3-gram matches: sacrebleu's default smoothing replaces p_3 = 0 by 1/(2 * 4), p_4 by 1/(4 * 3)"
+    "no 3-gram matches: sacrebleu's default smoothing replaces p_3 = 0 by "
+    "1/(2 * 4),\np_4 by 1/(4 * 3)"
 )
 mine = metrics.bleu_by_hand([hyp], [ex_refs])
 theirs = metrics.corpus_bleu([hyp], [ex_refs])
@@ -555,7 +604,7 @@ print(f"{'source length':>14s} {'sentences':>9s} {'BLEU':>6s}")
 for row in rows:
     print(f"{row['bucket']:>14s} {row['n']:>9d} {row['bleu']:>6.1f}")
 
-# %%
+# %% mystnb={"image": {"alt": "BLEU of the plain encoder-decoder for each source-length bucket, falling from the shortest sentences to the longest."}}
 fig, ax = plt.subplots(figsize=(6, 3.5))
 plot_bleu_by_length(
     ax,
@@ -580,14 +629,16 @@ if S.corpus == "generated":  # the claims are about the smoke profile's task
     )
     claims.check(
         "ch02-bleu-falls-with-length",
-        "The plain encoder-decoder's BLEU on the longest sentences is less than half its BLEU on the shortest",
+        "The plain encoder-decoder's BLEU on the longest sentences is less "
+        "than half its BLEU on the shortest",
         longest / shortest,
         "< 0.5",
         flagship=True,
     )
     claims.check(
         "ch02-bleu-falls-bucket-by-bucket",
-        "BLEU falls from each source-length bucket to the next longer one (largest step up below 0)",
+        "BLEU falls from each source-length bucket to the next longer one "
+        "(largest step up below 0)",
         max(b["bleu"] - a["bleu"] for a, b in zip(rows, rows[1:])),
         "< 0",
     )
@@ -599,7 +650,8 @@ if S.corpus == "generated":  # the claims are about the smoke profile's task
     )
     claims.check(
         "ch02-long-outputs-full-length",
-        "On the longest sentences the outputs are about as long as the references (length ratio within 15%)",
+        "On the longest sentences the outputs are about as long as the "
+        "references (length ratio within 15%)",
         long_bleu.sys_len / long_bleu.ref_len,
         "in [0.85, 1.15]",
     )
@@ -627,14 +679,15 @@ else:
 # corpus is downloaded once into the cache with SHA-256 checks:
 #
 # ```bash
-# SEQLIB_PROFILE=full jupyter nbconvert --to notebook --execute notebooks/02_seq2seq_bleu.ipynb
+# SEQLIB_PROFILE=full jupyter nbconvert --to notebook --execute \
+#     notebooks/02_seq2seq_bleu.ipynb
 # ```
 #
 # No full-profile run has been recorded yet (the {doc}`../book/results` page will
 # list one when it is made). Multi30k's sentences are short (13 words on average),
 # so expect a milder length effect than on long news sentences; the full profile's
 # buckets are finer for that reason. For a Tatoeba/Anki pair file use
-# `seqlib.data.parallel.load_tatoeba` in the data cell.
+# {py:func}`seqlib.data.parallel.load_tatoeba` in the data cell.
 
 # %% [markdown]
 # ## Exercises
@@ -646,7 +699,8 @@ else:
 # Implement `my_brevity_penalty(c, r)`, {eq}`eq-bp`, for a corpus whose
 # hypotheses have total length `c` and whose effective reference length is `r`.
 # An empty output (`c = 0`) gets penalty 0. Use `math`, not `seqlib` or a BLEU
-# library (`sacrebleu`, `nltk`). Then answer: what is the largest BLEU
+# library (`sacrebleu`, `nltk`); the check compares your function with
+# {py:func}`seqlib.metrics.brevity_penalty`. Then answer: what is the largest BLEU
 # a system can reach if every output is exactly half as long as its reference and
 # all its n-grams are correct? (depth: implement; about 10 minutes)
 # :::
@@ -662,7 +716,7 @@ import math
 
 def my_brevity_penalty(c: int, r: int) -> float:
     # BEGIN SOLUTION
-    # HINT: no penalty when the output is longer than the reference; exp(1 - r/c) otherwise.
+    # HINT: no penalty if the output is longer; exp(1 - r/c) otherwise
     if c > r:
         return 1.0
     if c == 0:
@@ -679,7 +733,7 @@ def my_brevity_penalty(c: int, r: int) -> float:
 # ```
 
 # %% exercise="ex02-brevity" forbid=["seqlib", "sacrebleu", "nltk"] tags=["check"]
-from seqlib.exercises import check_close, check_shape, check_true
+from seqlib.exercises import check_close
 
 for c, r in [(10, 8), (8, 8), (8, 10), (1, 30), (0, 5), (50, 100)]:
     try:
@@ -711,7 +765,8 @@ check_close(
 # total)` of {eq}`eq-pn` for one sentence: `total` is the number of
 # n-grams of `hyp`, and `matches` counts each of them at most as many times as
 # it occurs in the single reference where it occurs most. Use only the Python
-# standard library: not `seqlib`, `sacrebleu` or `nltk`. Why does BLEU clip by
+# standard library: not `seqlib`, `sacrebleu` or `nltk`; the check compares
+# with {py:func}`seqlib.metrics.clipped_matches`. Why does BLEU clip by
 # the *maximum over references* rather than the *sum*? (depth: implement; about
 # 15 minutes)
 # :::
@@ -729,7 +784,7 @@ def my_clipped_matches(
     hyp: list[str], refs: list[list[str]], n: int
 ) -> tuple[int, int]:
     # BEGIN SOLUTION
-    # HINT: count n-grams with collections.Counter over tuples; keep, per n-gram, its largest count in one reference.
+    # HINT: Counter over n-gram tuples; clip each at its max count in one ref
     def grams(tokens):
         return Counter(
             tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)
@@ -773,7 +828,8 @@ for hyp_, refs_, n_ in cases:
     want = metrics.clipped_matches(hyp_, refs_, n_)
     check_true(
         tuple(got) == tuple(want),
-        f"my_clipped_matches({' '.join(hyp_)!r}, n={n_}): expected {want}, got {got}",
+        f"my_clipped_matches({' '.join(hyp_)!r}, n={n_}): expected {want}, "
+        f"got {got}",
     )
 check_true(
     tuple(my_clipped_matches(*cases[0])) == (2, 7),
@@ -815,9 +871,11 @@ check_true(
 #
 # Sutskever et al. {cite}`sutskever2014sequence` found that feeding the source sentence
 # *reversed* to a unidirectional encoder made long sentences much easier. Retrain
-# the plain model with `bidirectional=False`, once on the data as they are and once
-# with every source reversed (build new `Pair`s with `src=p.src[::-1]`), and
-# compare their BLEU-by-length tables. Explain the result with the distance, in
+# the plain model ({py:func}`seqlib.seq2seq.plain_seq2seq`) with
+# `bidirectional=False`, once on the data as they are and once with every source
+# reversed (build new {py:class}`seqlib.data.translation.Pair` objects
+# with `src=p.src[::-1]`), and compare their BLEU-by-length tables
+# ({py:func}`seqlib.metrics.bleu_by_length`). Explain the result with the distance, in
 # encoder steps, between a source word and the output words that need it.
 # (depth: experiment; about 25 minutes)
 # :::
@@ -831,9 +889,11 @@ check_true(
 # ```python
 # from seqlib.data.translation import Pair, TranslationData
 # flip = lambda pairs: [Pair(p.src[::-1], p.tgt, p.refs) for p in pairs]
-# reversed_data = TranslationData.from_splits(flip(data.train), flip(data.valid), flip(data.test))
-# # train plain_seq2seq(..., bidirectional=False) on data and on reversed_data as above,
-# # then metrics.bleu_by_length(...) for each
+# reversed_data = TranslationData.from_splits(
+#     flip(data.train), flip(data.valid), flip(data.test)
+# )
+# # train plain_seq2seq(..., bidirectional=False) on data and on
+# # reversed_data as above, then metrics.bleu_by_length(...) for each
 # ```
 #
 # This notebook does not run the experiment, so what follows is a prediction with

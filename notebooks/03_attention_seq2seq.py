@@ -42,7 +42,9 @@
 
 # %%
 # Setup: installs seqlib on Colab; locally the README's commands already did.
-import importlib.util, subprocess, sys
+import importlib.util
+import subprocess
+import sys
 
 if importlib.util.find_spec("seqlib") is None:
     pip = [sys.executable, "-m", "pip", "install", "-q"]
@@ -54,7 +56,6 @@ device = start("ch03")
 
 # %%
 import copy
-import inspect
 import time
 from dataclasses import dataclass
 
@@ -65,12 +66,13 @@ import torch.nn.functional as F
 from seqlib import attention, claims, metrics, scores, seq2seq
 from seqlib.data import load_multi30k, translation
 from seqlib.data.translation import BucketBatches, make_batch, translation_task
+from seqlib.notebook import show
 from seqlib.profiles import sizes
 from seqlib.train import fit, seed_everything, seed_for
 from seqlib.viz_seq import plot_alignment, plot_bleu_by_length
 
 S = sizes("ch03")
-S
+print(S)
 
 # %% [markdown]
 # ## The context vector as a weighted sum
@@ -95,12 +97,22 @@ S
 #
 # In a batch, sentences are padded to the same length. Padding positions must get
 # **exactly zero** weight, so the softmax in {eq}`eq-attention` runs over real
-# positions only. `seqlib.scores.attend` does this once for every score function,
-# with the masked softmax of `seqlib.attention` (the same one chapter 5's layers use):
+# positions only. {py:func}`seqlib.scores.attend` does this once for every score
+# function, with {py:func}`seqlib.attention.masked_softmax` (the same masked softmax
+# that chapter 5's layers use):
 
 # %%
-print(inspect.getsource(attention.masked_softmax))
-print(inspect.getsource(scores.attend))
+show(
+    attention.masked_softmax,
+    "The masked softmax: masked scores become the most negative finite "
+    "number, and the mask zeroes their weights, so a fully masked row gives "
+    "zeros, not NaN",
+)
+show(
+    scores.attend,
+    "Attention for any score: scores, an optional bias, masked (or hard) "
+    "weights, and the weighted average of the values",
+)
 
 # %% [markdown]
 # ## Six ways to score
@@ -146,8 +158,16 @@ print(inspect.getsource(scores.attend))
 # keys only, once per sentence (for the additive score, $U_a h_j$):
 
 # %%
-print(inspect.getsource(scores.AdditiveScore))
-print(inspect.getsource(scores.LocationScore.score))
+show(
+    scores.AdditiveScore,
+    "Bahdanau's additive score: U_a h_j once per sentence in prepare, the "
+    "small tanh network in score",
+)
+show(
+    scores.LocationScore,
+    "Luong's location score: one logit per source position, from the decoder "
+    "state alone",
+)
 
 # %% [markdown]
 # Two properties checked on random inputs for every score: each weight row sums to
@@ -170,7 +190,8 @@ for name in scores.SCORES:
         and (w[1, :, 2:] == 0).all()
     )
     print(
-        f"{name:10s} context {tuple(context.shape)}  weights {tuple(w.shape)}  row sums 1, padding 0"
+        f"{name:10s} context {tuple(context.shape)}  weights "
+        f"{tuple(w.shape)}  row sums 1, padding 0"
     )
 ours, _ = scores.attend(q, k, v, score=scores.ScaledDotScore(), mask=mask)
 assert torch.allclose(
@@ -191,7 +212,11 @@ assert torch.allclose(
 # attention decoder:
 
 # %%
-print(inspect.getsource(seq2seq.AttentionDecoder))
+show(
+    seq2seq.AttentionDecoder,
+    "The attention decoder: a score function, an optional local window, and a "
+    "fresh context from the previous state at every step",
+)
 
 # %%
 if S.corpus == "generated":
@@ -219,7 +244,8 @@ test_batches = BucketBatches(
 refs = [p.refs for p in data.test]
 test_lengths = [len(p.src) for p in data.test]
 print(
-    f"{len(data.train)} training pairs, {len(data.test)} test pairs; longest source {max_src - 1} tokens"
+    f"{len(data.train)} training pairs, {len(data.test)} test pairs; longest "
+    f"source {max_src - 1} tokens"
 )
 
 
@@ -305,6 +331,7 @@ runs = {
     name: tested[short] for name, tested in by_budget.items()
 }  # every later comparison is at `short`
 
+
 # %%
 # NBVAL_IGNORE_OUTPUT
 def bleu_pair(epochs, i=None):
@@ -337,19 +364,20 @@ for i, row in enumerate(runs["plain"].rows + [None]):
         )
     )
 
-# %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
+# %% mystnb={"image": {"alt": "BLEU by source-length bucket after 3 and after 8 epochs: the plain model falls steeply with length at both budgets, while the attention model, after 8 epochs, stays nearly flat and far above it."}}
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
 for ax, epochs in zip(axes, (short, long)):
     plot_bleu_by_length(
         ax,
         {
-            "plain encoder–decoder (fixed context)": by_budget["plain"][
-                epochs
-            ].rows,
-            "attention (additive score)": by_budget["additive"][epochs].rows,
+            "plain (fixed context)": by_budget["plain"][epochs].rows,
+            "attention (additive)": by_budget["additive"][epochs].rows,
         },
         title=f"After {epochs} epochs",
     )
+axes[0].get_legend().remove()  # one legend, where the curves leave room
+axes[1].legend(loc="center right")
+axes[1].set_ylabel("")
 fig.suptitle("BLEU against source length: the bottleneck and its fix")
 plt.show()
 
@@ -381,6 +409,7 @@ plt.show()
 # model has converged after 8 epochs: it is a comparison at two budgets, and the
 # claims hold at both.
 
+
 # %%
 # NBVAL_IGNORE_OUTPUT
 def drop(run):
@@ -395,10 +424,11 @@ def share(run):
     return run.rows[-1]["bleu"] / run.rows[0]["bleu"]
 
 
-def show(*checked):
+def report(*checked):
     for c in checked:
         print(
-            f"{c.id}: {c.value:.3g} (expected {c.condition}){'' if c.held else '  DOES NOT HOLD'}"
+            f"{c.id}: {c.value:.3g} (expected "
+            f"{c.condition}){'' if c.held else '  DOES NOT HOLD'}"
         )
 
 
@@ -411,20 +441,20 @@ if (
     assert all(r["n"] >= 30 for r in plain_rows), (
         "every bucket needs enough sentences"
     )
-    show(
+    report(
         claims.check(
             "ch03-plain-falls-with-length",
             "After 3 and after 8 epochs alike, the plain model keeps less "
-            "than 30% of its shortest-sentence BLEU on the longest sentences (the larger of the two "
-            "shares)",
+            "than 30% of its shortest-sentence BLEU on the longest sentences "
+            "(the larger of the two shares)",
             max(share(P3), share(P8)),
             "< 0.3",
         ),
         claims.check(
             "ch03-plain-gains-on-short",
             "Five more epochs raise the plain model's BLEU on the shortest "
-            "sentences by more than 10 points more than on the longest (gain on shortest minus gain on "
-            "longest)",
+            "sentences by more than 10 points more than on the longest (gain "
+            "on shortest minus gain on longest)",
             drop(P8) - drop(P3),
             "> 10",
         ),
@@ -437,33 +467,33 @@ if (
         ),
         claims.check(
             "ch03-attention-keeps-larger-share",
-            "After 3 epochs the attention model keeps a larger "
-            "share of its short-sentence BLEU on the longest sentences than the plain model (difference "
-            "of the shares)",
+            "After 3 epochs the attention model keeps a larger share of its "
+            "short-sentence BLEU on the longest sentences than the plain "
+            "model (difference of the shares)",
             share(A3) - share(P3),
             "> 0.1",
         ),
         claims.check(
             "ch03-attention-falls-more-points-short-budget",
-            "After 3 epochs the attention model loses "
-            "more BLEU points from the shortest to the longest sentences than the plain model (attention's "
-            "fall minus plain's)",
+            "After 3 epochs the attention model loses more BLEU points from "
+            "the shortest to the longest sentences than the plain model "
+            "(attention's fall minus plain's)",
             drop(A3) - drop(P3),
             "> 0",
         ),
         claims.check(
             "ch03-attention-nearly-flat-long-budget",
-            "After 8 epochs the attention model keeps more than "
-            "75% of its short-sentence BLEU on the longest sentences",
+            "After 8 epochs the attention model keeps more than 75% of its "
+            "short-sentence BLEU on the longest sentences",
             share(A8),
             "> 0.75",
             flagship=True,
         ),
         claims.check(
             "ch03-attention-falls-less-long-budget",
-            "After 8 epochs the attention model loses at least 20 "
-            "BLEU points less than the plain model from the shortest to the longest sentences (plain's "
-            "fall minus attention's)",
+            "After 8 epochs the attention model loses at least 20 BLEU points "
+            "less than the plain model from the shortest to the longest "
+            "sentences (plain's fall minus attention's)",
             drop(P8) - drop(A8),
             "> 20",
             flagship=True,
@@ -509,7 +539,8 @@ formula = {
     "scaled_dot": "sᵀ h / √d",
 }
 print(
-    f"{'score':>10s} {'formula':>16s} {'score params':>12s} {'BLEU':>6s} {'BLEU ' + plain_rows[-1]['bucket']:>11s} "
+    f"{'score':>10s} {'formula':>22s} {'score params':>12s} {'BLEU':>6s} "
+    f"{'BLEU ' + plain_rows[-1]['bucket']:>11s} "
     f"{'train s':>8s}"
 )
 for name in ["plain"] + list(S.scores):
@@ -521,9 +552,11 @@ for name in ["plain"] + list(S.scores):
         else 0
     )
     print(
-        f"{name:>10s} {formula.get(name, 'c = h_S (no attention)'):>16s} {n_score:>12d} {run.bleu:>6.1f} "
+        f"{name:>10s} {formula.get(name, 'c = h_S (no attention)'):>22s} "
+        f"{n_score:>12d} {run.bleu:>6.1f} "
         f"{run.rows[-1]['bleu']:>11.1f} {run.seconds:>8.1f}"
     )
+
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -533,39 +566,41 @@ def bleu(name, longest=False):
 
 dot_family = ("dot", "general", "cosine")
 if S.corpus == "generated":
-    show(
+    report(
         claims.check(
             "ch03-every-score-beats-plain-long",
-            "After 3 epochs every attention score beats the plain "
-            "model on the longest sentences by more than 10 BLEU (the smallest gap)",
+            "After 3 epochs every attention score beats the plain model on "
+            "the longest sentences by more than 10 BLEU (the smallest gap)",
             min(bleu(n, True) for n in S.scores) - bleu("plain", True),
             "> 10",
         ),
         claims.check(
             "ch03-dot-family-beats-additive",
-            "After 3 epochs each of the dot, general and cosine scores "
-            "beats the additive score by more than 15 BLEU (the smallest gap)",
+            "After 3 epochs each of the dot, general and cosine scores beats "
+            "the additive score by more than 15 BLEU (the smallest gap)",
             min(bleu(n) for n in dot_family) - bleu("additive"),
             "> 15",
         ),
         claims.check(
             "ch03-location-beats-additive-and-scaled-dot",
-            "After 3 epochs the location score beats both "
-            "the additive and the scaled dot score (BLEU, location minus the better of the two)",
+            "After 3 epochs the location score beats both the additive and "
+            "the scaled dot score (BLEU, location minus the better of the "
+            "two)",
             bleu("location") - max(bleu("additive"), bleu("scaled_dot")),
             "> 0",
         ),
         claims.check(
             "ch03-location-trails-dot-family-long",
-            "After 3 epochs the location score trails each of the "
-            "dot, general and cosine scores on the longest sentences by more than 5 BLEU",
+            "After 3 epochs the location score trails each of the dot, "
+            "general and cosine scores on the longest sentences by more than "
+            "5 BLEU",
             min(bleu(n, True) for n in dot_family) - bleu("location", True),
             "> 5",
         ),
         claims.check(
             "ch03-additive-beats-scaled-dot",
-            "After 3 epochs the additive score beats the scaled dot "
-            "score (BLEU difference)",
+            "After 3 epochs the additive score beats the scaled dot score "
+            "(BLEU difference)",
             bleu("additive") - bleu("scaled_dot"),
             "> 0",
         ),
@@ -631,6 +666,7 @@ if S.corpus == "generated":
 # weights over the $n$ source positions (1 = uniform, 0 = all weight on one
 # word).
 
+
 # %%
 @torch.no_grad()
 def logit_stats(model):
@@ -693,49 +729,53 @@ logits = {
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(
-    f"{'model':>22s} {'var(s·h)':>9s} {'d':>4s} {'var(s·h/√d)':>12s} {'mean s_i²':>10s} {'mean h_j²':>10s} "
+    f"{'model':>22s} {'var(s·h)':>9s} {'d':>4s} {'var(s·h/√d)':>12s} "
+    f"{'mean s_i²':>10s} {'mean h_j²':>10s} "
     f"{'flatness':>9s}"
 )
 for name, st in logits.items():
     print(
-        f"{name:>22s} {st['var']:>9.3g} {st['d']:>4d} {st['var_scaled']:>12.3g} {st['q_sq']:>10.3f} "
+        f"{name:>22s} {st['var']:>9.3g} {st['d']:>4d} "
+        f"{st['var_scaled']:>12.3g} {st['q_sq']:>10.3f} "
         f"{st['k_sq']:>10.3f} {st['flatness']:>9.3f}"
     )
 untrained, scaled3, dot3 = logits.values()
 if S.corpus == "generated":
-    show(
+    report(
         claims.check(
             "ch03-scaled-logits-flat-at-start",
-            "Before training, the scaled dot logits s·h/√d have a "
-            "variance below 0.05, not the 1 that the premise of unit-variance entries promises",
+            "Before training, the scaled dot logits s·h/√d have a variance "
+            "below 0.05, not the 1 that the premise of unit-variance entries "
+            "promises",
             untrained["var_scaled"],
             "< 0.05",
         ),
         claims.check(
             "ch03-scaled-weights-uniform-at-start",
-            "Before training, the scaled dot weights are nearly "
-            "uniform (mean entropy over log n above 0.99)",
+            "Before training, the scaled dot weights are nearly uniform (mean "
+            "entropy over log n above 0.99)",
             untrained["flatness"],
             "> 0.99",
         ),
         claims.check(
             "ch03-scaled-dot-states-grow",
-            "In 3 epochs the scaled dot model's encoder states grow: the "
-            "mean square of their entries rises more than threefold (ratio trained/untrained)",
+            "In 3 epochs the scaled dot model's encoder states grow: the mean "
+            "square of their entries rises more than threefold (ratio "
+            "trained/untrained)",
             scaled3["k_sq"] / untrained["k_sq"],
             "> 3",
         ),
         claims.check(
             "ch03-scaled-logit-variance-near-one",
-            "After 3 epochs the scaled dot model's logits s·h/√d "
-            "have a variance between 0.5 and 3",
+            "After 3 epochs the scaled dot model's logits s·h/√d have a "
+            "variance between 0.5 and 3",
             scaled3["var_scaled"],
             "in [0.5, 3]",
         ),
         claims.check(
             "ch03-scaled-weights-flatter-than-dot",
-            "After 3 epochs the scaled dot weights are much "
-            "flatter than the dot weights (mean entropy over log n, scaled dot minus dot)",
+            "After 3 epochs the scaled dot weights are much flatter than the "
+            "dot weights (mean entropy over log n, scaled dot minus dot)",
             scaled3["flatness"] - dot3["flatness"],
             "> 0.4",
         ),
@@ -778,13 +818,15 @@ if S.corpus == "generated":
 # the end of its clause and adjectives move behind their noun, so a good
 # alignment leaves the diagonal exactly there. We draw the
 # weights of the score with the best BLEU in the table above.
-# `seq2seq.translate(..., return_attention=True)` returns, with each greedy
-# translation, the weights that every decoding step produced. A model's `forward`
-# returns logits only; the weights of a teacher-forced pass are read with the
-# recorder of chapter 5, `with attention.record(model) as maps: model(src,
-# lengths, tgt_in)`, where `maps.select("decoder")[0]` is the `(B, T, S)` tensor.
+# {py:func}`seqlib.seq2seq.translate`, called with `return_attention=True`,
+# returns with each greedy translation the weights that every decoding step
+# produced. A model's `forward` returns logits only; the weights of a
+# teacher-forced pass are read with the recorder of chapter 5,
+# {py:func}`seqlib.attention.record`: `with attention.record(model) as maps:
+# model(src, lengths, tgt_in)`, where `maps.select("decoder")[0]` is the `(B, T, S)` tensor.
 
-# %%
+
+# %% mystnb={"image": {"alt": "Two attention heatmaps, output words down and source words across, for a short and a longer test sentence: the bright cells follow the diagonal for nouns and articles and leave it where the verb moves to the end of its clause."}}
 def show_alignment(ax, pair, hyp, weights, title):
     """Heatmap of one translation; the <eos> row is there only if the model
     ended the sentence."""
@@ -818,7 +860,7 @@ hyps, weights = seq2seq.translate(
     return_attention=True,
 )
 fig, axes = plt.subplots(
-    1, 2, figsize=(13, 6), gridspec_kw={"width_ratios": [1, 1.7]}
+    2, 1, figsize=(7.5, 13), gridspec_kw={"height_ratios": [1, 1.6]}
 )
 for ax, i, hyp, w in zip(axes, examples, hyps, weights):
     show_alignment(
@@ -839,6 +881,7 @@ plt.show()
 # content word of the output translates; we count a hit when the largest weight
 # falls on that word or on a neighbour (a bidirectional state also describes its
 # neighbours).
+
 
 # %%
 def source_words_of(target_word: str) -> set[str]:
@@ -895,14 +938,16 @@ hit_rate = (
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(
-    f"attention peak on (or next to) the translated source word: {hit_rate:.0%} of content words"
+    "attention peak on (or next to) the translated source word: "
+    f"{hit_rate:.0%} of content words"
 )
 if S.corpus == "generated":
-    show(
+    report(
         claims.check(
             "ch03-alignment-hits",
-            "For more than 70% of the output's content words, the best score's "
-            "attention peaks on the source word they translate or on its neighbour",
+            "For more than 70% of the output's content words, the best "
+            "score's attention peaks on the source word they translate or on "
+            "its neighbour",
             hit_rate,
             "> 0.7",
         )
@@ -928,7 +973,11 @@ if S.corpus == "generated":
 # Gumbel-softmax probabilities. At test time the most likely position is taken.
 
 # %%
-print(inspect.getsource(scores.hard_weights))
+show(
+    scores.hard_weights,
+    "Hard weights: a Gumbel-max sample with the soft gradient in training "
+    "(straight-through), the most likely position at evaluation",
+)
 
 # %%
 runs["hard"] = train_and_test(attention="additive", hard=True)[short]
@@ -936,15 +985,17 @@ runs["hard"] = train_and_test(attention="additive", hard=True)[short]
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(
-    f"soft additive: BLEU {runs['additive'].bleu:.1f} (longest bucket {attn_rows[-1]['bleu']:.1f}), "
+    f"soft additive: BLEU {runs['additive'].bleu:.1f} (longest bucket "
+    f"{attn_rows[-1]['bleu']:.1f}), "
     f"{runs['additive'].seconds:.0f} s"
 )
 print(
-    f"hard additive: BLEU {runs['hard'].bleu:.1f} (longest bucket {runs['hard'].rows[-1]['bleu']:.1f}), "
+    f"hard additive: BLEU {runs['hard'].bleu:.1f} (longest bucket "
+    f"{runs['hard'].rows[-1]['bleu']:.1f}), "
     f"{runs['hard'].seconds:.0f} s"
 )
 if S.corpus == "generated":
-    show(
+    report(
         claims.check(
             "ch03-hard-beats-plain-long",
             "After 3 epochs hard attention beats the plain model on the "
@@ -954,14 +1005,14 @@ if S.corpus == "generated":
         ),
         claims.check(
             "ch03-soft-beats-hard",
-            "After 3 epochs soft additive attention beats hard additive attention "
-            "by more than 5 BLEU",
+            "After 3 epochs soft additive attention beats hard additive "
+            "attention by more than 5 BLEU",
             bleu("additive") - bleu("hard"),
             "> 5",
         ),
     )
 
-# %%
+# %% mystnb={"image": {"alt": "Attention heatmap of the hard attention model for the short test sentence: every output word puts all its weight on a single source word."}}
 i = examples[0]
 hyps, weights = seq2seq.translate(
     runs["hard"].model,
@@ -1006,7 +1057,11 @@ assert set(weights[0].unique().tolist()) <= {0.0, 1.0}
 # softmax, which renormalises Luong's product inside the window.
 
 # %%
-print(inspect.getsource(scores.LocalWindow.forward))
+show(
+    scores.LocalWindow.forward,
+    "The local-p window: the predicted centre p_t, the Gaussian prior and the "
+    "mask of the 2D + 1 positions",
+)
 
 # %%
 runs["local"] = train_and_test(
@@ -1016,15 +1071,17 @@ runs["local"] = train_and_test(
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(
-    f"global general: BLEU {runs['general'].bleu:.1f} (longest {runs['general'].rows[-1]['bleu']:.1f}), "
+    f"global general: BLEU {runs['general'].bleu:.1f} (longest "
+    f"{runs['general'].rows[-1]['bleu']:.1f}), "
     f"{runs['general'].seconds:.0f} s"
 )
 print(
     f"local-p general (D = {S.local_window}): BLEU {runs['local'].bleu:.1f} "
-    f"(longest {runs['local'].rows[-1]['bleu']:.1f}), {runs['local'].seconds:.0f} s"
+    f"(longest {runs['local'].rows[-1]['bleu']:.1f}), "
+    f"{runs['local'].seconds:.0f} s"
 )
 if S.corpus == "generated":
-    show(
+    report(
         claims.check(
             "ch03-global-beats-local",
             "After 3 epochs global attention with the general score beats "
@@ -1034,7 +1091,7 @@ if S.corpus == "generated":
         ),
     )
 
-# %%
+# %% mystnb={"image": {"alt": "Attention heatmap of the local-p model for the longer test sentence: each output word's weight lies inside a narrow window of source positions that moves along the sentence."}}
 i = examples[1]
 hyps, weights = seq2seq.translate(
     runs["local"].model,
@@ -1042,7 +1099,7 @@ hyps, weights = seq2seq.translate(
     data.tgt_vocab,
     return_attention=True,
 )
-fig, ax = plt.subplots(figsize=(8, 6))
+fig, ax = plt.subplots(figsize=(8, 8))
 show_alignment(
     ax,
     data.test[i],
@@ -1062,7 +1119,7 @@ assert (
 # on our strongly reordering pair the global model is better after 3 epochs, by
 # 21–31 BLEU on seeds 0–2 ({ref}`claims-ch03`). Notice also that this
 # implementation cannot save time: like most implementations on dense hardware,
-# `LocalWindow` still scores all $S$ positions and masks those outside the window,
+# {py:class}`seqlib.scores.LocalWindow` still scores all $S$ positions and masks those outside the window,
 # and it runs the position network at every step on top. A real saving needs
 # long sentences and code that gathers only the $2D + 1$ window positions.
 
@@ -1076,7 +1133,8 @@ assert (
 # smoke profile's generated task:
 #
 # ```bash
-# SEQLIB_PROFILE=full jupyter nbconvert --to notebook --execute notebooks/03_attention_seq2seq.ipynb
+# SEQLIB_PROFILE=full jupyter nbconvert --to notebook --execute \
+#     notebooks/03_attention_seq2seq.ipynb
 # ```
 #
 # Chapter 5 replaces the recurrent encoder and decoder with attention alone; the
@@ -1093,7 +1151,8 @@ assert (
 # Bahdanau scores $e_{tj} = v^\top \tanh(W s_t + U h_j + b)$ for a batch:
 # `query` is `(B, T, Dq)`, `keys` is `(B, S, Dk)`, `W` is `(A, Dq)`, `U` is
 # `(A, Dk)`, `b` and `v` are `(A,)`, and the result is `(B, T, S)`. Use
-# broadcasting, not Python loops, and not `seqlib`. How many multiply–adds does
+# broadcasting, not Python loops, and not `seqlib` (the check compares with
+# {py:class}`seqlib.scores.AdditiveScore`). How many multiply–adds does
 # it take per decoder step, and which part can be computed once per sentence?
 # (depth: implement; about 15 minutes)
 # :::
@@ -1103,10 +1162,11 @@ assert (
 # :class: dropdown
 # ```
 
+
 # %% tags=["solution"]
 def my_additive_scores(query, keys, W, U, b, v):
     # BEGIN SOLUTION
-    # HINT: project the query to (B, T, 1, A) and the keys to (B, 1, S, A), add, tanh, then contract with v.
+    # HINT: query to (B, T, 1, A), keys to (B, 1, S, A); add, tanh, then @ v
     q = query @ W.T  # (B, T, A)
     k = keys @ U.T + b  # (B, S, A)
     return torch.tanh(q[:, :, None, :] + k[:, None, :, :]) @ v  # (B, T, S)
@@ -1123,7 +1183,7 @@ def my_additive_scores(query, keys, W, U, b, v):
 # ```
 
 # %% exercise="ex03-additive" forbid=["seqlib"] tags=["check"]
-from seqlib.exercises import check_close, check_shape, check_true
+from seqlib.exercises import check_close, check_shape
 
 torch.manual_seed(seed_for(1))
 reference_score = scores.AdditiveScore(d_query=6, d_key=10, d_hidden=5)
@@ -1162,7 +1222,8 @@ check_close(
 # `mask` `(B, S)` (True on real tokens): each row must sum to one over the real
 # positions, padded positions must get exactly zero, and a row with no real
 # position must come out as zeros, never NaN. Write it with `torch` alone, not
-# `seqlib`. Why is filling with `-inf` before a plain softmax not enough?
+# `seqlib` (the check compares with {py:func}`seqlib.attention.masked_softmax`).
+# Why is filling with `-inf` before a plain softmax not enough?
 # (depth: implement; about 15 minutes)
 # :::
 
@@ -1171,10 +1232,11 @@ check_close(
 # :class: dropdown
 # ```
 
+
 # %% tags=["solution"]
 def my_masked_softmax(scores, mask):
     # BEGIN SOLUTION
-    # HINT: fill masked scores with a very negative *finite* number, softmax, then multiply by the mask.
+    # HINT: fill with a very negative finite number, softmax, times the mask
     mask = mask[:, None, :]  # (B, 1, S)
     filled = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
     return torch.softmax(filled, dim=-1) * mask
@@ -1213,7 +1275,8 @@ check_close(
     got[:2].sum(-1),
     torch.ones(2, 2),
     atol=1e-5,
-    name="each row sums to one over the real positions (softmax over the last axis, S)",
+    name="each row sums to one over the real positions (softmax over the last "
+    "axis, S)",
 )
 check_close(
     got,
@@ -1250,12 +1313,13 @@ check_close(
 # chapter measures what happens when they do not. The number of scores $S$ does not
 # enter the variance, which is why the factor is $\sqrt{d}$ and not $\sqrt{S}$.
 
+
 # %% tags=["solution"]
 def dot_product_moments(d: int) -> tuple[float, float]:
     """Mean and variance of q.k for q, k in R^d with independent entries of
     mean 0 and variance 1."""
     # BEGIN SOLUTION
-    # HINT: q.k is a sum of d independent products q_i k_i; what are the mean and variance of one product?
+    # HINT: q.k sums d independent products q_i k_i: mean, variance of one?
     return 0.0, float(d)
     # END SOLUTION
 
@@ -1265,7 +1329,8 @@ def dot_product_moments(d: int) -> tuple[float, float]:
 for d in (16, 256):
     dots = (torch.randn(20000, d) * torch.randn(20000, d)).sum(-1)
     print(
-        f"d = {d:3d}: variance of q.k = {dots.var():6.1f}, after scaling {(dots / d**0.5).var():.2f}"
+        f"d = {d:3d}: variance of q.k = {dots.var():6.1f}, after scaling "
+        f"{(dots / d**0.5).var():.2f}"
     )
 
 # %% [markdown] tags=["solution"]
@@ -1299,7 +1364,8 @@ check_close(
     dot_product_moments(64)[1] / dot_product_moments(16)[1],
     4.0,
     rtol=1e-6,
-    name="variance for d = 64 over variance for d = 16 (sums of independent terms: variances add)",
+    name="variance for d = 64 over variance for d = 16 (sums of independent "
+    "terms: variances add)",
 )
 
 # %% [markdown]
@@ -1323,8 +1389,12 @@ check_close(
 # %% [markdown] tags=["solution"]
 # ```python
 # from seqlib.data.translation import Pair, TranslationData
-# rev = lambda pairs: [Pair(p.src, p.src[::-1], (p.src[::-1],)) for p in pairs]
-# reversed_task = TranslationData.from_splits(rev(data.train), rev(data.valid), rev(data.test))
+# rev = lambda pairs: [
+#     Pair(p.src, p.src[::-1], (p.src[::-1],)) for p in pairs
+# ]
+# reversed_task = TranslationData.from_splits(
+#     rev(data.train), rev(data.valid), rev(data.test)
+# )
 # ```
 #
 # This notebook does not run this experiment, so here is what to expect and why,

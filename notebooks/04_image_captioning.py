@@ -57,7 +57,7 @@ device = start("ch04")
 
 # %%
 import dataclasses
-import inspect
+import math
 import textwrap
 import time
 
@@ -77,10 +77,21 @@ from seqlib import (
 from seqlib import captioning as cap
 from seqlib.data import scenes as sc
 from seqlib.data.translation import Vocab
+from seqlib.notebook import show
 from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch04")
 print(cfg)
+
+
+def print_wrapped(*parts, width: int = 79) -> None:
+    """print(), with long lines wrapped to fit the page (continuation lines
+    indented)."""
+    print(
+        textwrap.fill(
+            " ".join(str(p) for p in parts), width, subsequent_indent="    "
+        )
+    )
 
 # %% [markdown]
 # ## From one vector to regions
@@ -113,8 +124,10 @@ print(cfg)
 # and the next word is predicted from its new state, the context and the previous word:
 #
 # $$
-# \mathbf{h}_t = \operatorname{LSTM}\big([E y_{t-1}; \mathbf{c}_t], \mathbf{h}_{t-1}\big), \qquad
-# p(y_t \mid y_{<t}, \mathbf{a}) = \operatorname{softmax}\big(W_o [\mathbf{h}_t; \mathbf{c}_t; E y_{t-1}]\big),
+# \begin{aligned}
+# \mathbf{h}_t &= \operatorname{LSTM}\big([E y_{t-1}; \mathbf{c}_t], \mathbf{h}_{t-1}\big), \\
+# p(y_t \mid y_{<t}, \mathbf{a}) &= \operatorname{softmax}\big(W_o [\mathbf{h}_t; \mathbf{c}_t; E y_{t-1}]\big),
+# \end{aligned}
 # $$ (eq-caption-decoder)
 #
 # so $y_t = g(y_{t-1}, \mathbf{h}_{t-1}, \mathbf{c}_t)$: a new context at every word. The
@@ -128,22 +141,37 @@ print(cfg)
 # `einops.rearrange`:
 
 # %%
-print(inspect.getsource(cap.SmallCNN))
-print(inspect.getsource(cap.regions))
+show(
+    cap.SmallCNN,
+    "The encoder: stride-2 convolutions over the image and its two "
+    "coordinate channels",
+)
+show(cap.regions)
 
 # %% [markdown]
-# The decoder is chapter 3's decoder step (`seqlib.seq2seq.Decoder`): same
-# embedding, recurrent cell and output layer, with an LSTM, the initial state of
-# the paper, and the attention of {eq}`eq-context` over regions. Its
-# `attention` method also implements the hard variant discussed below. Its
-# `forward` returns the weights with the logits (a `CaptionOutput`), because the
-# losses below need them; under `attention.record` the same tensor is recorded as
-# the `"decoder"`'s. The losses live in `seqlib.caption_losses`, the read-outs of
-# the attention in `seqlib.caption_analysis`.
+# The decoder is chapter 3's decoder step ({py:class}`seqlib.seq2seq.Decoder`):
+# same embedding, recurrent cell and output layer, with an LSTM, the initial
+# state of the paper, and the attention of {eq}`eq-context` over regions. Its
+# {py:meth}`~seqlib.captioning.AttentionLSTMDecoder.attention` method also
+# implements the hard variant discussed below. Its
+# {py:meth}`~seqlib.captioning.AttentionLSTMDecoder.forward` returns the weights
+# with the logits (a {py:class}`~seqlib.captioning.CaptionOutput`), because the
+# losses below need them; under {py:func}`seqlib.attention.record` the same
+# tensor is recorded as the `"decoder"`'s. The losses live in
+# {py:mod}`seqlib.caption_losses`, the read-outs of the attention in
+# {py:mod}`seqlib.caption_analysis`.
 
 # %%
-print(inspect.getsource(cap.AttentionLSTMDecoder.attention))
-print(inspect.getsource(cap.AttentionLSTMDecoder.forward))
+show(
+    cap.AttentionLSTMDecoder.attention,
+    "One attention step: the soft context and weights over the regions, "
+    "Xu et al.'s gate, and the sampled region of hard attention",
+)
+show(
+    cap.AttentionLSTMDecoder.forward,
+    "Teacher forcing: a new context for every word, one LSTM step, and the "
+    "weights returned with the logits",
+)
 
 # %% [markdown]
 # ## The data: scenes with known objects
@@ -188,10 +216,10 @@ print(
 for ref in example.captions:
     print("  ", " ".join(ref))
 
-# %%
-def draw_boxes(ax, nouns, boxes, color="C1"):
-    """Outline each box (pixel x1, y1, x2, y2) on ``ax`` and label it with its
-    noun."""
+# %% mystnb={"image": {"alt": "Three generated scenes of Fashion-MNIST items on a black canvas, each item outlined by its labelled bounding box, with two reference captions above each scene."}}
+def draw_boxes(ax, nouns, boxes, color="C1", labels=True):
+    """Outline each box (pixel x1, y1, x2, y2) on ``ax`` and, if ``labels``,
+    label it with its noun."""
     for noun, (x1, y1, x2, y2) in zip(nouns, boxes.tolist()):
         ax.add_patch(
             mpatches.Rectangle(
@@ -203,18 +231,44 @@ def draw_boxes(ax, nouns, boxes, color="C1"):
                 lw=1.2,
             )
         )
-        ax.text(x1, y1 - 1, noun, color=color, fontsize=7, va="bottom")
+        if labels and y1 >= 6:
+            ax.text(x1, y1 - 1, noun, color=color, fontsize=7, va="bottom")
+        elif labels:  # no room above the box: inside, on a dark ground
+            ax.text(
+                x1 + 0.5,
+                y1,
+                noun,
+                color=color,
+                fontsize=7,
+                va="top",
+                bbox={"facecolor": "black", "edgecolor": "none", "pad": 1},
+            )
 
 
-fig, axes = plt.subplots(1, 5, figsize=(13, 3.4))
-for ax, i in zip(axes, range(5)):
+def wrapped(words, width, lead=""):
+    """A caption as text after ``lead``, wrapped to ``width`` characters
+    (continuation lines indented)."""
+    return textwrap.fill(
+        lead + " ".join(words), width, subsequent_indent="    "
+    )
+
+
+fig, axes = plt.subplots(1, 3, figsize=(6.8, 3.6))
+for ax, i in zip(axes, range(3)):
     s = train_scenes[i]
     ax.imshow(s.image[0], cmap="gray", vmin=0, vmax=1)
     draw_boxes(ax, s.nouns, s.boxes)
-    ax.set_title("\n".join(" ".join(c) for c in s.captions[:2]), fontsize=7)
+    ax.set_title(
+        "\n".join(
+            wrapped(c, 34, f"{k + 1}: ") for k, c in enumerate(s.captions[:2])
+        ),
+        fontsize=7,
+        loc="left",
+    )
     ax.set(xlabel="x (pixels)", ylabel="y (pixels)" if i == 0 else None)
 fig.suptitle(
-    "Generated scenes with their boxes and two of their reference captions"
+    "Generated scenes with their boxes and two of their reference captions",
+    fontsize=10,
 )
 plt.show()
 
@@ -252,7 +306,8 @@ assert inside and consistent and (counts > 0).all()
 # %% [markdown]
 # ## The model and its shapes
 #
-# The vocabulary comes from the training captions (chapter 2's `Vocab`, with
+# The vocabulary comes from the training captions (chapter 2's
+# {py:class}`~seqlib.data.translation.Vocab`, with
 # `<pad>`, `<bos>`, `<eos>` and `<unk>`). A 48×48 canvas and three stride-2 layers
 # give a 6×6 grid: $N = 36$ regions of $C = 64$ channels, each covering an 8×8
 # patch of the canvas.
@@ -280,7 +335,7 @@ with attention.record(
 ) as maps:  # the recorder of chapter 5 sees the decoder's weights too
     out = probe(batch["images"], batch["tgt_in"])
 assert maps.names == ["decoder"] and torch.equal(maps[0], out.weights)
-print("vocabulary:", len(vocab), "words:", vocab.itos[4:])
+print_wrapped("vocabulary:", len(vocab), "words:", " ".join(vocab.itos[4:]))
 print(
     "images",
     tuple(batch["images"].shape),
@@ -333,7 +388,11 @@ assert torch.allclose(out.weights.sum(-1), torch.ones(out.weights.shape[:2]))
 # and measure what the penalty does to its attention and captions.
 
 # %%
-print(inspect.getsource(caption_losses.doubly_stochastic_penalty))
+show(
+    caption_losses.doubly_stochastic_penalty,
+    "The penalty: each region's weight summed over the words, padded steps "
+    "left out, then the squared distance from one",
+)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -377,12 +436,13 @@ def soft_step(model, b):
 soft, soft_hist, soft_seconds = train_captioner(
     model_cfg, soft_step, cfg.epochs, "soft"
 )
-print(
+print_wrapped(
     f"soft attention: {soft_seconds:.0f} s; cross-entropy per epoch:",
     [round(v, 3) for v in soft_hist["ce"]],
 )
-print(
-    f"doubly stochastic penalty per epoch (weight lambda = {cfg.lam_ds} in the loss):",
+print_wrapped(
+    "doubly stochastic penalty per epoch",
+    f"(weight lambda = {cfg.lam_ds} in the loss):",
     [round(v, 2) for v in soft_hist["ds"]],
 )
 
@@ -425,7 +485,11 @@ print(
 # the most likely region.
 
 # %%
-print(inspect.getsource(caption_losses.hard_attention_loss))
+show(
+    caption_losses.hard_attention_loss,
+    "REINFORCE for hard attention: cross-entropy for the words, the "
+    "baseline-corrected score-function term for the sampler, an entropy bonus",
+)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -448,13 +512,13 @@ hard, hard_hist, hard_seconds = train_captioner(
     cfg.hard_epochs,
     "hard",
 )
-print(
+print_wrapped(
     f"hard attention: {hard_seconds:.0f} s; cross-entropy per epoch:",
     [round(v, 3) for v in hard_hist["ce"]],
 )
-print("reward per epoch:", [round(v, 3) for v in hard_hist["reward"]])
+print_wrapped("reward per epoch:", [round(v, 3) for v in hard_hist["reward"]])
 
-# %%
+# %% mystnb={"image": {"alt": "Training cross-entropy per word against the epoch for the soft-attention and the hard-attention captioners."}}
 fig, ax = plt.subplots(figsize=(6, 3))
 ax.plot(
     range(1, len(soft_hist["ce"]) + 1),
@@ -483,8 +547,8 @@ same_epoch = len(
 )  # compare the two models after the same number of epochs
 soft_ahead = claims.check(
     "ch04-soft-learns-faster",
-    f"After {same_epoch} epochs the soft model's training "
-    "cross-entropy is lower than the hard model's (hard minus soft, nats per word)",
+    f"After {same_epoch} epochs the soft model's training cross-entropy is "
+    "lower than the hard model's (hard minus soft, nats per word)",
     hard_hist["ce"][same_epoch - 1] - soft_hist["ce"][same_epoch - 1],
     "> 0",
 )
@@ -493,7 +557,8 @@ print(
     hard_learns.held,
 )
 print(
-    f"after {same_epoch} epochs the soft model's cross-entropy is the lower one:",
+    f"after {same_epoch} epochs the soft model's cross-entropy is the lower "
+    "one:",
     soft_ahead.held,
 )
 
@@ -501,10 +566,13 @@ print(
 # ## Captions for unseen scenes, and BLEU
 #
 # Decoding reuses chapter 2's search: greedy (batched) and beam search
-# (`seqlib.decoding.beam_search`, here with the width from the profile), with the
-# same rules as for translation. The captioner only provides the steps:
-# `start_decoding(images)` encodes the images and prepares the regions, and
-# `decode_step` / `reorder_state` are the translation model's.
+# ({py:func}`seqlib.decoding.beam_search`, here with the width from the
+# profile), with the same rules as for translation. The captioner only provides
+# the steps: {py:meth}`~seqlib.captioning.Captioner.start_decoding` encodes the
+# images and prepares the regions, and
+# {py:meth}`~seqlib.seq2seq.StepDecoding.decode_step` /
+# {py:meth}`~seqlib.seq2seq.StepDecoding.reorder_state` are the translation
+# model's.
 # BLEU-$n$ is the brevity penalty times the geometric mean of the modified
 # $1..n$-gram precisions, computed by sacrebleu against *all* references of a
 # scene; captioning papers report BLEU-1 to BLEU-4.
@@ -548,15 +616,15 @@ beam_row = table[f"soft, beam {cfg.beam_size}"]
 bleu_claims = [
     claims.check(
         "ch04-soft-bleu",
-        "The soft-attention captioner reaches BLEU-4 above 30 on unseen test scenes "
-        "(greedy decoding)",
+        "The soft-attention captioner reaches BLEU-4 above 30 on unseen test "
+        "scenes (greedy decoding)",
         table["soft, greedy"]["BLEU-4"],
         "> 30",
     ),
     claims.check(
         "ch04-hard-bleu",
-        "The hard-attention captioner reaches BLEU-4 above 15 on unseen test scenes "
-        "(greedy decoding)",
+        "The hard-attention captioner reaches BLEU-4 above 15 on unseen test "
+        "scenes (greedy decoding)",
         table["hard, greedy"]["BLEU-4"],
         "> 15",
     ),
@@ -578,7 +646,7 @@ bleu_claims = [
 for c in bleu_claims:
     print(f"{c.id}: {c.held}")
 
-# %%
+# %% mystnb={"image": {"alt": "Six unseen test scenes, each with the captions written by the soft and the hard model and one reference caption below it."}}
 fig, axes = plt.subplots(2, 3, figsize=(7.5, 8.8), layout="constrained")
 for ax, i in zip(axes.flat, range(6)):
     s = test_scenes[i]
@@ -609,19 +677,23 @@ plt.show()
 #
 # For each generated word we upsample its attention $\alpha_t$ from the
 # region grid to the canvas and overlay it on the image, one panel per word, as in
-# Xu et al.'s figures. The box of every object the caption names is outlined.
+# Xu et al.'s figures (seven to a row; a longer caption continues on the next
+# row). The box of every object the caption names is outlined.
 
-# %%
+# %% mystnb={"image": {"alt": "For one test scene, the soft and the hard model's generated captions, one panel per word showing the canvas with that word's attention overlaid and the named object's box outlined in cyan."}}
 # NBVAL_IGNORE_OUTPUT
 # (the figure's size, printed in its text form, follows the lengths of the
 # generated captions)
-def attention_row(axes, scene, words, weights, title):
-    """One panel per generated word: the canvas with that word's attention
-    overlaid (bilinear)."""
+PER_ROW = 7  # panels per row: a long caption continues on the next row
+
+
+def attention_rows(axes, scene, words, weights, label):
+    """One panel per generated word, ``PER_ROW`` to a row of ``axes``: the
+    canvas with that word's attention overlaid (bilinear)."""
     maps = caption_analysis.upsample_attention(
         weights, grid, (H, W), mode="bilinear"
     )  # (T, H, W)
-    for ax, t in zip(axes, range(len(axes))):
+    for t, ax in enumerate(axes.flat):
         ax.axis("off")
         if t >= len(words):
             continue
@@ -634,48 +706,55 @@ def attention_row(axes, scene, words, weights, title):
         )
         if words[t] in scene.nouns:
             k = scene.nouns.index(words[t])
-            draw_boxes(ax, [words[t]], scene.boxes[k : k + 1], color="cyan")
+            draw_boxes(
+                ax,
+                [words[t]],
+                scene.boxes[k : k + 1],
+                color="cyan",
+                labels=False,
+            )
         ax.set_title(words[t], fontsize=9)
-    axes[0].text(
-        -0.15,
-        0.5,
-        title,
-        transform=axes[0].transAxes,
-        rotation=90,
-        va="center",
-        ha="right",
-    )
+    for row in axes:
+        row[0].text(
+            -0.12,
+            0.5,
+            label,
+            transform=row[0].transAxes,
+            rotation=90,
+            va="center",
+            ha="right",
+        )
 
 
-shown = [i for i in range(len(test_scenes)) if len(test_scenes[i].nouns) == 3][
-    :2
-]
-n_panels = max(
-    len(c)
-    for c in [soft_caps[i] for i in shown] + [hard_caps[i] for i in shown]
-)
-fig, axes = plt.subplots(
-    2 * len(shown), n_panels, figsize=(1.3 * n_panels, 1.55 * 2 * len(shown))
-)
-for row, i in enumerate(shown):
-    attention_row(
-        axes[2 * row],
-        test_scenes[i],
-        soft_caps[i],
-        soft_attn[i],
-        f"soft, scene {i}",
+def attention_figure(i):
+    """Scene ``i``: the soft model's caption, then the hard model's, one
+    panel per word."""
+    scene = test_scenes[i]
+    models = [("soft", soft_caps[i], soft_attn[i])]
+    models.append(("hard", hard_caps[i], hard_attn[i]))
+    rows = [math.ceil(len(words) / PER_ROW) for _, words, _ in models]
+    fig, axes = plt.subplots(
+        sum(rows), PER_ROW, figsize=(6.8, 0.5 + 1.1 * sum(rows)), squeeze=False
     )
-    attention_row(
-        axes[2 * row + 1],
-        test_scenes[i],
-        hard_caps[i],
-        hard_attn[i],
-        f"hard, scene {i}",
+    first = 0
+    for (label, words, weights), n_rows in zip(models, rows):
+        block = axes[first : first + n_rows]
+        attention_rows(block, scene, words, weights, label)
+        first += n_rows
+    fig.suptitle(
+        f"Test scene {i}: attention for each generated word\n"
+        "(brighter = more weight; cyan box = the object named)",
+        fontsize=10,
     )
-fig.suptitle(
-    "Attention for each generated word (brighter = more weight; cyan box = the object named)"
-)
-plt.show()
+    plt.show()
+
+
+shown = [i for i in range(len(test_scenes)) if len(test_scenes[i].nouns) == 3]
+attention_figure(shown[0])
+
+# %% mystnb={"image": {"alt": "The same per-word attention panels for a second test scene with three objects, for the soft and the hard model."}}
+# NBVAL_IGNORE_OUTPUT
+attention_figure(shown[1])
 
 # %% [markdown]
 # ## The check no figure does: attention mass inside the named object
@@ -690,7 +769,11 @@ plt.show()
 # distribution $\alpha_t$ and the one region it actually reads at test time.
 
 # %%
-print(inspect.getsource(caption_analysis.attention_on_named_objects))
+show(
+    caption_analysis.attention_on_named_objects,
+    "For each generated word that names an object: the attention mass inside "
+    "its box, and the box's share of the image as chance",
+)
 
 
 # %%
@@ -734,25 +817,34 @@ checks = {
 # NBVAL_IGNORE_OUTPUT
 for name, c in checks.items():
     print(
-        f"{name}: {c['nouns']} nouns name a present object ({c['absent']} name an absent one); "
-        f"mean attention in box {c['mass']:.3f} vs chance {c['chance']:.3f} "
-        f"= {c['ratio']:.1f}x; above chance for {100 * c['above']:.0f}% of the nouns"
+        f"{name}: {c['nouns']} nouns name a present object "
+        f"({c['absent']} name an absent one)"
     )
+    print(
+        f"    mean attention in box {c['mass']:.3f} vs chance "
+        f"{c['chance']:.3f} = {c['ratio']:.1f}x"
+    )
+    print(f"    above chance for {100 * c['above']:.0f}% of the nouns")
 
-# %%
-fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
+# %% mystnb={"image": {"alt": "Three scatter plots, one per model, of the attention mass inside a named object's box against the box's share of the canvas, with a dashed chance line where the two are equal."}}
+fig, axes = plt.subplots(1, 3, figsize=(6.8, 3.2), sharex=True, sharey=True)
+top = max(float(c["raw"][0].max()) for c in checks.values())  # mass
+edge = 1.1 * max(float(c["raw"][1].max()) for c in checks.values())  # share
 for ax, (name, c) in zip(axes, checks.items()):
     mass, chance = c["raw"]
-    ax.scatter(chance, mass, s=8, alpha=0.5)
-    ax.plot(
-        [0, 0.3], [0, 0.3], "k--", lw=1, label="chance (uniform attention)"
+    ax.scatter(chance, mass, s=6, alpha=0.5)
+    ax.plot([0, edge], [0, edge], "k--", lw=1)
+    ax.set_title(
+        f"{name}\nmean {c['mass']:.2f}, chance {c['chance']:.2f}", fontsize=9
     )
-    ax.set(
-        title=f"{name}: mean {c['mass']:.2f} vs chance {c['chance']:.2f}",
-        xlabel="box's share of the canvas (chance)",
-        ylabel="attention mass inside the box",
-    )
-    ax.legend(loc="upper left")
+    ax.set(xlim=(0, edge), ylim=(-0.02, 1.05 * top))
+axes[0].set_ylabel("attention mass inside the box")
+fig.supxlabel("box's share of the canvas (chance)", fontsize=10)
+fig.suptitle(
+    "Attention in the named object's box, one dot per noun "
+    "(dashed line: chance)",
+    fontsize=10,
+)
 plt.show()
 
 # %%
@@ -768,7 +860,8 @@ box_claims = [
     claims.check(
         "ch04-soft-attention-in-box",
         "For a generated noun, soft attention puts more than twice the "
-        "chance mass inside the box of the object it names (mean mass / mean box share)",
+        "chance mass inside the box of the object it names (mean mass / mean "
+        "box share)",
         soft_check["ratio"],
         "> 2",
         flagship=True,
@@ -782,22 +875,24 @@ box_claims = [
     ),
     claims.check(
         "ch04-hard-alpha-flat",
-        "The hard model's attention distribution puts only a little more than the "
-        "chance mass in the named box (between 1 and 2 times chance)",
+        "The hard model's attention distribution puts only a little more "
+        "than the chance mass in the named box (between 1 and 2 times chance)",
         hard_check["ratio"],
         "in [1, 2]",
     ),
     claims.check(
         "ch04-hard-read-in-box",
         "The single region the hard model reads for a noun lies in the named "
-        "object's box more than 1.5 times as often as chance (mean mass / mean box share)",
+        "object's box more than 1.5 times as often as chance (mean mass / "
+        "mean box share)",
         read_check["ratio"],
         "> 1.5",
     ),
     claims.check(
         "ch04-hard-read-beats-alpha",
         "The region the hard model reads lands in the named box more often "
-        "than its attention distribution's mass there suggests (ratio of the two in-box ratios)",
+        "than its attention distribution's mass there suggests (ratio of the "
+        "two in-box ratios)",
         read_check["ratio"] / hard_check["ratio"],
         "> 1.3",
     ),
@@ -827,8 +922,12 @@ noun_precision = {
 # NBVAL_IGNORE_OUTPUT
 for name, (ok, stated) in rel.items():
     print(
-        f"{name}: nouns naming a present object {100 * noun_precision[name]:.0f}%; "
-        f"stated relations that are true {100 * ok / max(stated, 1):.0f}% ({ok} of {stated})"
+        f"{name}: nouns naming a present object "
+        f"{100 * noun_precision[name]:.0f}%"
+    )
+    print(
+        f"    stated relations that are true "
+        f"{100 * ok / max(stated, 1):.0f}% ({ok} of {stated})"
     )
 
 # %%
@@ -848,8 +947,8 @@ what_where = [
     ),
     claims.check(
         "ch04-relations-weak",
-        "Fewer than half of the relations the soft model states are true of the "
-        "boxes",
+        "Fewer than half of the relations the soft model states are true of "
+        "the boxes",
         relation_true["soft"],
         "< 0.5",
     ),
@@ -892,7 +991,11 @@ for c in what_where:
 # the four, chosen in hindsight).
 
 # %%
-print(inspect.getsource(caption_analysis.relation_baselines))
+show(
+    caption_analysis.relation_baselines,
+    "Every stated relation scored against the boxes, with the random-word and "
+    "the same-word baselines",
+)
 
 # %%
 scene_list = [test_scenes[i] for i in range(len(test_scenes))]
@@ -905,14 +1008,17 @@ rel_base = {
 # NBVAL_IGNORE_OUTPUT
 def print_relations(name, r):
     print(
-        f"{name}: {r['stated']} relations stated, {r['present']} of them between two objects in the scene"
+        f"{name}: {r['stated']} relations stated, {r['present']} of them "
+        "between two objects in the scene"
     )
     print(
-        f"    true: {100 * r['true']:.0f}% | random word: {100 * r['random']:.0f}% | "
+        f"    true: {100 * r['true']:.0f}% | "
+        f"random word: {100 * r['random']:.0f}% | "
         f"best single word (hindsight): {100 * r['best_fixed']:.0f}%"
     )
     print(
-        f"    between two present objects, true: {100 * r['true_if_present']:.0f}% | "
+        "    between two present objects, true: "
+        f"{100 * r['true_if_present']:.0f}% | "
         f"random word: {100 * r['random_if_present']:.0f}%"
     )
 
@@ -932,15 +1038,16 @@ chance_claims = [
     claims.check(
         "ch04-relations-near-chance",
         "The soft model's stated relations are true at most 6 points more "
-        "often than a random relation word for the same two nouns would be (true minus random fraction)",
+        "often than a random relation word for the same two nouns would be "
+        "(true minus random fraction)",
         rel_base["soft"]["true"] - rel_base["soft"]["random"],
         "< 0.06",
     ),
     claims.check(
         "ch04-relations-near-chance-present",
-        "Among stated relations between two objects in the scene, "
-        "the soft model's are true at most 10 points more often than random relation words "
-        "(true minus random fraction)",
+        "Among stated relations between two objects in the scene, the soft "
+        "model's are true at most 10 points more often than random relation "
+        "words (true minus random fraction)",
         rel_base["soft"]["true_if_present"]
         - rel_base["soft"]["random_if_present"],
         "< 0.1",
@@ -984,13 +1091,14 @@ for c in chance_claims:
 # The lecture's first captioner has no attention: the CNN's map is mean-pooled
 # into one vector $\bar{\mathbf{a}}$, which gives the initial state and is the
 # context at every step, $\mathbf{c}_t = \bar{\mathbf{a}}$
-# (`PooledLSTMDecoder`: the same LSTM and output layer, with a uniform
+# ({py:class}`~seqlib.captioning.PooledLSTMDecoder`: the same LSTM and output
+# layer, with a uniform
 # $\alpha_{ti} = 1/N$ that never changes). We train it on the same scenes, with the
 # same batches, epochs and learning rate as the soft model, and score it the same
 # way.
 
 # %%
-print(inspect.getsource(cap.PooledLSTMDecoder.attention))
+show(cap.PooledLSTMDecoder.attention)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -1002,8 +1110,9 @@ pooled, pooled_hist, pooled_seconds = train_captioner(
     cfg.epochs,
     "pooled",
 )
-print(
-    f"pooled vector, no attention: {pooled_seconds:.0f} s; cross-entropy per epoch:",
+print_wrapped(
+    f"pooled vector, no attention: {pooled_seconds:.0f} s;",
+    "cross-entropy per epoch:",
     [round(v, 3) for v in pooled_hist["ce"]],
 )
 
@@ -1041,7 +1150,8 @@ results = {
 
 
 def print_results(results):
-    cols = [
+    """One column per model, one row per measure."""
+    measures = [
         "BLEU-4",
         "nouns present",
         "relations true",
@@ -1050,16 +1160,12 @@ def print_results(results):
         "penalty",
         "largest s_i",
     ]
-    print(f"{'':24s}" + "".join(f"{k:>15s}" for k in cols))
-    for name, row in results.items():
+    print(f"{'':14s}" + "".join(f"{name:>22s}" for name in results))
+    for k in measures:
+        digits = 2 if k in ("BLEU-4", "penalty") else 3
         print(
-            f"{name:24s}"
-            + "".join(
-                f"{row[k]:15.2f}"
-                if k in ("BLEU-4", "penalty")
-                else f"{row[k]:15.3f}"
-                for k in cols
-            )
+            f"{k:14s}"
+            + "".join(f"{row[k]:22.{digits}f}" for row in results.values())
         )
 
 
@@ -1078,22 +1184,24 @@ att, pool = results["soft (attention)"], results["pooled (no attention)"]
 pooled_claims = [
     claims.check(
         "ch04-pooled-bleu",
-        "The pooled captioner without attention also reaches BLEU-4 above 40 on unseen "
-        "test scenes (greedy decoding)",
+        "The pooled captioner without attention also reaches BLEU-4 above 40 "
+        "on unseen test scenes (greedy decoding)",
         pool["BLEU-4"],
         "> 40",
     ),
     claims.check(
         "ch04-attention-lower-ce",
-        "With the same budget, the soft-attention captioner ends training with "
-        "a lower cross-entropy than the pooled one (pooled minus soft, nats per word, last epoch)",
+        "With the same budget, the soft-attention captioner ends training "
+        "with a lower cross-entropy than the pooled one (pooled minus soft, "
+        "nats per word, last epoch)",
         pooled_hist["ce"][-1] - soft_hist["ce"][-1],
         "> 0.01",
     ),
     claims.check(
         "ch04-attention-more-present-nouns",
-        "With attention, more than 2 points more of the generated "
-        "nouns name an object in the scene than with the pooled vector (soft minus pooled)",
+        "With attention, more than 2 points more of the generated nouns name "
+        "an object in the scene than with the pooled vector (soft minus "
+        "pooled)",
         att["nouns present"] - pool["nouns present"],
         "> 0.02",
     ),
@@ -1106,8 +1214,9 @@ pooled_claims = [
     ),
     claims.check(
         "ch04-pooled-relations-near-chance",
-        "The pooled captioner's stated relations are also true at most "
-        "6 points more often than random relation words for the same two nouns (true minus random)",
+        "The pooled captioner's stated relations are also true at most 6 "
+        "points more often than random relation words for the same two nouns "
+        "(true minus random)",
         pool["relations true"] - pool["random word"],
         "< 0.06",
     ),
@@ -1159,17 +1268,15 @@ def soft_step_ds(model, b):
 soft_ds, soft_ds_hist, ds_seconds = train_captioner(
     model_cfg, soft_step_ds, cfg.epochs, "soft, lambda > 0"
 )
-print(
-    f"soft attention, lambda = {lam_on}: {ds_seconds:.0f} s; cross-entropy per epoch:",
+print_wrapped(
+    f"soft attention, lambda = {lam_on}: {ds_seconds:.0f} s;",
+    "cross-entropy per epoch:",
     [round(v, 3) for v in soft_ds_hist["ce"]],
 )
-print(
-    "doubly stochastic penalty per epoch, lambda = 0:  ",
-    [round(v, 2) for v in soft_hist["ds"]],
-)
-print(
-    f"doubly stochastic penalty per epoch, lambda = {lam_on}:",
-    [round(v, 2) for v in soft_ds_hist["ds"]],
+print("doubly stochastic penalty per epoch")
+print_wrapped("  lambda = 0:  ", [round(v, 2) for v in soft_hist["ds"]])
+print_wrapped(
+    f"  lambda = {lam_on}:", [round(v, 2) for v in soft_ds_hist["ds"]]
 )
 
 # %%
@@ -1184,10 +1291,11 @@ floor = np.mean(
 # NBVAL_IGNORE_OUTPUT
 print_results(results)
 print(
-    f"penalty of uniform attention (its minimum) for the lambda = {lam_on} captions: {floor:.2f}"
+    "penalty of uniform attention (its minimum) for the "
+    f"lambda = {lam_on} captions: {floor:.2f}"
 )
 
-# %%
+# %% mystnb={"image": {"alt": "Histograms, on a log scale, of each region's attention summed over a caption's words, for the soft model trained without and with the doubly stochastic penalty, with the average share and the penalty's target of one marked."}}
 fig, ax = plt.subplots(figsize=(6.5, 3.2))
 bins = np.linspace(0, 3, 61)
 for name in ("soft (attention)", f"soft, lambda = {lam_on}"):
@@ -1224,29 +1332,31 @@ ds_claims = [
     claims.check(
         "ch04-penalty-lowers-penalty",
         f"Training with lambda = {lam_on} lowers the doubly stochastic "
-        "penalty of the test captions by more than 1 (lambda = 0 minus lambda > 0)",
+        "penalty of the test captions by more than 1 (lambda = 0 minus "
+        "lambda > 0)",
         lam0["penalty"] - lam1["penalty"],
         "> 1",
     ),
     claims.check(
         "ch04-penalty-spreads-attention",
         f"With lambda = {lam_on} the most-attended region of a caption "
-        "collects less than half the total attention it collects with lambda = 0 (ratio of the mean "
-        "largest s_i)",
+        "collects less than half the total attention it collects with lambda "
+        "= 0 (ratio of the mean largest s_i)",
         lam1["largest s_i"] / lam0["largest s_i"],
         "< 0.5",
     ),
     claims.check(
         "ch04-penalty-blurs-boxes",
         f"With lambda = {lam_on} the soft model's attention in the named box "
-        "falls by more than half the chance mass (in-box ratio, lambda = 0 minus lambda > 0)",
+        "falls by more than half the chance mass (in-box ratio, lambda = 0 "
+        "minus lambda > 0)",
         lam0["box / chance"] - lam1["box / chance"],
         "> 0.5",
     ),
     claims.check(
         "ch04-penalty-bleu-unclear",
-        f"Training with lambda = {lam_on} changes BLEU-4 by less than 8 points "
-        "either way (lambda > 0 minus lambda = 0)",
+        f"Training with lambda = {lam_on} changes BLEU-4 by less than 8 "
+        "points either way (lambda > 0 minus lambda = 0)",
         lam1["BLEU-4"] - lam0["BLEU-4"],
         "in [-8, 8]",
     ),
@@ -1294,14 +1404,16 @@ for c in ds_claims:
 # ```{admonition} Going further: the full profile
 # :class: tip
 # `SEQLIB_PROFILE=full` draws 30 000 scenes on a 64×64 canvas with all ten classes and
-# trains wider models for longer (sizes in `seqlib/profiles.py`); run it on a GPU through
+# trains wider models for longer (sizes in {py:mod}`seqlib.profiles`); run it on a GPU through
 # the launch button. No full-profile run of this chapter has been recorded yet (see the
 # {doc}`../book/results` page), so this chapter states no full-profile result.
 #
-# For real photos, `seqlib.data.load_flickr8k` reads Flickr8k in its published format
+# For real photos, {py:func}`seqlib.data.flickr8k.load_flickr8k` (also
+# `seqlib.data.load_flickr8k`) reads Flickr8k in its published format
 # (`Flickr8k.token.txt` with `image.jpg#k<TAB>caption`, and the split files) and
-# `seqlib.data.flickr8k.load_image` loads a photo. With photos a pretrained encoder is
-# the right choice: `CaptionerConfig(encoder="vgg16", pretrained=True, in_channels=3)` keeps
+# {py:func}`seqlib.data.flickr8k.load_image` loads a photo. With photos a pretrained
+# encoder is the right choice: a {py:class}`~seqlib.captioning.CaptionerConfig`
+# with `encoder="vgg16", pretrained=True, in_channels=3` keeps
 # VGG-16's conv5_3 map (14×14×512 at 224 px), the same size as the map Xu et al. used, which
 # is the conv5_4 map of the deeper VGG-19 {cite}`simonyan2015very`; `"resnet50"` gives 7×7×2048
 # and `"resnet18"` 7×7×512 (cheaper). These need `torchvision` and download ImageNet
@@ -1331,7 +1443,7 @@ def penalty(weights: torch.Tensor, step_mask: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of sum_i (1 - sum_t alpha_ti)^2, padded steps
     excluded."""
     # BEGIN SOLUTION
-    # HINT: zero the padded rows with the mask, sum over t (axis 1), then square, sum over i, mean over B.
+    # HINT: mask padding, sum over t, then sum_i (1 - s_i)^2, mean over B
     per_region = (weights * step_mask[:, :, None]).sum(1)  # (B, N)
     return ((1 - per_region) ** 2).sum(-1).mean()
     # END SOLUTION
@@ -1356,7 +1468,9 @@ check_close(
     penalty(stare, torch.tensor([[True, True, False, False]])),
     4.0,
     atol=1e-6,
-    name="two real steps on region 0: (1-2)^2 + 3 (padded steps must not count)",
+    name=(
+        "two real steps on region 0: (1-2)^2 + 3 (padded steps must not count)"
+    ),
 )
 check_close(
     penalty(
@@ -1365,7 +1479,10 @@ check_close(
     ),
     2.0,
     atol=1e-6,
-    name="a batch of the two examples above: the mean (4 + 0) / 2 over the batch",
+    name=(
+        "a batch of the two examples above: the mean (4 + 0) / 2 over the "
+        "batch"
+    ),
 )
 w = torch.softmax(
     torch.randn(3, 5, 7, generator=torch.Generator().manual_seed(seed_for(0))),
@@ -1406,7 +1523,7 @@ def box_mass(
     """Mass of region weights (N,) on an (m, n) grid inside a pixel box of an
     (H, W) image."""
     # BEGIN SOLUTION
-    # HINT: the overlap of [a0, a1) and [b0, b1) has length max(0, min(a1, b1) - max(a0, b0)).
+    # HINT: overlap of [a0, a1) and [b0, b1): max(0, min(a1, b1) - max(a0, b0))
     m, n = grid
     ch, cw = size[0] / m, size[1] / n
     x1, y1, x2, y2 = (float(v) for v in box)
@@ -1465,7 +1582,10 @@ for box in (
         float(want),
         rtol=1e-4,
         atol=1e-6,
-        name=f"box_mass for {box} on a (4, 6) grid of a (H, W) = (32, 60) image (rows follow y and H)",
+        name=(
+            f"box_mass for {box} on a (4, 6) grid of a (H, W) = (32, 60) "
+            "image (rows follow y and H)"
+        ),
     )
 check_close(
     box_mass(torch.full((36,), 1 / 36), (6, 6), [3, 5, 29, 41], (48, 48)),
@@ -1560,7 +1680,9 @@ for T_, N_ in ((10, 36), (12, 196), (3, 5)):
         got_a,
         float(caption_losses.doubly_stochastic_penalty(focused, every_step)),
         rtol=1e-5,
-        name=f"penalty of pattern (a), one region per word, T = {T_}, N = {N_}",
+        name=(
+            f"penalty of pattern (a), one region per word, T = {T_}, N = {N_}"
+        ),
     )
     check_close(
         got_b,
@@ -1602,7 +1724,8 @@ check_close(
 # $s$; a baseline computed from the same sample (for example the sample's own
 # reward) would correlate with $\nabla \log p(s)$ and bias the estimate. Our
 # baseline is returned *before* the current batch's rewards are folded in
-# (`MovingAverageBaseline.update`), so it depends only on earlier batches. It
+# ({py:meth}`~seqlib.caption_losses.MovingAverageBaseline.update`), so it
+# depends only on earlier batches. It
 # still helps: with $b$ near the mean reward, $(r - b)$ is small and centred,
 # and the variance of the estimate drops.
 
@@ -1631,9 +1754,8 @@ for k in (1, 2, 3, 5):
     hyps, _ = cap.caption_images(
         soft, test_scenes.images[:100], vocab, beam_size=k
     )
-    print(
-        f"beam {k}: BLEU-4 {caption_analysis.bleu_1_to_4(hyps, refs[:100])['BLEU-4']:.1f}"
-    )
+    bleu4 = caption_analysis.bleu_1_to_4(hyps, refs[:100])["BLEU-4"]
+    print(f"beam {k}: BLEU-4 {bleu4:.1f}")
 
 # %% [markdown] tags=["solution"]
 # Expect small changes either way. The main text's claim

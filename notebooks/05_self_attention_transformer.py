@@ -59,9 +59,9 @@ device = start("ch05")
 
 # %%
 import contextlib
-import inspect
 import math
 import os
+import textwrap
 import time
 
 import matplotlib.pyplot as plt
@@ -88,12 +88,23 @@ from seqlib.attention import (
 )
 from seqlib.data import load_multi30k
 from seqlib.data.translation import BucketBatches, make_batch, translation_task
+from seqlib.notebook import show
 from seqlib.profiles import sizes
 from seqlib.train import benchmark, fit, seed_everything, seed_for
 from seqlib.viz_seq import plot_alignment, plot_bleu_by_length
 
 S = sizes("ch05")
 print(S)
+
+
+def print_wrapped(*parts, width: int = 79) -> None:
+    """print(), with long lines wrapped to fit the page (continuation lines
+    indented)."""
+    print(
+        textwrap.fill(
+            " ".join(str(p) for p in parts), width, subsequent_indent="    "
+        )
+    )
 
 # %% [markdown]
 # ## Queries, keys and values: two ways to read attention
@@ -147,8 +158,10 @@ print(S)
 # and returns one weighted average of the values per query:
 #
 # $$
-# K = X W_K,\quad V = X W_V,\quad E = \frac{Q K^\top}{\sqrt{D_k}},\quad
+# \begin{gathered}
+# K = X W_K,\quad V = X W_V,\quad E = \frac{Q K^\top}{\sqrt{D_k}}, \\
 # A = \operatorname{softmax}_{\text{row}}(E),\quad Y = A V .
+# \end{gathered}
 # $$ (eq-general-attention)
 #
 # $K$ is $N \times D_k$, $V$ is $N\times D_v$, the similarities $E$ and weights $A$ are
@@ -186,11 +199,20 @@ print(S)
 # Both are short in seqlib; the arithmetic is one function that the layers call.
 
 # %%
-print(inspect.getsource(GeneralAttention))
-print(inspect.getsource(SelfAttention))
-
-# %%
-print(inspect.getsource(attention.scaled_dot_product_attention))
+show(
+    GeneralAttention,
+    "The general attention layer: keys and values projected from the inputs, "
+    "queries given, the weights handed to the recorder",
+)
+show(
+    SelfAttention,
+    "Self-attention: the same layer, with queries projected from the inputs",
+)
+show(
+    attention.scaled_dot_product_attention,
+    "The arithmetic of both layers: PyTorch's fused function, or the teaching "
+    "path written out with the masked softmax",
+)
 
 # %% [markdown]
 # The function has two paths: the **teaching path** writes out
@@ -204,10 +226,12 @@ print(inspect.getsource(attention.scaled_dot_product_attention))
 # give the same numbers; the tests assert it.
 #
 # The layers return only their output. To look at the weights, run the model inside
-# `attention.record(model)`: every attention layer that runs in the `with` block hands
-# its weights to the recorder, which keeps them in the order the layers ran
-# (`maps[i]`), under the layer's name in the model (`maps.names`, and
-# `maps.select(pattern)` for the maps whose name matches). Inside the block the
+# {py:func}`attention.record(model) <seqlib.attention.record>`: every attention
+# layer that runs in the `with` block hands its weights to the recorder, which
+# keeps them in the order the layers ran (`maps[i]`), under the layer's name in
+# the model (`maps.names`, and
+# {py:meth}`maps.select(pattern) <seqlib.attention.AttentionMaps.select>` for the
+# maps whose name matches). Inside the block the
 # layers take the teaching path, which forms the weights. Every later chapter reads
 # its attention maps this way. Now the shapes of the table, made concrete:
 
@@ -311,9 +335,11 @@ assert equivariant and dog_same
 # **fixed function**, the sinusoids of {cite}`vaswani2017attention`:
 #
 # $$
-# \mathbf{p}_t = \big[\sin(\omega_1 t), \cos(\omega_1 t), \sin(\omega_2 t), \cos(\omega_2 t),
-# \dots, \sin(\omega_{d/2} t), \cos(\omega_{d/2} t)\big],\qquad
+# \begin{gathered}
+# \mathbf{p}_t = \big[\sin(\omega_1 t), \cos(\omega_1 t), \dots,
+# \sin(\omega_{d/2} t), \cos(\omega_{d/2} t)\big], \\
 # \omega_i = 10000^{-2(i-1)/d} .
+# \end{gathered}
 # $$ (eq-sinusoid)
 #
 # The intuition is a binary counter. Write $t$ in binary: the lowest bit flips at
@@ -322,18 +348,25 @@ assert equivariant and dog_same
 # pairs ever more slowly, and together the phases pin down $t$.
 
 # %%
-print(inspect.getsource(positional.sinusoidal_encoding))
+show(
+    positional.sinusoidal_encoding,
+    "The sinusoidal code: the angles of every position at every frequency, "
+    "sines and cosines interleaved",
+)
 
-# %%
+# %% mystnb={"image": {"alt": "Three panels: the bits of a binary counter from 0 to 15, the sinusoidal code of 64 positions in 32 dimensions as a heat map, and four of its sine columns against the position, from fast to slow."}}
 T_show, d_show = 64, 32
 bits = np.array(
     [[(t >> b) & 1 for b in range(3, -1, -1)] for t in range(16)]
 )  # (16, 4)
 pe = positional.sinusoidal_encoding(T_show, d_show)  # (T, d)
 
-fig, axes = plt.subplots(
-    1, 3, figsize=(13, 4), gridspec_kw={"width_ratios": [1, 2.2, 2.2]}
+fig, axes = plt.subplot_mosaic(
+    [["bits", "code"], ["waves", "waves"]],
+    figsize=(6.8, 6.4),
+    gridspec_kw={"width_ratios": [1, 2], "height_ratios": [1.2, 1]},
 )
+axes = [axes["bits"], axes["code"], axes["waves"]]
 axes[0].imshow(bits, cmap="gray_r", aspect="auto")
 axes[0].set(
     title="binary counter 0–15",
@@ -352,7 +385,10 @@ fig.colorbar(im, ax=axes[1], label="value")
 for i in (0, 2, 4, 8):
     axes[2].plot(
         pe[:, 2 * i].numpy(),
-        label=f"sin(ω_{i + 1} t), period {2 * math.pi * 10000 ** (2 * i / d_show):.0f}",
+        label=(
+            f"sin(ω_{i + 1} t), period "
+            f"{2 * math.pi * 10000 ** (2 * i / d_show):.0f}"
+        ),
     )
 axes[2].set(
     title="fast and slow 'bits'",
@@ -361,6 +397,7 @@ axes[2].set(
     ylim=(-1.1, 1.6),
 )
 axes[2].legend(fontsize=8, ncol=2, loc="upper center")
+axes[2].set_xlim(0, T_show - 1)
 plt.show()
 
 # %% [markdown]
@@ -400,12 +437,14 @@ try:
     table_extends = True
 except ValueError as err:
     table_extends = False
-    print("learned table:", err)
+    print_wrapped("learned table:", err)
 print(
-    f"1 unique: {unique}  2 offset-only distance: {offset_only}, same in a short sentence: {same_in_short_sentence}"
+    f"1 unique: {unique}  2 offset-only distance: {offset_only}, "
+    f"same in a short sentence: {same_in_short_sentence}"
 )
 print(
-    f"3 bounded: {bounded}  learned table extends: {table_extends}  4 deterministic: {deterministic}"
+    f"3 bounded: {bounded}  learned table extends: {table_extends}  "
+    f"4 deterministic: {deterministic}"
 )
 assert (
     unique
@@ -419,28 +458,29 @@ assert (
 # %% [markdown]
 # The distance matrix of the codes is constant along its diagonals (it depends only
 # on $t - s$). Later chapters need codes for a 2D grid of patches (ViT) or feature-map
-# cells (DETR {cite}`carion2020end`): `sinusoidal_encoding_2d` encodes the row in
+# cells (DETR {cite}`carion2020end`):
+# {py:func}`~seqlib.positional.sinusoidal_encoding_2d` encodes the row in
 # half of the channels and the column in the other half, so neighbouring cells get
 # similar codes in both directions.
 
-# %%
+# %% mystnb={"image": {"alt": "Left, the distance between the sinusoidal codes of positions t and s, constant along the diagonals; right, the cosine similarity of every cell of an 8 by 8 grid to cell (2, 5) under the 2D code, highest around that cell."}}
 grid = positional.sinusoidal_encoding_2d(8, 8, 32)  # (H, W, d)
 cell = grid[2, 5]  # the code of row 2, column 5
 similarity = torch.nn.functional.cosine_similarity(
     grid, cell.expand_as(grid), dim=-1
 )  # (H, W)
-fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
 im = axes[0].imshow(dist[:100, :100].numpy(), cmap="viridis")
+axes[0].set_title("‖p_t − p_s‖ for t, s < 100", fontsize=10)
 axes[0].set(
-    title="‖p_t − p_s‖ for t, s < 100",
     xlabel="position s",
     ylabel="position t",
 )
 fig.colorbar(im, ax=axes[0], label="Euclidean distance")
 im = axes[1].imshow(similarity.numpy(), cmap="viridis")
 axes[1].plot(5, 2, "r+", ms=14, mew=2)
+axes[1].set_title("2D code: cosine similarity to cell (2, 5)", fontsize=10)
 axes[1].set(
-    title="2D code: cosine similarity to cell (2, 5)",
     xlabel="column j",
     ylabel="row i",
 )
@@ -486,7 +526,8 @@ assert not dog_same and not still_equivariant
 #
 # In seqlib a mask is boolean and **True where attending is allowed**, as in
 # chapter 3 and `F.scaled_dot_product_attention` (`torch.nn.MultiheadAttention`
-# uses the opposite convention). `causal_mask(T)` is the lower triangle.
+# uses the opposite convention).
+# {py:func}`causal_mask(T) <seqlib.attention.causal_mask>` is the lower triangle.
 
 # %%
 print(causal_mask(5).int())
@@ -509,7 +550,7 @@ print(
 print("no weight on the future:", bool((weights.triu(diagonal=1) == 0).all()))
 assert past_unchanged and bool((weights.triu(diagonal=1) == 0).all())
 
-# %%
+# %% mystnb={"image": {"alt": "The weights of one head of masked self-attention over a six-word German target sentence: each word attends only to itself and the words before it, so everything above the diagonal is zero."}}
 fig, ax = plt.subplots(figsize=(4.5, 4))
 plot_alignment(
     ax, weights[0, 0], target, target, title="Masked self-attention, head 1"
@@ -527,15 +568,23 @@ plt.show()
 # concatenated along the features to $N \times h\cdot d$ and mixed by a projection:
 #
 # $$
-# \operatorname{head}_i = \operatorname{Attention}(XW_Q^{(i)}, XW_K^{(i)}, XW_V^{(i)}),\qquad
-# \operatorname{MultiHead}(X) = \big[\operatorname{head}_1, \dots, \operatorname{head}_h\big]\, W_O .
+# \begin{aligned}
+# \operatorname{head}_i &= \operatorname{Attention}(XW_Q^{(i)}, XW_K^{(i)}, XW_V^{(i)}), \\
+# \operatorname{MultiHead}(X) &= \big[\operatorname{head}_1, \dots, \operatorname{head}_h\big]\, W_O .
+# \end{aligned}
 # $$ (eq-multihead)
 #
 # With $d = D/h$ it costs the same as one head of width $D$. In code the $h$
-# projections are one `Linear(D, D)` whose output is regrouped into heads:
+# projections are one `Linear(D, D)` whose output is regrouped into heads
+# ({py:class}`seqlib.attention.MultiHeadAttention`; the next cell does the
+# regrouping by hand):
 
 # %%
-print(inspect.getsource(MultiHeadAttention.forward))
+show(
+    MultiHeadAttention.forward,
+    "Multi-head attention: the shapes checked, the masks combined, keys and "
+    "values projected and split into heads, then all heads attend at once",
+)
 
 # %%
 B, N, D, h = 2, 6, 32, 4
@@ -550,16 +599,8 @@ with torch.no_grad():
     concat = heads.transpose(1, 2).reshape(B, N, h * (D // h))  # (B, N, h·d)
     by_hand = mha.proj(concat)  # (B, N, D)
     ours = mha(x)
-print(
-    "q, k, v per head:",
-    tuple(q.shape),
-    " heads:",
-    tuple(heads.shape),
-    " concatenated:",
-    tuple(concat.shape),
-    " output:",
-    tuple(by_hand.shape),
-)
+print("q, k, v per head:", tuple(q.shape), " heads:", tuple(heads.shape))
+print("concatenated:", tuple(concat.shape), " output:", tuple(by_hand.shape))
 print(
     "by hand == MultiHeadAttention:", torch.allclose(by_hand, ours, atol=1e-6)
 )
@@ -657,7 +698,7 @@ assert (
 # The blocks match `torch.nn.TransformerEncoderLayer` / `TransformerDecoderLayer`
 # with `norm_first=True` given the same weights (tested).
 #
-# Both blocks are one class, `seqlib.layers.Block`: {eq}`eq-prenorm` applied to
+# Both blocks are one class, {py:class}`seqlib.layers.Block`: {eq}`eq-prenorm` applied to
 # one or more **mixers** (the sub-layers that let tokens exchange information) and
 # then to the feed-forward network. The encoder block's mixer is multi-head
 # self-attention; the decoder block's mixers are the causal self-attention and the
@@ -666,13 +707,31 @@ assert (
 # mixer, that is, which tokens attend to which.
 
 # %%
-print(inspect.getsource(layers.Block))
+show(
+    layers.Block,
+    "The one residual block: each mixer, then the feed-forward network, each "
+    "as x + drop(f(LN(x))), or post-norm if asked",
+)
 
 # %%
-print(inspect.getsource(transformer.EncoderBlock))
-print(inspect.getsource(transformer.CausalSelfAttention))
-print(inspect.getsource(transformer.CrossAttention))
-print(inspect.getsource(transformer.DecoderBlock.__init__))
+show(
+    transformer.EncoderBlock,
+    "The encoder block: a Block whose one mixer is multi-head self-attention",
+)
+show(
+    transformer.CausalSelfAttention,
+    "The decoder's first mixer: multi-head self-attention, causally masked",
+)
+show(
+    transformer.CrossAttention,
+    "The decoder's second mixer: queries from the decoder, keys and values "
+    "from the encoder's output",
+)
+show(
+    transformer.DecoderBlock.__init__,
+    "The decoder block: a Block with two mixers, causal self-attention then "
+    "cross-attention",
+)
 
 # %% [markdown]
 # ## RNNs and Transformers, measured
@@ -757,17 +816,22 @@ for n_tokens in S.timing_lengths:
     # claim of this chapter did: on a shared machine the minimum is the most
     # stable estimate of the work.
     timing.append((n_tokens, timings[0].min, timings[1].min, timings))
+print(f"parameters: {n_params}")
 print(
-    f"parameters: {n_params}; batch {batch}, width {width}, device {device.type}, "
-    f"{torch.get_num_threads()} thread(s); times are {'CPU' if one_cpu_thread else 'wall'} time"
+    f"batch {batch}, width {width}, device {device.type}, "
+    f"{torch.get_num_threads()} thread(s); "
+    f"times are {'CPU' if one_cpu_thread else 'wall'} time"
 )
 print(
-    f"{'N':>5s} {'GRU ms':>8s} {'Transformer ms':>15s} {'ratio':>6s}   median ms (spread) GRU, Transformer"
+    f"{'N':>5s} {'GRU ms':>8s} {'Transformer ms':>15s} {'ratio':>6s}   "
+    "median ms (spread) GRU, Transformer"
 )
 for n_tokens, t_rnn, t_tf, (tm_rnn, tm_tf) in timing:
     print(
-        f"{n_tokens:>5d} {1e3 * t_rnn:>8.1f} {1e3 * t_tf:>15.1f} {t_rnn / t_tf:>6.2f}   "
-        f"{1e3 * tm_rnn.median:.1f} ({tm_rnn.spread:.0%}), {1e3 * tm_tf.median:.1f} ({tm_tf.spread:.0%})"
+        f"{n_tokens:>5d} {1e3 * t_rnn:>8.1f} {1e3 * t_tf:>15.1f} "
+        f"{t_rnn / t_tf:>6.2f}   "
+        f"{1e3 * tm_rnn.median:.1f} ({tm_rnn.spread:.0%}), "
+        f"{1e3 * tm_tf.median:.1f} ({tm_tf.spread:.0%})"
     )
 print("(GRU ms and Transformer ms: the fastest repeat, which the claims use)")
 
@@ -793,22 +857,24 @@ if one_cpu_thread and width in ratio and n_last > width:
     timing_claims = [
         claims.check(
             "ch05-timing-lead-shrinks",
-            f"On one CPU thread the GRU / Transformer time ratio falls as N "
-            f"grows: the ratio at N = {n_last} divided by the one at N = D = {width}",
+            "On one CPU thread the GRU / Transformer time ratio falls as N "
+            f"grows: the ratio at N = {n_last} divided by the one at N = D = "
+            f"{width}",
             ratio[n_last] / ratio[width],
             "< 0.75",
         ),
         claims.check(
             "ch05-timing-gru-linear",
-            f"The GRU's time grows about in proportion to N: the exponent a of "
-            f"time ~ N^a from N = {width} to {n_last} tokens",
+            "The GRU's time grows about in proportion to N: the exponent a "
+            f"of time ~ N^a from N = {width} to {n_last} tokens",
             growth_exponent(0),
             "in [0.8, 1.25]",
         ),
         claims.check(
             "ch05-timing-transformer-superlinear",
-            f"The encoder blocks' time grows faster than in "
-            f"proportion to N: the exponent a of time ~ N^a from N = {width} to {n_last} tokens",
+            "The encoder blocks' time grows faster than in proportion to N: "
+            f"the exponent a of time ~ N^a from N = {width} to {n_last} "
+            "tokens",
             growth_exponent(1),
             "> 1.2",
         ),
@@ -816,7 +882,7 @@ if one_cpu_thread and width in ratio and n_last > width:
     for c in timing_claims:
         print(f"{c.id}: {c.held}")
 
-# %%
+# %% mystnb={"image": {"alt": "Forward and backward time against sequence length on log-log axes for a two-layer GRU and two Transformer encoder blocks."}}
 lengths_t = [row[0] for row in timing]
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.loglog(
@@ -952,19 +1018,6 @@ with torch.no_grad():
                 lambda: path(q_m, k_m, v_m, causal_m)
             )
             peak_mib[name, n_tokens] = nbytes / 2**20
-print(
-    f"peak memory of one attention call (MiB), B = {mem_batch}, h = {mem_heads}, d = {mem_d}, {device.type}, "
-    f"PyTorch {torch.__version__}"
-)
-print(
-    f"{'N':>5s} {'B·h·N² floats':>14s}"
-    + "".join(f" {name:>17s}" for name in mem_paths)
-)
-for n_tokens in mem_lengths:
-    print(
-        f"{n_tokens:>5d} {matrix_mib[n_tokens]:>14.2f}"
-        + "".join(f" {peak_mib[name, n_tokens]:>17.2f}" for name in mem_paths)
-    )
 
 
 def memory_exponent(name: str) -> float:
@@ -977,9 +1030,26 @@ def memory_exponent(name: str) -> float:
 
 n_mem = mem_lengths[-1]
 print(
-    "growth exponents:",
-    {name: round(memory_exponent(name), 2) for name in mem_paths},
+    "peak memory of one attention call (MiB), "
+    f"B = {mem_batch}, h = {mem_heads}, d = {mem_d}"
 )
+print(f"on {device.type}, PyTorch {torch.__version__}; one row per path")
+print(
+    f"{'N =':>17s}"
+    + "".join(f"{n:>9d}" for n in mem_lengths)
+    + f"{'exponent':>10s}"
+)
+print(
+    f"{'B·h·N² floats':>17s}"
+    + "".join(f"{matrix_mib[n]:>9.2f}" for n in mem_lengths)
+)
+for name in mem_paths:
+    print(
+        f"{name:>17s}"
+        + "".join(f"{peak_mib[name, n]:>9.2f}" for n in mem_lengths)
+        + f"{memory_exponent(name):>10.2f}"
+    )
+print("the attention kernel each path ran:")
 for name in mem_paths:
     print(f"{name:>17s}: {kernel[name]}")
 # Which kernel runs, and so what the fused function stores, depends on the
@@ -995,17 +1065,17 @@ if device.type == "cpu":
         ),
         claims.check(
             "ch05-memory-fused-no-matrix",
-            f"On the CPU, F.scaled_dot_product_attention without a mask "
-            f"never holds the N x N weights: its peak at N = {n_mem} as a fraction of one float32 "
-            f"B·h·N x N tensor",
+            "On the CPU, F.scaled_dot_product_attention without a mask never "
+            f"holds the N x N weights: its peak at N = {n_mem} as a fraction "
+            "of one float32 B·h·N x N tensor",
             peak_mib["fused", n_mem] / matrix_mib[n_mem],
             "< 0.25",
         ),
         claims.check(
             "ch05-memory-fused-bool-mask",
-            f"On the CPU, F.scaled_dot_product_attention with a bool causal "
-            f"mask does not fall back to storing the weights either: its peak at N = {n_mem} as a fraction "
-            f"of one float32 B·h·N x N tensor",
+            "On the CPU, F.scaled_dot_product_attention with a bool causal "
+            "mask does not fall back to storing the weights either: its peak "
+            f"at N = {n_mem} as a fraction of one float32 B·h·N x N tensor",
             peak_mib["fused, bool mask", n_mem] / matrix_mib[n_mem],
             "< 0.5",
         ),
@@ -1050,18 +1120,27 @@ if device.type == "cpu":
 # The same generated English → verb-final translation task as chapters 2–3, the
 # same splits, the same BLEU by source length. The RNN is chapter 3's encoder–decoder
 # with additive attention {cite}`bahdanau2015neural`; the Transformer is
-# `transformer_tiny` (two encoder and two decoder blocks, $D=64$, 4 heads). Both
-# train for the same number of epochs with their own learning rate; chapter 2's
-# `train_step` and `translate` work unchanged because the Transformer speaks the
-# same interface (`forward`, `greedy`, `beam_search`). Both models decode through
-# `seqlib.decoding`, one greedy search and one beam search for every model of the
-# book, over a small step protocol: `start_decoding(src, lengths)` encodes the
-# source and returns a decoding state, `decode_step(y_prev, state)` returns the
-# next word's logits and the next state, and `reorder_state` lets beam search keep
-# each beam's parent.
+# {py:func}`~seqlib.transformer.transformer_tiny` (two encoder and two decoder
+# blocks, $D=64$, 4 heads). Both train for the same number of epochs with their
+# own learning rate; chapter 2's {py:func}`~seqlib.seq2seq.train_step` and
+# {py:func}`~seqlib.seq2seq.translate` work unchanged because the Transformer
+# speaks the same interface (`forward`, `greedy`, `beam_search`). Both models
+# decode through {py:mod}`seqlib.decoding`, one greedy search and one beam search
+# for every model of the book, over a small step protocol:
+# {py:meth}`start_decoding(src, lengths) <seqlib.transformer.Seq2SeqTransformer.start_decoding>`
+# encodes the source and returns a decoding state,
+# {py:meth}`decode_step(y_prev, state) <seqlib.transformer.Seq2SeqTransformer.decode_step>`
+# returns the next word's logits and the next state, and
+# {py:meth}`~seqlib.transformer.Seq2SeqTransformer.reorder_state` lets beam
+# search keep each beam's parent. The model's sizes are one
+# {py:class}`~seqlib.transformer.TransformerConfig`:
 
 # %%
-print(inspect.getsource(transformer.TransformerConfig))
+show(
+    transformer.TransformerConfig,
+    "Every size and choice that defines a Seq2SeqTransformer, with the "
+    "defaults of transformer_tiny",
+)
 
 # %%
 if S.corpus == "generated":
@@ -1154,15 +1233,16 @@ tf_history = fit(
     desc="Transformer",
 )
 train_seconds["Transformer"] = clock() - start_time
+print(f"on {device.type}, {torch.get_num_threads()} thread(s):")
 for name, model, hist in [
     ("RNN + attention", rnn, rnn_history),
     ("Transformer", tf, tf_history),
 ]:
+    n_weights = sum(p.numel() for p in model.parameters())
     print(
-        f"{name:16s} {sum(p.numel() for p in model.parameters()):>7d} parameters, "
+        f"{name:16s} {n_weights:>7d} parameters, "
         f"loss {hist['loss'][0]:.2f} -> {hist.last('loss'):.2f}, "
-        f"{train_seconds[name] / len(hist['loss']):.1f} s per epoch ({device.type}, "
-        f"{torch.get_num_threads()} thread(s))"
+        f"{train_seconds[name] / len(hist['loss']):.1f} s per epoch"
     )
 
 # %%
@@ -1177,29 +1257,31 @@ for name, model in [("RNN + attention", rnn), ("Transformer", tf)]:
         bleu=metrics.corpus_bleu(hyps, refs).score,
         rows=metrics.bleu_by_length(hyps, refs, test_lengths, S.edges),
     )
+rnn_run, tf_run = runs["RNN + attention"], runs["Transformer"]
 print(
-    f"{'source length':>14s} {'sentences':>9s} {'RNN + attention':>16s} {'Transformer':>12s}"
+    f"{'source length':>14s} {'sentences':>9s} {'RNN + attention':>16s} "
+    f"{'Transformer':>12s}"
 )
-for r_row, t_row in zip(
-    runs["RNN + attention"]["rows"], runs["Transformer"]["rows"]
-):
+for r_row, t_row in zip(rnn_run["rows"], tf_run["rows"]):
     print(
-        f"{r_row['bucket']:>14s} {r_row['n']:>9d} {r_row['bleu']:>16.1f} {t_row['bleu']:>12.1f}"
+        f"{r_row['bucket']:>14s} {r_row['n']:>9d} {r_row['bleu']:>16.1f} "
+        f"{t_row['bleu']:>12.1f}"
     )
 print(
-    f"{'all':>14s} {len(data.test):>9d} {runs['RNN + attention']['bleu']:>16.1f} {runs['Transformer']['bleu']:>12.1f}"
+    f"{'all':>14s} {len(data.test):>9d} {rnn_run['bleu']:>16.1f} "
+    f"{tf_run['bleu']:>12.1f}"
 )
 print(
-    f"greedy decoding of the test set: RNN {runs['RNN + attention']['seconds']:.1f} s, "
-    f"Transformer {runs['Transformer']['seconds']:.1f} s"
+    f"greedy decoding of the test set: RNN {rnn_run['seconds']:.1f} s, "
+    f"Transformer {tf_run['seconds']:.1f} s"
 )
 
-rnn_run, tf_run = runs["RNN + attention"], runs["Transformer"]
 translation_claims = [
     claims.check(
         "ch05-rnn-beats-transformer",
-        "At this size (smoke profile) the RNN with attention reaches a higher "
-        "test BLEU than the Transformer trained for the same epochs (RNN minus Transformer)",
+        "At this size (smoke profile) the RNN with attention reaches a "
+        "higher test BLEU than the Transformer trained for the same epochs "
+        "(RNN minus Transformer)",
         rnn_run["bleu"] - tf_run["bleu"],
         "> 0",
         flagship=True,
@@ -1213,7 +1295,8 @@ translation_claims = [
     claims.check(
         "ch05-bleu-drops-with-length",
         "For both models BLEU is lower on the longest source sentences than "
-        "on the shortest (smallest drop from the first to the last length bucket)",
+        "on the shortest (smallest drop from the first to the last length "
+        "bucket)",
         min(
             run["rows"][0]["bleu"] - run["rows"][-1]["bleu"]
             for run in runs.values()
@@ -1226,14 +1309,16 @@ if one_cpu_thread:
         claims.check(
             "ch05-epoch-time-comparable",
             "On one CPU thread a training epoch takes comparable time for "
-            "the two models, within a factor 1.7 either way (RNN seconds / Transformer seconds)",
+            "the two models, within a factor 1.7 either way (RNN seconds / "
+            "Transformer seconds)",
             train_seconds["RNN + attention"] / train_seconds["Transformer"],
             "in [0.59, 1.7]",
         ),
         claims.check(
             "ch05-transformer-decodes-slower",
-            "On one CPU thread greedy decoding of the test set takes "
-            "longer with the Transformer than with the RNN (Transformer seconds / RNN seconds)",
+            "On one CPU thread greedy decoding of the test set takes longer "
+            "with the Transformer than with the RNN (Transformer seconds / "
+            "RNN seconds)",
             tf_run["seconds"] / rnn_run["seconds"],
             "> 1.5",
         ),
@@ -1241,7 +1326,7 @@ if one_cpu_thread:
 for c in translation_claims:
     print(f"{c.id}: {c.held}")
 
-# %%
+# %% mystnb={"image": {"alt": "Test BLEU for each bucket of source-sentence length, for the RNN with attention and for the Transformer."}}
 fig, ax = plt.subplots(figsize=(6.5, 4))
 plot_bleu_by_length(
     ax,
@@ -1291,22 +1376,29 @@ plt.show()
 # for the earlier positions, and a step projects only the new token and lets its
 # query attend over the cache.
 #
-# That is what seqlib's decoder does. `Seq2SeqTransformer.decode_step(y_prev, state)`
+# That is what seqlib's decoder does.
+# {py:meth}`Seq2SeqTransformer.decode_step(y_prev, state) <seqlib.transformer.Seq2SeqTransformer.decode_step>`
 # feeds only the newest token (the state holds the step $t$, the caches and the
-# encoded source); each `DecoderBlock.step` projects it to a query, a key and a value,
-# appends the key and the value to the block's `KVCache` (tensors of shape
+# encoded source); each {py:meth}`DecoderBlock.step <seqlib.transformer.DecoderBlock.step>`
+# projects it to a query, a key and a value, appends the key and the value to
+# the block's {py:class}`~seqlib.transformer.KVCache` (tensors of shape
 # $B\times h\times t\times d$ that grow by one position per step), and attends over
 # the $t+1$ cached positions. Its cross-attention projects the encoder's output to
 # keys and values once, at step 0, and reuses them at every later step:
 
 # %%
-print(inspect.getsource(transformer.DecoderBlock.step))
+show(
+    transformer.DecoderBlock.step,
+    "One cached decoding step: the new token's key and value appended to the "
+    "cache, the encoder's keys and values projected once and reused",
+)
 
 # %% [markdown]
 # So a step's projections and feed-forward layers cost the same at every $t$; only
 # the self-attention over the $t+1$ cached positions grows with $t$. We time three
 # things on the test set: the RNN's greedy decoding, the Transformer's with the
-# cache, and the Transformer's without it, re-running `decode` on the whole prefix
+# cache, and the Transformer's without it, re-running
+# {py:meth}`~seqlib.transformer.Seq2SeqTransformer.decode` on the whole prefix
 # at every step and keeping the last position's logits (a helper written here). Then
 # one decoding step of each model on a batch of test sentences: how many PyTorch
 # operators it calls and how long it takes, for the Transformer early ($t = 5$) and
@@ -1369,12 +1461,12 @@ same_output = np.mean(
         )
     ]
 )
+print("greedy decoding of the test set:")
+for name, sec in decode_seconds.items():
+    print(f"  {name:<22s} {sec:6.2f} s")
 print(
-    "greedy decoding of the test set: "
-    + ", ".join(f"{name} {sec:.2f} s" for name, sec in decode_seconds.items())
-)
-print(
-    f"same translations with and without the cache: {same_output:.1%} of the sentences"
+    "same translations with and without the cache: "
+    f"{same_output:.1%} of the sentences"
 )
 
 # One decoding step on the first test batch, after a few steps have filled the
@@ -1429,10 +1521,14 @@ step_ms = {
     for name, (timing, n_ops) in step_timing.items()
 }
 print(f"one decoding step, batch of {step_src.shape[0]} sentences:")
+print(
+    f"  {'':<20s} {'fastest ms':>10s} {'median ms':>10s} {'spread':>7s} "
+    f"{'operators':>10s}"
+)
 for name, (timing, n_ops) in step_timing.items():
     print(
-        f"  {name:<20s} {1e3 * timing.min:6.2f} ms fastest, {1e3 * timing.median:6.2f} ms median "
-        f"(spread {timing.spread:.0%}), {n_ops:4d} operators"
+        f"  {name:<20s} {1e3 * timing.min:>10.2f} "
+        f"{1e3 * timing.median:>10.2f} {timing.spread:>7.0%} {n_ops:>10d}"
     )
 
 decode_claims = [
@@ -1456,7 +1552,8 @@ if one_cpu_thread:
         claims.check(
             "ch05-cache-saves-time",
             "On one CPU thread greedy decoding of the test set without the "
-            "key/value cache takes longer than with it (seconds without / seconds with)",
+            "key/value cache takes longer than with it (seconds without / "
+            "seconds with)",
             decode_seconds["Transformer, no cache"]
             / decode_seconds["Transformer, cache"],
             "> 2",
@@ -1470,8 +1567,9 @@ if one_cpu_thread:
         ),
         claims.check(
             "ch05-cached-step-grows",
-            "On one CPU thread a cached Transformer step takes longer late in the "
-            "sentence than early, because it attends over more cached positions (ms at t = 40 / ms at t = 5)",
+            "On one CPU thread a cached Transformer step takes longer late "
+            "in the sentence than early, because it attends over more cached "
+            "positions (ms at t = 40 / ms at t = 5)",
             step_ms["Transformer, t = 40"][0]
             / step_ms["Transformer, t = 5"][0],
             "> 1.05",
@@ -1509,7 +1607,7 @@ for c in decode_claims:
 # its name. The words the model writes, and how sharp the weights are, change a
 # little from machine to machine and from seed to seed:
 
-# %%
+# %% mystnb={"image": {"alt": "The Transformer's cross-attention weights of its last decoder block, averaged over heads, between the words of one translated test sentence and the words of its source."}}
 # NBVAL_IGNORE_OUTPUT
 example = max(
     range(len(data.test)),
@@ -1523,10 +1621,10 @@ tgt_in = torch.tensor(
 )  # (1, T): <bos> + words
 with torch.no_grad(), attention.record(tf) as maps:
     tf(one["src"].to(device), one["src_lengths"].to(device), tgt_in)
-print("recorded:", maps.names)
+print_wrapped("recorded:", ", ".join(maps.names))
 last_cross = f"decoder.blocks.{len(tf.decoder.blocks) - 1}.mixers.cross_attn"
 weights = maps.select(last_cross)[0].mean(1).cpu()  # (1, T, S)
-fig, ax = plt.subplots(figsize=(7, 5.5))
+fig, ax = plt.subplots(figsize=(6.8, 5.5))
 plot_alignment(
     ax,
     weights[0],
@@ -1541,13 +1639,14 @@ assert torch.allclose(
     weights[0].sum(-1), torch.ones(len(hyp[0]) + 1), atol=1e-5
 )
 
+# %% [markdown]
 # Beam search keeps the $k$ most probable partial translations instead of one.
 # Its rules are those of chapter 2, now shared by every model through
-# `seqlib.decoding.beam_search`: finished translations are ranked by $\log p /
-# |Y|^{\alpha}$, an `<eos>` ends a hypothesis only if it ranks among the $k$
-# best candidates of its step, and the search stops once $k$ hypotheses have
-# ended. Here it is on the first test sentences, against greedy decoding (beam
-# 1):
+# {py:func}`seqlib.decoding.beam_search`: finished translations are ranked by
+# $\log p / |Y|^{\alpha}$, an `<eos>` ends a hypothesis only if it ranks among
+# the $k$ best candidates of its step, and the search stops once $k$ hypotheses
+# have ended. Here it is on the first test sentences, against greedy decoding
+# (beam 1):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -1557,9 +1656,11 @@ few_refs = [p.refs for p in few]
 for beam in (1, S.beam_size):
     start_time = clock()
     hyps = seq2seq.translate(tf, few_batches, data.tgt_vocab, beam_size=beam)
+    seconds = clock() - start_time
+    bleu = metrics.corpus_bleu(hyps, few_refs).score
     print(
-        f"Transformer, beam {beam}: BLEU {metrics.corpus_bleu(hyps, few_refs).score:.1f} on {len(few)} sentences "
-        f"({clock() - start_time:.1f} s)"
+        f"Transformer, beam {beam}: BLEU {bleu:.1f} on {len(few)} sentences "
+        f"({seconds:.1f} s)"
     )
 
 # %% [markdown]
@@ -1632,7 +1733,7 @@ for beam in (1, S.beam_size):
 # `torch.nn.functional.scaled_dot_product_attention` or `torch.nn.MultiheadAttention`
 # (nor `torch.nn.functional.multi_head_attention_forward`); masked positions must get
 # weight exactly 0, and a query whose keys are all masked must get zero weights
-# and a zero output, never NaN (as `seqlib.attention.masked_softmax` and
+# and a zero output, never NaN (as {py:func}`seqlib.attention.masked_softmax` and
 # chapter 3's exercise {ref}`ex03-masked-softmax`). (depth: implement; about 15 minutes)
 # :::
 
@@ -1651,15 +1752,14 @@ def sdpa(
     """Scaled dot-product attention: returns ``(..., T, d_v)`` outputs and
     ``(..., T, S)`` weights."""
     # BEGIN SOLUTION
-    # HINT: scores = q @ k^T / sqrt(d); fill masked scores with torch.finfo(dtype).min (not -inf), softmax, * mask.
+    # HINT: q k^T / sqrt(d); masked -> finfo.min (not -inf); softmax; * mask
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., T, S)
     if mask is not None:
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
     weights = torch.softmax(scores, dim=-1)  # (..., T, S)
     if mask is not None:
-        weights = (
-            weights * mask
-        )  # masked weights exactly 0; a fully masked row becomes all zeros, not NaN
+        # masked weights exactly 0: a fully masked row becomes zeros, not NaN
+        weights = weights * mask
     return weights @ v, weights  # (..., T, d_v), (..., T, S)
     # END SOLUTION
 
@@ -1691,7 +1791,8 @@ alive_ = mask_.any(-1).expand(
 check_shape(out_, (2, 3, 4, 5), name="sdpa output", letters="B, h, T, d_v")
 check_true(
     bool(torch.isfinite(out_).all() and torch.isfinite(w_).all()),
-    "sdpa: NaN or inf in the output (a fully masked row? fill with a finite number, not -inf)",
+    "sdpa: NaN or inf in the output (a fully masked row? fill with a finite "
+    "number, not -inf)",
 )
 torch_out = torch.nn.functional.scaled_dot_product_attention(
     q_, k_, v_, attn_mask=mask_
@@ -1701,7 +1802,9 @@ check_close(
     torch_out[alive_],
     rtol=1e-4,
     atol=1e-5,
-    name="sdpa output vs torch (queries with a key; scores scaled by 1/sqrt(d))",
+    name=(
+        "sdpa output vs torch (queries with a key; scores scaled by 1/sqrt(d))"
+    ),
 )
 check_close(
     out_,
@@ -1740,7 +1843,7 @@ check_close(
 #
 # Implement `sinusoid(T, d)` returning the $T\times d$ matrix of {eq}`eq-sinusoid`
 # (sine in even columns, cosine in odd ones, $\omega_i = 10000^{-2(i-1)/d}$) without
-# calling `seqlib` (its `seqlib.positional` has the answer). The check compares it
+# calling `seqlib` (its {py:mod}`seqlib.positional` has the answer). The check compares it
 # with seqlib and tests two of the desiderata on your version.
 # (depth: implement; about 15 minutes)
 # :::
@@ -1754,7 +1857,7 @@ check_close(
 def sinusoid(T: int, d: int) -> torch.Tensor:
     """The (T, d) sinusoidal positional encoding of Vaswani et al."""
     # BEGIN SOLUTION
-    # HINT: angles = t * omega as a (T, d/2) outer product; put sin in pe[:, 0::2] and cos in pe[:, 1::2].
+    # HINT: angles t * omega (T, d/2); sin in pe[:, 0::2], cos in pe[:, 1::2]
     t = torch.arange(T, dtype=torch.float64)[:, None]  # (T, 1)
     omega = 10000.0 ** (
         -torch.arange(0, d, 2, dtype=torch.float64) / d
@@ -1906,7 +2009,7 @@ def layer_macs(N: int, D: int) -> tuple[int, int]:
     """Multiply-adds of one self-attention layer and of one GRU layer, width D,
     on N tokens (no biases)."""
     # BEGIN SOLUTION
-    # HINT: attention: four D x D projections per token, plus N^2 D for the scores and N^2 D for the sum.
+    # HINT: attention: 4 D x D projections per token, N^2 D scores, N^2 D sum
     return 4 * N * D * D + 2 * N * N * D, 6 * N * D * D
     # END SOLUTION
 
@@ -1962,9 +2065,10 @@ compare_counts(128, 64)
 # :label: ex05-extrapolate
 #
 # Train two Transformers on sentences of at most 20 source tokens
-# (`translation_task(..., max_len=20)`), one with `positional="sinusoidal"` and one
-# with `positional="learned", max_len=24` (the target can be a little longer than
-# the source). Then translate test sentences of 21–40 tokens. What happens to each
+# ({py:func}`~seqlib.data.translation.translation_task` with `max_len=20`), one
+# with `positional="sinusoidal"` and one with `positional="learned", max_len=24`
+# (arguments of {py:func}`~seqlib.transformer.transformer_tiny`; the target can
+# be a little longer than the source). Then translate test sentences of 21–40 tokens. What happens to each
 # model, and which desideratum explains it? How would you make the learned model
 # run at all? (depth: experiment; about 30 minutes)
 # :::
@@ -1976,7 +2080,8 @@ compare_counts(128, 64)
 
 # %% [markdown] tags=["solution"]
 # No cell of this chapter runs the experiment, so this is what to expect, and why.
-# The learned model cannot even embed position 24: `LearnedPositionalEncoding`
+# The learned model cannot even embed position 24:
+# {py:class}`~seqlib.positional.LearnedPositionalEncoding`
 # raises a `ValueError`, because its table has no row there (desideratum 3 fails;
 # the positional-encoding section above shows the error). To run it at all one must
 # clip positions to the last row or enlarge the table, and the new rows were never
@@ -1988,11 +2093,19 @@ compare_counts(128, 64)
 # relative position bias in chapter 7). A sketch:
 #
 # ```python
-# short = translation_task(3000, 200, 10, min_len=3, max_len=20, seed=seed_for(0))
-# longer = [p for p in translation_task(10, 10, 400, min_len=21, max_len=40, seed=seed_for(1)).test]
+# short = translation_task(
+#     3000, 200, 10, min_len=3, max_len=20, seed=seed_for(0)
+# )
+# longer = translation_task(
+#     10, 10, 400, min_len=21, max_len=40, seed=seed_for(1)
+# ).test
 # for kind in ("sinusoidal", "learned"):
-#     model = transformer.transformer_tiny(len(short.src_vocab), len(short.tgt_vocab),
-#                                          positional=kind, max_len=24)
+#     model = transformer.transformer_tiny(
+#         len(short.src_vocab),
+#         len(short.tgt_vocab),
+#         positional=kind,
+#         max_len=24,
+#     )
 #     ...  # fit as above, then seq2seq.translate on `longer` and compare BLEU
 # ```
 

@@ -55,10 +55,7 @@ from seqlib.notebook import start
 device = start("ch06")
 
 # %%
-import inspect
-
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -71,6 +68,7 @@ from seqlib.data import (
     load_sample_photo,
     random_crop_flip,
 )
+from seqlib.notebook import show
 from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch06")
@@ -93,39 +91,37 @@ print(cfg)
 # The paper's title, "an image is worth 16×16 words", is this equation with
 # $P = 16$: a 224×224 photo becomes $N = 196$ tokens. The sequence length, and
 # hence the cost of attention, is set by the patch size. In seqlib the cut is one
-# `einops.rearrange` (in `seqlib.layers`, beside the other pieces the later
-# chapters share):
+# `einops.rearrange` (in {py:mod}`seqlib.layers`, beside the other pieces the
+# later chapters share):
 
 # %%
-print(inspect.getsource(layers.patchify))
+show(
+    layers.patchify,
+    "Cutting images into patch tokens: one rearrange, checked shapes",
+)
 
 # %% [markdown]
 # Here it is on a photograph from scikit-learn, cropped to 416×640 so that
 # 32-pixel patches tile it exactly. The bottom panel is the sequence the
 # Transformer actually sees: one row per patch, $3 \cdot 32^2 = 3072$ numbers each.
 
-# %%
+# %% mystnb={"image": {"alt": "A photograph of a pagoda cut into a 13 by 20 grid of 32-pixel patches, the first 12 patches laid side by side, and the whole image as a 260-row matrix with one flattened patch per row."}}
 photo = load_sample_photo("china.jpg")[:, :416, :]  # (3, 416, 640)
 P_photo = 32
 tokens_photo = layers.patchify(photo[None], P_photo)[0]  # (N, 3·P·P)
 gh, gw = 416 // P_photo, 640 // P_photo
 print(
-    "photo",
-    tuple(photo.shape),
-    "->",
-    gh,
-    "x",
-    gw,
-    "patches ->",
-    tuple(tokens_photo.shape),
+    f"photo {tuple(photo.shape)} -> {gh} x {gw} patches -> "
+    f"{tuple(tokens_photo.shape)}"
 )
 assert tokens_photo.shape == (gh * gw, 3 * P_photo**2)
 assert torch.equal(
     layers.unpatchify(tokens_photo[None], P_photo, 416, 640)[0], photo
 )
 
-fig = plt.figure(figsize=(11, 7.5))
-ax = fig.add_subplot(2, 2, 1)
+fig = plt.figure(figsize=(7, 9))
+rows = fig.add_gridspec(3, 1, height_ratios=[3.4, 0.8, 2.8])
+ax = fig.add_subplot(rows[0])
 ax.imshow(photo.permute(1, 2, 0).numpy())
 for k in range(1, gw):
     ax.axvline(k * P_photo - 0.5, color="w", lw=0.6)
@@ -146,7 +142,7 @@ ax.set(
     xlabel="x (pixels)",
     ylabel="y (pixels)",
 )
-ax = fig.add_subplot(2, 2, 2)
+ax = fig.add_subplot(rows[1])
 strip = torch.cat(
     [tokens_photo[n].view(3, P_photo, P_photo) for n in range(12)], dim=2
 )  # (3, P, 12P)
@@ -157,7 +153,7 @@ ax.set(
     xticklabels=[f"$x_{{{k + 1}}}$" for k in range(12)],
     yticks=[],
 )
-ax = fig.add_subplot(2, 1, 2)
+ax = fig.add_subplot(rows[2])
 im = ax.imshow(
     tokens_photo.numpy(),
     aspect="auto",
@@ -166,7 +162,8 @@ im = ax.imshow(
 )
 fig.colorbar(im, ax=ax, label="pixel value")
 ax.set(
-    title=f"The sequence: {gh * gw} tokens × {3 * P_photo**2} numbers (R plane, then G, then B)",
+    title=f"The sequence: {gh * gw} tokens × {3 * P_photo**2} numbers\n"
+    "(R plane, then G, then B)",
     xlabel="position inside the flattened patch",
     ylabel="token index n",
 )
@@ -194,11 +191,12 @@ C_in, H_img, W_img = x_train_all.shape[1:]
 P = cfg.patch
 grid = H_img // P
 print(
-    f"train {tuple(x_train_all.shape)}  test {tuple(x_test.shape)}  patch {P} -> {grid}x{grid} = {grid**2} tokens"
+    f"train {tuple(x_train_all.shape)}  test {tuple(x_test.shape)}  "
+    f"patch {P} -> {grid}x{grid} = {grid**2} tokens"
 )
 assert H_img % P == 0 and W_img % P == 0
 
-# %%
+# %% mystnb={"image": {"alt": "A Fashion-MNIST test image divided into a 4 by 4 grid of 7-pixel patches, and the same 16 patches laid out in a row as the token sequence."}}
 sample = x_test[:1]  # (1, C, H, W)
 patches = layers.patchify(sample, P)[0]  # (N, C·P·P)
 fig, axes = plt.subplots(
@@ -260,8 +258,15 @@ plt.show()
 # compare.
 
 # %%
-print(inspect.getsource(layers.ConvPatchEmbedding))
-print(inspect.getsource(layers.UnfoldPatchEmbedding))
+show(
+    layers.ConvPatchEmbedding,
+    "E as a convolution: kernel and stride both P, then the grid flattened",
+)
+show(
+    layers.UnfoldPatchEmbedding,
+    "E as in the paper: patchify, then one Linear layer; from_conv copies a "
+    "convolution's weights into it",
+)
 
 # %%
 torch.manual_seed(seed_for(0))
@@ -283,14 +288,19 @@ assert same
 
 # %% [markdown]
 # The whole model, with the encoder imported from chapter 5 (so the book has one
-# attention implementation). Each encoder block is chapter 5's `layers.Block`
-# with global self-attention as its mixer: every token may attend to every
+# attention implementation). Each encoder block is chapter 5's
+# {py:class}`seqlib.layers.Block` with global self-attention as its mixer: every token may attend to every
 # other, and ViT changes only what the tokens are, not the block.
 
 # %%
-print(inspect.getsource(vit.ViT))
+show(
+    vit.ViT,
+    "The model: patch embedding, class token and position table, the "
+    "chapter-5 encoder, a linear head on the class token",
+)
 
 
+# %%
 def make_vit() -> vit.ViT:
     """The chapter's ViT, sized by the profile."""
     return vit.ViT(
@@ -321,7 +331,8 @@ n_vit, n_cnn = (
     layers.count_parameters(make_cnn()),
 )
 print(
-    f"ViT parameters: {n_vit:,}   CNN parameters: {n_cnn:,}   ratio {n_cnn / n_vit:.3f}"
+    f"ViT parameters: {n_vit:,}   CNN parameters: {n_cnn:,}   "
+    f"ratio {n_cnn / n_vit:.3f}"
 )
 assert abs(n_cnn / n_vit - 1) < 0.1
 
@@ -337,7 +348,11 @@ assert abs(n_cnn / n_vit - 1) < 0.1
 # images the sampling error of one accuracy alone would exceed a point.
 
 # %%
-print(inspect.getsource(train.train_classifier))
+show(
+    train.train_classifier,
+    "The shared recipe: AdamW, a one-cycle schedule with 10 % warm-up, "
+    "cross-entropy, through the book's one training loop",
+)
 
 # %%
 augment = (lambda x: random_crop_flip(x, padding=4)) if cfg.augment else None
@@ -379,11 +394,13 @@ for name, make in (("ViT", make_vit), ("CNN", make_cnn)):
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(
-    f"{'model':<6}{'params':>10}{'train images':>14}{'test acc':>10}{'train acc':>11}{'seconds':>9}"
+    f"{'model':<6}{'params':>10}{'train images':>14}{'test acc':>10}"
+    f"{'train acc':>11}{'seconds':>9}"
 )
 for (name, n), r in results.items():
     print(
-        f"{name:<6}{r['params']:>10,}{n:>14}{r['acc']:>10.3f}{r['train_acc']:>11.3f}{r['seconds']:>9.1f}"
+        f"{name:<6}{r['params']:>10,}{n:>14}{r['acc']:>10.3f}"
+        f"{r['train_acc']:>11.3f}{r['seconds']:>9.1f}"
     )
 
 # %%
@@ -397,7 +414,8 @@ learn = claims.check(
 )
 lead = claims.check(
     "ch06-cnn-beats-vit",
-    f"With {cfg.n_train} training images the CNN is more accurate than the ViT "
+    f"With {cfg.n_train} training images the CNN is more accurate than "
+    "the ViT "
     "of the same size",
     cnn_big["acc"] - vit_big["acc"],
     "> 0.05",
@@ -405,7 +423,8 @@ lead = claims.check(
 )
 claims.check(
     "ch06-vit-fits-less",
-    f"With {cfg.n_train} training images the CNN fits its training data better "
+    f"With {cfg.n_train} training images the CNN fits its training data "
+    "better "
     "than the ViT (training accuracy in the last epoch)",
     cnn_big["train_acc"] - vit_big["train_acc"],
     "> 0.05",
@@ -453,7 +472,7 @@ for name, make in (("ViT", make_vit), ("CNN", make_cnn)):
         make, cfg.n_small, cfg.small_epochs, f"{name}, n={cfg.n_small}"
     )
 
-# %%
+# %% mystnb={"image": {"alt": "Test accuracy of the ViT and the CNN trained on 1000 and on 4000 images; the CNN is more accurate at both sizes."}}
 # NBVAL_IGNORE_OUTPUT
 sizes = [cfg.n_small, cfg.n_train]
 fig, ax = plt.subplots(figsize=(6, 3.6))
@@ -496,7 +515,8 @@ gap_small = (
 )
 wins = claims.check(
     "ch06-cnn-wins-small",
-    f"With {cfg.n_small} training images the CNN is more accurate than the ViT",
+    f"With {cfg.n_small} training images the CNN is more accurate than "
+    "the ViT",
     gap_small,
     "> 0.05",
     flagship=True,
@@ -507,13 +527,15 @@ wins = claims.check(
 steady = claims.check(
     "ch06-gain-difference-small",
     f"At this scale the CNN's lead barely changes from {cfg.n_small} to "
-    f"{cfg.n_train} training images: the ViT's gain minus the CNN's is within ±0.05",
+    f"{cfg.n_train} training images: the ViT's gain minus the CNN's is "
+    "within ±0.05",
     gain["ViT"] - gain["CNN"],
     "in [-0.05, 0.05]",
 )
 print("with little data the CNN wins:", wins.held)
 print(
-    f"the CNN's lead changes by less than 0.05 between {cfg.n_small} and {cfg.n_train} images:",
+    "the CNN's lead changes by less than 0.05 between "
+    f"{cfg.n_small} and {cfg.n_train} images:",
     steady.held,
 )
 
@@ -528,8 +550,8 @@ print(
 # to 4000 images the ViT's steeper curve does not show. Dosovitskiy et al.
 # needed 14 million pre-training images for the ViT to match the ResNets and
 # 300 million to overtake them; an experiment that fits in three minutes on a
-# CPU is far from that regime. (Nor is the comparison purely one of data: the runs on 4000 images also take more
-# optimisation steps, 500 against 320.) The prior is not free either: once
+# CPU is far from that regime. (Nor is the comparison purely one of data: the
+# runs on 4000 images also take more optimisation steps, 500 against 320.) The prior is not free either: once
 # there is enough data, an assumption such as "only neighbours matter in the
 # first layers" is a constraint the data could have relaxed.
 #
@@ -541,7 +563,7 @@ print(
 # $(i, j)$ shows the cosine similarity between the embedding of the patch in row
 # $i$, column $j$ and those of all patches.
 
-# %%
+# %% mystnb={"image": {"alt": "A 4 by 4 grid of small heatmaps, one per patch, each showing the cosine similarity of that patch's learned position embedding to all 16 positions; the brightest cells lie at and around the patch itself."}}
 model_vit = results["ViT", cfg.n_train]["model"].cpu().eval()
 pos = model_vit.pos.table.detach()[1:]  # (N, D): drop the class token's row
 sim = vit.position_similarity(pos)  # (N, N)
@@ -574,7 +596,8 @@ near, far = sim[dist == 1].mean().item(), sim[dist >= grid].mean().item()
 neighbours = claims.check(
     "ch06-pos-neighbours",
     f"Neighbouring patches have more similar learned position embeddings than "
-    f"patches {grid} or more steps apart (difference of mean cosine similarity)",
+    f"patches {grid} or more steps apart (difference of mean cosine "
+    "similarity)",
     near - far,
     "> 0.05",
 )
@@ -586,7 +609,8 @@ print(
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(
-    f"mean cosine similarity: neighbours {near:.3f}, patches >= {grid} steps apart {far:.3f}"
+    f"mean cosine similarity: neighbours {near:.3f}, "
+    f"patches >= {grid} steps apart {far:.3f}"
 )
 
 # %% [markdown]
@@ -615,15 +639,23 @@ print(
 # attention of any single layer.
 #
 # The model returns only its logits. As in chapter 5, the maps come from
-# running it under `attention.record(model)`, which keeps each block's weights
-# under the block's name (`encoder.blocks.0.mixers.attn`, ...);
-# `vit.attention_maps(model, images)` does exactly that and returns the $L$ maps.
+# running it under {py:func}`attention.record(model) <seqlib.attention.record>`,
+# which keeps each block's weights under the block's name
+# (`encoder.blocks.0.mixers.attn`, ...);
+# {py:func}`vit.attention_maps(model, images) <seqlib.vit.attention_maps>` does
+# exactly that and returns the $L$ maps, and
+# {py:func}`vit.attention_rollout <seqlib.vit.attention_rollout>` multiplies
+# them as in {eq}`eq-rollout`.
 
 # %%
-print(inspect.getsource(vit.attention_rollout))
-print(inspect.getsource(vit.attention_maps))
+show(
+    vit.attention_rollout,
+    "Rollout: average the heads, mix in the identity, multiply the layers, "
+    "last layer on the left",
+)
+show(vit.attention_maps)
 
-# %%
+# %% mystnb={"image": {"alt": "Six test garments with their true and predicted classes, and below each the class token's attention in the last layer and its attention rollout, drawn as heatmaps over the image."}}
 idx = [
     int((y_test == c).nonzero()[0]) for c in range(min(6, len(class_names)))
 ]
@@ -663,20 +695,24 @@ def overlay(ax, image, weights, title):
     ax.set_yticks([])
 
 
-fig, axes = plt.subplots(3, len(idx), figsize=(1.9 * len(idx), 6.2))
+fig, axes = plt.subplots(3, len(idx), figsize=(7, 4.9))
 for k in range(len(idx)):
     pred = class_names[int(logits[k].argmax())]
     axes[0, k].imshow(
         images[k].permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray"
     )
+    axes[0, k].set(xticks=[], yticks=[])
     axes[0, k].set_title(
-        f"{class_names[int(y_test[idx[k]])]}\npredicted: {pred}", fontsize=8
+        f"{class_names[int(y_test[idx[k]])]}\n→ {pred}", fontsize=9
     )
-    axes[0, k].axis("off")
-    overlay(axes[1, k], images[k], last_cls[k], "last layer, class token")
-    overlay(axes[2, k], images[k], roll_cls[k], "rollout, class token")
+    overlay(axes[1, k], images[k], last_cls[k], "")
+    overlay(axes[2, k], images[k], roll_cls[k], "")
+for row, label in zip(axes[:, 0], ("test image", "last layer", "rollout")):
+    row.set_ylabel(label, fontsize=9)
 fig.suptitle(
-    "Where the class token looks (brighter = more weight; test images)"
+    "Where the class token looks (brighter = more weight)\n"
+    "titles: true class → predicted class",
+    fontsize=10,
 )
 plt.show()
 
@@ -702,13 +738,15 @@ content = (
 mass_on_object = (roll_all * content).sum(-1).mean().item()
 share_of_object = content.float().mean().item()
 print(
-    f"rollout mass on object patches {mass_on_object:.3f}; object patches are {share_of_object:.3f} of all "
+    f"rollout mass on object patches {mass_on_object:.3f}; "
+    f"object patches are {share_of_object:.3f} of all\n"
     f"(ratio {mass_on_object / share_of_object:.3f})"
 )
 claims.check(
     "ch06-rollout-not-on-object",
     "The class token's rollout spreads over object and background patches "
-    "about in proportion to their share (mass on object patches / their share within 10 % of 1)",
+    "about in proportion to their share (mass on object patches / their "
+    "share within 10 % of 1)",
     mass_on_object / share_of_object,
     "in [0.9, 1.1]",
 );
@@ -722,7 +760,7 @@ claims.check(
 # {eq}`eq-rollout` pulls every rollout towards uniform. Rollout is a
 # picture of information flow, not a segmentation. A single layer's map is not
 # mixed with the identity in this way, so it can be more peaked than the
-# rollout; compare the two rows of the figure above.
+# rollout; compare the last two rows of the figure above.
 
 # %% [markdown]
 # ## What comes next
@@ -750,7 +788,8 @@ claims.check(
 # ```{admonition} Going further: the full profile
 # :class: tip
 # `SEQLIB_PROFILE=full` runs the same notebook on CIFAR-10 {cite}`krizhevsky2009learning`
-# (downloaded once, SHA-256 checked; see `seqlib.data.load_cifar10`) with random
+# (downloaded once, SHA-256 checked; see
+# {py:func}`seqlib.data.cifar10.load_cifar10`) with random
 # crops and flips, a ViT with 4×4 patches ($N = 64$), $D = 192$, 9 blocks and 12
 # heads (2.7 M parameters), a CNN of equal size, 100 epochs, and 5 000 against
 # 50 000 training images for the data-hunger comparison; it is sized for a GPU
@@ -769,8 +808,8 @@ claims.check(
 # :label: ex06-unfold
 #
 # Implement `embed_patches(images, weight, bias, patch)` without `nn.Conv2d`,
-# `F.conv2d` or seqlib (the check enforces all three): cut the (B, C, H, W) images into patches with
-# `Tensor.unfold` (or `reshape` and `permute`), flatten each in (channel, row,
+# `F.conv2d` or seqlib (the check enforces all three): cut the (B, C, H, W)
+# images into patches with `Tensor.unfold` (or `reshape` and `permute`), flatten each in (channel, row,
 # column) order, and multiply by the (D, C, P, P) weight reshaped to a matrix.
 # Return (B, N, D). The check compares it with a strided convolution with the
 # same weights. (depth: implement; about 20 minutes)
@@ -788,7 +827,7 @@ def embed_patches(
     """(B, C, H, W) images, (D, C, P, P) weight, (D,) bias -> (B, N, D) patch
     embeddings."""
     # BEGIN SOLUTION
-    # HINT: images.unfold(2, P, P).unfold(3, P, P) has shape (B, C, H/P, W/P, P, P); move C next to the P axes.
+    # HINT: unfold H and W: (B, C, H/P, W/P, P, P); then move C by the Ps
     B, C, H, W = images.shape
     blocks = images.unfold(2, patch, patch).unfold(
         3, patch, patch
@@ -820,7 +859,8 @@ check_close(
     embed_patches(imgs, torch.zeros_like(w), b, 4),
     b.expand(2, 6, 5),
     atol=1e-6,
-    name="embed_patches with a zero weight (every token should equal the bias)",
+    name="embed_patches with a zero weight (every token should equal the "
+    "bias)",
 )
 sums = embed_patches(imgs, torch.ones(1, 3, 4, 4), torch.zeros(1), 4)[
     ..., 0
@@ -831,14 +871,16 @@ check_true(
         imgs.reshape(2, 3, 2, 4, 3, 4).sum((1, 3, 5)).flatten(1),
         atol=1e-4,
     ),
-    "token n should come from patch (n // (W/P), n % (W/P)): the patches in row-major order",
+    "token n should come from patch (n // (W/P), n % (W/P)): the patches "
+    "in row-major order",
 )
 check_close(
     mine,
     F.conv2d(imgs, w, b, stride=4).flatten(2).transpose(1, 2),
     rtol=1e-4,
     atol=1e-4,
-    name="embed_patches vs a strided convolution (each patch flattened in (channel, row, column) order)",
+    name="embed_patches vs a strided convolution (each patch flattened in "
+    "(channel, row, column) order)",
 )
 
 # %% [markdown]
@@ -850,7 +892,7 @@ check_close(
 # and classes $K$ (the encoder blocks are pre-norm: two layer norms each, and one
 # final layer norm). Which term dominates for ViT-Base ($P=16$, $C=3$, $N=196$,
 # $D=768$, $L=12$, $F=3072$, $K=1000$)? Check your formula against
-# `layers.count_parameters`, then give it as `vit_parameters(P, C, N, D, L, F_, K)`
+# {py:func}`layers.count_parameters <seqlib.layers.count_parameters>`, then give it as `vit_parameters(P, C, N, D, L, F_, K)`
 # (without building a model or calling seqlib inside it); the check tests it on
 # ViTs of several sizes. (depth: derive; about 15 minutes)
 # :::
@@ -880,7 +922,7 @@ def vit_parameters(
     """Parameters of the chapter's ViT: patch size P, channels C, N patches,
     width D, depth L, MLP F_, K classes."""
     # BEGIN SOLUTION
-    # HINT: add up patch embedding, class token, position table, L pre-norm blocks, the final norm and the head.
+    # HINT: embedding, class token, positions, L blocks, final norm, head
     return (
         (P * P * C + 1) * D
         + D
@@ -919,7 +961,9 @@ base = vit.ViT(
 )
 n_base = layers.count_parameters(base)
 print(
-    f"ViT-Base: formula {vit_parameters(16, 3, 196, 768, 12, 3072, 1000):,}, counted {n_base:,}"
+    "ViT-Base: formula "
+    f"{vit_parameters(16, 3, 196, 768, 12, 3072, 1000):,}, "
+    f"counted {n_base:,}"
 )
 assert vit_parameters(16, 3, 196, 768, 12, 3072, 1000) == n_base
 del base
@@ -981,7 +1025,8 @@ for kw in (
 # shape (h, N, N), each row a probability distribution. Follow {eq}`eq-rollout`:
 # average the heads, add the identity and halve, multiply the layers in the right
 # order. Return the (N, N) rollout, without seqlib (the check compares with
-# `vit.attention_rollout`, which you may not call). (depth: implement; about 15 minutes)
+# {py:func}`vit.attention_rollout <seqlib.vit.attention_rollout>`, which you
+# may not call). (depth: implement; about 15 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -1018,17 +1063,20 @@ mine = rollout(layer_maps)
 check_shape(mine, (5, 5), name="rollout", letters="N, N")
 check_true(
     torch.allclose(mine.sum(-1), torch.ones(5), atol=1e-5),
-    "each row of the rollout should sum to 1 (average the heads, then halve A + I)",
+    "each row of the rollout should sum to 1 (average the heads, then "
+    "halve A + I)",
 )
 one = 0.5 * (layer_maps[0].mean(0) + torch.eye(5))
 check_true(
     torch.allclose(rollout(layer_maps[:1]), one, atol=1e-5),
-    "with one layer the rollout should be (mean over heads of A + I) / 2: the identity stands for the residual",
+    "with one layer the rollout should be (mean over heads of A + I) / 2: "
+    "the identity stands for the residual",
 )
 two = 0.5 * (layer_maps[1].mean(0) + torch.eye(5))
 check_true(
     torch.allclose(rollout(layer_maps[:2]), two @ one, atol=1e-5),
-    "with two layers the rollout should be Â₂ Â₁: the later layer's matrix goes on the left",
+    "with two layers the rollout should be Â₂ Â₁: the later layer's "
+    "matrix goes on the left",
 )
 check_close(
     mine,
@@ -1079,7 +1127,8 @@ assert (
 )  # permutation invariance: exact
 claims.check(
     "ch06-positions-used",
-    "Setting the trained ViT's position table to zero lowers its test accuracy",
+    "Setting the trained ViT's position table to zero lowers its test "
+    "accuracy",
     table["with p", "original"] - table["p = 0", "original"],
     "> 0.05",
 )

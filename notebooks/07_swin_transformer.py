@@ -60,8 +60,6 @@ from seqlib.notebook import start
 device = start("ch07")
 
 # %%
-import inspect
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -77,6 +75,7 @@ from seqlib.data import (
     load_fashion_mnist,
     random_crop_flip,
 )
+from seqlib.notebook import show
 from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch07")
@@ -92,7 +91,11 @@ print(cfg)
 # width doubles, exactly as a strided convolution would do in a CNN.
 
 # %%
-print(inspect.getsource(swin.PatchMerging))
+show(
+    swin.PatchMerging,
+    "Patch merging: each 2×2 group of tokens concatenated, normalised and "
+    "projected from 4C to 2C",
+)
 
 # %% [markdown]
 # Swin-T, the smallest model of the paper ($C = 96$, depths 2, 2, 6, 2,
@@ -124,7 +127,8 @@ with torch.no_grad():
     pyramid = swin_t.features(torch.rand(1, 3, 224, 224))
 for i, fmap in enumerate(pyramid, start=1):
     print(
-        f"stage {i}: {tuple(fmap.shape[1:])}  = {fmap.shape[1] // 96}C x H/{224 // fmap.shape[2]} x W/{224 // fmap.shape[3]}"
+        f"stage {i}: {tuple(fmap.shape[1:])}  = {fmap.shape[1] // 96}C x "
+        f"H/{224 // fmap.shape[2]} x W/{224 // fmap.shape[3]}"
     )
 print(f"parameters: {layers.count_parameters(swin_t):,}")
 assert [tuple(f.shape[1:]) for f in pyramid] == [
@@ -148,12 +152,23 @@ del swin_t, pyramid
 # Luong's window, which is centred on a predicted position, Swin's windows are
 # fixed tiles: a token at a window's edge sees nothing beyond it in that block,
 # which the shifted windows below address. The windows of all images form one
-# batch, so the attention layer is the chapter-5 `MultiHeadAttention` applied to
-# $B \cdot \frac{hw}{M^2}$ short sequences of $M^2$ tokens. Two small pure functions do the regrouping:
+# batch, so the attention layer is the chapter-5
+# {py:class}`~seqlib.attention.MultiHeadAttention` applied to
+# $B \cdot \frac{hw}{M^2}$ short sequences of $M^2$ tokens. Two small pure
+# functions of {py:mod}`seqlib.swin` do the regrouping,
+# {py:func}`~seqlib.swin.window_partition` and
+# {py:func}`~seqlib.swin.window_reverse`:
 
 # %%
-print(inspect.getsource(swin.window_partition))
-print(inspect.getsource(swin.window_reverse))
+show(
+    swin.window_partition,
+    "The grid cut into windows: one rearrange, after checking that M divides "
+    "H and W",
+)
+show(
+    swin.window_reverse,
+    "The inverse: the windows put back into the (B, H, W, C) grid",
+)
 
 # %%
 x = torch.randn(2, 8, 8, 16)  # (B, H, W, C)
@@ -184,9 +199,10 @@ assert identity and windows.shape == (2 * 4, 16, 16)
 # $C = 96$, $M = 7$) that is about 14 times fewer operations:
 
 # %%
-print(inspect.getsource(swin.msa_cost))
+show(swin.msa_cost)
 print(
-    f"56x56 grid, C=96, M=7: global {swin.msa_cost(56, 56, 96) / 1e9:.2f} G multiply-adds, "
+    "56x56 grid, C=96, M=7: "
+    f"global {swin.msa_cost(56, 56, 96) / 1e9:.2f} G multiply-adds, "
     f"windows {swin.window_msa_cost(56, 56, 96, 7) / 1e9:.2f} G"
 )
 
@@ -194,7 +210,8 @@ print(
 # Now measure it. We time one global attention layer and one window attention
 # layer (including the partition and its reverse) on grids of
 # $M\times M$ up to $8M\times 8M$ tokens, and record the memory each materialises
-# for its attention weights (the tensors that `attention.record` collects).
+# for its attention weights (the tensors that
+# {py:func}`attention.record <seqlib.attention.record>` collects).
 # On a GPU the notebook also reads the peak memory the allocator saw. The
 # multiply-adds and the memory are exact and the same on every machine; the
 # times are not, so they get a table of their own.
@@ -280,33 +297,39 @@ ratio = t_global / t_window
 
 # %%
 print(
-    f"C = {C_b}, heads = {h_b}, M = {M}; multiply-adds Ω (millions) and MB of attention weights per image"
+    f"C = {C_b}, heads = {h_b}, M = {M}; multiply-adds Ω (millions) and MB "
+    "of\nattention weights per image"
 )
 print(
-    f"{'grid':>8}{'tokens':>8}{'Ω MSA (M)':>11}{'Ω W-MSA (M)':>13}{'Ω ratio':>9}{'attn MB global':>16}"
-    f"{'attn MB window':>16}"
+    f"{'grid':>8}{'tokens':>8}{'Ω MSA (M)':>11}{'Ω W-MSA (M)':>13}"
+    f"{'Ω ratio':>9}{'MB global':>11}{'MB window':>11}"
 )
 for b in bench:
     print(
-        f"{b['side']:>4}x{b['side']:<3}{b['hw']:>8}{b['omega_global'] / 1e6:>11.1f}{b['omega_window'] / 1e6:>13.1f}"
-        f"{b['omega_global'] / b['omega_window']:>9.1f}{b['mem_global'] / 2**20:>16.2f}{b['mem_window'] / 2**20:>16.2f}"
+        f"{b['side']:>4}x{b['side']:<3}{b['hw']:>8}"
+        f"{b['omega_global'] / 1e6:>11.1f}{b['omega_window'] / 1e6:>13.1f}"
+        f"{b['omega_global'] / b['omega_window']:>9.1f}"
+        f"{b['mem_global'] / 2**20:>11.2f}{b['mem_window'] / 2**20:>11.2f}"
     )
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(
-    f"device: {device}; time for a batch of {cfg.bench_batch}: median of {cfg.bench_repeats} runs and their spread "
-    "(max − min) / median; the ratio is of the fastest runs (these numbers differ from machine to machine and "
-    "from run to run)"
+    f"device: {device}; time for a batch of {cfg.bench_batch}: median of "
+    f"{cfg.bench_repeats} runs and their\nspread (max − min) / median; the "
+    "ratio is of the fastest runs (these numbers\ndiffer from machine to "
+    "machine and from run to run)"
 )
 print(
-    f"{'grid':>8}{'tokens':>8}{'global ms':>11}{'spread':>8}{'window ms':>11}{'spread':>8}{'ratio':>7}"
+    f"{'grid':>8}{'tokens':>8}{'global ms':>11}{'spread':>8}"
+    f"{'window ms':>11}{'spread':>8}{'ratio':>7}"
 )
 for b, r in zip(bench, ratio):
     tg, tw = b["timing_global"], b["timing_window"]
     print(
-        f"{b['side']:>4}x{b['side']:<3}{b['hw']:>8}{1e3 * tg.median:>11.2f}{tg.spread:>8.0%}{1e3 * tw.median:>11.2f}"
-        f"{tw.spread:>8.0%}{r:>7.1f}"
+        f"{b['side']:>4}x{b['side']:<3}{b['hw']:>8}"
+        f"{1e3 * tg.median:>11.2f}{tg.spread:>8.0%}"
+        f"{1e3 * tw.median:>11.2f}{tw.spread:>8.0%}{r:>7.1f}"
     )
 if device.type == "cuda":
     print(
@@ -324,13 +347,15 @@ if device.type == "cuda":
 # for both curves. The memory panel needs no fit: the weights are
 # $h\,(hw)^2$ and $h\,M^2hw$ floats of 4 bytes.
 
-# %%
+# %% mystnb={"image": {"alt": "Log-log plots of the time and of the attention-weight memory of one global and one window attention layer against the number of tokens, with the cost formulas overlaid, and the ratio of their times growing with the number of tokens."}}
 # NBVAL_IGNORE_OUTPUT
 omega_g = np.array([b["omega_global"] for b in bench], dtype=float)
 omega_w = np.array([b["omega_window"] for b in bench], dtype=float)
 per_second = omega_g[-1] / t_global[-1]  # multiply-adds per second
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-ax = axes[0]
+fig, axes = plt.subplot_mosaic(
+    [["time", "memory"], ["ratio", "ratio"]], figsize=(7, 6.6)
+)
+ax = axes["time"]
 ax.loglog(hw, 1e3 * t_global, "o", color="C3", label="global MSA, measured")
 ax.loglog(hw, 1e3 * t_window, "s", color="C0", label="window W-MSA, measured")
 ax.loglog(
@@ -350,25 +375,27 @@ ax.loglog(
     label="Ω(W-MSA) / throughput",
 )
 ax.set(
-    title=f"Time of one attention layer (C={C_b}, M={M})",
+    title=f"Time of one layer (C={C_b}, M={M})",
     xlabel="tokens hw",
     ylabel="time (ms)",
 )
-ax.legend(fontsize=8)
-ax = axes[1]
+ax.legend(fontsize=8, loc="upper left")
+ax = axes["memory"]
 mem_g = np.array([b["mem_global"] for b in bench]) / 2**20
 mem_w = np.array([b["mem_window"] for b in bench]) / 2**20
 ax.loglog(hw, mem_g, "o-", color="C3", label="global: h·(hw)² floats")
 ax.loglog(hw, mem_w, "s-", color="C0", label="windows: h·M²·hw floats")
-ax.set(
-    title="Memory of the attention weights", xlabel="tokens hw", ylabel="MiB"
-)
-ax.legend(fontsize=8)
-ax = axes[2]
+ax.set(title="Attention weights", xlabel="tokens hw", ylabel="MiB")
+ax.legend(fontsize=8, loc="upper left")
+ax = axes["ratio"]
 ax.semilogx(hw, ratio, "o-", color="C2", label="measured time ratio")
 ax.semilogx(hw, omega_g / omega_w, "--", color="k", label="Ω(MSA) / Ω(W-MSA)")
-ax.set(title="Global / window", xlabel="tokens hw", ylabel="ratio")
-ax.legend(fontsize=8)
+ax.set(
+    title="Global attention's time over window attention's",
+    xlabel="tokens hw",
+    ylabel="ratio",
+)
+ax.legend(fontsize=8, loc="upper left")
 plt.show()
 
 # %%
@@ -387,8 +414,8 @@ k_global, k_window = (
 )
 faster = claims.check(
     "ch07-window-faster",
-    f"On the largest grid ({hw[-1]} tokens) window attention is more than 3 times "
-    "faster than global attention",
+    f"On the largest grid ({hw[-1]} tokens) window attention is more than "
+    "3 times faster than global attention",
     ratio[-1],
     "> 3",
     flagship=True,
@@ -396,14 +423,15 @@ faster = claims.check(
 claims.check(
     "ch07-window-overhead",
     f"On the smallest grid (one window of {hw[0]} tokens) window attention is "
-    "slower than global attention: partition, reverse and bias cost extra time",
+    "slower than global attention: partition, reverse and bias cost extra "
+    "time",
     ratio[0],
     "< 1",
 )
 grows = claims.check(
     "ch07-ratio-grows",
-    "The time ratio global/window on the largest grid is more than 5 times the ratio "
-    "on the smallest",
+    "The time ratio global/window on the largest grid is more than 5 times "
+    "the ratio on the smallest",
     ratio[-1] / ratio[0],
     "> 5",
 )
@@ -422,7 +450,8 @@ claims.check(
     "< 1.3",
 )
 print(
-    "window attention is faster on the largest grid, and the ratio grows with hw:",
+    "window attention is faster on the largest grid, and the ratio grows "
+    "with hw:",
     faster.held and grows.held,
 )
 
@@ -466,7 +495,7 @@ print(
 # of the image; a mask forbids attention between them, and the roll is undone
 # afterwards.
 
-# %%
+# %% mystnb={"image": {"alt": "Three 8 by 8 token grids: four regular 4 by 4 windows, the windows displaced by 2 tokens into nine pieces, and the grid rolled by minus 2 so that the nine pieces again form four windows."}}
 H = W = 8
 M_demo, s_demo = 4, 2
 rows, cols = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
@@ -490,33 +519,34 @@ def draw_grid(ax, ids, title, lines=()):
                 f"{r * W + c}",
                 ha="center",
                 va="center",
-                fontsize=6.5,
+                fontsize=7,
                 color="white",
             )
     for pos in lines:
         ax.axhline(pos - 0.5, color="k", lw=2.5)
         ax.axvline(pos - 0.5, color="k", lw=2.5)
-    ax.set(title=title, xticks=[], yticks=[])
+    ax.set(xticks=[], yticks=[])
+    ax.set_title(title, fontsize=10)
 
 
-fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
+fig, axes = plt.subplots(1, 3, figsize=(6.8, 3.3))
 draw_grid(
     axes[0],
     regular_ids,
-    f"block l: 4 windows of {M_demo}×{M_demo}",
+    f"block l:\n4 windows of {M_demo}×{M_demo}",
     lines=(4,),
 )
 draw_grid(
     axes[1],
     shifted_ids,
-    f"block l+1: windows displaced by {s_demo} (9 pieces)",
+    f"block l+1: windows\ndisplaced by {s_demo} (9 pieces)",
     lines=(2, 6),
 )
 rolled_labels = np.roll(np.roll(shifted_ids, -s_demo, 0), -s_demo, 1)
 draw_grid(
     axes[2],
     rolled_labels,
-    f"after rolling by −{s_demo}: 4 windows again",
+    f"after rolling by −{s_demo}:\n4 windows again",
     lines=(4,),
 )
 for r in range(H):
@@ -525,7 +555,9 @@ for r in range(H):
             f"{((r + s_demo) % H) * W + (c + s_demo) % W}"
         )
 fig.suptitle(
-    "Token numbers are positions in the original image; colours are the windows of block l+1 (right two)"
+    "Token numbers are positions in the original image;\n"
+    "colours are the windows of block l+1 (right two)",
+    fontsize=10,
 )
 plt.show()
 
@@ -537,21 +569,31 @@ plt.show()
 # tokens of the same piece:
 
 # %%
-print(inspect.getsource(swin.window_region_ids))
-print(inspect.getsource(swin.shifted_window_mask))
+show(
+    swin.window_region_ids,
+    "Each token of the rolled grid labelled with the image region it came "
+    "from (at most 9)",
+)
+show(
+    swin.shifted_window_mask,
+    "The mask: two tokens of a window may attend when their region labels "
+    "agree",
+)
 
-# %%
+# %% mystnb={"image": {"alt": "Four 16 by 16 attention masks of the shifted windows: the first allows every pair, the second is a checkerboard, the third two diagonal blocks, and the fourth allows a quarter of the pairs."}}
 allowed = swin.shifted_window_mask(H, W, M_demo, s_demo)  # (nW, M², M²)
-fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
+fig, axes = plt.subplots(1, 4, figsize=(6.8, 2.9))
 for w, ax in enumerate(axes):
     ax.imshow(allowed[w].numpy(), cmap="gray", vmin=0, vmax=1)
-    ax.set(
-        title=f"window {w}: {int(allowed[w].sum())} of {M_demo**4} pairs allowed",
-        xlabel="key token in window",
-        ylabel="query token in window",
+    ax.set_title(
+        f"window {w}\n{int(allowed[w].sum())} of {M_demo**4} pairs",
+        fontsize=10,
     )
+    ax.set(xlabel="key token", xticks=[0, 5, 10, 15], yticks=[0, 5, 10, 15])
+axes[0].set_ylabel("query token in window")
 fig.suptitle(
-    "Shifted-window attention masks (white = may attend, black = blocked)"
+    "Shifted-window attention masks (white = may attend, black = blocked)",
+    fontsize=10,
 )
 plt.show()
 print("allowed pairs per window:", allowed.sum((1, 2)).tolist())
@@ -565,12 +607,18 @@ assert allowed[0].all() and allowed.sum((1, 2)).tolist() == [256, 128, 128, 64]
 # the checkerboard. Window 3 joins four pieces. The mixer that uses the mask
 # builds it once, from the grid it is made for, and keeps it as a buffer; it
 # rolls the grid, cuts it into windows, attends, puts the windows back and rolls
-# back. The Swin block is chapter 5's `layers.Block`; only the mixer (the token
-# grouping) differs: shifted windows instead of all tokens.
+# back. The Swin block is chapter 5's {py:class}`seqlib.layers.Block`; only
+# the mixer (the token grouping) differs: shifted windows instead of all tokens.
 
 # %%
-print(inspect.getsource(swin.ShiftedWindowAttention))
-print(inspect.getsource(swin.SwinBlock))
+show(
+    swin.ShiftedWindowAttention,
+    "The mixer: roll, partition, attend with the mask, reverse, roll back",
+)
+show(
+    swin.SwinBlock,
+    "The block: chapter 5's Block with the shifted-window mixer and an MLP",
+)
 
 # %% [markdown]
 # ## Relative position bias
@@ -592,9 +640,12 @@ print(inspect.getsource(swin.SwinBlock))
 # window and every image, which builds translation invariance back in.
 
 # %%
-print(inspect.getsource(swin.relative_position_index))
+show(
+    swin.relative_position_index,
+    "The fixed index: each (query, key) offset read as a number in base 2M−1",
+)
 
-# %%
+# %% mystnb={"image": {"alt": "A 9 by 9 table of the bias-table row used for each query and key of a 3 by 3 window; the diagonal is 12 and equal offsets share a row."}}
 index3 = swin.relative_position_index(3)  # (9, 9)
 fig, ax = plt.subplots(figsize=(5.2, 4.4))
 im = ax.imshow(index3.numpy(), cmap="viridis")
@@ -630,7 +681,11 @@ assert int(index3.max()) == (2 * 3 - 1) ** 2 - 1 and torch.equal(
 # table and its index added; it passes the gathered bias as `attn_bias`:
 
 # %%
-print(inspect.getsource(swin.WindowAttention))
+show(
+    swin.WindowAttention,
+    "Window attention: the bias table and its index, gathered into B and "
+    "passed to MultiHeadAttention with the mask",
+)
 
 # %% [markdown]
 # ## Swin against ViT on Fashion-MNIST
@@ -745,11 +800,13 @@ for name, (make, prepare) in models.items():
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(
-    f"{'model':<6}{'params':>10}{'test acc':>10}{'train acc':>11}{'seconds':>9}   ({len(x_train)} training images)"
+    f"{'model':<6}{'params':>10}{'test acc':>10}{'train acc':>11}"
+    f"{'seconds':>9}   ({len(x_train)} training images)"
 )
 for name, r in results.items():
     print(
-        f"{name:<6}{r['params']:>10,}{r['acc']:>10.3f}{r['train_acc']:>11.3f}{r['seconds']:>9.1f}"
+        f"{name:<6}{r['params']:>10,}{r['acc']:>10.3f}"
+        f"{r['train_acc']:>11.3f}{r['seconds']:>9.1f}"
     )
 
 # %%
@@ -767,8 +824,8 @@ learn = claims.check(
 )
 beats = claims.check(
     "ch07-swin-beats-vit",
-    f"With {len(x_train)} training images the small Swin is more accurate than the "
-    "ViT of chapter 6, by more than 0.02",
+    f"With {len(x_train)} training images the small Swin is more accurate "
+    "than the ViT of chapter 6, by more than 0.02",
     results["Swin"]["acc"] - results["ViT"]["acc"],
     "> 0.02",
     flagship=True,
@@ -791,28 +848,34 @@ print("Swin is more accurate than the ViT:", beats.held)
 # stage's first block has a $(2M-1)\times(2M-1)$ table; the centre is offset
 # $(0, 0)$, the query itself.
 
-# %%
+# %% mystnb={"image": {"alt": "Heatmaps of the learned relative position bias of each head of the trained Swin's first block, indexed by row and column offset between query and key."}}
 swin_trained = results["Swin"]["model"].cpu()
 table = (
     swin_trained.stages[0].blocks[0].mixer.attn.bias_table.detach()
 )  # ((2M−1)², h)
 Mw = swin_trained.stages[0].window
-fig, axes = plt.subplots(1, table.shape[1], figsize=(4.6 * table.shape[1], 4))
+fig, axes = plt.subplots(
+    1, table.shape[1], figsize=(3.5 * table.shape[1], 3.4)
+)
 for head, ax in enumerate(np.atleast_1d(axes)):
     im = ax.imshow(
         table[:, head].view(2 * Mw - 1, 2 * Mw - 1).numpy(),
         cmap="coolwarm",
         extent=(-(Mw - 1) - 0.5, Mw - 0.5, Mw - 0.5, -(Mw - 1) - 0.5),
     )
-    fig.colorbar(im, ax=ax, label="bias added to the score")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="bias added to the score")
     ax.set(
         title=f"head {head + 1}",
         xlabel="column offset (query − key)",
-        ylabel="row offset (query − key)",
         xticks=range(-(Mw - 1), Mw),
         yticks=range(-(Mw - 1), Mw),
     )
-fig.suptitle("Learned relative position bias, stage 1, block 1 (trained Swin)")
+    if head == 0:
+        ax.set_ylabel("row offset (query − key)")
+fig.suptitle(
+    "Learned relative position bias, stage 1, block 1 (trained Swin)",
+    fontsize=11,
+)
 plt.show()
 
 # %% [markdown]
@@ -828,7 +891,7 @@ plt.show()
 # exactly zero, which the cell checks. Stacking blocks is what lets Swin's
 # information travel further, one window at a time.
 
-# %%
+# %% mystnb={"image": {"alt": "A test image with a query pixel, and that query token's attention weights: spread over the whole image in the ViT's first layer, confined to one window in Swin's first block and to the displaced window in its second."}}
 def window_weights_on_grid(
     weights: torch.Tensor,
     query: tuple[int, int],
@@ -895,7 +958,7 @@ q_vit = (
 q_swin = ((pixel[0] + pad) // ps, (pixel[1] + pad) // ps)
 panels = [
     (
-        "ViT, layer 1: global",
+        "ViT, layer 1:\nglobal",
         on_pixels(
             vit_maps[0][0].mean(0)[q_vit, 1:].view(gv, gv).numpy(),
             pv,
@@ -917,17 +980,18 @@ for b, name in enumerate(["window", "shifted window"]):
     )
     panels.append(
         (
-            f"Swin, block {b + 1}: {name}",
+            f"Swin, block {b + 1}:\n{name}",
             on_pixels(on_grid, ps, pad, H_img),
             ps,
             (q_swin[0] * ps - pad, q_swin[1] * ps - pad),
         )
     )
 shown = image[0].permute(1, 2, 0).squeeze(-1).numpy()
-fig, axes = plt.subplots(1, 4, figsize=(11, 3.3))
+fig, axes = plt.subplots(1, 4, figsize=(6.8, 2.8))
 axes[0].imshow(shown, cmap="gray")
 axes[0].plot(pixel[1], pixel[0], "r+", ms=12, mew=2)
-axes[0].set(title="test image and query pixel", xticks=[], yticks=[])
+axes[0].set(xticks=[], yticks=[])
+axes[0].set_title("test image and\nquery pixel", fontsize=10)
 for ax, (title, weights, patch, (top, left)) in zip(axes[1:], panels):
     ax.imshow(shown, cmap="gray")
     ax.imshow(np.ma.masked_equal(weights, 0), cmap="magma", alpha=0.75, vmin=0)
@@ -936,9 +1000,12 @@ for ax, (title, weights, patch, (top, left)) in zip(axes[1:], panels):
             (left - 0.5, top - 0.5), patch, patch, fill=False, ec="cyan", lw=2
         )
     )
-    ax.set(title=title, xticks=[], yticks=[])
+    ax.set(xticks=[], yticks=[])
+    ax.set_title(title, fontsize=10)
 fig.suptitle(
-    "Where one query token looks: its attention weights (colour, mean over heads); uncoloured = weight 0"
+    "Where one query token looks: its attention weights\n"
+    "(colour, mean over heads); uncoloured = weight 0",
+    fontsize=10,
 )
 fig.tight_layout()
 plt.show()
@@ -998,7 +1065,9 @@ full_ratio = full_params["Swin"] / full_params["ViT"]
 print(
     "full profile, CIFAR-10:",
     {name: f"{n:,}" for name, n in full_params.items()},
-    f" Swin/ViT = {full_ratio:.3f} (within 25 %: {abs(full_ratio - 1) < 0.25})",
+)
+print(
+    f"Swin/ViT = {full_ratio:.3f} (within 25 %: {abs(full_ratio - 1) < 0.25})"
 )
 assert abs(full_ratio - 1) < 0.25
 del full_models
@@ -1024,7 +1093,7 @@ del full_models
 def partition(x: torch.Tensor, M: int) -> torch.Tensor:
     """(B, H, W, C) -> (B·nW, M·M, C), as seqlib.swin.window_partition."""
     # BEGIN SOLUTION
-    # HINT: view as (B, H/M, M, W/M, M, C), then bring the two window axes next to B.
+    # HINT: view as (B, H/M, M, W/M, M, C); move the window axes next to B
     B, H, W, C = x.shape
     x = x.view(B, H // M, M, W // M, M, C)  # (B, nh, M, nw, M, C)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, M * M, C)  # (B·nW, M², C)
@@ -1047,19 +1116,22 @@ check_shape(
 )
 check_true(
     bool((where // 4 == (where // 4)[:, :1]).all()),
-    "each window should hold one 4×4 square of neighbouring tokens: view as (B, H/M, M, W/M, M, C) "
-    "and bring the two window axes (H/M, W/M) together before the two in-window axes",
+    "each window should hold one 4×4 square of neighbouring tokens: view as "
+    "(B, H/M, M, W/M, M, C) and bring the two window axes (H/M, W/M) "
+    "together before the two in-window axes",
 )
 check_true(
     torch.equal(
         where[:, 0] // 4,
         torch.tensor([[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]]),
     ),
-    "the windows should come in row-major order: window 1 is to the right of window 0, not below it",
+    "the windows should come in row-major order: window 1 is to the right "
+    "of window 0, not below it",
 )
 check_true(
     torch.equal(where[0], coords[0, :4, :4].reshape(16, 2)),
-    "inside a window the tokens should be in row-major order: token 1 is to the right of token 0",
+    "inside a window the tokens should be in row-major order: token 1 is "
+    "to the right of token 0",
 )
 grid_x = torch.randn(
     2, 8, 12, 3, generator=torch.Generator().manual_seed(seed_for(0))
@@ -1086,8 +1158,10 @@ check_close(
 # pair (i, j) of a window exactly when the two tokens were less than $M$ apart
 # in both directions in the original image (tokens that wrapped around are far
 # apart). Implement `mask_from_coordinates(H, W, M, s)` returning a bool
-# (nW, M², M²) tensor; you may use `swin.window_partition` and `torch.roll`, but not
-# `swin.shifted_window_mask`, `swin.window_region_ids` or the Swin modules that build the mask.
+# (nW, M², M²) tensor; you may use
+# {py:func}`swin.window_partition <seqlib.swin.window_partition>` and
+# `torch.roll`, but not `swin.shifted_window_mask`, `swin.window_region_ids` or
+# the Swin modules that build the mask.
 # (depth: implement; about 20 minutes)
 # :::
 
@@ -1101,7 +1175,7 @@ def mask_from_coordinates(H: int, W: int, M: int, s: int) -> torch.Tensor:
     """(nW, M², M²) bool: True where two tokens of a shifted window were
     neighbours in the image."""
     # BEGIN SOLUTION
-    # HINT: coordinates of shape (1, H, W, 2); after the roll and the partition, compare |Δrow| and |Δcol| with M.
+    # HINT: roll and partition (1, H, W, 2) coordinates; compare |Δ| with M
     rows, cols = torch.meshgrid(
         torch.arange(H), torch.arange(W), indexing="ij"
     )
@@ -1132,14 +1206,16 @@ for H_, W_, M_, s_ in ((8, 8, 4, 2), (12, 8, 4, 2), (14, 14, 7, 3)):
     )
     check_true(
         bool(mine[0].all()),
-        f"{what}: window 0 holds tokens that were neighbours before the shift, so "
-        "every pair in it should be allowed (roll the coordinates by -s, as the grid is rolled)",
+        f"{what}: window 0 holds tokens that were neighbours before the "
+        "shift, so every pair in it should be allowed (roll the coordinates "
+        "by -s, as the grid is rolled)",
     )
     check_true(
         not bool(mine[-1, 0, M_ - 1]),
-        f"{what}: in the last window tokens 0 and {M_ - 1} share a row but came "
-        "from opposite sides of the image, so the pair should be masked (allow a pair only when the two "
-        "tokens are close in rows and in columns)",
+        f"{what}: in the last window tokens 0 and {M_ - 1} share a row but "
+        "came from opposite sides of the image, so the pair should be masked "
+        "(allow a pair only when the two tokens are close in rows and in "
+        "columns)",
     )
     check_true(
         torch.equal(mine, swin.shifted_window_mask(H_, W_, M_, s_)),
@@ -1177,7 +1253,7 @@ def crossover_side(C: int, M: int) -> float:
     """Grid side sqrt(hw) at which global attention costs twice as much as
     window attention."""
     # BEGIN SOLUTION
-    # HINT: divide both costs by hwC, set their ratio to 2 and solve for hw; the side is its square root.
+    # HINT: divide both costs by hwC, set the ratio to 2, solve for hw
     return float(np.sqrt(2 * C + 2 * M**2))
     # END SOLUTION
 
@@ -1230,7 +1306,8 @@ for C_, M_ in ((96, 7), (64, 4), (128, 8)):
 # $M/2$ in every second block, how many tokens away can information travel after
 # $k$ blocks? Check your answer experimentally: change one token of an input grid
 # and record which outputs change after 1, 2, 3 and 4 blocks of an untrained
-# `swin.SwinStage`. What would happen without the shift? (depth: experiment; about 20 minutes)
+# {py:class}`swin.SwinStage <seqlib.swin.SwinStage>`. What would happen without
+# the shift? (depth: experiment; about 20 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -1257,7 +1334,9 @@ for shifted in (True, False):
             changed = ((a - b).abs().sum(-1)[0] > 1e-6).nonzero()
             reached.append(int((changed - torch.tensor([5, 5])).abs().max()))
     reach["with shift" if shifted else "without shift"] = reached
-print("largest row/column distance reached after 1..4 blocks:", reach)
+print("largest row/column distance reached after 1..4 blocks:")
+for name, reached in reach.items():
+    print(f"  {name}: {reached}")
 assert (
     reach["without shift"] == [reach["without shift"][0]] * 4
     and reach["with shift"][-1] > reach["without shift"][-1]

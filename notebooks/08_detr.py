@@ -59,7 +59,6 @@ device = start("ch08")
 # %%
 import copy
 import functools
-import inspect
 import time
 
 import matplotlib.pyplot as plt
@@ -73,6 +72,7 @@ from seqlib import attention, claims, detr, layers, matcher, profiles, viz
 from seqlib.data import SceneConfig, load_scenes
 from seqlib.data.scenes import NOUNS
 from seqlib.metrics import mean_average_precision
+from seqlib.notebook import show
 from seqlib.train import fit, seed_for
 
 cfg = profiles.sizes("ch08")
@@ -94,81 +94,119 @@ print(cfg)
 # extra one is $\varnothing$, "no object") and a box $(c_x, c_y, w, h) \in [0,1]^4$.
 # $Q$ is an upper bound on the objects of one image; we use $Q = 10$ for at most 3.
 
-# %%
+# %% mystnb={"image": {"alt": "The DETR pipeline as boxes and arrows: image, CNN backbone, 1 by 1 convolution with 2D sine positions, Transformer encoder, whose memory feeds the Transformer decoder with its object queries, prediction heads and the set of predictions."}}
 def pipeline_diagram():
     """DETR as boxes and arrows, with the sizes of this chapter's smoke
     model."""
     n_cells = (cfg.canvas // 2 ** len(cfg.channels)) ** 2
-    stages = [
-        ("image\n1×48×48", "0.85"),
-        (f"CNN backbone\n{cfg.channels[-1]}×6×6", "#c6dbef"),
-        (f"1×1 conv, flatten\n{n_cells} tokens × {cfg.dim}", "#c6dbef"),
-        (f"Transformer encoder\n{cfg.enc_layers} blocks", "#fdd0a2"),
-        (f"Transformer decoder\n{cfg.dec_layers} blocks", "#fdd0a2"),
-        (f"heads (per query)\nclass: C+1\nbox: cx, cy, w, h", "#c7e9c0"),
-        (f"set of {cfg.num_queries}\npredictions", "0.85"),
+    side = cfg.canvas // 2 ** len(cfg.channels)
+    columns = np.linspace(0.13, 0.87, 4)
+    top, bottom = 0.74, 0.3  # the two rows of boxes
+    width, height = 0.2, 0.2
+    stages = [  # (x, y, text, colour)
+        (columns[0], top, f"image\n1×{cfg.canvas}×{cfg.canvas}", "0.85"),
+        (
+            columns[1],
+            top,
+            f"CNN backbone\n{cfg.channels[-1]}×{side}×{side}",
+            "#c6dbef",
+        ),
+        (
+            columns[2],
+            top,
+            f"1×1 conv, flatten\n{n_cells} tokens × {cfg.dim}",
+            "#c6dbef",
+        ),
+        (
+            columns[3],
+            top,
+            f"Transformer\nencoder\n{cfg.enc_layers} blocks",
+            "#fdd0a2",
+        ),
+        (
+            columns[1],
+            bottom,
+            f"Transformer\ndecoder\n{cfg.dec_layers} blocks",
+            "#fdd0a2",
+        ),
+        (
+            columns[2],
+            bottom,
+            "heads (per query)\nclass: C+1\nbox: cx, cy, w, h",
+            "#c7e9c0",
+        ),
+        (
+            columns[3],
+            bottom,
+            f"set of {cfg.num_queries}\npredictions",
+            "0.85",
+        ),
     ]
-    fig, ax = plt.subplots(figsize=(12, 3.2))
-    xs = np.linspace(0.06, 0.94, len(stages))
-    for x, (text, color) in zip(xs, stages):
+    fig, ax = plt.subplots(figsize=(6.8, 4.2))
+    for x, y, text, color in stages:
         ax.add_patch(
             FancyBboxPatch(
-                (x - 0.055, 0.42),
-                0.11,
-                0.3,
+                (x - width / 2, y - height / 2),
+                width,
+                height,
                 boxstyle="round,pad=0.01",
                 fc=color,
                 ec="k",
             )
         )
-        ax.text(x, 0.57, text, ha="center", va="center", fontsize=8)
-    for a, b in zip(xs[:-1], xs[1:]):
+        ax.text(x, y, text, ha="center", va="center", fontsize=9)
+
+    def arrow(start, end, **style):
         ax.annotate(
-            "",
-            (b - 0.06, 0.57),
-            (a + 0.06, 0.57),
-            arrowprops=dict(arrowstyle="->", lw=1.5),
+            "", end, start, arrowprops=dict(arrowstyle="->", lw=1.5) | style
         )
-    extras = [
-        (xs[2] + 0.03, "+ 2D sine\npositions", xs[2] + 0.06),
-        (xs[4], f"{cfg.num_queries} object\nqueries", xs[4]),
-    ]
-    for x_text, text, x_to in extras:
+
+    for a, b in zip(columns[:-1], columns[1:]):  # along the top row
+        arrow((a + width / 2 + 0.01, top), (b - width / 2 - 0.01, top))
+    for a, b in zip(columns[1:-1], columns[2:]):  # along the bottom row
+        arrow((a + width / 2 + 0.01, bottom), (b - width / 2 - 0.01, bottom))
+    # the encoder's output is the memory the decoder attends to
+    arrow(
+        (columns[3] - 0.03, top - height / 2 - 0.01),
+        (columns[1] + 0.03, bottom + height / 2 + 0.01),
+        ls="--",
+    )
+    ax.text(
+        (columns[2] + columns[3]) / 2 - 0.02,
+        (top + bottom) / 2 + 0.01,
+        "memory\n(keys, values)",
+        ha="left",
+        va="center",
+        fontsize=9,
+    )
+    mid = (columns[2] + columns[3]) / 2  # where the positions are added
+    for x, y, text in (
+        (mid, 0.98, "+ 2D sine positions"),
+        (columns[0], bottom, f"{cfg.num_queries} object\nqueries"),
+    ):
         ax.text(
-            x_text,
-            0.12,
+            x,
+            y,
             text,
             ha="center",
             va="center",
-            fontsize=8,
+            fontsize=9,
             bbox=dict(fc="#fcbba1", ec="k"),
         )
-        ax.annotate(
-            "",
-            (x_to, 0.41),
-            (x_text, 0.2),
-            arrowprops=dict(arrowstyle="->", lw=1.2),
-        )
-    ax.annotate(
-        "memory (keys, values)",
-        (xs[4] - 0.06, 0.66),
-        (xs[3] + 0.06, 0.66),
-        fontsize=7,
-        ha="center",
-        arrowprops=dict(arrowstyle="->", lw=0.8, ls="--"),
-    )
+    arrow((mid, 0.94), (mid, top + 0.01), lw=1.2)
+    arrow((columns[0] + 0.08, bottom), (columns[1] - width / 2 - 0.01, bottom))
     ax.text(
-        xs[6],
-        0.9,
-        "training: Hungarian matching\nto the ground truth, set loss",
+        0.5,
+        0.04,
+        "training: Hungarian matching to the ground truth, set loss",
         ha="center",
-        fontsize=8,
+        fontsize=9,
         bbox=dict(fc="#fff7bc", ec="k"),
     )
-    ax.set(
-        xlim=(0, 1),
-        ylim=(0, 1),
-        title="DETR: image → set of (class, box) predictions, no anchors, no NMS",
+    ax.set(xlim=(0, 1), ylim=(0, 1.02))
+    ax.set_title(
+        "DETR: image → set of (class, box) predictions, no anchors, no NMS",
+        fontsize=11,
     )
     ax.axis("off")
     return fig
@@ -180,7 +218,7 @@ plt.show()
 # %% [markdown]
 # ## The data: scenes of Fashion-MNIST items
 #
-# Chapter 4's generator (`seqlib.data.scenes`) pastes 1 to 3 Fashion-MNIST
+# Chapter 4's generator ({py:mod}`seqlib.data.scenes`) pastes 1 to 3 Fashion-MNIST
 # items of distinct classes at random places and sizes on a 48×48 canvas, without
 # overlap, and records each item's class and tight box. The test scenes are built
 # from Fashion-MNIST *test* items, so the detector sees unseen garments. We keep six
@@ -207,9 +245,10 @@ train_targets = (
     train_set.detection_targets()
 )  # per scene {"labels": (K,), "boxes": (K, 4) cxcywh in [0, 1]}
 test_gt = [
-    {"labels": l, "boxes": b} for l, b in zip(test_set.labels, test_set.boxes)
+    {"labels": lab, "boxes": b}
+    for lab, b in zip(test_set.labels, test_set.boxes)
 ]  # pixel xyxy, for mAP
-n_objects = np.array([len(l) for l in train_set.labels])
+n_objects = np.array([len(lab) for lab in train_set.labels])
 print(
     "train",
     tuple(train_set.images.shape),
@@ -225,7 +264,7 @@ assert n_objects.max() <= cfg.num_queries and set(
 ) <= set(cfg.classes)
 
 
-# %%
+# %% mystnb={"image": {"alt": "Six 48 by 48 training scenes, each with one to three Fashion-MNIST items and their green ground-truth boxes and class names."}}
 def draw(ax, image, boxes=(), labels=(), scores=None, color="C1", title=""):
     """An image with pixel-corner boxes, class names and (optionally)
     scores."""
@@ -249,7 +288,7 @@ def draw(ax, image, boxes=(), labels=(), scores=None, color="C1", title=""):
     ax.set(title=title, xticks=[], yticks=[])
 
 
-fig, axes = plt.subplots(1, 6, figsize=(12, 2.4))
+fig, axes = plt.subplots(1, 6, figsize=(6.8, 1.9))
 for i, ax in enumerate(axes):
     draw(
         ax,
@@ -257,9 +296,12 @@ for i, ax in enumerate(axes):
         train_set.boxes[i],
         train_set.labels[i],
         color="lime",
-        title=f"scene {i}",
     )
-fig.suptitle("Training scenes with their ground-truth boxes (48×48 pixels)")
+    ax.set_title(f"scene {i}", fontsize=10)
+fig.suptitle(
+    "Training scenes with their ground-truth boxes (48×48 pixels)",
+    fontsize=10,
+)
 plt.show()
 
 # %% [markdown]
@@ -276,11 +318,14 @@ plt.show()
 # \mathrm{GIoU}(A, B) = \frac{|A\cap B|}{|A\cup B|} - \frac{|C \setminus (A\cup B)|}{|C|} \in (-1, 1] .
 # $$ (eq-giou)
 #
-# It is 1 for equal boxes and tends to $-1$ as they move apart. `seqlib.boxes`
-# computes it for all pairs at once:
+# It is 1 for equal boxes and tends to $-1$ as they move apart.
+# {py:func}`seqlib.boxes.generalized_box_iou` computes it for all pairs at once:
 
 # %%
-print(inspect.getsource(bx.generalized_box_iou))
+show(
+    bx.generalized_box_iou,
+    "GIoU for all pairs: the IoU, minus the empty share of the enclosing box",
+)
 
 # %%
 a = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
@@ -321,11 +366,20 @@ assert (
 # {cite}`jonker1987shortest`, in the form Crouse describes for rectangular cost
 # matrices {cite}`crouse2016implementing`. The problem is the same, and so is the
 # minimum cost; only the route to it differs. The cost of every query of every
-# image against every object of the batch is one tensor, cut into per-image blocks:
+# image against every object of the batch is one tensor, cut into per-image
+# blocks ({py:func}`seqlib.matcher.matching_cost`); the matching itself is
+# {py:func}`seqlib.matcher.hungarian_match`:
 
 # %%
-print(inspect.getsource(matcher.matching_cost))
-print(inspect.getsource(matcher.hungarian_match))
+show(
+    matcher.matching_cost,
+    "The batched cost: class, L1 and GIoU terms for every query against every "
+    "object of the batch",
+)
+show(
+    matcher.hungarian_match,
+    "The matching: linear_sum_assignment on each image's block of the cost",
+)
 
 # %% [markdown]
 # Once matched, the **Hungarian loss** trains every query: a matched query towards its
@@ -342,28 +396,42 @@ print(inspect.getsource(matcher.hungarian_match))
 # matched ones. Because each object is the target of *one* query, a second query that
 # predicts the same object is told "no object": the loss itself penalises duplicates,
 # which is why, in principle, DETR needs no NMS.
+# {py:func}`seqlib.matcher.set_loss` computes it for given matches:
 
 # %%
-print(inspect.getsource(matcher.set_loss))
+show(
+    matcher.set_loss,
+    "The Hungarian loss: weighted cross-entropy over all queries, L1 and GIoU "
+    "over the matched ones",
+)
 
 # %% [markdown]
 # ## The model
 #
-# `seqlib.detr.DETR` reuses chapter 5's Transformer blocks (pre-norm, the
-# book's one `MultiHeadAttention`): every encoder and decoder layer is chapter 5's
-# `layers.Block`, and only its mixers say which tokens meet. In the encoder the
-# mixer is global self-attention over the feature cells; in the decoder the
-# object queries attend to each other (without a causal mask: they are a set) and
-# then to the cells, `block(x, memory=memory, causal=False)`. As in the short reference implementation at the
-# end of the DETR paper, the positional code is added once to the encoder input and
+# {py:class}`seqlib.detr.DETR` reuses chapter 5's Transformer blocks (pre-norm,
+# the book's one {py:class}`~seqlib.attention.MultiHeadAttention`): every
+# encoder and decoder layer is chapter 5's {py:class}`seqlib.layers.Block`, and
+# only its mixers say which tokens meet. In the encoder the mixer is global
+# self-attention over the feature cells; in the decoder the object queries
+# attend to each other (without a causal mask: they are a set) and then to the
+# cells, `block(x, memory=memory, causal=False)`. As in the short reference
+# implementation at the end of the DETR paper, the positional code is added once to the encoder input and
 # the object queries are the decoder's input; the full model adds them to the queries
 # and keys of every layer. Every decoder layer's output goes through the shared heads:
 # those **auxiliary** predictions get their own matching and loss, which helps the
 # deep decoder train (section 3.2 of the paper).
 
 # %%
-print(inspect.getsource(detr.DETR.encode))
-print(inspect.getsource(detr.DETR.decode))
+show(
+    detr.DETR.encode,
+    "The encoder side: backbone, 1×1 projection, 2D sine positions added, "
+    "encoder blocks",
+)
+show(
+    detr.DETR.decode,
+    "The decoder side: the object queries through every decoder block, one "
+    "normalised output per layer",
+)
 
 # %%
 torch.manual_seed(seed_for(0))
@@ -391,10 +459,9 @@ print(
     " grid",
     model.feature_size(cfg.canvas),
 )
-print(
-    "recorded attention:",
-    {name: tuple(w.shape) for name, w in zip(maps.names, maps)},
-)
+print("recorded attention:")
+for name, w in zip(maps.names, maps):
+    print(f"  {name}: {tuple(w.shape)}")
 assert out["logits"].shape == (4, cfg.num_queries, 11) and out[
     "boxes"
 ].shape == (4, cfg.num_queries, 4)
@@ -430,8 +497,10 @@ assert abs(hungarian_total - brute_total) < 1e-5
 # ## Training
 #
 # We train with AdamW and DETR's gradient clipping (norm 0.1) on random mini-batches
-# of training scenes, through the book's one training loop, `train.fit`, with
-# `detr.train_step` as its step (the set loss of a batch). Every `eval_every` steps,
+# of training scenes, through the book's one training loop,
+# {py:func}`train.fit <seqlib.train.fit>`, with
+# {py:func}`detr.train_step <seqlib.detr.train_step>` as its step (the set loss
+# of a batch). Every `eval_every` steps,
 # one "epoch" of `fit`, we measure mAP@0.5 on the first `n_curve` test scenes, to
 # see how the detector improves. The step also times the matcher (cost matrices
 # and `linear_sum_assignment`, for the final and the auxiliary layers) and reports
@@ -460,8 +529,8 @@ def report(epoch, record):
     history["loss"].append(record["loss"])
     history["map50"].append(record["map50"])
     print(
-        f"step {history['step'][-1]:5d}  loss {record['loss']:.3f}  mAP@0.5 (first {cfg.n_curve} test scenes) "
-        f"{record['map50']:.3f}"
+        f"step {history['step'][-1]:5d}  loss {record['loss']:.3f}  "
+        f"mAP@0.5 (first {cfg.n_curve} test scenes) {record['map50']:.3f}"
     )
 
 
@@ -499,7 +568,8 @@ step_seconds = sum(
     r["seconds"] - r["eval_seconds"] for r in fit_history.records
 )
 print(
-    f"training: {train_seconds:.0f} s; matcher {match_seconds:.1f} s of {step_seconds:.1f} s in training steps"
+    f"training: {train_seconds:.0f} s; matcher {match_seconds:.1f} s of "
+    f"{step_seconds:.1f} s in training steps"
 )
 
 # %% [markdown]
@@ -516,7 +586,8 @@ print(
 match_share = match_seconds / step_seconds
 print(
     f"matcher share of a training step: {100 * match_share:.1f} % "
-    f"({1000 * match_seconds / cfg.steps:.1f} ms of {1000 * step_seconds / cfg.steps:.1f} ms per step)"
+    f"({1000 * match_seconds / cfg.steps:.1f} ms of "
+    f"{1000 * step_seconds / cfg.steps:.1f} ms per step)"
 )
 
 # %%
@@ -543,7 +614,8 @@ print(
 # that envelope at recall $0, 0.01, \dots, 1$). mAP@0.5 averages AP over classes at
 # $t = 0.5$; COCO's mAP@[.5:.95] {cite}`lin2014microsoft` also averages over
 # $t = 0.5, 0.55, \dots, 0.95$ and so rewards precise boxes. Our implementation is
-# checked against hand-computed cases in `tests/test_map.py`.
+# checked against hand-computed cases in `tests/test_map.py`; it is
+# {py:func}`seqlib.metrics.mean_average_precision`.
 #
 # To know what a number means we compare with two detectors that look at nothing:
 # one that puts a box of the average training size and position with every class
@@ -555,13 +627,12 @@ print(
 predictions = detr.predict(model, test_set.images.to(device))
 result = mean_average_precision(predictions, test_gt)
 print(
-    f"DETR (smoke):   mAP@0.5 = {result.map50:.3f}   mAP@0.75 = {result.map75:.3f}   "
-    f"mAP@[.5:.95] = {result.map:.3f}"
+    f"DETR (smoke):   mAP@0.5 = {result.map50:.3f}   "
+    f"mAP@0.75 = {result.map75:.3f}   mAP@[.5:.95] = {result.map:.3f}"
 )
-print(
-    "AP@0.5 per class:",
-    {NOUNS[c]: round(v, 2) for c, v in result.ap50_per_class.items()},
-)
+per_class = result.ap50_per_class.items()
+print("AP@0.5 per class:")
+print("  " + ", ".join(f"{NOUNS[c]} {v:.2f}" for c, v in per_class))
 
 all_train_boxes = torch.cat(train_set.boxes)  # (ΣK, 4) pixel xyxy
 all_train_labels = torch.cat(train_set.labels)
@@ -619,14 +690,16 @@ best_baseline = max(res.map50 for res in baselines.values())
 MAP50_FLOOR = 0.30
 claims.check(
     "ch08-map50-floor",
-    "After the smoke run DETR reaches mAP@0.5 above 0.30 on the unseen test scenes",
+    "After the smoke run DETR reaches mAP@0.5 above 0.30 on the unseen test "
+    "scenes",
     result.map50,
     f"> {MAP50_FLOOR}",
     flagship=True,
 )
 claims.check(
     "ch08-baselines-blind",
-    "Both image-blind baselines (constant box, random boxes) score mAP@0.5 below 0.05",
+    "Both image-blind baselines (constant box, random boxes) score mAP@0.5 "
+    "below 0.05",
     best_baseline,
     "< 0.05",
 )
@@ -665,10 +738,8 @@ square = torch.tensor([[16.0, 16.0, 32.0, 32.0]])
 shifted = torch.stack(
     [square[0] + d for d in (1.0, 2.0, 3.0)]
 )  # moved d pixels right and down
-print(
-    "IoU of a 16-pixel square with itself moved 1, 2, 3 pixels diagonally:",
-    [round(v, 2) for v in bx.box_iou(square, shifted)[0][0].tolist()],
-)
+print("IoU of a 16-pixel square with itself moved 1, 2, 3 pixels diagonally:")
+print([round(v, 2) for v in bx.box_iou(square, shifted)[0][0].tolist()])
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -688,7 +759,8 @@ found50, found75 = (
 )
 loose_share = (found50 - found75) / found50
 print(
-    f"objects with a box of their class at IoU >= 0.5: {found50:.2f}, at IoU >= 0.75: {found75:.2f}; "
+    f"objects with a box of their class at IoU >= 0.5: {found50:.2f}, "
+    f"at IoU >= 0.75: {found75:.2f};\n"
     f"found at 0.5 but not at 0.75: {loose_share:.2f}"
 )
 print(f"mAP@0.75 / mAP@0.5 = {result.map75 / result.map50:.2f}")
@@ -716,9 +788,9 @@ print(
 # Each panel shows the ground truth (green) and every prediction with score above 0.5
 # (orange). There is no post-processing: these are the raw query outputs, thresholded.
 
-# %%
-fig, axes = plt.subplots(2, 6, figsize=(12, 4.6))
-for ax, i in zip(axes.flat, range(12)):
+# %% mystnb={"image": {"alt": "Eight unseen test scenes with green ground-truth boxes and the orange DETR boxes scoring above 0.5, which mostly sit on the objects, some objects with more than one box."}}
+fig, axes = plt.subplots(2, 4, figsize=(6.8, 4.2))
+for ax, i in zip(axes.flat, range(8)):
     p = predictions[i]
     keep = p["scores"] > 0.5
     draw(
@@ -735,10 +807,12 @@ for ax, i in zip(axes.flat, range(12)):
         p["labels"][keep].cpu(),
         p["scores"][keep].cpu(),
         color="orange",
-        title=f"test scene {i}",
     )
+    ax.set_title(f"test scene {i}", fontsize=10)
 fig.suptitle(
-    "Unseen test scenes: ground truth (green) and DETR predictions with score > 0.5 (orange)"
+    "Unseen test scenes: ground truth (green) and DETR predictions\n"
+    "with score > 0.5 (orange)",
+    fontsize=10,
 )
 plt.show()
 
@@ -753,7 +827,7 @@ plt.show()
 # seeds 0–2, {ref}`claims-ch08`); all the other queries are trained towards
 # $\varnothing$ (each row label gives the query's probability of "no object").
 
-# %%
+# %% mystnb={"image": {"alt": "The matching cost of ten queries against the three objects of a test scene as an annotated heatmap, the chosen pairs outlined in white, and the scene with the matched queries' boxes next to the objects' boxes."}}
 scene = next(i for i in range(len(test_set)) if len(test_set.labels[i]) == 3)
 target = {
     "labels": test_set.labels[scene],
@@ -774,20 +848,22 @@ cost = matcher.matching_cost(o["logits"].cpu(), o["boxes"].cpu(), [target])[
 p_none = o["logits"][0].softmax(-1)[:, -1].cpu()  # (Q,)
 
 fig, (ax0, ax1) = plt.subplots(
-    1, 2, figsize=(10, 4.2), gridspec_kw=dict(width_ratios=[1.2, 1])
+    1, 2, figsize=(6.8, 4), gridspec_kw=dict(width_ratios=[1.25, 1])
 )
+object_names = [NOUNS[int(c)] for c in target["labels"]]
 viz.heatmap(
     cost,
     ax=ax0,
-    x_labels=[NOUNS[int(c)] for c in target["labels"]],
+    x_labels=object_names,
     y_labels=[
         f"query {q}  p(∅)={p_none[q]:.2f}" for q in range(cfg.num_queries)
     ],
-    title="Matching cost (Eq. eq-detr-match); chosen pairs in white",
     xlabel="ground-truth object",
     colorbar_label="cost (lower = better)",
     annotate=True,
 )
+ax0.set_xticks(range(len(object_names)), object_names, rotation=0, fontsize=9)
+ax0.set_title("Matching cost;\nchosen pairs in white", fontsize=10)
 for q, t in zip(q_idx, t_idx):
     ax0.add_patch(
         Rectangle(
@@ -824,7 +900,7 @@ for q, t in zip(q_idx.tolist(), t_idx.tolist()):
         va="top",
         ha="right",
     )
-ax1.set_title("matched queries (orange) and objects (green)")
+ax1.set_title("matched queries (orange)\nand objects (green)", fontsize=10)
 plt.show()
 
 # %%
@@ -842,14 +918,16 @@ print(
     [round(float(v), 3) for v in p_none[q_idx]],
 )
 print(
-    f"p(no object) of the other queries: min {float(p_none[unmatched].min()):.3f}"
+    "p(no object) of the other queries: "
+    f"min {float(p_none[unmatched].min()):.3f}"
 )
 matched_iou = bx.box_iou(pred_px[q_idx], test_set.boxes[scene][t_idx])[
     0
 ].diagonal()  # (K,)
 claims.check(
     "ch08-matched-boxes-on-objects",
-    "On the shown test scene the boxes of the matched queries overlap their objects (mean IoU above 0.5)",
+    "On the shown test scene the boxes of the matched queries overlap their "
+    "objects (mean IoU above 0.5)",
     matched_iou.mean(),
     "> 0.5",
 )
@@ -877,7 +955,7 @@ print("every object has exactly one query:", True)
 # centre), the weights averaged over heads, and the $6\times 6$ map upsampled bilinearly
 # onto the $48\times 48$ image.
 
-# %%
+# %% mystnb={"image": {"alt": "A test scene with one reference point on each of its three objects, and for each point the last encoder layer's attention over the image, which is strongest on the point's own object."}}
 import torch.nn.functional as F
 
 Hf, Wf = model.feature_size(cfg.canvas)
@@ -903,15 +981,16 @@ def cell_centre(n):
 
 
 refs = [centre_cell(b) for b in test_set.boxes[scene]]
-fig, axes = plt.subplots(1, len(refs) + 1, figsize=(11, 3.1))
+fig, axes = plt.subplots(2, 2, figsize=(6.4, 5.6))
+axes = axes.flat
 draw(
     axes[0],
     test_set.images[scene],
     test_set.boxes[scene],
     test_set.labels[scene],
     color="lime",
-    title="reference points",
 )
+axes[0].set_title("reference points", fontsize=10)
 for k, n in enumerate(refs):
     axes[0].plot(*cell_centre(n), "o", ms=9, mfc=f"C{k}", mec="white")
     axes[0].text(
@@ -919,6 +998,7 @@ for k, n in enumerate(refs):
         str(k + 1),
         color="white",
         fontsize=7,
+        weight="bold",
         ha="center",
         va="center",
     )
@@ -943,14 +1023,16 @@ for k, (ax, n) in enumerate(zip(axes[1:], refs)):
         )
     )
     ax.plot(*cell_centre(n), "o", ms=9, mfc=f"C{k}", mec="white")
-    ax.set(
-        title=f"point {k + 1} ({NOUNS[int(test_set.labels[scene][k])]})",
-        xticks=[],
-        yticks=[],
+    ax.set(xticks=[], yticks=[])
+    ax.set_title(
+        f"point {k + 1} ({NOUNS[int(test_set.labels[scene][k])]})",
+        fontsize=10,
     )
     fig.colorbar(im, ax=ax, fraction=0.046, label="attention weight")
 fig.suptitle(
-    "Last encoder layer: self-attention of each reference point over the image (mean over heads)"
+    "Last encoder layer: self-attention of each reference point\n"
+    "over the image (mean over heads)",
+    fontsize=10,
 )
 plt.show()
 
@@ -1009,25 +1091,27 @@ for b, image_boxes in enumerate(test_set.boxes):
 encoder_own_ratio = np.mean(own) / np.mean(own_area)
 encoder_other_ratio = np.mean(other) / np.mean(other_area)
 print(
-    f"{len(own)} objects: attention inside the own box {np.mean(own):.2f} vs area share {np.mean(own_area):.2f} "
-    f"(ratio {encoder_own_ratio:.1f})"
+    f"{len(own)} objects: attention inside the own box {np.mean(own):.2f} "
+    f"vs area share {np.mean(own_area):.2f} (ratio {encoder_own_ratio:.1f})"
 )
 print(
-    f"attention inside the other objects' boxes {np.mean(other):.2f} vs their area share "
-    f"{np.mean(other_area):.2f} (ratio {encoder_other_ratio:.2f})"
+    f"attention inside the other objects' boxes {np.mean(other):.2f} "
+    f"vs their area share {np.mean(other_area):.2f}\n"
+    f"(ratio {encoder_other_ratio:.2f})"
 )
 claims.check(
     "ch08-encoder-attention-own-object",
     "From the cell at an object's centre, the last encoder layer puts "
-    "more than 1.2 times as much attention inside that object's box as the box's share of the grid",
+    "more than 1.2 times as much attention inside that object's box as the "
+    "box's share of the grid",
     encoder_own_ratio,
     "> 1.2",
 )
 separates = claims.check(
     "ch08-encoder-attention-other-objects",
     "From the cell at an object's centre, the last "
-    "encoder layer puts less attention inside the other objects' boxes than their share of the "
-    "grid",
+    "encoder layer puts less attention inside the other objects' boxes "
+    "than their share of the grid",
     encoder_other_ratio,
     "< 1",
 )
@@ -1049,14 +1133,14 @@ print(
 # with the share of the image those cells cover: we assert more than 1.5 times that
 # share, and on seeds 0–2 it is 2.9 to 4.5 times ({ref}`claims-ch08`).
 
-# %%
+# %% mystnb={"image": {"alt": "The last decoder layer's cross-attention of the four most confident queries drawn over the test scene, each with its predicted box, the attention falling on the predicted object."}}
 attn = (
     scene_maps["cross"][-1][0].mean(0).cpu()
 )  # (Q, N): the last decoder layer, averaged over heads
 scores, labels = o["logits"][0].softmax(-1)[:, :-1].max(-1)
 shown = scores.argsort(descending=True)[:4].cpu()
-fig, axes = plt.subplots(1, len(shown), figsize=(3 * len(shown), 3.2))
-for ax, q in zip(axes, shown.tolist()):
+fig, axes = plt.subplots(2, 2, figsize=(6.4, 5.6))
+for ax, q in zip(axes.flat, shown.tolist()):
     ax.imshow(test_set.images[scene][0], cmap="gray", vmin=0, vmax=1)
     heat = attn[q].view(Hf, Wf)
     im = ax.imshow(
@@ -1076,15 +1160,16 @@ for ax, q in zip(axes, shown.tolist()):
             lw=1.5,
         )
     )
-    ax.set(
-        title=f"query {q}: {NOUNS[int(labels[q])]} {float(scores[q]):.2f}",
-        xticks=[],
-        yticks=[],
+    ax.set(xticks=[], yticks=[])
+    ax.set_title(
+        f"query {q}: {NOUNS[int(labels[q])]} {float(scores[q]):.2f}",
+        fontsize=10,
     )
     fig.colorbar(im, ax=ax, fraction=0.046, label="attention weight")
 fig.suptitle(
-    "Last decoder layer: cross-attention of the 4 most confident queries (mean over heads), "
-    "predicted box in cyan"
+    "Last decoder layer: cross-attention of the 4 most confident queries\n"
+    "(mean over heads), predicted box in cyan",
+    fontsize=10,
 )
 plt.show()
 
@@ -1109,7 +1194,9 @@ for q, t in zip(q_idx.tolist(), t_idx.tolist()):
 print(
     "attention inside own object (+half a cell):",
     [round(v, 2) for v in inside_share],
-    " vs area share:",
+)
+print(
+    "area share of the object (+half a cell):   ",
     [round(v, 2) for v in area_share],
 )
 
@@ -1118,8 +1205,8 @@ print(
 attention_ratio = np.mean(inside_share) / np.mean(area_share)
 claims.check(
     "ch08-attention-in-box",
-    "The matched queries put more than 1.5 times as much cross-attention inside "
-    "their own object as the object's share of the image would give",
+    "The matched queries put more than 1.5 times as much cross-attention "
+    "inside their own object as the object's share of the image would give",
     attention_ratio,
     "> 1.5",
 )
@@ -1220,8 +1307,13 @@ for name, preds in (
             [nms(p) for p in preds], test_gt
         ).map50,
     }
+print(f"{'':18s}{'boxes per object':>17}{'mAP@0.5':>9}{'after NMS':>11}")
 for name, row in rows.items():
-    print(f"{name:18s}", "   ".join(f"{k} {v:.2f}" for k, v in row.items()))
+    values = row.values()
+    print(
+        f"{name:18s}"
+        + "".join(f"{v:>{w}.2f}" for v, w in zip(values, (17, 9, 11)))
+    )
 
 # %% [markdown]
 # This is what the run measures, on each of seeds 0–2 ({ref}`claims-ch08`).
@@ -1267,32 +1359,31 @@ claims.check(
 )
 claims.check(
     "ch08-detr-nms-gain",
-    "After the smoke run's 1000 steps, NMS still raises DETR's mAP@0.5 by more "
-    "than 0.03",
+    "After the smoke run's 1000 steps, NMS still raises DETR's mAP@0.5 by "
+    "more than 0.03",
     one["mAP@0.5 after NMS"] - one["mAP@0.5"],
     "> 0.03",
 )
 claims.check(
     "ch08-detr-duplicates",
-    "After the smoke run's 1000 steps, DETR still puts more than one confident "
-    "box on an object on average",
+    "After the smoke run's 1000 steps, DETR still puts more than one "
+    "confident box on an object on average",
     one["boxes per object"],
     "> 1",
 )
 for name, row in rows.items():
-    print(
-        f"{name}: mAP@0.5 gain from NMS {row['mAP@0.5 after NMS'] - row['mAP@0.5']:+.2f}"
-    )
+    gain = row["mAP@0.5 after NMS"] - row["mAP@0.5"]
+    print(f"{name}: mAP@0.5 gain from NMS {gain:+.2f}")
 print(
     f"confident boxes per object, one-to-many / one-to-one: "
     f"{many_row['boxes per object'] / one['boxes per object']:.1f}"
 )
 
-# %%
-fig, axes = plt.subplots(1, 4, figsize=(11, 3))
+# %% mystnb={"image": {"alt": "Two test scenes with the confident boxes of the DETR model trained one-to-one and of the copy trained one-to-many, which stacks several boxes on each object."}}
+fig, axes = plt.subplots(2, 2, figsize=(5.6, 5.8))
 for k, i in enumerate((scene, scene + 1)):
     for ax, (name, preds) in zip(
-        axes[2 * k : 2 * k + 2],
+        axes[k],
         (("one-to-one", predictions), ("one-to-many", preds_many)),
     ):
         p = preds[i]
@@ -1303,10 +1394,14 @@ for k, i in enumerate((scene, scene + 1)):
             p["boxes"][keep].cpu(),
             p["labels"][keep].cpu(),
             color="orange",
-            title=f"scene {i}, {name}: {int(keep.sum())} boxes",
+        )
+        ax.set_title(
+            f"scene {i}, {name}:\n{int(keep.sum())} boxes", fontsize=10
         )
 fig.suptitle(
-    "Confident predictions (score > 0.5) without NMS: one-to-one matching vs one-to-many assignment"
+    "Confident predictions (score > 0.5) without NMS:\n"
+    "one-to-one matching vs one-to-many assignment",
+    fontsize=10,
 )
 plt.show()
 
@@ -1324,7 +1419,7 @@ plt.show()
 # own right, not an untrained read-out. The smoke model has only two decoder layers, so
 # each curve below has two points.
 
-# %%
+# %% mystnb={"image": {"alt": "mAP at IoU 0.5 and mAP over IoU 0.5 to 0.95 of the predictions read from each decoder layer, without and with NMS; NMS raises both at both layers."}}
 # NBVAL_IGNORE_OUTPUT
 model.eval()
 with torch.no_grad():
@@ -1342,14 +1437,10 @@ for head in layer_heads:
 assert (
     abs(by_layer["without NMS"][-1].map50 - result.map50) < 0.01
 )  # the last layer is the model's output
+print(f"{'':12s}{'layer':>6}{'mAP@0.5':>9}{'mAP@[.5:.95]':>14}")
 for name, results in by_layer.items():
-    print(
-        f"{name:12s}",
-        "   ".join(
-            f"layer {l + 1}: mAP@0.5 {r.map50:.3f}, mAP@[.5:.95] {r.map:.3f}"
-            for l, r in enumerate(results)
-        ),
-    )
+    for k, r in enumerate(results):
+        print(f"{name:12s}{k + 1:>6}{r.map50:>9.3f}{r.map:>14.3f}")
 nms_gain = [
     w.map50 - wo.map50
     for w, wo in zip(by_layer["with NMS"], by_layer["without NMS"])
@@ -1358,7 +1449,8 @@ print("mAP@0.5 gain from NMS by layer:", [round(v, 3) for v in nms_gain])
 
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
 fig.suptitle(
-    "Prediction heads on each decoder layer's output, without and with NMS (IoU 0.5)"
+    "Prediction heads on each decoder layer's output, "
+    "without and with NMS (IoU 0.5)"
 )
 layers = np.arange(1, len(layer_heads) + 1)
 for ax, metric, label in zip(
@@ -1416,7 +1508,7 @@ claims.check(
     "< 0.05",
 )
 print(
-    f"NMS gain, last minus first layer: {nms_gain[-1] - nms_gain[0]:+.3f}; "
+    f"NMS gain, last minus first layer: {nms_gain[-1] - nms_gain[0]:+.3f}\n"
     f"mAP@0.5 change from the first to the last layer: {layer_ap_change:+.3f}"
 )
 
@@ -1439,12 +1531,12 @@ print(
 # the matching is unstable while predictions are poor (a query matched to one object
 # at one step may be matched to another at the next).
 
-# %%
+# %% mystnb={"image": {"alt": "The training loss falling over the training steps, and mAP at IoU 0.5 on test scenes rising from zero and still climbing at the end, far above the image-blind baseline."}}
 half = len(history["step"]) // 2
 claims.check(
     "ch08-curve-slow-start",
-    f"After the first {history['step'][1]} training steps mAP@0.5 on the curve's "
-    "test scenes is still below 0.05",
+    f"After the first {history['step'][1]} training steps mAP@0.5 on the "
+    "curve's test scenes is still below 0.05",
     history["map50"][1],
     "< 0.05",
 )
@@ -1532,7 +1624,7 @@ def giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Pairwise generalised IoU of corner boxes a (N, 4) and b (M, 4) -> (N,
     M)."""
     # BEGIN SOLUTION
-    # HINT: broadcast a[:, None] against b[None]; the intersection uses max of top-left and min of bottom-right.
+    # HINT: broadcast a[:, None] against b[None]; clamp the overlap at 0
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])  # (N,)
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])  # (M,)
     wh = (
@@ -1566,8 +1658,8 @@ check_close(
     giou(sq, torch.tensor([[1.0, 1.0, 3.0, 3.0]])),
     torch.tensor([[1 / 7 - 2 / 9]]),
     atol=1e-6,
-    name="giou of two 2x2 squares overlapping in a 1x1 square (IoU 1/7 minus the empty 2/9 of the "
-    "enclosing box)",
+    name="giou of two 2x2 squares overlapping in a 1x1 square (IoU 1/7 minus "
+    "the empty 2/9 of the enclosing box)",
 )
 check_close(
     giou(sq, torch.tensor([[2.0, 0.0, 4.0, 2.0]])),
@@ -1579,13 +1671,15 @@ check_close(
     giou(sq, torch.tensor([[3.0, 0.0, 5.0, 2.0]])),
     torch.tensor([[-0.2]]),
     atol=1e-6,
-    name="giou of two disjoint squares (the intersection's width and height must be clamped at 0)",
+    name="giou of two disjoint squares (the intersection's width and height "
+    "must be clamped at 0)",
 )
 check_close(
     giou(sq, torch.tensor([[3.0, 3.0, 5.0, 5.0]])),
     torch.tensor([[-17 / 25]]),
     atol=1e-6,
-    name="giou of two squares apart in both directions (intersection 0, not a product of two negatives)",
+    name="giou of two squares apart in both directions (intersection 0, not "
+    "a product of two negatives)",
 )
 gen = torch.Generator().manual_seed(seed_for(0))
 corners = torch.rand(7, 2, generator=gen)
@@ -1611,9 +1705,11 @@ check_close(
 # Implement `image_cost(logits, boxes, labels, target_boxes)` for a single image:
 # `logits` (Q, C+1), `boxes` (Q, 4) and `target_boxes` (K, 4) in normalised
 # $(c_x, c_y, w, h)$, `labels` (K,). Return the (Q, K) cost of {eq}`eq-detr-match`
-# with weights 1, 5 and 2. You may use `seqlib.boxes.generalized_box_iou` and
-# `box_cxcywh_to_xyxy`, but not `seqlib.matcher`. The check compares your matrix with the batched one and the
-# assignments that `linear_sum_assignment` finds on both. (depth: implement; about 20 minutes)
+# with weights 1, 5 and 2. You may use
+# {py:func}`seqlib.boxes.generalized_box_iou` and
+# {py:func}`~seqlib.boxes.box_cxcywh_to_xyxy`, but not {py:mod}`seqlib.matcher`.
+# The check compares your matrix with the batched one and the assignments that
+# `linear_sum_assignment` finds on both. (depth: implement; about 20 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -1631,7 +1727,7 @@ def image_cost(
     """Matching cost (Q, K) of one image's Q predictions against its K
     objects."""
     # BEGIN SOLUTION
-    # HINT: -softmax(logits)[:, labels] + 5 * torch.cdist(boxes, target_boxes, p=1) - 2 * GIoU of the corners.
+    # HINT: -softmax[:, labels] + 5 * cdist(p=1) - 2 * GIoU of the corners
     prob = logits.softmax(-1)  # (Q, C+1)
     l1 = torch.cdist(boxes, target_boxes, p=1)  # (Q, K)
     g = bx.generalized_box_iou(
@@ -1659,8 +1755,8 @@ check_close(
     ),
     -probe_logits.softmax(-1)[:, 4:5] - 2,
     atol=1e-5,
-    name="cost when every predicted box equals the object's box (it should be -softmax(logits)[q, label] "
-    "- 2: L1 is 0, GIoU is 1)",
+    name="cost when every predicted box equals the object's box (it should "
+    "be -softmax(logits)[q, label] - 2: L1 is 0, GIoU is 1)",
 )
 probe_boxes = torch.tensor(
     [[0.5, 0.5, 0.2, 0.2], [0.3, 0.6, 0.4, 0.1], [0.7, 0.3, 0.1, 0.3]]
@@ -1678,8 +1774,8 @@ check_close(
         bx.box_cxcywh_to_xyxy(probe_targets),
     ),
     atol=1e-5,
-    name="cost with uniform class scores (it should be 5 · L1 of the (cx, cy, w, h) boxes - 2 · GIoU "
-    "of their corners - 1/11)",
+    name="cost with uniform class scores (it should be 5 · L1 of the "
+    "(cx, cy, w, h) boxes - 2 · GIoU of their corners - 1/11)",
 )
 
 with torch.no_grad():
@@ -1714,7 +1810,8 @@ for i, t in enumerate(tgts):
     ].tolist()
     check_true(
         yours == reference,
-        f"the assignment on your cost of scene {i} should equal the batched matcher's",
+        f"the assignment on your cost of scene {i} should equal the batched "
+        "matcher's",
     )
 
 # %% [markdown]
@@ -1751,7 +1848,7 @@ def no_object_shares(Q: int, objects: float, w: float) -> tuple[float, float]:
     """(fraction of the class terms whose target is "no object", their share of
     the total class weight)."""
     # BEGIN SOLUTION
-    # HINT: Q - objects terms have weight w each, the objects' terms weight 1 each.
+    # HINT: Q - objects terms weigh w each, the objects' terms 1 each
     empty = Q - objects
     return empty / Q, empty * w / (empty * w + objects)
     # END SOLUTION
@@ -1789,7 +1886,8 @@ for Q_, counts, w_ in (
         ),
         torch.stack(counted),
         atol=1e-4,
-        name=f"no_object_shares({Q_}, {mean_objects}, {w_}) = (fraction of terms, share of weight)",
+        name=f"no_object_shares({Q_}, {mean_objects}, {w_}) = "
+        "(fraction of terms, share of weight)",
     )
 
 # %% [markdown]
@@ -1843,7 +1941,8 @@ for Q_, counts, w_ in (
 for thr in (0.3, 0.5, 0.7, 0.9):
     res = mean_average_precision([nms(p, thr) for p in predictions], test_gt)
     print(
-        f"NMS at IoU {thr}: mAP@0.5 {res.map50:.3f}  mAP@[.5:.95] {res.map:.3f}"
+        f"NMS at IoU {thr}: mAP@0.5 {res.map50:.3f}  "
+        f"mAP@[.5:.95] {res.map:.3f}"
     )
 print(
     f"no NMS:        mAP@0.5 {result.map50:.3f}  mAP@[.5:.95] {result.map:.3f}"

@@ -62,8 +62,6 @@ from seqlib.notebook import start
 device = start("ch09")
 
 # %%
-import inspect
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -78,6 +76,7 @@ from seqlib.data import (
     make_arrow_of_time,
     reverse_time,
 )
+from seqlib.notebook import show
 from seqlib.train import accuracy, fit, minibatches, seed_for, train_classifier
 
 cfg = profiles.sizes("ch09")
@@ -117,17 +116,28 @@ print(cfg)
 # $n_s = n_h n_w$, so that the models can tell space from time:
 
 # %%
-print(inspect.getsource(vivit.tubelet_grid))
-print(inspect.getsource(vivit.TubeletEmbedding.forward))
-print(inspect.getsource(vivit.FrameEmbedding.forward))
+show(
+    vivit.tubelet_grid,
+    "Tokens along one axis: the convolution arithmetic, with a check of "
+    "its arguments",
+)
+show(
+    vivit.TubeletEmbedding.forward,
+    "Tubelets: one Conv3d over (C, F, H, W), then the output regrouped "
+    "as (B, n_t, n_s, D)",
+)
+show(
+    vivit.FrameEmbedding.forward,
+    "Frame sampling: the ViT patch embedding applied to every frame, "
+    "then regrouped as (B, n_t, n_s, D)",
+)
 
 # %%
 tubelets = vivit.TubeletEmbedding(
     frames=28, image_size=28, tubelet=(8, 8), in_channels=1, dim=128
 )
-volume = torch.rand(
-    2, 28, 1, 28, 28
-)  # (B, F, C, H, W): a 28³ volume is a clip of 28 slices
+# (B, F, C, H, W): a 28³ volume is a clip of 28 slices
+volume = torch.rand(2, 28, 1, 28, 28)
 tokens = tubelets(volume)
 print("tokens per axis:", vivit.tubelet_grid(28, 8, 8))
 print("token grid (B, n_t, n_s, D):", tuple(tokens.shape))
@@ -159,7 +169,7 @@ assert same
 # ## A task that only the order of frames can solve
 #
 # To study time we need clips whose label no single frame reveals.
-# `make_arrow_of_time` drops a shrunken Fashion-MNIST {cite}`xiao2017fashion` item
+# {py:func}`seqlib.data.video.make_arrow_of_time` drops a shrunken Fashion-MNIST {cite}`xiao2017fashion` item
 # from rest: after a fraction $\tau$ of the clip it has fallen $L \tau^2$ pixels,
 # faster and faster, as under gravity. Label 0 is that clip; label 1 is the same
 # clip played backwards, an item that shoots upwards and slows to a halt. Each clip
@@ -200,9 +210,15 @@ paired = torch.equal(train.videos[train.pair], reverse_time(train.videos))
 print("every clip's partner is its reversal:", paired)
 assert paired and torch.equal(train.labels[train.pair], 1 - train.labels)
 
-# %%
+# %% mystnb={"image": {"alt": "Eight frames of a garment falling faster and faster from the top of the frame, and below them the same frames in reverse order, the garment rising and slowing down."}}
 i = int((train.labels == 0).nonzero()[0])
-fig, axes = plt.subplots(2, cfg.frames, figsize=(1.2 * cfg.frames, 3.0))
+fig, axes = plt.subplots(
+    2,
+    cfg.frames,
+    figsize=(7.0, 2.8),
+    layout="constrained",
+    gridspec_kw=dict(wspace=0.02),
+)
 for row, (idx, name) in enumerate(
     ((i, "forward"), (int(train.pair[i]), "reversed"))
 ):
@@ -210,11 +226,10 @@ for row, (idx, name) in enumerate(
         axes[row, f].imshow(train.videos[idx, f, 0], vmin=0, vmax=1)
         axes[row, f].set_xticks([])
         axes[row, f].set_yticks([])
-        axes[0, f].set_title(f"frame {f}", fontsize=8)
+        axes[0, f].set_title(f"frame {f}", fontsize=9)
     axes[row, 0].set_ylabel(name)
-fig.suptitle(
-    f"One clip and its reversal (a {FASHION_CLASSES[int(train.item_labels[i])].lower()} falling)"
-)
+falling = FASHION_CLASSES[int(train.item_labels[i])].lower()
+fig.suptitle(f"One clip and its reversal (a {falling} falling)")
 plt.show()
 
 # %% [markdown]
@@ -223,9 +238,15 @@ plt.show()
 # $n_t = 8$ frames ($N = 128$), tubelets of $t = 2$ frames pair them up ($n_t = 4$,
 # $N = 64$). Each coloured box is one token.
 
-# %%
+# %% mystnb={"image": {"alt": "The clip's eight frames twice, each cut into a four by four grid of patch boxes: in the top row every frame has its own box colour, in the bottom row two consecutive frames share a colour because they form one tubelet."}}
 P, t_frames = cfg.patch, cfg.tubelet
-fig, axes = plt.subplots(2, cfg.frames, figsize=(1.2 * cfg.frames, 3.2))
+fig, axes = plt.subplots(
+    2,
+    cfg.frames,
+    figsize=(7.0, 3.2),
+    layout="constrained",
+    gridspec_kw=dict(wspace=0.02),
+)
 colours = plt.cm.tab10(np.arange(10))
 titles = (
     "uniform frame sampling: 8 × 16 tokens",
@@ -245,11 +266,12 @@ for row, title in enumerate(titles):
                 )
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"frame {f}", fontsize=8)
+        ax.set_title(f"frame {f}", fontsize=9)
     axes[row, 0].set_ylabel("frames" if row == 0 else "tubelets")
     axes[row, cfg.frames // 2].set_xlabel(title)
 fig.suptitle(
-    "Tokenisations: one colour per temporal index n_t (boxes: 7×7-pixel patches)"
+    "Tokenisations: one colour per temporal token index "
+    f"(boxes: {P}×{P}-pixel patches)"
 )
 plt.show()
 
@@ -258,7 +280,7 @@ plt.show()
 #
 # Let the tokens be $z \in \mathbb{R}^{n_t \times n_s \times D}$, $h$ heads and $L$
 # blocks. All four encoders are built from the book's one
-# `MultiHeadAttention` (chapter 5) and differ only in *which* tokens a token
+# {py:class}`seqlib.attention.MultiHeadAttention` (chapter 5) and differ only in *which* tokens a token
 # attends to.
 #
 # 1. **Spatio-temporal (joint) attention.** Flatten the grid to $N = n_t n_s$ tokens
@@ -291,23 +313,37 @@ plt.show()
 # For $n_t = n_s = n$ the joint model pays $n^4$ where the factorised ones pay
 # about $2n^3$.
 #
-# Every block of the four models is chapter 5's `layers.Block`; only the mixer
+# Every block of the four models is chapter 5's {py:class}`seqlib.layers.Block`; only the mixer
 # (the token grouping) differs. Model 3's block has two mixers, space then time,
 # each a regrouping of the tokens (by frame, then by place) around one
 # `MultiHeadAttention`:
 
 # %%
-print(inspect.getsource(vivit.group_tokens))
-print(inspect.getsource(vivit.AxisAttention))
-print(inspect.getsource(vivit.FactorisedSelfAttentionBlock))
+show(
+    vivit.group_tokens,
+    "The token grouping: one sequence per frame or one per place",
+)
+show(
+    vivit.AxisAttention,
+    "Model 3's mixer: group the tokens, attend within each group, ungroup",
+)
+show(
+    vivit.FactorisedSelfAttentionBlock,
+    "Model 3's block: a Block with two mixers, space then time, and a "
+    "GELU MLP",
+)
 
 # %% [markdown]
 # Model 4 is the least familiar, so here is its mixer; the reshapes put space or
-# time in the sequence axis of the attention, and under `attention.record` it
+# time in the sequence axis of the attention, and under {py:func}`seqlib.attention.record` it
 # reports its two weight tensors tagged `"space"` and `"time"`:
 
 # %%
-print(inspect.getsource(vivit.FactorisedDotProductAttention.forward))
+show(
+    vivit.FactorisedDotProductAttention.forward,
+    "Model 4: half of the heads attend within a frame, half at a place; "
+    "their outputs are concatenated",
+)
 
 # %% [markdown]
 # The same layer can be written as one dense `MultiHeadAttention` over all $N$
@@ -344,7 +380,7 @@ assert match
 #
 # We train each variant with tubelets of two frames, the same width, depth and
 # number of heads, the same recipe (AdamW, one-cycle schedule, chapter 6's
-# `train.train_classifier`) and the same clips, and measure the test accuracy, the training
+# {py:func}`seqlib.train.train_classifier`) and the same clips, and measure the test accuracy, the training
 # time and the attention cost of {eq}`eq-vivit-cost`.
 
 # %%
@@ -428,16 +464,20 @@ for variant in vivit.VARIANTS:
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(
-    f"{'variant':<27}{'parameters':>11}{'attention cost':>16}{'test acc':>10}{'train acc':>11}{'seconds':>9}"
+    f"{'variant':<26}{'parameters':>10}{'attention cost':>15}"
+    f"{'test acc':>9}{'train acc':>10}{'seconds':>8}"
 )
 for name, r in variants.items():
     print(
-        f"{name:<27}{r['params']:>11,}{r['cost']:>16,}{r['acc']:>10.3f}{r['train_acc']:>11.3f}{r['seconds']:>9.1f}"
+        f"{name:<26}{r['params']:>10,}{r['cost']:>15,}"
+        f"{r['acc']:>9.3f}{r['train_acc']:>10.3f}{r['seconds']:>8.1f}"
     )
 
 # %%
 costs = {name: r["cost"] for name, r in variants.items()}
-print("attention cost (score entries per clip):", costs)
+print("attention cost (score entries per clip):")
+for name, cost in costs.items():
+    print(f"    {name:<26}{cost:>7,}")
 print(
     "joint attention is the most expensive:",
     max(costs, key=costs.get) == "joint",
@@ -555,23 +595,23 @@ for with_time in (False, True):
 # NBVAL_IGNORE_OUTPUT
 for with_time, r in arrow.items():
     print(
-        f"temporal positions {str(with_time):<5}: test acc {r['acc']:.3f}, train acc {r['train_acc']:.3f}, "
-        f"same prediction for a clip and its reversal on {100 * r['same_on_reversal']:.0f} % of clips"
+        f"temporal positions {str(with_time):<5}: test acc {r['acc']:.3f}, "
+        f"train acc {r['train_acc']:.3f},\n    same prediction for a clip "
+        f"and its reversal on {100 * r['same_on_reversal']:.0f} % of clips"
     )
 
 # %%
 blind, aware = arrow[False], arrow[True]
 print(
-    "without temporal positions: the same prediction for every clip and its reversal:",
+    "no temporal positions: same prediction for every clip and its reversal:",
     blind["same_on_reversal"] == 1.0,
 )
 print(
     "without temporal positions: test accuracy within 0.02 of chance:",
     abs(blind["acc"] - 0.5) <= 0.02,
 )
-assert (
-    blind["same_on_reversal"] == 1.0 and abs(blind["acc"] - 0.5) <= 0.02
-)  # exact by Eq. eq-vivit-chance
+# exact by Eq. eq-vivit-chance
+assert blind["same_on_reversal"] == 1.0 and abs(blind["acc"] - 0.5) <= 0.02
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -617,21 +657,25 @@ print(
 # spreads them over the whole clip, the first and the last frame included, at
 # about one frame in $(F-1)/(n_t-1)$. It sees every part of the clip, more coarsely.
 # When what matters can happen at any moment of the video, only the second choice
-# is sure to see it. `vivit.uniform_frame_indices` computes {eq}`eq-vivit-uniform`;
+# is sure to see it. {py:func}`seqlib.vivit.uniform_frame_indices` computes {eq}`eq-vivit-uniform`;
 # here are both choices for 8 frames out of 32:
 
 # %%
-print(inspect.getsource(vivit.uniform_frame_indices))
-long_frames = (
-    4 * cfg.frames
-)  # clips 4 times longer than the model's frame budget
+show(
+    vivit.uniform_frame_indices,
+    "Uniform frame sampling: n indices rounded from an even spacing",
+)
+# clips 4 times longer than the model's frame budget
+long_frames = 4 * cfg.frames
 picks = {
     "consecutive": torch.arange(cfg.frames),
     "uniform": vivit.uniform_frame_indices(long_frames, cfg.frames),
 }
 for name, idx in picks.items():
+    span = int(idx[-1] - idx[0]) + 1
     print(
-        f"{name:<12}: frames {idx.tolist()}, spanning {int(idx[-1] - idx[0]) + 1} of {long_frames} frames"
+        f"{name:<12}: frames {idx.tolist()}, "
+        f"spanning {span} of {long_frames} frames"
     )
 
 # %% [markdown]
@@ -666,23 +710,18 @@ def make_moving_or_still(
         videos (n, long_frames, 1, H, W) and labels (n,): 1 "moves", 0 "still".
     """
     F = cfg.frames
-    falls = make_arrow_of_time(
-        n // 2, items=items, seed=seeds[0], **clip_kw
-    )  # half falling, half rising
+    # half falling, half rising
+    falls = make_arrow_of_time(n // 2, items=items, seed=seeds[0], **clip_kw)
     still = make_arrow_of_time(n // 2, items=items, seed=seeds[1], **clip_kw)
     g = torch.Generator().manual_seed(seeds[2])
-    start = torch.randint(
-        0, long_frames - F + 1, (n // 2,), generator=g
-    )  # (n/2,): first frame of the motion
-    source = (torch.arange(long_frames)[None] - start[:, None]).clamp(
-        0, F - 1
-    )  # (n/2, long_frames)
-    moving = falls.videos[
-        torch.arange(n // 2)[:, None], source
-    ]  # (n/2, long_frames, 1, H, W): rest, move, rest
-    held = still.videos[:, :1].expand(
-        -1, long_frames, -1, -1, -1
-    )  # (n/2, long_frames, 1, H, W): one frame held
+    # (n/2,): first frame of the motion
+    start = torch.randint(0, long_frames - F + 1, (n // 2,), generator=g)
+    # (n/2, long_frames)
+    source = (torch.arange(long_frames)[None] - start[:, None]).clamp(0, F - 1)
+    # (n/2, long_frames, 1, H, W): rest, move, rest
+    moving = falls.videos[torch.arange(n // 2)[:, None], source]
+    # (n/2, long_frames, 1, H, W): one frame held
+    held = still.videos[:, :1].expand(-1, long_frames, -1, -1, -1)
     order = torch.randperm(n, generator=g)
     labels = torch.cat([torch.ones(n // 2), torch.zeros(n // 2)]).long()
     return torch.cat([moving, held])[order], labels[order]
@@ -713,17 +752,17 @@ for name, idx in picks.items():
         (chosen != chosen[:, :1]).flatten(1).any(1).float().mean().item()
     )
     print(
-        f"{name:<12}: the chosen frames show the motion in {100 * seen[name]:.1f} % of the moving test clips"
+        f"{name:<12}: the chosen frames show the motion in "
+        f"{100 * seen[name]:.1f} % of the moving clips"
     )
 ceiling = 0.5 + 0.5 * seen["consecutive"]
 print(
     f"best expected accuracy from the first {cfg.frames} frames: {ceiling:.4f}"
 )
-assert (
-    seen["uniform"] == 1.0
-)  # frames 0 and 31 are always chosen, and they differ whenever the item moves
+# frames 0 and 31 are always chosen, and they differ whenever the item moves
+assert seen["uniform"] == 1.0
 
-# %%
+# %% mystnb={"image": {"alt": "The row of the item's centre over 32 frames, flat until frame 7, then moving, then flat again, with the 8 consecutive frames all on the flat start and the 8 uniform frames spread over the whole curve, and below it the two sets of 8 frames as images."}}
 j = int(
     (
         (long_test[1] == 1)
@@ -732,14 +771,12 @@ j = int(
         .all(1)
     ).nonzero()[0]
 )
-clip_j = long_test[0][
-    j, :, 0
-]  # (long_frames, H, W): a moving clip whose first frames are still
+# (long_frames, H, W): a moving clip whose first frames are still
+clip_j = long_test[0][j, :, 0]
 rows = torch.arange(cfg.size, dtype=torch.float32)
-height = (clip_j.sum(-1) * rows).sum(-1) / clip_j.sum(
-    (-1, -2)
-)  # (long_frames,): row of the item's centre
-fig = plt.figure(figsize=(9.6, 5.4), layout="constrained")
+# (long_frames,): row of the item's centre
+height = (clip_j.sum(-1) * rows).sum(-1) / clip_j.sum((-1, -2))
+fig = plt.figure(figsize=(7.0, 5.0), layout="constrained")
 top, bottom = fig.subfigures(2, 1, height_ratios=[1.0, 1.5])
 ax = top.subplots()
 ax.plot(
@@ -762,7 +799,7 @@ for (name, idx), marker in zip(picks.items(), ("o", "s")):
 ax.invert_yaxis()  # rows grow downwards, as in the images
 ax.set_xlabel("frame")
 ax.set_ylabel("row of the item's centre")
-ax.legend(fontsize=8, loc="best")
+ax.legend(fontsize=9, loc="best")
 ax.set_title("Which 8 of the 32 frames each strategy keeps", fontsize=10)
 axes = bottom.subplots(2, cfg.frames)
 for r, (name, idx) in enumerate(picks.items()):
@@ -770,7 +807,7 @@ for r, (name, idx) in enumerate(picks.items()):
         axes[r, k].imshow(clip_j[f], vmin=0, vmax=1)
         axes[r, k].set_xticks([])
         axes[r, k].set_yticks([])
-        axes[r, k].set_title(f"frame {f}", fontsize=8)
+        axes[r, k].set_title(f"frame {f}", fontsize=9)
     axes[r, 0].set_ylabel(name, fontsize=9)
 plt.show()
 
@@ -786,9 +823,8 @@ plt.show()
 # and the last frame always differ. We train both:
 
 # %%
-sampling_epochs = (
-    3 * cfg.arrow_epochs
-)  # the change between frames is a small signal; it needs more epochs
+# the change between frames is a small signal; it needs more epochs
+sampling_epochs = 3 * cfg.arrow_epochs
 sampling = {}
 for name, idx in picks.items():
     torch.manual_seed(seed_for(0))
@@ -814,7 +850,8 @@ for name, idx in picks.items():
 # NBVAL_IGNORE_OUTPUT
 for name, r in sampling.items():
     print(
-        f"{name:<12} frames: test acc {r['acc']:.3f}, train acc {r['train_acc']:.3f} ({r['seconds']:.1f} s)"
+        f"{name:<12} frames: test acc {r['acc']:.3f}, "
+        f"train acc {r['train_acc']:.3f} ({r['seconds']:.1f} s)"
     )
 print(f"ceiling for the first {cfg.frames} frames: {ceiling:.3f}")
 
@@ -830,20 +867,20 @@ claims.check(
 claims.check(
     "ch09-uniform-beats-consecutive",
     "With the same budget of 8 frames, choosing them uniformly over the "
-    "32-frame clip gives a test accuracy at least 0.2 higher than taking the first 8",
+    "32-frame clip gives a test accuracy at least 0.2 higher than taking "
+    "the first 8",
     sampling["uniform"]["acc"] - sampling["consecutive"]["acc"],
     "> 0.2",
 )
 claims.check(
     "ch09-consecutive-capped",
-    "The model that sees only the first 8 frames scores no more than 0.05 above "
-    "the ceiling set by the moving clips whose motion those frames miss",
+    "The model that sees only the first 8 frames scores no more than 0.05 "
+    "above the ceiling set by the moving clips whose motion those frames miss",
     sampling["consecutive"]["acc"] - ceiling,
     "< 0.05",
 )
-print(
-    f"uniform minus consecutive: {sampling['uniform']['acc'] - sampling['consecutive']['acc']:+.3f} test accuracy"
-)
+uniform_gain = sampling["uniform"]["acc"] - sampling["consecutive"]["acc"]
+print(f"uniform minus consecutive: {uniform_gain:+.3f} test accuracy")
 
 # %% [markdown]
 # The uniformly chosen frames let the model tell moving from still clips on new
@@ -882,7 +919,11 @@ print(
 # Fashion-MNIST images.
 
 # %%
-print(inspect.getsource(vivit.inflate_weight))
+show(
+    vivit.inflate_weight,
+    "Inflation: the 2D kernel averaged over t frames, or placed on the "
+    "central one",
+)
 
 # %%
 torch.manual_seed(seed_for(0))
@@ -909,15 +950,15 @@ image_run = train_and_test(
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(
-    f"ViT on Fashion-MNIST: test acc {image_run['acc']:.3f} after {cfg.vit_epochs} epochs "
+    f"ViT on Fashion-MNIST: test acc {image_run['acc']:.3f} "
+    f"after {cfg.vit_epochs} epochs "
     f"({image_run['params']:,} parameters, {image_run['seconds']:.1f} s)"
 )
 
 # %%
 image = x_fm_test[:4]
-static = image[:, None].expand(
-    4, cfg.frames, 1, 28, 28
-)  # (B, F, C, H, W): a clip that does not move
+# (B, F, C, H, W): a clip that does not move
+static = image[:, None].expand(4, cfg.frames, 1, 28, 28)
 exact = {}
 for method in ("average", "central"):
     tube = vivit.TubeletEmbedding.inflate(
@@ -929,7 +970,8 @@ for method in ("average", "central"):
     exact[method] = torch.allclose(
         tube(static)[:, 0], image_model.patch_embed(image), atol=1e-5
     )
-print("on a static clip the inflated embeddings reproduce the 2D one:", exact)
+print("on a static clip the inflated embeddings reproduce the 2D one:")
+print(exact)
 assert all(exact.values())
 
 # %% [markdown]
@@ -937,7 +979,7 @@ assert all(exact.values())
 # the clip: the class of the falling item. Items are larger here (24 pixels, close
 # to the images the ViT saw), and the video model gets only a few labelled clips.
 # Both models are identical joint ViViTs with tubelets; one starts from random
-# weights, the other from the ViT through `init_from_vit` (averaged inflation).
+# weights, the other from the ViT through {py:func}`seqlib.vivit.init_from_vit` (averaged inflation).
 
 # %%
 what_kw = dict(
@@ -988,7 +1030,8 @@ for start_from in ("scratch", "ViT"):
 # NBVAL_IGNORE_OUTPUT
 for name, r in init_runs.items():
     print(
-        f"from {name:<8}: test acc {r['acc']:.3f}, train acc {r['train_acc']:.3f} ({len(small)} training clips)"
+        f"from {name:<8}: test acc {r['acc']:.3f}, "
+        f"train acc {r['train_acc']:.3f} ({len(small)} training clips)"
     )
 
 # %%
@@ -996,8 +1039,8 @@ for name, r in init_runs.items():
 gain = init_runs["ViT"]["acc"] - init_runs["scratch"]["acc"]
 claims.check(
     "ch09-vit-init-gain",
-    "On 200 training clips, starting from the image ViT gives higher test accuracy "
-    "than starting from scratch",
+    "On 200 training clips, starting from the image ViT gives higher test "
+    "accuracy than starting from scratch",
     gain,
     "> 0",
 )
@@ -1047,14 +1090,10 @@ tiny = make_arrow_of_time(
     seed=seed_for(7),
     **what_kw,
 )
-reg_epochs = (
-    3 * cfg.tiny_epochs
-)  # long enough for the unregularised model to fit most of its 100 clips
-reg_streams = (
-    0,
-    21,
-    22,
-)  # three paired runs: each pair shares its initial weights and batch order
+# long enough for the unregularised model to fit most of its 100 clips
+reg_epochs = 3 * cfg.tiny_epochs
+# three paired runs: each pair shares its initial weights and batch order
+reg_streams = (0, 21, 22)
 reg_runs = {False: [], True: []}
 for stream in reg_streams:
     for regularised in (False, True):
@@ -1092,9 +1131,10 @@ for regularised, r in reg.items():
         if regularised
         else "no regularisation"
     )
+    print(f"{name} (mean of {len(reg_streams)} runs):")
     print(
-        f"{name:<50}: train acc {r['train_acc']:.3f}, test acc {r['acc']:.3f}, "
-        f"gap {r['train_acc'] - r['acc']:.3f}   (mean of {len(reg_streams)} runs)"
+        f"    train acc {r['train_acc']:.3f}, test acc {r['acc']:.3f}, "
+        f"gap {r['train_acc'] - r['acc']:.3f}"
     )
 
 # %%
@@ -1102,8 +1142,8 @@ for regularised, r in reg.items():
 gaps = {k: r["train_acc"] - r["acc"] for k, r in reg.items()}
 claims.check(
     "ch09-tiny-overfits",
-    f"Without regularisation, after {reg_epochs} epochs on 100 clips the model's "
-    "training accuracy exceeds its test accuracy by more than 0.3",
+    f"Without regularisation, after {reg_epochs} epochs on 100 clips the "
+    "model's training accuracy exceeds its test accuracy by more than 0.3",
     gaps[False],
     "> 0.3",
 )
@@ -1125,9 +1165,11 @@ claims.check(
     reg[True]["acc"] - reg[False]["acc"],
     "in [-0.08, 0.08]",
 )
+d_train = reg[True]["train_acc"] - reg[False]["train_acc"]
+d_test = reg[True]["acc"] - reg[False]["acc"]
 print(
-    f"regularised minus unregularised: train acc {reg[True]['train_acc'] - reg[False]['train_acc']:+.3f}, "
-    f"test acc {reg[True]['acc'] - reg[False]['acc']:+.3f}, gap {gaps[True] - gaps[False]:+.3f}"
+    f"regularised minus unregularised: train acc {d_train:+.3f}, "
+    f"test acc {d_test:+.3f}, gap {gaps[True] - gaps[False]:+.3f}"
 )
 
 # %% [markdown]
@@ -1153,7 +1195,7 @@ print(
 # training CT volumes of $28^3$ voxels in 11 organ classes, tubelets of $8^3$ voxels
 # (27 tokens of width 128, as computed above), 8 blocks of 8 heads, mean pooling,
 # dropout 0.1, Adam with learning rate $10^{-4}$ and weight decay $10^{-5}$, batch
-# size 32, 60 epochs, and reports 77 % test accuracy. `vivit.vivit_organmnist3d()`
+# size 32, 60 epochs, and reports 77 % test accuracy. {py:func}`seqlib.vivit.vivit_organmnist3d`
 # is that model; a volume is treated as a clip of 28 slices. The data loader reads
 # MedMNIST's published `.npz` file. This part runs in the full profile only.
 #
@@ -1210,7 +1252,8 @@ if cfg.organ_epochs > 0:
     )
     organ_acc = accuracy(organ.to(device), organ_test[0], organ_test[1])
     print(
-        f"OrganMNIST3D test accuracy: {organ_acc:.3f} (report: 0.77; MedMNIST v2's 3D ResNet-18: 0.907)"
+        f"OrganMNIST3D test accuracy: {organ_acc:.3f} "
+        "(report: 0.77; MedMNIST v2's 3D ResNet-18: 0.907)"
     )
 else:
     print(
@@ -1224,7 +1267,7 @@ else:
 # and deeper model ($D = 64$, 4 blocks) and more epochs, pre-trains the ViT on all
 # 60 000 Fashion-MNIST images, and trains the report's model on OrganMNIST3D
 # {cite}`yang2023medmnist` (downloaded once from Zenodo into the seqlib cache; see
-# `seqlib.data.load_organmnist3d`, whose error message says what to fetch by hand
+# {py:func}`seqlib.data.medmnist.load_organmnist3d`, whose error message says what to fetch by hand
 # when there is no network). Reference points: the report's 77 % test accuracy
 # with this exact model, and about 90.7 % for the 3D ResNet-18 baseline of the
 # MedMNIST v2 paper. No full-profile run of this chapter has been recorded yet; when
@@ -1242,7 +1285,7 @@ else:
 # (B, n_t, n_s, D): the first returns (B·n_t, n_s, D), one sequence per frame (the
 # input of a spatial attention), the second (B·n_s, n_t, D), one sequence per place
 # (the input of a temporal attention). Use `reshape`/`permute` (or einops, but not
-# seqlib: `vivit.group_tokens` does exactly this), and make
+# seqlib: {py:func}`seqlib.vivit.group_tokens` does exactly this), and make
 # sure that row `b·n_s + s` of `time_batches` holds the tokens of clip `b` at place
 # `s` in frame order. (depth: implement; about 15 minutes)
 # :::
@@ -1256,7 +1299,7 @@ else:
 def space_batches(z: torch.Tensor) -> torch.Tensor:
     """(B, n_t, n_s, D) -> (B·n_t, n_s, D): one sequence per frame."""
     # BEGIN SOLUTION
-    # HINT: frames are already next to the batch axis, so only a reshape is needed.
+    # HINT: frames already sit next to the batch axis: one reshape will do.
     B, nt, ns, D = z.shape
     return z.reshape(B * nt, ns, D)  # (B·n_t, n_s, D)
     # END SOLUTION
@@ -1279,9 +1322,8 @@ def time_batches(z: torch.Tensor) -> torch.Tensor:
 # %% exercise="ex09-reshape" forbid=["seqlib"] tags=["check"]
 from seqlib.exercises import check_close, check_shape, check_true
 
-grid = torch.arange(2 * 3 * 4 * 5.0).reshape(
-    2, 3, 4, 5
-)  # B = 2 clips, n_t = 3, n_s = 4, D = 5
+# B = 2 clips, n_t = 3, n_s = 4, D = 5
+grid = torch.arange(2 * 3 * 4 * 5.0).reshape(2, 3, 4, 5)
 check_shape(
     space_batches(grid),
     (6, 4, 5),
@@ -1290,7 +1332,8 @@ check_shape(
 )
 check_true(
     torch.equal(space_batches(grid)[1 * 3 + 0], grid[1, 0]),
-    "row b·n_t + t of space_batches should hold frame t of clip b (row 3 = clip 1, frame 0)",
+    "row b·n_t + t of space_batches should hold frame t of clip b "
+    "(row 3 = clip 1, frame 0)",
 )
 check_close(
     space_batches(grid),
@@ -1302,8 +1345,9 @@ check_shape(
 )
 check_true(
     torch.equal(time_batches(grid)[1 * 4 + 2], grid[1, :, 2]),
-    "row b·n_s + s of time_batches should hold the tokens of clip b at place s in frame order "
-    "(row 6 = clip 1, place 2): swap the n_t and n_s axes before merging B with n_s",
+    "row b·n_s + s of time_batches should hold the tokens of clip b at "
+    "place s in frame order (row 6 = clip 1, place 2): swap the n_t and n_s "
+    "axes before merging B with n_s",
 )
 check_close(
     time_batches(grid),
@@ -1319,7 +1363,7 @@ check_close(
 # number of tokens a tubelet embedding with kernel $(t, p, p)$, stride
 # $(s_t, s_p, s_p)$ and the same zero padding on every axis produces for a clip of
 # `frames` square frames of side `size`, using {eq}`eq-vivit-grid`, without seqlib
-# (`vivit.tubelet_grid` computes one axis) and without running a convolution. Check it on the
+# ({py:func}`seqlib.vivit.tubelet_grid` computes one axis) and without running a convolution. Check it on the
 # report's volume (27 tokens). How many tokens does a 32-frame 224×224 clip give
 # with ViViT-B's 2×16×16 tubelets, and how many scores does joint attention then
 # compute per head and block? (depth: implement; about 10 minutes)
@@ -1343,7 +1387,7 @@ def count_tokens(
     """Tokens of a tubelet embedding: n_t · n_h · n_w from floor((L + 2·pad −
     k) / s) + 1 per axis."""
     # BEGIN SOLUTION
-    # HINT: apply the formula once for time (frames, t, stride_t) and once per spatial axis (size, p, stride_p).
+    # HINT: the formula once in time (t, stride_t), once per side (p, stride_p)
     n_t = (frames + 2 * padding - t) // stride_t + 1
     n_side = (size + 2 * padding - p) // stride_p + 1
     return n_t * n_side * n_side
@@ -1357,7 +1401,7 @@ print(
     kinetics,
     "tokens;",
     f"{kinetics**2:,}",
-    "scores per head and block",
+    "scores\nper head and block",
 )
 
 # %% [markdown] tags=["solution"]
@@ -1392,7 +1436,8 @@ for args, what in (
     check_true(
         got == want,
         f"count_tokens{args} ({what}): got {got}, expected {want} tokens; "
-        "per axis floor((L + 2·pad − k) / s) + 1, time with (t, s_t), each spatial axis with (p, s_p)",
+        "per axis floor((L + 2·pad − k) / s) + 1, time with (t, s_t), "
+        "each spatial axis with (p, s_p)",
     )
 
 # %% [markdown]
@@ -1402,7 +1447,7 @@ for args, what in (
 # Using {eq}`eq-vivit-cost`, write the ratio $C_1 / C_3$ of the joint model's
 # attention cost to the factorised self-attention model's for the same $h$ and $L$,
 # as a function of $n_t$ and $n_s$, and give it as `cost_ratio(n_t, n_s)` (without
-# `vivit.attention_cost`; the check compares with it). For which grids is the joint model *cheaper*?
+# {py:func}`seqlib.vivit.attention_cost`; the check compares with it). For which grids is the joint model *cheaper*?
 # Evaluate the ratio for the smoke profile's tubelet grid and for ViViT-B on
 # Kinetics ($n_t = 16$, $n_s = 196$). (depth: derive; about 10 minutes)
 # :::
@@ -1455,7 +1500,8 @@ for nt, ns in ((4, 16), (16, 196)):
         )
     )
     print(
-        f"n_t={nt}, n_s={ns}: C1/C3 = {c1 / c3:.2f} (formula {nt * ns / (nt + ns):.2f})"
+        f"n_t={nt}, n_s={ns}: C1/C3 = {c1 / c3:.2f} "
+        f"(formula {nt * ns / (nt + ns):.2f})"
     )
 
 # %% [markdown] tags=["solution"]
@@ -1483,7 +1529,8 @@ for nt_, ns_ in ((4, 16), (16, 196), (2, 9), (8, 49), (1, 25)):
         joint / factorised,
         rtol=1e-6,
         atol=1e-9,
-        name=f"cost_ratio({nt_}, {ns_}) vs vivit.attention_cost of the two models",
+        name=f"cost_ratio({nt_}, {ns_}) vs vivit.attention_cost of the "
+        "two models",
     )
 
 # %% [markdown]
@@ -1529,7 +1576,8 @@ with torch.no_grad():
         tube_blind(reverse_time(test.videos[:8])),
     )
 print(
-    "tubelet model without time positions gives the same logits for a clip and its reversal:",
+    "tubelet model, no time positions: same logits for a clip and its "
+    "reversal:",
     torch.allclose(forward_logits, reversed_logits, atol=1e-5),
 )
 

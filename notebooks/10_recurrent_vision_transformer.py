@@ -67,7 +67,6 @@ from seqlib.notebook import start
 device = start("ch10")
 
 # %%
-import inspect
 import math
 import time
 
@@ -80,6 +79,7 @@ from seqlib import attention, claims, profiles, rvt, train
 from seqlib import rvt_keras as rk  # sets up Keras on the torch backend
 from seqlib.attention import MultiHeadAttention
 from seqlib.data import FASHION_CLASSES, load_event_clips
+from seqlib.notebook import show
 from seqlib.swin import window_partition
 from seqlib.train import seed_for
 
@@ -119,23 +119,38 @@ notebook_start = time.perf_counter()
 # and for a single LSTM step its output $o_t$ *is* $h_t$. The Keras code:
 
 # %%
-print(inspect.getsource(rk.BlockSelfAttention.call))
-print(inspect.getsource(rk.GridSelfAttention.__init__))
-print(inspect.getsource(rk.RVTBlock.features))
-print(inspect.getsource(rk.RVTBlock.call))
+show(
+    rk.BlockSelfAttention.call,
+    "The 'block self-attention': a sigmoid gate from two convolutions, "
+    "multiplied into its input",
+)
+show(
+    rk.GridSelfAttention.__init__,
+    "The 'grid self-attention': one dilated 3×3 convolution with a ReLU",
+)
+show(
+    rk.RVTBlock.features,
+    "One frame through the block: convolution, gate, dilated convolution, "
+    "MLP, their sum, flattened for the LSTM",
+)
+show(
+    rk.RVTBlock.call,
+    "One time step: the features, then one LSTM step from the state passed in",
+)
 
 # %% [markdown]
 # ### The walk-through on random data
 #
 # As in the slides: 2 samples, sequences of 2 frames, 3×3 images with 1 channel,
 # and a block with 4 output channels and an 8-unit LSTM. The helper
-# `run_sequence` loops over time and hands each step's $(h_t, c_t)$ to the next.
+# {py:func}`seqlib.rvt_keras.run_sequence` loops over time and hands each step's $(h_t, c_t)$ to the next.
 
 # %%
 keras.utils.set_random_seed(seed_for(0))
+# (B, T, H, W, C)
 walk = np.random.default_rng(seed_for(0)).random(
     (2, 2, 3, 3, 1), dtype=np.float32
-)  # (B, T, H, W, C)
+)
 block = rk.RVTBlock(
     input_channels=1,
     output_channels=cfg.keras_channels,
@@ -160,14 +175,9 @@ fresh = block(walk[:, 1])  # step 2 from zero states
 carried = not np.allclose(
     ops.convert_to_numpy(fresh[1]), ops.convert_to_numpy(rec["h"][1])
 )
-print(
-    "gate in (0, 1):",
-    True,
-    "| LSTM output equals hidden state:",
-    True,
-    "| state changes step 2:",
-    carried,
-)
+print("gate in (0, 1):", True)
+print("LSTM output equals hidden state:", True)
+print("state changes step 2:", carried)
 assert carried
 
 # %% [markdown]
@@ -189,12 +199,8 @@ _, gate_b = probe(block.conv2d_input(far), return_attention=True)
 gate_a, gate_b = ops.convert_to_numpy(gate_a), ops.convert_to_numpy(gate_b)
 same_far = bool(np.allclose(gate_a[0, :5, :5], gate_b[0, :5, :5]))
 moved_near = bool(not np.allclose(gate_a[0, 9:, 9:], gate_b[0, 9:, 9:]))
-print(
-    "gate near (0, 0) unchanged by the far pixel:",
-    same_far,
-    "| gate near (11, 11) changed:",
-    moved_near,
-)
+print("gate near (0, 0) unchanged by the far pixel:", same_far)
+print("gate near (11, 11) changed:", moved_near)
 assert same_far and moved_near
 
 # %% [markdown]
@@ -208,7 +214,7 @@ assert same_far and moved_near
 # so these pictures show how the layers transform the input, not what a trained
 # model has learned.
 
-# %%
+# %% mystnb={"image": {"alt": "The untrained slides block on 3 by 3 random frames: four convolution channels, the gate map at two time steps, the grid branch and three combined channels, mostly border effects, and below them LSTM outputs and hidden states that coincide at both time steps."}}
 def slides_figures(rec: dict, *, sample: int = 0, title: str = "") -> None:
     """The slides' six views of one :func:`run_sequence` record, for one
     sample."""
@@ -217,40 +223,31 @@ def slides_figures(rec: dict, *, sample: int = 0, title: str = "") -> None:
         for k, vals in rec.items()
     }
     T, C = len(npy["conv"]), npy["conv"][0].shape[-1]
-    fig = plt.figure(figsize=(13, 9.5))
-    grid = fig.add_gridspec(4, max(C, T, 4))
+    fig = plt.figure(figsize=(7.0, 6.8), layout="constrained")
+    grid = fig.add_gridspec(4, max(C, T, 4), height_ratios=[1, 1, 1, 1.5])
     for c in range(C):  # 1: conv features
         ax = fig.add_subplot(grid[0, c])
-        im = ax.imshow(npy["conv"][0][..., c], cmap="viridis")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-        ax.set(
-            title=f"1. conv feature {c} (t=0)",
-            xlabel="x (pixel)",
-            ylabel="y (pixel)",
+        ax.imshow(npy["conv"][0][..., c], cmap="viridis")
+        ax.set(title=f"1. conv ch {c}", xticks=[], yticks=[])
+    gates = np.stack(npy["gate"]).mean(-1)  # (T, H, W): mean over channels
+    gate_axes = [fig.add_subplot(grid[1, t]) for t in range(T)]
+    for t, ax in enumerate(gate_axes):  # 3: gate over time, one colour scale
+        im = ax.imshow(
+            gates[t], cmap="hot", vmin=gates.min(), vmax=gates.max()
         )
-    for t in range(T):  # 3: gate over time
-        ax = fig.add_subplot(grid[1, t])
-        im = ax.imshow(npy["gate"][t].mean(-1), cmap="hot", vmin=0, vmax=1)
-        fig.colorbar(im, ax=ax, fraction=0.046, label="gate")
         ax.set(
-            title=("2. block map" if t == 0 else "3. block map") + f", t={t}",
-            xlabel="x (pixel)",
-            ylabel="y (pixel)",
+            title=("2. gate" if t == 0 else "3. gate") + f", t={t}",
+            xticks=[],
+            yticks=[],
         )
+    fig.colorbar(im, ax=gate_axes, label="gate", shrink=0.9)
     ax = fig.add_subplot(grid[2, 0])  # 4: grid branch
-    im = ax.imshow(npy["grid"][0].mean(-1), cmap="hot")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set(
-        title="4. grid branch (t=0)", xlabel="x (pixel)", ylabel="y (pixel)"
-    )
+    ax.imshow(npy["grid"][0].mean(-1), cmap="hot")
+    ax.set(title="4. grid branch", xticks=[], yticks=[])
     for c in range(min(C, grid.ncols - 1)):  # 5: combined features
         ax = fig.add_subplot(grid[2, c + 1])
         ax.imshow(npy["combined"][0][..., c], cmap="gray")
-        ax.set(
-            title=f"5. combined ch {c} (t=0)",
-            xlabel="x (pixel)",
-            ylabel="y (pixel)",
-        )
+        ax.set(title=f"5. combined {c}", xticks=[], yticks=[])
     ax = fig.add_subplot(grid[3, :])  # 6: LSTM over time
     out, hid = np.stack(npy["out"]), np.stack(npy["h"])  # (T, U)
     for u in range(out.shape[1]):
@@ -271,19 +268,21 @@ def slides_figures(rec: dict, *, sample: int = 0, title: str = "") -> None:
             label="LSTM output $o_t$" if u == 0 else None,
         )
     ax.set(
-        title="6. LSTM outputs (green) and hidden states (purple), one line per unit",
+        title="6. LSTM outputs (green) and hidden states (purple), "
+        "one line per unit",
         xlabel="time step t",
         ylabel="activation",
         xticks=range(T),
     )
-    ax.legend(loc="upper left")
-    fig.suptitle(title)
+    ax.legend(loc="best", fontsize=9)
+    fig.suptitle(title + "\n(panels 1, 2, 4 and 5 at t = 0)")
     plt.show()
 
 
 slides_figures(
     rec,
-    title="The slides' block on the walk-through's random data (2 × 2 × 3×3×1), sample 0",
+    title="The slides' block on the walk-through's random data "
+    "(2 × 2 × 3×3×1), sample 0",
 )
 
 # %% [markdown]
@@ -296,7 +295,7 @@ slides_figures(
 # canvas (the scenes behind the event clips of section 3), shrunk to
 # 16×16 pixels.
 
-# %%
+# %% mystnb={"image": {"alt": "The untrained slides block on a moving Fashion-MNIST item in 16 by 16 frames: convolution channels and gate maps that follow the item and move with it over four steps, the grid branch, combined channels, and LSTM outputs equal to the hidden states, still changing after the item stops."}}
 real = load_event_clips(
     "test",
     n=2,
@@ -307,9 +306,10 @@ real = load_event_clips(
     item=cfg.item,
     classes=cfg.classes,
 )
+# (B·F, 1, h, w)
 scenes = F.interpolate(
     real.frames.flatten(0, 1), size=cfg.keras_frame, mode="area"
-)  # (B·F, 1, h, w)
+)
 scenes = scenes.view(
     2, cfg.frames, 1, cfg.keras_frame, cfg.keras_frame
 ).permute(0, 1, 3, 4, 2)
@@ -319,9 +319,8 @@ block_real = rk.RVTBlock(
     output_channels=cfg.keras_channels,
     lstm_hidden_size=cfg.keras_lstm,
 )
-rec_real = rk.run_sequence(
-    block_real, scenes.numpy()
-)  # (B, F, h, w, 1) channels-last
+# (B, F, h, w, 1) channels-last
+rec_real = rk.run_sequence(block_real, scenes.numpy())
 print(
     "frames:",
     tuple(scenes.shape),
@@ -330,19 +329,18 @@ print(
 )
 gates_real = [ops.convert_to_numpy(g) for g in rec_real["gate"]]
 hidden_real = [ops.convert_to_numpy(h) for h in rec_real["h"]]
-stopped = range(
-    cfg.moving_frames, cfg.frames
-)  # the scene no longer changes here
+# the scene no longer changes here
+stopped = range(cfg.moving_frames, cfg.frames)
 assert all(
     np.allclose(gates_real[t], gates_real[cfg.moving_frames - 1])
     for t in stopped
 )
-assert not np.allclose(
-    hidden_real[-1], hidden_real[-2]
-)  # the LSTM state still moves
+# the LSTM state still moves
+assert not np.allclose(hidden_real[-1], hidden_real[-2])
+moving_item = FASHION_CLASSES[real.classes[int(real.labels[0])]]
 slides_figures(
     rec_real,
-    title=f"The slides' block on a moving {FASHION_CLASSES[real.classes[int(real.labels[0])]]}, "
+    title=f"The slides' block on a moving {moving_item}, "
     f"{cfg.keras_frame}×{cfg.keras_frame} frames",
 )
 
@@ -393,27 +391,47 @@ slides_figures(
 #
 # and $h_t$ is both the stage's output and the state handed to the next frame.
 #
-# Each attention layer of the stage is chapter 5's `layers.Block`, the pre-norm
-# residual block of every model since, with a different mixer: `PartitionAttention`
-# groups the tokens into blocks or grids, runs the one `MultiHeadAttention` inside
+# Each attention layer of the stage is chapter 5's {py:class}`seqlib.layers.Block`,
+# the pre-norm residual block of every model since, with a different mixer:
+# {py:class}`seqlib.rvt.PartitionAttention` groups the tokens into blocks or grids,
+# runs the one {py:class}`seqlib.attention.MultiHeadAttention` inside
 # each group, and puts the tokens back, a pure partition/reverse pair around the
-# attention. The block partition is imported from `seqlib.swin`; the grid
+# attention. The block partition is imported from {py:mod}`seqlib.swin`; the grid
 # partition is new:
 
 # %%
-print(inspect.getsource(rvt.grid_partition))
-print(inspect.getsource(rvt.PartitionAttention.forward))
-print(inspect.getsource(rvt.partition_block))
-print(inspect.getsource(rvt.ConvLSTM1x1.forward))
-print(inspect.getsource(rvt.RVTStage.forward))
+show(
+    rvt.grid_partition,
+    "Grid groups: token (i, j) joins group (i mod H/G, j mod W/G), "
+    "in one rearrange",
+)
+show(
+    rvt.PartitionAttention.forward,
+    "The mixer: partition, attend inside each group, put the tokens back",
+)
+show(
+    rvt.partition_block,
+    "A layer of the stage: chapter 5's Block with a partition mixer and "
+    "a GELU MLP",
+)
+show(
+    rvt.ConvLSTM1x1.forward,
+    "The ConvLSTM step: four gates from one linear map of [x; h] at every "
+    "position",
+)
+show(
+    rvt.RVTStage.forward,
+    "One frame through a stage: strided convolution, block and grid "
+    "layers, then the ConvLSTM",
+)
 
 # %% [markdown]
 # Which tokens share a window? Below, each token of an 8×8 map is coloured by the
-# block ($P = 4$) and by the grid group ($G = 4$) it belongs to; the right panel
-# measures what one layer of each kind can see from the top-left token, as the
-# gradient of that token's output with respect to every input token.
+# block ($P = 4$) and by the grid group ($G = 4$) it belongs to; the bottom row
+# measures what one layer of each kind, and the pair, can see from the top-left
+# token, as the gradient of that token's output with respect to every input token.
 
-# %%
+# %% mystnb={"image": {"alt": "An 8 by 8 token map numbered by its block and by its grid group, and below it the tokens that reach token (0, 0): a 4 by 4 corner for the block layer, every second row and column for the grid layer, and the whole map for block then grid."}}
 H = 8
 ids = torch.arange(H * H, dtype=torch.float32).view(1, H, H, 1)
 block_id = torch.zeros(H * H)
@@ -433,28 +451,33 @@ for name, layer in layers.items():
     x = torch.randn(1, H, H, 8, requires_grad=True)
     layer(x)[0, 0, 0].sum().backward()
     reach[name] = x.grad[0].abs().sum(-1) > 1e-7  # (H, W) bool
-fig, axes = plt.subplots(1, 5, figsize=(17, 3.6))
+fig, axes = plt.subplots(2, 3, figsize=(7.0, 5.2))
 for ax, ids_, name in (
-    (axes[0], block_id, "block partition, P=4"),
-    (axes[1], grid_id, "grid partition, G=4"),
+    (axes[0, 0], block_id, "block partition, P=4"),
+    (axes[0, 1], grid_id, "grid partition, G=4"),
 ):
     ax.imshow(ids_.view(H, H), cmap="tab20")
     for (r, c), v in np.ndenumerate(ids_.view(H, H).numpy()):
         ax.text(c, r, int(v), ha="center", va="center", fontsize=8)
     ax.set(title=name, xlabel="token column", ylabel="token row")
-for ax, (name, r) in zip(axes[2:], reach.items()):
+axes[0, 2].axis("off")
+axes[0, 2].text(
+    0.0,
+    0.5,
+    "top: the window each\ntoken belongs to\n\n"
+    "bottom: in green, the\ntokens whose change\nmoves the output of\n"
+    "token (0, 0) (red star)",
+    va="center",
+    fontsize=10,
+)
+for ax, (name, r) in zip(axes[1], reach.items()):
     ax.imshow(r.numpy(), cmap="Greens", vmin=0, vmax=1.3)
     ax.plot(0, 0, "r*", ms=12)
-    ax.set(
-        title=f"reach of token (0,0): {name}",
-        xlabel="token column",
-        ylabel="token row",
-    )
+    ax.set(title=f"reach: {name}", xlabel="token column", ylabel="token row")
 plt.show()
 print({name: int(r.sum()) for name, r in reach.items()})
-assert (
-    not reach["block"][4:, 4:].any() and reach["grid"][4:, 4:].any()
-)  # grid crosses the map
+# grid crosses the map
+assert not reach["block"][4:, 4:].any() and reach["grid"][4:, 4:].any()
 assert reach["block → grid"].all()  # P·G = 16 ≥ H = 8
 
 # %% [markdown]
@@ -479,13 +502,20 @@ assert reach["block → grid"].all()  # P·G = 16 ≥ H = 8
 # feature pyramid, a YOLOX detection head (Ge et al., 2021) that predicts boxes and
 # classes at every frame.
 # Here the last stage's map is averaged and a linear layer classifies the item.
-# The memory is explicit: `step` takes the LSTM states of every stage and returns the
+# The memory is explicit: {py:meth}`seqlib.rvt.RVT.step` takes the LSTM states of every stage and returns the
 # new ones, and the model keeps none of them (so `.to(device)` and `state_dict` see
 # everything it has); `forward(clip)` starts from zeros and steps through the clip.
 
 # %%
-print(inspect.getsource(rvt.RVT.step))
-print(inspect.getsource(rvt.RVT.forward))
+show(
+    rvt.RVT.step,
+    "One frame through every stage, the states in and out, then the "
+    "classifier",
+)
+show(
+    rvt.RVT.forward,
+    "A clip from zero states, one step per frame; the logits after the last",
+)
 common = dict(
     frames=cfg.frames,
     moving_frames=cfg.moving_frames,
@@ -499,16 +529,18 @@ train_set = load_event_clips(
 )
 test_set = load_event_clips("test", n=cfg.n_test, seed=seed_for(1), **common)
 names = [FASHION_CLASSES[c] for c in train_set.classes]
-print("events:", tuple(train_set.events.shape), "| classes:", names)
+print("events:", tuple(train_set.events.shape))
+print("classes:", names)
 silent = train_set.events[:, cfg.moving_frames :].mean().item()
 print(
-    f"event rate after the item stops: {silent:.3f} (the noise level is {cfg.noise})"
+    f"event rate after the item stops: {silent:.3f} "
+    f"(the noise level is {cfg.noise})"
 )
 assert abs(silent - cfg.noise) < 0.002
 
-# %%
+# %% mystnb={"image": {"alt": "A Fashion-MNIST item that appears on a dark canvas, moves for two frames and then stands still, above its event frames: red and blue events where it appears and moves, only scattered noise dots once it stops."}}
 clip = 0
-fig, axes = plt.subplots(2, cfg.frames, figsize=(2.6 * cfg.frames, 5.4))
+fig, axes = plt.subplots(2, cfg.frames, figsize=(7.0, 4.0))
 for t in range(cfg.frames):
     axes[0, t].imshow(
         train_set.frames[clip, t, 0], cmap="gray", vmin=0, vmax=1
@@ -516,16 +548,13 @@ for t in range(cfg.frames):
     ev = train_set.events[clip, t]
     axes[1, t].imshow(ev[0] - ev[1], cmap="bwr", vmin=-1, vmax=1)
     state = "moving" if train_set.moving[clip, t] else "stopped"
-    axes[0, t].set(
-        title=f"scene, frame {t} ({state})",
-        xlabel="x (pixel)",
-        ylabel="y (pixel)",
-    )
-    axes[1, t].set(
-        title=f"events, frame {t}", xlabel="x (pixel)", ylabel="y (pixel)"
-    )
+    axes[0, t].set(title=f"frame {t}: {state}", xticks=[], yticks=[])
+    axes[1, t].set(xticks=[], yticks=[])
+axes[0, 0].set_ylabel("scene")
+axes[1, 0].set_ylabel("events")
 fig.suptitle(
-    f"A training clip ({names[int(train_set.labels[clip])]}): red on, blue off events"
+    f"A training clip ({names[int(train_set.labels[clip])]}): "
+    "red on, blue off events"
 )
 plt.show()
 
@@ -665,10 +694,12 @@ claims.check(
     flagship=True,
 )
 print(
-    f"chance (most frequent class): {chance:.3f}, 4 standard errors: {4 * se:.3f}"
+    f"chance (most frequent class): {chance:.3f}, "
+    f"4 standard errors: {4 * se:.3f}"
 )
 print(
-    f"without LSTM − chance: {without - chance:+.3f} | with LSTM − without: {with_lstm - without:+.3f}"
+    f"without LSTM − chance: {without - chance:+.3f} | "
+    f"with LSTM − without: {with_lstm - without:+.3f}"
 )
 
 # %% [markdown]
@@ -683,7 +714,7 @@ print(
 # frame at a time (the streaming use, the states passed from one `step` to the
 # next) and reading its prediction after every frame:
 
-# %%
+# %% mystnb={"image": {"alt": "Test accuracy after each of the four frames: the model with the LSTM is well above chance from the first frames on and stays there over the silent frames, the model without it stays at chance after every frame."}}
 @torch.no_grad()
 def accuracy_per_frame(
     model: rvt.RVT, events: torch.Tensor, labels: torch.Tensor
@@ -691,9 +722,8 @@ def accuracy_per_frame(
     model.eval()
     states, accs = model.initial_state(), []  # zeros at the start of the clip
     for t in range(events.shape[1]):
-        logits, states = model.step(
-            events[:, t], states
-        )  # the states go in and come back
+        # the states go in and come back
+        logits, states = model.step(events[:, t], states)
         accs.append((logits.argmax(-1) == labels).float().mean().item())
     return accs
 
@@ -705,14 +735,15 @@ per_frame = {
 last_moving = cfg.moving_frames - 1
 claims.check(
     "ch10-lstm-early",
-    "With the LSTM the prediction is already at least 20 points above chance at the "
-    "last frame in which the item moves",
+    "With the LSTM the prediction is already at least 20 points above "
+    "chance at the last frame in which the item moves",
     per_frame[True][last_moving] - chance,
     ">= 0.20",
 )
 claims.check(
     "ch10-lstm-keeps",
-    "With the LSTM the accuracy drops by less than 10 points over the silent frames",
+    "With the LSTM the accuracy drops by less than 10 points over the "
+    "silent frames",
     per_frame[True][last_moving] - per_frame[True][-1],
     "< 0.10",
 )
@@ -746,7 +777,7 @@ ax.set(
     ylim=(0, 1),
     xticks=range(cfg.frames),
 )
-ax.legend(loc="center right", fontsize=8)
+ax.legend(loc="center right", fontsize=9)
 plt.show()
 
 # %% [markdown]
@@ -769,7 +800,7 @@ plt.show()
 # shows that *some* memory of past frames is needed, not that it has to be a
 # recurrent one. The obvious feed-forward alternative sees several frames at once:
 # stack the last $k$ event frames along the channel axis ($2k$ channels,
-# `rvt.frame_window`) and feed them, as one frame, to the same RVT without LSTM. Its
+# {py:func}`seqlib.rvt.frame_window`) and feed them, as one frame, to the same RVT without LSTM. Its
 # memory is exactly $k$ frames long, fixed by the architecture. We train three such
 # models with the budget of the two above (same initialisation seed, same batches,
 # optimiser and number of epochs): in the smoke profile $k = 2$, which holds only
@@ -779,25 +810,26 @@ plt.show()
 # silence none of them was trained on.
 
 # %%
-print(inspect.getsource(rvt.frame_window))
+show(
+    rvt.frame_window,
+    "The last k frames stacked along the channel axis, zeros before the "
+    "clip's start",
+)
 silence = cfg.frames - cfg.moving_frames  # silent frames at the end of a clip
-window_sizes = (
-    silence,
-    silence + 1,
-    cfg.frames,
-)  # noise only; + last moving frame; all
+# noise only; + last moving frame; all
+window_sizes = (silence, silence + 1, cfg.frames)
 longer_set = load_event_clips(
     "test",
     n=cfg.n_test,
     seed=seed_for(1),
     **{**common, "frames": cfg.frames + 1},
 )
-assert torch.equal(
-    longer_set.labels, test_set.labels
-)  # the same clips, one more silent frame
+# the same clips, one more silent frame
+assert torch.equal(longer_set.labels, test_set.labels)
 assert torch.equal(longer_set.positions[:, : cfg.frames], test_set.positions)
 print(
-    f"windows k = {window_sizes}; longer clips: {tuple(longer_set.events.shape)}"
+    f"windows k = {window_sizes}; "
+    f"longer clips: {tuple(longer_set.events.shape)}"
 )
 
 # %%
@@ -828,9 +860,8 @@ def last_frame_accuracy(
 windowed = {}
 for k in window_sizes:
     model = make_model(False, window=k)
-    inputs = rvt.frame_window(train_set.events, k).unsqueeze(
-        1
-    )  # (N, 1, 2k, S, S): one stacked frame
+    # (N, 1, 2k, S, S): one stacked frame
+    inputs = rvt.frame_window(train_set.events, k).unsqueeze(1)
     history, seconds = train_model(model, inputs, f"window {k}")
     windowed[k] = dict(
         model=model,
@@ -850,12 +881,12 @@ rows = [
     for lstm in (True, False)
 ]
 rows += [(f"window k={k}", windowed[k]) for k in window_sizes]
-print(
-    f"{'model':>14} {f'{silence} silent (trained)':>20} {f'{silence + 1} silent':>10} {'train s':>8}"
-)
+trained, one_more = f"{silence} silent (trained)", f"{silence + 1} silent"
+print(f"{'model':>14} {trained:>20} {one_more:>10} {'train s':>8}")
 for name, r in rows:
     print(
-        f"{name:>14} {r['acc']:>20.3f} {r['longer']:>10.3f} {r['seconds']:>8.0f}"
+        f"{name:>14} {r['acc']:>20.3f} {r['longer']:>10.3f} "
+        f"{r['seconds']:>8.0f}"
     )
 for k in window_sizes:
     print(
@@ -863,7 +894,7 @@ for k in window_sizes:
         " ".join(f"{v:.3f}" for v in windowed[k]["loss"]),
     )
 
-# %%
+# %% mystnb={"image": {"alt": "Bar chart of test accuracy after the last frame for the LSTM model, the model without LSTM and three frame windows, at the trained silence and with one more silent frame: the windows fall back towards chance when the silence grows, the LSTM model keeps most of its accuracy."}}
 # NBVAL_IGNORE_OUTPUT
 short, reach, whole = (windowed[k] for k in window_sizes)
 claims.check(
@@ -896,8 +927,8 @@ claims.check(
 )
 claims.check(
     "ch10-lstm-beyond-window",
-    "With one more silent frame than in training, the LSTM model classifies at "
-    "least 20 points better than that window",
+    "With one more silent frame than in training, the LSTM model "
+    "classifies at least 20 points better than that window",
     results[True]["longer"] - reach["longer"],
     ">= 0.20",
 )
@@ -938,7 +969,7 @@ ax.set(
     ylabel="test accuracy",
     ylim=(0, 1),
 )
-ax.legend(loc="upper right", fontsize=8)
+ax.legend(loc="upper right", fontsize=9)
 plt.show()
 
 # %% [markdown]
@@ -985,9 +1016,8 @@ for k in window_sizes:
     params[f"window k={k}"] = sum(
         p.numel() for p in windowed[k]["model"].parameters()
     )
-print(
-    f"{'model':>14} {'parameters':>11} {'numbers carried to the next frame':>34}"
-)
+carried_title = "numbers carried to the next frame"
+print(f"{'model':>14} {'parameters':>11} {carried_title:>34}")
 for name in carried:
     print(f"{name:>14} {params[name]:>11,} {carried[name]:>34,}")
 
@@ -1007,10 +1037,10 @@ for name in carried:
 # map. For one query token on the item, the two right panels show where its block
 # attention and its grid attention go (mean over heads), overlaid on the event
 # frame; each token covers 4×4 pixels. The model returns only logits and states; the
-# weights come from running one step under `attention.record`, which names each
+# weights come from running one step under {py:func}`seqlib.attention.record`, which names each
 # map after its layer (`stages.0.blocks.0.block.mixers.attn`, ...).
 
-# %%
+# %% mystnb={"image": {"alt": "An event frame of the test item and, overlaid on it, the block attention of one query token, confined to its 16 by 16 pixel window, and its grid attention, a lattice of 16 tokens spread over the whole frame."}}
 model = models[True].eval()
 t_show = 1
 sample = (
@@ -1025,9 +1055,8 @@ with torch.no_grad():
         _, states = model.step(test_set.events[sample : sample + 1, t], states)
     with attention.record(model) as recorded:  # the maps of frame t_show only
         model.step(frame_ev, states)
-maps = rvt.recorded_attention(
-    recorded, stage=0, block=0
-)  # {"block": [w], "grid": [w]}
+# {"block": [w], "grid": [w]}
+maps = rvt.recorded_attention(recorded, stage=0, block=0)
 stage = model.stages[0]
 r0, c0 = (
     test_set.positions[sample, t_show] + cfg.item // 2
@@ -1035,13 +1064,14 @@ r0, c0 = (
 stride = cfg.strides[0]
 hw = cfg.canvas // stride
 query = (min(r0 // stride, hw - 1), min(c0 // stride, hw - 1))
-fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.9))
 picture = (frame_ev[0, 0] - frame_ev[0, 1]).numpy()
 axes[0].imshow(picture, cmap="bwr", vmin=-1, vmax=1)
 axes[0].set(
-    title=f"event frame {t_show} ({names[int(test_set.labels[sample])]})",
-    xlabel="x (pixel)",
-    ylabel="y (pixel)",
+    title=f"events, frame {t_show}",
+    xlabel=names[int(test_set.labels[sample])],
+    xticks=[],
+    yticks=[],
 )
 for ax, mode in zip(axes[1:], ("block", "grid")):
     size = getattr(stage.blocks[0], mode).mixer.size  # P or G of that layer
@@ -1062,11 +1092,11 @@ for ax, mode in zip(axes[1:], ("block", "grid")):
         "c*",
         ms=14,
     )
-    fig.colorbar(im, ax=ax, label="attention weight")
+    fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set(
-        title=f"{mode} attention of the query ★",
-        xlabel="x (pixel)",
-        ylabel="y (pixel)",
+        title=f"{mode} attention of ★",
+        xticks=[],
+        yticks=[],
     )
 plt.show()
 
@@ -1083,7 +1113,7 @@ plt.show()
 # of one frame, one CPU thread): one global attention over all $N$ tokens against
 # block attention ($P = 8$) followed by grid attention ($G = 8$), the same token
 # count, through the same `MultiHeadAttention`. Every time is measured by
-# `train.benchmark`, the book's one timing helper: one untimed warm-up call, then the
+# {py:func}`seqlib.train.benchmark`, the book's one timing helper: one untimed warm-up call, then the
 # median of the timed repeats; the last column gives each spread, (max − min) / median.
 
 # %%
@@ -1118,16 +1148,16 @@ with torch.no_grad():
             )
         )
 print(
-    f"{'map':>7} {'tokens':>7} {'block+grid ms':>14} {'global ms':>10} {'global / block+grid':>20} "
-    f"{'spread b+g / global':>20}"
+    f"{'map':>7} {'tokens':>6} {'block+grid ms':>13} {'global ms':>9} "
+    f"{'global/b+g':>10} {'spread b+g / global':>19}"
 )
 for S, N, multi, glob, multi_spread, glob_spread in latency:
     print(
-        f"{S:>3}×{S:<3} {N:>7} {multi:>14.2f} {glob:>10.2f} {glob / multi:>20.1f} "
-        f"{multi_spread:>10.0%} / {glob_spread:.0%}"
+        f"{S:>3}×{S:<3} {N:>6} {multi:>13.2f} {glob:>9.2f} "
+        f"{glob / multi:>10.1f} {multi_spread:>9.0%} / {glob_spread:.0%}"
     )
 
-# %%
+# %% mystnb={"image": {"alt": "Log-log plot of the attention time per frame against the number of tokens: global attention is faster on the smallest map and grows much more steeply than block plus grid attention, which it exceeds several times on the largest map."}}
 fig, ax = plt.subplots(figsize=(6.5, 4))
 tokens = [row[1] for row in latency]
 ax.loglog(
@@ -1162,7 +1192,8 @@ claims.check(
 claims.check(
     "ch10-global-slower-largest",
     "On the largest map (4096 tokens) global attention takes more than 3× "
-    "the time of block + grid attention, but less than the 32× that the operation count predicts",
+    "the time of block + grid attention, but less than the 32× that the "
+    "operation count predicts",
     ratio_largest,
     "in [3, 32]",
     flagship=True,
@@ -1175,9 +1206,10 @@ claims.check(
     "> 4",
 )
 print(
-    f"global / block+grid: {ratio_smallest:.1f} on {latency[0][1]} tokens, {ratio_largest:.1f} on "
-    f"{latency[-1][1]} tokens; growth of global time / growth of block+grid time: {growth_ratio:.0f}"
+    f"global / block+grid: {ratio_smallest:.1f} on {latency[0][1]} tokens, "
+    f"{ratio_largest:.1f} on {latency[-1][1]} tokens"
 )
+print(f"growth of global time / growth of block+grid time: {growth_ratio:.0f}")
 
 # %% [markdown]
 # What does this measure? {eq}`eq-rvt-cost` counts the multiply–adds of the
@@ -1218,7 +1250,7 @@ print(f"notebook so far: {time.perf_counter() - notebook_start:.0f} s")
 # and truncated backpropagation through time, carrying the LSTM
 # states across training windows and resetting them at sequence boundaries, the
 # pattern of `step` here: the states are passed from call to call and start again
-# from zeros (`initial_state`) at a boundary. No full-profile run of this chapter has been
+# from zeros ({py:meth}`seqlib.rvt.RVT.initial_state`) at a boundary. No full-profile run of this chapter has been
 # recorded yet; when one is, its numbers, device and date go on the
 # {doc}`../book/results` page.
 # ```
@@ -1245,7 +1277,7 @@ print(f"notebook so far: {time.perf_counter() - notebook_start:.0f} s")
 def grid_groups(x: torch.Tensor, G: int) -> torch.Tensor:
     """(B, H, W, C) -> (B·nG, G·G, C), as seqlib.rvt.grid_partition."""
     # BEGIN SOLUTION
-    # HINT: view as (B, G, H/G, G, W/G, C); the axes of size H/G and W/G pick the group.
+    # HINT: view as (B, G, H/G, G, W/G, C); the H/G and W/G axes pick a group
     B, H, W, C = x.shape
     x = x.view(B, G, H // G, G, W // G, C)  # (B, g1, h, g2, w, C)
     return x.permute(0, 2, 4, 1, 3, 5).reshape(-1, G * G, C)  # (B·nG, G², C)
@@ -1269,19 +1301,22 @@ check_shape(
 residue = where % torch.tensor([2, 3])  # (i mod H/G, j mod W/G)
 check_true(
     bool((residue == residue[:, :1]).all()),
-    "each group should hold tokens spaced H/G rows and W/G columns apart (token (i, j) joins group "
-    "(i mod H/G, j mod W/G)), not a G×G block of neighbours",
+    "each group should hold tokens spaced H/G rows and W/G columns apart "
+    "(token (i, j) joins group (i mod H/G, j mod W/G)), not a G×G block of "
+    "neighbours",
 )
 check_true(
     torch.equal(
         where[:, 0],
         torch.tensor([[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]]),
     ),
-    "the groups should come in row-major order: group 1 is (0, 1), the group of token (0, 1)",
+    "the groups should come in row-major order: group 1 is (0, 1), the "
+    "group of token (0, 1)",
 )
 check_true(
     torch.equal(where[0], coords[0, ::2, ::3].reshape(16, 2)),
-    "inside a group the tokens should be in row-major order: token 1 of group 0 is (0, W/G)",
+    "inside a group the tokens should be in row-major order: token 1 of "
+    "group 0 is (0, W/G)",
 )
 grid_x = torch.randn(
     2, 8, 12, 3, generator=torch.Generator().manual_seed(seed_for(0))
@@ -1307,7 +1342,7 @@ check_close(
 # (B, H, W, C), with `weight` (4C, 2C) and `bias` (4C,) whose rows are the gates
 # $i, f, o, g$ in that order and whose columns multiply $[x; h]$. Follow
 # {eq}`eq-convlstm` and return the new `(h, c)`, without seqlib (the check compares
-# with `rvt.ConvLSTM1x1`) or `torch.nn.LSTMCell`. (depth: implement; about 15 minutes)
+# with {py:class}`seqlib.rvt.ConvLSTM1x1`) or `torch.nn.LSTMCell`. (depth: implement; about 15 minutes)
 # :::
 
 # %% [markdown] tags=["solution"]
@@ -1320,7 +1355,7 @@ def convlstm_step(x, h, c, weight, bias):
     """One ConvLSTM step with 1×1 kernels on channels-last maps; returns (h,
     c)."""
     # BEGIN SOLUTION
-    # HINT: a 1×1 convolution on a channels-last map is torch.cat([x, h], -1) @ weight.T + bias.
+    # HINT: a 1×1 conv on channels-last maps: cat([x, h], -1) @ weight.T + bias
     gates = torch.cat([x, h], dim=-1) @ weight.T + bias  # (B, H, W, 4C)
     i, f, o, g = gates.chunk(4, dim=-1)
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
@@ -1337,20 +1372,19 @@ from seqlib.exercises import check_close
 
 torch.manual_seed(seed_for(0))
 cell = rvt.ConvLSTM1x1(3)
-xs = [
-    torch.randn(2, 4, 5, 3) for _ in range(3)
-]  # x, h, c with distinct H and W
+# x, h, c with distinct H and W
+xs = [torch.randn(2, 4, 5, 3) for _ in range(3)]
 big = 30.0
 probe_w = torch.zeros(12, 6)
-probe_b = torch.tensor(
-    [big] * 3 + [-big] * 3 + [0.0] * 3 + [big] * 3
-)  # i open, f shut, o half, g → +1
+# i open, f shut, o half, g → +1
+probe_b = torch.tensor([big] * 3 + [-big] * 3 + [0.0] * 3 + [big] * 3)
 check_close(
     convlstm_step(xs[0], xs[1], xs[2], probe_w, probe_b)[1],
     torch.ones(2, 4, 5, 3),
     atol=1e-5,
-    name="new c with the input gate open, the forget gate shut and g → +1 (it should be 1 everywhere: "
-    "the rows of weight are the gates i, f, o, g in that order)",
+    name="new c with the input gate open, the forget gate shut and g → +1 "
+    "(it should be 1 everywhere: the rows of weight are the gates i, f, o, g "
+    "in that order)",
 )
 probe_w[9:, :3] = torch.eye(3)  # g reads x only
 probe_b[9:] = 0.0
@@ -1358,8 +1392,8 @@ check_close(
     convlstm_step(xs[0], xs[1], xs[2], probe_w, probe_b)[1],
     torch.tanh(xs[0]),
     atol=1e-5,
-    name="new c when only the x columns of the g rows are set (it should be tanh(x): the columns of "
-    "weight multiply [x; h], x first)",
+    name="new c when only the x columns of the g rows are set (it should be "
+    "tanh(x): the columns of weight multiply [x; h], x first)",
 )
 with torch.no_grad():
     ref = cell(xs[0], (xs[1], xs[2]))
@@ -1456,7 +1490,8 @@ def pair_reaches_all(H: int, P: int, G: int) -> bool:
 
 for H_, P_, G_ in ((8, 4, 2), (8, 2, 4), (12, 3, 4), (12, 2, 3), (12, 4, 2)):
     print(
-        f"H={H_}, P={P_}, G={G_}: P·G ≥ H is {P_ * G_ >= H_}, one pair reaches all: {pair_reaches_all(H_, P_, G_)}"
+        f"H={H_}, P={P_}, G={G_}: P·G ≥ H is {P_ * G_ >= H_}, "
+        f"one pair reaches all: {pair_reaches_all(H_, P_, G_)}"
     )
     assert pair_reaches_all(H_, P_, G_) == (P_ * G_ >= H_)
 
@@ -1472,12 +1507,10 @@ def axis_reach(size: int, block: int, grid: int) -> bool:
     """Count along one axis: does every input reach every output through a
     block layer, then a grid layer?"""
     k = np.arange(size)
-    same_block = (k[:, None] // block) == (
-        k[None, :] // block
-    )  # input j -> middle k
-    same_group = (k[:, None] % (size // grid)) == (
-        k[None, :] % (size // grid)
-    )  # middle k -> output i
+    # input j -> middle k
+    same_block = (k[:, None] // block) == (k[None, :] // block)
+    # middle k -> output i
+    same_group = (k[:, None] % (size // grid)) == (k[None, :] % (size // grid))
     return bool(((same_block.astype(int) @ same_group.astype(int)) > 0).all())
 
 
@@ -1500,8 +1533,9 @@ check_close(
     np.array(yours),
     np.array(counted),
     atol=0,
-    name="reaches_whole_map on the four RVT stages (96×160 ... 12×20, 6×10 blocks and grids), then "
-    "8×8, 12×8 and 12×12 maps (1 = reaches every token; check rows and columns)",
+    name="reaches_whole_map on the four RVT stages (96×160 ... 12×20, 6×10 "
+    "blocks and grids), then 8×8, 12×8 and 12×12 maps (1 = reaches every "
+    "token; check rows and columns)",
 )
 
 # %% [markdown]
@@ -1521,7 +1555,7 @@ check_close(
 # :class: dropdown
 # ```
 
-# %% tags=["solution"]
+# %% mystnb={"image": {"alt": "Accuracy of the LSTM model after one to six silent frames at the end of the clip, with the silence seen in training and chance marked."}} tags=["solution"]
 silences = range(1, 7)
 accs = []
 for s in silences:
@@ -1571,7 +1605,7 @@ plt.show()
 #
 # Self-attention without positional information is permutation-equivariant:
 # shuffling the tokens shuffles its output the same way (chapter 5). Take the slides'
-# `BlockSelfAttention` on a 6×6 random map, apply a random permutation of the 36
+# {py:class}`seqlib.rvt_keras.BlockSelfAttention` on a 6×6 random map, apply a random permutation of the 36
 # pixels before and its inverse after the layer, and compare with the layer's
 # plain output. Explain the result from {eq}`eq-slides-block`.
 # (depth: experiment; about 10 minutes)

@@ -39,7 +39,7 @@
 # - write a Keras 3 recurrent cell whose state is a set of latent vectors, with a
 #   complete `get_config`, and save and reload the trained model;
 # - get attention maps out of a model as *outputs* instead of side effects (in
-#   Keras; the PyTorch twin records them with `attention.record`), and overlay the
+#   Keras; the PyTorch twin records them with {py:func}`seqlib.attention.record`), and overlay the
 #   slow stream's attention on the images;
 # - compare a TLB with a ViT of the same size on accuracy, time and memory as the
 #   number of tokens grows, and say what the chunk size trades.
@@ -65,8 +65,8 @@ from seqlib.keras_backend import require_torch_backend
 # Keras 3 on the PyTorch backend, before anything imports keras: no TensorFlow
 keras = require_torch_backend()
 
-import inspect
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -85,6 +85,7 @@ from seqlib.data import (
     load_cifar10,
     load_fashion_mnist,
 )
+from seqlib.notebook import show
 from seqlib.train import seed_for
 
 cfg = profiles.sizes("ch11")
@@ -161,8 +162,16 @@ print(cfg)
 # projection $E$), a learned position table, a layer norm, and a reshape into chunks:
 
 # %%
-print(inspect.getsource(tk.ChunkedPatchEmbedding.call))
-print(inspect.getsource(tk.NormedAttention))
+show(
+    tk.ChunkedPatchEmbedding.call,
+    "Patches by a strided Conv2D, positions added, a layer norm, then a "
+    "reshape into chunks",
+)
+show(
+    tk.NormedAttention,
+    "One attention of the model: queries, keys and values normalised "
+    "separately, the result added to the raw queries",
+)
 
 # %% [markdown]
 # The cell is where the two streams meet. Keras' `RNN` layer calls it once per chunk
@@ -189,8 +198,8 @@ print(inspect.getsource(tk.NormedAttention))
 # transfer exactly to the other.
 #
 # seqlib therefore offers the example's order as a second layout,
-# `TLBConfig(layout="keras-example")`, in both frameworks: a list of
-# `PerceptualModule`s, each with a self-attention, a cross-attention if the cell
+# `layout="keras-example"` of {py:class}`seqlib.tlb.TLBConfig`, in both frameworks: a
+# list of {py:class}`seqlib.tlb.PerceptualModule` modules, each with a self-attention, a cross-attention if the cell
 # ever calls it as one, and one FFN used after both. Everything else stays as in
 # this chapter's model, where the example differs in more than the fast stream: its
 # slow stream has $L = K$ latents that start from zeros (see below), it pools the
@@ -200,11 +209,20 @@ print(inspect.getsource(tk.NormedAttention))
 # in each layout, with the CIFAR-10 settings:
 
 # %%
-print(inspect.getsource(tk.TLBCell.step))
-print(inspect.getsource(tk.TLBCell.keras_example_fast_stream))
+show(
+    tk.TLBCell.step,
+    "One chunk: the fast stream's self- and cross-attention blocks, then "
+    "the slow stream's update",
+)
+show(
+    tk.TLBCell.keras_example_fast_stream,
+    "The example's fast stream: every module as self-attention, every r-th "
+    "again as cross-attention",
+)
+# the example's CIFAR-10 sizes
 cifar = tlb.TLBConfig.from_sizes(
     profiles.sizes("ch11", "full"), num_classes=10
-)  # the example's CIFAR-10 sizes
+)
 for layout in tlb.LAYOUTS:
     calls = tlb.fast_stream_calls(cifar.num_layers, cifar.r, layout)
     kinds = [kind for kind, _ in calls]
@@ -212,10 +230,16 @@ for layout in tlb.LAYOUTS:
         tlb.TLBConfig(**{**cifar.__dict__, "layout": layout})
     )
     print(
-        f"{layout}: {kinds.count('self')} self + {kinds.count('cross')} cross sub-layers per chunk, "
+        f"{layout}: {kinds.count('self')} self + {kinds.count('cross')} "
+        f"cross sub-layers per chunk, "
         f"{layers.count_parameters(cifar_model):,} parameters"
     )
-    print("   ", ", ".join(f"{kind}({module})" for kind, module in calls))
+    sub_layers = ", ".join(f"{kind}({module})" for kind, module in calls)
+    print(
+        textwrap.fill(
+            sub_layers, 79, initial_indent=" " * 4, subsequent_indent=" " * 4
+        )
+    )
 
 # %% [markdown]
 # In the `"keras-example"` line, `self(cross_0)` is the example's cross module run
@@ -226,8 +250,16 @@ for layout in tlb.LAYOUTS:
 # rest of the cell, the same in both layouts, is the Keras RNN interface:
 
 # %%
-print(inspect.getsource(tk.TLBCell.call))
-print(inspect.getsource(tk.TLBCell.get_initial_state))
+show(
+    tk.TLBCell.call,
+    "One RNN step: unflatten the state, run the step, flatten the output "
+    "and the new state",
+)
+show(
+    tk.TLBCell.get_initial_state,
+    "The state before the first chunk: the L learned start latents, "
+    "flattened and repeated for every example",
+)
 
 # %% [markdown]
 # ## One step, with shapes
@@ -250,10 +282,9 @@ x_test, y_test = (
 class_names = (
     FASHION_CLASSES if cfg.dataset == "fashion_mnist" else CIFAR10_CLASSES
 )
-config = tlb.TLBConfig.from_sizes(
-    cfg, num_classes=len(class_names)
-)  # the fields TLBConfig and cfg share
-print(config)
+# the fields TLBConfig and cfg share
+config = tlb.TLBConfig.from_sizes(cfg, num_classes=len(class_names))
+print(textwrap.fill(str(config), 79, subsequent_indent=" " * 4))
 
 keras.utils.set_random_seed(seed_for(0))
 demo = tk.TemporalLatentBottleneck(
@@ -266,9 +297,8 @@ demo = tk.TemporalLatentBottleneck(
         "num_latents": 7,
     }
 )
-pair = load_fashion_mnist("test", n=2)[0].permute(
-    0, 2, 3, 1
-)  # (2, 28, 28, 1): Keras is channels-last
+# (2, 28, 28, 1): Keras is channels-last
+pair = load_fashion_mnist("test", n=2)[0].permute(0, 2, 3, 1)
 logits_pair = demo(pair)  # (B, classes); the first call builds the layers
 chunks = demo.patch_embedding(pair)  # (B, T, K, D)
 cell = demo.cell
@@ -359,18 +389,20 @@ def resize_crop_flip(
 ) -> torch.Tensor:
     """The Keras example's augmentation: resize to pad_to, random size×size
     crop, random horizontal flip."""
+    # (B, C, S', S')
     big = F.interpolate(
         images, size=(pad_to, pad_to), mode="bilinear", align_corners=False
-    )  # (B, C, S', S')
+    )
     dy, dx = torch.randint(
         0, pad_to - size + 1, (2, len(images)), generator=generator
     ).tolist()
+    # (B, C, S, S)
     out = torch.stack(
         [
             big[i, :, dy[i] : dy[i] + size, dx[i] : dx[i] + size]
             for i in range(len(images))
         ]
-    )  # (B, C, S, S)
+    )
     flip = torch.rand(len(images), generator=generator) < 0.5
     return torch.where(flip[:, None, None, None], out.flip(-1), out)
 
@@ -430,9 +462,8 @@ def keras_accuracy(m: tk.TemporalLatentBottleneck) -> float:
 # %%
 # NBVAL_IGNORE_OUTPUT
 keras_seconds, keras_curve = 0.0, {"loss": [], "acc": [], "test acc": []}
-for epoch in range(
-    cfg.epochs
-):  # one fit() per epoch so the full profile can draw new crops each time
+# one fit() per epoch, so that the full profile can draw new crops each time
+for epoch in range(cfg.epochs):
     x_epoch = x_train
     if cfg.augment:
         x_epoch = torch.cat(
@@ -456,39 +487,36 @@ for epoch in range(
         initial_epoch=epoch,
         verbose=2,
     )
-    keras_seconds += (
-        time.perf_counter() - start_time
-    )  # the fit alone, not the evaluation
-    keras_curve["loss"] += fitted.history[
-        "loss"
-    ]  # epoch means, as Keras prints them
+    # the fit alone, not the evaluation
+    keras_seconds += time.perf_counter() - start_time
+    # epoch means, as Keras prints them
+    keras_curve["loss"] += fitted.history["loss"]
     keras_curve["acc"] += fitted.history["accuracy"]
     keras_curve["test acc"].append(keras_accuracy(model))
 test_out = [
     model(x_test_k[i : i + 500], training=False, return_attention=True)
     for i in range(0, len(x_test_k), 500)
 ]
-logits_test = np.concatenate(
-    [ops.convert_to_numpy(lg) for lg, _ in test_out]
-)  # (N_test, classes)
+# (N_test, classes)
+logits_test = np.concatenate([ops.convert_to_numpy(lg) for lg, _ in test_out])
+# (N_test, T, h, L, K)
 maps_test = torch.cat(
     [torch.from_numpy(ops.convert_to_numpy(w)) for _, w in test_out]
-)  # (N_test, T, h, L, K)
+)
 tlb_acc = float((logits_test.argmax(-1) == y_test_np).mean())
 assert abs(tlb_acc - keras_curve["test acc"][-1]) < 1e-9
-if (
-    profiles.current_profile() == "smoke"
-):  # a claim about the smoke run (CIFAR-10 in the full profile is harder)
+# a claim about the smoke run (CIFAR-10 in the full profile is harder)
+if profiles.current_profile() == "smoke":
     claims.check(
         "ch11-tlb-learns",
-        "After 3 epochs (90 steps) the Keras TLB reaches more than 60 % test accuracy "
-        "on the 10 Fashion-MNIST classes",
+        "After 3 epochs (90 steps) the Keras TLB reaches more than 60 % test "
+        "accuracy on the 10 Fashion-MNIST classes",
         tlb_acc,
         "> 0.6",
     )
 print(
-    f"TLB (Keras): {model.count_params():,} parameters, test accuracy {tlb_acc:.3f}, "
-    f"trained in {keras_seconds:.0f} s"
+    f"TLB (Keras): {model.count_params():,} parameters, "
+    f"test accuracy {tlb_acc:.3f}, trained in {keras_seconds:.0f} s"
 )
 
 # %% [markdown]
@@ -535,17 +563,20 @@ assert same
 # computed them, so no list has to be kept in step with the calls.
 
 # %%
-print(inspect.getsource(tk.slow_stream_heatmap))
+show(
+    tk.slow_stream_heatmap,
+    "Each token's largest weight over the latents, averaged over the heads "
+    "and laid out on the patch grid",
+)
 
-# %%
+# %% mystnb={"image": {"alt": "Six test images, one of each of the first six Fashion-MNIST classes, with their true class above and, below, the predicted class and the slow stream's attention overlaid on the image, patch by patch."}}
 idx = [int((y_test == c).nonzero()[0]) for c in range(6)]
 images_k = x_test_k[idx]
 logits, maps = model(images_k, training=False, return_attention=True)
 grid = cfg.image_size // cfg.patch_size
 heat = tk.slow_stream_heatmap(maps, grid)  # (6, grid, grid)
-heat_up = ops.convert_to_numpy(
-    tk.upsample_heatmap(heat, cfg.image_size)
-)  # (6, H, W)
+# (6, H, W)
+heat_up = ops.convert_to_numpy(tk.upsample_heatmap(heat, cfg.image_size))
 print(
     "maps",
     tuple(maps.shape),
@@ -558,16 +589,11 @@ assert np.allclose(
     ops.convert_to_numpy(ops.sum(maps, axis=-1)), 1.0, atol=1e-5
 )
 
-fig, axes = plt.subplots(
-    2, len(idx), figsize=(1.9 * len(idx), 4.4), layout="constrained"
-)
+fig, axes = plt.subplots(2, len(idx), figsize=(7.0, 3.3), layout="constrained")
 for k, i in enumerate(idx):
     image = images_k[k].squeeze(-1) if images_k.shape[-1] == 1 else images_k[k]
     axes[0, k].imshow(image, cmap="gray")
-    axes[0, k].set_title(
-        f"{class_names[int(y_test[i])]}\npredicted: {class_names[int(ops.argmax(logits[k]))]}",
-        fontsize=8,
-    )
+    axes[0, k].set_title(class_names[int(y_test[i])], fontsize=9)
     axes[1, k].imshow(image, cmap="gray")
     shown = axes[1, k].imshow(
         heat_up[k] / heat_up[k].max(),
@@ -576,15 +602,18 @@ for k, i in enumerate(idx):
         vmin=0,
         vmax=1,
     )
-    axes[1, k].set_title("slow-stream attention", fontsize=8)
+    predicted = class_names[int(ops.argmax(logits[k]))]
+    axes[1, k].set_title(predicted, fontsize=9)
     for ax in axes[:, k]:
         ax.set_xticks([])
         ax.set_yticks([])
-fig.colorbar(
-    shown, ax=axes[1, :].tolist(), shrink=0.8, label="weight / image max"
-)
+axes[0, 0].set_ylabel("true class", fontsize=9)
+axes[1, 0].set_ylabel("predicted;\nattention", fontsize=9)
+fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.7, label="weight / max")
 fig.suptitle(
-    f"Where the slow stream reads (test images; {grid}×{grid} patches, chunks of {cfg.chunk_size})"
+    f"Where the slow stream reads (test images; {grid}×{grid} patches, "
+    f"chunks of {cfg.chunk_size})",
+    fontsize=11,
 )
 plt.show()
 
@@ -600,33 +629,32 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 K = cfg.chunk_size
-selectivity = (
-    float(maps_test.amax(-1).mean()) * K
-)  # 1 = uniform over the chunk, K = one token
+# 1 = uniform over the chunk, K = one token
+selectivity = float(maps_test.amax(-1).mean()) * K
 patch_ink = F.avg_pool2d(
     prepare(x_test).mean(1, keepdim=True), cfg.patch_size
 ).flatten(1)  # (N_test, N)
-per_token = (
-    maps_test.amax(3).mean(2).flatten(1)
-)  # (N_test, N): as in the heatmap
+# (N_test, N): as in the heatmap
+per_token = maps_test.amax(3).mean(2).flatten(1)
 on_object = patch_ink > 0.05
 ratio = float(per_token[on_object].mean() / per_token[~on_object].mean())
 claims.check(
     "ch11-slow-selective",
-    "The slow stream is selective: a latent's largest weight in a chunk averages "
-    "more than 1.2/K",
+    "The slow stream is selective: a latent's largest weight in a chunk "
+    "averages more than 1.2/K",
     selectivity,
     "> 1.2",
 )
 claims.check(
     "ch11-slow-not-garment",
-    "After the short training the slow stream does not favour garment patches: "
-    "their mean weight is below that of background patches",
+    "After the short training the slow stream does not favour garment "
+    "patches: their mean weight is below that of background patches",
     ratio,
     "< 1",
 )
 print(
-    f"largest weight per latent, in units of 1/K: {selectivity:.2f} (of at most {K})"
+    f"largest weight per latent, in units of 1/K: {selectivity:.2f} "
+    f"(of at most {K})"
 )
 print(f"mean weight on object patches / on background patches: {ratio:.2f}")
 
@@ -645,28 +673,36 @@ print(f"mean weight on object patches / on background patches: {ratio:.2f}")
 # %% [markdown]
 # ## The PyTorch twin
 #
-# `seqlib.tlb` is the same model in PyTorch, built from the book's shared parts:
+# {py:mod}`seqlib.tlb` is the same model in PyTorch, built from the book's shared parts:
 # chapter 6's patch embedding and chapter 5's block. Every $\operatorname{Block}$ of
-# {eq}`eq-tlb-block` to {eq}`eq-tlb-slow` is chapter 5's `layers.Block` with a
-# different mixer, `NormedKVAttention`: the one `MultiHeadAttention` whose keys and
+# {eq}`eq-tlb-block` to {eq}`eq-tlb-slow` is chapter 5's {py:class}`seqlib.layers.Block` with a
+# different mixer, {py:class}`seqlib.tlb.NormedKVAttention`: the one
+# {py:class}`seqlib.attention.MultiHeadAttention` whose keys and
 # values are layer-normed by the mixer (the block norms the queries). What differs
 # between the blocks is only which tokens meet: the chunk with itself (self-attention
 # within a chunk), the chunk against the latents, and the latents against the chunk.
-# The modules mirror the Keras layers one for one, so `copy_keras_weights` walks
+# The modules mirror the Keras layers one for one, so {py:func}`seqlib.tlb_parity.copy_keras_weights` walks
 # both models in step and only converts layouts (Keras kernels are (in, out),
 # PyTorch weights (out, in)). The recurrence is a plain Python loop over the chunks,
 # and `forward` returns only the logits; the slow stream's weights come from running
-# it under `attention.record`, and `tlb.slow_stream_maps` stacks them per chunk:
+# it under `attention.record`, and {py:func}`seqlib.tlb.slow_stream_maps` stacks them per chunk:
 
 # %%
-print(inspect.getsource(tlb.attention_block))
-print(inspect.getsource(tlb.TemporalLatentBottleneck.forward))
+show(
+    tlb.attention_block,
+    "A block of the TLB: chapter 5's Block with a NormedKVAttention mixer "
+    "and a GELU FFN",
+)
+show(
+    tlb.TemporalLatentBottleneck.forward,
+    "The recurrence: a Python loop over the chunks that carries the slow "
+    "stream, then the pooled last chunk",
+)
 
 # %%
 twin = copy_keras_weights(model, tlb.TemporalLatentBottleneck(config)).eval()
-x_check = torch.from_numpy(x_test_k[:200]).permute(
-    0, 3, 1, 2
-)  # (B, C, H, W) for PyTorch
+# (B, C, H, W) for PyTorch
+x_check = torch.from_numpy(x_test_k[:200]).permute(0, 3, 1, 2)
 with torch.no_grad(), attention.record(twin) as recorded:
     t_logits = twin(x_check)
 t_maps = tlb.slow_stream_maps(recorded)  # (B, T, h, L, K)
@@ -677,13 +713,12 @@ k_logits, k_maps = (
 diff_logits = float((t_logits - k_logits).abs().max())
 diff_maps = float((t_maps - k_maps).abs().max())
 print(
-    f"parameters: Keras {model.count_params():,}, PyTorch {layers.count_parameters(twin):,}"
+    f"parameters: Keras {model.count_params():,}, "
+    f"PyTorch {layers.count_parameters(twin):,}"
 )
+print("largest difference below 1e-5 (float32 rounding):")
 print(
-    "largest difference below 1e-5 (float32 rounding): logits",
-    diff_logits < 1e-5,
-    "| attention weights",
-    diff_maps < 1e-5,
+    "    logits", diff_logits < 1e-5, "| attention weights", diff_maps < 1e-5
 )
 assert (
     diff_logits < 1e-5
@@ -769,14 +804,15 @@ assert abs(n_vit / n_tlb - 1) < 0.1
 n_steps = cfg.epochs * steps_per_epoch
 claims.check(
     "ch11-tlb-beats-vit",
-    f"After the same short training ({n_steps} steps) the Keras TLB is at least "
-    "20 points more accurate than a ViT of the same size",
+    f"After the same short training ({n_steps} steps) the Keras TLB is at "
+    "least 20 points more accurate than a ViT of the same size",
     tlb_acc - vit_acc,
     ">= 0.20",
     flagship=True,
 )
 print(
-    f"test accuracy after {n_steps} steps: TLB (Keras) {tlb_acc:.3f}, ViT (PyTorch) {vit_acc:.3f}"
+    f"test accuracy after {n_steps} steps: TLB (Keras) {tlb_acc:.3f}, "
+    f"ViT (PyTorch) {vit_acc:.3f}"
 )
 
 # %% [markdown]
@@ -787,7 +823,7 @@ print(
 # excluded). PyTorch's fused attention kernel never stores the $N\times N$ weights,
 # so the ViT is measured twice: with the fused kernel and with attention computed
 # step by step, as the book's teaching path (and any code that asks for the weights)
-# does. Times come from `train.benchmark`, the book's one timing helper; the tables
+# does. Times come from {py:func}`seqlib.train.benchmark`, the book's one timing helper; the tables
 # show the fastest repeat, the least disturbed on a shared machine, and the lines
 # under them the median and the spread of the repeats.
 
@@ -830,9 +866,10 @@ def step_timing(
 
 
 def timing_note(timings: dict[str, train.Timing]) -> str:
-    """One line: median and spread of each timing, in ms."""
+    """One line: median (spread) of each timing, in ms."""
     return " | ".join(
-        f"{name} median {1000 * t.median:.0f} ms, spread {t.spread:.0%}"
+        f"{name.replace(', explicit attention', ' expl.')} "
+        f"{1000 * t.median:.0f} ms ({t.spread:.0%})"
         for name, t in timings.items()
     )
 
@@ -881,22 +918,24 @@ for size in cfg.scaling_sizes:
     for name, m in models.items():
         row[name, "MB"] = saved_activation_bytes(m, x) / 2**20
         row[name, "timing"] = step_timing(m, x, cfg.timing_repeats)
-        row[name, "ms"] = (
-            1000 * row[name, "timing"].min
-        )  # least disturbed repeat (see step_timing)
+        # least disturbed repeat (see step_timing)
+        row[name, "ms"] = 1000 * row[name, "timing"].min
     scaling.append(row)
 print(
-    f"{'N':>5} | {'TLB ms':>8} {'ViT ms':>8} {'ViT expl. ms':>13} | {'TLB MB':>7} {'ViT MB':>7} {'ViT expl. MB':>13}"
+    f"{'N':>5} | {'TLB ms':>8} {'ViT ms':>8} {'ViT expl. ms':>13} | "
+    f"{'TLB MB':>7} {'ViT MB':>7} {'ViT expl. MB':>13}"
 )
+expl = "ViT, explicit attention"
 for r in scaling:
     print(
-        f"{r['N']:>5} | {r['TLB', 'ms']:>8.0f} {r['ViT', 'ms']:>8.0f} {r['ViT, explicit attention', 'ms']:>13.0f} | "
-        f"{r['TLB', 'MB']:>7.1f} {r['ViT', 'MB']:>7.1f} {r['ViT, explicit attention', 'MB']:>13.1f}"
+        f"{r['N']:>5} | {r['TLB', 'ms']:>8.0f} {r['ViT', 'ms']:>8.0f} "
+        f"{r[expl, 'ms']:>13.0f} | {r['TLB', 'MB']:>7.1f} "
+        f"{r['ViT', 'MB']:>7.1f} {r[expl, 'MB']:>13.1f}"
     )
-print("ms above: fastest repeat; medians and spreads:")
+print("ms above: fastest repeat; median (spread) of the repeats:")
 for r in scaling:
     print(
-        f"  N = {r['N']}: "
+        f"  N = {r['N']:>3}: "
         + timing_note({name: r[name, "timing"] for name in models})
     )
 
@@ -907,43 +946,46 @@ batch_timing = {
     name: step_timing(m.to(device), x_batch, cfg.timing_repeats)
     for name, m in (("TLB", twin), ("ViT", vit_model))
 }
+# ms: the least disturbed repeat (see step_timing)
 cost = {
     name: (
-        1000
-        * batch_timing[name].min,  # least disturbed repeat (see step_timing)
+        1000 * batch_timing[name].min,
         saved_activation_bytes(m, x_batch) / 2**20,
     )
     for name, m in (("TLB", twin), ("ViT", vit_model))
 }
 twin.cpu()
 print(
-    f"{'model':<5}{'params':>9}{'test acc':>10}{'train s':>9}{'  (framework)':<14}{'PyTorch ms/step':>16}"
-    f"{'act. MB/step':>13}"
+    f"{'model':<5}{'params':>9}{'test acc':>10}{'train s':>9}"
+    f"{'  (framework)':<14}{'PyTorch ms/step':>16}{'act. MB/step':>13}"
 )
 for name, n, acc, seconds, framework in (
     ("TLB", n_tlb, tlb_acc, keras_seconds, "Keras"),
     ("ViT", n_vit, vit_acc, vit_seconds, "PyTorch"),
 ):
     print(
-        f"{name:<5}{n:>9,}{acc:>10.3f}{seconds:>9.0f}{'  (' + framework + ')':<14}{cost[name][0]:>16.0f}"
+        f"{name:<5}{n:>9,}{acc:>10.3f}{seconds:>9.0f}"
+        f"{'  (' + framework + ')':<14}{cost[name][0]:>16.0f}"
         f"{cost[name][1]:>13.1f}"
     )
-print("ms/step above: fastest repeat;", timing_note(batch_timing))
+print("ms/step above: fastest repeat; median (spread) of the repeats:")
+print("  " + timing_note(batch_timing))
 keras_overhead = keras_seconds / (n_steps * cost["TLB"][0] / 1000)
 claims.check(
     "ch11-keras-overhead",
-    "The Keras fit of the TLB takes more than 1.5× as long as the same number of "
-    "forward and backward passes of its PyTorch twin",
+    "The Keras fit of the TLB takes more than 1.5× as long as the same "
+    "number of forward and backward passes of its PyTorch twin",
     keras_overhead,
     "> 1.5",
 )
 print(
-    f"Keras fit / {n_steps} forward + backward passes of the PyTorch twin: {keras_overhead:.1f}"
+    f"Keras fit / {n_steps} forward + backward passes of the PyTorch twin: "
+    f"{keras_overhead:.1f}"
 )
 
-# %%
+# %% mystnb={"image": {"alt": "Two log-log plots against the number of tokens, from 49 to 784: time per training step and activation memory for the TLB, the ViT with fused attention and the ViT with explicit attention, the memory of the explicit ViT growing faster than linearly and the TLB's linearly."}}
 n_tokens = np.array([r["N"] for r in scaling])
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.4))
 for name, style in (
     ("TLB", "o-"),
     ("ViT", "s-"),
@@ -980,10 +1022,10 @@ axes[1].set(
     ylabel="MB kept for backward",
     title=f"Activation memory (batch {cfg.timing_batch})",
 )
-for ax in axes:
+for ax, where in zip(axes, ("upper left", "lower right")):
     ax.minorticks_off()
     ax.set_xticks(n_tokens, [str(n) for n in n_tokens])
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9, loc=where)
 plt.show()
 
 # %%
@@ -1051,11 +1093,13 @@ print(
     f"TLB time / fused ViT time at N = {scaling[0]['N']}: {fused_speedup:.1f}"
 )
 print(
-    f"time growth from N = {scaling[0]['N']} to {scaling[-1]['N']}: TLB {time_growth['TLB']:.0f}x, "
+    f"time growth from N = {scaling[0]['N']} to {scaling[-1]['N']}: "
+    f"TLB {time_growth['TLB']:.0f}x, "
     f"explicit ViT {time_growth['ViT, explicit attention']:.0f}x"
 )
 print(
-    f"explicit ViT time / TLB time at N = {scaling[-1]['N']}: {explicit_vs_tlb:.1f}"
+    f"explicit ViT time / TLB time at N = {scaling[-1]['N']}: "
+    f"{explicit_vs_tlb:.1f}"
 )
 
 # %% [markdown]
@@ -1143,29 +1187,40 @@ for K in cfg.chunk_sweep:
         "MB": saved_activation_bytes(m, x) / 2**20,
         "timing": step_timing(m, x, cfg.timing_repeats),
     }
-    row["ms"] = (
-        1000 * row["timing"].min
-    )  # least disturbed repeat (see step_timing)
+    # least disturbed repeat (see step_timing)
+    row["ms"] = 1000 * row["timing"].min
     if K == cfg.chunk_size or K in cfg.sweep_train:
         row["history"] = train_torch(m, f"TLB K={K}")
         row["acc"] = train.accuracy(m, prepare(x_test), y_test)
     sweep.append(row)
 print(
-    f"{'K':>4}{'steps T':>9}{'params':>9}{'ms/step':>9}{'act. MB':>9}{'test acc':>10}"
+    f"{'K':>4}{'steps T':>9}{'params':>9}{'ms/step':>9}{'act. MB':>9}"
+    f"{'test acc':>10}"
 )
 for r in sweep:
     acc = f"{r['acc']:.3f}" if "acc" in r else "(not trained)"
     print(
-        f"{r['K']:>4}{r['T']:>9}{r['params']:>9,}{r['ms']:>9.0f}{r['MB']:>9.2f}{acc:>14}"
+        f"{r['K']:>4}{r['T']:>9}{r['params']:>9,}{r['ms']:>9.0f}"
+        f"{r['MB']:>9.2f}{acc:>14}"
     )
-print("ms/step above: fastest repeat; medians and spreads:")
+print("ms/step above: fastest repeat; median (spread) of the repeats:")
 for r in sweep:
-    print(f"  K = {r['K']}: " + timing_note({"TLB": r["timing"]}))
+    print(f"  K = {r['K']:>2}: " + timing_note({"TLB": r["timing"]}))
 
-# %%
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+# %% mystnb={"image": {"alt": "Time per training step and activation memory of the TLB at 49 tokens for chunk sizes 1, 7 and 49: both fall as the chunks grow, the time steeply, by about an order of magnitude from chunks of one token to one chunk of all 49."}}
+fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.4))
 ks = [r["K"] for r in sweep]
 axes[0].loglog(ks, [r["ms"] for r in sweep], "o-")
+for r in sweep:  # the log axis has few labels: write each time next to it
+    last = r["K"] == ks[-1]
+    axes[0].annotate(
+        f"{r['ms']:.0f} ms",
+        (r["K"], r["ms"]),
+        xytext=(-8, 4) if last else (8, 0),
+        textcoords="offset points",
+        ha="right" if last else "left",
+        fontsize=9,
+    )
 axes[0].set(
     ylabel="ms per training step", title=f"Time (batch {cfg.timing_batch})"
 )
@@ -1177,7 +1232,7 @@ axes[1].set(
 for ax in axes:
     ax.minorticks_off()
     ax.set_xticks(ks, [f"{r['K']}\n(T = {r['T']})" for r in sweep])
-    ax.set_xlabel("chunk size K (sequential steps T = N/K)")
+    ax.set_xlabel("chunk size K (steps T = N/K)")
 fig.suptitle(f"What the chunk size costs at N = {config.num_patches} tokens")
 plt.show()
 
@@ -1203,7 +1258,8 @@ claims.check(
     "> 1.5",
 )
 print(
-    f"time per step, next smaller K / next larger K, smallest over the sweep: {larger_faster:.1f}"
+    "time per step, next smaller K / next larger K, smallest over the "
+    f"sweep: {larger_faster:.1f}"
 )
 
 # %% [markdown]
@@ -1234,12 +1290,12 @@ print(
 trained = {r["K"]: r["acc"] for r in sweep if "acc" in r}
 one_chunk = max(trained)
 print(
-    f"PyTorch, same start and batches: K = {cfg.chunk_size} {trained[cfg.chunk_size]:.3f}, "
+    "PyTorch, same start and batches: "
+    f"K = {cfg.chunk_size} {trained[cfg.chunk_size]:.3f}, "
     f"K = {one_chunk} {trained[one_chunk]:.3f}, ViT {vit_acc:.3f}"
 )
-if (
-    profiles.current_profile() == "smoke"
-):  # claims about the smoke run; the full profile reports its own
+# claims about the smoke run; the full profile reports its own
+if profiles.current_profile() == "smoke":
     claims.check(
         "ch11-row-chunks-beat-one-chunk",
         "From the same initial weights and batches, the TLB with chunks of "
@@ -1266,7 +1322,7 @@ if (
 # in training mode, as Keras prints them; test accuracy was measured after every
 # epoch for the Keras run and after the last one for the PyTorch runs.
 
-# %%
+# %% mystnb={"image": {"alt": "Training loss, training accuracy and test accuracy over the three epochs of the Keras TLB, the ViT and the PyTorch TLB with chunks of one row and of the whole image, every training loss still falling in the last epoch."}}
 runs = {
     "TLB (Keras)": (keras_curve, tlb_acc),
     "ViT (PyTorch)": (vit_history, vit_acc),
@@ -1290,13 +1346,14 @@ for (name, (history, final_acc)), color in zip(
 axes[0].set(ylabel="cross-entropy", title="Training loss")
 axes[1].set(ylabel="accuracy", title="Training accuracy")
 axes[2].set(ylabel="accuracy", title="Test accuracy")
+# legend entry
 axes[2].plot(
     [],
     [],
     "D",
     color="gray",
     label="PyTorch runs: tested after the last epoch only",
-)  # legend entry
+)
 for ax in axes:
     ax.set_xticks(epochs_axis)
     ax.set_xlabel("epoch")
@@ -1304,7 +1361,8 @@ for ax in axes[1:]:
     ax.set_ylim(0, 1)
 fig.legend(loc="outside lower center", ncol=3, fontsize=9)
 fig.suptitle(
-    f"The training runs ({cfg.n_train:,} training images, batch {cfg.batch_size})"
+    f"The training runs ({cfg.n_train:,} training images, "
+    f"batch {cfg.batch_size})"
 )
 plt.show()
 
@@ -1313,9 +1371,8 @@ plt.show()
 last_drop = min(
     history["loss"][-2] - history["loss"][-1] for history, _ in runs.values()
 )
-if (
-    profiles.current_profile() == "smoke"
-):  # a claim about the smoke runs; the full profile reports its own
+# a claim about the smoke runs; the full profile reports its own
+if profiles.current_profile() == "smoke":
     still_falling = claims.check(
         "ch11-loss-still-falling",
         "In each of the chapter's four training runs the "
@@ -1451,7 +1508,7 @@ def tlb_scores(N: int, K: int, L: int, layers: int, r: int, heads: int) -> int:
     """Attention scores per image of a TLB: chunks of K, L latents, `layers`
     fast layers, a cross every r."""
     # BEGIN SOLUTION
-    # HINT: count the score matrices of one chunk (self, cross and slow-stream attention), then multiply by N/K.
+    # HINT: count one chunk's scores (self, cross, slow stream), times N/K
     return heads * N * (layers * K + (-(-layers // r) + 1) * L)
     # END SOLUTION
 
@@ -1509,21 +1566,20 @@ for kw_ in (
         float(recorded_scores(tlb.TemporalLatentBottleneck(c_).eval(), 28)),
         rtol=0,
         atol=0.5,
-        name=f"tlb_scores{args_} vs the weights recorded from a TLB of that size",
+        name=f"tlb_scores{args_} vs the weights recorded from a TLB of that "
+        "size",
     )
 for kw_ in (dict(), dict(depth=2, heads=2, patch_size=4)):
     m_ = vit.vit_tiny(**kw_).eval()
-    args_ = (
-        m_.patch_embed.num_patches + 1,
-        m_.config.depth,
-        m_.config.heads,
-    )  # N counts the class token here
+    # N counts the class token here
+    args_ = (m_.patch_embed.num_patches + 1, m_.config.depth, m_.config.heads)
     check_close(
         float(vit_scores(*args_)),
         float(recorded_scores(m_, 28)),
         rtol=0,
         atol=0.5,
-        name=f"vit_scores{args_} vs the weights recorded from a ViT of that size",
+        name=f"vit_scores{args_} vs the weights recorded from a ViT of that "
+        "size",
     )
 
 # %% [markdown]
@@ -1531,10 +1587,11 @@ for kw_ in (dict(), dict(depth=2, heads=2, patch_size=4)):
 # :label: ex11-recurrence
 #
 # Implement `run_slow_stream(cell, chunks)` for the PyTorch twin: start from
-# `cell.initial_state`, feed the chunks $C_1, \dots, C_T$ one at a time through the
+# {py:meth}`cell.initial_state <seqlib.tlb.TLBCell.initial_state>`, feed the chunks $C_1, \dots, C_T$ one at a time through the
 # cell, and return the final slow stream $H_T$ (B, L, D) and the stacked slow-stream
-# attention weights (B, T, h, L, K), recorded with `attention.record`. Do not call
-# the model (`tlb.TemporalLatentBottleneck` or its Keras twin); the check forbids it.
+# attention weights (B, T, h, L, K), recorded with {py:func}`seqlib.attention.record`
+# (then {py:func}`seqlib.tlb.slow_stream_maps` stacks them). Do not call
+# the model ({py:class}`seqlib.tlb.TemporalLatentBottleneck` or its Keras twin); the check forbids it.
 # Then run the check cell, which compares with the model.
 # (depth: implement; about 15 minutes)
 # :::
@@ -1551,7 +1608,7 @@ def run_slow_stream(
     """Run ``cell`` over chunks (B, T, K, D); return H_T (B, L, D) and the
     weights (B, T, h, L, K)."""
     # BEGIN SOLUTION
-    # HINT: cell(fast, slow) returns (fast, slow); loop inside attention.record(cell), stack with tlb.slow_stream_maps.
+    # HINT: loop cell(fast, slow) under attention.record; tlb.slow_stream_maps
     slow = cell.initial_state(chunks.shape[0])  # (B, L, D)
     with attention.record(cell) as maps:
         for t in range(chunks.shape[1]):
@@ -1585,19 +1642,22 @@ check_shape(
 )
 check_true(
     float((final[:, 0] - final[:, 1]).abs().max()) > 1e-4,
-    "the latents of H_T should differ from each other: start from cell.initial_state, not from equal rows",
+    "the latents of H_T should differ from each other: start from "
+    "cell.initial_state, not from equal rows",
 )
 check_close(
     mine[:, 0],
     reference[:, 0],
     atol=1e-5,
-    name="slow-stream weights of the first chunk (start from cell.initial_state and feed chunk 1 first)",
+    name="slow-stream weights of the first chunk (start from "
+    "cell.initial_state and feed chunk 1 first)",
 )
 check_close(
     mine,
     reference,
     atol=1e-5,
-    name="slow-stream weights of every chunk (pass the slow stream each step returns into the next step)",
+    name="slow-stream weights of every chunk (pass the slow stream each step "
+    "returns into the next step)",
 )
 
 # %% [markdown]
@@ -1607,7 +1667,7 @@ check_close(
 # The classifier pools the last chunk's fast stream. Add a second readout that pools
 # the final slow stream $H_T$ instead (write a small PyTorch model around
 # `tlb.TemporalLatentBottleneck` that uses your `run_slow_stream`), train both with
-# `train.train_classifier` on the smoke data for the same epochs, and compare test
+# {py:func}`seqlib.train.train_classifier` on the smoke data for the same epochs, and compare test
 # accuracy. Which readout should benefit more from a larger $L$, and why?
 # (depth: experiment; about 30 minutes)
 # :::
@@ -1639,13 +1699,19 @@ check_close(
 #         self.base = base
 #
 #     def forward(self, images):
-#         final, _ = run_slow_stream(self.base.cell, self.base.patch_embedding(images))  # (B, L, D)
-#         return self.base.head(self.base.norm(final).mean(dim=1))                       # (B, classes)
+#         final, _ = run_slow_stream(
+#             self.base.cell, self.base.patch_embedding(images)
+#         )  # (B, L, D)
+#         return self.base.head(
+#             self.base.norm(final).mean(dim=1)
+#         )  # (B, classes)
 #
 #
 # readout_acc = {}
-# for name, make in (("fast (last chunk)", lambda: tlb.TemporalLatentBottleneck(config)),
-#                    ("slow (H_T)", lambda: SlowReadout(tlb.TemporalLatentBottleneck(config)))):
+# for name, make in (
+#     ("fast (last chunk)", lambda: tlb.TemporalLatentBottleneck(config)),
+#     ("slow (H_T)", lambda: SlowReadout(tlb.TemporalLatentBottleneck(config))),
+# ):
 #     torch.manual_seed(seed_for(0))
 #     m = make()
 #     train_torch(m, name)
@@ -1690,8 +1756,16 @@ check_close(
 #     for K in (1, 7, 49):
 #         torch.manual_seed(seed_for(0))
 #         m = tlb_at(cfg.image_size, K)
-#         train.train_classifier(m, prepare(x_train), y_train, epochs=epochs, batch_size=cfg.batch_size,
-#                                lr=cfg.lr, weight_decay=cfg.weight_decay, seed=seed_for(0))
+#         train.train_classifier(
+#             m,
+#             prepare(x_train),
+#             y_train,
+#             epochs=epochs,
+#             batch_size=cfg.batch_size,
+#             lr=cfg.lr,
+#             weight_decay=cfg.weight_decay,
+#             seed=seed_for(0),
+#         )
 #         results[epochs, K] = train.accuracy(m, prepare(x_test), y_test)
 # ```
 
@@ -1724,8 +1798,8 @@ check_close(
 # and 2 cross-attention sub-layers through the same 3 FFNs. The example's layout has
 # two attention sub-layers more; each has three layer norms ($3 \cdot 2D = 192$
 # parameters) and four $D \times D$ projections with biases ($4 \cdot 1056 = 4224$),
-# so it adds $2 \cdot 4416 = 8832$ parameters (`tlb.fast_stream_calls` and
-# `layers.count_parameters` confirm both). The training experiment is not run here, so
+# so it adds $2 \cdot 4416 = 8832$ parameters ({py:func}`seqlib.tlb.fast_stream_calls` and
+# {py:func}`seqlib.layers.count_parameters` confirm both). The training experiment is not run here, so
 # there is no result to state; expect each step to take longer, since a chunk passes
 # through five attention sub-layers instead of three, and check on several seeds
 # whether the accuracies differ by more than they vary from seed to seed.
@@ -1733,12 +1807,23 @@ check_close(
 # ```python
 # for layout in tlb.LAYOUTS:
 #     keras.utils.set_random_seed(seed_for(0))
-#     m = tk.TemporalLatentBottleneck.from_tlb_config(tlb.TLBConfig(**{**config.__dict__, "layout": layout}))
+#     m = tk.TemporalLatentBottleneck.from_tlb_config(
+#         tlb.TLBConfig(**{**config.__dict__, "layout": layout})
+#     )
 #     compile_tlb(m, cfg.epochs * steps_per_epoch)
 #     start_ = time.perf_counter()
-#     m.fit(to_keras(prepare(x_train)), y_train.numpy(), batch_size=cfg.batch_size, epochs=cfg.epochs,
-#           verbose=0)
-#     print(layout, f"{(time.perf_counter() - start_) / cfg.epochs:.0f} s per epoch", keras_accuracy(m))
+#     m.fit(
+#         to_keras(prepare(x_train)),
+#         y_train.numpy(),
+#         batch_size=cfg.batch_size,
+#         epochs=cfg.epochs,
+#         verbose=0,
+#     )
+#     print(
+#         layout,
+#         f"{(time.perf_counter() - start_) / cfg.epochs:.0f} s per epoch",
+#         keras_accuracy(m),
+#     )
 # ```
 
 # %% [markdown] tags=["solution"]
