@@ -1933,9 +1933,15 @@ check_true(bool(mine.abs().max() <= 1.0), "values should be bounded by 1")
 
 # %% [markdown] tags=["solution"]
 # By the angle-addition formulas, for each pair
-# $\begin{bmatrix}\sin\omega(t+k)\\ \cos\omega(t+k)\end{bmatrix} =
-# \begin{bmatrix}\cos\omega k & \sin\omega k\\ -\sin\omega k & \cos\omega k\end{bmatrix}
-# \begin{bmatrix}\sin\omega t\\ \cos\omega t\end{bmatrix}$, so $R_k$ is block diagonal with
+#
+# $$
+# \begin{bmatrix}\sin\omega(t+k)\\ \cos\omega(t+k)\end{bmatrix} =
+# \begin{bmatrix}\cos\omega k & \sin\omega k\\
+# -\sin\omega k & \cos\omega k\end{bmatrix}
+# \begin{bmatrix}\sin\omega t\\ \cos\omega t\end{bmatrix},
+# $$
+#
+# so $R_k$ is block diagonal with
 # one $2\times 2$ rotation by $\omega_i k$ per frequency; $t$ does not appear. Rotations
 # preserve length, every pair has norm 1, and the angle between $\mathbf{p}_t$ and
 # $\mathbf{p}_{t+k}$ within pair $i$ is $\omega_i k$, hence

@@ -459,17 +459,18 @@ def check_page(
     problems = list(_WATCHED.get(id(page), []))
     problems += result["failures"]
     problems += check_links(result["links"], cache)
-    alt = result["warnings"]
-    if alt:
+    listed = result["warnings"]
+    alt = [w for w in listed if w.startswith("image without alt")]
+    other = [w for w in listed if w not in alt]
+    if require_alt:
+        problems += alt
+        alt = []
+    if (alt or other) and warnings is not None:
         summary = (
             f"{result['noAlt']} of {result['images']} images in the article "
             "without alt text"
         )
-        alt = [summary] + ["  " + w for w in alt]
-    if require_alt:
-        problems += alt
-    elif warnings is not None:
-        warnings += alt
+        warnings += [summary] + ["  " + w for w in alt + other]
     return problems
 
 
@@ -722,11 +723,13 @@ def _run(browser, args) -> tuple[int, list[str]]:
         seconds = time.monotonic() - start
         report(name, failures, warnings)
         count = sum(len(v) for v in failures.values())
-        alt = sum(1 for v in warnings.values() for w in v[1:])
+        listed = [w.strip() for v in warnings.values() for w in v[1:]]
+        alt = sum(w.startswith("image without alt") for w in listed)
+        scrolls = sum(w.startswith("scrolls:") for w in listed)
         timings.append(
             f"{name} ({build}): {count} problems on "
             f"{len(failures)} pages, {alt} images without alt text, "
-            f"{seconds:.0f} s"
+            f"{scrolls} display equations that scroll, {seconds:.0f} s"
         )
         total += count
     return total, timings

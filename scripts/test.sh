@@ -33,7 +33,7 @@ say "5/5 browser check of both books (headless Chromium; screenshots in _build/s
 rm -rf _build/screens
 browser=0
 python scripts/browser_check.py _build/html _build/no-solutions/_build/html \
-  --screens _build/screens || browser=$?
+  --screens _build/screens --require-alt || browser=$?
 case "$browser" in
   0) ;;
   2) echo "skipped: the browser check needs playwright and Chromium (see above); not run" ;;
