@@ -90,7 +90,13 @@ from seqlib.data import load_multi30k
 from seqlib.data.translation import BucketBatches, make_batch, translation_task
 from seqlib.notebook import show
 from seqlib.profiles import sizes
-from seqlib.train import benchmark, fit, seed_everything, seed_for
+from seqlib.train import (
+    benchmark,
+    benchmark_interleaved,
+    fit,
+    seed_everything,
+    seed_for,
+)
 from seqlib.viz_seq import plot_alignment, plot_bleu_by_length
 
 S = sizes("ch05")
@@ -1478,19 +1484,14 @@ step_src, step_lengths = (
 )
 
 
-def step_cost(step, n_repeats: int = 20):
-    """Timing of one call of ``step()`` (``train.Timing``, see ``clock``) and
-    the operators it calls at the top level."""
-    timing = benchmark(
-        step, repeats=n_repeats, warmup=1, device=device, clock=clock
-    )
+def operator_count(step) -> int:
+    """The PyTorch operators one call of ``step()`` calls at the top level."""
     with stderr_silenced(), profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
-    n_ops = sum(
+    return sum(
         e.cpu_parent is None and e.name.startswith("aten::")
         for e in prof.events()
     )
-    return timing, n_ops
 
 
 with torch.no_grad():
@@ -1500,20 +1501,29 @@ with torch.no_grad():
         (step_src.shape[0],), 4, dtype=torch.long, device=device
     )  # any token: the cost is the same
     # Both models speak seqlib.decoding's step protocol: start_decoding, then
-    # decode_step(y_prev, state).
+    # decode_step(y_prev, state). A state is never changed in place, so we
+    # keep the ones we time: the RNN's after 5 steps, the Transformer's at
+    # t = 5 and at t = 40.
     rnn_state = rnn.start_decoding(step_src, step_lengths)
     for _ in range(5):
         _, rnn_state, _ = rnn.decode_step(y_step, rnn_state)
-    step_timing = {
-        "RNN": step_cost(lambda: rnn.decode_step(y_step, rnn_state))
-    }
+    steps = {"RNN": lambda: rnn.decode_step(y_step, rnn_state)}
     tf_state = tf.start_decoding(step_src, step_lengths)
     for t in range(41):
         if t in (5, 40):
-            step_timing[f"Transformer, t = {t}"] = step_cost(
-                lambda: tf.decode_step(y_step, tf_state)
+            steps[f"Transformer, t = {t}"] = lambda state=tf_state: (
+                tf.decode_step(y_step, state)
             )
         _, tf_state, _ = tf.decode_step(y_step, tf_state)
+    # The three steps take turns, one repeat each per round, so that a
+    # change in the machine's load falls on all of them alike.
+    step_timing = benchmark_interleaved(
+        steps, repeats=20, device=device, clock=clock
+    )
+    step_timing = {
+        name: (timing, operator_count(steps[name]))
+        for name, timing in step_timing.items()
+    }
 # The claims compare the least disturbed repeats (.min); the median and spread
 # show how noisy they were.
 step_ms = {

@@ -444,12 +444,38 @@ def benchmark(
     ``time.process_time`` for CPU time (meaningful with one CPU thread, where
     it ignores whatever else the machine runs). Report ``Timing.median`` and
     the spread; ``Timing.min`` is the least disturbed repeat on a shared
-    machine.
+    machine. To compare calls, time them together with
+    :func:`benchmark_interleaved`.
     """
-    if repeats < 1 or warmup < 0:
+    return benchmark_interleaved(
+        {"fn": fn},
+        repeats=repeats,
+        warmup=warmup,
+        device=device,
+        clock=clock,
+    )["fn"]
+
+
+def benchmark_interleaved(
+    fns: dict[str, Callable[[], Any]],
+    *,
+    repeats: int = 5,
+    warmup: int = 1,
+    device: torch.device | str | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, Timing]:
+    """Time several calls in turn, one repeat of each per round.
+
+    Timed one after the other, two calls see different machines when the
+    load changes between them (another process starts, the CPU's clock
+    moves); taking turns gives each call the same share of every disturbance,
+    so their ratio is fair. ``warmup``, ``device`` and ``clock`` as in
+    :func:`benchmark`; returns each name's :class:`Timing`.
+    """
+    if repeats < 1 or warmup < 0 or not fns:
         raise ValueError(
-            f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, "
-            f"warmup={warmup}"
+            "need at least one call, repeats >= 1 and warmup >= 0, got "
+            f"{len(fns)} call(s), repeats={repeats}, warmup={warmup}"
         )
     cuda = device is not None and torch.device(device).type == "cuda"
 
@@ -458,12 +484,14 @@ def benchmark(
             torch.cuda.synchronize()
 
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        sync()
-        start = clock()
-        fn()
-        sync()
-        times.append(clock() - start)
-    return Timing(tuple(times))
+        for name, fn in fns.items():
+            sync()
+            start = clock()
+            fn()
+            sync()
+            times[name].append(clock() - start)
+    return {name: Timing(tuple(t)) for name, t in times.items()}

@@ -262,3 +262,19 @@ def test_benchmark_times_the_repeats_after_warm_up():
     )
     with pytest.raises(ValueError, match="repeats >= 1"):
         train.benchmark(lambda: None, repeats=0)
+
+
+def test_benchmark_interleaved_takes_turns():
+    order = []
+    ticks = iter(range(100))
+    timings = train.benchmark_interleaved(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+        repeats=2,
+        warmup=1,
+        clock=lambda: float(next(ticks)),
+    )
+    # one warm-up round, then two timed rounds, a and b in turn
+    assert order == ["a", "b"] * 3
+    assert timings["a"].times == timings["b"].times == (1.0, 1.0)
+    with pytest.raises(ValueError, match="at least one call"):
+        train.benchmark_interleaved({})
