@@ -105,6 +105,45 @@ def record_path(py: Path, seed: int) -> Path:
     return CACHE / f"{py.stem}.seed{seed}.json"
 
 
+def run(
+    py: Path, env: dict[str, str], *, timeout: int = 900
+) -> tuple[nbformat.NotebookNode, float, str | None, list[dict]]:
+    """Run ``py`` (a percent-format pair) top to bottom in a fresh kernel.
+
+    The kernel gets this process's environment updated with ``ENV`` and then
+    ``env``. Returns the executed notebook, the wall time in seconds, the error
+    (the last line of a failed cell's traceback, or None) and the claims the
+    run checked (seqlib.claims records).
+    """
+    nb = jupytext.read(py)
+    nb.metadata.setdefault("jupytext", {})["formats"] = "ipynb,py:percent"
+    with tempfile.NamedTemporaryFile(
+        "w+", suffix=".jsonl", delete=False
+    ) as tmp:
+        claims_file = tmp.name
+    kernel_env = {
+        **os.environ,
+        **ENV,
+        **env,
+        "SEQLIB_CLAIMS_FILE": claims_file,
+    }
+    start, error = time.perf_counter(), None
+    try:
+        NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(py.parent)}},
+        ).execute(env=kernel_env)
+    except CellExecutionError as exc:
+        error = str(exc).strip().splitlines()[-1][:500]
+    seconds = time.perf_counter() - start
+    with open(claims_file, encoding="utf-8") as f:
+        claims = [json.loads(line) for line in f if line.strip()]
+    os.unlink(claims_file)
+    return nb, seconds, error, claims
+
+
 def execute(
     py: Path, *, seed: int = 0, write: bool = True, timeout: int = 900
 ) -> dict:
@@ -117,33 +156,15 @@ def execute(
         raise ValueError(
             "stored outputs come from seed 0; pass write=False for other seeds"
         )
-    nb = jupytext.read(py)
-    nb.metadata.setdefault("jupytext", {})["formats"] = "ipynb,py:percent"
     key = source_key(py)
-    with tempfile.NamedTemporaryFile(
-        "w+", suffix=".jsonl", delete=False
-    ) as tmp:
-        claims_file = tmp.name
-    os.environ.update(
-        ENV,
-        SEQLIB_SEED=str(seed),
-        SEQLIB_CLAIMS_FILE=claims_file,
-        SEQLIB_CLAIMS_SOFT="0" if write else "1",
+    nb, seconds, error, claims = run(
+        py,
+        {
+            "SEQLIB_SEED": str(seed),
+            "SEQLIB_CLAIMS_SOFT": "0" if write else "1",
+        },
+        timeout=timeout,
     )
-    start, error = time.perf_counter(), None
-    try:
-        NotebookClient(
-            nb,
-            timeout=timeout,
-            kernel_name="python3",
-            resources={"metadata": {"path": str(py.parent)}},
-        ).execute()
-    except CellExecutionError as exc:
-        error = str(exc).strip().splitlines()[-1][:500]
-    seconds = time.perf_counter() - start
-    with open(claims_file, encoding="utf-8") as f:
-        claims = [json.loads(line) for line in f if line.strip()]
-    os.unlink(claims_file)
     record = {
         "notebook": py.stem,
         "seed": seed,

@@ -611,6 +611,45 @@ def current_profile() -> str:
     return value
 
 
+DRY_RUN_ENV = "SEQLIB_DRY_RUN"
+"""Set to ``1`` for a dry run: the profile's real model sizes and data shapes,
+but only a handful of steps per training loop (see :func:`dry_run`)."""
+DRY_RUN_CAP = 256
+"""How many examples a dry run keeps of any dataset or evaluation set."""
+
+
+def dry_run() -> bool:
+    """Whether this is a dry run (``SEQLIB_DRY_RUN=1``).
+
+    A dry run executes a chapter top to bottom with the current profile's
+    models at their real sizes and its data pipelines' real shapes and dtypes,
+    but trains for :data:`seqlib.train.DRY_RUN_EPOCHS` epochs of
+    :data:`seqlib.train.DRY_RUN_STEPS` steps, keeps at most
+    :data:`DRY_RUN_CAP` examples of a dataset, never downloads (missing
+    datasets are replaced by generated stand-ins of the same format), and
+    reports claims that need real training as "not evaluated in a dry run"
+    (:func:`seqlib.claims.check`). ``SEQLIB_PROFILE=full SEQLIB_DRY_RUN=1``
+    checks on a CPU, in minutes, that the full profile will run on a GPU.
+
+    Raises:
+        ValueError: if ``SEQLIB_DRY_RUN`` is set to anything but ``0``, ``1``
+            or the empty string.
+    """
+    value = os.environ.get(DRY_RUN_ENV, "").strip()
+    if value not in ("", "0", "1"):
+        raise ValueError(
+            f"{DRY_RUN_ENV} must be 0 or 1, got {value!r}. Unset it for a "
+            "normal run."
+        )
+    return value == "1"
+
+
+def dry_run_cap(n: int, cap: int = DRY_RUN_CAP) -> int:
+    """``n``, or at most ``cap`` in a dry run: how many examples, batches or
+    repeats a chapter uses (``n_test = profiles.dry_run_cap(cfg.n_test)``)."""
+    return min(n, cap) if dry_run() else n
+
+
 class Sizes:
     """Base of the per-chapter size records; a frozen dataclass with typed
     fields."""

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqlib import profiles
 from seqlib.layers import param_groups
 from seqlib.shapes import expect_shape
 
@@ -133,8 +134,14 @@ class History:
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
-    """Move a tensor, or a tuple/list/dict of tensors, to ``device``."""
+    """Move a tensor, or a tuple/list/dict of tensors, to ``device``.
+
+    A CPU tensor bound for a GPU is pinned first, so that its copy is
+    asynchronous (``non_blocking``) and overlaps the previous step's work.
+    """
     if isinstance(batch, torch.Tensor):
+        if device.type == "cuda" and batch.device.type == "cpu":
+            batch = batch.pin_memory()
         return batch.to(device, non_blocking=True)
     if isinstance(batch, (tuple, list)):
         return type(batch)(to_device(b, device) for b in batch)
@@ -161,6 +168,72 @@ def _split(out: Any) -> tuple[torch.Tensor, dict[str, float]]:
 
 
 PRECISIONS = ("fp32", "bf16")
+PRECISION_ENV = "SEQLIB_PRECISION"
+COMPILE_ENV = "SEQLIB_COMPILE"
+DRY_RUN_EPOCHS = 2
+"""Epochs :func:`fit` runs at most in a dry run
+(:func:`seqlib.profiles.dry_run`)."""
+DRY_RUN_STEPS = 2
+"""Steps per epoch :func:`fit` runs at most in a dry run."""
+
+
+def resolve_precision(precision: str | None, device: torch.device) -> str:
+    """The precision :func:`fit` trains in: ``"fp32"`` or ``"bf16"``.
+
+    An explicit ``precision`` wins. Otherwise ``SEQLIB_PRECISION`` decides:
+    ``fp32``, ``bf16``, or ``auto`` (the default), which is bf16 autocast on a
+    CUDA GPU that supports bfloat16 and fp32 everywhere else. bf16 keeps
+    fp32's exponent range, so it needs no loss scaling; autocast keeps
+    softmax, norms and losses in fp32, and the weights and optimizer state stay
+    fp32. Set ``SEQLIB_PRECISION=fp32`` to compare.
+
+    Raises:
+        ValueError: for any other value.
+    """
+    choice = precision or os.environ.get(PRECISION_ENV, "auto").strip()
+    choice = choice.lower() or "auto"
+    if choice == "auto":
+        return (
+            "bf16"
+            if device.type == "cuda" and torch.cuda.is_bf16_supported()
+            else "fp32"
+        )
+    if choice not in PRECISIONS:
+        raise ValueError(
+            f"precision must be one of {('auto', *PRECISIONS)}, got "
+            f"{choice!r} (from the argument or {PRECISION_ENV})"
+        )
+    return choice
+
+
+def resolve_compile(
+    compile: bool | str | None, device: torch.device
+) -> str | None:
+    """The ``torch.compile`` backend :func:`fit` uses, or None for eager.
+
+    An explicit ``compile`` wins (True means ``"inductor"``, False eager, a
+    string names the backend). ``None`` reads ``SEQLIB_COMPILE``: ``0``, ``1``,
+    a backend name, or ``auto`` (the default): inductor on a CUDA GPU outside a
+    dry run, where compiling (a minute) pays off over a long run; eager on a
+    CPU, where it rarely does, and in a dry run, which takes a few steps only.
+    Only models that ask for it are compiled: callers pass ``"auto"``
+    (:func:`train_classifier` does) or set ``SEQLIB_COMPILE=1``.
+    """
+    if compile is None:
+        compile = os.environ.get(COMPILE_ENV, "0").strip().lower() or "0"
+    if compile in (False, "0", "false", "off"):
+        return None
+    if compile in (True, "1", "true", "on"):
+        return "inductor"
+    if compile == "auto":
+        use = device.type == "cuda" and not profiles.dry_run()
+        return "inductor" if use else None
+    if not isinstance(compile, str):
+        raise TypeError(
+            f"compile must be a bool, a backend name or None, got "
+            f"{type(compile).__name__}"
+        )
+    return compile
 
 
 def fit(
@@ -177,8 +250,8 @@ def fit(
     evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
     steps_per_epoch: int | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-    precision: str = "fp32",
-    compile: bool | str = False,
+    precision: str | None = None,
+    compile: bool | str | None = None,
     desc: str = "train",
 ) -> History:
     """Train ``model`` for ``epochs`` and return the per-epoch history.
@@ -203,11 +276,13 @@ def fit(
             that yields batches without end, or to evaluate every n steps).
         on_epoch: called as ``on_epoch(epoch, record)`` after each epoch
             (progress reports, checkpoints, early looks at a figure).
-        precision: ``"fp32"``, or ``"bf16"`` for bfloat16 autocast of the step
-            (full profile on a GPU; on a CPU it runs but is rarely faster).
+        precision: ``"fp32"``, or ``"bf16"`` for bfloat16 autocast of the step;
+            None: :func:`resolve_precision` (bf16 on a CUDA GPU, fp32 on a
+            CPU, ``SEQLIB_PRECISION`` to choose).
         compile: pass the model through ``torch.compile`` for the steps; a
             string names the backend (``"inductor"``, or ``"eager"`` to test
-            the wiring).
+            the wiring), ``"auto"`` compiles on a GPU only, None reads
+            ``SEQLIB_COMPILE`` (:func:`resolve_compile`).
         desc: label of the progress bar.
 
     Returns:
@@ -216,22 +291,21 @@ def fit(
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    if precision not in PRECISIONS:
-        raise ValueError(
-            f"precision must be one of {PRECISIONS}, got {precision!r}"
-        )
     if steps_per_epoch is not None and steps_per_epoch < 1:
         raise ValueError(
             f"steps_per_epoch must be >= 1 or None, got {steps_per_epoch}"
         )
+    if profiles.dry_run():  # real sizes, a handful of steps
+        epochs = min(epochs, DRY_RUN_EPOCHS)
+        steps_per_epoch = min(steps_per_epoch or DRY_RUN_STEPS, DRY_RUN_STEPS)
     device = device or pick_device()
+    precision = resolve_precision(precision, device)
     model.to(device)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
-    runner = model
-    if compile:
-        runner = torch.compile(
-            model, backend=compile if isinstance(compile, str) else "inductor"
-        )
+    backend = resolve_compile(compile, device)
+    runner = (
+        model if backend is None else torch.compile(model, backend=backend)
+    )
 
     def autocast():
         if precision == "bf16":
@@ -342,8 +416,8 @@ def train_classifier(
     Args:
         model: maps (B, C, H, W) to logits (B, classes).
         images: (N, C, H, W); labels: (N,) int64.
-        augment: applied to each training batch (e.g.
-            :func:`seqlib.data.cifar10.random_crop_flip`).
+        augment: applied to each training batch, on the training device
+            (e.g. :func:`seqlib.data.cifar10.random_crop_flip`).
         fit_kwargs: passed on to :func:`fit` (``precision``, ``compile``,
             ``evaluate``, ...).
 
@@ -352,6 +426,10 @@ def train_classifier(
     """
     expect_shape(labels, (images.shape[0],), name="labels")
     seed_everything(seed)
+    device = device or pick_device()
+    if device.type == "cuda":  # the whole set on the GPU once: no copy a step
+        images, labels = images.to(device), labels.to(device)
+    fit_kwargs.setdefault("compile", "auto")  # compiled on a GPU
     steps = epochs * -(-len(images) // batch_size)
     optimizer = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
