@@ -1,13 +1,11 @@
 """Each chapter notebook and its jupytext .py pair hold the same cells, and the stored outputs come from a clean run."""
 
-from pathlib import Path
-
 import jupytext
 import pytest
 
-NOTEBOOKS = sorted(
-    (Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")
-)
+from seqlib.exercises.table import chapter_notebooks
+
+NOTEBOOKS = [p for p in chapter_notebooks() if p.suffix == ".ipynb"]
 
 
 def _cells(nb):

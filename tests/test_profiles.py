@@ -84,3 +84,31 @@ def test_printed_sizes_wrap_without_splitting_a_value():
     lines = text.splitlines()
     assert lines[0] == "Ch10Sizes(" and all(len(line) <= 76 for line in lines)
     assert "classes=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)," in text  # on one line
+
+
+def test_full_profile_targets_are_consistent():
+    assert set(profiles.TARGETS) == {"ch06", "ch07", "ch09", "ch11"}
+    for chapter, target in profiles.TARGETS.items():
+        whole = profiles.sizes(chapter, "full").expected_minutes
+        assert target.minutes <= whole, (chapter, target.minutes, whole)
+        assert 0 < target.value < 1
+    # the Keras example's 48.9 % in 9.6 hours, in under 1/50 of that time
+    tlb = profiles.TARGETS["ch11"]
+    assert tlb.value >= 0.489 and tlb.minutes <= 9.6 * 60 / 50
+    assert profiles.TARGETS["ch09"].value >= 0.77
+
+
+def test_report_target_prints_and_records(tmp_path, monkeypatch, capsys):
+    import json
+
+    path = tmp_path / "metrics.jsonl"
+    monkeypatch.setenv("SEQLIB_METRICS_FILE", str(path))
+    assert profiles.report_target("ch09", 0.8) is True
+    assert profiles.report_target("ch09", 0.5) is False
+    out = capsys.readouterr().out
+    assert "80.0% (met)" in out and "50.0% (missed)" in out
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["met"] for r in records] == [True, False]
+    assert records[0]["target"] == 0.77
+    with pytest.raises(ValueError, match="no full-profile target"):
+        profiles.report_target("ch02", 0.5)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import nbformat
 
+from seqlib.exercises.table import chapter_notebooks
+
 from seqlib.exercises.convention import (
     CHECK_TAG,
     Layout,
@@ -94,7 +96,11 @@ def find_reference(nb, folder: Path = ROOT / "notebooks") -> Path:
     for number in dict.fromkeys(
         label[2:4] for label in labels if re.match(r"ex\d{2}-", label)
     ):
-        for path in sorted(folder.glob(f"{number}_*.ipynb")):
+        for path in chapter_notebooks(folder):
+            if path.suffix != ".ipynb" or not path.name.startswith(
+                f"{number}_"
+            ):
+                continue
             if set(labels) & {
                 e.label
                 for e in parse(read_notebook(path), path.name).exercises

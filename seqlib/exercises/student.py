@@ -24,6 +24,8 @@ from pathlib import Path
 
 import nbformat
 
+from seqlib.exercises.table import chapter_notebooks
+
 from seqlib.exercises.convention import (
     CHECK_TAG,
     HINT_MARK,
@@ -179,7 +181,7 @@ def _default_notebooks() -> list[Path]:
     here = Path("notebooks")
     if not here.is_dir():
         here = Path(__file__).resolve().parents[2] / "notebooks"
-    return sorted(here.glob("*.ipynb"))
+    return [p for p in chapter_notebooks(here) if p.suffix == ".ipynb"]
 
 
 def _read(path: Path) -> nbformat.NotebookNode:

@@ -36,9 +36,14 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 def chapter_notebooks(directory: Path = NOTEBOOKS) -> list[Path]:
     """The chapter notebooks in ``directory``: each ``.ipynb``, or its jupytext
-    ``.py`` pair when the ``.ipynb`` is not there yet."""
-    stems = {p.stem for p in directory.glob("[0-9]*.ipynb")} | {
-        p.stem for p in directory.glob("[0-9]*.py")
+    ``.py`` pair when the ``.ipynb`` is not there yet. Executed copies that
+    ``scripts/full_run.py`` writes beside them (``NN_x.full.ipynb``,
+    ``NN_x.dry-run.ipynb``) are not chapters."""
+    stems = {
+        p.stem
+        for pattern in ("[0-9]*.ipynb", "[0-9]*.py")
+        for p in directory.glob(pattern)
+        if "." not in p.stem
     }
     paths = [directory / f"{stem}.ipynb" for stem in sorted(stems)]
     return [p if p.exists() else p.with_suffix(".py") for p in paths]
