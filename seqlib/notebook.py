@@ -4,6 +4,7 @@
 CI: it seeds every generator from ``SEQLIB_SEED``, caps CPU threads
 (``SEQLIB_THREADS``; CI runs one notebook per core), picks the device, sets a
 readable figure style and prints the profile with the run time to expect.
+``first_cell("ch01")`` is that cell's source, Colab install included.
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ def start(chapter: str) -> torch.device:
     )
     watch_legibility()
     where = "GPU" if device.type == "cuda" else device.type.upper()
-    print(
-        f"profile: {profile} (set SEQLIB_PROFILE=full for the real-data run)"
-    )
+    if device.type == "cuda":
+        where += f" ({_gpu_description(device)})"
+    hint = " (set SEQLIB_PROFILE=full for the real-data run)"
+    print(f"profile: {profile}" + (hint if profile == "smoke" else ""))
     print(f"device:  {where}")
     print(
         f"seed:    SEQLIB_SEED={base_seed()} "
@@ -61,9 +63,110 @@ def start(chapter: str) -> torch.device:
     if minutes is not None:
         print(
             f"expected run time: about {minutes:g} min on "
-            + ("a GPU" if profile == "full" else "2 CPU cores")
+            + (
+                "a GPU (an estimate; measured runs: the results page)"
+                if profile == "full"
+                else "2 CPU cores"
+            )
+        )
+    target = profiles.TARGETS.get(chapter)
+    if profile == "full" and target is not None:
+        print(
+            f"target:  {target.metric} >= {target.value:.1%}, training in "
+            f"about {target.minutes:g} min ({target.basis})"
+        )
+    if profiles.dry_run():
+        print(
+            "dry run: real model sizes, a handful of steps; claims that need "
+            "training are not evaluated"
         )
     return device
+
+
+def _gpu_description(device: torch.device) -> str:
+    """The GPU's name and memory: ``"NVIDIA H100 80GB HBM3, 79.1 GiB"``."""
+    index = device.index or 0
+    name = torch.cuda.get_device_name(index)
+    memory = torch.cuda.get_device_properties(index).total_memory / 2**30
+    return f"{name}, {memory:.1f} GiB"
+
+
+# --- the first cell of a chapter ---------------------------------------------
+#: Where Colab installs seqlib from. ``repository: url:`` in ``_config.yml``
+#: (launch and repository buttons) names the same; a test checks they agree.
+REPOSITORY = "https://github.com/attention-course/attention-book"
+
+#: The extras of ``seqlib`` each chapter needs beyond the core dependencies
+#: (chapters that import keras); other chapters install none.
+CHAPTER_EXTRAS: dict[str, tuple[str, ...]] = {
+    "ch10": ("keras",),
+    "ch11": ("keras",),
+}
+
+_FIRST_CELL = """\
+# Setup: on Colab, installs seqlib (keeping Colab's own torch); locally the
+# README's commands already did.
+import importlib.util
+import os
+import subprocess
+import sys
+from importlib.metadata import version
+
+if importlib.util.find_spec("seqlib") is None:
+    url = "{repository}"
+    repo = os.environ.get("SEQLIB_REPO", url)  # or your fork's URL
+    # pin the installed torch (Colab's CUDA build), so that pip keeps it
+    has_torch = importlib.util.find_spec("torch") is not None
+    keep = [f"torch=={{version('torch')}}"] if has_torch else []
+    pip = [sys.executable, "-m", "pip", "install", "-q", *keep]
+    subprocess.run([*pip, f"{requirement} @ git+{{repo}}"], check=True)
+
+from seqlib.notebook import start
+
+device = start("{chapter}")
+"""
+
+
+def first_cell(chapter: str) -> str:
+    """The source of a chapter's first code cell, the one that calls
+    :func:`start`.
+
+    On Colab (where ``seqlib`` is not importable) the cell pip-installs
+    ``seqlib`` with the chapter's extras (:data:`CHAPTER_EXTRAS`) from
+    ``git+`` :data:`REPOSITORY`, or from the URL in the environment variable
+    ``SEQLIB_REPO`` (a fork, or a local clone in the tests). The installed
+    torch is pinned to its own version, so the install never replaces
+    Colab's CUDA build (pyproject's ``torch>=2.2`` is already satisfied, and
+    a dependency asking for another torch makes pip fail instead of
+    swapping it). Then it calls ``start(chapter)``. pip reads its usual
+    ``PIP_*`` environment variables, e.g. ``PIP_NO_INDEX``.
+    ``scripts/first_cells.py`` writes this cell into every chapter.
+
+    Args:
+        chapter: the chapter key, ``"ch"`` and two digits, e.g. ``"ch07"``.
+
+    Returns:
+        The cell's Python source, lines of at most 79 columns, ending in a
+        newline.
+
+    Raises:
+        ValueError: ``chapter`` is not ``"ch"`` followed by two digits.
+    """
+    if not (
+        isinstance(chapter, str)
+        and len(chapter) == 4
+        and chapter.startswith("ch")
+        and chapter[2:].isdigit()
+    ):
+        raise ValueError(
+            "first_cell() expects a chapter key like 'ch07' ('ch' and two "
+            f"digits); got {chapter!r}"
+        )
+    extras = CHAPTER_EXTRAS.get(chapter, ())
+    requirement = f"seqlib[{','.join(extras)}]" if extras else "seqlib"
+    return _FIRST_CELL.format(
+        repository=REPOSITORY, requirement=requirement, chapter=chapter
+    )
 
 
 # Listings of at most this many lines are shown open; longer ones are collapsed

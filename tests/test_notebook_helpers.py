@@ -112,3 +112,54 @@ def test_watch_legibility_warns_when_an_image_is_made():
         fig.savefig(io.BytesIO(), format="png")
     assert [w.category for w in caught] == [notebook.LegibilityWarning]
     plt.close(fig)
+
+
+def _run_start(monkeypatch, capsys, device: str) -> tuple[object, str]:
+    """start("ch02") on ``device``, its global changes undone afterwards."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    monkeypatch.setattr(
+        FigureCanvasBase, "print_figure", FigureCanvasBase.print_figure
+    )
+    monkeypatch.setenv("SEQLIB_DEVICE", device)
+    monkeypatch.setenv("SEQLIB_PROFILE", "smoke")
+    monkeypatch.setenv("SEQLIB_SEED", "0")
+    monkeypatch.delenv("SEQLIB_THREADS", raising=False)
+    with matplotlib.rc_context():
+        result = notebook.start("ch02")
+    return result, capsys.readouterr().out
+
+
+def test_start_prints_the_cpu_device_line_unchanged(monkeypatch, capsys):
+    device, out = _run_start(monkeypatch, capsys, "cpu")
+    assert device.type == "cpu"
+    # stored notebook outputs compare this report: the CPU line is fixed
+    assert out.splitlines()[:3] == [
+        "profile: smoke (set SEQLIB_PROFILE=full for the real-data run)",
+        "device:  CPU",
+        "seed:    SEQLIB_SEED=0 (every random choice of the chapter "
+        "derives from it)",
+    ]
+
+
+def test_start_names_the_gpu_and_its_memory(monkeypatch, capsys):
+    import torch
+
+    class Properties:
+        total_memory = 84_929_216_512  # bytes: 79.1 GiB
+
+    asked = []
+    monkeypatch.setattr(
+        torch.cuda,
+        "get_device_name",
+        lambda index=None: asked.append(index) or "NVIDIA H100 80GB HBM3",
+    )
+    monkeypatch.setattr(
+        torch.cuda, "get_device_properties", lambda index: Properties()
+    )
+    device, out = _run_start(monkeypatch, capsys, "cuda")
+    assert device.type == "cuda"
+    assert "device:  GPU (NVIDIA H100 80GB HBM3, 79.1 GiB)" in out.splitlines()
+    assert asked == [0]
+    _run_start(monkeypatch, capsys, "cuda:1")
+    assert asked == [0, 1]
