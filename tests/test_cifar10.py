@@ -11,7 +11,11 @@ import torch
 
 from seqlib.data import cifar10
 from seqlib.data.cifar10 import CIFAR10_CLASSES, load_cifar10, read_batch
-from seqlib.data.download import DatasetUnavailableError
+from seqlib.data.download import (
+    ChecksumMismatchError,
+    CorruptFileError,
+    DatasetUnavailableError,
+)
 
 
 def _pickle_like_original(obj) -> bytes:
@@ -142,6 +146,7 @@ def test_refuses_pickles_that_run_code(tmp_path):
 def test_download_from_archive_and_offline_message(tmp_path, monkeypatch):
     """The cache path: a verified archive is extracted once; offline without it, the message helps."""
     monkeypatch.setenv("SEQLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SEQLIB_DRY_RUN", raising=False)
     monkeypatch.setenv("SEQLIB_OFFLINE", "1")
     with pytest.raises(
         DatasetUnavailableError, match="cifar-10-python.tar.gz"
@@ -206,3 +211,162 @@ def test_random_crop_flip_is_a_crop_of_the_padded_image():
             torch.equal(out[i], crop) or torch.equal(out[i], crop.flip(-1))
             for crop in crops
         )
+
+
+# --- pinned digests, corrupt files, dry runs -------------------------------------------------
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty cache; offline unless a test says otherwise; not a dry run; the
+    stand-in announcements reset."""
+    from seqlib.data import standins
+
+    monkeypatch.setenv("SEQLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SEQLIB_OFFLINE", "1")
+    monkeypatch.delenv("SEQLIB_DRY_RUN", raising=False)
+    monkeypatch.setattr(standins, "_announced", set())
+    return tmp_path / "cache"
+
+
+def _archive_bytes(tmp_path, per_batch=4):
+    source, written = _write_dataset(tmp_path / "src", per_batch=per_batch)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(source, arcname="cifar-10-batches-py")
+    return buffer.getvalue(), written
+
+
+def _no_network(monkeypatch):
+    import urllib.request
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dry run must not touch the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+def test_pinned_digests_are_the_published_ones_and_verified(
+    tmp_path, monkeypatch, cache
+):
+    assert cifar10.ARCHIVE_MD5 == "c58f30108f718f92721af3b95e74349a"
+    assert cifar10.ARCHIVE_SHA256 == (
+        "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+    )
+    assert cifar10.ARCHIVE_URLS == (
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    )
+    # a "download" of a file in the real format but other bytes is refused
+    blob, _ = _archive_bytes(tmp_path)
+    mirror = tmp_path / "mirror" / "cifar-10-python.tar.gz"
+    mirror.parent.mkdir()
+    mirror.write_bytes(blob)
+    monkeypatch.setattr(cifar10, "ARCHIVE_URLS", (mirror.as_uri(),))
+    monkeypatch.delenv("SEQLIB_OFFLINE")
+    with pytest.raises(ChecksumMismatchError) as info:
+        load_cifar10("test")
+    assert (
+        f"expected SHA-256 {cifar10.ARCHIVE_SHA256}, got "
+        f"{hashlib.sha256(blob).hexdigest()}" in str(info.value)
+    )
+    assert list((cache / "cifar10").iterdir()) == []  # nothing kept
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.8])
+def test_truncated_archive_is_a_clear_error_and_leaves_nothing(
+    tmp_path, monkeypatch, cache, keep
+):
+    blob, _ = _archive_bytes(tmp_path, per_batch=40)
+    blob = blob[: int(len(blob) * keep)]
+    archive = cache / "cifar10" / "cifar-10-python.tar.gz"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(blob)
+    monkeypatch.setattr(
+        cifar10, "ARCHIVE_SHA256", hashlib.sha256(blob).hexdigest()
+    )
+    with pytest.raises(CorruptFileError) as info:
+        load_cifar10("train")
+    message = str(info.value)
+    assert str(archive) in message and "could not unpack" in message
+    assert cifar10.ARCHIVE_URLS[0] in message and "put it at" in message
+    assert list((cache / "cifar10").iterdir()) == []  # no partial unpack
+
+
+def test_unreadable_cached_batch_is_a_corrupt_file_error(
+    tmp_path, monkeypatch, cache
+):
+    directory, _ = _write_dataset(cache / "cifar10", per_batch=2)
+    (directory / "data_batch_3").write_bytes(b"\x80\x02}q\x00(X")  # cut short
+    with pytest.raises(CorruptFileError) as info:
+        load_cifar10("train")
+    message = str(info.value)
+    assert "data_batch_3" in message and "could not unpickle" in message
+    assert f"Delete {directory}" in message
+    assert load_cifar10("test")[0].shape == (2, 3, 32, 32)  # others still read
+    # the caller's own files give the plain format error, as before
+    with pytest.raises(ValueError, match="could not unpickle"):
+        load_cifar10("train", root=cache / "cifar10")
+
+
+@pytest.mark.parametrize(
+    "split, n, expected", [("train", None, 256), ("test", 10, 10)]
+)
+def test_dry_run_without_data_gives_a_stand_in_of_the_same_format(
+    monkeypatch, cache, split, n, expected
+):
+    from seqlib.data.standins import StandInWarning
+
+    monkeypatch.delenv("SEQLIB_OFFLINE")  # the dry run alone keeps it offline
+    monkeypatch.setenv("SEQLIB_DRY_RUN", "1")
+    _no_network(monkeypatch)
+    with pytest.warns(StandInWarning, match="dry run: CIFAR-10 not found at"):
+        x, y = load_cifar10(split, n=n)
+    assert x.shape == (expected, 3, 32, 32) and x.dtype == torch.float32
+    assert y.shape == (expected,) and y.dtype == torch.int64
+    assert 0 <= float(x.min()) and float(x.max()) <= 1 and float(x.std()) > 0
+    assert 0 <= int(y.min()) and int(y.max()) < len(CIFAR10_CLASSES)
+    assert torch.equal(x * 255, (x * 255).round())  # uint8 values underneath
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # announced once only
+        x2, y2 = load_cifar10(split, n=n)
+    assert torch.equal(x, x2) and torch.equal(y, y2)  # deterministic
+    with pytest.raises(ValueError, match="n must be an int in \\[0, 50000\\]"):
+        load_cifar10("train", n=50_001)
+    assert not (cache / "cifar10").exists() or not any(
+        (cache / "cifar10").iterdir()
+    )
+
+
+def test_dry_run_uses_data_on_the_machine_capped(tmp_path, monkeypatch, cache):
+    blob, written = _archive_bytes(tmp_path, per_batch=60)  # 300 training
+    archive = cache / "cifar10" / "cifar-10-python.tar.gz"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(blob)
+    monkeypatch.setattr(
+        cifar10, "ARCHIVE_SHA256", hashlib.sha256(blob).hexdigest()
+    )
+    monkeypatch.delenv("SEQLIB_OFFLINE")
+    monkeypatch.setenv("SEQLIB_DRY_RUN", "1")
+    _no_network(monkeypatch)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no stand-in
+        x, y = load_cifar10("train")
+    expected = np.concatenate(
+        [written[f"data_batch_{i}"][0] for i in range(1, 6)]
+    )[:256]
+    assert x.shape == (256, 3, 32, 32)
+    np.testing.assert_allclose(x.numpy(), expected / 255.0, atol=1e-6)
+    assert len(load_cifar10("test")[0]) == 60
+
+
+def test_outside_a_dry_run_an_absent_dataset_still_raises(monkeypatch, cache):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DatasetUnavailableError, match="SEQLIB_OFFLINE"):
+            load_cifar10("train", n=5)

@@ -1,4 +1,4 @@
-"""Tests of seqlib.data: IDX parsing, the Fashion-MNIST loader, fetch, bundled images.
+"""Tests of seqlib.data: IDX parsing, the Fashion-MNIST loader, fetch, unpack, bundled images.
 
 No test touches the network: an autouse fixture sets SEQLIB_OFFLINE=1 and points
 SEQLIB_CACHE at a temporary directory; downloads are exercised with file:// URLs.
@@ -6,7 +6,10 @@ SEQLIB_CACHE at a temporary directory; downloads are exercised with file:// URLs
 
 import gzip
 import hashlib
+import io
 import struct
+import tarfile
+import zipfile
 
 import numpy as np
 import pytest
@@ -24,7 +27,8 @@ from seqlib.data import (
     read_idx,
     sha256_file,
 )
-from seqlib.data import fashion_mnist
+from seqlib.data import download, fashion_mnist
+from seqlib.data.download import CorruptFileError, file_digest, unpack
 
 SIZES = {"train": 5, "test": 3}
 
@@ -35,6 +39,7 @@ def offline_cache(tmp_path, monkeypatch):
     root = tmp_path / "cache"
     monkeypatch.setenv("SEQLIB_CACHE", str(root))
     monkeypatch.setenv("SEQLIB_OFFLINE", "1")
+    monkeypatch.delenv("SEQLIB_DRY_RUN", raising=False)
     return root
 
 
@@ -370,6 +375,181 @@ def test_fetch_all_mirrors_unreachable(tmp_path, monkeypatch, offline_cache):
     assert not isinstance(info.value, ChecksumMismatchError)
     assert all(url in str(info.value) for url in urls)
     assert list(offline_cache.iterdir()) == []
+
+
+def test_fetch_verifies_md5_and_accepts_any_listed_digest(
+    tmp_path, monkeypatch, offline_cache
+):
+    monkeypatch.delenv("SEQLIB_OFFLINE")
+    source = tmp_path / "payload.bin"
+    source.write_bytes(b"published bytes")
+    md5 = hashlib.md5(b"published bytes").hexdigest()
+    assert file_digest(source, "md5") == md5
+    dest = offline_cache / "set" / "payload.bin"
+    with pytest.raises(ChecksumMismatchError) as info:
+        fetch(source.as_uri(), dest, "0" * 32, what="payload", algorithm="md5")
+    assert f"expected MD5 {'0' * 32}, got {md5}" in str(info.value)
+    assert list(dest.parent.iterdir()) == []  # no partial or wrong file
+    # one of several accepted digests (mirrors that pack differently) is enough
+    got = fetch(
+        source.as_uri(),
+        dest,
+        ["1" * 32, md5.upper()],
+        what="payload",
+        algorithm="md5",
+    )
+    assert got == dest and dest.read_bytes() == b"published bytes"
+
+
+@pytest.mark.parametrize(
+    "digest, algorithm, message",
+    [
+        ("ab" * 32, "sha1", "algorithm must be one of"),
+        ("ab" * 16, "sha256", "SHA-256 digest of 64 hex digits"),
+        ("zz" * 16, "md5", "MD5 digest of 32 hex digits"),
+        ([], "sha256", "at least one"),
+    ],
+)
+def test_fetch_refuses_malformed_pins_before_any_download(
+    offline_cache, digest, algorithm, message
+):
+    with pytest.raises(ValueError, match=message):
+        fetch(
+            "https://example.invalid/x",
+            offline_cache / "x",
+            digest,
+            what="x",
+            algorithm=algorithm,
+        )
+
+
+def test_dry_run_never_downloads(tmp_path, monkeypatch, offline_cache):
+    monkeypatch.delenv("SEQLIB_OFFLINE")
+    monkeypatch.setenv("SEQLIB_DRY_RUN", "1")
+    source = tmp_path / "payload.bin"
+    source.write_bytes(b"bytes")
+    dest = offline_cache / "set" / "payload.bin"
+    assert download.is_offline()
+    with pytest.raises(DatasetUnavailableError, match="dry run") as info:
+        fetch(source.as_uri(), dest, sha256_file(source), what="payload")
+    assert not isinstance(info.value, ChecksumMismatchError)
+    assert list(dest.parent.iterdir()) == []
+    monkeypatch.setenv("SEQLIB_DRY_RUN", "0")
+    assert not download.is_offline()
+    assert fetch(source.as_uri(), dest, sha256_file(source), what="x") == dest
+
+
+# --- unpack ---------------------------------------------------------------------------------
+
+
+def _tar_gz(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _leftovers(directory):
+    return sorted(p.name for p in directory.iterdir())
+
+
+def test_unpack_moves_whole_files_into_place(tmp_path):
+    files = {
+        "set/a.txt": b"a" * 5000,
+        "set/sub/b.txt": b"b",
+        "readme": b"r",
+        "../escape.txt": b"x",
+        "/abs.txt": b"x",
+    }
+    archive = tmp_path / "set.tar.gz"
+    archive.write_bytes(_tar_gz(files))
+    target = tmp_path / "cache"
+    (target / "set").mkdir(parents=True)
+    (target / "set" / "stale.txt").write_text("from an older attempt")
+    placed = unpack(
+        archive,
+        target,
+        what="test set",
+        select=lambda name: name if name.startswith("set/") else None,
+        expect=["set/a.txt"],
+    )
+    assert placed == [target / "set"]
+    assert (target / "set" / "a.txt").read_bytes() == b"a" * 5000
+    assert (target / "set" / "sub" / "b.txt").read_bytes() == b"b"
+    assert not (target / "set" / "stale.txt").exists()  # replaced whole
+    assert _leftovers(target) == ["set"]  # no staging directory, no escape
+    assert not (tmp_path / "escape.txt").exists()
+    assert archive.is_file()  # a good archive stays
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.9])
+def test_unpack_truncated_tar_gz_leaves_nothing(tmp_path, cut):
+    rng = np.random.default_rng(0)
+    blob = _tar_gz(
+        {
+            f"set/part{i}": rng.integers(0, 256, 200_000, np.uint8).tobytes()
+            for i in range(4)
+        }
+    )
+    archive = tmp_path / "cache" / "set.tar.gz"
+    archive.parent.mkdir()
+    archive.write_bytes(blob[: int(len(blob) * cut)])
+    with pytest.raises(CorruptFileError) as info:
+        unpack(
+            archive,
+            archive.parent,
+            what="test set",
+            urls=["https://example.org/set.tar.gz"],
+        )
+    message = str(info.value)
+    assert f"{archive} is corrupt: could not unpack test set" in message
+    assert "removed" in message
+    assert "https://example.org/set.tar.gz" in message
+    assert f"put it at {archive}" in message
+    assert _leftovers(archive.parent) == []  # archive and staging gone
+    assert isinstance(info.value, DatasetUnavailableError)
+    assert isinstance(info.value, ValueError)
+
+
+def test_unpack_zip_with_a_damaged_member_or_a_missing_file(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("first.txt", b"intact")
+        zf.writestr("second.txt", b"0123456789" * 100)
+    blob = bytearray(buffer.getvalue())
+    at = bytes(blob).index(b"0123456789")
+    blob[at : at + 4] = b"XXXX"  # the stored bytes no longer match the CRC
+    archive = tmp_path / "set.zip"
+    archive.write_bytes(bytes(blob))
+    with pytest.raises(CorruptFileError, match="BadZipFile"):
+        unpack(archive, tmp_path / "out", what="test zip")
+    assert (
+        _leftovers(tmp_path) == ["out"] and _leftovers(tmp_path / "out") == []
+    )
+
+    archive.write_bytes(buffer.getvalue())  # intact, but not what we need
+    with pytest.raises(CorruptFileError, match="lacks needed.txt"):
+        unpack(
+            archive, tmp_path / "out", what="test zip", expect=["needed.txt"]
+        )
+    assert _leftovers(tmp_path / "out") == [] and not archive.exists()
+
+
+def test_corrupt_file_error_says_what_to_do(tmp_path):
+    err = download.corrupt_file_error(
+        tmp_path / "data.npz",
+        "missing ['val_labels']",
+        urls=["https://example.org/data.npz"],
+        dest=tmp_path / "cache" / "data.npz",
+    )
+    text = str(err)
+    assert text.startswith(f"{tmp_path / 'data.npz'} is corrupt: missing")
+    assert f"Delete {tmp_path / 'data.npz'}" in text
+    assert "https://example.org/data.npz" in text
+    assert f"put it at {tmp_path / 'cache' / 'data.npz'}" in text
 
 
 # --- bundled images -------------------------------------------------------------------------

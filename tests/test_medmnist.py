@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from seqlib.data import (
+    ChecksumMismatchError,
+    CorruptFileError,
     DatasetUnavailableError,
     load_organmnist3d,
     read_medmnist_npz,
@@ -93,6 +95,7 @@ def test_cache_download_path_with_sha256_and_manual_message(
     tmp_path, monkeypatch
 ):
     monkeypatch.setenv("SEQLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SEQLIB_DRY_RUN", raising=False)
     monkeypatch.setenv("SEQLIB_OFFLINE", "1")
     # nothing cached, no network: the message says what to fetch and where to put it
     with pytest.raises(DatasetUnavailableError, match="zenodo.org") as err:
@@ -112,3 +115,133 @@ def test_cache_download_path_with_sha256_and_manual_message(
         medmnist, "MD5", hashlib.md5(cached.read_bytes()).hexdigest()
     )
     assert load_organmnist3d("val", sha256=None)[0].shape == (2, 28, 1, 28, 28)
+
+
+# --- pinned digests, corrupt files, dry runs -------------------------------------------------
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty cache; offline unless a test says otherwise; not a dry run; the
+    stand-in announcements reset."""
+    from seqlib.data import standins
+
+    monkeypatch.setenv("SEQLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SEQLIB_OFFLINE", "1")
+    monkeypatch.delenv("SEQLIB_DRY_RUN", raising=False)
+    monkeypatch.setattr(standins, "_announced", set())
+    return tmp_path / "cache"
+
+
+def _no_network(monkeypatch):
+    import urllib.request
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dry run must not touch the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+def test_pinned_md5s_are_medmnists_and_downloads_are_verified(
+    tmp_path, monkeypatch, cache
+):
+    # medmnist/info.py, INFO["organmnist3d"]["MD5"]: today's file and the first v2 one
+    assert medmnist.MD5 == "a0c5a1ff56af4f155c46d46fbb45a2fe"
+    assert medmnist.MD5_V2 == "21f0a239e7f502e6eca33c3fc453c0b6"
+    assert "records/10519652/" in medmnist.URLS[0]
+    assert "record/6496656/" in medmnist.URLS[1]
+    mirror = tmp_path / "mirror" / "organmnist3d.npz"
+    mirror.parent.mkdir()
+    _fixture(mirror)
+    md5 = hashlib.md5(mirror.read_bytes()).hexdigest()
+    monkeypatch.setattr(medmnist, "URLS", (mirror.as_uri(),))
+    monkeypatch.delenv("SEQLIB_OFFLINE")
+    with pytest.raises(ChecksumMismatchError) as info:
+        load_organmnist3d("test")
+    assert (
+        f"expected MD5 {medmnist.MD5} or {medmnist.MD5_V2}, got {md5}"
+        in str(info.value)
+    )
+    assert list((cache / "medmnist").iterdir()) == []  # nothing kept
+    monkeypatch.setattr(medmnist, "MD5_V2", md5)  # as if this were published
+    volumes, labels = load_organmnist3d("test")
+    assert volumes.shape == (3, 28, 1, 28, 28) and len(labels) == 3
+    assert (cache / "medmnist" / "organmnist3d.npz").is_file()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("missing_key", r"missing \['val_labels'\]"),
+        ("truncated", "not a readable .npz archive"),
+    ],
+)
+def test_unreadable_cached_file_is_a_corrupt_file_error(
+    monkeypatch, cache, damage, message
+):
+    cached = cache / "medmnist" / "organmnist3d.npz"
+    cached.parent.mkdir(parents=True)
+    if damage == "missing_key":
+        _fixture(cached, val_labels=None)
+    else:
+        _fixture(cached)
+        cached.write_bytes(cached.read_bytes()[:5000])
+    monkeypatch.setattr(
+        medmnist, "MD5", hashlib.md5(cached.read_bytes()).hexdigest()
+    )
+    with pytest.raises(CorruptFileError, match=message) as info:
+        load_organmnist3d("val")
+    text = str(info.value)
+    assert text.startswith(f"{cached} is corrupt:")
+    assert f"Delete {cached}" in text and medmnist.URLS[0] in text
+    assert f"put it at {cached}" in text
+    assert isinstance(info.value, DatasetUnavailableError)
+
+
+@pytest.mark.parametrize(
+    "split, n, expected",
+    [("train", None, 256), ("val", None, 161), ("test", 7, 7)],
+)
+def test_dry_run_without_data_gives_a_stand_in_of_the_same_format(
+    monkeypatch, cache, split, n, expected
+):
+    from seqlib.data.standins import StandInWarning
+
+    monkeypatch.delenv("SEQLIB_OFFLINE")  # the dry run alone keeps it offline
+    monkeypatch.setenv("SEQLIB_DRY_RUN", "1")
+    _no_network(monkeypatch)
+    with pytest.warns(StandInWarning, match="dry run: OrganMNIST3D not found"):
+        volumes, labels = load_organmnist3d(split, n=n)
+    assert volumes.shape == (expected, 28, 1, 28, 28)
+    assert volumes.dtype == torch.float32 and labels.dtype == torch.int64
+    assert 0 <= float(volumes.min()) and float(volumes.max()) <= 1
+    assert torch.equal(volumes * 255, (volumes * 255).round())  # uint8 below
+    assert 0 <= int(labels.min()) and int(labels.max()) < 11
+    again = load_organmnist3d(split, n=n)
+    assert torch.equal(volumes, again[0]) and torch.equal(labels, again[1])
+    assert not (cache / "medmnist" / "organmnist3d.npz").exists()
+
+
+def test_dry_run_uses_the_file_on_the_machine(monkeypatch, cache):
+    cached = cache / "medmnist" / "organmnist3d.npz"
+    cached.parent.mkdir(parents=True)
+    arrays = _fixture(cached)
+    monkeypatch.setattr(
+        medmnist, "MD5", hashlib.md5(cached.read_bytes()).hexdigest()
+    )
+    monkeypatch.setenv("SEQLIB_DRY_RUN", "1")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no stand-in
+        _, labels = load_organmnist3d("train")
+    assert labels.tolist() == arrays["train_labels"][:, 0].tolist()
+
+
+def test_outside_a_dry_run_an_absent_file_still_raises(monkeypatch, cache):
+    with pytest.raises(
+        DatasetUnavailableError, match="SEQLIB_OFFLINE"
+    ) as info:
+        load_organmnist3d("train")
+    assert not isinstance(info.value, CorruptFileError)
+    assert f"expected MD5 {medmnist.MD5}" in str(info.value)

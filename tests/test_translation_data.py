@@ -1,4 +1,12 @@
-"""Tests for seqlib.data.translation: the generated task, vocabularies and batching."""
+"""Tests for seqlib.data.translation (the generated task, vocabularies and batching) and for
+Multi30k's full-dataset path in seqlib.data.parallel: tarballs in the published layout,
+pinned digests, corrupt archives and dry-run stand-ins (no test touches the network)."""
+
+import hashlib
+import io
+import tarfile
+import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -167,3 +175,155 @@ def test_bad_arguments():
         generate_pairs(5, min_len=10, max_len=5)
     with pytest.raises(ValueError):
         BucketBatches([], Vocab([]), Vocab([]), batch_size=0)
+
+
+# --- Multi30k: pinned digests, corrupt tarballs, dry runs -----------------------------------
+
+MULTI30K = Path(__file__).parent / "fixtures" / "parallel" / "multi30k"
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty cache, offline, not a dry run, stand-in announcements reset."""
+    from seqlib.data import standins
+
+    monkeypatch.setenv("SEQLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SEQLIB_OFFLINE", "1")
+    monkeypatch.delenv("SEQLIB_DRY_RUN", raising=False)
+    monkeypatch.setattr(standins, "_announced", set())
+    return tmp_path / "cache"
+
+
+def _tarball(prefix: str, langs=("en", "de")) -> bytes:
+    """A split's tarball as published: ``<prefix>.en`` and ``<prefix>.de``."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for lang in langs:
+            data = (MULTI30K / f"{prefix}.{lang}").read_bytes()
+            info = tarfile.TarInfo(f"{prefix}.{lang}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _no_network(monkeypatch):
+    import urllib.request
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dry run must not touch the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+def test_multi30k_pins_torchtexts_digests_and_verifies_with_them(
+    tmp_path, monkeypatch, cache
+):
+    from seqlib.data import ChecksumMismatchError, parallel
+
+    digests = {k: v[1] for k, v in parallel.MULTI30K_FILES.items()}
+    assert digests == {
+        "train": "20140d013d05dd9a72dfde46478663ba05737ce983f478f960c1123c6671be5e",
+        "valid": "a7aa20e9ebd5ba5adce7909498b94410996040857154dab029851af3a866da8c",
+        "test": (  # the GitHub copy, the original server's
+            "6d1ca1dba99e2c5dd54cae1226ff11c2551e6ce63527ebb072a1f70f72a5cd36",
+            "0681be16a532912288a91ddd573594fbdd57c0fbb81486eff7c55247e35326c2",
+        ),
+    }
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    files = {}
+    for split, (
+        urls,
+        digest,
+        archive,
+        prefix,
+    ) in parallel.MULTI30K_FILES.items():
+        (mirror / archive).write_bytes(_tarball(prefix))
+        files[split] = ([(mirror / archive).as_uri()], digest, archive, prefix)
+    monkeypatch.setattr(parallel, "MULTI30K_FILES", files)
+    monkeypatch.delenv("SEQLIB_OFFLINE")
+    with pytest.raises(ChecksumMismatchError) as info:
+        parallel.load_multi30k()
+    got = hashlib.sha256((mirror / "training.tar.gz").read_bytes()).hexdigest()
+    assert f"expected SHA-256 {digests['train']}, got {got}" in str(info.value)
+    assert list((cache / "multi30k").iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "lacks_de"])
+def test_multi30k_corrupt_tarball_is_a_clear_error_and_leaves_nothing(
+    monkeypatch, cache, damage
+):
+    from seqlib.data import CorruptFileError, parallel
+
+    root = cache / "multi30k"
+    root.mkdir(parents=True)
+    blob = _tarball("train")
+    if damage == "truncated":
+        blob = blob[: len(blob) // 2]
+    else:
+        blob = _tarball("train", langs=("en",))
+    (root / "training.tar.gz").write_bytes(blob)
+    files = dict(parallel.MULTI30K_FILES)
+    urls, _, archive, prefix = files["train"]
+    files["train"] = (urls, hashlib.sha256(blob).hexdigest(), archive, prefix)
+    monkeypatch.setattr(parallel, "MULTI30K_FILES", files)
+    with pytest.raises(CorruptFileError) as info:
+        parallel.load_multi30k()
+    text = str(info.value)
+    assert str(root / "training.tar.gz") in text and urls[0] in text
+    if damage == "lacks_de":
+        assert "lacks train.de" in text
+    assert list(root.iterdir()) == []  # no archive, no train.en, no staging
+
+
+def test_multi30k_dry_run_without_data_gives_a_stand_in_of_the_same_format(
+    monkeypatch, cache
+):
+    from seqlib.data import parallel
+    from seqlib.data.standins import StandInWarning
+
+    monkeypatch.delenv("SEQLIB_OFFLINE")  # the dry run alone keeps it offline
+    monkeypatch.setenv("SEQLIB_DRY_RUN", "1")
+    _no_network(monkeypatch)
+    with pytest.warns(StandInWarning, match="dry run: Multi30k not found at"):
+        data = parallel.load_multi30k()
+    assert (len(data.train), len(data.valid), len(data.test)) == (
+        256,
+        256,
+        256,
+    )
+    # vocabularies of a few thousand words, as the real ones
+    assert 3_000 < len(data.src_vocab) < 10_000
+    assert 3_000 < len(data.tgt_vocab) < 10_000
+    for split in (data.train, data.valid, data.test):
+        for pair in split:
+            assert isinstance(pair.src, tuple) and pair.tgt == pair.refs[0]
+            assert 2 <= len(pair.src) <= 41 and 1 <= len(pair.tgt) <= 41
+    lengths = [len(p.src) for p in data.train]
+    assert 9 <= sum(lengths) / len(lengths) <= 17 and max(lengths) >= 20
+    batch = make_batch(data.train[:8], data.src_vocab, data.tgt_vocab)
+    check_batch(batch)
+    assert int(batch["src"].max()) < len(data.src_vocab)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # announced once only
+        again = parallel.load_multi30k(src="de", tgt="en")
+    assert again.train[0].src == data.train[0].tgt  # same pairs, reversed
+    assert not any((cache / "multi30k").iterdir())
+
+
+def test_multi30k_dry_run_uses_files_on_the_machine(monkeypatch, cache):
+    from seqlib.data import parallel
+
+    monkeypatch.setenv("SEQLIB_DRY_RUN", "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no stand-in
+        data = parallel.load_multi30k(MULTI30K, min_freq=1)
+    assert (len(data.train), len(data.valid), len(data.test)) == (4, 2, 2)
+
+
+def test_multi30k_outside_a_dry_run_still_raises(cache):
+    from seqlib.data import DatasetUnavailableError, parallel
+
+    with pytest.raises(DatasetUnavailableError, match="SEQLIB_OFFLINE"):
+        parallel.load_multi30k()
+    assert not any((cache / "multi30k").iterdir())

@@ -2,16 +2,21 @@
 smoke profile.
 
 Loaders return float32 images in [0, 1], channels first, and int64 labels.
-Files from the internet go through :func:`seqlib.data.download.fetch` (SHA-256
-checked, cached under ``$SEQLIB_CACHE`` or ``~/.cache/seqlib``).
+Files from the internet go through :func:`seqlib.data.download.fetch` (checked
+against pinned digests, cached under ``$SEQLIB_CACHE`` or ``~/.cache/seqlib``).
+In a dry run (:func:`seqlib.profiles.dry_run`) nothing is downloaded, and the
+loaders of the full datasets return generated stand-ins of the same format
+(:mod:`seqlib.data.standins`) for whatever is not on the machine.
 """
 
 from seqlib.data.cifar10 import CIFAR10_CLASSES, load_cifar10, random_crop_flip
 from seqlib.data.download import (
     ChecksumMismatchError,
+    CorruptFileError,
     DatasetUnavailableError,
     cache_dir,
     fetch,
+    file_digest,
     sha256_file,
 )
 from seqlib.data.events import EventClips, load_event_clips, make_event_clips
@@ -71,10 +76,12 @@ __all__ = [
     "load_tatoeba",
     "translation_task",
     "ChecksumMismatchError",
+    "CorruptFileError",
     "DatasetUnavailableError",
     "FASHION_CLASSES",
     "cache_dir",
     "fetch",
+    "file_digest",
     "load_digits",
     "load_fashion_mnist",
     "load_sample_photo",

@@ -9,8 +9,13 @@ images each) and ``batches.meta``. Each batch is a pickled dict whose
 values, each plane row-major) and whose ``labels`` is a list of ints in [0,
 10). Pickles can run code, so :func:`read_batch` unpickles with an allow-list
 that admits only what a NumPy array needs. The archive is fetched through
-:func:`seqlib.data.download.fetch` (SHA-256 checked) into the cache and
-extracted once. Shape letters: N images, C = 3 channels, H = W = 32.
+:func:`seqlib.data.download.fetch` (its published digest checked) into the
+cache and unpacked once, all or nothing (:func:`seqlib.data.download.unpack`).
+In a dry run (:func:`seqlib.profiles.dry_run`) nothing is downloaded: without
+the data on the machine, :func:`load_cifar10` returns a generated stand-in of
+the same format (:func:`seqlib.data.standins.cifar10`), and at most
+:data:`seqlib.profiles.DRY_RUN_CAP` images either way. Shape letters: N
+images, C = 3 channels, H = W = 32.
 """
 
 from __future__ import annotations
@@ -18,18 +23,22 @@ from __future__ import annotations
 import codecs
 import io
 import pickle
-import tarfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from seqlib import profiles
+from seqlib.data import standins
 from seqlib.data.download import (
+    CorruptFileError,
     DatasetUnavailableError,
     cache_dir,
     check_n,
+    corrupt_file_error,
     fetch,
+    unpack,
 )
 
 CIFAR10_CLASSES = (
@@ -46,6 +55,10 @@ CIFAR10_CLASSES = (
 )
 ARCHIVE = "cifar-10-python.tar.gz"
 ARCHIVE_URLS = ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",)
+# The MD5 is the one published on the CIFAR page
+# (https://www.cs.toronto.edu/~kriz/cifar.html); the SHA-256, which `fetch`
+# verifies, is the one Keras pins for the same file (keras.datasets.cifar10).
+ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
 ARCHIVE_SHA256 = (
     "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 )
@@ -57,6 +70,7 @@ FILES = {
 }
 META = "batches.meta"
 IMAGE_SHAPE = (3, 32, 32)
+SPLIT_SIZES = {"train": 50_000, "test": 10_000}
 
 _RECONSTRUCT = np.ndarray.__reduce__(np.zeros(1))[
     0
@@ -203,15 +217,17 @@ def _batch_dir(root: Path | str | None) -> Path:
             f"{err}\nOr unpack {ARCHIVE} yourself and pass root= the "
             f"directory holding {BATCH_DIR}/."
         ) from err
-    with tarfile.open(archive, "r:gz") as tar:
-        members = [
-            m
-            for m in tar.getmembers()
-            if m.name.startswith(BATCH_DIR + "/") and m.isfile()
-        ]
-        tar.extractall(
-            cache, members=members, filter="data"
-        )  # no links, no paths outside the cache
+    unpack(
+        archive,
+        cache,
+        what="CIFAR-10 (python version)",
+        select=lambda name: name if name.startswith(BATCH_DIR + "/") else None,
+        expect=[
+            f"{BATCH_DIR}/{name}"
+            for name in (META, *FILES["train"], *FILES["test"])
+        ],
+        urls=ARCHIVE_URLS,
+    )  # all or nothing: no half-unpacked directory in the cache
     return directory
 
 
@@ -227,37 +243,72 @@ def load_cifar10(
         split: ``"train"`` (data_batch_1..5, 50,000 images) or ``"test"``
             (10,000).
         n: keep the first ``n`` images (deterministic); ``None`` keeps all.
+            In a dry run at most :data:`seqlib.profiles.DRY_RUN_CAP` are kept.
         root: a directory holding ``cifar-10-batches-py/`` (or that directory
             itself); only the files' format is checked, so small files in the
-            real format work. Without it the archive is fetched into the cache.
+            real format work. Without it the archive is fetched into the cache
+            (in a dry run, without the data on the machine: a generated
+            stand-in of the same format, announced by a
+            :class:`~seqlib.data.standins.StandInWarning`).
 
     Returns:
         images: float32 (N, 3, 32, 32) in [0, 1]; labels: int64 (N,), indices
         into :data:`CIFAR10_CLASSES`.
 
     Raises:
-        ValueError: for an unknown split, a bad ``n`` or malformed files.
+        ValueError: for an unknown split, a bad ``n`` or malformed files under
+            ``root``.
         FileNotFoundError: if ``root`` lacks a file.
+        CorruptFileError: if the cached archive or a file unpacked from it
+            cannot be read (the message names it and says what to do).
         DatasetUnavailableError: if the archive is not cached and cannot be
             downloaded (the message says what to fetch by hand and where to put
             it).
     """
     if split not in FILES:
         raise ValueError(f"split must be one of {tuple(FILES)}, got {split!r}")
-    directory = _batch_dir(root)
-    read_label_names(directory / META)
-    parts = []
-    for name in FILES[split]:
-        if not (directory / name).is_file():
-            raise FileNotFoundError(f"expected {name} in {directory}")
-        parts.append(read_batch(directory / name))
+    try:
+        directory = _batch_dir(root)
+    except DatasetUnavailableError as err:
+        if not profiles.dry_run() or isinstance(err, CorruptFileError):
+            raise
+        k = profiles.dry_run_cap(
+            check_n(n, SPLIT_SIZES[split], what=f"CIFAR-10 {split}")
+        )
+        standins.announce("CIFAR-10", cache_dir() / CACHE_SUBDIR / BATCH_DIR)
+        images, labels = standins.cifar10(
+            k, seed=standins.STANDIN_SEED + list(FILES).index(split)
+        )
+        return _tensors(images, labels)
+    try:
+        read_label_names(directory / META)
+        parts = []
+        for name in FILES[split]:
+            if not (directory / name).is_file():
+                raise FileNotFoundError(f"expected {name} in {directory}")
+            parts.append(read_batch(directory / name))
+    except ValueError as err:
+        if root is not None:
+            raise  # the caller's own files
+        raise corrupt_file_error(
+            directory,
+            str(err),
+            urls=ARCHIVE_URLS,
+            dest=directory.parent / ARCHIVE,
+        ) from err
     images = np.concatenate([p[0] for p in parts])  # (N, 3, 32, 32) uint8
     labels = np.concatenate([p[1] for p in parts])  # (N,)
-    k = check_n(n, len(labels), what=f"CIFAR-10 {split}")
-    x = np.divide(
-        images[:k], np.float32(255), dtype=np.float32
-    )  # (N, 3, 32, 32)
-    return torch.from_numpy(x), torch.from_numpy(labels[:k].copy())
+    k = profiles.dry_run_cap(check_n(n, len(labels), what=f"CIFAR-10 {split}"))
+    return _tensors(images[:k], labels[:k])
+
+
+def _tensors(
+    images: np.ndarray, labels: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (N, 3, 32, 32) and (N,) -> float32 in [0, 1] and int64
+    tensors."""
+    x = np.divide(images, np.float32(255), dtype=np.float32)  # (N, 3, 32, 32)
+    return torch.from_numpy(x), torch.from_numpy(labels.astype(np.int64))
 
 
 def random_crop_flip(
