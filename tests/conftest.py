@@ -16,3 +16,15 @@ def one_torch_thread():
 # Notebooks under tests/ are fixtures built for the exercise tooling, not chapters:
 # keep nbval from collecting them.
 collect_ignore_glob = ["fixtures/*"]
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Make any download attempt fail the test (dry runs and offline loaders
+    must not reach the network)."""
+    import urllib.request
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test tried to reach the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)

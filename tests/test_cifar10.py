@@ -237,15 +237,6 @@ def _archive_bytes(tmp_path, per_batch=4):
     return buffer.getvalue(), written
 
 
-def _no_network(monkeypatch):
-    import urllib.request
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a dry run must not touch the network")
-
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
-
-
 def test_pinned_digests_are_the_published_ones_and_verified(
     tmp_path, monkeypatch, cache
 ):
@@ -312,13 +303,12 @@ def test_unreadable_cached_batch_is_a_corrupt_file_error(
     "split, n, expected", [("train", None, 256), ("test", 10, 10)]
 )
 def test_dry_run_without_data_gives_a_stand_in_of_the_same_format(
-    monkeypatch, cache, split, n, expected
+    monkeypatch, cache, split, n, expected, no_network
 ):
     from seqlib.data.standins import StandInWarning
 
     monkeypatch.delenv("SEQLIB_OFFLINE")  # the dry run alone keeps it offline
     monkeypatch.setenv("SEQLIB_DRY_RUN", "1")
-    _no_network(monkeypatch)
     with pytest.warns(StandInWarning, match="dry run: CIFAR-10 not found at"):
         x, y = load_cifar10(split, n=n)
     assert x.shape == (expected, 3, 32, 32) and x.dtype == torch.float32
@@ -339,7 +329,9 @@ def test_dry_run_without_data_gives_a_stand_in_of_the_same_format(
     )
 
 
-def test_dry_run_uses_data_on_the_machine_capped(tmp_path, monkeypatch, cache):
+def test_dry_run_uses_data_on_the_machine_capped(
+    tmp_path, monkeypatch, cache, no_network
+):
     blob, written = _archive_bytes(tmp_path, per_batch=60)  # 300 training
     archive = cache / "cifar10" / "cifar-10-python.tar.gz"
     archive.parent.mkdir(parents=True)
@@ -349,7 +341,6 @@ def test_dry_run_uses_data_on_the_machine_capped(tmp_path, monkeypatch, cache):
     )
     monkeypatch.delenv("SEQLIB_OFFLINE")
     monkeypatch.setenv("SEQLIB_DRY_RUN", "1")
-    _no_network(monkeypatch)
     import warnings
 
     with warnings.catch_warnings():

@@ -191,15 +191,6 @@ def _mirror(tmp_path) -> Path:
     return mirror
 
 
-def _no_network(monkeypatch):
-    import urllib.request
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a dry run must not touch the network")
-
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
-
-
 def test_pinned_md5s_and_downloads_are_verified(
     tmp_path, monkeypatch, offline_cache
 ):
@@ -283,13 +274,12 @@ def test_unreadable_cached_captions_are_a_corrupt_file_error(offline_cache):
 
 
 def test_dry_run_without_data_reads_a_stand_in_in_the_real_layout(
-    monkeypatch, offline_cache
+    monkeypatch, offline_cache, no_network
 ):
     from seqlib.data.standins import StandInWarning
 
     monkeypatch.delenv("SEQLIB_OFFLINE")  # the dry run alone keeps it offline
     monkeypatch.setenv("SEQLIB_DRY_RUN", "1")
-    _no_network(monkeypatch)
     with pytest.warns(StandInWarning, match="dry run: Flickr8k not found at"):
         train = load_flickr8k("train")
     with warnings.catch_warnings():

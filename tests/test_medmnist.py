@@ -133,15 +133,6 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def _no_network(monkeypatch):
-    import urllib.request
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a dry run must not touch the network")
-
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
-
-
 def test_pinned_md5s_are_medmnists_and_downloads_are_verified(
     tmp_path, monkeypatch, cache
 ):
@@ -203,13 +194,12 @@ def test_unreadable_cached_file_is_a_corrupt_file_error(
     [("train", None, 256), ("val", None, 161), ("test", 7, 7)],
 )
 def test_dry_run_without_data_gives_a_stand_in_of_the_same_format(
-    monkeypatch, cache, split, n, expected
+    monkeypatch, cache, split, n, expected, no_network
 ):
     from seqlib.data.standins import StandInWarning
 
     monkeypatch.delenv("SEQLIB_OFFLINE")  # the dry run alone keeps it offline
     monkeypatch.setenv("SEQLIB_DRY_RUN", "1")
-    _no_network(monkeypatch)
     with pytest.warns(StandInWarning, match="dry run: OrganMNIST3D not found"):
         volumes, labels = load_organmnist3d(split, n=n)
     assert volumes.shape == (expected, 28, 1, 28, 28)

@@ -206,15 +206,6 @@ def _tarball(prefix: str, langs=("en", "de")) -> bytes:
     return buf.getvalue()
 
 
-def _no_network(monkeypatch):
-    import urllib.request
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a dry run must not touch the network")
-
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
-
-
 def test_multi30k_pins_torchtexts_digests_and_verifies_with_them(
     tmp_path, monkeypatch, cache
 ):
@@ -277,14 +268,13 @@ def test_multi30k_corrupt_tarball_is_a_clear_error_and_leaves_nothing(
 
 
 def test_multi30k_dry_run_without_data_gives_a_stand_in_of_the_same_format(
-    monkeypatch, cache
+    monkeypatch, cache, no_network
 ):
     from seqlib.data import parallel
     from seqlib.data.standins import StandInWarning
 
     monkeypatch.delenv("SEQLIB_OFFLINE")  # the dry run alone keeps it offline
     monkeypatch.setenv("SEQLIB_DRY_RUN", "1")
-    _no_network(monkeypatch)
     with pytest.warns(StandInWarning, match="dry run: Multi30k not found at"):
         data = parallel.load_multi30k()
     assert (len(data.train), len(data.valid), len(data.test)) == (
