@@ -37,15 +37,23 @@
 # - show, with a plot, that a fixed context vector loses BLEU as sentences grow.
 
 # %%
-# Setup: installs seqlib on Colab; locally the README's commands already did.
+# Setup: on Colab, installs seqlib (keeping Colab's own torch); locally the
+# README's commands already did.
 import importlib.util
+import os
 import subprocess
 import sys
+from importlib.metadata import version
 
 if importlib.util.find_spec("seqlib") is None:
-    pip = [sys.executable, "-m", "pip", "install", "-q"]
-    repo = "git+https://github.com/attention-course/attention-book"
-    subprocess.run([*pip, f"seqlib[keras] @ {repo}"], check=True)
+    url = "https://github.com/attention-course/attention-book"
+    repo = os.environ.get("SEQLIB_REPO", url)  # or your fork's URL
+    # pin the installed torch (Colab's CUDA build), so that pip keeps it
+    has_torch = importlib.util.find_spec("torch") is not None
+    keep = [f"torch=={version('torch')}"] if has_torch else []
+    pip = [sys.executable, "-m", "pip", "install", "-q", *keep]
+    subprocess.run([*pip, f"seqlib @ git+{repo}"], check=True)
+
 from seqlib.notebook import start
 
 device = start("ch02")
@@ -57,7 +65,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from seqlib import claims, decoding, metrics, seq2seq
+from seqlib import claims, decoding, metrics, profiles, seq2seq
 from seqlib.data import load_multi30k, translation
 from seqlib.data.translation import BucketBatches, make_batch, translation_task
 from seqlib.notebook import show
@@ -413,7 +421,8 @@ test_batches = BucketBatches(
     seed=seed_for(4),
 )
 refs = [p.refs for p in data.test]
-few = data.test[: S.n_beam]
+# (beam search, one sentence at a time, is slow on a CPU: a dry run caps it)
+few = data.test[: profiles.dry_run_cap(S.n_beam, 32)]
 few_batches = BucketBatches(
     few,
     data.src_vocab,
@@ -656,7 +665,7 @@ if S.corpus == "generated":  # the claims are about the smoke profile's task
         "in [0.85, 1.15]",
     )
     print("BLEU of the longest bucket is less than half that of the shortest")
-else:
+elif not profiles.dry_run():  # a dry run's few steps train nothing
     assert longest < shortest, (shortest, longest)
 
 # %% [markdown]

@@ -43,15 +43,22 @@
 #   against the RNN with attention, by sentence length.
 
 # %%
-# Setup: installs seqlib on Colab; locally the README's commands already did.
+# Setup: on Colab, installs seqlib (keeping Colab's own torch); locally the
+# README's commands already did.
 import importlib.util
+import os
 import subprocess
 import sys
+from importlib.metadata import version
 
 if importlib.util.find_spec("seqlib") is None:
-    pip = [sys.executable, "-m", "pip", "install", "-q"]
-    repo = "git+https://github.com/attention-course/attention-book"
-    subprocess.run([*pip, f"seqlib @ {repo}"], check=True)
+    url = "https://github.com/attention-course/attention-book"
+    repo = os.environ.get("SEQLIB_REPO", url)  # or your fork's URL
+    # pin the installed torch (Colab's CUDA build), so that pip keeps it
+    has_torch = importlib.util.find_spec("torch") is not None
+    keep = [f"torch=={version('torch')}"] if has_torch else []
+    pip = [sys.executable, "-m", "pip", "install", "-q", *keep]
+    subprocess.run([*pip, f"seqlib @ git+{repo}"], check=True)
 
 from seqlib.notebook import start
 
@@ -76,6 +83,7 @@ from seqlib import (
     layers,
     metrics,
     positional,
+    profiles,
     seq2seq,
     transformer,
 )
@@ -808,11 +816,15 @@ n_params = {
     name: sum(p.numel() for p in m.parameters())
     for name, m in [("GRU", rnn_net), ("Transformer", tf_net)]
 }
+# a dry run times the two shortest lengths, twice each
+timing_lengths = (
+    S.timing_lengths if not profiles.dry_run() else S.timing_lengths[:2]
+)
 timing = []
-for n_tokens in S.timing_lengths:
+for n_tokens in timing_lengths:
     xs = torch.randn(batch, n_tokens, width, device=device)
-    repeats = S.timing_repeats * max(
-        1, 256 // n_tokens
+    repeats = profiles.dry_run_cap(
+        S.timing_repeats * max(1, 256 // n_tokens), 2
     )  # more repeats where a pass is cheap and noisy
     timings = (
         forward_backward(rnn_net, xs, repeats),
@@ -1068,6 +1080,7 @@ if device.type == "cpu":
             f"a of peak ~ N^a from N = {mem_lengths[0]} to {n_mem}",
             memory_exponent("teaching"),
             "in [1.8, 2.1]",
+            structural=True,
         ),
         claims.check(
             "ch05-memory-fused-no-matrix",
@@ -1076,6 +1089,7 @@ if device.type == "cpu":
             "of one float32 B·h·N x N tensor",
             peak_mib["fused", n_mem] / matrix_mib[n_mem],
             "< 0.25",
+            structural=True,
         ),
         claims.check(
             "ch05-memory-fused-bool-mask",
@@ -1084,6 +1098,7 @@ if device.type == "cpu":
             f"at N = {n_mem} as a fraction of one float32 B·h·N x N tensor",
             peak_mib["fused, bool mask", n_mem] / matrix_mib[n_mem],
             "< 0.5",
+            structural=True,
         ),
         claims.check(
             "ch05-memory-cpu-flash-kernel",
@@ -1096,6 +1111,7 @@ if device.type == "cpu":
                 if name.startswith("fused")
             ),
             ">= 3",
+            structural=True,
         ),
     ]
     for c in memory_claims:
@@ -1160,6 +1176,8 @@ if S.corpus == "generated":
     )
 else:  # the full profile: Multi30k, downloaded into the cache on first use
     data = load_multi30k()
+# a dry run decodes 64 test sentences (greedy, beam, without the cache)
+data.test = data.test[: profiles.dry_run_cap(len(data.test), 64)]
 max_src = (
     max(len(p.src) for p in data.train + data.valid + data.test) + 1
 )  # + <eos>
@@ -1548,6 +1566,7 @@ decode_claims = [
         "same translations (fraction of identical test sentences)",
         same_output,
         ">= 0.98",
+        structural=True,
     ),
     claims.check(
         "ch05-decoder-step-more-ops",
@@ -1555,6 +1574,7 @@ decode_claims = [
         "operators as one step of the RNN decoder (ratio of the counts)",
         step_ms["Transformer, t = 5"][1] / step_ms["RNN"][1],
         "> 3",
+        structural=True,
     ),
 ]
 if one_cpu_thread:
@@ -1660,7 +1680,7 @@ assert torch.allclose(
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-few = data.test[: S.n_beam]
+few = data.test[: profiles.dry_run_cap(S.n_beam, 20)]
 few_batches = [make_batch(few, data.src_vocab, data.tgt_vocab)]
 few_refs = [p.refs for p in few]
 for beam in (1, S.beam_size):

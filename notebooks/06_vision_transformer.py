@@ -40,15 +40,22 @@
 #   against a CNN of equal size as the training set grows, over several seeds.
 
 # %%
-# Setup: installs seqlib on Colab; locally the README's commands already did.
+# Setup: on Colab, installs seqlib (keeping Colab's own torch); locally the
+# README's commands already did.
 import importlib.util
+import os
 import subprocess
 import sys
+from importlib.metadata import version
 
 if importlib.util.find_spec("seqlib") is None:
-    pip = [sys.executable, "-m", "pip", "install", "-q"]
-    repo = "git+https://github.com/attention-course/attention-book"
-    subprocess.run([*pip, f"seqlib @ {repo}"], check=True)
+    url = "https://github.com/attention-course/attention-book"
+    repo = os.environ.get("SEQLIB_REPO", url)  # or your fork's URL
+    # pin the installed torch (Colab's CUDA build), so that pip keeps it
+    has_torch = importlib.util.find_spec("torch") is not None
+    keep = [f"torch=={version('torch')}"] if has_torch else []
+    pip = [sys.executable, "-m", "pip", "install", "-q", *keep]
+    subprocess.run([*pip, f"seqlib @ git+{repo}"], check=True)
 
 from seqlib.notebook import start
 

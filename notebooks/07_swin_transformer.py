@@ -45,15 +45,22 @@
 #   \to 4C\times\frac H{16}\times\frac W{16} \to 8C\times\frac H{32}\times\frac W{32}$.
 
 # %%
-# Setup: installs seqlib on Colab; locally the README's commands already did.
+# Setup: on Colab, installs seqlib (keeping Colab's own torch); locally the
+# README's commands already did.
 import importlib.util
+import os
 import subprocess
 import sys
+from importlib.metadata import version
 
 if importlib.util.find_spec("seqlib") is None:
-    pip = [sys.executable, "-m", "pip", "install", "-q"]
-    repo = "git+https://github.com/attention-course/attention-book"
-    subprocess.run([*pip, f"seqlib @ {repo}"], check=True)
+    url = "https://github.com/attention-course/attention-book"
+    repo = os.environ.get("SEQLIB_REPO", url)  # or your fork's URL
+    # pin the installed torch (Colab's CUDA build), so that pip keeps it
+    has_torch = importlib.util.find_spec("torch") is not None
+    keep = [f"torch=={version('torch')}"] if has_torch else []
+    pip = [sys.executable, "-m", "pip", "install", "-q", *keep]
+    subprocess.run([*pip, f"seqlib @ git+{repo}"], check=True)
 
 from seqlib.notebook import start
 
@@ -246,9 +253,12 @@ def peak_bytes(fn, *args):
     return torch.cuda.max_memory_allocated() - base
 
 
+# a dry run times the two smallest grids only: on a CPU the largest global
+# attention matrices take minutes
+bench_grids = cfg.bench_grids[:2] if profiles.dry_run() else cfg.bench_grids
 bench = []
 with torch.no_grad():
-    for k in cfg.bench_grids:
+    for k in bench_grids:
         side = k * M
         tokens = torch.randn(
             cfg.bench_batch, side * side, C_b, device=device

@@ -47,15 +47,22 @@
 #   do, for a Transformer trained on few clips.
 
 # %%
-# Setup: installs seqlib on Colab; locally the README's commands already did.
+# Setup: on Colab, installs seqlib (keeping Colab's own torch); locally the
+# README's commands already did.
 import importlib.util
+import os
 import subprocess
 import sys
+from importlib.metadata import version
 
 if importlib.util.find_spec("seqlib") is None:
-    pip = [sys.executable, "-m", "pip", "install", "-q"]
-    repo = "git+https://github.com/attention-course/attention-book"
-    subprocess.run([*pip, f"seqlib @ {repo}"], check=True)
+    url = "https://github.com/attention-course/attention-book"
+    repo = os.environ.get("SEQLIB_REPO", url)  # or your fork's URL
+    # pin the installed torch (Colab's CUDA build), so that pip keeps it
+    has_torch = importlib.util.find_spec("torch") is not None
+    keep = [f"torch=={version('torch')}"] if has_torch else []
+    pip = [sys.executable, "-m", "pip", "install", "-q", *keep]
+    subprocess.run([*pip, f"seqlib @ git+{repo}"], check=True)
 
 from seqlib.notebook import start
 
@@ -177,18 +184,20 @@ assert same
 # same frames; only their order differs.
 
 # %%
-x_fm, y_fm = load_fashion_mnist("train", n=max(cfg.vit_n_train, 4000))
+x_fm, y_fm = load_fashion_mnist(
+    "train", n=max(profiles.dry_run_cap(cfg.vit_n_train), 4000)
+)
 x_fm_test, y_fm_test = load_fashion_mnist("test", n=1000)
 clip_kw = dict(frames=cfg.frames, size=cfg.size, item_size=cfg.item_size)
 train = make_arrow_of_time(
-    cfg.n_train,
+    profiles.dry_run_cap(cfg.n_train),
     items=x_fm[:2000],
     item_labels=y_fm[:2000],
     seed=seed_for(0),
     **clip_kw,
 )
 test = make_arrow_of_time(
-    cfg.n_test,
+    profiles.dry_run_cap(cfg.n_test),
     items=x_fm_test,
     item_labels=y_fm_test,
     seed=seed_for(1),
@@ -728,12 +737,12 @@ def make_moving_or_still(
 
 
 long_train = make_moving_or_still(
-    cfg.n_train,
+    profiles.dry_run_cap(cfg.n_train),
     items=x_fm[:2000],
     seeds=(seed_for(30), seed_for(31), seed_for(32)),
 )
 long_test = make_moving_or_still(
-    cfg.n_test,
+    profiles.dry_run_cap(cfg.n_test),
     items=x_fm_test,
     seeds=(seed_for(33), seed_for(34), seed_for(35)),
 )
@@ -936,8 +945,8 @@ image_model = vit.vit_tiny(
 )
 image_run = train_and_test(
     image_model,
-    x_fm[: cfg.vit_n_train],
-    y_fm[: cfg.vit_n_train],
+    x_fm[: profiles.dry_run_cap(cfg.vit_n_train)],
+    y_fm[: profiles.dry_run_cap(cfg.vit_n_train)],
     x_fm_test,
     y_fm_test,
     epochs=cfg.vit_epochs,
@@ -995,7 +1004,7 @@ small = make_arrow_of_time(
     **what_kw,
 )
 what_test = make_arrow_of_time(
-    cfg.n_test,
+    profiles.dry_run_cap(cfg.n_test),
     items=x_fm_test,
     item_labels=y_fm_test,
     seed=seed_for(6),
@@ -1295,6 +1304,7 @@ else:
 # :class: dropdown
 # ```
 
+
 # %% tags=["solution"]
 def space_batches(z: torch.Tensor) -> torch.Tensor:
     """(B, n_t, n_s, D) -> (B·n_t, n_s, D): one sequence per frame."""
@@ -1373,6 +1383,7 @@ check_close(
 # ```{solution-start} ex09-tokens
 # :class: dropdown
 # ```
+
 
 # %% tags=["solution"]
 def count_tokens(
@@ -1468,6 +1479,7 @@ for args, what in (
 # the smoke grid ($n_t = 4$, $n_s = 16$) the ratio is $64/20 = 3.2$; for ViViT-B on
 # Kinetics it is $3136 / 212 \approx 14.8$, and compared with the factorised
 # dot-product model (half the heads on each axis) twice that.
+
 
 # %% tags=["solution"]
 def cost_ratio(n_t: int, n_s: int) -> float:

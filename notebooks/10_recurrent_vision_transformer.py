@@ -52,15 +52,22 @@
 # - measure why multi-axis attention, not global attention, is what runs per frame.
 
 # %%
-# Setup: installs seqlib on Colab; locally the README's commands already did.
+# Setup: on Colab, installs seqlib (keeping Colab's own torch); locally the
+# README's commands already did.
 import importlib.util
+import os
 import subprocess
 import sys
+from importlib.metadata import version
 
 if importlib.util.find_spec("seqlib") is None:
-    pip = [sys.executable, "-m", "pip", "install", "-q"]
-    repo = "git+https://github.com/attention-course/attention-book"
-    subprocess.run([*pip, f"seqlib @ {repo}"], check=True)
+    url = "https://github.com/attention-course/attention-book"
+    repo = os.environ.get("SEQLIB_REPO", url)  # or your fork's URL
+    # pin the installed torch (Colab's CUDA build), so that pip keeps it
+    has_torch = importlib.util.find_spec("torch") is not None
+    keep = [f"torch=={version('torch')}"] if has_torch else []
+    pip = [sys.executable, "-m", "pip", "install", "-q", *keep]
+    subprocess.run([*pip, f"seqlib[keras] @ git+{repo}"], check=True)
 
 from seqlib.notebook import start
 
@@ -525,9 +532,10 @@ common = dict(
     classes=cfg.classes,
 )
 train_set = load_event_clips(
-    "train", n=cfg.n_train, seed=seed_for(0), **common
+    "train", n=profiles.dry_run_cap(cfg.n_train), seed=seed_for(0), **common
 )
-test_set = load_event_clips("test", n=cfg.n_test, seed=seed_for(1), **common)
+n_test = profiles.dry_run_cap(cfg.n_test)
+test_set = load_event_clips("test", n=n_test, seed=seed_for(1), **common)
 names = [FASHION_CLASSES[c] for c in train_set.classes]
 print("events:", tuple(train_set.events.shape))
 print("classes:", names)
@@ -820,7 +828,7 @@ silence = cfg.frames - cfg.moving_frames  # silent frames at the end of a clip
 window_sizes = (silence, silence + 1, cfg.frames)
 longer_set = load_event_clips(
     "test",
-    n=cfg.n_test,
+    n=n_test,
     seed=seed_for(1),
     **{**common, "frames": cfg.frames + 1},
 )
@@ -1120,21 +1128,26 @@ plt.show()
 # NBVAL_IGNORE_OUTPUT
 mha = MultiHeadAttention(cfg.bench_dim, cfg.bench_heads).eval()
 P = cfg.bench_window
+# a dry run times the two smallest maps, twice each
+bench_sizes = (
+    cfg.bench_sizes if not profiles.dry_run() else cfg.bench_sizes[:2]
+)
+bench_repeats = profiles.dry_run_cap(cfg.bench_repeats, 2)
 latency = []
 with torch.no_grad():
-    for S in cfg.bench_sizes:
+    for S in bench_sizes:
         x = torch.randn(1, S, S, cfg.bench_dim)
         multi = train.benchmark(
             lambda: (
                 mha(window_partition(x, P)),
                 mha(rvt.grid_partition(x, P)),
             ),
-            repeats=cfg.bench_repeats,
+            repeats=bench_repeats,
             warmup=1,
         )
         glob = train.benchmark(
             lambda: mha(x.reshape(1, S * S, -1)),
-            repeats=cfg.bench_repeats,
+            repeats=bench_repeats,
             warmup=1,
         )
         latency.append(
