@@ -18,6 +18,7 @@ table, so a reader sees at a glance what changes with the profile.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Any
 
@@ -732,8 +733,6 @@ def report_target(chapter: str, value: float) -> bool:
     )
     path = os.environ.get(METRICS_ENV)
     if path:
-        import json
-
         with open(path, "a", encoding="utf-8") as f:
             record = dict(
                 chapter=chapter,

@@ -212,12 +212,13 @@ def resolve_compile(
     """The ``torch.compile`` backend :func:`fit` uses, or None for eager.
 
     An explicit ``compile`` wins (True means ``"inductor"``, False eager, a
-    string names the backend). ``None`` reads ``SEQLIB_COMPILE``: ``0``, ``1``,
-    a backend name, or ``auto`` (the default): inductor on a CUDA GPU outside a
-    dry run, where compiling (a minute) pays off over a long run; eager on a
-    CPU, where it rarely does, and in a dry run, which takes a few steps only.
-    Only models that ask for it are compiled: callers pass ``"auto"``
-    (:func:`train_classifier` does) or set ``SEQLIB_COMPILE=1``.
+    string names the backend). ``None`` reads ``SEQLIB_COMPILE``: ``0`` (the
+    default: eager), ``1``, a backend name, or ``auto``. ``auto`` means
+    inductor on a CUDA GPU outside a dry run, where compiling (a minute) pays
+    off over a long run; eager on a CPU, where it rarely does, and in a dry
+    run, which takes a few steps only. So only models that ask for it are
+    compiled: callers pass ``"auto"`` (:func:`train_classifier` does) or set
+    ``SEQLIB_COMPILE``.
     """
     if compile is None:
         compile = os.environ.get(COMPILE_ENV, "0").strip().lower() or "0"
