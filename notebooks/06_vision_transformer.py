@@ -409,6 +409,8 @@ for (name, n), r in results.items():
         f"{name:<6}{r['params']:>10,}{n:>14}{r['acc']:>10.3f}"
         f"{r['train_acc']:>11.3f}{r['seconds']:>9.1f}"
     )
+if profiles.current_profile() == "full":  # against profiles.TARGETS["ch06"]
+    profiles.report_target("ch06", results["ViT", cfg.n_train]["acc"])
 
 # %%
 vit_big, cnn_big = results["ViT", cfg.n_train], results["CNN", cfg.n_train]

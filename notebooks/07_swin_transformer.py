@@ -818,6 +818,8 @@ for name, r in results.items():
         f"{name:<6}{r['params']:>10,}{r['acc']:>10.3f}"
         f"{r['train_acc']:>11.3f}{r['seconds']:>9.1f}"
     )
+if profiles.current_profile() == "full":  # against profiles.TARGETS["ch07"]
+    profiles.report_target("ch07", results["Swin"]["acc"])
 
 # %%
 size_ratio = results["Swin"]["params"] / results["ViT"]["params"]
